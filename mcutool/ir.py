@@ -1,0 +1,254 @@
+"""The graph IR every stage shares.
+
+A `Graph` is a list of `Op`s in execution order over named `Tensor`s. Layout is NHWC everywhere, shapes are
+static, and a tensor's integer meaning is carried by its `Quant` (real = scale * (q - zero_point)).
+
+Weight layouts (TFLite's, so an imported TFLite model needs no transposition):
+  conv2d            weights (out_c, kh, kw, in_c)
+  depthwise_conv2d  weights (1, kh, kw, in_c * depth_multiplier)
+  fully_connected   weights (out_c, in_c)
+
+This module imports nothing of mcutool.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4, "bool": 1}
+
+# Fused activations an op may carry; for quantized ops they become clamps of the output range.
+ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
+
+
+@dataclass
+class Quant:
+    """Affine quantization: real = scale * (q - zero_point); per channel along `axis` when it has several values."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None = None
+
+    def __post_init__(self):
+        self.scale = np.atleast_1d(np.asarray(self.scale, dtype=np.float64))
+        self.zero_point = np.atleast_1d(np.asarray(self.zero_point, dtype=np.int64))
+        if self.zero_point.size == 1 and self.scale.size > 1:
+            self.zero_point = np.full(self.scale.shape, int(self.zero_point[0]), dtype=np.int64)
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.size > 1
+
+    def to_json(self) -> dict:
+        d = {"scale": [float(s) for s in self.scale], "zero_point": [int(z) for z in self.zero_point]}
+        if self.per_channel:
+            d["axis"] = self.axis
+        return d
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: Quant | None = None
+    data: np.ndarray | None = None  # set for constants (weights, biases, shape operands)
+
+    def __post_init__(self):
+        self.shape = tuple(int(d) for d in self.shape)
+        if self.dtype not in DTYPE_BYTES:
+            raise ValueError(f"tensor {self.name!r}: unknown dtype {self.dtype!r}")
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * DTYPE_BYTES[self.dtype]
+
+
+@dataclass
+class Conv2DAttrs:
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    activation: str = "none"
+
+
+@dataclass
+class DepthwiseConv2DAttrs(Conv2DAttrs):
+    depth_multiplier: int = 1
+
+
+@dataclass
+class FullyConnectedAttrs:
+    activation: str = "none"
+
+
+@dataclass
+class Pool2DAttrs:
+    filter: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    activation: str = "none"
+    count_include_pad: bool = False  # average pool only; TFLite and ONNX's default divide by the valid count
+
+
+@dataclass
+class ElementwiseAttrs:  # add, mul
+    activation: str = "none"
+
+
+@dataclass
+class ConcatAttrs:
+    axis: int = -1
+    activation: str = "none"
+
+
+@dataclass
+class SoftmaxAttrs:
+    beta: float = 1.0
+
+
+@dataclass
+class PadAttrs:
+    pads: tuple[tuple[int, int], ...] = ()  # (before, after) per dimension; pads with the output zero point
+
+
+@dataclass
+class TransposeAttrs:
+    perm: tuple[int, ...] = ()
+
+
+@dataclass
+class MeanAttrs:
+    axes: tuple[int, ...] = ()
+    keep_dims: bool = True
+
+
+@dataclass
+class NoAttrs:  # reshape, logistic, quantize, dequantize
+    pass
+
+
+# op kind -> the attribute class it carries
+OP_ATTRS: dict[str, type] = {
+    "conv2d": Conv2DAttrs,
+    "depthwise_conv2d": DepthwiseConv2DAttrs,
+    "fully_connected": FullyConnectedAttrs,
+    "avg_pool2d": Pool2DAttrs,
+    "max_pool2d": Pool2DAttrs,
+    "add": ElementwiseAttrs,
+    "mul": ElementwiseAttrs,
+    "reshape": NoAttrs,
+    "softmax": SoftmaxAttrs,
+    "logistic": NoAttrs,
+    "pad": PadAttrs,
+    "transpose": TransposeAttrs,
+    "mean": MeanAttrs,
+    "concat": ConcatAttrs,
+    "quantize": NoAttrs,
+    "dequantize": NoAttrs,
+}
+
+
+@dataclass
+class Op:
+    name: str  # the layer's name, unique in the graph
+    kind: str  # a key of OP_ATTRS
+    inputs: list[str]  # tensor names; "" for an absent optional input (e.g. no bias)
+    outputs: list[str]
+    attrs: Any = None
+
+    def __post_init__(self):
+        if self.kind not in OP_ATTRS:
+            raise ValueError(f"op {self.name!r}: unknown kind {self.kind!r}")
+        if self.attrs is None:
+            self.attrs = OP_ATTRS[self.kind]()
+        if not isinstance(self.attrs, OP_ATTRS[self.kind]):
+            raise TypeError(f"op {self.name!r} ({self.kind}) needs {OP_ATTRS[self.kind].__name__}, "
+                            f"got {type(self.attrs).__name__}")
+
+
+@dataclass
+class Graph:
+    name: str
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    ops: list[Op] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def add_tensor(self, t: Tensor) -> Tensor:
+        if t.name in self.tensors:
+            raise ValueError(f"duplicate tensor name {t.name!r}")
+        self.tensors[t.name] = t
+        return t
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def op_inputs(self, op: Op) -> list[Tensor | None]:
+        return [self.tensors[n] if n else None for n in op.inputs]
+
+    def activations(self) -> list[Tensor]:
+        """Tensors that live in RAM at run time: everything that is not a constant."""
+        return [t for t in self.tensors.values() if not t.is_const]
+
+    def producers(self) -> dict[str, Op]:
+        return {out: op for op in self.ops for out in op.outputs}
+
+    def consumers(self) -> dict[str, list[Op]]:
+        users: dict[str, list[Op]] = {n: [] for n in self.tensors}
+        for op in self.ops:
+            for n in op.inputs:
+                if n:
+                    users[n].append(op)
+        return users
+
+    def validate(self) -> None:
+        """Check that the graph is well formed: ops in a valid order, names resolve, shapes static."""
+        defined = {n for n, t in self.tensors.items() if t.is_const} | set(self.inputs)
+        names = set()
+        for op in self.ops:
+            if op.name in names:
+                raise ValueError(f"duplicate op name {op.name!r}")
+            names.add(op.name)
+            for n in op.inputs:
+                if n and n not in defined:
+                    raise ValueError(f"op {op.name!r} reads {n!r} before it is produced")
+            for n in op.outputs:
+                if n not in self.tensors:
+                    raise ValueError(f"op {op.name!r} writes unknown tensor {n!r}")
+                defined.add(n)
+        for n in self.outputs:
+            if n not in defined:
+                raise ValueError(f"graph output {n!r} is never produced")
+        for t in self.tensors.values():
+            if any(d <= 0 for d in t.shape):
+                raise ValueError(f"tensor {t.name!r} has a non-static shape {t.shape}")
+
+
+def op_macs(graph: Graph, op: Op) -> int:
+    """Multiply-accumulates of conv, depthwise and fully connected ops (0 for every other op)."""
+    if op.kind == "conv2d":
+        w = graph.tensor(op.inputs[1])
+        return graph.tensor(op.outputs[0]).size * int(np.prod(w.shape[1:]))
+    if op.kind == "depthwise_conv2d":
+        w = graph.tensor(op.inputs[1])
+        return graph.tensor(op.outputs[0]).size * w.shape[1] * w.shape[2]
+    if op.kind == "fully_connected":
+        w = graph.tensor(op.inputs[1])
+        return graph.tensor(op.outputs[0]).size * w.shape[1]
+    return 0
+
+
+def op_weight_bytes(graph: Graph, op: Op) -> int:
+    """Bytes of the constant operands an op reads (weights, biases, tables)."""
+    return sum(t.nbytes for t in graph.op_inputs(op) if t is not None and t.is_const)
