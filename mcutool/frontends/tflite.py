@@ -1,0 +1,300 @@
+"""TFLite importer: a .tflite flatbuffer -> the graph IR.
+
+The file is parsed with the `tflite` package (Python bindings of TFLite's schema), never by running an
+interpreter. TFLite is NHWC with the IR's weight layouts already, so this only translates: options become typed
+attributes, SAME/VALID padding becomes explicit pads, constant operands (paddings, perms, axes) become attributes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tflite
+from tflite.BuiltinOperator import BuiltinOperator as BO
+from tflite.TensorType import TensorType as TT
+
+from ..errors import UserError
+from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
+                  MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
+
+_DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
+           TT.INT16: "int16", TT.INT8: "int8"}
+_NUMPY = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "int64": np.int64, "bool": np.bool_,
+          "int16": np.int16, "int8": np.int8}
+_ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+_OP_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(TT).items() if not k.startswith("_")}
+
+
+def load_tflite(path: str | Path) -> Graph:
+    path = Path(path)
+    buf = path.read_bytes()
+    model = _parse_model(path, buf)
+    if model.SubgraphsLength() != 1:
+        raise UserError(f"{path.name}: the model has {model.SubgraphsLength()} subgraphs (control flow such as "
+                        "WHILE/IF). mcutool compiles single-subgraph models only.")
+    return _Importer(path, buf, model).run()
+
+
+def _parse_model(path: Path, buf: bytes):
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise UserError(f"{path.name} is not a TFLite flatbuffer (its file identifier is not 'TFL3'); "
+                        "the file is damaged or of another format. Pass a .tflite written by the TFLite converter.")
+    try:
+        model = tflite.Model.GetRootAsModel(buf, 0)
+        model.SubgraphsLength()
+        sg = model.Subgraphs(0)
+        for i in range(sg.TensorsLength()):
+            t = sg.Tensors(i)
+            t.ShapeAsNumpy(), t.Name(), t.Buffer()
+        for i in range(model.BuffersLength()):
+            model.Buffers(i).DataLength()
+    except Exception as exc:  # a truncated or corrupt flatbuffer fails inside the generated accessors
+        raise UserError(f"{path.name} could not be read as a TFLite model ({type(exc).__name__}: {exc}); the "
+                        "file is truncated or corrupt. Re-export it with the TFLite converter.") from None
+    return model
+
+
+def _tflite_padding(padding: int, in_size: int, filt: int, stride: int, dilation: int, out_size: int):
+    """TFLite's ComputePaddingHeightWidth: (before, after) for SAME (0), zeros for VALID (1)."""
+    if padding == 1:
+        return 0, 0
+    eff = (filt - 1) * dilation + 1
+    total = max((out_size - 1) * stride + eff - in_size, 0)
+    return total // 2, total - total // 2
+
+
+class _Importer:
+    def __init__(self, path: Path, buf: bytes, model):
+        self.path, self.buf, self.model = path, buf, model
+        self.sg = model.Subgraphs(0)
+        self.graph = Graph(name=path.stem)
+        self.names: dict[int, str] = {}
+        self.counts: dict[str, int] = {}
+
+    # -- tensors -------------------------------------------------------------------------------------------------
+    def run(self) -> Graph:
+        for i in range(self.sg.TensorsLength()):
+            self._tensor(i)
+        self.graph.inputs = [self.names[int(i)] for i in self.sg.InputsAsNumpy()]
+        self.graph.outputs = [self.names[int(i)] for i in self.sg.OutputsAsNumpy()]
+        self._check_static()
+        for i in range(self.sg.OperatorsLength()):
+            self._op(i, self.sg.Operators(i))
+        try:
+            self.graph.validate()
+        except ValueError as exc:
+            raise UserError(f"{self.path.name}: the model's graph is inconsistent ({exc}).") from None
+        return self.graph
+
+    def _tensor(self, i: int) -> None:
+        t = self.sg.Tensors(i)
+        name = (t.Name() or b"").decode("utf-8", "replace") or f"tensor_{i}"
+        if name in self.graph.tensors:
+            name = f"{name}:{i}"
+        ttype = t.Type()
+        if ttype not in _DTYPES:
+            kind = _TYPE_NAMES.get(ttype, str(ttype))
+            raise UserError(f"{self.path.name}: tensor {name!r} is {kind}. mcutool supports float32, int8, uint8, "
+                            "int16, int32 and int64 tensors; convert a float16 model to float32 (or quantize it to "
+                            "int8 with the TFLite converter) first.")
+        dtype = _DTYPES[ttype]
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        data = self._buffer(t.Buffer(), dtype, shape, name)
+        self.names[i] = name
+        self.graph.add_tensor(Tensor(name, shape, dtype, self._quant(t), data))
+
+    def _buffer(self, index: int, dtype: str, shape, name: str):
+        b = self.model.Buffers(index)
+        if b.Offset() > 1:  # large models keep the bytes after the flatbuffer
+            raw = self.buf[b.Offset():b.Offset() + b.Size()]
+        elif b.DataLength():
+            raw = b.DataAsNumpy().tobytes()
+        else:
+            return None
+        arr = np.frombuffer(raw, dtype=_NUMPY[dtype])
+        if arr.size != int(np.prod(shape, dtype=np.int64)):
+            raise UserError(f"{self.path.name}: constant tensor {name!r} holds {arr.size} values but its shape "
+                            f"{list(shape)} needs {int(np.prod(shape))}; the file is corrupt.")
+        return arr.reshape(shape).copy()
+
+    @staticmethod
+    def _quant(t) -> Quant | None:
+        q = t.Quantization()
+        if q is None or q.ScaleLength() == 0:
+            return None
+        scale = q.ScaleAsNumpy()
+        zp = q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros_like(scale, dtype=np.int64)
+        return Quant(scale, zp, int(q.QuantizedDimension()) if q.ScaleLength() > 1 else None)
+
+    def _check_static(self) -> None:
+        for idx in list(self.sg.InputsAsNumpy()):
+            t = self.sg.Tensors(int(idx))
+            name = self.names[int(idx)]
+            sig = t.ShapeSignatureAsNumpy() if t.ShapeSignatureLength() else t.ShapeAsNumpy()
+            shape = t.ShapeAsNumpy() if t.ShapeLength() else []
+            dyn = [d for d, s in enumerate(sig) if s < 0 and d > 0] + [d for d, s in enumerate(shape) if s <= 0]
+            if dyn:
+                raise UserError(f"{self.path.name}: input {name!r} has a dynamic shape (signature {list(sig)}, "
+                                f"dimension {dyn[0]} unknown). mcutool plans memory statically and needs every "
+                                "dimension fixed: re-export the model with a fixed input shape.")
+
+    # -- ops -----------------------------------------------------------------------------------------------------
+    def _opcode(self, op) -> tuple[int, str]:
+        oc = self.model.OperatorCodes(op.OpcodeIndex())
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        if code == BO.CUSTOM:
+            return code, "custom op " + (oc.CustomCode() or b"?").decode("utf-8", "replace")
+        return code, _OP_NAMES.get(code, f"builtin {code}")
+
+    def _options(self, op, cls):
+        opts = cls()
+        table = op.BuiltinOptions()
+        if table is not None:
+            opts.Init(table.Bytes, table.Pos)
+            return opts
+        return None
+
+    def _const(self, name: str, what: str, layer: str) -> np.ndarray:
+        t = self.graph.tensor(name)
+        if not t.is_const:
+            raise UserError(f"{self.path.name}: layer {layer!r} takes its {what} from a computed tensor {name!r}; "
+                            "mcutool needs it to be a constant (static shapes).")
+        return t.data
+
+    def _name(self, kind: str) -> str:
+        n = self.counts.get(kind, 0)
+        self.counts[kind] = n + 1
+        return f"{kind}_{n}"
+
+    def _op(self, index: int, op) -> None:
+        code, opname = self._opcode(op)
+        ins = [self.names[int(i)] if i >= 0 else "" for i in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [self.names[int(i)] for i in op.OutputsAsNumpy()]
+        handler = _HANDLERS.get(code)
+        if handler is None:
+            supported = ", ".join(sorted(_OP_NAMES[c] for c in _HANDLERS))
+            raise UserError(f"{self.path.name}: operator {index} ({opname}, producing {outs[0]!r}) is not "
+                            f"supported by mcutool. Supported TFLite operators: {supported}.")
+        kind, ins, attrs = handler(self, op, ins, outs)
+        self._check_hybrid(kind, ins, outs)
+        self.graph.ops.append(Op(self._name(kind), kind, ins, outs, attrs))
+
+    def _check_hybrid(self, kind: str, ins: list[str], outs: list[str]) -> None:
+        if kind in ("conv2d", "depthwise_conv2d", "fully_connected") and len(ins) > 1:
+            x, w = self.graph.tensor(ins[0]), self.graph.tensor(ins[1])
+            if x.dtype == "float32" and w.dtype in ("int8", "uint8"):
+                raise UserError(f"{self.path.name}: the layer producing {outs[0]!r} is hybrid-quantized (float "
+                                "activations, int8 weights: dynamic-range quantization). mcutool runs integer-only "
+                                "int8 models or float models it quantizes itself: give it the float model with "
+                                "--calib, or convert with full integer quantization.")
+
+    def _spatial(self, x: str, out: str, filt, stride, dilation, padding):
+        _, ih, iw, _ = self.graph.tensor(x).shape
+        _, oh, ow, _ = self.graph.tensor(out).shape
+        top, bottom = _tflite_padding(padding, ih, filt[0], stride[0], dilation[0], oh)
+        left, right = _tflite_padding(padding, iw, filt[1], stride[1], dilation[1], ow)
+        return (top, left, bottom, right)
+
+    def _conv(self, op, ins, outs):
+        o = self._options(op, tflite.Conv2DOptions)
+        w = self.graph.tensor(ins[1])
+        stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
+        pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
+        return "conv2d", ins, Conv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()])
+
+    def _depthwise(self, op, ins, outs):
+        o = self._options(op, tflite.DepthwiseConv2DOptions)
+        w = self.graph.tensor(ins[1])
+        stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
+        pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
+        mult = w.shape[3] // self.graph.tensor(ins[0]).shape[3]
+        return "depthwise_conv2d", ins, DepthwiseConv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()],
+                                                             depth_multiplier=mult)
+
+    def _fully_connected(self, op, ins, outs):
+        o = self._options(op, tflite.FullyConnectedOptions)
+        act = _ACTIVATIONS[o.FusedActivationFunction()] if o else "none"
+        if o is not None and o.WeightsFormat() != 0:
+            raise UserError(f"{self.path.name}: FULLY_CONNECTED producing {outs[0]!r} uses shuffled weights; "
+                            "mcutool reads the default weights format only.")
+        return "fully_connected", ins, FullyConnectedAttrs(act)
+
+    def _reshape(self, op, ins, outs):
+        return "reshape", ins[:1], NoAttrs()
+
+    def _softmax(self, op, ins, outs):
+        o = self._options(op, tflite.SoftmaxOptions)
+        return "softmax", ins, SoftmaxAttrs(float(o.Beta()) if o else 1.0)
+
+    def _pad(self, op, ins, outs):
+        pads = self._const(ins[1], "paddings", outs[0]).astype(np.int64)
+        if len(ins) > 2 and ins[2]:  # PADV2's constant value must be the output zero point
+            value = self._const(ins[2], "pad value", outs[0]).reshape(-1)[0]
+            q = self.graph.tensor(outs[0]).quant
+            zp = int(q.zero_point[0]) if q is not None else 0
+            if int(value) != zp:
+                raise UserError(f"{self.path.name}: PADV2 producing {outs[0]!r} pads with {value}, not the zero "
+                                "point; mcutool supports padding with zero (the zero point) only.")
+        return "pad", ins[:1], PadAttrs(tuple((int(a), int(b)) for a, b in pads))
+
+    def _transpose(self, op, ins, outs):
+        perm = self._const(ins[1], "permutation", outs[0])
+        return "transpose", ins[:1], TransposeAttrs(tuple(int(p) for p in perm))
+
+    def _mean(self, op, ins, outs):
+        o = self._options(op, tflite.ReducerOptions)
+        rank = len(self.graph.tensor(ins[0]).shape)
+        axes = tuple(sorted(int(a) % rank for a in np.atleast_1d(self._const(ins[1], "axes", outs[0]))))
+        return "mean", ins[:1], MeanAttrs(axes, bool(o.KeepDims()) if o else False)
+
+    def _concat(self, op, ins, outs):
+        o = self._options(op, tflite.ConcatenationOptions)
+        rank = len(self.graph.tensor(outs[0]).shape)
+        return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
+
+
+
+def _pool(kind):
+    def handler(self, op, ins, outs):
+        o = self._options(op, tflite.Pool2DOptions)
+        filt, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
+        pads = self._spatial(ins[0], outs[0], filt, stride, (1, 1), o.Padding())
+        return kind, ins, Pool2DAttrs(filt, stride, pads, _ACTIVATIONS[o.FusedActivationFunction()])
+    return handler
+
+
+def _elementwise(kind, options_cls):
+    def handler(self, op, ins, outs):
+        o = self._options(op, options_cls)
+        return kind, ins, ElementwiseAttrs(_ACTIVATIONS[o.FusedActivationFunction()] if o else "none")
+    return handler
+
+
+def _plain(kind):
+    def handler(self, op, ins, outs):
+        return kind, ins[:1], NoAttrs()
+    return handler
+
+
+_HANDLERS = {
+    BO.CONV_2D: _Importer._conv,
+    BO.DEPTHWISE_CONV_2D: _Importer._depthwise,
+    BO.FULLY_CONNECTED: _Importer._fully_connected,
+    BO.AVERAGE_POOL_2D: _pool("avg_pool2d"),
+    BO.MAX_POOL_2D: _pool("max_pool2d"),
+    BO.ADD: _elementwise("add", tflite.AddOptions),
+    BO.MUL: _elementwise("mul", tflite.MulOptions),
+    BO.RESHAPE: _Importer._reshape,
+    BO.SQUEEZE: _Importer._reshape,
+    BO.EXPAND_DIMS: _Importer._reshape,
+    BO.SOFTMAX: _Importer._softmax,
+    BO.LOGISTIC: _plain("logistic"),
+    BO.PAD: _Importer._pad,
+    BO.PADV2: _Importer._pad,
+    BO.TRANSPOSE: _Importer._transpose,
+    BO.MEAN: _Importer._mean,
+    BO.CONCATENATION: _Importer._concat,
+    BO.QUANTIZE: _plain("quantize"),
+    BO.DEQUANTIZE: _plain("dequantize"),
+}

@@ -1,0 +1,1 @@
+"""Memory-aware scheduling: tensor lifetimes, the static arena, patch-based inference."""

@@ -1,0 +1,49 @@
+"""What `inspect` shows and report.json's `layers`: per-layer shapes, MACs, parameters and activation bytes."""
+from __future__ import annotations
+
+from .ir import Graph, Tensor, op_macs, op_weight_bytes
+from .schedule.liveness import layerwise_peak_bytes, live_bytes_per_op
+
+
+def tensor_info(t: Tensor) -> dict:
+    d = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype}
+    if t.quant is not None and not t.quant.per_channel:
+        d["scale"] = float(t.quant.scale[0])
+        d["zero_point"] = int(t.quant.zero_point[0])
+    return d
+
+
+def layer_rows(graph: Graph) -> list[dict]:
+    live = live_bytes_per_op(graph)
+    rows = []
+    for op, live_bytes in zip(graph.ops, live):
+        ins = [t for t in graph.op_inputs(op) if t is not None]
+        out = graph.tensor(op.outputs[0])
+        rows.append({
+            "name": op.name,
+            "op": op.kind,
+            "in_shape": list(ins[0].shape) if ins else [],
+            "out_shape": list(out.shape),
+            "dtype": out.dtype,
+            "macs": op_macs(graph, op),
+            "params": sum(t.size for t in ins if t.is_const),
+            "weights_bytes": op_weight_bytes(graph, op),
+            "in_bytes": sum(t.nbytes for t in ins if not t.is_const),
+            "out_bytes": sum(graph.tensor(n).nbytes for n in op.outputs),
+            "live_bytes": live_bytes,
+        })
+    return rows
+
+
+def model_summary(graph: Graph) -> dict:
+    rows = layer_rows(graph)
+    return {
+        "model": graph.name,
+        "inputs": [tensor_info(graph.tensor(n)) for n in graph.inputs],
+        "outputs": [tensor_info(graph.tensor(n)) for n in graph.outputs],
+        "macs": sum(r["macs"] for r in rows),
+        "params": sum(t.size for t in graph.tensors.values() if t.is_const),
+        "weights_bytes": sum(t.nbytes for t in graph.tensors.values() if t.is_const),
+        "layerwise_peak_bytes": layerwise_peak_bytes(graph),
+        "layers": rows,
+    }
