@@ -1,0 +1,384 @@
+"""Boards: one TOML file per board in boards/ (DESIGN.md §5) — data, not code.
+
+A board file names the core and its compiler flags, two memory maps (the real board's and the emulator's,
+where the same sizes live in the QEMU machine), the counter each image uses, the emulator command and how
+to flash the board. Code asks a `Board` for its properties and never branches on its name.
+
+    board = load_board("stm32f746")
+    board.flash_bytes, board.sram_bytes               # the real board's limits
+    board.memory_map("emulator")["sram"].origin       # where that SRAM lives in QEMU
+    board.linker_context("emulator", stack_size=4096) # variables for templates/linker/<arch>.ld.j2
+    board.target_defines("emulator")                  # -D flags for firmware/<arch>/ (counter, vectors)
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import UserError
+
+ARCHES = ("cortex-m", "riscv")
+IMAGES = ("board", "emulator")
+REGION_KINDS = ("rom", "ram")
+CODE_REGION = "flash"  # code, constants, .data's initial values
+DATA_REGION = "sram"  # stack reserve, .data, .bss
+COUNTER_KINDS = ("cmsdk_dualtimer", "stm32_tim", "dwt_cyccnt", "minstret", "mcycle")
+COUNTER_UNITS = ("instructions", "cycles")
+# Counter kinds that sit at a peripheral address the board file must give.
+_COUNTERS_WITH_BASE = ("cmsdk_dualtimer", "stm32_tim")
+# The vernier loop (firmware/cortex-m/counter.c) needs a tick of at least this many instructions.
+_MIN_UNITS_PER_VERNIER_TICK = 5
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    name: str  # the board file's key; also the linker script's region name
+    origin: int
+    length: int
+    kind: str  # "rom" (loaded from the image) or "ram"
+
+    @property
+    def end(self) -> int:
+        return self.origin + self.length
+
+
+@dataclass(frozen=True)
+class MemoryMap:
+    regions: tuple[MemoryRegion, ...]
+
+    def __getitem__(self, name: str) -> MemoryRegion:
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(region.name == name for region in self.regions)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(region.name for region in self.regions)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """What counts time in one image: `units_per_tick` instructions (or cycles) per counter tick."""
+
+    kind: str
+    unit: str
+    units_per_tick: int
+    base: int | None = None
+    prescaler: int | None = None
+
+    def defines(self) -> list[str]:
+        """-D flags that select and configure this counter in firmware/<arch>/counter.c."""
+        flags = [f"-DMCU_COUNTER_{self.kind.upper()}=1", f"-DMCU_COUNTER_UNITS_PER_TICK={self.units_per_tick}"]
+        if self.base is not None:
+            flags.append(f"-DMCU_COUNTER_BASE=0x{self.base:08X}u")
+        if self.prescaler is not None:
+            flags.append(f"-DMCU_COUNTER_PRESCALER={self.prescaler}u")
+        if self.unit == "cycles":
+            flags.append("-DMCU_COUNTER_UNIT_CYCLES=1")
+        return flags
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    prefix: str  # "arm-none-eabi-": gcc, objdump, nm, size, addr2line
+    cflags: tuple[str, ...]  # core, ISA, ABI; the float ABI is soft on every board
+    install: str  # how to get it, for error messages
+
+    def tool(self, name: str) -> str:
+        return self.prefix + name
+
+
+@dataclass(frozen=True)
+class Emulator:
+    program: str  # "qemu-system-arm"
+    machine: str  # "-M" value, properties included ("sifive_e,revb=true")
+    args: tuple[str, ...]  # everything else but -kernel and -semihosting-config
+    io: str  # "semihosting"
+    install: str
+    memory: MemoryMap
+    counter: Counter
+
+    @property
+    def description(self) -> str:
+        """How report.json names the emulator: "qemu-system-arm -M mps2-an500"."""
+        return f"{self.program} -M {self.machine}"
+
+
+@dataclass(frozen=True)
+class FlashMethods:
+    openocd: tuple[str, ...] = ()  # -f files under openocd's scripts folder
+    pyocd_target: str | None = None
+    st_flash_address: int | None = None
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    arch: str  # selects firmware/<arch>/ and templates/linker/<arch>.ld.j2
+    core: str
+    isa: str
+    fpu: str  # what the silicon has; the firmware never uses it
+    dsp: bool
+    clock_hz: int
+    irq_count: int
+    toolchain: Toolchain
+    memory: MemoryMap  # the real board's
+    counter: Counter  # the real board's
+    flash: FlashMethods
+    emulator: Emulator
+    path: Path
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.memory[CODE_REGION].length
+
+    @property
+    def sram_bytes(self) -> int:
+        return self.memory[DATA_REGION].length
+
+    def memory_map(self, image: str) -> MemoryMap:
+        """The memory map of `image`: "board" (the real one) or "emulator" (the QEMU machine's)."""
+        return self.emulator.memory if _image(image) == "emulator" else self.memory
+
+    def counter_for(self, image: str) -> Counter:
+        return self.emulator.counter if _image(image) == "emulator" else self.counter
+
+    def target_defines(self, image: str) -> list[str]:
+        """-D flags for the firmware layer of `image` (its counter; the vector table's size)."""
+        return [*self.counter_for(image).defines(), f"-DMCU_IRQ_COUNT={self.irq_count}"]
+
+    @property
+    def linker_template(self) -> str:
+        return f"linker/{self.arch}.ld.j2"
+
+    def linker_context(self, image: str, stack_size: int) -> dict[str, Any]:
+        """Variables for templates/linker/<arch>.ld.j2: the regions of `image` and the stack reserve."""
+        if stack_size < 256 or stack_size % 8:
+            raise UserError(f"The stack reserve must be a multiple of 8 bytes and at least 256 bytes; got {stack_size}.")
+        memory = self.memory_map(image)
+        vector_bytes = 4 * (16 + self.irq_count)  # Cortex-M: VTOR wants the table aligned to its size's power of 2
+        return {
+            "board": self.name,
+            "vector_align": max(128, 1 << (vector_bytes - 1).bit_length()),
+            "image": _image(image),
+            "machine": self.emulator.machine if _image(image) == "emulator" else "",
+            "stack_size": stack_size,
+            "code_region": CODE_REGION,
+            "data_region": DATA_REGION,
+            "regions": [
+                {
+                    "name": r.name,
+                    "attrs": "rx" if r.kind == "rom" else "rwx",
+                    "origin": f"0x{r.origin:08X}",
+                    "length": f"0x{r.length:X}",
+                }
+                for r in memory.regions
+            ],
+            # Other regions get an output section of their own name: .ext_flash, .ccm.
+            "rom_sections": [
+                {"section": f".{r.name}", "region": r.name}
+                for r in memory.regions
+                if r.name not in (CODE_REGION, DATA_REGION) and r.kind == "rom"
+            ],
+            "ram_sections": [
+                {"section": f".{r.name}", "region": r.name}
+                for r in memory.regions
+                if r.name not in (CODE_REGION, DATA_REGION) and r.kind == "ram"
+            ],
+        }
+
+    def firmware_sources(self) -> list[str]:
+        """The firmware layer's sources, relative to firmware/ (common/ first, then <arch>/)."""
+        root = paths.data_dir("firmware")
+        found = sorted((root / "common").glob("*.[cS]")) + sorted((root / self.arch).glob("*.[cS]"))
+        return [p.relative_to(root).as_posix() for p in found]
+
+    def flash_command(self, elf: str) -> list[str] | None:
+        """The command that programs `elf` into the board with its first flash method, or None."""
+        if self.flash.openocd:
+            files = [arg for cfg in self.flash.openocd for arg in ("-f", cfg)]
+            return ["openocd", *files, "-c", f"program {elf} verify reset exit"]
+        if self.flash.pyocd_target:
+            return ["pyocd", "flash", "-t", self.flash.pyocd_target, elf]
+        return None
+
+
+def _image(image: str) -> str:
+    if image not in IMAGES:
+        raise ValueError(f"image must be one of {IMAGES}, not {image!r}")
+    return image
+
+
+def boards_dir() -> Path:
+    return paths.data_dir("boards")
+
+
+def list_boards() -> list[str]:
+    """Names of the known boards (the boards/*.toml files), sorted."""
+    return sorted(p.stem for p in boards_dir().glob("*.toml"))
+
+
+def load_board(name: str) -> Board:
+    """The board called `name` (boards/<name>.toml), or a board file given by its path."""
+    candidate = Path(name)
+    if candidate.suffix == ".toml" and candidate.is_file():
+        return load_board_file(candidate)
+    path = boards_dir() / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(list_boards()) or "none"
+        raise UserError(
+            f"Unknown board {name!r}. Known boards: {known}. Pass one of these names to --board, or the path of "
+            f"a board file written like those in {boards_dir()}."
+        )
+    return load_board_file(path)
+
+
+def load_board_file(path: Path) -> Board:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"Cannot read board file {path}: {e}.") from e
+    reader = _Reader(path, data)
+    return reader.board()
+
+
+class _Reader:
+    """Reads one board file, turning every missing or malformed key into a UserError naming file and key."""
+
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path = path
+        self.data = data
+
+    def fail(self, key: str, problem: str) -> UserError:
+        return UserError(f"Board file {self.path}: {key} {problem}.")
+
+    def get(self, table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
+        full = f"{where}.{key}" if where else key
+        if key not in table:
+            if default is ...:
+                raise self.fail(full, "is missing")
+            return default
+        value = table[key]
+        if isinstance(value, bool) and kind is int:
+            raise self.fail(full, f"must be an integer, not {value!r}")
+        if not isinstance(value, kind):
+            raise self.fail(full, f"has the wrong type ({type(value).__name__})")
+        return value
+
+    def table(self, table: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        return self.get(table, key, dict, where)
+
+    def memory(self, table: dict[str, Any], where: str) -> MemoryMap:
+        regions = []
+        for name, spec in table.items():
+            at = f"{where}.{name}"
+            if not isinstance(spec, dict):
+                raise self.fail(at, "must be a table with origin, length and kind")
+            origin = self.get(spec, "origin", int, at)
+            length = self.get(spec, "length", int, at)
+            kind = self.get(spec, "kind", str, at)
+            if kind not in REGION_KINDS:
+                raise self.fail(f"{at}.kind", f"must be one of {', '.join(REGION_KINDS)}")
+            if length <= 0 or origin < 0 or origin + length > 1 << 32:
+                raise self.fail(at, "must lie within the 32-bit address space and not be empty")
+            regions.append(MemoryRegion(name, origin, length, kind))
+        memory = MemoryMap(tuple(regions))
+        for required, kind in ((CODE_REGION, "rom"), (DATA_REGION, "ram")):
+            if required not in memory:
+                raise self.fail(f"{where}.{required}", "is missing (every board has a flash and an sram region)")
+            if memory[required].kind != kind:
+                raise self.fail(f"{where}.{required}.kind", f"must be {kind!r}")
+        ordered = sorted(memory.regions, key=lambda r: r.origin)
+        for a, b in zip(ordered, ordered[1:]):
+            if a.end > b.origin:
+                raise self.fail(where, f"has overlapping regions {a.name} and {b.name}")
+        return memory
+
+    def counter(self, table: dict[str, Any], where: str) -> Counter:
+        kind = self.get(table, "kind", str, where)
+        if kind not in COUNTER_KINDS:
+            raise self.fail(f"{where}.kind", f"must be one of {', '.join(COUNTER_KINDS)}")
+        unit = self.get(table, "unit", str, where)
+        if unit not in COUNTER_UNITS:
+            raise self.fail(f"{where}.unit", f"must be one of {', '.join(COUNTER_UNITS)}")
+        units_per_tick = self.get(table, "units_per_tick", int, where)
+        if units_per_tick < 1 or 1 < units_per_tick < _MIN_UNITS_PER_VERNIER_TICK:
+            raise self.fail(f"{where}.units_per_tick", f"must be 1 or at least {_MIN_UNITS_PER_VERNIER_TICK}")
+        base = self.get(table, "base", int, where, None)
+        if kind in _COUNTERS_WITH_BASE and base is None:
+            raise self.fail(f"{where}.base", f"is missing (a {kind} counter sits at a peripheral address)")
+        prescaler = self.get(table, "prescaler", int, where, None)
+        return Counter(kind, unit, units_per_tick, base, prescaler)
+
+    def board(self) -> Board:
+        d = self.data
+        name = self.get(d, "name", str, "")
+        if name != self.path.stem and self.path.parent.resolve() == boards_dir().resolve():
+            raise self.fail("name", f"is {name!r} but the file is {self.path.name}")
+        arch = self.get(d, "arch", str, "")
+        if arch not in ARCHES:
+            raise self.fail("arch", f"must be one of {', '.join(ARCHES)}")
+        cpu = self.table(d, "cpu", "")
+        tc = self.table(d, "toolchain", "")
+        cflags = self.get(tc, "cflags", list, "toolchain")
+        if not all(isinstance(f, str) for f in cflags):
+            raise self.fail("toolchain.cflags", "must be a list of strings")
+        toolchain = Toolchain(self.get(tc, "prefix", str, "toolchain"), tuple(cflags), self.get(tc, "install", str, "toolchain"))
+        memory = self.memory(self.table(d, "memory", ""), "memory")
+        counter = self.counter(self.table(d, "counter", ""), "counter")
+        fl = self.get(d, "flash", dict, "", {})
+        openocd = self.get(fl, "openocd", list, "flash", [])
+        flash = FlashMethods(
+            tuple(openocd), self.get(fl, "pyocd_target", str, "flash", None), self.get(fl, "st_flash_address", int, "flash", None)
+        )
+        em = self.table(d, "emulator", "")
+        args = self.get(em, "args", list, "emulator")
+        emulator = Emulator(
+            program=self.get(em, "program", str, "emulator"),
+            machine=self.get(em, "machine", str, "emulator"),
+            args=tuple(str(a) for a in args),
+            io=self.get(em, "io", str, "emulator"),
+            install=self.get(em, "install", str, "emulator"),
+            memory=self.memory(self.get(em, "memory", dict, "emulator"), "emulator.memory"),
+            counter=self.counter(self.get(em, "counter", dict, "emulator"), "emulator.counter"),
+        )
+        # The emulator image is capped to the board's sizes, so what fits in QEMU fits on the board.
+        for region in memory.regions:
+            if region.name not in emulator.memory:
+                raise self.fail(f"emulator.memory.{region.name}", "is missing (every board region needs a place in QEMU)")
+            twin = emulator.memory[region.name]
+            if twin.length != region.length or twin.kind != region.kind:
+                raise self.fail(
+                    f"emulator.memory.{region.name}",
+                    f"must have the board's length 0x{region.length:X} and kind {region.kind!r}",
+                )
+        for extra in emulator.memory.names:
+            if extra not in memory:
+                raise self.fail(f"emulator.memory.{extra}", "has no counterpart in the board's memory")
+        return Board(
+            name=name,
+            description=self.get(d, "description", str, ""),
+            arch=arch,
+            core=self.get(cpu, "core", str, "cpu"),
+            isa=self.get(cpu, "isa", str, "cpu"),
+            fpu=self.get(cpu, "fpu", str, "cpu"),
+            dsp=self.get(cpu, "dsp", bool, "cpu"),
+            clock_hz=self.get(cpu, "clock_hz", int, "cpu"),
+            irq_count=self.get(cpu, "irq_count", int, "cpu"),
+            toolchain=toolchain,
+            memory=memory,
+            counter=counter,
+            flash=flash,
+            emulator=emulator,
+            path=self.path,
+        )
