@@ -1,0 +1,77 @@
+/*
+ * mcu_add_s8.c - int8 elementwise addition with broadcasting over N, H, W, C.
+ *
+ * Follows TFLite 2.14 reference_integer_ops::Add / BroadcastAdd (kernels/internal/reference/integer_ops/
+ * add.h, AddFunc) with the parameters add.cc's Prepare computes for int8 (left_shift 20, per-input
+ * multipliers of s_i / (2 max(s1, s2)), output multiplier 2 max(s1, s2) / (2^20 s_out)):
+ *
+ *   v_i   = MultiplyByQuantizedMultiplierSmallerThanOneExp((x_i + offset_i) << left_shift, m_i, shift_i)
+ *   out   = MultiplyByQuantizedMultiplierSmallerThanOneExp(v_1 + v_2, m_out, shift_out) + output_offset
+ *
+ * clamped to the activation range. (MultiplyByQuantizedMultiplierSmallerThanOneExp equals
+ * MultiplyByQuantizedMultiplier for the shifts <= 0 used here.) An input extent of 1 repeats over the
+ * output's extent (NumPy broadcasting, what TFLite's BroadcastAdd does). Portable C for every core.
+ */
+#include "mcu_kernels.h"
+
+static inline int8_t mcu_add_one(const mcu_add_params *p, int32_t x1, int32_t x2)
+{
+    const int32_t in1 = mcu_fp_shl(x1 + p->input1_offset, p->left_shift);
+    const int32_t in2 = mcu_fp_shl(x2 + p->input2_offset, p->left_shift);
+    const int32_t s1 = mcu_requantize(in1, p->input1_quant.multiplier, p->input1_quant.shift);
+    const int32_t s2 = mcu_requantize(in2, p->input2_quant.multiplier, p->input2_quant.shift);
+    const int32_t out = mcu_requantize(s1 + s2, p->output_quant.multiplier, p->output_quant.shift)
+                        + p->output_offset;
+    return (int8_t)mcu_clamp_i32(out, p->act.min, p->act.max);
+}
+
+/* Whether `in` broadcasts to `out` (every extent equal or 1). */
+static int mcu_add_dims_ok(mcu_dims in, mcu_dims out)
+{
+    return (in.n == out.n || in.n == 1) && (in.h == out.h || in.h == 1) && (in.w == out.w || in.w == 1)
+           && (in.c == out.c || in.c == 1);
+}
+
+mcu_status mcu_add_s8(const mcu_add_params *params, const int8_t *input1, const int8_t *input2,
+                      int8_t *output)
+{
+    if (params == NULL || input1 == NULL || input2 == NULL || output == NULL) {
+        return MCU_ERROR_ARGUMENT;
+    }
+    {
+        const mcu_dims d1 = params->input1;
+        const mcu_dims d2 = params->input2;
+        const mcu_dims o = params->output;
+        if (!mcu_add_dims_ok(d1, o) || !mcu_add_dims_ok(d2, o)) {
+            return MCU_ERROR_ARGUMENT;
+        }
+        if (d1.n == o.n && d1.h == o.h && d1.w == o.w && d1.c == o.c && d2.n == o.n && d2.h == o.h
+            && d2.w == o.w && d2.c == o.c) {
+            /* same shapes: one flat loop */
+            const int32_t size = o.n * o.h * o.w * o.c;
+            int32_t i;
+            for (i = 0; i < size; i++) {
+                output[i] = mcu_add_one(params, input1[i], input2[i]);
+            }
+        } else {
+            /* element strides of each input, 0 along broadcast extents */
+            const int32_t c1 = d1.c == 1 ? 0 : 1, c2 = d2.c == 1 ? 0 : 1;
+            const int32_t w1 = d1.w == 1 ? 0 : d1.c, w2 = d2.w == 1 ? 0 : d2.c;
+            const int32_t h1 = d1.h == 1 ? 0 : d1.w * d1.c, h2 = d2.h == 1 ? 0 : d2.w * d2.c;
+            const int32_t n1 = d1.n == 1 ? 0 : d1.h * d1.w * d1.c, n2 = d2.n == 1 ? 0 : d2.h * d2.w * d2.c;
+            int32_t b, y, x, c;
+            for (b = 0; b < o.n; b++) {
+                for (y = 0; y < o.h; y++) {
+                    for (x = 0; x < o.w; x++) {
+                        const int8_t *p1 = input1 + b * n1 + y * h1 + x * w1;
+                        const int8_t *p2 = input2 + b * n2 + y * h2 + x * w2;
+                        for (c = 0; c < o.c; c++) {
+                            *output++ = mcu_add_one(params, p1[c * c1], p2[c * c2]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return MCU_OK;
+}

@@ -1,0 +1,214 @@
+/*
+ * mcu_kernels.h - mcutool's portable int8 kernels (TFLite int8 spec, NHWC), bit-exact with TFLite 2.14's
+ * reference integer kernels (the BUILTIN_REF resolver of tflite-runtime, DESIGN.md section 6).
+ *
+ * One kernel family per file: runtime/mcu_<op>[_<case>]_s8.c. Every kernel has the same shape:
+ *
+ *     mcu_status mcu_<op>_s8(const mcu_<op>_params *params, <inputs>, int8_t *output);
+ *
+ * The parameter struct holds shapes (NHWC; a tensor of lower rank has its leading dimensions set to 1)
+ * and quantization parameters that mcutool precomputes at compile time in Python
+ * (mcutool/codegen/runtime_params.py: multipliers, shifts, zero points, clamp ranges, lookup tables).
+ * Kernels only touch data. Conventions shared by all structs:
+ *
+ *   - `*_offset` of an input  = -(input zero point)   (added to the raw int8 value, as TFLite/CMSIS-NN do)
+ *     `*_offset` of an output = +(output zero point)
+ *   - a mcu_quant is TFLite's (Q31 multiplier, shift) pair: real multiplier = multiplier * 2^(shift - 31);
+ *     it is applied with MultiplyByQuantizedMultiplier (mcu_requantize in mcu_fixedpoint.h).
+ *   - mcu_activation is the fused activation as a clamp of the int8 output ([-128, 127] for none).
+ *   - in place: add, mul, softmax, lut/logistic and quantize may write their output over their first input
+ *     when both have the same shape (each output element is written after the inputs it depends on are
+ *     read); the other kernels need distinct buffers.
+ *
+ * C99, freestanding (<stdint.h>, <stddef.h>, <string.h>), no heap, no floating point.
+ * Reshape (and squeeze / expand_dims) has no kernel: the output aliases the input.
+ */
+#ifndef MCU_KERNELS_H
+#define MCU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mcu_fixedpoint.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    MCU_OK = 0,
+    MCU_ERROR_ARGUMENT = -1, /* a NULL pointer or inconsistent shapes in the parameters */
+    MCU_ERROR_EMPTY = -2     /* a pooling window without a single valid input element (TFLite fails too) */
+} mcu_status;
+
+/* NHWC extents; a tensor of rank r < 4 sets its first 4 - r extents to 1. */
+typedef struct {
+    int32_t n;
+    int32_t h;
+    int32_t w;
+    int32_t c;
+} mcu_dims;
+
+/* TFLite's requantization pair (QuantizeMultiplier): real = multiplier * 2^(shift - 31). */
+typedef struct {
+    int32_t multiplier;
+    int32_t shift;
+} mcu_quant;
+
+/* Output clamp (fused activation); [-128, 127] when there is none. */
+typedef struct {
+    int32_t min;
+    int32_t max;
+} mcu_activation;
+
+/* ---- pooling (mcu_avg_pool2d_s8.c, mcu_max_pool2d_s8.c) ------------------------------------------- */
+/* reference_integer_ops::AveragePool / MaxPool. Input and output share scale and zero point (TFLite
+ * requires it), so no requantization: the average is over raw values with TFLite's rounding.
+ * count_include_pad (average pool only; ONNX's option, TFLite never sets it): window positions inside the
+ * explicit pads count too and hold pad_value (the zero point); positions beyond the pads never count. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    int32_t filter_h;
+    int32_t filter_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;    /* TFLite's padding_values.height */
+    int32_t pad_left;   /* TFLite's padding_values.width */
+    int32_t pad_bottom; /* implied by the output size; kept for checks */
+    int32_t pad_right;
+    int32_t count_include_pad; /* 0: divide by the valid elements (TFLite) */
+    int32_t pad_value;         /* value of a counted padded position (the zero point) */
+    mcu_activation act;
+} mcu_pool_params;
+
+mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
+
+/* ---- add (mcu_add_s8.c) ----------------------------------------------------------------------------- */
+/* reference_integer_ops::Add / BroadcastAdd: both inputs are shifted left by left_shift (20), rescaled
+ * to a common scale, summed and requantized. An input extent of 1 broadcasts over the output's. */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t input1_offset;
+    int32_t input2_offset;
+    int32_t output_offset;
+    int32_t left_shift;
+    mcu_quant input1_quant;
+    mcu_quant input2_quant;
+    mcu_quant output_quant;
+    mcu_activation act;
+} mcu_add_params;
+
+mcu_status mcu_add_s8(const mcu_add_params *params, const int8_t *input1, const int8_t *input2,
+                      int8_t *output);
+
+/* ---- mul (mcu_mul_s8.c) ----------------------------------------------------------------------------- */
+/* reference_integer_ops::Mul / BroadcastMul: (x1 + off1) * (x2 + off2) requantized. */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t input1_offset;
+    int32_t input2_offset;
+    int32_t output_offset;
+    mcu_quant output_quant;
+    mcu_activation act;
+} mcu_mul_params;
+
+mcu_status mcu_mul_s8(const mcu_mul_params *params, const int8_t *input1, const int8_t *input2,
+                      int8_t *output);
+
+/* ---- softmax (mcu_softmax_s8.c) ----------------------------------------------------------------------- */
+/* reference_ops::Softmax (int8 in, int8 out with scale 1/256 and zero point -128), gemmlowp fixed point:
+ * input differences rescaled to Q5.26 by (input_beta_multiplier, input_beta_left_shift), exp, sum in
+ * Q12.19, reciprocal. Differences below diff_min contribute nothing. Softmax runs over the last axis. */
+typedef struct {
+    int32_t outer; /* number of rows: the product of all extents but the last */
+    int32_t depth; /* the last extent */
+    int32_t input_beta_multiplier;
+    int32_t input_beta_left_shift;
+    int32_t diff_min;
+} mcu_softmax_params;
+
+mcu_status mcu_softmax_s8(const mcu_softmax_params *params, const int8_t *input, int8_t *output);
+
+/* ---- lookup table (mcu_lut_s8.c): logistic, and any other int8 -> int8 function -------------------- */
+/* TFLite 2.14's int8 LOGISTIC (reference and optimized resolvers alike) is a 256-entry table filled at
+ * Prepare time; mcutool fills the same table at compile time. table[(uint8_t)x] is the output for x. */
+typedef struct {
+    int32_t size;        /* number of elements */
+    const int8_t *table; /* 256 entries, indexed by the input's two's-complement byte */
+} mcu_lut_params;
+
+mcu_status mcu_lut_s8(const mcu_lut_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_logistic_s8(const mcu_lut_params *params, const int8_t *input, int8_t *output);
+
+/* ---- pad (mcu_pad_s8.c) ------------------------------------------------------------------------------ */
+/* reference_ops::Pad: the input placed at pad_before[] inside the output; the rest is pad_value
+ * (the output zero point for PAD, the constant for PADV2). Index order of pad_before: N, H, W, C. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    int32_t pad_before[4];
+    int32_t pad_value;
+} mcu_pad_params;
+
+mcu_status mcu_pad_s8(const mcu_pad_params *params, const int8_t *input, int8_t *output);
+
+/* ---- transpose (mcu_transpose_s8.c) ------------------------------------------------------------------ */
+/* reference_ops::Transpose: output dim i is input dim perm[i]. Rank < 4 is padded in front with extents
+ * of 1 and perm shifted accordingly (runtime_params does it). */
+typedef struct {
+    mcu_dims input;
+    int32_t perm[4];
+} mcu_transpose_params;
+
+mcu_status mcu_transpose_s8(const mcu_transpose_params *params, const int8_t *input, int8_t *output);
+
+/* ---- mean (mcu_mean_s8.c) ----------------------------------------------------------------------------- */
+/* reference_ops::QuantizedMeanOrSum (TFLite 2.14's int8 MEAN, any keep_dims): sum of (x + input_offset)
+ * over the reduced axes, times quant (= in_scale / out_scale with 1/count folded into the multiplier as
+ * TFLite does), plus output_offset, clamped to int8. axis_mask bit 0..3 = N, H, W, C reduced. */
+typedef struct {
+    mcu_dims input;
+    int32_t axis_mask;
+    int32_t input_offset;
+    int32_t output_offset;
+    mcu_quant quant;
+} mcu_mean_params;
+
+mcu_status mcu_mean_s8(const mcu_mean_params *params, const int8_t *input, int8_t *output);
+
+/* ---- concatenation (mcu_concat_s8.c) ----------------------------------------------------------------- */
+/* reference_ops::Concatenation: for each of `outer` slices, the inputs' blocks of copy_size[i] bytes one
+ * after another (copy_size[i] = extent of input i along the axis * product of the extents after it).
+ * Input i is copied as is when table[i] is NULL (same scale and zero point as the output), else mapped
+ * through its 256-entry requantization table (table[i][(uint8_t)x]). */
+typedef struct {
+    int32_t num_inputs;
+    int32_t outer;              /* product of the extents before the axis */
+    const int32_t *copy_size;   /* num_inputs entries */
+    const int8_t *const *table; /* num_inputs entries, NULL entries copy; the pointer itself may be NULL */
+} mcu_concat_params;
+
+mcu_status mcu_concat_s8(const mcu_concat_params *params, const int8_t *const *inputs, int8_t *output);
+
+/* ---- quantize int8 -> int8 (mcu_quantize_s8.c) ------------------------------------------------------- */
+/* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped. */
+typedef struct {
+    int32_t size;
+    int32_t input_offset;
+    int32_t output_offset;
+    mcu_quant quant;
+} mcu_quantize_params;
+
+mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCU_KERNELS_H */

@@ -1,0 +1,60 @@
+/*
+ * mcu_requant.h - the output stage of the TVM-generated conv / depthwise / fully connected kernels
+ * (mcutool/codegen/tvm_kernels.py, called through call_extern), bit-exact with TFLite:
+ *
+ *   acc -> MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output zero point -> clamp [act_min, act_max]
+ *
+ * `mcu_requant_s8` is the literal TFLite sequence (mcu_requantize of mcu_fixedpoint.h: SaturatingRounding-
+ * DoublingHighMul, then RoundingDivideByPOT); `mcu_requant_fast_s8` is the same function in one SMLAL and
+ * one shift for right shifts >= 1 (derivation below). `multiplier` is a Q31 value in [2^30, 2^31) as
+ * QuantizeMultiplier produces it (or 0). Portable C99, no floating point, no library calls.
+ */
+#ifndef MCU_REQUANT_H
+#define MCU_REQUANT_H
+
+#include <stdint.h>
+
+#include "mcu_fixedpoint.h"
+
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#include <arm_acle.h>
+#define MCU_HAVE_SSAT 1
+#else
+#define MCU_HAVE_SSAT 0
+#endif
+
+/* clamp to [lo, hi]; one SSAT when the range is all of int8 (the arguments are compile-time constants) */
+static inline int32_t mcu_clamp_s8(int32_t y, int32_t lo, int32_t hi)
+{
+#if MCU_HAVE_SSAT
+    if (lo == -128 && hi == 127)
+        return __ssat(y, 8);
+#endif
+    y = y < lo ? lo : y;
+    return y > hi ? hi : y;
+}
+
+/* Requantize, add the output zero point, clamp to [act_min, act_max] (the fused activation). */
+static inline int32_t mcu_requant_s8(int32_t acc, int32_t multiplier, int32_t shift,
+                                     int32_t out_zp, int32_t act_min, int32_t act_max)
+{
+    return mcu_clamp_s8(mcu_requantize(acc, multiplier, shift) + out_zp, act_min, act_max);
+}
+
+/*
+ * The same result in one 64-bit multiply-add and one shift, for right shifts e = -shift >= 1 (multipliers
+ * below 0.5: every conv layer of a normal network). With q = SRDHM(acc, m) = floor((acc*m + 2^30) / 2^31),
+ * RoundingDivideByPOT(q, e) = floor((q + 2^(e-1) - [q < 0]) / 2^e), and floor(floor(a/b)/c) = floor(a/(bc)):
+ *     result = floor((acc*m + 2^30 + 2^(30+e) - 2^31 [q < 0]) / 2^(31+e)).
+ * [q < 0] may be replaced by [acc < 0] (m >= 0): they differ only where q == 0, and there both give 0.
+ * 31 + e >= 32, so the result is the high word shifted right by e - 1: SMLAL, SUBS/SBC, ASR.
+ * `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1 are precomputed per channel.
+ */
+static inline int32_t mcu_requant_fast_s8(int32_t acc, int32_t multiplier, int64_t round, int32_t shift_hi,
+                                          int32_t out_zp, int32_t act_min, int32_t act_max)
+{
+    const int64_t t = (int64_t)acc * multiplier + round - (acc < 0 ? ((int64_t)1 << 31) : 0);
+    return mcu_clamp_s8(((int32_t)(t >> 32) >> shift_hi) + out_zp, act_min, act_max);
+}
+
+#endif /* MCU_REQUANT_H */
