@@ -1,0 +1,638 @@
+"""Shape-specialized int8 kernels generated with Apache TVM 0.27, emitted as plain C99.
+
+API
+---
+    conv2d_s8(name, in_shape, weights (O,KH,KW,I), bias, multiplier, shift, *, input_zero_point,
+              output_zero_point, act_min, act_max, stride, dilation, pads, schedule, const_attr, tuning)
+    depthwise_conv2d_s8(name, in_shape, weights (1,KH,KW,C*m), ..., depth_multiplier, ...)
+    fully_connected_s8(name, in_shape (N,I), weights (O,I), ...)
+    kernel_for_op(graph, op, name=None, schedule="auto")      # from a mcutool.ir op (Prepare via reference.py)
+  -> Kernel(name, source, prototype, includes, in_shape, out_shape, macs, stack_bytes, const_bytes, ...)
+
+`Kernel.source` is one C99 fragment: `#include <stdint.h>`, the runtime headers it needs
+(`mcu_requant.h`, and `mcu_dot_s8.h` for the SIMD schedules; both in runtime/, `static inline` only), the
+constants as `static const` arrays named `<name>_w`, `<name>_bias`, `<name>_mult`, ... (`const_attr` is
+appended to each, e.g. a section attribute), and
+
+    void <name>(const int8_t* restrict in, int8_t* restrict out);
+
+No TVM runtime, no DLTensor / TVMFFIAny, no allocation; local arrays are at most a few accumulators
+(`Kernel.stack_bytes`). `in` and `out` must not overlap. Batch 1 for convs; `multiplier`/`shift` are TFLite's
+QuantizeMultiplier output per output channel (or one value); `pads` = (top, left, bottom, right).
+
+Arithmetic (TFLite int8, bit-exact with its reference kernels and with mcutool/reference.py)
+-------------------------------------------------------------------------------------------
+schedule "portable" (any core):    acc = sum x*w + (bias - in_zp * sum w)   (input offset folded into the
+                                   bias at compile time; padded taps read in_zp, so they cancel exactly)
+schedules "smlad", "smlad_w16":    acc = bias + sum (x - in_zp)*w over the taps inside the input, the
+                                   input-channel reduction being one call of a runtime/mcu_dot_s8.h
+                                   micro-kernel (SXTAB16 adds the offset for free, SMLAD does 2 MACs) for
+                                   1, 2 or 4 output channels at once; "smlad_w16" stores the weights as
+                                   int16 pre-widened in SXTB16 lane order (2x weight bytes, fewer
+                                   instructions). Needs I % 4 == 0; plain C fallback on cores without DSP.
+output:  clamp(MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp, act_min, act_max), as
+         `mcu_requant_fast_s8` (one SMLAL + one ASR, exact for right shifts >= 1, derivation in the header)
+         or the literal TFLite sequence `mcu_requant_s8` when some channel has shift >= 0.
+"auto" = "smlad" when the reduction length is a multiple of 4, else "portable"; depthwise is portable only.
+
+Instructions per MAC on Cortex-M7 (arm-none-eabi-gcc 12.2 -O3, QEMU mps2-an500 -icount, whole layer
+including requantization; KWS = kws_ref_model's layers):
+    1x1 conv 25x5x64->64        portable 0.25   smlad 0.47   smlad_w16 0.59
+    3x3 conv 16x16x16->16 pad1  portable 0.25   smlad 0.55   smlad_w16 0.74
+    depthwise 3x3 25x5x64       portable 0.14
+    KWS conv 10x4 s2, 1 channel portable 0.20
+    KWS conv/dw/fc layers       portable 0.23   auto 0.33    smlad_w16 0.37   (TFLM+CMSIS-NN: 0.35, whole model)
+
+What TVM 0.27 looks like from here (found while writing this; it differs a lot from <= 0.16)
+-------------------------------------------------------------------------------------------
+* Modules: `tvm.te`, `tvm.topi`, `tvm.s_tir` (schedulable TIR: `Schedule`, `TensorIntrin`, most
+  transforms, the `s_tir` pipeline) and `tvm.tirx` (the IR: `Var`, `PrimFunc`, `DeclBuffer`, `call_extern`,
+  `transform`). No `tvm.tir`, no `te.create_schedule`: `s_tir.Schedule(te.create_prim_func([...]))`, then
+  `get_sblock` / `get_loops` / `split` / `reorder` / `reverse_compute_at` / `decompose_reduction` /
+  `unroll` / `blockize` / `tensorize`; `sch.mod["main"]` is the scheduled PrimFunc.
+* Buffers are no longer objects: a "Buffer" is an ordinary `tvm.ir.Var` whose type is `tirx.BufferType`
+  (`tirx.is_buffer_var(v)`); `PrimFunc` has no `buffer_map`, its params *are* buffer vars;
+  `tirx.DeclBuffer(buf, data=ptr_var)` binds a buffer var to a pointer; a block's read/write regions are
+  `TensorRegion`s whose buffer is `.source`.
+* `tvm.compile(mod, target="c")` always ends in MakePackedAPI (TVMFFIAny args, DLTensor unpacking; under
+  `tirx.disable_assert` it still reads `.data` through a DLTensor). Instead of stripping that wrapper,
+  `_lower()` runs the lowering passes of `tvm.s_tir.pipeline.default_s_tir_pipeline` itself (minus the GPU
+  passes, MakePackedAPI and LowerTVMBuiltin), then a 10-line pass that turns each buffer-var param into a
+  typed pointer param plus a `DeclBuffer`, then calls the C code generator (`target.build.c`) directly:
+  the function comes out as a plain `void f(int8_t* in, int8_t* w, ..., int8_t* out)`. We cut that
+  definition out of the file (which also carries TVM headers and a `__tvm_ffi_main` stub), give it our
+  `const`/`restrict` signature and make the constant params `static const` arrays. Without
+  LowerTVMBuiltin, temporaries are C local arrays instead of `TVMBackendAllocWorkspace` calls.
+* `te.sum(..., where=cond)`: the condition is silently DROPPED by `te.create_prim_func` (the generated C
+  then reads out of bounds). Put the condition in a `te.if_then_else` instead.
+* `tirx.call_extern(dtype, "f", *args)` prints as a plain C call: the hook for the runtime helpers.
+  `tirx.address_of(BufferLoad)` prints `&buf[i]`; it cannot be used inside `te.compute` (TE tensors are
+  ProducerLoads). `tirx.if_then_else` rejects pointer-typed operands (and the op is "prim.if_then_else").
+* `Schedule.tensorize` works with TVMScript intrinsics (see tvm_intrin.py) but SEGFAULTS with
+  apache-tvm-ffi 0.1.15.post2 (what pip resolves for apache-tvm 0.27.0.post1): it deep-copies the
+  intrinsic through tvm-ffi's JSON graph serializer, which crashes on any TIR node. With
+  apache-tvm-ffi==0.1.14.post0 it works and gives the same C as our "tensorize by construction"
+  (blockize + ScheduleState.replace, tvm_intrin.replace_loop_with_call), which the kernels use because
+  it works with both versions and also handles padding.
+* `Schedule.loop_partition` segfaults on these loop nests (both tvm-ffi versions), so the border /
+  interior split that would remove padding tests from the interior is not available; the `LoopPartition`
+  pass does nothing here either. GCC -O3 unswitches most of those tests itself.
+* The C passes `gcc -std=c99 -Wall -Wextra -Werror` (also under -fsanitize=address,undefined) once cut out;
+  `_cleanup` removes declared-but-unused locals should a schedule produce them.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import tvm_intrin
+
+INT8_MIN, INT8_MAX = -128, 127
+
+# Temporaries TVM may leave in the body as C arrays (they live on the MCU stack); more is a schedule bug.
+MAX_STACK_BYTES = 1024
+
+_C_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class Kernel:
+    """One generated layer kernel.
+
+    `source` is a complete C99 translation-unit fragment: includes, the constant arrays (`static const`,
+    named `<name>_w`, `<name>_bias`, ...), and the function. `prototype` is the declaration for a header.
+    """
+
+    name: str
+    op: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    macs: int
+    source: str
+    prototype: str
+    includes: tuple[str, ...]  # runtime headers the source includes (in runtime/)
+    stack_bytes: int  # bytes of local arrays in the function body
+    const_bytes: int  # bytes of the constant arrays
+    schedule: str
+    tir: str = field(repr=False, default="")  # the scheduled TIR, for debugging
+
+
+# ---------------------------------------------------------------------------------------------- lowering
+
+def _tvm():
+    """Import TVM lazily: importing it takes a second and only code generation needs it."""
+    import tvm  # noqa: F401
+    from tvm import s_tir, te, tirx  # noqa: F401
+    return tvm
+
+
+def _unpack_pass():
+    """A PrimFunc pass: buffer-var params -> typed pointer params + DeclBuffer (a minimal MakeUnpackedAPI)."""
+    tvm = _tvm()
+    from tvm import tirx
+    from tvm.ir import PointerType, PrimType
+
+    def unpack(func, _mod, _ctx):
+        params, decls = [], []
+        for p in func.params:
+            if not tirx.is_buffer_var(p):
+                params.append(p)
+                continue
+            ptr = tirx.Var(p.name, PointerType(PrimType(p.dtype)))
+            params.append(ptr)
+            decls.append(tirx.DeclBuffer(p, data=ptr))
+        return tirx.PrimFunc(params, tirx.SeqStmt(decls + [func.body]), func.ret_type, func.attrs)
+
+    return tvm.tirx.transform.prim_func_pass(unpack, opt_level=0, name="mcutool.UnpackBufferParams")
+
+
+def _passes():
+    """`default_s_tir_pipeline` of TVM 0.27 minus GPU-only passes, MakePackedAPI and LowerTVMBuiltin."""
+    _tvm()
+    from tvm import s_tir, tirx
+
+    st, tx = s_tir.transform, tirx.transform
+    return [
+        st.CanonicalizeLoop(), st.LowerCrossThreadReduction(), st.LowerInitBlock(),
+        st.PlanAndUpdateBufferAllocationLocation(), st.ConvertBlocksToOpaque(), st.CompactBufferAllocation(),
+        st.LowerMatchBuffer(), st.StmtSimplify(), st.LowerOpaqueBlock(),
+        tx.FlattenBuffer(), tx.NarrowDataType(32), st.LoopPartition(), tx.VectorizeLoop(True),
+        tx.StorageRewrite(), st.HoistIfThenElse(), tx.UnrollLoop(), st.RenormalizeSplitPattern(),
+        tx.StmtSimplify(), tx.RemoveNoOp(), st.RewriteUnsafeSelect(), tx.CommonSubexprElim(),
+        tx.VerifyMemory(), tx.AnnotateEntryFunc(),
+        _unpack_pass(),
+        tx.LowerIntrin(),
+    ]
+
+
+def _lower(func, name: str) -> tuple[str, list[str]]:
+    """PrimFunc -> (C body of the function, its parameter names in order)."""
+    tvm = _tvm()
+    from tvm import tirx
+
+    target = tvm.target.Target("c")
+    mod = tvm.IRModule({name: func.with_attr("global_symbol", name)})
+    mod = tirx.transform.BindTarget(target.with_host(target))(mod)
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        mod = tvm.ir.transform.Sequential(_passes())(mod)
+        src = tvm.get_global_func("target.build.c")(mod, target).inspect_source()
+    m = re.search(r"^TVM_DLL void " + re.escape(name) + r"\(([^)]*)\) \{\n(.*?)\n\}\n", src, re.S | re.M)
+    if m is None:
+        raise RuntimeError(f"TVM's C output has no plain definition of {name}:\n{src}")
+    params = [p.strip().split()[-1].lstrip("*") for p in m.group(1).split(",")]
+    body = m.group(2)
+    for bad in ("TVMBackend", "TVMFFI", "DLTensor", "TVMAPI", "__tvm"):
+        if bad in body:
+            raise RuntimeError(f"generated kernel {name} still uses the TVM runtime ({bad}):\n{body}")
+    return _cleanup(body), params
+
+
+_DECL = re.compile(r"^\s*(?:const\s+)?(?:u?int(?:8|16|32|64)_t|int|bool|float|double|void\*?)\s*\*?\s*"
+                   r"([A-Za-z_]\w*)\s*(?:\[\d+\])?\s*(?:=\s*(.*))?;\s*$")
+
+
+def _cleanup(body: str) -> str:
+    """Drop locals that are declared and never used (TVM's C fails -Wall -Wextra -Werror on them)."""
+    changed = True
+    lines = body.split("\n")
+    while changed:
+        changed = False
+        text = "\n".join(lines)
+        for i, line in enumerate(lines):
+            m = _DECL.match(line)
+            if not m:
+                continue
+            init = m.group(2) or ""
+            if "(" in init and re.search(r"[A-Za-z_]\w*\s*\(", init.replace("(int", "").replace("(uint", "")):
+                continue  # a call in the initializer may have side effects: keep it
+            if len(re.findall(r"\b" + re.escape(m.group(1)) + r"\b", text)) == 1:
+                del lines[i]
+                changed = True
+                break
+    return "\n".join(lines)
+
+
+def _stack_bytes(body: str) -> int:
+    sizes = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+             "int64_t": 8, "uint64_t": 8}
+    return sum(sizes.get(t, 8) * int(n) for t, n in re.findall(r"^\s*(\w+)\s+\w+\[(\d+)\];", body, re.M))
+
+
+# ------------------------------------------------------------------------------------- C assembly helpers
+
+_CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
+_CBYTES = {"int8": 1, "int16": 2, "int32": 4, "int64": 8}
+
+
+def _c_array(cname: str, values: np.ndarray, dtype: str, attr: str = "") -> str:
+    vals = np.asarray(values).reshape(-1).astype(np.int64)
+    per_line = 16 if dtype == "int8" else 8
+    rows = [", ".join(str(int(v)) for v in vals[i:i + per_line]) for i in range(0, vals.size, per_line)]
+    attr = f" {attr}" if attr else ""
+    return (f"static const {_CTYPE[dtype]} {cname}[{vals.size}]{attr} = {{\n    "
+            + ",\n    ".join(rows) + "\n};\n")
+
+
+def _assemble(name, op, body, params, consts, in_shape, out_shape, macs, includes, schedule, tir,
+              const_attr) -> Kernel:
+    """Put the includes, the constant arrays and the function together."""
+    if params[0] != "in" or params[-1] != "out" or set(params[1:-1]) != set(consts):
+        raise RuntimeError(f"unexpected parameter list from TVM: {params}")
+    stack = _stack_bytes(body)
+    if stack > MAX_STACK_BYTES:
+        raise RuntimeError(f"kernel {name}: the schedule leaves {stack} B of local arrays (limit {MAX_STACK_BYTES})")
+    proto = f"void {name}(const int8_t* restrict in, int8_t* restrict out)"
+    parts = ["#include <stdint.h>\n"] + [f'#include "{h}"\n' for h in includes] + ["\n"]
+    const_bytes = 0
+    for cname in params[1:-1]:
+        values, dtype = consts[cname]
+        parts.append(_c_array(cname, values, dtype, const_attr))
+        const_bytes += np.asarray(values).size * _CBYTES[dtype]
+    parts.append(f"\n{proto}\n{{\n{body}\n}}\n")
+    return Kernel(name=name, op=op, in_shape=tuple(in_shape), out_shape=tuple(out_shape), macs=int(macs),
+                  source="".join(parts), prototype=proto + ";", includes=tuple(includes), stack_bytes=stack,
+                  const_bytes=const_bytes, schedule=schedule, tir=tir)
+
+
+# ---------------------------------------------------------------------------------- argument checking
+
+def _check_common(name, bias, multiplier, shift, n_out, in_zp, out_zp, act_min, act_max):
+    if not _C_IDENT.match(name):
+        raise ValueError(f"kernel name {name!r} is not a C identifier")
+    bias = np.zeros(n_out, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
+    mult = np.broadcast_to(np.asarray(multiplier, np.int64).reshape(-1), (n_out,)).copy()
+    shift = np.broadcast_to(np.asarray(shift, np.int64).reshape(-1), (n_out,)).copy()
+    if bias.shape != (n_out,):
+        raise ValueError(f"{name}: bias has {bias.size} values, the layer has {n_out} output channels")
+    if np.any(mult < 0) or np.any(mult > 2**31 - 1):
+        raise ValueError(f"{name}: multipliers must be Q31 values in [0, 2^31)")
+    if np.any(shift > 31) or np.any(shift < -31):
+        raise ValueError(f"{name}: shifts must be in [-31, 31]")
+    for v, what in ((in_zp, "input zero point"), (out_zp, "output zero point"),
+                    (act_min, "act_min"), (act_max, "act_max")):
+        if not INT8_MIN <= int(v) <= INT8_MAX:
+            raise ValueError(f"{name}: {what} {v} is outside int8")
+    if act_min > act_max:
+        raise ValueError(f"{name}: act_min {act_min} > act_max {act_max}")
+    return bias, mult, shift
+
+
+def _fold_bias(name, bias, weights_2d, in_zp):
+    """bias - in_zp * sum(w) per output row: the input offset moved out of the inner loop."""
+    folded = bias - int(in_zp) * weights_2d.astype(np.int64).sum(axis=1)
+    if np.any(np.abs(folded) > 2**31 - 1):
+        raise ValueError(f"{name}: folded bias overflows int32")
+    return folded
+
+
+def _out_size(size, k, stride, dilation, pad_a, pad_b):
+    return (size + pad_a + pad_b - dilation * (k - 1) - 1) // stride + 1
+
+
+class _Requant:
+    """The output stage of a layer: its constants (TE placeholders + C arrays) and the TIR call.
+
+    Right shifts >= 1 on every channel (the normal case) use `mcu_requant_fast_s8` (one SMLAL and one shift,
+    per-channel `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1, see runtime/mcu_requant.h); otherwise the
+    literal TFLite sequence `mcu_requant_s8`. Per-tensor values are inlined as immediates.
+    """
+
+    def __init__(self, name, mult, shift, out_zp, act_min, act_max):
+        from tvm import te
+        n = mult.size
+        self.fast = bool(np.all(shift <= -1))
+        self.per_channel = bool(np.any(mult != mult[0]) or np.any(shift != shift[0]))
+        self.zp, self.lo, self.hi = int(out_zp), int(act_min), int(act_max)
+        if self.fast:
+            e = -shift
+            cols = {"mult": (mult, "int32"), "round": ((1 << 30) + (1 << (30 + e)), "int64"),
+                    "shift_hi": (e - 1, "int32")}
+        else:
+            cols = {"mult": (mult, "int32"), "shift": (shift, "int32")}
+        self.consts, self.args, self.values = {}, [], []
+        for key, (vals, dtype) in cols.items():
+            if self.per_channel:
+                ph = te.placeholder((n,), dtype, name=f"{name}_{key}")
+                self.args.append(ph)
+                self.values.append(ph)
+                self.consts[f"{name}_{key}"] = (np.asarray(vals, np.int64), dtype)
+            else:
+                self.values.append(("const", int(np.asarray(vals).reshape(-1)[0]), dtype))
+
+    def expr(self, acc, bias, o):
+        from tvm import tirx
+        vals = [v[o] if not isinstance(v, tuple) else tirx.const(v[1], v[2]) for v in self.values]
+        fname = "mcu_requant_fast_s8" if self.fast else "mcu_requant_s8"
+        return tirx.call_extern("int32", fname, acc + bias[o], *vals, self.zp, self.lo,
+                                self.hi).astype("int8")
+
+
+# ------------------------------------------------------------------------------------------------- conv
+
+def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_point, output_zero_point,
+              act_min=INT8_MIN, act_max=INT8_MAX, stride=(1, 1), dilation=(1, 1), pads=(0, 0, 0, 0),
+              schedule="auto", const_attr="", tuning=None) -> Kernel:
+    """int8 conv2d, NHWC input `in_shape` (1, H, W, I), weights (O, KH, KW, I) int8 per output channel.
+
+    `multiplier`/`shift`: per output channel (or one value) Q31 multiplier and shift (TFLite's
+    QuantizeMultiplier of s_in * s_w[o] / s_out). `pads` = (top, left, bottom, right); padded positions
+    count as `input_zero_point`. `act_min`/`act_max` is the fused activation's clamp in output units.
+    `schedule`: "portable" (plain C loops, input offset folded into the bias), "smlad" (the input-channel
+    reduction is a call of a runtime/mcu_dot_s8.h micro-kernel for up to 4 output channels at once; needs
+    I % 4 == 0; plain C where the core has no DSP extension), "smlad_w16" (the same with the weights stored
+    as pre-widened int16: twice the weight flash, ~20 % fewer instructions) or "auto" (smlad when
+    I % 4 == 0, else portable).
+    `const_attr` is appended to every constant array (e.g. a section attribute for external flash).
+    `tuning` overrides knobs of `TUNING` (channel_block for the SIMD schedules; unroll_ic, unroll_taps for
+    the portable one).
+    """
+    weights = np.asarray(weights)
+    if weights.dtype != np.int8 or weights.ndim != 4:
+        raise ValueError(f"{name}: conv2d weights must be int8 (O, KH, KW, I), got {weights.dtype} {weights.shape}")
+    n, _h, _w, c = (int(d) for d in in_shape)
+    o = weights.shape[0]
+    if n != 1 or weights.shape[3] != c:
+        raise ValueError(f"{name}: input {tuple(in_shape)} does not match weights {weights.shape} (batch must be 1)")
+    bias, mult, shift = _check_common(name, bias, multiplier, shift, o, input_zero_point, output_zero_point,
+                                      act_min, act_max)
+    schedule = _pick_schedule(name, schedule, c)
+    return _conv_like(name, "conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
+                      input_zero_point, output_zero_point, act_min, act_max, stride, dilation, pads,
+                      None, schedule, const_attr, tuning)
+
+
+def depthwise_conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_point,
+                        output_zero_point, depth_multiplier=1, act_min=INT8_MIN, act_max=INT8_MAX,
+                        stride=(1, 1), dilation=(1, 1), pads=(0, 0, 0, 0), schedule="auto",
+                        const_attr="", tuning=None) -> Kernel:
+    """int8 depthwise conv2d, input (1, H, W, C), weights (1, KH, KW, C * depth_multiplier) (TFLite's layout).
+
+    Output channel `oc` reads input channel `oc // depth_multiplier`. Other arguments as `conv2d_s8`.
+    Schedules: "portable" only ("auto" = portable). SMLAD adds two products into one sum, and the two
+    products of one depthwise output that sit next to each other in memory are those of neighbouring
+    channels, not of one channel; a SIMD depthwise needs two taps of the same channels paired per
+    register (SXTAB16 of two tap rows, then PKHBT/PKHTB) with the weights pre-paired the same way.
+    """
+    weights = np.asarray(weights)
+    if weights.dtype != np.int8 or weights.ndim != 4 or weights.shape[0] != 1:
+        raise ValueError(f"{name}: depthwise weights must be int8 (1, KH, KW, C*m), "
+                         f"got {weights.dtype} {weights.shape}")
+    n, _h, _w, c = (int(d) for d in in_shape)
+    oc = weights.shape[3]
+    if n != 1 or oc != c * depth_multiplier:
+        raise ValueError(f"{name}: input {tuple(in_shape)} and multiplier {depth_multiplier} do not match "
+                         f"weights {weights.shape} (batch must be 1)")
+    bias, mult, shift = _check_common(name, bias, multiplier, shift, oc, input_zero_point, output_zero_point,
+                                      act_min, act_max)
+    if schedule == "auto":
+        schedule = "portable"
+    if schedule != "portable":
+        raise ValueError(f"{name}: depthwise conv has only the 'portable' schedule (got {schedule!r})")
+    return _conv_like(name, "depthwise_conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
+                      input_zero_point, output_zero_point, act_min, act_max, stride, dilation, pads,
+                      depth_multiplier, schedule, const_attr, tuning)
+
+
+# Schedule knobs, chosen from instruction counts on Cortex-M7 (QEMU mps2-an500, -icount, arm-none-eabi-gcc
+# 12.2 -O3; the table in the module docstring):
+#   channel_block  output channels per micro-kernel call in the SIMD schedules (4, else 2, else 1): 4 is as
+#                  fast as 2 (0.473 vs 0.486 MAC/instr int8, 0.592 vs 0.584 int16) with 40 % of the code
+#   unroll_ic      portable: split the input-channel loop by 4 and unroll it (1x1 conv: 0.19 -> 0.25)
+#   unroll_taps    portable: unroll the kernel-window loops when they are the inner reduction (depthwise,
+#                  or fewer than 4 input channels) and have at most 64 taps; "auto", True, "kw", False
+TUNING = {"channel_block": 4, "unroll_ic": 4, "unroll_taps": "auto"}
+
+
+SIMD_SCHEDULES = ("smlad", "smlad_w16")
+
+
+def _pick_schedule(name, schedule, reduce_len):
+    if schedule == "auto":
+        return "smlad" if reduce_len % 4 == 0 else "portable"
+    if schedule not in ("portable",) + SIMD_SCHEDULES:
+        raise ValueError(f"{name}: unknown schedule {schedule!r} (portable, smlad, smlad_w16, auto)")
+    if schedule != "portable" and reduce_len % 4:
+        raise ValueError(f"{name}: schedule {schedule!r} needs input channels % 4 == 0 (got {reduce_len})")
+    return schedule
+
+
+def _widen_weights(w):
+    """int8 weights -> int16 in SXTB16 lane order along the last axis (groups w0 w1 w2 w3 -> w0 w2 w1 w3)."""
+    shape = w.shape
+    g = w.astype(np.int16).reshape(shape[:-1] + (shape[-1] // 4, 4))
+    return g[..., [0, 2, 1, 3]].reshape(shape)
+
+
+def _channel_block(n_out, tuning):
+    """Output channels per micro-kernel call: the tuned block size, or the largest of 4, 2, 1 dividing n_out."""
+    want = dict(TUNING, **(tuning or {}))["channel_block"]
+    return next(b for b in (4, 2, 1) if b <= want and n_out % b == 0)
+
+
+def _conv_like(name, op, in_shape, weights, bias, mult, shift, in_zp, out_zp, act_min, act_max, stride,
+               dilation, pads, depth_multiplier, schedule, const_attr, tuning=None):
+    _tvm()
+    from tvm import s_tir, te, tirx
+
+    _, h, w, c = in_shape
+    sh, sw = (int(v) for v in stride)
+    dh, dw = (int(v) for v in dilation)
+    pt, pl, pb, pr = (int(v) for v in pads)
+    depthwise = depth_multiplier is not None
+    _, kh, kw, _ = weights.shape
+    n_out = weights.shape[3] if depthwise else weights.shape[0]
+    oh = _out_size(h, kh, sh, dh, pt, pb)
+    ow = _out_size(w, kw, sw, dw, pl, pr)
+    if oh <= 0 or ow <= 0 or min(sh, sw, dh, dw) < 1 or min(pt, pl, pb, pr) < 0:
+        raise ValueError(f"{name}: bad geometry: input {in_shape}, kernel {kh}x{kw}, stride {stride}, "
+                         f"dilation {dilation}, pads {pads}")
+    simd = schedule in SIMD_SCHEDULES
+    w_dtype = "int16" if schedule == "smlad_w16" else "int8"
+    w_rows = weights.reshape(kh * kw, n_out).T if depthwise else weights.reshape(n_out, -1)
+    # portable: x * w with the input offset folded into the bias (padding reads as in_zp);
+    # smlad: (x - in_zp) * w inside the micro-kernel (free in SXTAB16), padded taps skipped
+    bias_c = bias if simd else _fold_bias(name, bias, w_rows, in_zp)
+    rq = _Requant(name, mult, shift, out_zp, act_min, act_max)
+
+    X = te.placeholder((1, h, w, c), "int8", name="in")
+    # smlad_w16: the weights are int16 in the micro-kernel's lane order; the TE body below is then only the
+    # loop skeleton (its update block is replaced by the micro-kernel call before lowering)
+    W = te.placeholder(weights.shape, w_dtype, name=f"{name}_w")
+    B = te.placeholder((n_out,), "int32", name=f"{name}_bias")
+    consts = {f"{name}_w": (_widen_weights(weights) if w_dtype == "int16" else weights, w_dtype),
+              f"{name}_bias": (bias_c, "int32"), **rq.consts}
+    rh = te.reduce_axis((0, kh), "kh")
+    rw = te.reduce_axis((0, kw), "kw")
+
+    def tap(yo, xo, ky, kx, ch, wv):
+        """The tap's product; padding as TFLite defines it (the input zero point)."""
+        iy, ix = yo * sh + ky * dh - pt, xo * sw + kx * dw - pl
+        conds = ([iy >= 0] if pt else []) + ([iy < h] if pb else []) + ([ix >= 0] if pl else []) + \
+                ([ix < w] if pr else [])
+        wv = wv.astype("int32")
+        if simd:  # (x - zp) * w, 0 in the padding; the form the micro-kernel computes
+            prod = (X[0, iy, ix, ch].astype("int32") + (-int(in_zp))) * wv
+            return te.if_then_else(tirx.all(*conds), prod, 0) if conds else prod
+        v = X[0, iy, ix, ch]
+        if conds:
+            v = te.if_then_else(tirx.all(*conds), v, tirx.const(int(in_zp), "int8"))
+        return v.astype("int32") * wv
+
+    if depthwise:
+        m = depth_multiplier
+        acc = te.compute((1, oh, ow, n_out), lambda _n, y, x, oc: te.sum(
+            tap(y, x, rh, rw, oc // m, W[0, rh, rw, oc]), axis=[rh, rw]), name="acc")
+    else:
+        rc = te.reduce_axis((0, c), "ic")
+        acc = te.compute((1, oh, ow, n_out), lambda _n, y, x, oc: te.sum(
+            tap(y, x, rh, rw, rc, W[oc, rh, rw, rc]), axis=[rh, rw, rc]), name="acc")
+    out = te.compute((1, oh, ow, n_out), lambda _n, y, x, oc: rq.expr(acc[_n, y, x, oc], B, oc), name="out")
+
+    args = [X, W, B] + rq.args + [out]
+    sch = s_tir.Schedule(te.create_prim_func(args))
+    blk_acc, blk_out = sch.get_sblock("acc"), sch.get_sblock("out")
+    loops = sch.get_loops(blk_acc)
+    includes = ["mcu_requant.h"]
+    if not simd:
+        sch.reverse_compute_at(blk_out, loops[3])  # requantize each accumulator right after its reduction
+        sch.decompose_reduction(blk_acc, loops[4])  # init outside the reduction loops: acc is a scalar
+        t = dict(TUNING, **(tuning or {}))
+        taps = t["unroll_taps"]
+        if taps == "auto":
+            taps = (depthwise or c < 4) and kh * kw <= 64
+        if taps:
+            sch.unroll(loops[5])
+            if taps != "kw":
+                sch.unroll(loops[4])
+        if not depthwise and t.get("unroll_ic") and c % t["unroll_ic"] == 0 and c > t["unroll_ic"]:
+            _ic_o, ic_i = sch.split(loops[6], [None, t["unroll_ic"]])
+            sch.unroll(ic_i)
+        elif not depthwise and t.get("unroll_ic") and c <= t["unroll_ic"]:
+            sch.unroll(loops[6])
+    else:
+        includes.append("mcu_dot_s8.h")
+        _n, _y, _x, o_loop, kh_loop, kw_loop, ic_loop = loops
+        block = _channel_block(n_out, tuning)
+        o_in = None
+        if block > 1:  # `block` output channels per micro-kernel call share the input vector
+            o_loop, o_in = sch.split(o_loop, [None, block])
+            sch.reorder(o_loop, kh_loop, kw_loop, o_in, ic_loop)
+        sch.reverse_compute_at(blk_out, o_loop)
+        sch.decompose_reduction(blk_acc, kh_loop)
+        geom = dict(h=h, w=w, stride=(sh, sw), dilation=(dh, dw), pads=(pt, pl, pb, pr), c=c, kh=kh, kw=kw,
+                    in_name="in", w_name=f"{name}_w", x_offset=-int(in_zp))
+        tvm_intrin.replace_loop_with_call(sch, o_in if block > 1 else ic_loop, tvm_intrin.conv_dot_call(geom, block))
+    func = sch.mod["main"]
+    body, params = _lower(func, name)
+    macs = oh * ow * n_out * kh * kw * (1 if depthwise else c)
+    return _assemble(name, op, body, params, consts, in_shape, (1, oh, ow, n_out), macs, includes, schedule,
+                     func.script(), const_attr)
+
+
+# -------------------------------------------------------------------------------------- fully connected
+
+def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_point,
+                       output_zero_point, act_min=INT8_MIN, act_max=INT8_MAX, schedule="auto",
+                       const_attr="", tuning=None) -> Kernel:
+    """int8 fully connected: input (N, I) (any shape with I elements per row), weights (O, I) -> (N, O).
+
+    Per-tensor (TFLite) or per-channel multiplier/shift. Schedules as `conv2d_s8` ("smlad" needs I % 4 == 0).
+    """
+    weights = np.asarray(weights)
+    if weights.dtype != np.int8 or weights.ndim != 2:
+        raise ValueError(f"{name}: fully connected weights must be int8 (O, I), got {weights.dtype} {weights.shape}")
+    o, i = weights.shape
+    total = int(np.prod(in_shape))
+    if total % i:
+        raise ValueError(f"{name}: input {tuple(in_shape)} is not a multiple of {i} features")
+    n = total // i
+    bias, mult, shift = _check_common(name, bias, multiplier, shift, o, input_zero_point, output_zero_point,
+                                      act_min, act_max)
+    schedule = _pick_schedule(name, schedule, i)
+    simd = schedule in SIMD_SCHEDULES
+    _tvm()
+    from tvm import s_tir, te
+
+    rq = _Requant(name, mult, shift, output_zero_point, act_min, act_max)
+    w_dtype = "int16" if schedule == "smlad_w16" else "int8"
+    X = te.placeholder((n, i), "int8", name="in")
+    W = te.placeholder((o, i), w_dtype, name=f"{name}_w")
+    B = te.placeholder((o,), "int32", name=f"{name}_bias")
+    consts = {f"{name}_w": (_widen_weights(weights) if w_dtype == "int16" else weights, w_dtype),
+              f"{name}_bias": (bias if simd else _fold_bias(name, bias, weights, input_zero_point), "int32"),
+              **rq.consts}
+    rk = te.reduce_axis((0, i), "k")
+    x_off = -int(input_zero_point) if simd else 0
+    acc = te.compute((n, o), lambda b, oc: te.sum(
+        (X[b, rk].astype("int32") + x_off) * W[oc, rk].astype("int32"), axis=rk), name="acc")
+    out = te.compute((n, o), lambda b, oc: rq.expr(acc[b, oc], B, oc), name="out")
+    args = [X, W, B] + rq.args + [out]
+    sch = s_tir.Schedule(te.create_prim_func(args))
+    blk_acc, blk_out = sch.get_sblock("acc"), sch.get_sblock("out")
+    _b_loop, o_loop, k_loop = sch.get_loops(blk_acc)
+    includes = ["mcu_requant.h"]
+    if not simd:
+        sch.reverse_compute_at(blk_out, o_loop)
+        sch.decompose_reduction(blk_acc, k_loop)
+    else:
+        includes.append("mcu_dot_s8.h")
+        block = _channel_block(o, tuning)
+        o_in = None
+        if block > 1:
+            o_loop, o_in = sch.split(o_loop, [None, block])
+        sch.reverse_compute_at(blk_out, o_loop)
+        sch.decompose_reduction(blk_acc, o_in if block > 1 else k_loop)
+        tvm_intrin.replace_loop_with_call(sch, o_in if block > 1 else k_loop,
+                                          tvm_intrin.fc_dot_call(i, "in", f"{name}_w", x_off, block))
+    func = sch.mod["main"]
+    body, params = _lower(func, name)
+    return _assemble(name, "fully_connected", body, params, consts, tuple(in_shape), (n, o), n * o * i,
+                     includes, schedule, func.script(), const_attr)
+
+
+# ------------------------------------------------------------------------------------------- from the IR
+
+def kernel_for_op(graph, op, name: str | None = None, schedule: str = "auto", const_attr: str = "") -> Kernel:
+    """The kernel of one conv2d / depthwise_conv2d / fully_connected op of a `mcutool.ir.Graph`.
+
+    int8 input and output, int8 weights with zero point 0 (TFLite's spec), optional int32 bias. The
+    constants TFLite's Prepare computes (multipliers and shifts from the float32 scales, the fused
+    activation's clamp) come from mcutool.reference, the one place that arithmetic is written.
+    """
+    from mcutool import reference as ref
+
+    name = name or "mcu_" + re.sub(r"\W", "_", op.name)
+    if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        raise ValueError(f"op {op.name!r}: no TVM kernel for {op.kind}")
+    x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    b_t = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+    if (x_t.dtype, w_t.dtype, out_t.dtype) != ("int8", "int8", "int8") or None in (x_t.quant, w_t.quant,
+                                                                                      out_t.quant):
+        raise ValueError(f"op {op.name!r}: the TVM kernels need quantized int8 input, weights and output")
+    if np.any(w_t.quant.zero_point != 0) or (b_t is not None and b_t.dtype != "int32"):
+        raise ValueError(f"op {op.name!r}: weights must be symmetric (zero point 0) and the bias int32")
+    x_s, x_zp = ref.f32(x_t.quant.scale[0]), int(x_t.quant.zero_point[0])
+    o_s, o_zp = ref.f32(out_t.quant.scale[0]), int(out_t.quant.zero_point[0])
+    lo, hi = ref.activation_range(op.attrs.activation, o_s, o_zp, "int8")
+    if op.kind == "fully_connected" and not w_t.quant.per_channel:
+        mult, shift = ref.legacy_conv_output_multiplier(x_s, w_t.quant.scale[0], o_s)
+    else:
+        mult, shift = ref.conv_output_multipliers(x_s, w_t.quant.scale, o_s)
+    bias = None if b_t is None else np.asarray(b_t.data, np.int64)
+    w = np.asarray(w_t.data)
+    common = dict(input_zero_point=x_zp, output_zero_point=o_zp, act_min=lo, act_max=hi, schedule=schedule,
+                  const_attr=const_attr)
+    if op.kind == "fully_connected":
+        return fully_connected_s8(name, x_t.shape, w, bias, mult, shift, **common)
+    a = op.attrs
+    geometry = dict(stride=tuple(a.stride), dilation=tuple(a.dilation), pads=tuple(a.pads))
+    if op.kind == "depthwise_conv2d":
+        k = depthwise_conv2d_s8(name, x_t.shape, w, bias, mult, shift, depth_multiplier=a.depth_multiplier,
+                                **geometry, **common)
+    else:
+        k = conv2d_s8(name, x_t.shape, w, bias, mult, shift, **geometry, **common)
+    if k.out_shape != out_t.shape:
+        raise ValueError(f"op {op.name!r}: the geometry gives {k.out_shape}, the output tensor is {out_t.shape}")
+    return k
