@@ -9,7 +9,7 @@
  * runtime_params), so input i is copied when table[i] is NULL and mapped through table[i] otherwise.
  * Portable C for every core.
  */
-#include <string.h>
+/* memcpy/memset: compiler builtins; the call they may become is resolved by the libc or by firmware/common/mcu_string.c */
 
 #include "mcu_kernels.h"
 
@@ -31,7 +31,7 @@ mcu_status mcu_concat_s8(const mcu_concat_params *params, const int8_t *const *i
             const int8_t *src = inputs[i] + (size_t)k * n;
             const int8_t *table = params->table != NULL ? params->table[i] : NULL;
             if (table == NULL) {
-                memcpy(output, src, (size_t)n);
+                __builtin_memcpy(output, src, (size_t)n);
             } else {
                 for (j = 0; j < n; j++) {
                     output[j] = table[(uint8_t)src[j]];

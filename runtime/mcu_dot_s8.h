@@ -12,7 +12,7 @@
 #define MCU_DOT_S8_H
 
 #include <stdint.h>
-#include <string.h>
+/* memcpy/memset: compiler builtins; the call they may become is resolved by the libc or by firmware/common/mcu_string.c */
 
 #if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32
 #include <arm_acle.h>
@@ -26,7 +26,7 @@
 static inline int8x4_t mcu_ld_s8x4(const int8_t* p)
 {
     int8x4_t v;
-    memcpy(&v, p, 4);
+    __builtin_memcpy(&v, p, 4);
     return v;
 }
 
@@ -146,7 +146,7 @@ static inline void mcu_dot4_s8(const int8_t* x, const int8_t* w, int32_t w_strid
 static inline int32_t mcu_ld_s16x2(const int16_t* p)
 {
     int32_t v;
-    memcpy(&v, p, 4);
+    __builtin_memcpy(&v, p, 4);
     return v;
 }
 

@@ -7,7 +7,7 @@
  * (PAD keeps scale and zero point). Rows of the innermost dimension are copied with memcpy.
  * Portable C for every core.
  */
-#include <string.h>
+/* memcpy/memset: compiler builtins; the call they may become is resolved by the libc or by firmware/common/mcu_string.c */
 
 #include "mcu_kernels.h"
 
@@ -38,11 +38,11 @@ mcu_status mcu_pad_s8(const mcu_pad_params *params, const int8_t *input, int8_t 
                             input + (((size_t)(b - before[0]) * in_d[1] + (y - before[1])) * in_d[2]
                                      + (x - before[2])) * in_d[3];
                         const int32_t after = out_d[3] - before[3] - in_d[3];
-                        memset(out_row, pad, (size_t)before[3]);
-                        memcpy(out_row + before[3], in_row, (size_t)in_d[3]);
-                        memset(out_row + before[3] + in_d[3], pad, (size_t)after);
+                        __builtin_memset(out_row, pad, (size_t)before[3]);
+                        __builtin_memcpy(out_row + before[3], in_row, (size_t)in_d[3]);
+                        __builtin_memset(out_row + before[3] + in_d[3], pad, (size_t)after);
                     } else {
-                        memset(out_row, pad, (size_t)out_d[3]);
+                        __builtin_memset(out_row, pad, (size_t)out_d[3]);
                     }
                 }
             }

@@ -1,0 +1,30 @@
+"""Which code each op kind gets: TVM-generated kernels for conv/depthwise/FC, runtime/ kernels for the rest."""
+from __future__ import annotations
+
+from ..errors import UserError
+from ..ir import Op
+from . import runtime_params, tvm_kernels
+from .model import Context, LayerCode, emitter
+
+TVM_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
+RUNTIME_KINDS = ("avg_pool2d", "max_pool2d", "add", "mul", "softmax", "logistic", "pad", "transpose", "mean",
+                 "concat", "quantize")
+
+
+@emitter(*TVM_KINDS)
+def tvm_layer(ctx: Context, op: Op) -> LayerCode:
+    name = ctx.prefix(op)
+    try:
+        k = tvm_kernels.kernel_for_op(ctx.graph, op, name=name)
+    except ValueError as exc:
+        raise UserError(f"layer {op.name!r} ({op.kind}) cannot be compiled to firmware: {exc}.") from None
+    call = f"{name}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
+    return LayerCode(op.name, op.kind, k.source, call, "tvm")
+
+
+@emitter(*RUNTIME_KINDS)
+def runtime_layer(ctx: Context, op: Op) -> LayerCode:
+    prefix = ctx.prefix(op)
+    inputs = [ctx.ptr(n) for n in op.inputs if n and not ctx.graph.tensor(n).is_const]
+    definitions, call = runtime_params.kernel_code(ctx.graph, op, prefix, inputs, ctx.ptr(op.outputs[0]))
+    return LayerCode(op.name, op.kind, definitions, call, "template", headers=("mcu_kernels.h",))

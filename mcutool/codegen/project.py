@@ -1,0 +1,86 @@
+"""A buildable firmware project: model sources, the runtime and firmware layers, linker scripts, Makefile.
+
+Everything a user needs to rebuild by hand (`make`, `make run`, `make flash`) lands in one folder; nothing
+refers back to the mcutool installation.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+
+from .. import __version__
+from ..boards import Board
+from ..emulate.qemu import qemu_command
+from ..ir import Graph
+from ..paths import data_dir
+from .render import render
+
+RUNTIME_DIR = "runtime"
+FIRMWARE_DIR = "firmware"
+
+
+def copy_runtime(dest: Path) -> list[str]:
+    """Copy runtime/ (portable kernels and headers) into dest/runtime; returns the C sources, relative."""
+    src = data_dir("runtime")
+    target = dest / RUNTIME_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for f in sorted(src.iterdir()):
+        if f.suffix in (".c", ".h"):
+            shutil.copyfile(f, target / f.name)
+            if f.suffix == ".c":
+                sources.append(f"{RUNTIME_DIR}/{f.name}")
+    return sources
+
+
+def copy_firmware(board: Board, dest: Path) -> list[str]:
+    src = data_dir("firmware")
+    for sub in ("include", "common", board.arch):
+        target = dest / FIRMWARE_DIR / sub
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(src / sub, target)
+    return [f"{FIRMWARE_DIR}/{s}" for s in board.firmware_sources()]
+
+
+def write_linker_scripts(board: Board, dest: Path, stack_size: int) -> None:
+    for image in ("emulator", "board"):
+        text = render(board.linker_template, board.linker_context(image, stack_size))
+        (dest / f"{image}.ld").write_text(text)
+
+
+def write_firmware_project(graph: Graph, board: Board, sources: dict[str, str], dest: Path,
+                           stack_size: int) -> None:
+    """model.c/model.h (already generated) + main.c + runtime + firmware + linker scripts + Makefile."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, text in sources.items():
+        (dest / name).write_text(text)
+    io = {"inputs": graph.inputs, "outputs": graph.outputs}
+    (dest / "main.c").write_text(render("project/main.c.j2", {"model": graph.name, "board": board.name,
+                                                               "version": __version__, **io}))
+    runtime_sources = copy_runtime(dest)
+    firmware_sources = copy_firmware(board, dest)
+    write_linker_scripts(board, dest, stack_size)
+    flash = board.flash_command("board.elf")
+    makefile = render("Makefile.j2", {
+        "board": board.name, "description": board.description, "machine": board.emulator.machine,
+        "prefix": board.toolchain.prefix, "arch_flags": list(board.toolchain.cflags),
+        "extra_cflags": ["-fstack-usage"],
+        "include_dirs": [".", RUNTIME_DIR, f"{FIRMWARE_DIR}/include"],
+        "app_sources": ["model.c", "main.c", *runtime_sources],
+        "firmware_sources": firmware_sources,
+        "emulator_defines": board.target_defines("emulator"),
+        "board_defines": board.target_defines("board"),
+        "run_command": shlex.join(qemu_command(board, "emulator.elf")),
+        "flash_command": shlex.join(flash) if flash else "",
+    })
+    (dest / "Makefile").write_text(makefile)
+
+
+def write_library(sources: dict[str, str], dest: Path) -> list[str]:
+    """--emit library: model.c/model.h and the runtime sources, for a user's own project."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, text in sources.items():
+        (dest / name).write_text(text)
+    return ["model.c", *copy_runtime(dest)]
