@@ -73,6 +73,184 @@ def _memory_profile(s: dict, width: int = 50) -> str:
     return "\n".join(out)
 
 
+def _progress(message: str) -> None:
+    click.echo(f"  {message} ...", err=True)
+
+
+def _compile_options(fn):
+    fn = click.option("--board", required=True, help="Target board (mcutool boards lists them).")(fn)
+    fn = click.option("-o", "out", type=click.Path(file_okay=False), default=None,
+                      help="Project folder (default ./build/<model>-<board>/).")(fn)
+    fn = click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
+                      help="firmware: a complete project and ELF; library: model.c/h + runtime for your project.")(fn)
+    fn = click.option("--no-build", is_flag=True, help="Generate the project without building it.")(fn)
+    return fn
+
+
+def _compile(model, board, out, emit, no_build):
+    from pathlib import Path
+    from .compiler import Options, compile_model, default_out_dir
+    model_path = Path(model)
+    out_dir = Path(out) if out else default_out_dir(model_path, board)
+    click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
+    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build), _progress)
+    return out_dir, report
+
+
+def _summary_line(report: dict) -> str:
+    m, f = report["memory"], report["flash"]
+    parts = [f"MACs {report['macs']:,}", f"arena {m['arena_bytes']:,} B (layer-wise bound {m['layerwise_peak_bytes']:,})"]
+    if "sram_used_bytes" in m:
+        parts.append(f"SRAM {m['sram_used_bytes']:,} / {m['sram_limit_bytes']:,} B")
+    if "used_bytes" in f:
+        parts.append(f"flash {f['used_bytes']:,} / {f['limit_bytes']:,} B")
+    return ", ".join(parts)
+
+
+@cli.command("compile")
+@click.argument("model", type=click.Path())
+@_compile_options
+def compile_cmd(model, board, out, emit, no_build):
+    """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
+    out_dir, report = _compile(model, board, out, emit, no_build)
+    click.echo(_summary_line(report))
+    click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
+
+
+def _load_inputs(path: str, specs: list[dict]):
+    import numpy as np
+    if path.endswith(".npz"):
+        data = np.load(path)
+        missing = [s["name"] for s in specs if s["name"] not in data]
+        if missing:
+            raise UserError(f"{path} lacks the input(s) {', '.join(missing)}; keys must be the model's input names.")
+        return [np.asarray(data[s["name"]]) for s in specs]
+    try:
+        return [np.load(path)]
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} as a .npy file ({exc}).") from None
+
+
+@cli.command()
+@click.argument("project", type=click.Path(file_okay=False, exists=True))
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True), help="Input tensor (.npy, or .npz by name).")
+@click.option("--output", "output_path", type=click.Path(), default=None, help="Where to write the output (.npy/.npz).")
+def run(project, input_path, output_path):
+    """Run the built firmware in PROJECT once in the board's emulator."""
+    from pathlib import Path
+    import numpy as np
+    from .compiler import read_report, run_build
+    out = Path(project)
+    report = read_report(out)
+    inputs = _load_inputs(input_path, report["io"]["inputs"])
+    outputs, info = run_build(out, inputs)
+    if output_path:
+        if output_path.endswith(".npz"):
+            np.savez(output_path, **{s["name"]: y for s, y in zip(report["io"]["outputs"], outputs)})
+        else:
+            np.save(output_path, outputs[0])
+    click.echo(f"instructions per inference: {info['instructions']:,} ({info['macs_per_instruction']} MACs/instruction), "
+               f"stack high water {info['stack_high_water_bytes']} B")
+    if not output_path:
+        for s, y in zip(report["io"]["outputs"], outputs):
+            click.echo(f"{s['name']}: {y.reshape(-1).tolist()}")
+
+
+def _random_inputs(report: dict, rng):
+    import numpy as np
+    out = []
+    for s in report["io"]["inputs"]:
+        info = np.iinfo(s["dtype"])
+        out.append(rng.integers(info.min, info.max + 1, size=s["shape"]).astype(s["dtype"]))
+    return out
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@_compile_options
+@click.option("--samples", default=5, show_default=True, help="Random inputs to compare.")
+@click.option("--seed", default=0, show_default=True)
+def validate(model, board, out, emit, no_build, samples, seed):
+    """Compile MODEL, run SAMPLES random inputs in the emulator, compare bit for bit with the reference."""
+    import numpy as np
+    from . import reference
+    from .compiler import run_build
+    from .frontends import load_model
+    out_dir, report = _compile(model, board, out, "firmware", False)
+    graph = load_model(model)
+    rng = np.random.default_rng(seed)
+    bad = 0
+    with click.progressbar(range(samples), label="  emulating", file=sys.stderr) as bar:
+        for i in bar:
+            xs = _random_inputs(report, rng)
+            ys, info = run_build(out_dir, xs)
+            want = reference.run(graph, dict(zip(graph.inputs, xs)))
+            for name, y in zip(graph.outputs, ys):
+                if not np.array_equal(y, want[name]):
+                    bad += 1
+                    diff = int(np.max(np.abs(y.astype(np.int64) - want[name].astype(np.int64))))
+                    click.echo(f"\nsample {i}: output {name!r} differs from the reference in "
+                               f"{int(np.sum(y != want[name]))} values (max {diff} LSB)", err=True)
+    if bad:
+        raise UserError(f"validation failed: {bad} of {samples} samples differ from the reference on {board}.")
+    click.echo(f"bit-exact: {samples} of {samples} random inputs equal the reference on {board} "
+               f"({info['instructions']:,} instructions per inference)")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@_compile_options
+def bench(model, board, out, emit, no_build):
+    """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
+    import numpy as np
+    from .compiler import run_build
+    out_dir, report = _compile(model, board, out, "firmware", False)
+    _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
+    m, f = report["memory"], report["flash"]
+    rows = [("model", report["model"]), ("board", f"{board} ({info['emulator']}, -icount shift=0)"),
+            ("instructions/inference", f"{info['instructions']:,}"),
+            ("MACs", f"{report['macs']:,}"),
+            ("MACs/instruction", f"{info['macs_per_instruction']:.3f}"),
+            ("arena", f"{m['arena_bytes']:,} B (layer-wise bound {m['layerwise_peak_bytes']:,} B)"),
+            ("SRAM used", f"{m['sram_used_bytes']:,} B of {m['sram_limit_bytes']:,} (stack reserve {m['stack_bytes']:,}, "
+                          f"high water {info['stack_high_water_bytes']:,})"),
+            ("flash used", f"{f['used_bytes']:,} B of {f['limit_bytes']:,} (code {f['code_bytes']:,}, weights {f['weights_bytes']:,})")]
+    for k, v in rows:
+        click.echo(f"{k:<24}{v}")
+    click.echo("(QEMU counts instructions, not cycles: it is not cycle accurate.)")
+
+
+@cli.command()
+def boards():
+    """The boards and their emulators."""
+    from .boards import list_boards, load_board
+    for name in list_boards():
+        b = load_board(name)
+        click.echo(f"{name:<16}{b.core:<12}flash {b.flash_bytes // 1024:>5} KiB  SRAM {b.sram_bytes // 1024:>4} KiB  "
+                   f"emulator: {b.emulator.program} -M {b.emulator.machine}")
+
+
+@cli.command()
+def doctor():
+    """Which toolchains, emulators and probes are present."""
+    import shutil as sh
+    from .boards import list_boards, load_board
+    needed = {}
+    for name in list_boards():
+        b = load_board(name)
+        needed.setdefault(b.toolchain.tool("gcc"), b.toolchain.install)
+        needed.setdefault(b.emulator.program, b.emulator.install)
+    needed.setdefault("openocd", "apt-get install openocd")
+    needed.setdefault("make", "apt-get install make")
+    missing = 0
+    for tool, install in needed.items():
+        path = sh.which(tool)
+        missing += path is None
+        click.echo(f"{'ok' if path else 'MISSING':<8}{tool:<28}{path or 'install: ' + install}")
+    if missing:
+        raise UserError(f"{missing} tool(s) missing; bash install.sh installs them all.")
+
+
 def main(argv=None) -> int:
     """Entry point: user errors become one clear paragraph and exit code 1, never a traceback."""
     try:
