@@ -1,0 +1,123 @@
+"""Firmware from the shared models runs in QEMU bit-exact with the reference (issue 3's emulator-in-the-loop).
+
+The expected outputs come from mcutool.reference, which tests/test_reference_models.py proves equal to
+tflite-runtime's BUILTIN_REF and TFLite Micro bit for bit.
+"""
+import json
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import require_tool, shared_model
+from mcutool import reference
+from mcutool.boards import load_board
+from mcutool.compiler import Options, compile_model, run_build
+from mcutool.errors import UserError
+from mcutool.frontends import load_model
+
+pytestmark = pytest.mark.qemu
+
+INT8_MODELS = ["kws_ref_model.tflite", "ad01_int8.tflite", "hello_world_int8.tflite",
+               "micro_speech_quantized.tflite"]
+SAMPLES = 5
+
+
+def require_board_tools(board_name: str):
+    board = load_board(board_name)
+    require_tool(board.toolchain.tool("gcc"))
+    require_tool(board.emulator.program)
+    return board
+
+
+def random_inputs(graph, rng):
+    xs = {}
+    for name in graph.inputs:
+        t = graph.tensor(name)
+        info = np.iinfo(t.dtype)
+        xs[name] = rng.integers(info.min, info.max + 1, size=t.shape).astype(t.dtype)
+    return xs
+
+
+def validate(model_name: str, board_name: str, out, samples: int = SAMPLES):
+    require_board_tools(board_name)
+    model = shared_model(model_name)
+    compile_model(model, board_name, out, Options())
+    graph = load_model(model)
+    rng = np.random.default_rng(1234)
+    distinct = set()
+    for _ in range(samples):
+        xs = random_inputs(graph, rng)
+        ys, info = run_build(out, [xs[n] for n in graph.inputs])
+        want = reference.run(graph, xs)
+        for name, y in zip(graph.outputs, ys):
+            assert y.dtype == want[name].dtype
+            assert np.array_equal(y, want[name]), f"{model_name} on {board_name}: output {name} differs"
+            distinct.add(y.tobytes())
+        assert info["instructions"] > 0
+    assert len(distinct) > 1, "every sample gave the same output: the comparison proves nothing"
+    return info
+
+
+@pytest.mark.parametrize("board", ["stm32f746", "nucleo-l4r5zi"])
+@pytest.mark.parametrize("model", INT8_MODELS)
+def test_shared_int8_models_bit_exact_on_cortex_m(model, board, tmp_path):
+    validate(model, board, tmp_path / "proj")
+
+
+@pytest.mark.parametrize("model", ["kws_ref_model.tflite", "hello_world_int8.tflite"])
+def test_kws_and_hello_world_bit_exact_on_riscv(model, tmp_path):
+    validate(model, "rv32-generic", tmp_path / "proj")
+
+
+def test_hello_world_bit_exact_on_hifive1(tmp_path):
+    validate("hello_world_int8.tflite", "hifive1-revb", tmp_path / "proj")
+
+
+def test_kws_does_not_fit_hifive1_and_says_by_how_much(tmp_path):
+    require_board_tools("hifive1-revb")
+    with pytest.raises(UserError) as err:
+        compile_model(shared_model("kws_ref_model.tflite"), "hifive1-revb", tmp_path / "proj", Options())
+    msg = str(err.value)
+    assert "16,384" in msg and "does not fit" in msg and "--patch auto" in msg
+
+
+def test_kws_firmware_has_no_floating_point(tmp_path):
+    board = require_board_tools("stm32f746")
+    out = tmp_path / "proj"
+    compile_model(shared_model("kws_ref_model.tflite"), "stm32f746", out, Options())
+    for elf in ("emulator.elf", "board.elf"):
+        symbols = subprocess.run([board.toolchain.tool("nm"), str(out / elf)], capture_output=True, text=True,
+                                 check=True).stdout
+        floats = re.findall(r"\b__aeabi_[fd]\w*", symbols)
+        assert not floats, f"{elf} links soft-float helpers: {floats}"
+        disasm = subprocess.run([board.toolchain.tool("objdump"), "-d", "--no-show-raw-insn", str(out / elf)],
+                                capture_output=True, text=True, check=True).stdout
+        vfp = [line for line in disasm.splitlines()
+               if re.match(r"^\s*[0-9a-f]+:\s+v[a-z]+", line) or re.search(r"\b(mcr|mrc)2?\s+p1[01]\b", line)]
+        assert not vfp, f"{elf} has VFP instructions: {vfp[:5]}"
+
+
+def test_report_json_reads_the_elf(tmp_path):
+    require_board_tools("stm32f746")
+    out = tmp_path / "proj"
+    compile_model(shared_model("kws_ref_model.tflite"), "stm32f746", out, Options())
+    report = json.loads((out / "report.json").read_text())
+    assert report["macs"] == 2656768
+    assert report["memory"]["layerwise_peak_bytes"] == 16000
+    assert report["memory"]["arena_bytes"] <= 16000 * 1.05
+    assert report["memory"]["sram_used_bytes"] >= report["memory"]["arena_bytes"] + report["memory"]["stack_bytes"]
+    assert report["flash"]["used_bytes"] > report["flash"]["weights_bytes"]
+    assert {layer["kernel"] for layer in report["layers"] if layer["macs"]} == {"tvm"}
+    assert report["build"]["objects_sha256"]["model.c.o"]
+
+
+def test_same_inputs_give_identical_sources_and_objects(tmp_path):
+    require_board_tools("stm32f746")
+    reports = []
+    for name in ("a", "b"):
+        compile_model(shared_model("micro_speech_quantized.tflite"), "stm32f746", tmp_path / name, Options())
+        reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    assert (tmp_path / "a" / "model.c").read_bytes() == (tmp_path / "b" / "model.c").read_bytes()
+    assert reports[0]["build"]["objects_sha256"] == reports[1]["build"]["objects_sha256"]
