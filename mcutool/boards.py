@@ -203,12 +203,26 @@ class Board:
 
     def flash_command(self, elf: str) -> list[str] | None:
         """The command that programs `elf` into the board with its first flash method, or None."""
-        if self.flash.openocd:
-            files = [arg for cfg in self.flash.openocd for arg in ("-f", cfg)]
-            return ["openocd", *files, "-c", f"program {elf} verify reset exit"]
-        if self.flash.pyocd_target:
-            return ["pyocd", "flash", "-t", self.flash.pyocd_target, elf]
+        for probe in PROBES:
+            commands = self.flash_commands(elf, probe)
+            if commands:
+                return commands[-1]
         return None
+
+    def flash_commands(self, elf: str, probe: str) -> list[list[str]]:
+        """The commands that program `elf` with `probe` (openocd, pyocd, stlink); [] if the board has no such method."""
+        if probe == "openocd" and self.flash.openocd:
+            files = [arg for cfg in self.flash.openocd for arg in ("-f", cfg)]
+            return [["openocd", *files, "-c", f"program {elf} verify reset exit"]]
+        if probe == "pyocd" and self.flash.pyocd_target:
+            return [["pyocd", "flash", "-t", self.flash.pyocd_target, elf]]
+        if probe == "stlink" and self.flash.st_flash_address is not None:
+            binary = elf.rsplit(".", 1)[0] + ".bin"
+            return [[self.toolchain.tool("objcopy"), "-O", "binary", elf, binary],
+                    ["st-flash", "--reset", "write", binary, f"0x{self.flash.st_flash_address:08x}"]]
+        return []
+
+PROBES = ("openocd", "pyocd", "stlink")
 
 
 def _image(image: str) -> str:

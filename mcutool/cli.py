@@ -221,6 +221,39 @@ def bench(model, board, out, emit, no_build):
 
 
 @cli.command()
+@click.argument("project", type=click.Path(file_okay=False, exists=True))
+@click.option("--probe", type=click.Choice(["openocd", "pyocd", "stlink"]), default=None,
+              help="Programmer (default: the board's first method).")
+@click.option("--dry-run", is_flag=True, help="Print the commands instead of running them.")
+def flash(project, probe, dry_run):
+    """Program the board image of PROJECT into the dev board."""
+    import shlex
+    import shutil as sh
+    import subprocess
+    from pathlib import Path
+    from .boards import PROBES, load_board
+    from .compiler import read_report
+    out = Path(project)
+    board = load_board(read_report(out)["board"])
+    elf = out / "board.elf"
+    if not elf.exists():
+        raise UserError(f"{out} has no board.elf: compile it without --no-build / --emit library first.")
+    probes = [probe] if probe else [p for p in PROBES if board.flash_commands(str(elf), p)][:1]
+    commands = board.flash_commands(str(elf), probes[0]) if probes else []
+    if not commands:
+        raise UserError(f"board {board.name} has no {probe or 'flash'} method in its board file.")
+    for command in commands:
+        click.echo(shlex.join(command))
+        if dry_run:
+            continue
+        if sh.which(command[0]) is None:
+            raise UserError(f"{command[0]} is not installed; install it (openocd: apt-get install openocd; "
+                            "pyocd: pip install pyocd; st-flash: apt-get install stlink-tools).")
+        if subprocess.run(command).returncode != 0:
+            raise UserError(f"{command[0]} failed; is the board connected and powered?")
+
+
+@cli.command()
 def boards():
     """The boards and their emulators."""
     from .boards import list_boards, load_board
