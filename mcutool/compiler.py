@@ -74,6 +74,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
         build_project(board, out)
         report["memory"].update(_memory_from_elf(board, out / "board.elf", opts.stack_size))
         report["flash"].update(_flash_from_elf(board, out / "board.elf"))
+        report["flash"]["code_bytes"] = report["flash"]["used_bytes"] - report["flash"]["weights_bytes"]
         report["build"] = _build_info(board, model, out)
         _check_fits(report, board)
     _write_report(out, report)
@@ -172,8 +173,7 @@ def _flash_from_elf(board: Board, elf: Path) -> dict:
     flash = board.memory["flash"]
     in_flash = sum(s for n, (s, a) in secs.items() if flash.origin <= a < flash.origin + flash.length)
     data = secs.get(".data", (0, 0))[0]  # loaded from flash
-    code = secs.get(".text", (0, 0))[0]
-    return {"code_bytes": code, "used_bytes": in_flash + data}
+    return {"used_bytes": in_flash + data}
 
 
 def _check_fits(report: dict, board: Board) -> None:
