@@ -45,8 +45,9 @@ def _check_integer_graph(graph: Graph) -> None:
     floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
     if floats:
         raise UserError(f"{graph.name}: the model has float inputs/outputs ({', '.join(floats)}), i.e. it is a "
-                        "float model. Quantize it by passing --calib DATA.npz (or --calib random, which gives poor "
-                        "scales); mcutool compiles integer-only int8 models.")
+                        "float model. This version of mcutool compiles int8 models only: post-training quantization "
+                        "(--calib DATA.npz) is not built yet. Convert the model with full-integer quantization "
+                        "(e.g. the TFLite converter with a representative dataset) and compile the int8 file.")
 
 
 def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None) -> dict:

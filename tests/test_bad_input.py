@@ -17,7 +17,7 @@ def assert_clear_error(result, *words):
     out = result.stdout + result.stderr
     assert result.returncode != 0, out
     assert "Traceback" not in out, out
-    assert result.stderr.startswith("error: "), out
+    assert any(line.startswith("error: ") for line in result.stderr.splitlines()), out
     for w in words:
         assert w.lower() in out.lower(), f"{w!r} not in {out!r}"
 
@@ -127,3 +127,14 @@ def test_corrupt_constant_size(tmp_path):
 def test_good_model_still_inspects(model):
     r = run_cli("inspect", shared_model(model), "--json")
     assert r.returncode == 0, r.stderr
+
+
+def test_float_model_to_compile_says_what_to_do(tmp_path):
+    r = run_cli("compile", shared_model("hello_world_float.tflite"), "--board", "stm32f746", "-o", tmp_path / "p")
+    assert_clear_error(r, "float model", "int8")
+    assert not (tmp_path / "p" / "report.json").exists()
+
+
+def test_unknown_board_lists_the_boards(tmp_path):
+    r = run_cli("compile", shared_model("hello_world_int8.tflite"), "--board", "esp32", "-o", tmp_path / "p")
+    assert_clear_error(r, "esp32", "stm32f746")
