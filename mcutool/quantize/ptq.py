@@ -1,0 +1,208 @@
+"""Post-training quantization of a float graph to TFLite's int8 scheme (DESIGN.md §7).
+
+    ranges = calibrate(graph, samples)            # min/max of every activation over the calibration set
+    qgraph = quantize_graph(graph, ranges)        # same ops, int8 tensors; float I/O kept at the border
+
+Weights: int8 symmetric, per output channel for conv2d/depthwise (axis 0 / 3), per tensor for fully_connected.
+Biases: int32 at scale s_in·s_w (zero point 0). Activations: int8 asymmetric from the calibrated range (always
+containing 0). Ops that TFLite requires to keep their input's quantization (reshape, pools, pad, transpose)
+keep it; softmax and logistic outputs are fixed at scale 1/256, zero point -128. The graph's float inputs
+get a QUANTIZE op and its float outputs a DEQUANTIZE op, so the result is the same IR an imported int8 model
+with float I/O gives, and everything downstream is shared.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import reference
+from ..errors import UserError
+from ..ir import Graph, NoAttrs, Op, Quant, Tensor
+
+SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose")
+FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, -128)}
+WEIGHTED_OPS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None}  # per-channel axis (None: per tensor)
+
+
+@dataclass
+class Range:
+    lo: float
+    hi: float
+
+    def widen(self, values: np.ndarray) -> "Range":
+        return Range(min(self.lo, float(values.min())), max(self.hi, float(values.max())))
+
+
+def calibrate(graph: Graph, samples: dict[str, np.ndarray], method: str = "minmax",
+              percentile: float = 99.99) -> dict[str, Range]:
+    """Range of every float activation over the samples (axis 0 of each array is the sample axis).
+
+    method "minmax" keeps the extremes; "percentile" clips each tensor's range to the given percentile of
+    |values| per side, pooled over all samples (robust to outliers)."""
+    _check_samples(graph, samples)
+    n = len(next(iter(samples.values())))
+    seen: dict[str, list[np.ndarray]] = {}
+    ranges: dict[str, Range] = {}
+    for i in range(n):
+        values = reference.run(graph, {k: v[i:i + 1].astype(np.float32) for k, v in samples.items()}, keep=True)
+        for name, v in values.items():
+            t = graph.tensor(name)
+            if t.is_const or t.dtype != "float32":
+                continue
+            if method in ("percentile", "mse"):
+                flat = v.reshape(-1)
+                seen.setdefault(name, []).append(flat[:: max(1, flat.size // 4096)])
+            ranges[name] = ranges[name].widen(v) if name in ranges else Range(float(v.min()), float(v.max()))
+    for name, chunks in seen.items():
+        allv = np.concatenate(chunks)
+        if method == "percentile":
+            ranges[name] = Range(float(np.percentile(allv, 100 - percentile)), float(np.percentile(allv, percentile)))
+        else:
+            ranges[name] = _mse_range(allv, ranges[name])
+    return ranges
+
+
+def _mse_range(values: np.ndarray, full: Range) -> Range:
+    """The clipped range (a fraction of the min/max range) whose int8 rounding error is smallest on `values`."""
+    best, best_err = full, None
+    for frac in np.linspace(1.0, 0.3, 36):
+        r = Range(full.lo * frac, full.hi * frac)
+        q = activation_quant(r)
+        s, z = float(q.scale[0]), int(q.zero_point[0])
+        fake = (np.clip(np.round(values / s) + z, -128, 127) - z) * s
+        err = float(np.mean((fake - values) ** 2))
+        if best_err is None or err < best_err:
+            best, best_err = r, err
+    return best
+
+
+def _check_samples(graph: Graph, samples: dict[str, np.ndarray]) -> None:
+    for name in graph.inputs:
+        if name not in samples:
+            raise UserError(f"the calibration data has no samples for input {name!r} (it has: "
+                            f"{', '.join(samples) or 'nothing'}); key each array by the model's input name.")
+        want = graph.tensor(name).shape[1:]
+        if tuple(samples[name].shape[1:]) != tuple(want):
+            raise UserError(f"calibration samples for {name!r} have shape {list(samples[name].shape)}; expected "
+                            f"(N, {', '.join(map(str, want))}) — samples stacked on the batch axis.")
+
+
+def activation_quant(r: Range) -> Quant:
+    """int8 asymmetric parameters for [lo, hi] widened to contain 0 (TFLite's nudging: zero is exact)."""
+    lo, hi = min(r.lo, 0.0), max(r.hi, 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = (hi - lo) / 255.0
+    zero_point = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return Quant(np.float32(scale), zero_point)
+
+
+def weight_quant(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, Quant]:
+    """Symmetric int8 weights (zero point 0), per channel along `axis` or per tensor."""
+    if axis is None:
+        amax = np.array([np.abs(w).max()])
+    else:
+        amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    shape = [1] * w.ndim
+    if axis is not None:
+        shape[axis] = -1
+    q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return q, Quant(scale, np.zeros(scale.shape, np.int64), axis if axis is not None and scale.size > 1 else None)
+
+
+def quantize_graph(graph: Graph, ranges: dict[str, Range]) -> Graph:
+    """A new graph with int8 activations and weights; float graph inputs/outputs keep their float tensors."""
+    q = Graph(name=graph.name, inputs=list(graph.inputs), outputs=list(graph.outputs))
+    quant: dict[str, Quant] = {}
+    for name in graph.inputs:
+        t = graph.tensor(name)
+        q.add_tensor(copy.deepcopy(t))
+        inner = name + "/int8"
+        quant[inner] = activation_quant(ranges[name])
+        q.add_tensor(Tensor(inner, t.shape, "int8", quant[inner]))
+        q.ops.append(Op(f"quantize_input_{len(q.ops)}", "quantize", [name], [inner], NoAttrs()))
+    renamed = {name: name + "/int8" for name in graph.inputs}
+    for op in graph.ops:
+        q.ops.append(_quantize_op(graph, q, op, ranges, quant, renamed))
+    for name in graph.outputs:
+        inner = renamed[name]
+        t = graph.tensor(name)
+        q.add_tensor(Tensor(name, t.shape, "float32"))
+        q.ops.append(Op(f"dequantize_output_{len(q.ops)}", "dequantize", [inner], [name], NoAttrs()))
+    q.validate()
+    return q
+
+
+def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
+    ins = []
+    x_name = renamed.get(op.inputs[0], op.inputs[0])
+    for i, name in enumerate(op.inputs):
+        if not name:
+            ins.append("")
+            continue
+        t = graph.tensor(name)
+        if not t.is_const:
+            ins.append(renamed[name])
+            continue
+        if op.kind in WEIGHTED_OPS and i == 1:
+            data, wq = weight_quant(t.data.astype(np.float32), WEIGHTED_OPS[op.kind])
+            q.add_tensor(Tensor(name, t.shape, "int8", wq, data))
+        elif op.kind in WEIGHTED_OPS and i == 2:
+            s_in = float(quant[x_name].scale[0])
+            s_w = q.tensor(ins[1]).quant.scale.astype(np.float64)
+            bias_scale = s_in * s_w
+            data = np.round(t.data.astype(np.float64) / bias_scale).astype(np.int64)
+            data = np.clip(data, -2**31, 2**31 - 1).astype(np.int32)
+            q.add_tensor(Tensor(name, t.shape, "int32", Quant(bias_scale, np.zeros(bias_scale.shape, np.int64),
+                                                               0 if bias_scale.size > 1 else None), data))
+        elif t.dtype == "float32":
+            raise UserError(f"layer {op.name!r} ({op.kind}) has a float constant operand {name!r}; mcutool cannot "
+                            "quantize it yet.")
+        else:
+            q.add_tensor(copy.deepcopy(t))
+        ins.append(name)
+    outs = []
+    for name in op.outputs:
+        t = graph.tensor(name)
+        inner = name + "/int8"
+        if op.kind in SAME_QUANT_OPS:
+            oq = copy.deepcopy(quant[x_name])
+        elif op.kind in FIXED_OUTPUT_QUANT:
+            oq = Quant(np.float32(FIXED_OUTPUT_QUANT[op.kind][0]), FIXED_OUTPUT_QUANT[op.kind][1])
+        else:
+            oq = activation_quant(ranges[name])
+        quant[inner] = oq
+        q.add_tensor(Tensor(inner, t.shape, "int8", oq))
+        renamed[name] = inner
+        outs.append(inner)
+    return Op(op.name, op.kind, ins, outs, copy.deepcopy(op.attrs))
+
+
+@dataclass
+class Agreement:
+    samples: int
+    top1_agreement: float   # fraction of samples whose argmax matches (classifiers)
+    sqnr_db: float          # 10·log10(Σ float² / Σ (float − int8)²) over the first output
+
+    def to_json(self) -> dict:
+        return {"samples": self.samples, "top1_agreement": round(self.top1_agreement, 4),
+                "sqnr_db": round(self.sqnr_db, 2)}
+
+
+def agreement(float_graph: Graph, int8_graph: Graph, samples: dict[str, np.ndarray]) -> Agreement:
+    """How the quantized graph's first output compares with the float graph's on `samples`."""
+    n = len(next(iter(samples.values())))
+    out = float_graph.outputs[0]
+    match, signal, noise = 0, 0.0, 0.0
+    for i in range(n):
+        x = {k: v[i:i + 1].astype(np.float32) for k, v in samples.items()}
+        f = reference.run(float_graph, x)[out].astype(np.float64)
+        g = reference.run(int8_graph, x)[out].astype(np.float64)
+        match += int(np.argmax(f) == np.argmax(g))
+        signal += float(np.sum(f * f))
+        noise += float(np.sum((f - g) ** 2))
+    sqnr = float("inf") if noise == 0 else 10 * np.log10(signal / noise)
+    return Agreement(n, match / n, sqnr)
