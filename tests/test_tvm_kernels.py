@@ -207,6 +207,11 @@ CONV_CASES = {
                                   (-128, 127)),
     "5x5_c3_pad2": ((1, 12, 12, 3), (8, 5, 5), (1, 1), (1, 1), (2, 2, 2, 2), -128, 12, (-128, 127)),
     "3x1_asym_stride_c12": ((1, 9, 6, 12), (4, 3, 1), (2, 1), (1, 1), (1, 0, 1, 0), 0, 3, (-100, 100)),
+    # row mode of the SIMD schedules (c % 4 != 0, kw * c % 4 == 0): rows cut by left and right padding
+    "3x2_c2_rows_pad": ((1, 7, 8, 2), (5, 3, 2), (1, 1), (1, 1), (1, 1, 1, 1), 9, -4, (-128, 127)),
+    "2x4_c1_stride_rows": ((1, 9, 11, 1), (8, 2, 4), (2, 3), (2, 1), (0, 3, 1, 2), -128, 0, (-128, 127)),
+    # 1x1 stride 1 unpadded = fully connected over the pixels, 2 pixels x 4 channels per call
+    "1x1_pairs_even": ((1, 4, 6, 8), (8, 1, 1), (1, 1), (1, 1), (0, 0, 0, 0), 7, 3, (-128, 127)),
 }
 
 DW_CASES = {
@@ -216,6 +221,9 @@ DW_CASES = {
     "3x3_dilation2": ((1, 10, 10, 8), 1, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2), -1, 0, (-128, 127)),
     "2x2_mult3_nopad": ((1, 6, 7, 3), 3, (2, 2), (1, 2), (1, 1), (0, 0, 0, 0), 100, -50, (-128, 127)),
     "3x3_relu6": ((1, 8, 8, 16), 1, (3, 3), (1, 1), (1, 1), (0, 1, 1, 0), -128, -128, (-128, 40)),
+    # one input channel: compiled as an ordinary conv (micro_speech's first layer)
+    "c1_mult8_like_micro_speech": ((1, 13, 10, 1), 8, (4, 4), (2, 2), (1, 1), (1, 1, 2, 1), 3, -2, (-128, 127)),
+    "3x3_stride2_c8": ((1, 9, 7, 8), 1, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 20, -9, (-128, 127)),
 }
 
 FC_CASES = {
@@ -224,11 +232,16 @@ FC_CASES = {
     "batch2_per_channel": ((2, 32), 10, 2, -3, (-128, 127), True),
     "odd_30x7": ((1, 30), 7, -128, 0, (-128, 127), False),
     "256x5_relu": ((1, 256), 5, 127, -128, (-128, 127), False),
+    "rows3_pairs_per_channel": ((3, 16), 8, -7, 5, (-128, 127), True),
+    "rows4_pairs": ((4, 12), 4, 60, -1, (-100, 127), False),
 }
 
 
-def _schedules(channels):
-    return ["portable", "smlad", "smlad_w16"] if channels % 4 == 0 else ["portable"]
+def _schedules(channels, row=None):
+    """Schedules a layer supports: SIMD when the reduction (input channels, or a whole kernel row of kw * c
+    contiguous taps for convs with dilation 1 along x: `row`) is a multiple of 4."""
+    ok = channels % 4 == 0 or (row is not None and row % 4 == 0)
+    return ["portable", "smlad", "smlad_w16"] if ok else ["portable"]
 
 
 @pytest.mark.parametrize("case", list(CONV_CASES))
@@ -247,7 +260,7 @@ def test_conv2d_bit_exact(case, tmp_path):
                                  out_hw=acc.shape[1:3], multiplier=mult, shift=shift, out_zp=zo, act_min=lo,
                                  act_max=hi)
         assert np.array_equal(golden, want[:, 0])
-    for sched in _schedules(c):
+    for sched in _schedules(c, kw * c if dilation[1] == 1 else None):
         k = tvm_kernels.conv2d_s8(f"mcu_{case}_{sched}", in_shape, w, bias, mult, shift, input_zero_point=zi,
                                   output_zero_point=zo, act_min=lo, act_max=hi, stride=stride,
                                   dilation=dilation, pads=pads, schedule=sched)
@@ -288,11 +301,20 @@ def test_depthwise_bit_exact(case, tmp_path):
                                            pads=pads, out_hw=acc.shape[1:3], depth_multiplier=m, multiplier=mult,
                                            shift=shift, out_zp=zo, act_min=lo, act_max=hi)
         assert np.array_equal(golden, want[:, 0])
-    k = tvm_kernels.depthwise_conv2d_s8(f"dw_{case}", in_shape, w, bias, mult, shift, input_zero_point=zi,
-                                        output_zero_point=zo, depth_multiplier=m, act_min=lo, act_max=hi,
-                                        stride=stride, dilation=dilation, pads=pads)
-    assert k.macs == int(np.prod(k.out_shape)) * kh * kw
-    _check(run_on_host(k, xs, tmp_path), want, lo, hi)
+    c = in_shape[3]
+    if c == 1:  # an ordinary conv: its schedules
+        scheds = ["auto"] + _schedules(1, kw if dilation[1] == 1 else None)
+    else:
+        scheds = ["auto"] + (["portable", "smlad", "smlad_w16"] if m == 1 and c % 4 == 0 else ["portable"])
+    for sched in scheds:
+        k = tvm_kernels.depthwise_conv2d_s8(f"dw_{case}_{sched}", in_shape, w, bias, mult, shift,
+                                            input_zero_point=zi, output_zero_point=zo, depth_multiplier=m,
+                                            act_min=lo, act_max=hi, stride=stride, dilation=dilation, pads=pads,
+                                            schedule=sched)
+        assert k.macs == int(np.prod(k.out_shape)) * kh * kw
+        if sched == "auto":
+            assert k.schedule == ("smlad" if (c == 1 and kw % 4 == 0) or (c % 4 == 0 and m == 1) else "portable")
+        _check(run_on_host(k, xs, tmp_path), want, lo, hi)
 
 
 @pytest.mark.parametrize("case", list(FC_CASES))
@@ -613,6 +635,17 @@ M7_CASES = {
                            "smlad_w16", 1, 0.0),
     "fc_smlad_block4": ("fc", (1, 64), 12, None, None, None, -5, 14, (-128, 127), "smlad", 4, 0.0),
     "fc_w16_odd": ("fc", (1, 48), 7, None, None, None, 9, -2, (-128, 127), "smlad_w16", 2, 0.0),
+    "fc_pairs_odd_rows": ("fc", (5, 32), 8, None, None, None, -3, 1, (-128, 127), "smlad", 4, 0.0),
+    # new SIMD schedules: 1x1 conv as 2 pixels x 4 channels (above, kws_pointwise_*), depthwise SMLABB/SMLATT,
+    # row mode for 1 input channel (KWS's first layer, padded on both sides)
+    "kws_depthwise_smlad_w16": ("dw", (1, 25, 5, 64), 64, (3, 3), (1, 1), (1, 1, 1, 1), -128, -128, (-128, 127),
+                                "smlad_w16", 4, 0.18),
+    "depthwise_smlad_stride2": ("dw", (1, 9, 7, 8), 8, (3, 3), (2, 2), (1, 1, 1, 1), 20, -9, (-128, 127),
+                                "smlad", 4, 0.0),
+    "kws_first_c1_rows_w16": ("conv", (1, 49, 10, 1), 64, (10, 4), (2, 2), (4, 1, 5, 2), -83, -128, (-128, 127),
+                              "smlad_w16", 4, 0.28),
+    "c2_rows_smlad_block1": ("conv", (1, 7, 8, 2), 5, (3, 2), (1, 1), (1, 1, 1, 1), 9, -4, (-128, 127),
+                             "smlad", 1, 0.0),
 }
 
 
@@ -628,7 +661,15 @@ def test_simd_kernels_bit_exact_on_cortex_m7(case, tmp_path):
     kind, in_shape, o, kern, stride, pads, zi, zo, (lo, hi), sched, block, floor = M7_CASES[case]
     rng = np.random.default_rng(zlib.crc32(case.encode()))
     x = rng.integers(-128, 128, in_shape).astype(np.int8)
-    if kind == "conv":
+    if kind == "dw":
+        w = rng.integers(-127, 128, (1, *kern, o)).astype(np.int8)
+        bias = rng.integers(-3000, 3000, o)
+        acc = _conv_acc(x, w, bias, zi, stride, (1, 1), pads, depth_multiplier=1)
+        mult, shift = _pick_requant(acc, rng)
+        k = tvm_kernels.depthwise_conv2d_s8(f"m7_{case}", in_shape, w, bias, mult, shift, input_zero_point=zi,
+                                            output_zero_point=zo, act_min=lo, act_max=hi, stride=stride,
+                                            pads=pads, schedule=sched)
+    elif kind == "conv":
         w = rng.integers(-127, 128, (o, *kern, in_shape[3])).astype(np.int8)
         bias = rng.integers(-3000, 3000, o)
         acc = _conv_acc(x, w, bias, zi, stride, (1, 1), pads)

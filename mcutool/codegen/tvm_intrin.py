@@ -191,3 +191,75 @@ def fc_dot_call(k: int, in_name: str, w_name: str, x_offset: int, block: int):
         w_buf, w_idx = region_start(blk, w_name)
         return _dot_stmt(blk, _ptr(in_buf, in_idx), w_buf, w_idx, k, k, x_offset, block)
     return make
+
+
+def conv_row_call(g: dict, block: int):
+    """make_stmt for a conv whose (kw, ic) taps are one contiguous run (dilation 1 along x): the blockized
+    (o_in, kw, ic) block, iter vars (n, y, x, o, kh). A row entirely inside the input is one micro-kernel call
+    of length kw * c; a row cut by the left/right padding calls `mcu_dot_s8[_w16]_clip` on its inside part;
+    rows in the top/bottom padding are skipped."""
+    def make(blk):
+        from tvm import tirx
+        n, y, x, _o, ky = [iv.var for iv in blk.iter_vars[:5]]
+        sh, sw = g["stride"]
+        dh, _dw = g["dilation"]
+        pt, pl, pb, pr = g["pads"]
+        kw, c = g["kw"], g["c"]
+        iy, ix = y * sh + ky * dh - pt, x * sw - pl
+        in_buf, _ = region_start(blk, g["in_name"])
+        w_buf, w_idx = region_start(blk, g["w_name"])
+        w_stride = g["kh"] * kw * c
+        stmt = _dot_stmt(blk, _ptr(in_buf, [n, iy, ix, 0]), w_buf, w_idx, kw * c, w_stride, g["x_offset"], block)
+        inside = ([ix >= 0] if pl else []) + ([ix + kw <= g["w"]] if pr else [])
+        if inside:
+            lo = tirx.Max(tirx.const(0, "int32"), 0 - ix) if pl else tirx.const(0, "int32")
+            hi = tirx.Min(tirx.const(kw, "int32"), g["w"] - ix) if pr else tirx.const(kw, "int32")
+            acc_buf, acc_idx = region_start(blk, "acc")
+            suffix = "_w16" if str(w_buf.dtype) == "int16" else ""
+            clip = tirx.Evaluate(tirx.call_extern(
+                "void", f"mcu_dot_s8{suffix}_clip", _ptr(in_buf, [n, iy, ix + lo, 0]), _ptr(w_buf, w_idx),
+                w_stride, block, lo * c, hi * c, g["x_offset"], _ptr(acc_buf, acc_idx)))
+            stmt = tirx.IfThenElse(tirx.all(*inside), stmt, clip)
+        rows = ([iy >= 0] if pt else []) + ([iy < g["h"]] if pb else [])
+        return tirx.IfThenElse(tirx.all(*rows), stmt, None) if rows else stmt
+    return make
+
+
+def dw_call(g: dict):
+    """make_stmt for a depthwise conv (multiplier 1) whose 4-channel loop is blockized: iter vars
+    (n, y, x, o, kh, kw); one `mcu_dw4_s8[_w16]` call per tap, skipped in the padding."""
+    def make(blk):
+        from tvm import tirx
+        n, y, x, _o, ky, kx = [iv.var for iv in blk.iter_vars[:6]]
+        sh, sw = g["stride"]
+        dh, dw = g["dilation"]
+        pt, pl, pb, pr = g["pads"]
+        iy, ix = y * sh + ky * dh - pt, x * sw + kx * dw - pl
+        in_buf, _ = region_start(blk, g["in_name"])
+        w_buf, w_idx = region_start(blk, g["w_name"])
+        acc_buf, acc_idx = region_start(blk, "acc")
+        o = acc_idx[3]  # first channel of the block (the block's own iter var counts blocks of 4)
+        suffix = "_w16" if str(w_buf.dtype) == "int16" else ""
+        stmt = tirx.Evaluate(tirx.call_extern("void", f"mcu_dw4_s8{suffix}", _ptr(in_buf, [n, iy, ix, o]),
+                                              _ptr(w_buf, w_idx), g["x_offset"], _ptr(acc_buf, acc_idx)))
+        conds = ([iy >= 0] if pt else []) + ([iy < g["h"]] if pb else []) + \
+                ([ix >= 0] if pl else []) + ([ix < g["w"]] if pr else [])
+        return tirx.IfThenElse(tirx.all(*conds), stmt, None) if conds else stmt
+    return make
+
+
+def fc_pair_call(k: int, in_name: str, w_name: str):
+    """make_stmt for the blockized (row pair, 4 channels, k) block of a fully connected layer: one
+    `mcu_dot4x2_s8[_w16]` call for two input rows (input offset folded into the bias); the row count is even."""
+    def make(blk):
+        from tvm import tirx
+        in_buf, in_idx = region_start(blk, in_name)
+        w_buf, w_idx = region_start(blk, w_name)
+        acc_buf, acc_idx = region_start(blk, "acc")
+        r0, o0 = in_idx[0], acc_idx[1]
+        suffix = "_w16" if str(w_buf.dtype) == "int16" else ""
+        two = tirx.Evaluate(tirx.call_extern(
+            "void", f"mcu_dot4x2_s8{suffix}", _ptr(in_buf, [r0, 0]), _ptr(w_buf, w_idx),
+            k, k, 0, _ptr(acc_buf, [r0, o0]), _ptr(acc_buf, [r0 + 1, o0])))
+        return two
+    return make

@@ -29,19 +29,38 @@ schedules "smlad", "smlad_w16":    acc = bias + sum (x - in_zp)*w over the taps 
                                    micro-kernel (SXTAB16 adds the offset for free, SMLAD does 2 MACs) for
                                    1, 2 or 4 output channels at once; "smlad_w16" stores the weights as
                                    int16 pre-widened in SXTB16 lane order (2x weight bytes, fewer
-                                   instructions). Needs I % 4 == 0; plain C fallback on cores without DSP.
+                                   instructions). Needs I % 4 == 0 -- or, with dilation 1 along x, kw * I % 4
+                                   == 0 ("row mode": a kernel row's kw * I taps are contiguous and reduce as
+                                   one vector; rows cut by left/right padding gather their taps, the missing
+                                   ones set to the zero point); plain C fallback on cores without DSP.
+    1x1 conv, stride 1, no padding:  a fully connected layer over the H*W pixels; its SIMD schedules take 2 rows
+                                   (pixels) x 4 output channels per micro-kernel call (`mcu_dot4x2_s8[_w16]`,
+                                   each weight word serves both pixels; the input offset is then folded into
+                                   the bias); an odd row count ends with a 1-row call.
+    depthwise, multiplier 1, C % 4 == 0: "smlad"/"smlad_w16" = 4 channels per tap, SXTAB16 + SMLABB/SMLATT
+                                   into one accumulator per channel (`mcu_dw4_s8[_w16]`).
+    depthwise with 1 input channel: an ordinary conv with depth_multiplier output channels (it is one).
 output:  clamp(MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp, act_min, act_max), as
          `mcu_requant_fast_s8` (one SMLAL + one ASR, exact for right shifts >= 1, derivation in the header)
          or the literal TFLite sequence `mcu_requant_s8` when some channel has shift >= 0.
-"auto" = "smlad" when the reduction length is a multiple of 4, else "portable"; depthwise is portable only.
+"auto" = "smlad" where a SIMD schedule applies, else "portable"; `kernel_for_op` makes it "smlad_w16" when
+the model's conv/depthwise/FC weights total at most W16_AUTO_MAX_WEIGHT_BYTES (64 KB).
+The kernel definitions carry MCU_KERNEL_OPT (mcu_requant.h: GCC `optimize("O3")`) and the micro-kernels are
+always_inline: the firmware is built with -Os, under which GCC leaves the micro-kernels as calls and
+spills their accumulators (KWS firmware: 7.20 M instructions with optimize("O2"), 5.54 M with "O3").
 
-Instructions per MAC on Cortex-M7 (arm-none-eabi-gcc 12.2 -O3, QEMU mps2-an500 -icount, whole layer
-including requantization; KWS = kws_ref_model's layers):
+MACs per instruction on Cortex-M7 (arm-none-eabi-gcc 12.2 -O3, QEMU mps2-an500 -icount, whole layer
+including requantization; KWS = kws_ref_model's layers). Earlier table:
     1x1 conv 25x5x64->64        portable 0.25   smlad 0.47   smlad_w16 0.59
     3x3 conv 16x16x16->16 pad1  portable 0.25   smlad 0.55   smlad_w16 0.74
     depthwise 3x3 25x5x64       portable 0.14
     KWS conv 10x4 s2, 1 channel portable 0.20
     KWS conv/dw/fc layers       portable 0.23   auto 0.33    smlad_w16 0.37   (TFLM+CMSIS-NN: 0.35, whole model)
+With the schedules above (-Os + MCU_KERNEL_OPT, as in the firmware):
+    1x1 conv 25x5x64->64        2 px x 4 ch: smlad_w16 0.66
+    depthwise 3x3 25x5x64       smlad_w16 0.21 (requantization is ~1/3 of it: 9 MACs per output)
+    KWS conv 10x4 s2, 1 channel row mode smlad_w16 0.34
+    whole KWS firmware (bench)  0.48
 
 What TVM 0.27 looks like from here (found while writing this; it differs a lot from <= 0.16)
 -------------------------------------------------------------------------------------------
@@ -82,6 +101,7 @@ What TVM 0.27 looks like from here (found while writing this; it differs a lot f
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -236,11 +256,11 @@ def _c_array(cname: str, values: np.ndarray, dtype: str, attr: str = "") -> str:
 
 
 def _assemble(name, op, body, params, consts, in_shape, out_shape, macs, includes, schedule, tir,
-              const_attr) -> Kernel:
+              const_attr, helpers="") -> Kernel:
     """Put the includes, the constant arrays and the function together."""
     if params[0] != "in" or params[-1] != "out" or set(params[1:-1]) != set(consts):
         raise RuntimeError(f"unexpected parameter list from TVM: {params}")
-    stack = _stack_bytes(body)
+    stack = _stack_bytes(body) + _stack_bytes(helpers)
     if stack > MAX_STACK_BYTES:
         raise RuntimeError(f"kernel {name}: the schedule leaves {stack} B of local arrays (limit {MAX_STACK_BYTES})")
     proto = f"void {name}(const int8_t* restrict in, int8_t* restrict out)"
@@ -250,7 +270,9 @@ def _assemble(name, op, body, params, consts, in_shape, out_shape, macs, include
         values, dtype = consts[cname]
         parts.append(_c_array(cname, values, dtype, const_attr))
         const_bytes += np.asarray(values).size * _CBYTES[dtype]
-    parts.append(f"\n{proto}\n{{\n{body}\n}}\n")
+    if helpers:
+        parts.append("\n" + helpers)
+    parts.append(f"\nMCU_KERNEL_OPT {proto}\n{{\n{body}\n}}\n")
     return Kernel(name=name, op=op, in_shape=tuple(in_shape), out_shape=tuple(out_shape), macs=int(macs),
                   source="".join(parts), prototype=proto + ";", includes=tuple(includes), stack_bytes=stack,
                   const_bytes=const_bytes, schedule=schedule, tir=tir)
@@ -333,7 +355,7 @@ class _Requant:
 
 def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_point, output_zero_point,
               act_min=INT8_MIN, act_max=INT8_MAX, stride=(1, 1), dilation=(1, 1), pads=(0, 0, 0, 0),
-              schedule="auto", const_attr="", tuning=None) -> Kernel:
+              schedule="auto", const_attr="", tuning=None, op_label=None) -> Kernel:
     """int8 conv2d, NHWC input `in_shape` (1, H, W, I), weights (O, KH, KW, I) int8 per output channel.
 
     `multiplier`/`shift`: per output channel (or one value) Q31 multiplier and shift (TFLite's
@@ -357,8 +379,21 @@ def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_po
         raise ValueError(f"{name}: input {tuple(in_shape)} does not match weights {weights.shape} (batch must be 1)")
     bias, mult, shift = _check_common(name, bias, multiplier, shift, o, input_zero_point, output_zero_point,
                                       act_min, act_max)
-    schedule = _pick_schedule(name, schedule, c)
-    return _conv_like(name, "conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
+    # fewer than 4 (or not a multiple of 4) input channels: with dilation 1 along x, a kernel row's kw * c
+    # taps are contiguous and the SIMD schedules reduce over whole rows instead
+    row = c % 4 != 0 and int(dilation[1]) == 1
+    schedule = _pick_schedule(name, schedule, weights.shape[2] * c if row else c)
+    if (schedule in SIMD_SCHEDULES and weights.shape[1:3] == (1, 1) and tuple(int(v) for v in stride) == (1, 1)
+            and not any(pads) and o % 4 == 0 and dict(TUNING, **(tuning or {}))["row_pairs"]):
+        # a 1x1 conv with stride 1 and no padding is a fully connected layer over the H*W pixels, whose SIMD
+        # schedule takes two pixels x four channels per micro-kernel call
+        k = fully_connected_s8(name, (_h * _w, c), weights.reshape(o, c), bias, mult, shift,
+                               input_zero_point=input_zero_point, output_zero_point=output_zero_point,
+                               act_min=act_min, act_max=act_max, schedule=schedule, const_attr=const_attr,
+                               tuning=tuning)
+        return dataclasses.replace(k, op=op_label or "conv2d", in_shape=tuple(int(d) for d in in_shape),
+                                   out_shape=(1, _h, _w, o))
+    return _conv_like(name, op_label or "conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
                       input_zero_point, output_zero_point, act_min, act_max, stride, dilation, pads,
                       None, schedule, const_attr, tuning)
 
@@ -370,10 +405,10 @@ def depthwise_conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, inp
     """int8 depthwise conv2d, input (1, H, W, C), weights (1, KH, KW, C * depth_multiplier) (TFLite's layout).
 
     Output channel `oc` reads input channel `oc // depth_multiplier`. Other arguments as `conv2d_s8`.
-    Schedules: "portable" only ("auto" = portable). SMLAD adds two products into one sum, and the two
-    products of one depthwise output that sit next to each other in memory are those of neighbouring
-    channels, not of one channel; a SIMD depthwise needs two taps of the same channels paired per
-    register (SXTAB16 of two tap rows, then PKHBT/PKHTB) with the weights pre-paired the same way.
+    Schedules: "portable"; with depth multiplier 1 and C % 4 == 0 also "smlad" / "smlad_w16" (4 channels
+    per tap: SXTAB16 widens channels 0,2 and 1,3 of one input word, SMLABB/SMLATT accumulate each lane into
+    its own channel; "auto" picks "smlad"). One input channel: compiled as the conv it is (`conv2d_s8` with
+    weights (m, KH, KW, 1)), so it gets the conv schedules (row mode).
     """
     weights = np.asarray(weights)
     if weights.dtype != np.int8 or weights.ndim != 4 or weights.shape[0] != 1:
@@ -386,10 +421,19 @@ def depthwise_conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, inp
                          f"weights {weights.shape} (batch must be 1)")
     bias, mult, shift = _check_common(name, bias, multiplier, shift, oc, input_zero_point, output_zero_point,
                                       act_min, act_max)
-    if schedule == "auto":
-        schedule = "portable"
-    if schedule != "portable":
-        raise ValueError(f"{name}: depthwise conv has only the 'portable' schedule (got {schedule!r})")
+    if c == 1:  # one input channel: every output channel reads the same input, an ordinary conv
+        return conv2d_s8(name, in_shape, np.ascontiguousarray(weights.transpose(3, 1, 2, 0)), bias, mult, shift,
+                         input_zero_point=input_zero_point, output_zero_point=output_zero_point,
+                         act_min=act_min, act_max=act_max, stride=stride, dilation=dilation, pads=pads,
+                         schedule=schedule, const_attr=const_attr, tuning=tuning, op_label="depthwise_conv2d")
+    simd_ok = depth_multiplier == 1 and c % 4 == 0
+    if schedule in ("auto", "auto_w16"):
+        schedule = ("smlad_w16" if schedule == "auto_w16" else "smlad") if simd_ok else "portable"
+    if schedule not in ("portable",) + SIMD_SCHEDULES:
+        raise ValueError(f"{name}: unknown schedule {schedule!r} (portable, smlad, smlad_w16, auto)")
+    if schedule != "portable" and not simd_ok:
+        raise ValueError(f"{name}: depthwise schedule {schedule!r} needs depth multiplier 1 and channels % 4 == 0 "
+                         f"(got {depth_multiplier}, {c})")
     return _conv_like(name, "depthwise_conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
                       input_zero_point, output_zero_point, act_min, act_max, stride, dilation, pads,
                       depth_multiplier, schedule, const_attr, tuning)
@@ -402,15 +446,17 @@ def depthwise_conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, inp
 #   unroll_ic      portable: split the input-channel loop by 4 and unroll it (1x1 conv: 0.19 -> 0.25)
 #   unroll_taps    portable: unroll the kernel-window loops when they are the inner reduction (depthwise,
 #                  or fewer than 4 input channels) and have at most 64 taps; "auto", True, "kw", False
-TUNING = {"channel_block": 4, "unroll_ic": 4, "unroll_taps": "auto"}
+TUNING = {"channel_block": 4, "unroll_ic": 4, "unroll_taps": "auto", "row_pairs": True}
 
 
 SIMD_SCHEDULES = ("smlad", "smlad_w16")
 
 
 def _pick_schedule(name, schedule, reduce_len):
-    if schedule == "auto":
-        return "smlad" if reduce_len % 4 == 0 else "portable"
+    if schedule in ("auto", "auto_w16"):
+        if reduce_len % 4:
+            return "portable"
+        return "smlad_w16" if schedule == "auto_w16" else "smlad"
     if schedule not in ("portable",) + SIMD_SCHEDULES:
         raise ValueError(f"{name}: unknown schedule {schedule!r} (portable, smlad, smlad_w16, auto)")
     if schedule != "portable" and reduce_len % 4:
@@ -429,6 +475,14 @@ def _channel_block(n_out, tuning):
     """Output channels per micro-kernel call: the tuned block size, or the largest of 4, 2, 1 dividing n_out."""
     want = dict(TUNING, **(tuning or {}))["channel_block"]
     return next(b for b in (4, 2, 1) if b <= want and n_out % b == 0)
+
+
+def _unroll_acc(sch, init_blk, out_blk, blocked=True):
+    """Unroll the accumulator init and requantization loops over a channel block, so that every access to the
+    few accumulators has a constant index and GCC keeps them in registers (not in a stack array)."""
+    if blocked:
+        sch.unroll(sch.get_loops(init_blk)[-1])
+        sch.unroll(sch.get_loops(out_blk)[-1])
 
 
 def _conv_like(name, op, in_shape, weights, bias, mult, shift, in_zp, out_zp, act_min, act_max, stride,
@@ -461,8 +515,10 @@ def _conv_like(name, op, in_shape, weights, bias, mult, shift, in_zp, out_zp, ac
     # loop skeleton (its update block is replaced by the micro-kernel call before lowering)
     W = te.placeholder(weights.shape, w_dtype, name=f"{name}_w")
     B = te.placeholder((n_out,), "int32", name=f"{name}_bias")
-    consts = {f"{name}_w": (_widen_weights(weights) if w_dtype == "int16" else weights, w_dtype),
-              f"{name}_bias": (bias_c, "int32"), **rq.consts}
+    w_c = weights
+    if w_dtype == "int16":  # lane order along each kernel row (kw * c values; groups of 4 never straddle rows)
+        w_c = _widen_weights(weights.reshape(weights.shape[0], kh, -1)).reshape(weights.shape)
+    consts = {f"{name}_w": (w_c, w_dtype), f"{name}_bias": (bias_c, "int32"), **rq.consts}
     rh = te.reduce_axis((0, kh), "kh")
     rw = te.reduce_axis((0, kw), "kw")
 
@@ -511,6 +567,33 @@ def _conv_like(name, op, in_shape, weights, bias, mult, shift, in_zp, out_zp, ac
             sch.unroll(ic_i)
         elif not depthwise and t.get("unroll_ic") and c <= t["unroll_ic"]:
             sch.unroll(loops[6])
+    elif depthwise:  # 4 channels per tap: SXTAB16 + SMLABB/SMLATT, one accumulator per channel
+        includes.append("mcu_dot_s8.h")
+        _n, _y, _x, o_loop, kh_loop, kw_loop = loops
+        o_loop, o_in = sch.split(o_loop, [None, 4])
+        sch.reorder(o_loop, kh_loop, kw_loop, o_in)
+        sch.reverse_compute_at(blk_out, o_loop)
+        _unroll_acc(sch, sch.decompose_reduction(blk_acc, kh_loop), blk_out)
+        geom = dict(h=h, w=w, stride=(sh, sw), dilation=(dh, dw), pads=(pt, pl, pb, pr), in_name="in",
+                    w_name=f"{name}_w", x_offset=-int(in_zp))
+        tvm_intrin.replace_loop_with_call(sch, o_in, tvm_intrin.dw_call(geom))
+        if dict(TUNING, **(tuning or {}))["unroll_taps"] and kh * kw <= 64:
+            sch.unroll(kw_loop)
+            sch.unroll(kh_loop)
+    elif c % 4:  # row mode: the (kw, ic) taps of a kernel row are contiguous (dilation 1 along x)
+        includes.append("mcu_dot_s8.h")
+        _n, _y, _x, o_loop, kh_loop, kw_loop, ic_loop = loops
+        block = _channel_block(n_out, tuning)
+        o_in = None
+        if block > 1:
+            o_loop, o_in = sch.split(o_loop, [None, block])
+            sch.reorder(o_loop, kh_loop, o_in, kw_loop, ic_loop)
+        sch.reverse_compute_at(blk_out, o_loop)
+        _unroll_acc(sch, sch.decompose_reduction(blk_acc, kh_loop), blk_out, block > 1)
+        geom = dict(h=h, w=w, stride=(sh, sw), dilation=(dh, dw), pads=(pt, pl, pb, pr), c=c, kh=kh, kw=kw,
+                    in_name="in", w_name=f"{name}_w", x_offset=-int(in_zp))
+        tvm_intrin.replace_loop_with_call(sch, o_in if block > 1 else kw_loop,
+                                          tvm_intrin.conv_row_call(geom, block))
     else:
         includes.append("mcu_dot_s8.h")
         _n, _y, _x, o_loop, kh_loop, kw_loop, ic_loop = loops
@@ -552,47 +635,93 @@ def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, inpu
                                       act_min, act_max)
     schedule = _pick_schedule(name, schedule, i)
     simd = schedule in SIMD_SCHEDULES
+    # two input rows per micro-kernel call (the pixels of a 1x1 conv): each weight word serves two rows; the
+    # input offset is folded into the bias (SXTB16 instead of SXTAB16 frees a register for the 8 accumulators)
+    pairs = simd and n >= 2 and o % 4 == 0 and dict(TUNING, **(tuning or {}))["row_pairs"]
     _tvm()
     from tvm import s_tir, te
 
     rq = _Requant(name, mult, shift, output_zero_point, act_min, act_max)
     w_dtype = "int16" if schedule == "smlad_w16" else "int8"
-    X = te.placeholder((n, i), "int8", name="in")
     W = te.placeholder((o, i), w_dtype, name=f"{name}_w")
     B = te.placeholder((o,), "int32", name=f"{name}_bias")
+    fold = not simd or pairs
     consts = {f"{name}_w": (_widen_weights(weights) if w_dtype == "int16" else weights, w_dtype),
-              f"{name}_bias": (bias if simd else _fold_bias(name, bias, weights, input_zero_point), "int32"),
+              f"{name}_bias": (_fold_bias(name, bias, weights, input_zero_point) if fold else bias, "int32"),
               **rq.consts}
-    rk = te.reduce_axis((0, i), "k")
-    x_off = -int(input_zero_point) if simd else 0
-    acc = te.compute((n, o), lambda b, oc: te.sum(
-        (X[b, rk].astype("int32") + x_off) * W[oc, rk].astype("int32"), axis=rk), name="acc")
-    out = te.compute((n, o), lambda b, oc: rq.expr(acc[b, oc], B, oc), name="out")
-    args = [X, W, B] + rq.args + [out]
-    sch = s_tir.Schedule(te.create_prim_func(args))
-    blk_acc, blk_out = sch.get_sblock("acc"), sch.get_sblock("out")
-    _b_loop, o_loop, k_loop = sch.get_loops(blk_acc)
-    includes = ["mcu_requant.h"]
-    if not simd:
-        sch.reverse_compute_at(blk_out, o_loop)
-        sch.decompose_reduction(blk_acc, k_loop)
+    x_off = -int(input_zero_point) if simd and not pairs else 0
+    includes = ["mcu_requant.h"] + (["mcu_dot_s8.h"] if simd else [])
+
+    def build(fname, rows, pair_rows):
+        """Schedule and lower the layer for `rows` input rows as C function `fname`: (body, params, tir)."""
+        X = te.placeholder((rows, i), "int8", name="in")
+        rk = te.reduce_axis((0, i), "k")
+        acc = te.compute((rows, o), lambda b, oc: te.sum(
+            (X[b, rk].astype("int32") + x_off) * W[oc, rk].astype("int32"), axis=rk), name="acc")
+        out = te.compute((rows, o), lambda b, oc: rq.expr(acc[b, oc], B, oc), name="out")
+        sch = s_tir.Schedule(te.create_prim_func([X, W, B] + rq.args + [out]))
+        blk_acc, blk_out = sch.get_sblock("acc"), sch.get_sblock("out")
+        b_loop, o_loop, k_loop = sch.get_loops(blk_acc)
+        if not simd:
+            sch.reverse_compute_at(blk_out, o_loop)
+            sch.decompose_reduction(blk_acc, k_loop)
+        elif pair_rows:  # rows is even here
+            b_loop, b_in = sch.split(b_loop, [None, 2])
+            o_loop, o_in = sch.split(o_loop, [None, 4])
+            sch.reorder(b_loop, o_loop, b_in, o_in, k_loop)
+            sch.reverse_compute_at(blk_out, o_loop)
+            init = sch.decompose_reduction(blk_acc, b_in)
+            for blk in (init, blk_out):
+                for lp in sch.get_loops(blk)[-2:]:
+                    sch.unroll(lp)
+            tvm_intrin.replace_loop_with_call(sch, b_in, tvm_intrin.fc_pair_call(i, "in", f"{name}_w"))
+        else:
+            block = _channel_block(o, tuning)
+            o_in = None
+            if block > 1:
+                o_loop, o_in = sch.split(o_loop, [None, block])
+            sch.reverse_compute_at(blk_out, o_loop)
+            init = sch.decompose_reduction(blk_acc, o_in if block > 1 else k_loop)
+            if block > 1 and pairs:
+                _unroll_acc(sch, init, blk_out)
+            tvm_intrin.replace_loop_with_call(sch, o_in if block > 1 else k_loop,
+                                              tvm_intrin.fc_dot_call(i, "in", f"{name}_w", x_off, block))
+        func = sch.mod["main"]
+        return _lower(func, fname) + (func.script(),)
+
+    helpers = ""
+    if pairs and n % 2:  # an odd row count: the pairs, then the last row on its own (same constants)
+        body_p, params, tir = build(f"{name}_pairs", n - 1, True)
+        body_t, params_t, tir_t = build(f"{name}_last", 1, False)
+        if params_t != params:
+            raise RuntimeError(f"{name}: parameter lists differ: {params} vs {params_t}")
+        sig = "(const int8_t* restrict in, int8_t* restrict out)"
+        helpers = (f"MCU_KERNEL_OPT static void {name}_pairs{sig}\n{{\n{body_p}\n}}\n\n"
+                   f"MCU_KERNEL_OPT static void {name}_last{sig}\n{{\n{body_t}\n}}\n")
+        body = f"  {name}_pairs(in, out);\n  {name}_last(in + {(n - 1) * i}, out + {(n - 1) * o});"
+        tir += "\n" + tir_t
     else:
-        includes.append("mcu_dot_s8.h")
-        block = _channel_block(o, tuning)
-        o_in = None
-        if block > 1:
-            o_loop, o_in = sch.split(o_loop, [None, block])
-        sch.reverse_compute_at(blk_out, o_loop)
-        sch.decompose_reduction(blk_acc, o_in if block > 1 else k_loop)
-        tvm_intrin.replace_loop_with_call(sch, o_in if block > 1 else k_loop,
-                                          tvm_intrin.fc_dot_call(i, "in", f"{name}_w", x_off, block))
-    func = sch.mod["main"]
-    body, params = _lower(func, name)
+        body, params, tir = build(name, n, pairs)
     return _assemble(name, "fully_connected", body, params, consts, tuple(in_shape), (n, o), n * o * i,
-                     includes, schedule, func.script(), const_attr)
+                     includes, schedule, tir, const_attr, helpers)
 
 
 # ------------------------------------------------------------------------------------------- from the IR
+
+# "auto" in kernel_for_op stores the weights of the SIMD schedules pre-widened to int16 ("smlad_w16": ~20 %
+# fewer instructions, twice the weight flash) when the model's conv / depthwise / FC weights total at most
+# this many bytes (int8): a function of the model only, doubling at most 64 KB, which every board supported
+# here can hold next to the code.
+W16_AUTO_MAX_WEIGHT_BYTES = 64 * 1024
+
+
+def _model_weight_bytes(graph) -> int:
+    total = 0
+    for op in graph.ops:
+        if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected") and len(op.inputs) > 1:
+            total += int(np.prod(graph.tensor(op.inputs[1]).shape))
+    return total
+
 
 def kernel_for_op(graph, op, name: str | None = None, schedule: str = "auto", const_attr: str = "") -> Kernel:
     """The kernel of one conv2d / depthwise_conv2d / fully_connected op of a `mcutool.ir.Graph`.
@@ -622,6 +751,8 @@ def kernel_for_op(graph, op, name: str | None = None, schedule: str = "auto", co
         mult, shift = ref.conv_output_multipliers(x_s, w_t.quant.scale, o_s)
     bias = None if b_t is None else np.asarray(b_t.data, np.int64)
     w = np.asarray(w_t.data)
+    if schedule == "auto" and _model_weight_bytes(graph) <= W16_AUTO_MAX_WEIGHT_BYTES:
+        schedule = "auto_w16"  # a small model: the int16 pre-widened weights fit any board's flash
     common = dict(input_zero_point=x_zp, output_zero_point=o_zp, act_min=lo, act_max=hi, schedule=schedule,
                   const_attr=const_attr)
     if op.kind == "fully_connected":
