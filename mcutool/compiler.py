@@ -22,7 +22,9 @@ from .ir import Graph
 from .schedule.arena import plan_arena
 from .summary import layer_rows
 
-STACK_RESERVE = 2048  # bytes; the harness and kernels measure ~200 B (report.json run.stack_high_water_bytes)
+# The stack reserve of a project generated without building it (--no-build): the call-graph analysis that sizes
+# it (mcutool.codegen.stack) needs the compiled objects. Built projects get the analysed reserve.
+STACK_RESERVE = 2048
 ELF = "emulator.elf"
 
 
@@ -30,7 +32,7 @@ ELF = "emulator.elf"
 class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
-    stack_size: int = STACK_RESERVE
+    stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -67,16 +69,17 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     if opts.emit == "library":
         write_library(sources, out)
     else:
-        write_firmware_project(graph, board, sources, out, opts.stack_size)
+        write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE)
     report = _base_report(model, graph, board, plan.size)
     report["layers"] = _layers(graph, sources["model.c"])
     if opts.emit == "firmware" and opts.build:
         step("building")
-        build_project(board, out)
-        report["memory"].update(_memory_from_elf(board, out / "board.elf", opts.stack_size))
+        stack = build_project(board, out, opts.stack_size)
+        report["memory"].update(_memory_from_elf(board, out / "board.elf", stack["bytes"]))
         report["flash"].update(_flash_from_elf(board, out / "board.elf"))
         report["flash"]["code_bytes"] = report["flash"]["used_bytes"] - report["flash"]["weights_bytes"]
         report["build"] = _build_info(board, model, out)
+        report["build"]["stack_analysis"] = stack
         _check_fits(report, board)
     _write_report(out, report)
     return report
@@ -118,12 +121,33 @@ def _layers(graph: Graph, model_c: str) -> list[dict]:
     return rows
 
 
-def build_project(board: Board, out: Path) -> None:
+def build_project(board: Board, out: Path, stack_size: int | None = None) -> dict:
+    """Build in two phases: compile every object (make objects), size the stack reserve from the call graph
+    the compiler wrote (obj/**/*.ci) and render the linker scripts with it, then link (make all).
+    `stack_size` given: that reserve instead. Returns the stack analysis ({"bytes": reserve, ...})."""
+    from .codegen.project import write_linker_scripts
+    from .codegen.stack import project_analysis
     compiler = board.toolchain.tool("gcc")
     if shutil.which(compiler) is None:
         raise UserError(f"{compiler} is not installed; board {board.name} needs it. Install it with: "
                         f"{board.toolchain.install}")
-    done = subprocess.run(["make", "-C", str(out), "-j2", "all"], capture_output=True, text=True)
+    _make(board, out, "objects")
+    analysis = project_analysis(out / "obj", board.arch)
+    if stack_size is None:
+        stack_size = analysis["bytes"]
+        note = (f"sized from the call graph: worst case {analysis['depth']} B ({' -> '.join(analysis['path'])}) "
+                f"+ {analysis['exception_frame']} B exception frame; fault path {analysis['fault_depth']} B; "
+                f"rounded up to 8, at least 256")
+    else:
+        note = f"given: {stack_size} B (the call graph needs {analysis['need']} B)"
+        analysis = dict(analysis, bytes=stack_size)
+    write_linker_scripts(board, out, stack_size, note)
+    _make(board, out, "all")
+    return analysis
+
+
+def _make(board: Board, out: Path, target: str) -> None:
+    done = subprocess.run(["make", "-C", str(out), "-j2", target], capture_output=True, text=True)
     if done.returncode != 0:
         overflow = re.search(r"region [`']?(\w+)'? overflowed by (\d+) bytes", done.stderr)
         if overflow:

@@ -44,9 +44,11 @@ def copy_firmware(board: Board, dest: Path) -> list[str]:
     return [f"{FIRMWARE_DIR}/{s}" for s in board.firmware_sources()]
 
 
-def write_linker_scripts(board: Board, dest: Path, stack_size: int) -> None:
+def write_linker_scripts(board: Board, dest: Path, stack_size: int, stack_note: str = "") -> None:
+    """emulator.ld and board.ld with `stack_size` bytes of stack reserve; `stack_note` says where it came from."""
     for image in ("emulator", "board"):
-        text = render(board.linker_template, board.linker_context(image, stack_size))
+        context = dict(board.linker_context(image, stack_size), stack_note=stack_note)
+        text = render(board.linker_template, context)
         (dest / f"{image}.ld").write_text(text)
 
 
@@ -61,12 +63,14 @@ def write_firmware_project(graph: Graph, board: Board, sources: dict[str, str], 
                                                                "version": __version__, **io}))
     runtime_sources = copy_runtime(dest)
     firmware_sources = copy_firmware(board, dest)
-    write_linker_scripts(board, dest, stack_size)
+    # Until the objects exist to size it from (mcutool.compiler.build_project), a fixed reserve.
+    write_linker_scripts(board, dest, stack_size, "fixed (not sized from the call graph)")
     flash = board.flash_command("board.elf")
     makefile = render("Makefile.j2", {
         "board": board.name, "description": board.description, "machine": board.emulator.machine,
         "prefix": board.toolchain.prefix, "arch_flags": list(board.toolchain.cflags),
-        "extra_cflags": ["-fstack-usage"],
+        # .su: each function's frame; .ci: the call graph with those frames (mcutool.codegen.stack).
+        "extra_cflags": ["-fstack-usage", "-fcallgraph-info=su"],
         "include_dirs": [".", RUNTIME_DIR, f"{FIRMWARE_DIR}/include"],
         "app_sources": ["model.c", "main.c", *runtime_sources],
         "firmware_sources": firmware_sources,
