@@ -161,8 +161,9 @@ def _make(board: Board, out: Path, target: str) -> None:
 def _too_large_message(board: Board, region: str, extra: int) -> str:
     limit = board.memory[region].length if region in board.memory else 0
     what = "SRAM" if region == "sram" else "flash" if region == "flash" else region
-    return (f"the model does not fit {board.name}: {what} needs {limit + extra:,} bytes (stack reserve "
-            f"included) but the board has {limit:,} ({extra:,} bytes too many). What would help: "
+    stack = " (stack reserve included)" if what == "SRAM" else ""
+    return (f"the model does not fit {board.name}: {what} needs {limit + extra:,} bytes{stack} but the "
+            f"board has {limit:,} ({extra:,} bytes too many). What would help: "
             f"{'--patch auto or --sram-budget (patch-based inference lowers peak activation memory), ' if what == 'SRAM' else ''}"
             f"a smaller model, or a board with more {what} (mcutool boards lists them).")
 
@@ -194,11 +195,19 @@ def _memory_from_elf(board: Board, elf: Path, stack: int) -> dict:
 
 
 def _flash_from_elf(board: Board, elf: Path) -> dict:
-    secs = _sections(board, elf)
+    """Bytes of flash the image occupies: the end of its last loadable segment stored in flash (by load
+    address, so .data's initial values count and so do the alignment gaps the linker leaves)."""
+    text = subprocess.run([board.toolchain.tool("readelf"), "-lW", str(elf)], capture_output=True, text=True,
+                          check=True).stdout
     flash = board.memory["flash"]
-    in_flash = sum(s for n, (s, a) in secs.items() if flash.origin <= a < flash.origin + flash.length)
-    data = secs.get(".data", (0, 0))[0]  # loaded from flash
-    return {"used_bytes": in_flash + data}
+    end = flash.origin
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:1] == ["LOAD"] and len(parts) >= 5:
+            paddr, filesz = int(parts[3], 16), int(parts[4], 16)
+            if filesz and flash.origin <= paddr < flash.origin + flash.length:
+                end = max(end, paddr + filesz)
+    return {"used_bytes": end - flash.origin}
 
 
 def _check_fits(report: dict, board: Board) -> None:
