@@ -142,17 +142,19 @@ def build_project(board: Board, out: Path, stack_size: int | None = None) -> dic
         note = f"given: {stack_size} B (the call graph needs {analysis['need']} B)"
         analysis = dict(analysis, bytes=stack_size)
     write_linker_scripts(board, out, stack_size, note)
-    _make(board, out, "all")
+    # link one image at a time (the linkers' messages stay whole) and both even if one fails: each must fit
+    _make(board, out, "all", ["-j1", "-k"])
     return analysis
 
 
-def _make(board: Board, out: Path, target: str) -> None:
-    done = subprocess.run(["make", "-C", str(out), "-j2", target], capture_output=True, text=True)
+def _make(board: Board, out: Path, target: str, flags=("-j2",)) -> None:
+    done = subprocess.run(["make", "-C", str(out), *flags, target], capture_output=True, text=True)
     if done.returncode != 0:
-        overflow = re.search(r"region [`']?(\w+)'? overflowed by (\d+) bytes", done.stderr)
-        if overflow:
-            region, extra = overflow.group(1), int(overflow.group(2))
-            raise UserError(_too_large_message(board, region, extra))
+        overflows: dict[str, int] = {}
+        for region, extra in re.findall(r"region [`']?(\w+)'? overflowed by (\d+) bytes", done.stderr):
+            overflows[region] = max(overflows.get(region, 0), int(extra))
+        if overflows:
+            raise UserError(" ".join(_too_large_message(board, r, e) for r, e in overflows.items()))
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise UserError(f"building the firmware in {out} failed (make exited {done.returncode}); the project is "
                         f"left there to inspect. Last lines of the compiler's output:\n{tail}")
