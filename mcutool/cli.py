@@ -203,7 +203,7 @@ def validate(model, board, out, emit, no_build, samples, seed):
 def bench(model, board, out, emit, no_build):
     """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
     import numpy as np
-    from .compiler import run_build
+    from .compiler import profile_layers, run_build
     out_dir, report = _compile(model, board, out, "firmware", False)
     _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
     m, f = report["memory"], report["flash"]
@@ -217,7 +217,17 @@ def bench(model, board, out, emit, no_build):
             ("flash used", f"{f['used_bytes']:,} B of {f['limit_bytes']:,} (code {f['code_bytes']:,}, weights {f['weights_bytes']:,})")]
     for k, v in rows:
         click.echo(f"{k:<24}{v}")
+    _print_layer_profile(report, profile_layers(out_dir, _random_inputs(report, np.random.default_rng(0))))
     click.echo("(QEMU counts instructions, not cycles: it is not cycle accurate.)")
+
+
+def _print_layer_profile(report: dict, counts: list[dict]) -> None:
+    """Per layer: op, MACs, instructions (from the profiling build) and MACs per instruction."""
+    click.echo(f"\n{'layer':<32}{'op':<20}{'MACs':>12}{'instructions':>14}{'MACs/instr':>12}")
+    for layer, count in zip(report["layers"], counts):
+        n = count["instructions"]
+        ratio = f"{layer['macs'] / n:.3f}" if n and layer["macs"] else "-"
+        click.echo(f"{layer['name'][:31]:<32}{layer['op']:<20}{layer['macs']:>12,}{n:>14,}{ratio:>12}")
 
 
 @cli.command()

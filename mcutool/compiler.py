@@ -20,6 +20,8 @@ from .errors import UserError
 from .frontends import load_model
 from .ir import Graph
 from .schedule.arena import plan_arena
+from .schedule.liveness import layerwise_peak_bytes
+from .schedule.padding import explicit_row_padding
 from .summary import layer_rows
 
 # The stack reserve of a project generated without building it (--no-build): the call-graph analysis that sizes
@@ -59,6 +61,8 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     step("importing")
     graph = load_model(model)
     _check_integer_graph(graph)
+    layerwise_bound = layerwise_peak_bytes(graph)  # of the model as given, before scheduling rewrites it
+    graph = explicit_row_padding(graph)
     plan = plan_arena(graph)
     step("generating kernels (TVM)")
     from .codegen.model import generate_model, emit_layers  # noqa: F401
@@ -71,6 +75,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     else:
         write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE)
     report = _base_report(model, graph, board, plan.size)
+    report["memory"]["layerwise_peak_bytes"] = layerwise_bound
     report["layers"] = _layers(graph, sources["model.c"])
     if opts.emit == "firmware" and opts.build:
         step("building")
@@ -237,15 +242,8 @@ def read_report(out: Path) -> dict:
 
 
 # -- running a build ---------------------------------------------------------------------------------------------
-def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tuple[list[np.ndarray], dict]:
-    """Run the emulator image once on `inputs` (int arrays as the model declares them); outputs + run info."""
-    from .emulate.qemu import run_firmware
-    report = read_report(out)
-    board = load_board(report["board"])
-    elf = out / ELF
-    if not elf.exists():
-        raise UserError(f"{out} has no {ELF}: it was compiled with --no-build or --emit library. Run make there "
-                        "or compile again.")
+def _write_inputs(out: Path, report: dict, inputs: list[np.ndarray]) -> None:
+    """The input files the harness reads (input<i>.bin), checked against the model's declared inputs."""
     specs = report["io"]["inputs"]
     if len(inputs) != len(specs):
         raise UserError(f"the model takes {len(specs)} input(s), {len(inputs)} given.")
@@ -256,6 +254,18 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tu
         (out / f"input{i}.bin").write_bytes(np.ascontiguousarray(x).tobytes())
     for i in range(len(report["io"]["outputs"])):
         (out / f"output{i}.bin").unlink(missing_ok=True)
+
+
+def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tuple[list[np.ndarray], dict]:
+    """Run the emulator image once on `inputs` (int arrays as the model declares them); outputs + run info."""
+    from .emulate.qemu import run_firmware
+    report = read_report(out)
+    board = load_board(report["board"])
+    elf = out / ELF
+    if not elf.exists():
+        raise UserError(f"{out} has no {ELF}: it was compiled with --no-build or --emit library. Run make there "
+                        "or compile again.")
+    _write_inputs(out, report, inputs)
     run = run_firmware(board, elf, cwd=out, timeout=timeout)
     outputs = []
     for i, spec in enumerate(report["io"]["outputs"]):
@@ -273,3 +283,20 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tu
     report["memory"]["stack_high_water_bytes"] = info["stack_high_water_bytes"]
     _write_report(out, report)
     return outputs, info
+
+
+def profile_layers(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> list[dict]:
+    """Instructions of each layer: builds and runs profile.elf (the emulator image with a count around every
+    layer call; its stack reserve is 1 KB larger for the reports). Adds them to report.json run.layers."""
+    from .emulate.qemu import run_firmware
+    report = read_report(out)
+    board = load_board(report["board"])
+    _make(board, out, "profile.elf")
+    _write_inputs(out, report, inputs)
+    run = run_firmware(board, out / "profile.elf", cwd=out, timeout=timeout)
+    counts = {int(rec.fields["name"][len("layer"):]): int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))
+              for rec in run.records if rec.kind == "count" and rec.fields.get("name", "").startswith("layer")}
+    layers = [{"name": layer["name"], "instructions": counts.get(i, 0)} for i, layer in enumerate(report["layers"])]
+    report.setdefault("run", {})["layers"] = layers
+    _write_report(out, report)
+    return layers

@@ -4,7 +4,8 @@
  * Follows TFLite 2.14 reference_ops::Pad / PadImpl (kernels/internal/reference/pad.h) as pad.cc calls it for
  * int8: every output element outside [pad_before, pad_before + input extent) in some dimension is
  * pad_value (the output zero point for PAD; the constant for PADV2), the rest is the input, copied as is
- * (PAD keeps scale and zero point). Rows of the innermost dimension are copied with memcpy.
+ * (PAD keeps scale and zero point). Whole lines (W * C bytes) are copied with memcpy when the channels are
+ * not padded, else rows of the innermost dimension.
  * Portable C for every core.
  */
 /* memcpy/memset: compiler builtins; the call they may become is resolved by the libc or by firmware/common/mcu_string.c */
@@ -31,18 +32,30 @@ mcu_status mcu_pad_s8(const mcu_pad_params *params, const int8_t *input, int8_t 
             const int b_in = b >= before[0] && b < before[0] + in_d[0];
             for (y = 0; y < out_d[1]; y++) {
                 const int y_in = b_in && y >= before[1] && y < before[1] + in_d[1];
-                for (x = 0; x < out_d[2]; x++) {
-                    int8_t *out_row = output + (((size_t)b * out_d[1] + y) * out_d[2] + x) * out_d[3];
-                    if (y_in && x >= before[2] && x < before[2] + in_d[2]) {
-                        const int8_t *in_row =
-                            input + (((size_t)(b - before[0]) * in_d[1] + (y - before[1])) * in_d[2]
-                                     + (x - before[2])) * in_d[3];
-                        const int32_t after = out_d[3] - before[3] - in_d[3];
-                        __builtin_memset(out_row, pad, (size_t)before[3]);
-                        __builtin_memcpy(out_row + before[3], in_row, (size_t)in_d[3]);
-                        __builtin_memset(out_row + before[3] + in_d[3], pad, (size_t)after);
-                    } else {
-                        __builtin_memset(out_row, pad, (size_t)out_d[3]);
+                int8_t *out_line = output + ((size_t)b * out_d[1] + y) * out_d[2] * out_d[3];
+                if (!y_in) {
+                    __builtin_memset(out_line, pad, (size_t)out_d[2] * out_d[3]);
+                } else if (out_d[3] == in_d[3]) {
+                    /* no padding along channels: a line is left pad, the input line, right pad */
+                    const int8_t *in_line = input + ((size_t)(b - before[0]) * in_d[1] + (y - before[1])) * in_d[2] * in_d[3];
+                    const size_t left = (size_t)before[2] * out_d[3], middle = (size_t)in_d[2] * in_d[3];
+                    __builtin_memset(out_line, pad, left);
+                    __builtin_memcpy(out_line + left, in_line, middle);
+                    __builtin_memset(out_line + left + middle, pad, (size_t)out_d[2] * out_d[3] - left - middle);
+                } else {
+                    for (x = 0; x < out_d[2]; x++) {
+                        int8_t *out_row = out_line + (size_t)x * out_d[3];
+                        if (x >= before[2] && x < before[2] + in_d[2]) {
+                            const int8_t *in_row =
+                                input + (((size_t)(b - before[0]) * in_d[1] + (y - before[1])) * in_d[2]
+                                         + (x - before[2])) * in_d[3];
+                            const int32_t after = out_d[3] - before[3] - in_d[3];
+                            __builtin_memset(out_row, pad, (size_t)before[3]);
+                            __builtin_memcpy(out_row + before[3], in_row, (size_t)in_d[3]);
+                            __builtin_memset(out_row + before[3] + in_d[3], pad, (size_t)after);
+                        } else {
+                            __builtin_memset(out_row, pad, (size_t)out_d[3]);
+                        }
                     }
                 }
             }
