@@ -23,7 +23,7 @@ from .liveness import Lifetime
 
 ALIGN = 8  # bytes; keeps every tensor word-aligned for 32-bit loads (and SIMD pairs)
 EXACT_MAX_BUFFERS = 12
-EXACT_NODE_BUDGET = 200_000
+EXACT_NODE_BUDGET = 50_000
 
 
 def align(n: int) -> int:
