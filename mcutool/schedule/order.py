@@ -21,7 +21,7 @@ from dataclasses import replace
 from ..ir import Graph
 from .arena import ArenaPlan, plan_arena
 
-MAX_STATES = 20_000
+MAX_STATES = 1_000  # sets of ops per step; bounds the search to well under a second on wide graphs
 
 
 def _deps(graph: Graph) -> list[set[int]]:
