@@ -21,19 +21,40 @@ def cli():
 @click.argument("model", type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--memory", is_flag=True, help="Also draw the live-bytes profile, layer by layer.")
-def inspect(model, as_json, memory):
+@click.option("-o", "--plot", "plot", type=click.Path(dir_okay=False), default=None,
+              help="With --memory: write the profile as an SVG plot to this file instead of printing it.")
+def inspect(model, as_json, memory, plot):
     """Layers, shapes, dtypes, MACs, parameters and activation bytes of MODEL (.tflite or .onnx)."""
     from .frontends import load_model
     from .summary import model_summary
 
-    summary = model_summary(load_model(model))
+    graph = load_model(model)
+    summary = model_summary(graph)
     summary["model"] = os.path.basename(model)
+    if plot and not memory:
+        raise UserError("-o/--plot writes the memory profile: add --memory.")
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(_summary_table(summary))
-    if memory:
+    if memory and plot:
+        _write_memory_plot(graph, summary["model"], plot)
+    elif memory:
         click.echo(_memory_profile(summary))
+
+
+def _write_memory_plot(graph, title: str, path: str) -> None:
+    """The layer-wise profile and the planned arena's (model's op order, no patches) as an SVG."""
+    from .memory_plot import memory_svg
+    from .schedule.arena import arena_in_use_per_op, plan_arena
+    from .schedule.liveness import live_bytes_per_op
+    plan = plan_arena(graph)
+    series = {"layer-wise (every tensor whole)": live_bytes_per_op(graph),
+              "planned arena (in use)": arena_in_use_per_op(graph, plan)}
+    with open(path, "w") as f:
+        f.write(memory_svg(title, [op.name for op in graph.ops], series))
+    click.echo(f"\nmemory profile written to {path} (layer-wise peak {max(series[next(iter(series))], default=0):,} B, "
+               f"planned arena {plan.size:,} B)")
 
 
 def _fmt_shape(shape) -> str:

@@ -19,8 +19,9 @@ from .boards import Board, load_board
 from .errors import UserError
 from .frontends import load_model
 from .ir import Graph
-from .schedule.arena import plan_arena
+from .schedule.arena import arena_in_use_per_op
 from .schedule.liveness import layerwise_peak_bytes
+from .schedule.order import schedule_ops
 from .schedule.padding import explicit_row_padding
 from .summary import layer_rows
 
@@ -61,9 +62,10 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     step("importing")
     graph = load_model(model)
     _check_integer_graph(graph)
-    layerwise_bound = layerwise_peak_bytes(graph)  # of the model as given, before scheduling rewrites it
+    layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(graph)
-    plan = plan_arena(graph)
+    model_order = [op.name for op in graph.ops]
+    graph, plan = schedule_ops(graph)
     step("generating kernels (TVM)")
     from .codegen.model import generate_model, emit_layers  # noqa: F401
     from .codegen.project import write_firmware_project, write_library
@@ -75,8 +77,11 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     else:
         write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE)
     report = _base_report(model, graph, board, plan.size)
-    report["memory"]["layerwise_peak_bytes"] = layerwise_bound
+    report["memory"]["layerwise_peak_bytes"] = layerwise
+    report["schedule"]["arena"] = dict(plan.to_json(), reordered=[op.name for op in graph.ops] != model_order,
+                                       layerwise_peak_bytes_run_order=layerwise_peak_bytes(graph))
     report["layers"] = _layers(graph, sources["model.c"])
+    _write_memory_plot(out, graph, plan)
     if opts.emit == "firmware" and opts.build:
         step("building")
         stack = build_project(board, out, opts.stack_size)
@@ -90,8 +95,16 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     return report
 
 
+def _write_memory_plot(out: Path, graph: Graph, plan) -> None:
+    """memory.svg next to report.json: live bytes per layer, layer-wise and as the planned arena uses them."""
+    from .memory_plot import memory_svg
+    from .schedule.liveness import live_bytes_per_op
+    series = {"layer-wise (every tensor whole)": live_bytes_per_op(graph),
+              "planned arena (in use)": arena_in_use_per_op(graph, plan)}
+    (out / "memory.svg").write_text(memory_svg(graph.name, [op.name for op in graph.ops], series))
+
+
 def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:
-    from .schedule.liveness import layerwise_peak_bytes
     rows = layer_rows(graph)
     return {
         "model": model.name, "board": board.name, "mcutool_version": __version__,
