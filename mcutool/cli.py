@@ -105,17 +105,31 @@ def _compile_options(fn):
     fn = click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
                       help="firmware: a complete project and ELF; library: model.c/h + runtime for your project.")(fn)
     fn = click.option("--no-build", is_flag=True, help="Generate the project without building it.")(fn)
+    fn = click.option("--calib", default=None, metavar="DATA.npz|random",
+                      help="Float models: calibration samples per input name (or random, with poor scales).")(fn)
     return fn
 
 
-def _compile(model, board, out, emit, no_build):
+def _compile(model, board, out, emit, no_build, calib=None):
     from pathlib import Path
     from .compiler import Options, compile_model, default_out_dir
     model_path = Path(model)
     out_dir = Path(out) if out else default_out_dir(model_path, board)
     click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
-    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build), _progress)
+    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build, calib=calib),
+                           _progress)
+    if report.get("quantization"):
+        click.echo(_quantization_line(report["quantization"]))
     return out_dir, report
+
+
+def _quantization_line(q: dict) -> str:
+    parts = []
+    for o in q["outputs"]:
+        top1 = f"top-1 agreement {o['top1_agreement'] * 100:.1f} %, " if "top1_agreement" in o else ""
+        parts.append(f"{o['name']}: {top1}SQNR {o['sqnr_db']:.1f} dB")
+    return (f"quantized to int8 ({q['method']}, {q['samples']} calibration samples); float vs int8 on the "
+            f"calibration set: {'; '.join(parts)}")
 
 
 def _summary_line(report: dict) -> str:
@@ -131,9 +145,9 @@ def _summary_line(report: dict) -> str:
 @cli.command("compile")
 @click.argument("model", type=click.Path())
 @_compile_options
-def compile_cmd(model, board, out, emit, no_build):
+def compile_cmd(model, board, out, emit, no_build, calib):
     """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
-    out_dir, report = _compile(model, board, out, emit, no_build)
+    out_dir, report = _compile(model, board, out, emit, no_build, calib)
     click.echo(_summary_line(report))
     click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
 
@@ -191,14 +205,14 @@ def _random_inputs(report: dict, rng):
 @_compile_options
 @click.option("--samples", default=5, show_default=True, help="Random inputs to compare.")
 @click.option("--seed", default=0, show_default=True)
-def validate(model, board, out, emit, no_build, samples, seed):
+def validate(model, board, out, emit, no_build, calib, samples, seed):
     """Compile MODEL, run SAMPLES random inputs in the emulator, compare bit for bit with the reference."""
     import numpy as np
+    from pathlib import Path
     from . import reference
-    from .compiler import run_build
-    from .frontends import load_model
-    out_dir, report = _compile(model, board, out, "firmware", False)
-    graph = load_model(model)
+    from .compiler import Options, firmware_graph, run_build
+    out_dir, report = _compile(model, board, out, "firmware", False, calib)
+    graph, _ = firmware_graph(Path(model), Options(calib=calib))
     rng = np.random.default_rng(seed)
     bad = 0
     with click.progressbar(range(samples), label="  emulating", file=sys.stderr) as bar:
@@ -221,11 +235,11 @@ def validate(model, board, out, emit, no_build, samples, seed):
 @cli.command()
 @click.argument("model", type=click.Path())
 @_compile_options
-def bench(model, board, out, emit, no_build):
+def bench(model, board, out, emit, no_build, calib):
     """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
     import numpy as np
     from .compiler import profile_layers, run_build
-    out_dir, report = _compile(model, board, out, "firmware", False)
+    out_dir, report = _compile(model, board, out, "firmware", False, calib)
     _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
     m, f = report["memory"], report["flash"]
     rows = [("model", report["model"]), ("board", f"{board} ({info['emulator']}, -icount shift=0)"),
@@ -249,6 +263,32 @@ def _print_layer_profile(report: dict, counts: list[dict]) -> None:
         n = count["instructions"]
         ratio = f"{layer['macs'] / n:.3f}" if n and layer["macs"] else "-"
         click.echo(f"{layer['name'][:31]:<32}{layer['op']:<20}{layer['macs']:>12,}{n:>14,}{ratio:>12}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--calib", required=True, metavar="DATA.npz|random",
+              help="Calibration samples per input name (or random, with poor scales).")
+@click.option("-o", "out", required=True, type=click.Path(dir_okay=False), help="The int8 model to write (.tflite).")
+@click.option("--method", type=click.Choice(["minmax", "percentile", "mse"]), default="minmax", show_default=True,
+              help="How activation ranges are chosen from the calibration set.")
+def quantize(model, calib, out, method):
+    """Quantize float MODEL to int8 and write it as a TFLite flatbuffer (float I/O with QUANTIZE/DEQUANTIZE at
+    the border, as the TFLite converter writes it)."""
+    from pathlib import Path
+    from .export.tflite import write_tflite
+    from .frontends import load_model
+    from .quantize.calibdata import load_calibration
+    from .quantize.ptq import quantize_model
+    if not out.endswith(".tflite"):
+        raise UserError(f"-o {out}: mcutool quantize writes TFLite flatbuffers; name the output *.tflite.")
+    graph = load_model(model)
+    if not any(graph.tensor(n).dtype == "float32" for n in graph.inputs):
+        raise UserError(f"{model} is already an integer model; quantize takes a float model.")
+    qgraph, report = quantize_model(graph, load_calibration(calib, graph), method)
+    Path(out).write_bytes(write_tflite(qgraph))
+    click.echo(_quantization_line(report))
+    click.echo(f"wrote {out}")
 
 
 @cli.command()
@@ -317,6 +357,8 @@ def doctor():
 
 def main(argv=None) -> int:
     """Entry point: user errors become one clear paragraph and exit code 1, never a traceback."""
+    import warnings
+    warnings.showwarning = lambda message, *args, **kwargs: click.echo(f"warning: {message}", err=True)
     try:
         cli.main(args=argv, prog_name="mcutool", standalone_mode=False)
     except UserError as exc:

@@ -36,6 +36,7 @@ class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
+    calib: str | None = None  # float models: calibration samples, DATA.npz or "random" (DESIGN.md §3)
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -46,13 +47,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _check_integer_graph(graph: Graph) -> None:
-    floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
-    if floats:
+def _is_float_model(graph: Graph) -> bool:
+    return any(graph.tensor(n).dtype == "float32" for n in graph.inputs + graph.outputs)
+
+
+def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
+    """The int8 graph the firmware runs (a float model quantized with opts.calib, its border QUANTIZE/DEQUANTIZE
+    left to the host) and report.json's `quantization` section (None for an int8 model)."""
+    graph = load_model(model)
+    if not _is_float_model(graph):
+        return graph, None
+    if not opts.calib:
+        floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
         raise UserError(f"{graph.name}: the model has float inputs/outputs ({', '.join(floats)}), i.e. it is a "
-                        "float model. This version of mcutool compiles int8 models only: post-training quantization "
-                        "(--calib DATA.npz) is not built yet. Convert the model with full-integer quantization "
-                        "(e.g. the TFLite converter with a representative dataset) and compile the int8 file.")
+                        "float model; mcutool quantizes it to int8 with calibration data: pass --calib DATA.npz "
+                        "(per input name, float32 samples stacked on the batch axis, in the model's own layout and "
+                        "range), or --calib random (random calibration gives poor scales).")
+    from .quantize.calibdata import load_calibration
+    from .quantize.ptq import integer_io, quantize_model
+    qgraph, quantization = quantize_model(graph, load_calibration(opts.calib, graph))
+    return integer_io(qgraph), quantization
 
 
 def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None) -> dict:
@@ -60,8 +74,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     step = progress or (lambda message: None)
     board = load_board(board_name)
     step("importing")
-    graph = load_model(model)
-    _check_integer_graph(graph)
+    graph, quantization = firmware_graph(model, opts)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(graph)
     model_order = [op.name for op in graph.ops]
@@ -82,6 +95,10 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
                                        layerwise_peak_bytes_run_order=layerwise_peak_bytes(graph))
     report["layers"] = _layers(graph, sources["model.c"])
     _write_memory_plot(out, graph, plan)
+    if quantization is not None:
+        report["quantization"] = quantization
+        for spec in report["io"]["inputs"] + report["io"]["outputs"]:
+            spec["host_dtype"] = "float32"  # the model's own I/O is float: the host (de)quantizes with scale/zp
     if opts.emit == "firmware" and opts.build:
         step("building")
         stack = build_project(board, out, opts.stack_size)
@@ -255,6 +272,20 @@ def read_report(out: Path) -> dict:
 
 
 # -- running a build ---------------------------------------------------------------------------------------------
+def _to_firmware(x: np.ndarray, spec: dict) -> np.ndarray:
+    """A float input of a quantized float model -> the firmware's integer input (the model's input scale)."""
+    from .reference import quantize_float
+    if spec.get("host_dtype") != "float32" or x.dtype != np.float32:
+        return x
+    return quantize_float(x, scale=spec["scale"], zero_point=spec["zero_point"],
+                          out_dtype=spec["dtype"]).astype(spec["dtype"])
+
+
+def _from_firmware(y: np.ndarray, spec: dict) -> np.ndarray:
+    from .reference import dequantize
+    return dequantize(y, scale=spec["scale"], zero_point=spec["zero_point"])
+
+
 def _write_inputs(out: Path, report: dict, inputs: list[np.ndarray]) -> None:
     """The input files the harness reads (input<i>.bin), checked against the model's declared inputs."""
     specs = report["io"]["inputs"]
@@ -270,9 +301,14 @@ def _write_inputs(out: Path, report: dict, inputs: list[np.ndarray]) -> None:
 
 
 def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tuple[list[np.ndarray], dict]:
-    """Run the emulator image once on `inputs` (int arrays as the model declares them); outputs + run info."""
+    """Run the emulator image once on `inputs` (arrays as the model declares them); outputs + run info.
+    For a quantized float model, float32 inputs are quantized on the host and the outputs dequantized (given
+    integer inputs, the firmware's integer outputs are returned as they are)."""
     from .emulate.qemu import run_firmware
     report = read_report(out)
+    host_float = any(x.dtype == np.float32 and s.get("host_dtype") == "float32"
+                     for x, s in zip(inputs, report["io"]["inputs"]))
+    inputs = [_to_firmware(np.asarray(x), s) for x, s in zip(inputs, report["io"]["inputs"])]
     board = load_board(report["board"])
     elf = out / ELF
     if not elf.exists():
@@ -283,7 +319,8 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tu
     outputs = []
     for i, spec in enumerate(report["io"]["outputs"]):
         raw = (out / f"output{i}.bin").read_bytes()
-        outputs.append(np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy())
+        y = np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy()
+        outputs.append(_from_firmware(y, spec) if host_float and spec.get("host_dtype") == "float32" else y)
     info = {"emulator": " ".join(run.command[:3]), "instructions": 0, "stack_high_water_bytes": 0}
     for rec in run.records:
         if rec.kind == "count" and rec.fields.get("name") == "inference":

@@ -131,7 +131,7 @@ def test_good_model_still_inspects(model):
 
 def test_float_model_to_compile_says_what_to_do(tmp_path):
     r = run_cli("compile", shared_model("hello_world_float.tflite"), "--board", "stm32f746", "-o", tmp_path / "p")
-    assert_clear_error(r, "float model", "int8")
+    assert_clear_error(r, "float model", "int8", "--calib DATA.npz", "--calib random")
     assert not (tmp_path / "p" / "report.json").exists()
 
 

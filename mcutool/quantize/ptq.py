@@ -2,6 +2,7 @@
 
     ranges = calibrate(graph, samples)            # min/max of every activation over the calibration set
     qgraph = quantize_graph(graph, ranges)        # same ops, int8 tensors; float I/O kept at the border
+    fw = integer_io(qgraph)                       # the border QUANTIZE/DEQUANTIZE dropped: int8 I/O for firmware
 
 Weights: int8 symmetric, per output channel for conv2d/depthwise (axis 0 / 3), per tensor for fully_connected.
 Biases: int32 at scale s_in·s_w (zero point 0). Activations: int8 asymmetric from the calibrated range (always
@@ -35,18 +36,42 @@ class Range:
         return Range(min(self.lo, float(values.min())), max(self.hi, float(values.max())))
 
 
+BATCH = 64  # samples per reference call: the numpy executor runs a whole batch in one pass
+
+
+def batched(graph: Graph, n: int) -> Graph:
+    """A copy of `graph` whose activations have batch size n (constants are shared, not copied)."""
+    g = Graph(name=graph.name, ops=graph.ops, inputs=list(graph.inputs), outputs=list(graph.outputs))
+    for name, t in graph.tensors.items():
+        if t.is_const or not t.shape or t.shape[0] != 1:
+            g.tensors[name] = t
+        else:
+            g.tensors[name] = Tensor(t.name, (n, *t.shape[1:]), t.dtype, t.quant)
+    return g
+
+
+def run_batches(graph: Graph, samples: dict[str, np.ndarray], keep: bool = False):
+    """reference.run over the samples BATCH at a time; yields each batch's values (sample axis first)."""
+    n = len(next(iter(samples.values())))
+    for start in range(0, n, BATCH):
+        stop = min(n, start + BATCH)
+        g = batched(graph, stop - start)
+        x = {k: np.ascontiguousarray(samples[k][start:stop]).astype(np.float32) for k in graph.inputs}
+        yield reference.run(g, x, keep=keep)
+
+
 def calibrate(graph: Graph, samples: dict[str, np.ndarray], method: str = "minmax",
               percentile: float = 99.99) -> dict[str, Range]:
     """Range of every float activation over the samples (axis 0 of each array is the sample axis).
 
     method "minmax" keeps the extremes; "percentile" clips each tensor's range to the given percentile of
     |values| per side, pooled over all samples (robust to outliers)."""
+    if method not in ("minmax", "percentile", "mse"):
+        raise UserError(f"unknown calibration method {method!r}: use minmax, percentile or mse.")
     _check_samples(graph, samples)
-    n = len(next(iter(samples.values())))
     seen: dict[str, list[np.ndarray]] = {}
     ranges: dict[str, Range] = {}
-    for i in range(n):
-        values = reference.run(graph, {k: v[i:i + 1].astype(np.float32) for k, v in samples.items()}, keep=True)
+    for values in run_batches(graph, samples, keep=True):
         for name, v in values.items():
             t = graph.tensor(name)
             if t.is_const or t.dtype != "float32":
@@ -80,6 +105,8 @@ def _mse_range(values: np.ndarray, full: Range) -> Range:
 
 def _check_samples(graph: Graph, samples: dict[str, np.ndarray]) -> None:
     for name in graph.inputs:
+        if graph.tensor(name).dtype != "float32":
+            raise UserError(f"input {name!r} is {graph.tensor(name).dtype}: only float models are quantized.")
         if name not in samples:
             raise UserError(f"the calibration data has no samples for input {name!r} (it has: "
                             f"{', '.join(samples) or 'nothing'}); key each array by the model's input name.")
@@ -181,6 +208,29 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
     return Op(op.name, op.kind, ins, outs, copy.deepcopy(op.attrs))
 
 
+def integer_io(qgraph: Graph) -> Graph:
+    """The quantized graph without its border QUANTIZE/DEQUANTIZE ops: inputs and outputs are the int8 tensors,
+    under the model's own I/O names, so the firmware's I/O is integer and the host converts with their scales."""
+    g = Graph(name=qgraph.name, inputs=list(qgraph.inputs), outputs=list(qgraph.outputs))
+    border = {}
+    for op in qgraph.ops:
+        if op.kind == "quantize" and op.inputs[0] in qgraph.inputs:
+            border[op.outputs[0]] = op.inputs[0]
+        elif op.kind == "dequantize" and op.outputs[0] in qgraph.outputs:
+            border[op.inputs[0]] = op.outputs[0]
+    for name, t in qgraph.tensors.items():
+        if name in qgraph.inputs or name in qgraph.outputs:
+            continue
+        g.add_tensor(Tensor(border[name], t.shape, t.dtype, t.quant, t.data) if name in border else t)
+    for op in qgraph.ops:
+        if (op.kind == "quantize" and op.inputs[0] in qgraph.inputs) or op.outputs[0] in qgraph.outputs:
+            continue
+        g.ops.append(Op(op.name, op.kind, [border.get(n, n) for n in op.inputs],
+                        [border.get(n, n) for n in op.outputs], op.attrs))
+    g.validate()
+    return g
+
+
 @dataclass
 class Agreement:
     samples: int
@@ -192,17 +242,49 @@ class Agreement:
                 "sqnr_db": round(self.sqnr_db, 2)}
 
 
+def sqnr_db(reference_values: np.ndarray, approx: np.ndarray) -> float:
+    f, g = reference_values.astype(np.float64), approx.astype(np.float64)
+    noise = float(np.sum((f - g) ** 2))
+    return float("inf") if noise == 0 else float(10 * np.log10(float(np.sum(f * f)) / noise))
+
+
+def is_classifier(t: Tensor) -> bool:
+    """A (batch, classes) output with several classes."""
+    return len(t.shape) == 2 and t.shape[1] > 1
+
+
+def agreement_report(float_graph: Graph, int8_graph: Graph, samples: dict[str, np.ndarray]) -> list[dict]:
+    """Per output of the float model: SQNR (dB) of the int8 graph's dequantized output against the float one,
+    and for classifiers the top-1 agreement (the fraction of samples whose argmax is the same)."""
+    fo = {n: [] for n in float_graph.outputs}
+    qo = {n: [] for n in float_graph.outputs}
+    for values in run_batches(float_graph, samples):
+        for n in fo:
+            fo[n].append(values[n])
+    for values in run_batches(int8_graph, samples):
+        for n in qo:
+            qo[n].append(values[n])
+    rows = []
+    for n in float_graph.outputs:
+        f, q = np.concatenate(fo[n]), np.concatenate(qo[n])
+        row = {"name": n, "sqnr_db": round(sqnr_db(f, q), 2)}
+        if is_classifier(float_graph.tensor(n)):
+            row["top1_agreement"] = round(float(np.mean(f.argmax(-1) == q.argmax(-1))), 4)
+            row["float_classes"] = int(np.unique(f.argmax(-1)).size)
+        rows.append(row)
+    return rows
+
+
 def agreement(float_graph: Graph, int8_graph: Graph, samples: dict[str, np.ndarray]) -> Agreement:
     """How the quantized graph's first output compares with the float graph's on `samples`."""
+    row = agreement_report(float_graph, int8_graph, samples)[0]
     n = len(next(iter(samples.values())))
-    out = float_graph.outputs[0]
-    match, signal, noise = 0, 0.0, 0.0
-    for i in range(n):
-        x = {k: v[i:i + 1].astype(np.float32) for k, v in samples.items()}
-        f = reference.run(float_graph, x)[out].astype(np.float64)
-        g = reference.run(int8_graph, x)[out].astype(np.float64)
-        match += int(np.argmax(f) == np.argmax(g))
-        signal += float(np.sum(f * f))
-        noise += float(np.sum((f - g) ** 2))
-    sqnr = float("inf") if noise == 0 else 10 * np.log10(signal / noise)
-    return Agreement(n, match / n, sqnr)
+    return Agreement(n, row.get("top1_agreement", float("nan")), row["sqnr_db"])
+
+
+def quantize_model(graph: Graph, samples: dict[str, np.ndarray], method: str = "minmax") -> tuple[Graph, dict]:
+    """Calibrate, quantize and measure: the int8 graph (float I/O at the border) and the `quantization` section
+    of report.json (method, samples, per-output agreement on the calibration set)."""
+    qgraph = quantize_graph(graph, calibrate(graph, samples, method))
+    n = len(next(iter(samples.values())))
+    return qgraph, {"method": method, "samples": n, "outputs": agreement_report(graph, qgraph, samples)}

@@ -1,0 +1,1 @@
+"""Writers of the IR in other tools' formats."""
