@@ -84,16 +84,19 @@ def _compile_options(fn):
     fn = click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
                       help="firmware: a complete project and ELF; library: model.c/h + runtime for your project.")(fn)
     fn = click.option("--no-build", is_flag=True, help="Generate the project without building it.")(fn)
+    fn = click.option("--io", "io", type=click.Choice(["semihosting", "uart"]), default="semihosting",
+                      show_default=True, help="Harness I/O: semihosting (a debugger or QEMU serves host files) or "
+                      "uart (framed tensors over the board's serial port; no debugger needed).")(fn)
     return fn
 
 
-def _compile(model, board, out, emit, no_build):
+def _compile(model, board, out, emit, no_build, io="semihosting"):
     from pathlib import Path
     from .compiler import Options, compile_model, default_out_dir
     model_path = Path(model)
     out_dir = Path(out) if out else default_out_dir(model_path, board)
     click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
-    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build), _progress)
+    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build, io=io), _progress)
     return out_dir, report
 
 
@@ -110,9 +113,9 @@ def _summary_line(report: dict) -> str:
 @cli.command("compile")
 @click.argument("model", type=click.Path())
 @_compile_options
-def compile_cmd(model, board, out, emit, no_build):
+def compile_cmd(model, board, out, emit, no_build, io):
     """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
-    out_dir, report = _compile(model, board, out, emit, no_build)
+    out_dir, report = _compile(model, board, out, emit, no_build, io)
     click.echo(_summary_line(report))
     click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
 
@@ -135,22 +138,28 @@ def _load_inputs(path: str, specs: list[dict]):
 @click.argument("project", type=click.Path(file_okay=False, exists=True))
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True), help="Input tensor (.npy, or .npz by name).")
 @click.option("--output", "output_path", type=click.Path(), default=None, help="Where to write the output (.npy/.npz).")
-def run(project, input_path, output_path):
-    """Run the built firmware in PROJECT once in the board's emulator."""
+@click.option("--port", default=None, help="Serial port of a board running the --io uart build (e.g. /dev/ttyACM0) "
+              "instead of the emulator.")
+def run(project, input_path, output_path, port):
+    """Run the built firmware in PROJECT once in the board's emulator (or on a board over --port)."""
     from pathlib import Path
     import numpy as np
     from .compiler import read_report, run_build
     out = Path(project)
     report = read_report(out)
     inputs = _load_inputs(input_path, report["io"]["inputs"])
-    outputs, info = run_build(out, inputs)
+    outputs, info = run_build(out, inputs, port=port)
     if output_path:
         if output_path.endswith(".npz"):
             np.savez(output_path, **{s["name"]: y for s, y in zip(report["io"]["outputs"], outputs)})
         else:
             np.save(output_path, outputs[0])
-    click.echo(f"instructions per inference: {info['instructions']:,} ({info['macs_per_instruction']} MACs/instruction), "
-               f"stack high water {info['stack_high_water_bytes']} B")
+    if "cycles" in info:  # a board: DWT->CYCCNT / mcycle
+        click.echo(f"cycles per inference: {info['cycles']:,} (on {info['emulator']}), "
+                   f"stack high water {info['stack_high_water_bytes']} B")
+    else:
+        click.echo(f"instructions per inference: {info['instructions']:,} ({info['macs_per_instruction']} "
+                   f"MACs/instruction), stack high water {info['stack_high_water_bytes']} B")
     if not output_path:
         for s, y in zip(report["io"]["outputs"], outputs):
             click.echo(f"{s['name']}: {y.reshape(-1).tolist()}")
@@ -170,13 +179,13 @@ def _random_inputs(report: dict, rng):
 @_compile_options
 @click.option("--samples", default=5, show_default=True, help="Random inputs to compare.")
 @click.option("--seed", default=0, show_default=True)
-def validate(model, board, out, emit, no_build, samples, seed):
+def validate(model, board, out, emit, no_build, io, samples, seed):
     """Compile MODEL, run SAMPLES random inputs in the emulator, compare bit for bit with the reference."""
     import numpy as np
     from . import reference
     from .compiler import run_build
     from .frontends import load_model
-    out_dir, report = _compile(model, board, out, "firmware", False)
+    out_dir, report = _compile(model, board, out, "firmware", False, io)
     graph = load_model(model)
     rng = np.random.default_rng(seed)
     bad = 0
@@ -200,11 +209,11 @@ def validate(model, board, out, emit, no_build, samples, seed):
 @cli.command()
 @click.argument("model", type=click.Path())
 @_compile_options
-def bench(model, board, out, emit, no_build):
+def bench(model, board, out, emit, no_build, io):
     """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
     import numpy as np
     from .compiler import run_build
-    out_dir, report = _compile(model, board, out, "firmware", False)
+    out_dir, report = _compile(model, board, out, "firmware", False, io)
     _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
     m, f = report["memory"], report["flash"]
     rows = [("model", report["model"]), ("board", f"{board} ({info['emulator']}, -icount shift=0)"),

@@ -33,6 +33,7 @@ class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
+    io: str = "semihosting"  # the harness's I/O: semihosting (host files) | uart (frames on the serial port)
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -56,6 +57,8 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     """Generate (and build) the project for `model` on `board_name` in `out`; returns the report."""
     step = progress or (lambda message: None)
     board = load_board(board_name)
+    if opts.emit == "firmware":
+        board.check_io(opts.io)
     step("importing")
     graph = load_model(model)
     _check_integer_graph(graph)
@@ -69,8 +72,9 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     if opts.emit == "library":
         write_library(sources, out)
     else:
-        write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE)
+        write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
     report = _base_report(model, graph, board, plan.size)
+    report["io_backend"] = opts.io
     report["layers"] = _layers(graph, sources["model.c"])
     if opts.emit == "firmware" and opts.build:
         step("building")
@@ -235,34 +239,32 @@ def read_report(out: Path) -> dict:
 
 
 # -- running a build ---------------------------------------------------------------------------------------------
-def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tuple[list[np.ndarray], dict]:
-    """Run the emulator image once on `inputs` (int arrays as the model declares them); outputs + run info."""
-    from .emulate.qemu import run_firmware
+def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0,
+              port: str | None = None) -> tuple[list[np.ndarray], dict]:
+    """Run the emulator image once on `inputs` (int arrays as the model declares them); outputs + run info.
+    A --io uart build talks frames over QEMU's serial port, or over the board's serial port `port`."""
     report = read_report(out)
     board = load_board(report["board"])
+    io = report.get("io_backend", "semihosting")
     elf = out / ELF
-    if not elf.exists():
+    if port is None and not elf.exists():
         raise UserError(f"{out} has no {ELF}: it was compiled with --no-build or --emit library. Run make there "
                         "or compile again.")
-    specs = report["io"]["inputs"]
-    if len(inputs) != len(specs):
-        raise UserError(f"the model takes {len(specs)} input(s), {len(inputs)} given.")
-    for i, (x, spec) in enumerate(zip(inputs, specs)):
-        if list(x.shape) != spec["shape"] or str(x.dtype) != spec["dtype"]:
-            raise UserError(f"input {spec['name']!r} must be {spec['dtype']} {spec['shape']}, got {x.dtype} "
-                            f"{list(x.shape)}.")
-        (out / f"input{i}.bin").write_bytes(np.ascontiguousarray(x).tobytes())
-    for i in range(len(report["io"]["outputs"])):
-        (out / f"output{i}.bin").unlink(missing_ok=True)
-    run = run_firmware(board, elf, cwd=out, timeout=timeout)
-    outputs = []
-    for i, spec in enumerate(report["io"]["outputs"]):
-        raw = (out / f"output{i}.bin").read_bytes()
-        outputs.append(np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy())
-    info = {"emulator": " ".join(run.command[:3]), "instructions": 0, "stack_high_water_bytes": 0}
-    for rec in run.records:
+    if port is not None and io != "uart":
+        raise UserError(f"{out} was built with --io {io}; a board is reached over its serial port only by a "
+                        "--io uart build: compile again with --io uart and flash that board.elf.")
+    _check_inputs(report, inputs)
+    if io == "uart":
+        from .emulate.serial import run_uart
+        outputs, records, emulator = run_uart(board, report["io"]["outputs"], elf, inputs, timeout, port)
+    else:
+        outputs, records, emulator = _run_semihosting(board, report, out, elf, inputs, timeout)
+    info = {"emulator": emulator, "instructions": 0, "stack_high_water_bytes": 0}
+    for rec in records:
         if rec.kind == "count" and rec.fields.get("name") == "inference":
-            info["instructions"] = int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))
+            info["instructions"] = int(rec.fields.get("instructions", 0))
+            if "cycles" in rec.fields:  # a board's DWT->CYCCNT / mcycle
+                info["cycles"] = int(rec.fields["cycles"])
         if rec.kind == "stack":
             info["stack_high_water_bytes"] = int(rec.fields["high_water"])
     macs = report["macs"]
@@ -271,3 +273,27 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tu
     report["memory"]["stack_high_water_bytes"] = info["stack_high_water_bytes"]
     _write_report(out, report)
     return outputs, info
+
+
+def _check_inputs(report: dict, inputs: list[np.ndarray]) -> None:
+    specs = report["io"]["inputs"]
+    if len(inputs) != len(specs):
+        raise UserError(f"the model takes {len(specs)} input(s), {len(inputs)} given.")
+    for i, (x, spec) in enumerate(zip(inputs, specs)):
+        if list(x.shape) != spec["shape"] or str(x.dtype) != spec["dtype"]:
+            raise UserError(f"input {spec['name']!r} must be {spec['dtype']} {spec['shape']}, got {x.dtype} "
+                            f"{list(x.shape)}.")
+
+
+def _run_semihosting(board: Board, report: dict, out: Path, elf: Path, inputs: list[np.ndarray], timeout: float):
+    from .emulate.qemu import run_firmware
+    for i, x in enumerate(inputs):
+        (out / f"input{i}.bin").write_bytes(np.ascontiguousarray(x).tobytes())
+    for i in range(len(report["io"]["outputs"])):
+        (out / f"output{i}.bin").unlink(missing_ok=True)
+    run = run_firmware(board, elf, cwd=out, timeout=timeout)
+    outputs = []
+    for i, spec in enumerate(report["io"]["outputs"]):
+        raw = (out / f"output{i}.bin").read_bytes()
+        outputs.append(np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy())
+    return outputs, run.records, " ".join(run.command[:3])
