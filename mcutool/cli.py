@@ -107,6 +107,11 @@ def _summary_line(report: dict) -> str:
         parts.append(f"SRAM {m['sram_used_bytes']:,} / {m['sram_limit_bytes']:,} B")
     if "used_bytes" in f:
         parts.append(f"flash {f['used_bytes']:,} / {f['limit_bytes']:,} B")
+    moved = [r["name"] for r in report.get("layers", []) if r.get("placement") == "ext_flash"]
+    if moved:
+        used = f"{f['ext_flash_used_bytes']:,} / {f['ext_flash_limit_bytes']:,} B" if "ext_flash_used_bytes" in f else \
+            f"{f['ext_flash_weights_bytes']:,} B"
+        parts.append(f"ext_flash {used} (weights of {', '.join(moved)}: internal flash too small)")
     return ", ".join(parts)
 
 

@@ -20,12 +20,23 @@ from .errors import UserError
 from .frontends import load_model
 from .ir import Graph
 from .schedule.arena import plan_arena
+from .schedule.placement import EXT_FLASH, WeightPlacement, place_weights
 from .summary import layer_rows
 
 # The stack reserve of a project generated without building it (--no-build): the call-graph analysis that sizes
 # it (mcutool.codegen.stack) needs the compiled objects. Built projects get the analysed reserve.
 STACK_RESERVE = 2048
 ELF = "emulator.elf"
+MAX_PLACEMENT_ROUNDS = 3  # links tried while moving weights to ext_flash until internal flash fits
+PLACEMENT_SLACK_BYTES = 4096  # moved beyond the linker's overflow figure: alignment, code that shifts
+
+
+class RegionOverflow(UserError):
+    """The link failed because a memory region overflowed by `extra` bytes."""
+
+    def __init__(self, message: str, region: str, extra: int):
+        super().__init__(message)
+        self.region, self.extra = region, extra
 
 
 @dataclass
@@ -33,6 +44,7 @@ class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
+    ext_flash: bool = True  # weights that do not fit internal flash may go to the board's ext_flash region
     io: str = "semihosting"  # the harness's I/O: semihosting (host files) | uart (frames on the serial port)
 
 
@@ -63,28 +75,44 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     graph = load_model(model)
     _check_integer_graph(graph)
     plan = plan_arena(graph)
-    step("generating kernels (TVM)")
+    placement = _place_weights(graph, board, opts)
     from .codegen.model import generate_model, emit_layers  # noqa: F401
     from .codegen.project import write_firmware_project, write_library
-    sources = generate_model(graph, plan, board.name)
-    if out.exists():
-        shutil.rmtree(out)
-    if opts.emit == "library":
-        write_library(sources, out)
-    else:
-        write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
-    report = _base_report(model, graph, board, plan.size)
-    report["io_backend"] = opts.io
-    report["layers"] = _layers(graph, sources["model.c"])
-    if opts.emit == "firmware" and opts.build:
+    for attempt in range(MAX_PLACEMENT_ROUNDS):
+        step("generating kernels (TVM)")
+        sources = generate_model(graph, plan, board.name, _const_sections(placement))
+        if out.exists():
+            shutil.rmtree(out)
+        if opts.emit == "library":
+            write_library(sources, out)
+        else:
+            write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
+        report = _base_report(model, graph, board, plan.size)
+        report["io_backend"] = opts.io
+        report["layers"] = _layers(graph, sources["model.c"], placement)
+        report["flash"]["ext_flash_weights_bytes"] = placement.bytes_in(graph, EXT_FLASH)
+        if not (opts.emit == "firmware" and opts.build):
+            break
         step("building")
-        stack = build_project(board, out, opts.stack_size)
+        try:
+            stack = build_project(board, out, opts.stack_size)
+        except RegionOverflow as overflow:
+            # The code took more internal flash than the planner's reserve: move more weights out, link again.
+            if overflow.region != "flash" or not placement.ext_flash_bytes or attempt + 1 == MAX_PLACEMENT_ROUNDS:
+                raise
+            placement = placement.with_more(graph, overflow.extra + PLACEMENT_SLACK_BYTES)
+            continue
         report["memory"].update(_memory_from_elf(board, out / "board.elf", stack["bytes"]))
         report["flash"].update(_flash_from_elf(board, out / "board.elf"))
-        report["flash"]["code_bytes"] = report["flash"]["used_bytes"] - report["flash"]["weights_bytes"]
+        in_flash = report["flash"]["weights_bytes"] - report["flash"]["ext_flash_weights_bytes"]
+        report["flash"]["code_bytes"] = report["flash"]["used_bytes"] - in_flash
+        if EXT_FLASH in board.memory:
+            report["flash"]["ext_flash_used_bytes"] = _region_bytes(board, out / "board.elf", EXT_FLASH)
+            report["flash"]["ext_flash_limit_bytes"] = board.memory[EXT_FLASH].length
         report["build"] = _build_info(board, model, out)
         report["build"]["stack_analysis"] = stack
         _check_fits(report, board)
+        break
     _write_report(out, report)
     return report
 
@@ -105,6 +133,17 @@ def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:
     }
 
 
+def _place_weights(graph: Graph, board: Board, opts: Options) -> WeightPlacement:
+    """Weights in internal flash, or (when they do not fit and the board has ext_flash) the largest in ext_flash."""
+    ext = board.memory[EXT_FLASH].length if opts.ext_flash and EXT_FLASH in board.memory else 0
+    return place_weights(graph, board.flash_bytes, ext)
+
+
+def _const_sections(placement: WeightPlacement) -> dict[str, str]:
+    """Layer -> the linker section of its constants: the output section the linker script gives each region."""
+    return {name: f".{EXT_FLASH}" for name in placement.moved}
+
+
 def _io(graph: Graph, names: list[str]) -> list[dict]:
     out = []
     for n in names:
@@ -116,12 +155,12 @@ def _io(graph: Graph, names: list[str]) -> list[dict]:
     return out
 
 
-def _layers(graph: Graph, model_c: str) -> list[dict]:
+def _layers(graph: Graph, model_c: str, placement: WeightPlacement) -> list[dict]:
     kinds = dict(re.findall(r"^ \*   (\S+)\s+\S+\s+kernel: (\S+)$", model_c, flags=re.M))
     rows = layer_rows(graph)
     for r in rows:
         r["kernel"] = kinds.get(r["name"], "template")
-        r["placement"] = "flash"
+        r["placement"] = placement.where(r["name"])
     return rows
 
 
@@ -156,7 +195,7 @@ def _make(board: Board, out: Path, target: str) -> None:
         overflow = re.search(r"region [`']?(\w+)'? overflowed by (\d+) bytes", done.stderr)
         if overflow:
             region, extra = overflow.group(1), int(overflow.group(2))
-            raise UserError(_too_large_message(board, region, extra))
+            raise RegionOverflow(_too_large_message(board, region, extra), region, extra)
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise UserError(f"building the firmware in {out} failed (make exited {done.returncode}); the project is "
                         f"left there to inspect. Last lines of the compiler's output:\n{tail}")

@@ -94,7 +94,7 @@ uint8_t mcu_uart_get(void)
     return (uint8_t)UART(RDR);
 }
 
-#elif defined(MCU_UART_CMSDK)
+#elif defined(MCU_UART_CMSDK_UART)
 #define DATA 0x00u
 #define STATE 0x04u
 #define CTRL 0x08u
@@ -125,7 +125,7 @@ uint8_t mcu_uart_get(void)
     return (uint8_t)UART(DATA);
 }
 
-#elif defined(MCU_UART_SIFIVE)
+#elif defined(MCU_UART_SIFIVE_UART)
 #define TXDATA 0x00u
 #define RXDATA 0x04u
 #define TXCTRL 0x08u
