@@ -169,6 +169,7 @@ class Emulator:
 @dataclass(frozen=True)
 class FlashMethods:
     openocd: tuple[str, ...] = ()  # -f files under openocd's scripts folder
+    openocd_regions: tuple[str, ...] = (CODE_REGION,)  # regions those configs give a flash bank (stmqspi: ext_flash)
     pyocd_target: str | None = None
     st_flash_address: int | None = None
 
@@ -315,8 +316,18 @@ class Board:
                 return commands[-1]
         return None
 
-    def flash_commands(self, elf: str, probe: str) -> list[list[str]]:
-        """The commands that program `elf` with `probe` (openocd, pyocd, stlink); [] if the board has no such method."""
+    def flash_commands(self, elf: str, probe: str, regions: tuple[str, ...] = (CODE_REGION,)) -> list[list[str]]:
+        """The commands that program `elf` with `probe` (openocd, pyocd, stlink); [] if the board has no such method.
+        `regions`: the ROM regions the image fills; beyond internal flash (ext_flash) only openocd with a flash
+        bank for each (board file: flash.openocd_regions) can program them: one binary and one command each."""
+        if tuple(regions) != (CODE_REGION,):
+            if probe != "openocd" or not self.flash.openocd or not set(regions) <= set(self.flash.openocd_regions):
+                return []
+            files = [arg for cfg in self.flash.openocd for arg in ("-f", cfg)]
+            binaries = self.region_binaries(elf, regions)
+            programs = [["openocd", *files, "-c", f"program {binaries[r]} 0x{self.memory[r].origin:08x} verify"
+                         + (" reset" if r == regions[-1] else "") + " exit"] for r in regions]
+            return self.split_image_commands(elf, regions) + programs
         if probe == "openocd" and self.flash.openocd:
             files = [arg for cfg in self.flash.openocd for arg in ("-f", cfg)]
             return [["openocd", *files, "-c", f"program {elf} verify reset exit"]]
@@ -327,6 +338,23 @@ class Board:
             return [[self.toolchain.tool("objcopy"), "-O", "binary", elf, binary],
                     ["st-flash", "--reset", "write", binary, f"0x{self.flash.st_flash_address:08x}"]]
         return []
+
+    @staticmethod
+    def region_binaries(elf: str, regions: tuple[str, ...]) -> dict[str, str]:
+        """region -> the raw binary of `elf`'s part in it: board.elf -> board-flash.bin, board-ext_flash.bin."""
+        stem = elf.rsplit(".", 1)[0]
+        return {r: f"{stem}-{r}.bin" for r in regions}
+
+    def split_image_commands(self, elf: str, regions: tuple[str, ...]) -> list[list[str]]:
+        """objcopy commands writing one raw binary per region (each region's output section is `.<region>`;
+        internal flash gets everything else)."""
+        objcopy = self.toolchain.tool("objcopy")
+        binaries = self.region_binaries(elf, regions)
+        others = [f"--remove-section=.{r}" for r in regions if r != CODE_REGION]
+        commands = [[objcopy, "-O", "binary", *others, elf, binaries[CODE_REGION]]]
+        commands += [[objcopy, "-O", "binary", f"--only-section=.{r}", elf, binaries[r]]
+                     for r in regions if r != CODE_REGION]
+        return commands
 
 PROBES = ("openocd", "pyocd", "stlink")
 CONFIG_DIR = "firmware/config"  # a project's per-image mcu_board_config.h: firmware/config/<image>/
@@ -500,7 +528,8 @@ class _Reader:
         fl = self.get(d, "flash", dict, "", {})
         openocd = self.get(fl, "openocd", list, "flash", [])
         flash = FlashMethods(
-            tuple(openocd), self.get(fl, "pyocd_target", str, "flash", None), self.get(fl, "st_flash_address", int, "flash", None)
+            tuple(openocd), tuple(self.get(fl, "openocd_regions", list, "flash", [CODE_REGION])),
+            self.get(fl, "pyocd_target", str, "flash", None), self.get(fl, "st_flash_address", int, "flash", None)
         )
         em = self.table(d, "emulator", "")
         args = self.get(em, "args", list, "emulator")

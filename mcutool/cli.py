@@ -246,16 +246,19 @@ def flash(project, probe, dry_run):
     import subprocess
     from pathlib import Path
     from .boards import PROBES, load_board
-    from .compiler import read_report
+    from .compiler import read_report, rom_regions
     out = Path(project)
-    board = load_board(read_report(out)["board"])
+    report = read_report(out)
+    board = load_board(report["board"])
     elf = out / "board.elf"
     if not elf.exists():
         raise UserError(f"{out} has no board.elf: compile it without --no-build / --emit library first.")
-    probes = [probe] if probe else [p for p in PROBES if board.flash_commands(str(elf), p)][:1]
-    commands = board.flash_commands(str(elf), probes[0]) if probes else []
+    regions = rom_regions(report)  # weights in ext_flash: one binary and one programming command per region
+    probes = [probe] if probe else [p for p in PROBES if board.flash_commands(str(elf), p, regions)][:1]
+    commands = board.flash_commands(str(elf), probes[0], regions) if probes else []
     if not commands:
-        raise UserError(f"board {board.name} has no {probe or 'flash'} method in its board file.")
+        extra = f" that can program {' and '.join(regions)}" if len(regions) > 1 else ""
+        raise UserError(f"board {board.name} has no {probe or 'flash'} method{extra} in its board file.")
     for command in commands:
         click.echo(shlex.join(command))
         if dry_run:

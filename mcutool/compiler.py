@@ -109,6 +109,8 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
         if EXT_FLASH in board.memory:
             report["flash"]["ext_flash_used_bytes"] = _region_bytes(board, out / "board.elf", EXT_FLASH)
             report["flash"]["ext_flash_limit_bytes"] = board.memory[EXT_FLASH].length
+            if report["flash"]["ext_flash_used_bytes"]:
+                _split_image(board, out)
         report["build"] = _build_info(board, model, out)
         report["build"]["stack_analysis"] = stack
         _check_fits(report, board)
@@ -251,6 +253,17 @@ def _flash_from_elf(board: Board, elf: Path) -> dict:
             if filesz and flash.origin <= paddr < flash.origin + flash.length:
                 end = max(end, paddr + filesz)
     return {"used_bytes": end - flash.origin}
+
+
+def rom_regions(report: dict) -> tuple[str, ...]:
+    """The ROM regions a built project's board image fills: ("flash",) or ("flash", "ext_flash")."""
+    return ("flash", EXT_FLASH) if report.get("flash", {}).get("ext_flash_used_bytes") else ("flash",)
+
+
+def _split_image(board: Board, out: Path) -> None:
+    """board-flash.bin and board-ext_flash.bin beside board.elf: what the programmer writes to each region."""
+    for command in board.split_image_commands("board.elf", ("flash", EXT_FLASH)):
+        subprocess.run(command, cwd=out, check=True, capture_output=True)
 
 
 def _check_fits(report: dict, board: Board) -> None:

@@ -13,8 +13,8 @@ inferences for as long as it runs; an 'X' frame (after a fault report) ends the 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
-import numpy as np
 import os
 import select
 import shlex
@@ -27,6 +27,8 @@ import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from ..boards import Board
 from ..errors import UserError
@@ -44,6 +46,7 @@ class Link:
         self.describe = describe
         self.emulator = emulator  # how report.json names what ran: "qemu-system-arm -M netduinoplus2"
         self.decoder = frames.FrameDecoder()
+        self.pending: collections.deque[frames.Frame] = collections.deque()  # decoded, not yet taken
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -56,6 +59,8 @@ class Link:
     def frames(self, deadline: float) -> Iterator[frames.Frame]:
         """Frames as they arrive, until `deadline` (time.monotonic()) passes: then TimeoutError."""
         while True:
+            while self.pending:
+                yield self.pending.popleft()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
@@ -68,7 +73,7 @@ class Link:
                 data = b""
             if not data:
                 raise EOFError
-            yield from self.decoder.feed(data)
+            self.pending.extend(self.decoder.feed(data))
 
 
 class Session:
@@ -81,6 +86,7 @@ class Session:
         self.elf = elf
         self.records: list[Record] = []
         self.console: list[str] = []
+        self._partial = ""  # a console line sent in several 'T' frames (mcu_report.c flushes long lines)
         self.on_fault = on_fault  # called before a fault becomes an error (QEMU's stderr, say)
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> Record:
@@ -93,8 +99,12 @@ class Session:
 
     def infer(self, payload: bytes, timeout: float) -> tuple[bytes, list[Record]]:
         """Send one 'I' frame; the 'O' frame's payload and the records that came with it."""
-        start = len(self.records)
         self.link.write(frames.encode(frames.INPUT, payload))
+        return self.receive(timeout)
+
+    def receive(self, timeout: float) -> tuple[bytes, list[Record]]:
+        """The next 'O' frame's payload and the records before it; UserError on an "error" record."""
+        start = len(self.records)
         for frame in self._frames(timeout, "answer"):
             if frame.kind == frames.TEXT:
                 for record in self._text(frame):
@@ -106,8 +116,10 @@ class Session:
         raise AssertionError("unreachable")
 
     def _text(self, frame: frames.Frame) -> list[Record]:
+        """The records completed by this console text (lines end with a newline)."""
         self.console.append(frame.text)
-        found = parse_records(frame.text)
+        lines, _, self._partial = (self._partial + frame.text).rpartition("\n")
+        found = parse_records(lines)
         self.records += found
         return found
 
