@@ -2,7 +2,8 @@
 
 The command comes from the board file (program, machine, arguments); the firmware talks to the host
 through semihosting, so QEMU runs with its working directory set to the build folder and host file names
-are relative to it. QEMU 7.2 writes the semihosting console to its stderr (no chardev is given), next to
+are relative to it. (--io uart builds run with no semihosting option, their serial port on a socket:
+mcutool.emulate.serial.) QEMU 7.2 writes the semihosting console to its stderr (no chardev is given), next to
 its own messages; a UART would appear on stdout. The firmware reports on lines of the form
 (firmware/include/mcu_report.h)
 
