@@ -9,6 +9,8 @@ to flash the board. Code asks a `Board` for its properties and never branches on
     board.memory_map("emulator")["sram"].origin       # where that SRAM lives in QEMU
     board.linker_context("emulator", stack_size=4096) # variables for templates/linker/<arch>.ld.j2
     board.target_defines("emulator")                  # -D flags for firmware/<arch>/ (counter, vectors)
+    board.config_header_context("board", "uart")      # variables for templates/firmware/mcu_board_config.h.j2:
+                                                      # clock steps, caches, the UART and its divisors
 """
 from __future__ import annotations
 
@@ -25,6 +27,17 @@ IMAGES = ("board", "emulator")
 REGION_KINDS = ("rom", "ram")
 CODE_REGION = "flash"  # code, constants, .data's initial values
 DATA_REGION = "sram"  # stack reserve, .data, .bss
+IO_BACKENDS = ("semihosting", "uart")
+# UART peripherals firmware/uart/mcu_uart.c drives, and how each turns a kernel clock into its divisor register.
+UART_KINDS = {
+    "stm32_usart_sr": lambda clock, baud: round(clock / baud),        # F4 USART, 16x oversampling: BRR = f/baud
+    "stm32_usart": lambda clock, baud: round(clock / baud),           # F7/L4 USART, 16x oversampling
+    "stm32_lpuart": lambda clock, baud: round(256 * clock / baud),    # L4 LPUART: BRR = 256 f / baud
+    "cmsdk_uart": lambda clock, baud: clock // baud,                  # CMSDK APB UART: BAUDDIV >= 16
+    "sifive_uart": lambda clock, baud: round(clock / baud) - 1,       # SiFive: baud = f / (div + 1)
+}
+# A register step: read-modify-write, a bounded poll, or a busy delay of N loops (firmware/include/mcu_board.h).
+STEP_OPS = ("set", "wait", "delay")
 COUNTER_KINDS = ("cmsdk_dualtimer", "stm32_tim", "dwt_cyccnt", "minstret", "mcycle")
 COUNTER_UNITS = ("instructions", "cycles")
 # Counter kinds that sit at a peripheral address the board file must give.
@@ -86,6 +99,46 @@ class Counter:
 
 
 @dataclass(frozen=True)
+class RegStep:
+    """One register step of a start-up sequence: "set" does *address = (*address & ~mask) | value; "wait" polls
+    until (*address & mask) == value, a bounded number of times; "delay" spins `value` loops
+    (firmware/include/mcu_board.h)."""
+
+    op: str
+    address: int
+    mask: int
+    value: int
+
+    def c_initializer(self) -> str:
+        return (f"{{MCU_STEP_{self.op.upper()}, 0x{self.address:08X}u, 0x{self.mask:08X}u, "
+                f"0x{self.value:08X}u}}")
+
+
+@dataclass(frozen=True)
+class ClockSetup:
+    """How the board reaches its rated clock from reset: register steps (reference manual data)."""
+
+    reset_hz: int  # the core clock out of reset (e.g. HSI 16 MHz), kept if a wait times out
+    steps: tuple[RegStep, ...]
+
+
+@dataclass(frozen=True)
+class Uart:
+    """The console UART of one image: the peripheral, its pins' and clocks' set-up steps, its baud rate."""
+
+    kind: str  # one of UART_KINDS
+    base: int
+    baud: int
+    clock_hz: int  # the UART's kernel clock once the clock steps ran
+    reset_clock_hz: int  # its kernel clock if they did not (reset state)
+    init: tuple[RegStep, ...]  # pins, clock enables, I/O supply: run before the divisor is written
+    pins: str = ""  # for people: "PA9 TX, PB7 RX (AF7)"
+
+    def divisor(self, clock_hz: int) -> int:
+        return UART_KINDS[self.kind](clock_hz, self.baud)
+
+
+@dataclass(frozen=True)
 class Toolchain:
     prefix: str  # "arm-none-eabi-": gcc, objdump, nm, size, addr2line
     cflags: tuple[str, ...]  # core, ISA, ABI; the float ABI is soft on every board
@@ -104,6 +157,8 @@ class Emulator:
     install: str
     memory: MemoryMap
     counter: Counter
+    uart: Uart | None = None  # the UART the emulated machine gives QEMU's first serial port
+    clock_setup: bool = False  # the machine models the chip's clock tree registers: run the board's clock steps
 
     @property
     def description(self) -> str:
@@ -114,6 +169,7 @@ class Emulator:
 @dataclass(frozen=True)
 class FlashMethods:
     openocd: tuple[str, ...] = ()  # -f files under openocd's scripts folder
+    openocd_regions: tuple[str, ...] = (CODE_REGION,)  # regions those configs give a flash bank (stmqspi: ext_flash)
     pyocd_target: str | None = None
     st_flash_address: int | None = None
 
@@ -135,6 +191,9 @@ class Board:
     flash: FlashMethods
     emulator: Emulator
     path: Path
+    uart: Uart | None = None  # the board's console (the debugger's virtual COM port)
+    clock: ClockSetup | None = None
+    caches: bool = False  # Cortex-M7 L1 caches to turn on at start-up
 
     @property
     def flash_bytes(self) -> int:
@@ -152,8 +211,48 @@ class Board:
         return self.emulator.counter if _image(image) == "emulator" else self.counter
 
     def target_defines(self, image: str) -> list[str]:
-        """-D flags for the firmware layer of `image` (its counter; the vector table's size)."""
-        return [*self.counter_for(image).defines(), f"-DMCU_IRQ_COUNT={self.irq_count}"]
+        """-D/-I flags for the firmware layer of `image` (its counter; the vector table's size; the folder of its
+        mcu_board_config.h, written by mcutool.codegen.project.copy_firmware)."""
+        return [*self.counter_for(image).defines(), f"-DMCU_IRQ_COUNT={self.irq_count}",
+                f"-I{CONFIG_DIR}/{_image(image)}"]
+
+    def uart_for(self, image: str) -> Uart | None:
+        return self.emulator.uart if _image(image) == "emulator" else self.uart
+
+    def io_backends(self, image: str) -> tuple[str, ...]:
+        """The I/O back ends `image` can be built with: semihosting always, uart when it has a UART."""
+        return IO_BACKENDS if self.uart_for(image) is not None else ("semihosting",)
+
+    def check_io(self, io: str) -> None:
+        """UserError unless both images of this board can be built with `io`."""
+        if io not in IO_BACKENDS:
+            raise UserError(f"--io must be one of {', '.join(IO_BACKENDS)}, not {io!r}.")
+        lacking = [image for image in IMAGES if io not in self.io_backends(image)]
+        if lacking:
+            where = " and ".join("[uart]" if i == "board" else "[emulator.uart]" for i in lacking)
+            raise UserError(f"Board {self.name} has no UART for --io {io}: its board file {self.path} lacks {where}. "
+                            "Build with --io semihosting, or describe the console UART in the board file.")
+
+    def config_header_context(self, image: str, io: str) -> dict[str, Any]:
+        """Variables for templates/firmware/mcu_board_config.h.j2: what mcu_board_init() does in `image`."""
+        clock = self.clock if (_image(image) == "board" or self.emulator.clock_setup) else None
+        reset_hz = self.clock.reset_hz if self.clock is not None else self.clock_hz
+        uart = self.uart_for(image) if io == "uart" else None
+        context: dict[str, Any] = {
+            "board": self.name, "image": image, "io": io,
+            "clock_hz": self.clock_hz if clock is not None else reset_hz, "reset_clock_hz": reset_hz,
+            "clock_steps": [s.c_initializer() for s in clock.steps] if clock is not None else [],
+            "caches": self.caches, "uart": None,
+        }
+        if uart is not None:
+            # Without clock steps in this image the UART runs on its reset clock whatever happens.
+            clocked = uart.clock_hz if clock is not None else uart.reset_clock_hz
+            context["uart"] = {
+                "kind": uart.kind.upper(), "base": f"0x{uart.base:08X}u", "baud": uart.baud, "pins": uart.pins,
+                "divisor": uart.divisor(clocked), "divisor_reset": uart.divisor(uart.reset_clock_hz),
+                "init_steps": [s.c_initializer() for s in uart.init],
+            }
+        return context
 
     @property
     def linker_template(self) -> str:
@@ -195,11 +294,19 @@ class Board:
             ],
         }
 
-    def firmware_sources(self) -> list[str]:
-        """The firmware layer's sources, relative to firmware/ (common/ first, then <arch>/)."""
+    def firmware_sources(self, io: str = "semihosting") -> list[str]:
+        """The firmware layer's sources, relative to firmware/ (common/, <arch>/, then the I/O back end's
+        folder: semihosting/ or uart/). cache.c only for cores with caches to turn on."""
         root = paths.data_dir("firmware")
-        found = sorted((root / "common").glob("*.[cS]")) + sorted((root / self.arch).glob("*.[cS]"))
+        found = [p for sub in ("common", self.arch, io) for p in sorted((root / sub).glob("*.[cS]"))]
+        if not self.caches:
+            found = [p for p in found if p.name != "cache.c"]
         return [p.relative_to(root).as_posix() for p in found]
+
+    @property
+    def firmware_dirs(self) -> tuple[str, ...]:
+        """The folders of firmware/ a project of this board needs (whatever its I/O back end)."""
+        return ("include", "common", self.arch, *IO_BACKENDS)
 
     def flash_command(self, elf: str) -> list[str] | None:
         """The command that programs `elf` into the board with its first flash method, or None."""
@@ -209,8 +316,18 @@ class Board:
                 return commands[-1]
         return None
 
-    def flash_commands(self, elf: str, probe: str) -> list[list[str]]:
-        """The commands that program `elf` with `probe` (openocd, pyocd, stlink); [] if the board has no such method."""
+    def flash_commands(self, elf: str, probe: str, regions: tuple[str, ...] = (CODE_REGION,)) -> list[list[str]]:
+        """The commands that program `elf` with `probe` (openocd, pyocd, stlink); [] if the board has no such method.
+        `regions`: the ROM regions the image fills; beyond internal flash (ext_flash) only openocd with a flash
+        bank for each (board file: flash.openocd_regions) can program them: one binary and one command each."""
+        if tuple(regions) != (CODE_REGION,):
+            if probe != "openocd" or not self.flash.openocd or not set(regions) <= set(self.flash.openocd_regions):
+                return []
+            files = [arg for cfg in self.flash.openocd for arg in ("-f", cfg)]
+            binaries = self.region_binaries(elf, regions)
+            programs = [["openocd", *files, "-c", f"program {binaries[r]} 0x{self.memory[r].origin:08x} verify"
+                         + (" reset" if r == regions[-1] else "") + " exit"] for r in regions]
+            return self.split_image_commands(elf, regions) + programs
         if probe == "openocd" and self.flash.openocd:
             files = [arg for cfg in self.flash.openocd for arg in ("-f", cfg)]
             return [["openocd", *files, "-c", f"program {elf} verify reset exit"]]
@@ -222,7 +339,25 @@ class Board:
                     ["st-flash", "--reset", "write", binary, f"0x{self.flash.st_flash_address:08x}"]]
         return []
 
+    @staticmethod
+    def region_binaries(elf: str, regions: tuple[str, ...]) -> dict[str, str]:
+        """region -> the raw binary of `elf`'s part in it: board.elf -> board-flash.bin, board-ext_flash.bin."""
+        stem = elf.rsplit(".", 1)[0]
+        return {r: f"{stem}-{r}.bin" for r in regions}
+
+    def split_image_commands(self, elf: str, regions: tuple[str, ...]) -> list[list[str]]:
+        """objcopy commands writing one raw binary per region (each region's output section is `.<region>`;
+        internal flash gets everything else)."""
+        objcopy = self.toolchain.tool("objcopy")
+        binaries = self.region_binaries(elf, regions)
+        others = [f"--remove-section=.{r}" for r in regions if r != CODE_REGION]
+        commands = [[objcopy, "-O", "binary", *others, elf, binaries[CODE_REGION]]]
+        commands += [[objcopy, "-O", "binary", f"--only-section=.{r}", elf, binaries[r]]
+                     for r in regions if r != CODE_REGION]
+        return commands
+
 PROBES = ("openocd", "pyocd", "stlink")
+CONFIG_DIR = "firmware/config"  # a project's per-image mcu_board_config.h: firmware/config/<image>/
 
 
 def _image(image: str) -> str:
@@ -334,6 +469,46 @@ class _Reader:
         prescaler = self.get(table, "prescaler", int, where, None)
         return Counter(kind, unit, units_per_tick, base, prescaler)
 
+    def steps(self, items: Any, where: str) -> tuple[RegStep, ...]:
+        if not isinstance(items, list):
+            raise self.fail(where, "must be a list of register steps ({ set = ADDRESS, mask = M, value = V } "
+                                   "or { wait = ADDRESS, mask = M, value = V })")
+        steps = []
+        for i, item in enumerate(items):
+            at = f"{where}[{i}]"
+            if not isinstance(item, dict):
+                raise self.fail(at, "must be an inline table")
+            ops = [op for op in STEP_OPS if op in item]
+            if len(ops) != 1:
+                raise self.fail(at, f"must have exactly one of {', '.join(STEP_OPS)}")
+            op = ops[0]
+            if op == "delay":
+                steps.append(RegStep(op, 0, 0, self.get(item, op, int, at)))
+                continue
+            address, mask, value = (self.get(item, k, int, at) for k in (op, "mask", "value"))
+            if any(not 0 <= v < 1 << 32 for v in (address, mask, value)) or value & ~mask:
+                raise self.fail(at, "needs 32-bit address, mask and value, with value inside mask")
+            steps.append(RegStep(op, address, mask, value))
+        return tuple(steps)
+
+    def uart(self, table: dict[str, Any] | None, where: str) -> Uart | None:
+        if table is None:
+            return None
+        kind = self.get(table, "kind", str, where)
+        if kind not in UART_KINDS:
+            raise self.fail(f"{where}.kind", f"must be one of {', '.join(UART_KINDS)}")
+        clock = self.get(table, "clock_hz", int, where)
+        return Uart(kind=kind, base=self.get(table, "base", int, where), baud=self.get(table, "baud", int, where),
+                    clock_hz=clock, reset_clock_hz=self.get(table, "reset_clock_hz", int, where, clock),
+                    init=self.steps(self.get(table, "init", list, where, []), f"{where}.init"),
+                    pins=self.get(table, "pins", str, where, ""))
+
+    def clock(self, table: dict[str, Any] | None) -> ClockSetup | None:
+        if table is None:
+            return None
+        return ClockSetup(reset_hz=self.get(table, "reset_hz", int, "clock"),
+                          steps=self.steps(self.get(table, "steps", list, "clock"), "clock.steps"))
+
     def board(self) -> Board:
         d = self.data
         name = self.get(d, "name", str, "")
@@ -353,7 +528,8 @@ class _Reader:
         fl = self.get(d, "flash", dict, "", {})
         openocd = self.get(fl, "openocd", list, "flash", [])
         flash = FlashMethods(
-            tuple(openocd), self.get(fl, "pyocd_target", str, "flash", None), self.get(fl, "st_flash_address", int, "flash", None)
+            tuple(openocd), tuple(self.get(fl, "openocd_regions", list, "flash", [CODE_REGION])),
+            self.get(fl, "pyocd_target", str, "flash", None), self.get(fl, "st_flash_address", int, "flash", None)
         )
         em = self.table(d, "emulator", "")
         args = self.get(em, "args", list, "emulator")
@@ -365,6 +541,8 @@ class _Reader:
             install=self.get(em, "install", str, "emulator"),
             memory=self.memory(self.get(em, "memory", dict, "emulator"), "emulator.memory"),
             counter=self.counter(self.get(em, "counter", dict, "emulator"), "emulator.counter"),
+            uart=self.uart(self.get(em, "uart", dict, "emulator", None), "emulator.uart"),
+            clock_setup=self.get(em, "clock_setup", bool, "emulator", False),
         )
         # The emulator image is capped to the board's sizes, so what fits in QEMU fits on the board.
         for region in memory.regions:
@@ -395,4 +573,7 @@ class _Reader:
             flash=flash,
             emulator=emulator,
             path=self.path,
+            uart=self.uart(self.get(d, "uart", dict, "", None), "uart"),
+            clock=self.clock(self.get(d, "clock", dict, "", None)),
+            caches=self.get(cpu, "caches", bool, "cpu", False),
         )

@@ -107,17 +107,20 @@ def _compile_options(fn):
     fn = click.option("--no-build", is_flag=True, help="Generate the project without building it.")(fn)
     fn = click.option("--calib", default=None, metavar="DATA.npz|random",
                       help="Float models: calibration samples per input name (or random, with poor scales).")(fn)
+    fn = click.option("--io", "io", type=click.Choice(["semihosting", "uart"]), default="semihosting",
+                      show_default=True, help="Harness I/O: semihosting (a debugger or QEMU serves host files) or "
+                      "uart (framed tensors over the board's serial port; no debugger needed).")(fn)
     return fn
 
 
-def _compile(model, board, out, emit, no_build, calib=None):
+def _compile(model, board, out, emit, no_build, **options):
+    """Compile with the command's options (every compile option beyond these goes to compiler.Options as is)."""
     from pathlib import Path
     from .compiler import Options, compile_model, default_out_dir
     model_path = Path(model)
     out_dir = Path(out) if out else default_out_dir(model_path, board)
     click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
-    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build, calib=calib),
-                           _progress)
+    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build, **options), _progress)
     if report.get("quantization"):
         click.echo(_quantization_line(report["quantization"]))
     return out_dir, report
@@ -139,15 +142,20 @@ def _summary_line(report: dict) -> str:
         parts.append(f"SRAM {m['sram_used_bytes']:,} / {m['sram_limit_bytes']:,} B")
     if "used_bytes" in f:
         parts.append(f"flash {f['used_bytes']:,} / {f['limit_bytes']:,} B")
+    moved = [r["name"] for r in report.get("layers", []) if r.get("placement") == "ext_flash"]
+    if moved:
+        used = f"{f['ext_flash_used_bytes']:,} / {f['ext_flash_limit_bytes']:,} B" if "ext_flash_used_bytes" in f else \
+            f"{f['ext_flash_weights_bytes']:,} B"
+        parts.append(f"ext_flash {used} (weights of {', '.join(moved)}: internal flash too small)")
     return ", ".join(parts)
 
 
 @cli.command("compile")
 @click.argument("model", type=click.Path())
 @_compile_options
-def compile_cmd(model, board, out, emit, no_build, calib):
+def compile_cmd(model, board, out, emit, no_build, **options):
     """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
-    out_dir, report = _compile(model, board, out, emit, no_build, calib)
+    out_dir, report = _compile(model, board, out, emit, no_build, **options)
     click.echo(_summary_line(report))
     click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
 
@@ -170,22 +178,28 @@ def _load_inputs(path: str, specs: list[dict]):
 @click.argument("project", type=click.Path(file_okay=False, exists=True))
 @click.option("--input", "input_path", required=True, type=click.Path(exists=True), help="Input tensor (.npy, or .npz by name).")
 @click.option("--output", "output_path", type=click.Path(), default=None, help="Where to write the output (.npy/.npz).")
-def run(project, input_path, output_path):
-    """Run the built firmware in PROJECT once in the board's emulator."""
+@click.option("--port", default=None, help="Serial port of a board running the --io uart build (e.g. /dev/ttyACM0) "
+              "instead of the emulator.")
+def run(project, input_path, output_path, port):
+    """Run the built firmware in PROJECT once in the board's emulator (or on a board over --port)."""
     from pathlib import Path
     import numpy as np
     from .compiler import read_report, run_build
     out = Path(project)
     report = read_report(out)
     inputs = _load_inputs(input_path, report["io"]["inputs"])
-    outputs, info = run_build(out, inputs)
+    outputs, info = run_build(out, inputs, port=port)
     if output_path:
         if output_path.endswith(".npz"):
             np.savez(output_path, **{s["name"]: y for s, y in zip(report["io"]["outputs"], outputs)})
         else:
             np.save(output_path, outputs[0])
-    click.echo(f"instructions per inference: {info['instructions']:,} ({info['macs_per_instruction']} MACs/instruction), "
-               f"stack high water {info['stack_high_water_bytes']} B")
+    if "cycles" in info:  # a board: DWT->CYCCNT / mcycle
+        click.echo(f"cycles per inference: {info['cycles']:,} (on {info['emulator']}), "
+                   f"stack high water {info['stack_high_water_bytes']} B")
+    else:
+        click.echo(f"instructions per inference: {info['instructions']:,} ({info['macs_per_instruction']} "
+                   f"MACs/instruction), stack high water {info['stack_high_water_bytes']} B")
     if not output_path:
         for s, y in zip(report["io"]["outputs"], outputs):
             click.echo(f"{s['name']}: {y.reshape(-1).tolist()}")
@@ -205,14 +219,14 @@ def _random_inputs(report: dict, rng):
 @_compile_options
 @click.option("--samples", default=5, show_default=True, help="Random inputs to compare.")
 @click.option("--seed", default=0, show_default=True)
-def validate(model, board, out, emit, no_build, calib, samples, seed):
+def validate(model, board, out, emit, no_build, samples, seed, **options):
     """Compile MODEL, run SAMPLES random inputs in the emulator, compare bit for bit with the reference."""
     import numpy as np
     from pathlib import Path
     from . import reference
     from .compiler import Options, firmware_graph, run_build
-    out_dir, report = _compile(model, board, out, "firmware", False, calib)
-    graph, _ = firmware_graph(Path(model), Options(calib=calib))
+    out_dir, report = _compile(model, board, out, "firmware", False, **options)
+    graph, _ = firmware_graph(Path(model), Options(calib=options.get("calib")))
     rng = np.random.default_rng(seed)
     bad = 0
     with click.progressbar(range(samples), label="  emulating", file=sys.stderr) as bar:
@@ -235,11 +249,11 @@ def validate(model, board, out, emit, no_build, calib, samples, seed):
 @cli.command()
 @click.argument("model", type=click.Path())
 @_compile_options
-def bench(model, board, out, emit, no_build, calib):
+def bench(model, board, out, emit, no_build, **options):
     """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
     import numpy as np
     from .compiler import profile_layers, run_build
-    out_dir, report = _compile(model, board, out, "firmware", False, calib)
+    out_dir, report = _compile(model, board, out, "firmware", False, **options)
     _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
     m, f = report["memory"], report["flash"]
     rows = [("model", report["model"]), ("board", f"{board} ({info['emulator']}, -icount shift=0)"),
@@ -252,7 +266,8 @@ def bench(model, board, out, emit, no_build, calib):
             ("flash used", f"{f['used_bytes']:,} B of {f['limit_bytes']:,} (code {f['code_bytes']:,}, weights {f['weights_bytes']:,})")]
     for k, v in rows:
         click.echo(f"{k:<24}{v}")
-    _print_layer_profile(report, profile_layers(out_dir, _random_inputs(report, np.random.default_rng(0))))
+    if report.get("io_backend", "semihosting") == "semihosting":
+        _print_layer_profile(report, profile_layers(out_dir, _random_inputs(report, np.random.default_rng(0))))
     click.echo("(QEMU counts instructions, not cycles: it is not cycle accurate.)")
 
 
@@ -303,16 +318,19 @@ def flash(project, probe, dry_run):
     import subprocess
     from pathlib import Path
     from .boards import PROBES, load_board
-    from .compiler import read_report
+    from .compiler import read_report, rom_regions
     out = Path(project)
-    board = load_board(read_report(out)["board"])
+    report = read_report(out)
+    board = load_board(report["board"])
     elf = out / "board.elf"
     if not elf.exists():
         raise UserError(f"{out} has no board.elf: compile it without --no-build / --emit library first.")
-    probes = [probe] if probe else [p for p in PROBES if board.flash_commands(str(elf), p)][:1]
-    commands = board.flash_commands(str(elf), probes[0]) if probes else []
+    regions = rom_regions(report)  # weights in ext_flash: one binary and one programming command per region
+    probes = [probe] if probe else [p for p in PROBES if board.flash_commands(str(elf), p, regions)][:1]
+    commands = board.flash_commands(str(elf), probes[0], regions) if probes else []
     if not commands:
-        raise UserError(f"board {board.name} has no {probe or 'flash'} method in its board file.")
+        extra = f" that can program {' and '.join(regions)}" if len(regions) > 1 else ""
+        raise UserError(f"board {board.name} has no {probe or 'flash'} method{extra} in its board file.")
     for command in commands:
         click.echo(shlex.join(command))
         if dry_run:

@@ -23,12 +23,23 @@ from .schedule.arena import arena_in_use_per_op
 from .schedule.liveness import layerwise_peak_bytes
 from .schedule.order import schedule_ops
 from .schedule.padding import explicit_row_padding
+from .schedule.weight_placement import EXT_FLASH, WeightPlacement, place_weights
 from .summary import layer_rows
 
 # The stack reserve of a project generated without building it (--no-build): the call-graph analysis that sizes
 # it (mcutool.codegen.stack) needs the compiled objects. Built projects get the analysed reserve.
 STACK_RESERVE = 2048
 ELF = "emulator.elf"
+MAX_PLACEMENT_ROUNDS = 3  # links tried while moving weights to ext_flash until internal flash fits
+PLACEMENT_SLACK_BYTES = 4096  # moved beyond the linker's overflow figure: alignment, code that shifts
+
+
+class RegionOverflow(UserError):
+    """The link failed because a memory region overflowed by `extra` bytes."""
+
+    def __init__(self, message: str, region: str, extra: int):
+        super().__init__(message)
+        self.region, self.extra = region, extra
 
 
 @dataclass
@@ -37,6 +48,8 @@ class Options:
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
     calib: str | None = None  # float models: calibration samples, DATA.npz or "random" (DESIGN.md §3)
+    ext_flash: bool = True  # weights that do not fit internal flash may go to the board's ext_flash region
+    io: str = "semihosting"  # the harness's I/O: semihosting (host files) | uart (frames on the serial port)
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -73,41 +86,62 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     """Generate (and build) the project for `model` on `board_name` in `out`; returns the report."""
     step = progress or (lambda message: None)
     board = load_board(board_name)
+    if opts.emit == "firmware":
+        board.check_io(opts.io)
     step("importing")
     graph, quantization = firmware_graph(model, opts)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(graph)
     model_order = [op.name for op in graph.ops]
     graph, plan = schedule_ops(graph)
-    step("generating kernels (TVM)")
+    placement = _place_weights(graph, board, opts)
     from .codegen.model import generate_model, emit_layers  # noqa: F401
     from .codegen.project import write_firmware_project, write_library
-    sources = generate_model(graph, plan, board.name)
-    if out.exists():
-        shutil.rmtree(out)
-    if opts.emit == "library":
-        write_library(sources, out)
-    else:
-        write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE)
-    report = _base_report(model, graph, board, plan.size)
-    report["memory"]["layerwise_peak_bytes"] = layerwise
-    report["schedule"]["arena"] = dict(plan.to_json(), reordered=[op.name for op in graph.ops] != model_order,
-                                       layerwise_peak_bytes_run_order=layerwise_peak_bytes(graph))
-    report["layers"] = _layers(graph, sources["model.c"])
-    _write_memory_plot(out, graph, plan)
-    if quantization is not None:
-        report["quantization"] = quantization
-        for spec in report["io"]["inputs"] + report["io"]["outputs"]:
-            spec["host_dtype"] = "float32"  # the model's own I/O is float: the host (de)quantizes with scale/zp
-    if opts.emit == "firmware" and opts.build:
+    for attempt in range(MAX_PLACEMENT_ROUNDS):
+        step("generating kernels (TVM)")
+        sources = generate_model(graph, plan, board.name, _const_sections(placement))
+        if out.exists():
+            shutil.rmtree(out)
+        if opts.emit == "library":
+            write_library(sources, out)
+        else:
+            write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
+        report = _base_report(model, graph, board, plan.size)
+        report["memory"]["layerwise_peak_bytes"] = layerwise
+        report["schedule"]["arena"] = dict(plan.to_json(), reordered=[op.name for op in graph.ops] != model_order,
+                                           layerwise_peak_bytes_run_order=layerwise_peak_bytes(graph))
+        report["io_backend"] = opts.io
+        report["layers"] = _layers(graph, sources["model.c"], placement)
+        report["flash"]["ext_flash_weights_bytes"] = placement.bytes_in(graph, EXT_FLASH)
+        _write_memory_plot(out, graph, plan)
+        if quantization is not None:
+            report["quantization"] = quantization
+            for spec in report["io"]["inputs"] + report["io"]["outputs"]:
+                spec["host_dtype"] = "float32"  # the model's own I/O is float: the host (de)quantizes with scale/zp
+        if not (opts.emit == "firmware" and opts.build):
+            break
         step("building")
-        stack = build_project(board, out, opts.stack_size)
+        try:
+            stack = build_project(board, out, opts.stack_size)
+        except RegionOverflow as overflow:
+            # The code took more internal flash than the planner's reserve: move more weights out, link again.
+            if overflow.region != "flash" or not placement.ext_flash_bytes or attempt + 1 == MAX_PLACEMENT_ROUNDS:
+                raise
+            placement = placement.with_more(graph, overflow.extra + PLACEMENT_SLACK_BYTES)
+            continue
         report["memory"].update(_memory_from_elf(board, out / "board.elf", stack["bytes"]))
         report["flash"].update(_flash_from_elf(board, out / "board.elf"))
-        report["flash"]["code_bytes"] = report["flash"]["used_bytes"] - report["flash"]["weights_bytes"]
+        in_flash = report["flash"]["weights_bytes"] - report["flash"]["ext_flash_weights_bytes"]
+        report["flash"]["code_bytes"] = report["flash"]["used_bytes"] - in_flash
+        if EXT_FLASH in board.memory:
+            report["flash"]["ext_flash_used_bytes"] = _region_bytes(board, out / "board.elf", EXT_FLASH)
+            report["flash"]["ext_flash_limit_bytes"] = board.memory[EXT_FLASH].length
+            if report["flash"]["ext_flash_used_bytes"]:
+                _split_image(board, out)
         report["build"] = _build_info(board, model, out)
         report["build"]["stack_analysis"] = stack
         _check_fits(report, board)
+        break
     _write_report(out, report)
     return report
 
@@ -136,6 +170,17 @@ def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:
     }
 
 
+def _place_weights(graph: Graph, board: Board, opts: Options) -> WeightPlacement:
+    """Weights in internal flash, or (when they do not fit and the board has ext_flash) the largest in ext_flash."""
+    ext = board.memory[EXT_FLASH].length if opts.ext_flash and EXT_FLASH in board.memory else 0
+    return place_weights(graph, board.flash_bytes, ext)
+
+
+def _const_sections(placement: WeightPlacement) -> dict[str, str]:
+    """Layer -> the linker section of its constants: the output section the linker script gives each region."""
+    return {name: f".{EXT_FLASH}" for name in placement.moved}
+
+
 def _io(graph: Graph, names: list[str]) -> list[dict]:
     out = []
     for n in names:
@@ -147,12 +192,12 @@ def _io(graph: Graph, names: list[str]) -> list[dict]:
     return out
 
 
-def _layers(graph: Graph, model_c: str) -> list[dict]:
+def _layers(graph: Graph, model_c: str, placement: WeightPlacement) -> list[dict]:
     kinds = dict(re.findall(r"^ \*   (\S+)\s+\S+\s+kernel: (\S+)$", model_c, flags=re.M))
     rows = layer_rows(graph)
     for r in rows:
         r["kernel"] = kinds.get(r["name"], "template")
-        r["placement"] = "flash"
+        r["placement"] = placement.where(r["name"])
     return rows
 
 
@@ -189,7 +234,9 @@ def _make(board: Board, out: Path, target: str, flags=("-j2",)) -> None:
         for region, extra in re.findall(r"region [`']?(\w+)'? overflowed by (\d+) bytes", done.stderr):
             overflows[region] = max(overflows.get(region, 0), int(extra))
         if overflows:
-            raise UserError(" ".join(_too_large_message(board, r, e) for r, e in overflows.items()))
+            region = "flash" if "flash" in overflows else next(iter(overflows))
+            message = " ".join(_too_large_message(board, r, e) for r, e in overflows.items())
+            raise RegionOverflow(message, region, overflows[region])
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise UserError(f"building the firmware in {out} failed (make exited {done.returncode}); the project is "
                         f"left there to inspect. Last lines of the compiler's output:\n{tail}")
@@ -247,6 +294,17 @@ def _flash_from_elf(board: Board, elf: Path) -> dict:
     return {"used_bytes": end - flash.origin}
 
 
+def rom_regions(report: dict) -> tuple[str, ...]:
+    """The ROM regions a built project's board image fills: ("flash",) or ("flash", "ext_flash")."""
+    return ("flash", EXT_FLASH) if report.get("flash", {}).get("ext_flash_used_bytes") else ("flash",)
+
+
+def _split_image(board: Board, out: Path) -> None:
+    """board-flash.bin and board-ext_flash.bin beside board.elf: what the programmer writes to each region."""
+    for command in board.split_image_commands("board.elf", ("flash", EXT_FLASH)):
+        subprocess.run(command, cwd=out, check=True, capture_output=True)
+
+
 def _check_fits(report: dict, board: Board) -> None:
     if report["memory"]["sram_used_bytes"] > board.sram_bytes:
         raise UserError(_too_large_message(board, "sram", report["memory"]["sram_used_bytes"] - board.sram_bytes))
@@ -286,45 +344,39 @@ def _from_firmware(y: np.ndarray, spec: dict) -> np.ndarray:
     return dequantize(y, scale=spec["scale"], zero_point=spec["zero_point"])
 
 
-def _write_inputs(out: Path, report: dict, inputs: list[np.ndarray]) -> None:
-    """The input files the harness reads (input<i>.bin), checked against the model's declared inputs."""
-    specs = report["io"]["inputs"]
-    if len(inputs) != len(specs):
-        raise UserError(f"the model takes {len(specs)} input(s), {len(inputs)} given.")
-    for i, (x, spec) in enumerate(zip(inputs, specs)):
-        if list(x.shape) != spec["shape"] or str(x.dtype) != spec["dtype"]:
-            raise UserError(f"input {spec['name']!r} must be {spec['dtype']} {spec['shape']}, got {x.dtype} "
-                            f"{list(x.shape)}.")
-        (out / f"input{i}.bin").write_bytes(np.ascontiguousarray(x).tobytes())
-    for i in range(len(report["io"]["outputs"])):
-        (out / f"output{i}.bin").unlink(missing_ok=True)
-
-
-def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tuple[list[np.ndarray], dict]:
+def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0,
+              port: str | None = None) -> tuple[list[np.ndarray], dict]:
     """Run the emulator image once on `inputs` (arrays as the model declares them); outputs + run info.
     For a quantized float model, float32 inputs are quantized on the host and the outputs dequantized (given
-    integer inputs, the firmware's integer outputs are returned as they are)."""
-    from .emulate.qemu import run_firmware
+    integer inputs, the firmware's integer outputs are returned as they are).
+    A --io uart build talks frames over QEMU's serial port, or over the board's serial port `port`."""
     report = read_report(out)
     host_float = any(x.dtype == np.float32 and s.get("host_dtype") == "float32"
                      for x, s in zip(inputs, report["io"]["inputs"]))
     inputs = [_to_firmware(np.asarray(x), s) for x, s in zip(inputs, report["io"]["inputs"])]
     board = load_board(report["board"])
+    io = report.get("io_backend", "semihosting")
     elf = out / ELF
-    if not elf.exists():
+    if port is None and not elf.exists():
         raise UserError(f"{out} has no {ELF}: it was compiled with --no-build or --emit library. Run make there "
                         "or compile again.")
-    _write_inputs(out, report, inputs)
-    run = run_firmware(board, elf, cwd=out, timeout=timeout)
-    outputs = []
-    for i, spec in enumerate(report["io"]["outputs"]):
-        raw = (out / f"output{i}.bin").read_bytes()
-        y = np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy()
-        outputs.append(_from_firmware(y, spec) if host_float and spec.get("host_dtype") == "float32" else y)
-    info = {"emulator": " ".join(run.command[:3]), "instructions": 0, "stack_high_water_bytes": 0}
-    for rec in run.records:
+    if port is not None and io != "uart":
+        raise UserError(f"{out} was built with --io {io}; a board is reached over its serial port only by a "
+                        "--io uart build: compile again with --io uart and flash that board.elf.")
+    _check_inputs(report, inputs)
+    if io == "uart":
+        from .emulate.serial import run_uart
+        outputs, records, emulator = run_uart(board, report["io"]["outputs"], elf, inputs, timeout, port)
+    else:
+        outputs, records, emulator = _run_semihosting(board, report, out, elf, inputs, timeout)
+    outputs = [_from_firmware(y, spec) if host_float and spec.get("host_dtype") == "float32" else y
+               for y, spec in zip(outputs, report["io"]["outputs"])]
+    info = {"emulator": emulator, "instructions": 0, "stack_high_water_bytes": 0}
+    for rec in records:
         if rec.kind == "count" and rec.fields.get("name") == "inference":
-            info["instructions"] = int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))
+            info["instructions"] = int(rec.fields.get("instructions", 0))
+            if "cycles" in rec.fields:  # a board's DWT->CYCCNT / mcycle
+                info["cycles"] = int(rec.fields["cycles"])
         if rec.kind == "stack":
             info["stack_high_water_bytes"] = int(rec.fields["high_water"])
     macs = report["macs"]
@@ -335,17 +387,43 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tu
     return outputs, info
 
 
+def _check_inputs(report: dict, inputs: list[np.ndarray]) -> None:
+    specs = report["io"]["inputs"]
+    if len(inputs) != len(specs):
+        raise UserError(f"the model takes {len(specs)} input(s), {len(inputs)} given.")
+    for i, (x, spec) in enumerate(zip(inputs, specs)):
+        if list(x.shape) != spec["shape"] or str(x.dtype) != spec["dtype"]:
+            raise UserError(f"input {spec['name']!r} must be {spec['dtype']} {spec['shape']}, got {x.dtype} "
+                            f"{list(x.shape)}.")
+
+
+def _run_semihosting(board: Board, report: dict, out: Path, elf: Path, inputs: list[np.ndarray], timeout: float):
+    from .emulate.qemu import run_firmware
+    for i, x in enumerate(inputs):
+        (out / f"input{i}.bin").write_bytes(np.ascontiguousarray(x).tobytes())
+    for i in range(len(report["io"]["outputs"])):
+        (out / f"output{i}.bin").unlink(missing_ok=True)
+    run = run_firmware(board, elf, cwd=out, timeout=timeout)
+    outputs = []
+    for i, spec in enumerate(report["io"]["outputs"]):
+        raw = (out / f"output{i}.bin").read_bytes()
+        outputs.append(np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy())
+    return outputs, run.records, " ".join(run.command[:3])
+
+
 def profile_layers(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> list[dict]:
     """Instructions of each layer: builds and runs profile.elf (the emulator image with a count around every
     layer call; its stack reserve is 1 KB larger for the reports). Adds them to report.json run.layers."""
-    from .emulate.qemu import run_firmware
     report = read_report(out)
     board = load_board(report["board"])
+    if report.get("io_backend", "semihosting") != "semihosting":
+        raise UserError("per-layer profiles are taken from a semihosting build (the emulator's default); "
+                        "this one was built with --io " + report["io_backend"] + ".")
     _make(board, out, "profile.elf")
-    _write_inputs(out, report, inputs)
-    run = run_firmware(board, out / "profile.elf", cwd=out, timeout=timeout)
+    _check_inputs(report, inputs)
+    _, records, _ = _run_semihosting(board, report, out, out / "profile.elf", inputs, timeout)
     counts = {int(rec.fields["name"][len("layer"):]): int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))
-              for rec in run.records if rec.kind == "count" and rec.fields.get("name", "").startswith("layer")}
+              for rec in records if rec.kind == "count" and rec.fields.get("name", "").startswith("layer")}
     layers = [{"name": layer["name"], "instructions": counts.get(i, 0)} for i, layer in enumerate(report["layers"])]
     report.setdefault("run", {})["layers"] = layers
     _write_report(out, report)

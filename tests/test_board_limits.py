@@ -84,7 +84,7 @@ class Limit:
         """(bytes used, None) if the model of size n fits, else (None, the UserError)."""
         self.compiles += 1
         try:
-            report = compile_model(self.model(n), self.board.name, self.out(n), Options(build=True))
+            report = compile_model(self.model(n), self.board.name, self.out(n), Options(build=True, ext_flash=False))
         except UserError as err:
             if "does not fit" not in str(err):
                 raise

@@ -25,6 +25,7 @@ import pytest
 
 from mcutool import paths
 from mcutool.boards import Board, list_boards, load_board, load_board_file
+from mcutool.codegen.project import copy_firmware
 from mcutool.emulate.qemu import parse_records, qemu_command, run_firmware, semihosting_config
 from mcutool.errors import UserError
 
@@ -68,9 +69,7 @@ def template_env() -> jinja2.Environment:
 def render_selftest_project(board: Board, dest: Path, stack_size: int = STACK_SIZE) -> Path:
     """A standalone project in `dest`: firmware sources copied in, both linker scripts, main.c, Makefile."""
     env = template_env()
-    firmware = paths.data_dir("firmware")
-    for sub in ("include", "common", board.arch):
-        shutil.copytree(firmware / sub, dest / "firmware" / sub)
+    firmware_sources = copy_firmware(board, dest)  # firmware/ and each image's mcu_board_config.h
     for image in ("emulator", "board"):
         text = env.get_template(board.linker_template).render(board.linker_context(image, stack_size))
         (dest / f"{image}.ld").write_text(text)
@@ -89,7 +88,7 @@ def render_selftest_project(board: Board, dest: Path, stack_size: int = STACK_SI
         extra_cflags=[],
         include_dirs=["firmware/include"],
         app_sources=["main.c"],
-        firmware_sources=[f"firmware/{s}" for s in board.firmware_sources()],
+        firmware_sources=firmware_sources,
         emulator_defines=board.target_defines("emulator"),
         board_defines=board.target_defines("board"),
         run_command=shlex.join(qemu_command(board, "emulator.elf")),

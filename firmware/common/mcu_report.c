@@ -1,5 +1,5 @@
 /* "MCUTOOL <record> key=value ..." lines (see mcu_report.h), built in a small buffer and written with one
- * semihosting call per buffer. Decimal conversion by subtracting powers of ten: no division helpers. */
+ * console write per buffer (a semihosting call, or a 'T' frame under --io uart). Decimal conversion by subtracting powers of ten: no division helpers. */
 #include <stdint.h>
 
 #include "mcu_io.h"

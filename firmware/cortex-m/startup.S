@@ -1,4 +1,5 @@
-/* Cortex-M reset: point VTOR at our table, paint the stack, copy .data, zero .bss, start the counter,
+/* Cortex-M reset: point VTOR at our table, paint the stack, copy .data, zero .bss, set up clocks and
+ * console (mcu_board_init), start the counter,
  * run main and exit with its status. Written for ARMv6-M and up (no Thumb-2-only addressing). */
     .syntax unified
     .thumb
@@ -47,6 +48,7 @@ Reset_Handler:
     adds  r0, r0, #4
     b     5b
 6:
+    bl    mcu_board_init           /* clocks, caches, console (mcu_board.h) */
     bl    mcu_counter_init
     bl    main
     bl    mcu_exit                 /* r0 = main's return value */

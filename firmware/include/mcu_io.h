@@ -1,7 +1,9 @@
-/* Host I/O for mcutool firmware: console, host files and exit, over semihosting.
+/* Host I/O for mcutool firmware: console, host files and exit.
  *
- * Under QEMU (-semihosting-config enable=on,target=native) file names are relative to QEMU's working
- * directory; on a board the debugger (openocd `arm semihosting enable`) serves the same calls.
+ * Two back ends, one per build (mcutool compile --io): semihosting (firmware/semihosting/: console, host
+ * files, exit) and UART (firmware/uart/: console and exit as frames on the board's serial port, see
+ * mcu_frame.h; the host-file calls do not exist there). Under semihosting, under QEMU
+ * (-semihosting-config enable=on,target=native) file names are relative to QEMU's working directory; on a board the debugger (openocd `arm semihosting enable`) serves the same calls.
  * All calls are synchronous; nothing here allocates.
  */
 #ifndef MCU_IO_H
@@ -16,6 +18,9 @@
 /* Exit statuses the firmware uses itself (main's return value is passed through unchanged). */
 #define MCU_EXIT_FAULT 3   /* a fault or unexpected exception was reported */
 #define MCU_EXIT_IO 4      /* a host file could not be opened, read or written */
+
+/* Starts the back end (mcu_board_init calls it before main): a UART's pins, clocks and baud rate. */
+void mcu_io_init(void);
 
 /* The one architecture-specific piece: trap into the debugger/emulator with operation `op`. */
 int32_t mcu_semihost_call(int32_t op, void *arg);

@@ -43,6 +43,7 @@ _start:
     addi  t0, t0, 4
     j     5b
 6:
+    call  mcu_board_init           /* clocks, console (mcu_board.h) */
     call  mcu_counter_init
     li    a0, 0                    /* argc */
     li    a1, 0                    /* argv */

@@ -15,7 +15,7 @@ RUNTIME_KINDS = ("avg_pool2d", "max_pool2d", "add", "mul", "softmax", "logistic"
 def tvm_layer(ctx: Context, op: Op) -> LayerCode:
     name = ctx.prefix(op)
     try:
-        k = tvm_kernels.kernel_for_op(ctx.graph, op, name=name)
+        k = tvm_kernels.kernel_for_op(ctx.graph, op, name=name, const_attr=ctx.const_attr(op))
     except ValueError as exc:
         raise UserError(f"layer {op.name!r} ({op.kind}) cannot be compiled to firmware: {exc}.") from None
     call = f"{name}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"

@@ -6,7 +6,7 @@ the MAC-heavy kinds come from TVM (`tvm_kernels`), the rest call hand-written `r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import __version__
@@ -32,6 +32,12 @@ class Context:
     """What an emitter needs besides the op: the graph, where tensors live, and a unique C prefix per layer."""
     graph: Graph
     plan: ArenaPlan
+    sections: dict[str, str] = field(default_factory=dict)  # layer -> linker section of its constants (".ext_flash")
+
+    def const_attr(self, op: Op) -> str:
+        """The attribute that puts `op`'s constant arrays in their section ('' for the default, .rodata)."""
+        section = self.sections.get(op.name)
+        return f'__attribute__((section("{section}")))' if section else ""
 
     def ptr(self, tensor: str, ctype: str = "int8_t") -> str:
         """C expression for a tensor's address in the arena (`arena` is mcu_model_run's parameter)."""
@@ -65,10 +71,10 @@ def _reshape(ctx: Context, op: Op) -> LayerCode:
                      f"arena + {ctx.plan.offsets[src]}u, {nbytes}u);", "template")
 
 
-def emit_layers(graph: Graph, plan: ArenaPlan) -> list[LayerCode]:
+def emit_layers(graph: Graph, plan: ArenaPlan, sections: dict[str, str] | None = None) -> list[LayerCode]:
     from . import kernels  # noqa: F401  (registers the emitters of the remaining op kinds)
 
-    ctx = Context(graph, plan)
+    ctx = Context(graph, plan, dict(sections or {}))
     layers = []
     for op in graph.ops:
         fn = EMITTERS.get(op.kind)
@@ -91,9 +97,11 @@ def _io(graph: Graph, plan: ArenaPlan, names: list[str]) -> list[dict]:
     return out
 
 
-def generate_model(graph: Graph, plan: ArenaPlan, board: str) -> dict[str, str]:
-    """The sources model.c and model.h, as {file name: text}."""
-    layers = emit_layers(graph, plan)
+def generate_model(graph: Graph, plan: ArenaPlan, board: str,
+                   sections: dict[str, str] | None = None) -> dict[str, str]:
+    """The sources model.c and model.h, as {file name: text}. `sections`: layer name -> the linker section its
+    constants go to (".ext_flash"); other layers' constants stay in .rodata."""
+    layers = emit_layers(graph, plan, sections)
     inputs, outputs = _io(graph, plan, graph.inputs), _io(graph, plan, graph.outputs)
     ctypes = {t["ctype"] for t in inputs + outputs}
     values = {

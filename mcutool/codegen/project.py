@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from .. import __version__
-from ..boards import Board
+from ..boards import CONFIG_DIR, IMAGES, Board
 from ..emulate.qemu import qemu_command
 from ..ir import Graph
 from ..paths import data_dir
@@ -34,14 +34,22 @@ def copy_runtime(dest: Path) -> list[str]:
     return sources
 
 
-def copy_firmware(board: Board, dest: Path) -> list[str]:
+def copy_firmware(board: Board, dest: Path, io: str = "semihosting") -> list[str]:
+    """Copy the firmware layer into dest/firmware and write each image's mcu_board_config.h (clock steps,
+    caches, the UART of `io`) into dest/firmware/config/<image>/; returns the sources `io` builds, relative."""
+    board.check_io(io)
     src = data_dir("firmware")
-    for sub in ("include", "common", board.arch):
+    for sub in board.firmware_dirs:
         target = dest / FIRMWARE_DIR / sub
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(src / sub, target)
-    return [f"{FIRMWARE_DIR}/{s}" for s in board.firmware_sources()]
+    for image in IMAGES:
+        config = dest / CONFIG_DIR / image
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "mcu_board_config.h").write_text(render("firmware/mcu_board_config.h.j2",
+                                                          board.config_header_context(image, io)))
+    return [f"{FIRMWARE_DIR}/{s}" for s in board.firmware_sources(io)]
 
 
 def write_linker_scripts(board: Board, dest: Path, stack_size: int, stack_note: str = "") -> None:
@@ -52,17 +60,21 @@ def write_linker_scripts(board: Board, dest: Path, stack_size: int, stack_note: 
         (dest / f"{image}.ld").write_text(text)
 
 
+MAIN_TEMPLATES = {"semihosting": "project/main.c.j2", "uart": "project/main_uart.c.j2"}
+
+
 def write_firmware_project(graph: Graph, board: Board, sources: dict[str, str], dest: Path,
-                           stack_size: int) -> None:
-    """model.c/model.h (already generated) + main.c + runtime + firmware + linker scripts + Makefile."""
+                           stack_size: int, io: str = "semihosting") -> None:
+    """model.c/model.h (already generated) + main.c + runtime + firmware + linker scripts + Makefile.
+    `io`: the harness's I/O back end, semihosting (host files) or uart (frames on the board's serial port)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name, text in sources.items():
         (dest / name).write_text(text)
-    io = {"inputs": graph.inputs, "outputs": graph.outputs}
-    (dest / "main.c").write_text(render("project/main.c.j2", {"model": graph.name, "board": board.name,
-                                                               "version": __version__, **io}))
+    tensors = {"inputs": graph.inputs, "outputs": graph.outputs}
+    (dest / "main.c").write_text(render(MAIN_TEMPLATES[io], {"model": graph.name, "board": board.name,
+                                                             "version": __version__, **tensors}))
     runtime_sources = copy_runtime(dest)
-    firmware_sources = copy_firmware(board, dest)
+    firmware_sources = copy_firmware(board, dest, io)
     # Until the objects exist to size it from (mcutool.compiler.build_project), a fixed reserve.
     write_linker_scripts(board, dest, stack_size, "fixed (not sized from the call graph)")
     flash = board.flash_command("board.elf")
@@ -76,7 +88,7 @@ def write_firmware_project(graph: Graph, board: Board, sources: dict[str, str], 
         "firmware_sources": firmware_sources,
         "emulator_defines": board.target_defines("emulator"),
         "board_defines": board.target_defines("board"),
-        "run_command": shlex.join(qemu_command(board, "emulator.elf")),
+        "run_command": shlex.join(qemu_command(board, "emulator.elf", io=io, serial="stdio")),
         "flash_command": shlex.join(flash) if flash else "",
     })
     (dest / "Makefile").write_text(makefile)

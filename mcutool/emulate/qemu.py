@@ -2,7 +2,8 @@
 
 The command comes from the board file (program, machine, arguments); the firmware talks to the host
 through semihosting, so QEMU runs with its working directory set to the build folder and host file names
-are relative to it. QEMU 7.2 writes the semihosting console to its stderr (no chardev is given), next to
+are relative to it. (--io uart builds run with no semihosting option, their serial port on a socket:
+mcutool.emulate.serial.) QEMU 7.2 writes the semihosting console to its stderr (no chardev is given), next to
 its own messages; a UART would appear on stdout. The firmware reports on lines of the form
 (firmware/include/mcu_report.h)
 
@@ -140,9 +141,17 @@ def semihosting_config(args: Sequence[str] = ()) -> str:
     return "enable=on,target=native" + "".join(",arg=" + w.replace(",", ",,") for w in words)
 
 
-def qemu_command(board: Board, elf: str | Path, args: Sequence[str] = ()) -> list[str]:
-    """The QEMU command line that runs `elf` (linked for the emulator memory map) for `board`."""
+def qemu_command(board: Board, elf: str | Path, args: Sequence[str] = (), *, io: str = "semihosting",
+                 serial: str | None = None) -> list[str]:
+    """The QEMU command line that runs `elf` (linked for the emulator memory map) for `board`.
+
+    io="uart": no -semihosting option at all (a stray semihosting call faults); the machine's first serial
+    port goes to `serial` (a QEMU chardev spec: "unix:PATH", "pty", "stdio"; mcutool.emulate.serial)."""
     emulator = board.emulator
+    if io == "uart":
+        board.check_io(io)
+        return [emulator.program, "-M", emulator.machine, *emulator.args, "-serial", serial or "stdio",
+                "-kernel", str(elf)]
     if emulator.io != "semihosting":
         raise UserError(
             f"Board {board.name}: the emulator's I/O is {emulator.io!r}, but QEMU runs are driven through "
