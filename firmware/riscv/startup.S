@@ -4,10 +4,12 @@
     .globl _start
     .type _start, @function
 _start:
+    /* No linker relaxation in the start-up code: gp is not set yet for the first `la`, and relaxing
+     * `la t2, __data_load` (an absolute symbol: LOADADDR(.data)) to a gp-relative access fails with
+     * "relocation truncated to fit: R_RISCV_GPREL_I" for some image sizes (seen with a 1 MB image). */
     .option push
     .option norelax
     la    gp, __global_pointer$
-    .option pop
     la    sp, __stack_top
     la    t0, mcu_trap_entry
     .option push
@@ -49,6 +51,7 @@ _start:
     li    a1, 0                    /* argv */
     call  main
     call  mcu_exit                 /* a0 = main's return value */
+    .option pop
     .size _start, . - _start
 
 /* Traps: report mepc/mcause/mtval from a fresh stack (the old one may be what failed); never returns. */
