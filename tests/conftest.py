@@ -25,3 +25,38 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_board_tools(board_name: str):
+    """The board, after checking that its cross compiler and emulator are installed (see require_tool)."""
+    from mcutool.boards import load_board
+    board = load_board(board_name)
+    require_tool(board.toolchain.tool("gcc"))
+    require_tool(board.emulator.program)
+    return board
+
+
+def random_inputs(graph, rng) -> dict:
+    """One uniformly random integer input per graph input, over its dtype's whole range."""
+    import numpy as np
+    xs = {}
+    for name in graph.inputs:
+        t = graph.tensor(name)
+        info = np.iinfo(t.dtype)
+        xs[name] = rng.integers(info.min, info.max + 1, size=t.shape).astype(t.dtype)
+    return xs
+
+
+def assert_no_floating_point(board, elf) -> None:
+    """DESIGN.md §7: no soft-float helper (__aeabi_f*/__aeabi_d*, nm) and no VFP instruction (objdump) in `elf`."""
+    import re
+    import subprocess
+    symbols = subprocess.run([board.toolchain.tool("nm"), str(elf)], capture_output=True, text=True,
+                             check=True).stdout
+    floats = re.findall(r"\b__aeabi_[fd]\w*", symbols)
+    assert not floats, f"{elf} links soft-float helpers: {floats}"
+    disasm = subprocess.run([board.toolchain.tool("objdump"), "-d", "--no-show-raw-insn", str(elf)],
+                            capture_output=True, text=True, check=True).stdout
+    vfp = [line for line in disasm.splitlines()
+           if re.match(r"^\s*[0-9a-f]+:\s+v[a-z]+", line) or re.search(r"\b(mcr|mrc)2?\s+p1[01]\b", line)]
+    assert not vfp, f"{elf} has VFP instructions: {vfp[:5]}"

@@ -4,15 +4,12 @@ The expected outputs come from mcutool.reference, which tests/test_reference_mod
 tflite-runtime's BUILTIN_REF and TFLite Micro bit for bit.
 """
 import json
-import re
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import require_tool, shared_model
+from conftest import assert_no_floating_point, random_inputs, require_board_tools, shared_model
 from mcutool import reference
-from mcutool.boards import load_board
 from mcutool.compiler import Options, compile_model, run_build
 from mcutool.errors import UserError
 from mcutool.frontends import load_model
@@ -22,22 +19,6 @@ pytestmark = pytest.mark.qemu
 INT8_MODELS = ["kws_ref_model.tflite", "ad01_int8.tflite", "hello_world_int8.tflite",
                "micro_speech_quantized.tflite"]
 SAMPLES = 5
-
-
-def require_board_tools(board_name: str):
-    board = load_board(board_name)
-    require_tool(board.toolchain.tool("gcc"))
-    require_tool(board.emulator.program)
-    return board
-
-
-def random_inputs(graph, rng):
-    xs = {}
-    for name in graph.inputs:
-        t = graph.tensor(name)
-        info = np.iinfo(t.dtype)
-        xs[name] = rng.integers(info.min, info.max + 1, size=t.shape).astype(t.dtype)
-    return xs
 
 
 def validate(model_name: str, board_name: str, out, samples: int = SAMPLES):
@@ -88,15 +69,7 @@ def test_kws_firmware_has_no_floating_point(tmp_path):
     out = tmp_path / "proj"
     compile_model(shared_model("kws_ref_model.tflite"), "stm32f746", out, Options())
     for elf in ("emulator.elf", "board.elf"):
-        symbols = subprocess.run([board.toolchain.tool("nm"), str(out / elf)], capture_output=True, text=True,
-                                 check=True).stdout
-        floats = re.findall(r"\b__aeabi_[fd]\w*", symbols)
-        assert not floats, f"{elf} links soft-float helpers: {floats}"
-        disasm = subprocess.run([board.toolchain.tool("objdump"), "-d", "--no-show-raw-insn", str(out / elf)],
-                                capture_output=True, text=True, check=True).stdout
-        vfp = [line for line in disasm.splitlines()
-               if re.match(r"^\s*[0-9a-f]+:\s+v[a-z]+", line) or re.search(r"\b(mcr|mrc)2?\s+p1[01]\b", line)]
-        assert not vfp, f"{elf} has VFP instructions: {vfp[:5]}"
+        assert_no_floating_point(board, out / elf)
 
 
 def test_report_json_reads_the_elf(tmp_path):

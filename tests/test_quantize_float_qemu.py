@@ -6,8 +6,6 @@ mcutool.reference on the int8 graph bit for bit, the int8 top-1 accuracy (labels
 within 1 % of onnxruntime's float top-1 on test images that are neither calibration nor training images, and
 the ELF holds no floating point.
 """
-import re
-import subprocess
 
 import numpy as np
 import onnx
@@ -18,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from mcutool import reference
 from mcutool.compiler import Options, compile_model, firmware_graph, run_build
 from structured_images import structured_images
-from test_firmware_qemu import require_board_tools
+from conftest import assert_no_floating_point, require_board_tools
 
 pytestmark = pytest.mark.qemu
 
@@ -149,12 +147,4 @@ def test_float_onnx_cnn_is_bit_exact_in_qemu_and_agrees_with_onnxruntime(built):
 def test_quantized_float_model_firmware_has_no_floating_point(built):
     board, _, _, out, _, _ = built
     for elf in ("emulator.elf", "board.elf"):
-        symbols = subprocess.run([board.toolchain.tool("nm"), str(out / elf)], capture_output=True, text=True,
-                                 check=True).stdout
-        floats = re.findall(r"\b__aeabi_[fd]\w*", symbols)
-        assert not floats, f"{elf} links soft-float helpers: {floats}"
-        disasm = subprocess.run([board.toolchain.tool("objdump"), "-d", "--no-show-raw-insn", str(out / elf)],
-                                capture_output=True, text=True, check=True).stdout
-        vfp = [line for line in disasm.splitlines()
-               if re.match(r"^\s*[0-9a-f]+:\s+v[a-z]+", line) or re.search(r"\b(mcr|mrc)2?\s+p1[01]\b", line)]
-        assert not vfp, f"{elf} has VFP instructions: {vfp[:5]}"
+        assert_no_floating_point(board, out / elf)

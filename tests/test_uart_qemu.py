@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_tool, shared_model
+from conftest import random_inputs, require_board_tools, shared_model
 from mcutool import reference
 from mcutool.boards import load_board
 from mcutool.compiler import Options, compile_model, run_build
@@ -30,22 +30,6 @@ pytestmark = pytest.mark.qemu
 
 F405_MODELS = ["kws_ref_model.tflite", "ad01_int8.tflite", "hello_world_int8.tflite", "micro_speech_quantized.tflite"]
 SAMPLES = 3
-
-
-def require_board_tools(board_name: str):
-    board = load_board(board_name)
-    require_tool(board.toolchain.tool("gcc"))
-    require_tool(board.emulator.program)
-    return board
-
-
-def random_inputs(graph, rng):
-    xs = {}
-    for name in graph.inputs:
-        t = graph.tensor(name)
-        info = np.iinfo(t.dtype)
-        xs[name] = rng.integers(info.min, info.max + 1, size=t.shape).astype(t.dtype)
-    return xs
 
 
 def compile_uart(model: Path, board: str, out: Path) -> dict:
