@@ -84,16 +84,26 @@ def _compile_options(fn):
     fn = click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
                       help="firmware: a complete project and ELF; library: model.c/h + runtime for your project.")(fn)
     fn = click.option("--no-build", is_flag=True, help="Generate the project without building it.")(fn)
+    fn = click.option("--patch", default="auto", show_default=True, metavar="auto|off|N",
+                      help="Patch-based inference of the first stage: auto (only when needed to fit), off, or an "
+                           "N x N grid.")(fn)
+    fn = click.option("--sram-budget", type=float, default=None, metavar="KIB",
+                      help="SRAM the firmware may use, in KiB (arena, stack, other data); default: the board's.")(fn)
+    fn = click.option("--max-overhead", type=float, default=20.0, show_default=True, metavar="PCT",
+                      help="Largest extra-MAC percentage patch-based inference may add.")(fn)
     return fn
 
 
-def _compile(model, board, out, emit, no_build):
+def _compile(model, board, out, emit, no_build, patch="auto", sram_budget=None, max_overhead=20.0):
     from pathlib import Path
     from .compiler import Options, compile_model, default_out_dir
+    from .schedule.patch import parse_mode
     model_path = Path(model)
     out_dir = Path(out) if out else default_out_dir(model_path, board)
+    opts = Options(emit=emit, build=not no_build, patch=parse_mode(patch), sram_budget_kib=sram_budget,
+                   max_overhead=max_overhead)
     click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
-    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build), _progress)
+    report = compile_model(model_path, board, out_dir, opts, _progress)
     return out_dir, report
 
 
@@ -104,15 +114,24 @@ def _summary_line(report: dict) -> str:
         parts.append(f"SRAM {m['sram_used_bytes']:,} / {m['sram_limit_bytes']:,} B")
     if "used_bytes" in f:
         parts.append(f"flash {f['used_bytes']:,} / {f['limit_bytes']:,} B")
-    return ", ".join(parts)
+    return ", ".join(parts) + "\n" + _patch_line(report)
+
+
+def _patch_line(report: dict) -> str:
+    p = report["schedule"].get("patch")
+    if not p:
+        return f"patches: none ({report['schedule'].get('patch_reason', 'not needed')})"
+    return (f"patches: {' -> '.join(p['stage_layers'])} on a {p['grid'][0]}x{p['grid'][1]} grid, split layer "
+            f"{p['split_layer']}, +{p['extra_macs_pct']:.2f} % MACs, arena {report['memory']['arena_bytes']:,} B "
+            f"instead of {report['memory']['unpatched_arena_bytes']:,} B")
 
 
 @cli.command("compile")
 @click.argument("model", type=click.Path())
 @_compile_options
-def compile_cmd(model, board, out, emit, no_build):
+def compile_cmd(model, board, out, emit, no_build, patch, sram_budget, max_overhead):
     """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
-    out_dir, report = _compile(model, board, out, emit, no_build)
+    out_dir, report = _compile(model, board, out, emit, no_build, patch, sram_budget, max_overhead)
     click.echo(_summary_line(report))
     click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
 
@@ -170,13 +189,13 @@ def _random_inputs(report: dict, rng):
 @_compile_options
 @click.option("--samples", default=5, show_default=True, help="Random inputs to compare.")
 @click.option("--seed", default=0, show_default=True)
-def validate(model, board, out, emit, no_build, samples, seed):
+def validate(model, board, out, emit, no_build, patch, sram_budget, max_overhead, samples, seed):
     """Compile MODEL, run SAMPLES random inputs in the emulator, compare bit for bit with the reference."""
     import numpy as np
     from . import reference
     from .compiler import run_build
     from .frontends import load_model
-    out_dir, report = _compile(model, board, out, "firmware", False)
+    out_dir, report = _compile(model, board, out, "firmware", False, patch, sram_budget, max_overhead)
     graph = load_model(model)
     rng = np.random.default_rng(seed)
     bad = 0
@@ -200,11 +219,11 @@ def validate(model, board, out, emit, no_build, samples, seed):
 @cli.command()
 @click.argument("model", type=click.Path())
 @_compile_options
-def bench(model, board, out, emit, no_build):
+def bench(model, board, out, emit, no_build, patch, sram_budget, max_overhead):
     """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
     import numpy as np
     from .compiler import run_build
-    out_dir, report = _compile(model, board, out, "firmware", False)
+    out_dir, report = _compile(model, board, out, "firmware", False, patch, sram_budget, max_overhead)
     _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
     m, f = report["memory"], report["flash"]
     rows = [("model", report["model"]), ("board", f"{board} ({info['emulator']}, -icount shift=0)"),
@@ -212,6 +231,7 @@ def bench(model, board, out, emit, no_build):
             ("MACs", f"{report['macs']:,}"),
             ("MACs/instruction", f"{info['macs_per_instruction']:.3f}"),
             ("arena", f"{m['arena_bytes']:,} B (layer-wise bound {m['layerwise_peak_bytes']:,} B)"),
+            ("patches", _patch_line(report).split(": ", 1)[1]),
             ("SRAM used", f"{m['sram_used_bytes']:,} B of {m['sram_limit_bytes']:,} (stack reserve {m['stack_bytes']:,}, "
                           f"high water {info['stack_high_water_bytes']:,})"),
             ("flash used", f"{f['used_bytes']:,} B of {f['limit_bytes']:,} (code {f['code_bytes']:,}, weights {f['weights_bytes']:,})")]

@@ -20,12 +20,16 @@ from .errors import UserError
 from .frontends import load_model
 from .ir import Graph
 from .schedule.arena import plan_arena
+from .schedule.patch import apply_plan, choose_plan
 from .summary import layer_rows
 
 # The stack reserve of a project generated without building it (--no-build): the call-graph analysis that sizes
 # it (mcutool.codegen.stack) needs the compiled objects. Built projects get the analysed reserve.
 STACK_RESERVE = 2048
 ELF = "emulator.elf"
+# SRAM besides the arena (stack reserve, .data/.bss of the firmware layer), estimated before building to decide
+# whether the layer-by-layer arena fits; the built ELF is checked exactly afterwards.
+OTHER_SRAM_ESTIMATE = 2 * 1024
 
 
 @dataclass
@@ -33,6 +37,9 @@ class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
+    patch: str = "auto"      # auto | off | N (an N x N grid); DESIGN.md section 3
+    sram_budget_kib: float | None = None  # all SRAM the firmware may use; None: the board's SRAM
+    max_overhead: float = 20.0  # largest extra-MAC percentage patching may add
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -59,18 +66,29 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     step("importing")
     graph = load_model(model)
     _check_integer_graph(graph)
-    plan = plan_arena(graph)
+    choice = _choose_patch(graph, board, opts)
+    scheduled = apply_plan(graph, choice.plan) if choice.plan else graph
+    if choice.plan:
+        p = choice.plan
+        step(f"patch plan: layers {p.ops[0].name}..{p.split_layer} on a {p.grid}x{p.grid} grid, "
+             f"+{p.extra_macs_pct:.1f} % MACs, arena {p.arena_bytes:,} B instead of {choice.unpatched_bytes:,} B")
+    plan = plan_arena(scheduled)
     step("generating kernels (TVM)")
     from .codegen.model import generate_model, emit_layers  # noqa: F401
     from .codegen.project import write_firmware_project, write_library
-    sources = generate_model(graph, plan, board.name)
+    sources = generate_model(scheduled, plan, board.name)
     if out.exists():
         shutil.rmtree(out)
     if opts.emit == "library":
         write_library(sources, out)
     else:
-        write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE)
+        write_firmware_project(scheduled, board, sources, out, opts.stack_size or STACK_RESERVE)
     report = _base_report(model, graph, board, plan.size)
+    report["schedule"]["patch"] = choice.plan.to_json() if choice.plan else None
+    report["schedule"]["patch_reason"] = choice.reason
+    report["memory"]["unpatched_arena_bytes"] = choice.unpatched_bytes
+    if opts.sram_budget_kib is not None:
+        report["memory"]["sram_budget_bytes"] = _budget_bytes(opts)
     report["layers"] = _layers(graph, sources["model.c"])
     if opts.emit == "firmware" and opts.build:
         step("building")
@@ -83,6 +101,20 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
         _check_fits(report, board)
     _write_report(out, report)
     return report
+
+
+def _budget_bytes(opts: Options) -> int:
+    return int(opts.sram_budget_kib * 1024)
+
+
+def _choose_patch(graph: Graph, board: Board, opts: Options):
+    if opts.max_overhead < 0:
+        raise UserError(f"--max-overhead {opts.max_overhead:g}: the extra-MAC bound is a percentage >= 0.")
+    if opts.sram_budget_kib is not None and opts.sram_budget_kib <= 0:
+        raise UserError(f"--sram-budget {opts.sram_budget_kib:g}: the budget is in KiB and must be positive.")
+    budget = opts.sram_budget_kib is not None
+    limit = min(board.sram_bytes, _budget_bytes(opts)) if budget else board.sram_bytes
+    return choose_plan(graph, opts.patch, limit, OTHER_SRAM_ESTIMATE, opts.max_overhead, budget_given=budget)
 
 
 def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:
@@ -211,8 +243,14 @@ def _flash_from_elf(board: Board, elf: Path) -> dict:
 
 
 def _check_fits(report: dict, board: Board) -> None:
-    if report["memory"]["sram_used_bytes"] > board.sram_bytes:
-        raise UserError(_too_large_message(board, "sram", report["memory"]["sram_used_bytes"] - board.sram_bytes))
+    m = report["memory"]
+    if m["sram_used_bytes"] > board.sram_bytes:
+        raise UserError(_too_large_message(board, "sram", m["sram_used_bytes"] - board.sram_bytes))
+    if "sram_budget_bytes" in m and m["sram_used_bytes"] > m["sram_budget_bytes"]:
+        raise UserError(f"the firmware uses {m['sram_used_bytes']:,} bytes of SRAM (arena {m['arena_bytes']:,}, "
+                        f"stack {m['stack_bytes']:,}), more than --sram-budget {m['sram_budget_bytes']:,} bytes. "
+                        f"What would help: a larger --max-overhead (more patches, more recomputation), "
+                        f"--patch N for a finer grid, or a larger budget.")
 
 
 def _build_info(board: Board, model: Path, out: Path) -> dict:
