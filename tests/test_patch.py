@@ -225,3 +225,59 @@ def test_mobilenetv2_224_fits_stm32f746_with_patches_bit_exact(mobilenet, tmp_pa
         assert time.monotonic() - start < 120
         assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
     assert info["instructions"] > report["macs"] / 2
+
+
+@pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("k5_then_padded_avgpool", 4)])
+def test_patched_library_under_asan_on_the_host(nets, name, grid, tmp_path):
+    """The tile loop's copies and fills stay inside the arena (AddressSanitizer, arena of exactly its size)."""
+    import subprocess
+    from test_library_host import HOST_MAIN
+    gcc = require_tool("gcc")
+    lib = tmp_path / "lib"
+    report = compile_model(nets[name], "stm32f746", lib, Options(emit="library", patch=grid, max_overhead=1000))
+    assert report["schedule"]["patch"]["grid"] == [grid, grid]
+    (tmp_path / "host.c").write_text(HOST_MAIN)
+    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
+    exe = tmp_path / "host"
+    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    graph = load_model(nets[name])
+    for x in sample_images(graph, 3, seed=300):
+        (tmp_path / "x.bin").write_bytes(x.tobytes())
+        done = subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        y = np.frombuffer((tmp_path / "y.bin").read_bytes(), np.int8)
+        assert np.array_equal(y, reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]].reshape(-1))
+
+
+def test_cli_patch_options(nets, tmp_path):
+    from test_bad_input import assert_clear_error, run_cli
+    done = run_cli("compile", nets["pad_maxpool"], "--board", "stm32f746", "-o", tmp_path / "p", "--no-build",
+                   "--patch", "3", "--max-overhead", "50")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    p = report["schedule"]["patch"]
+    assert p["grid"] == [3, 3] and p["extra_macs_pct"] <= 50
+    assert f"on a 3x3 grid, split layer {p['split_layer']}" in done.stdout
+    done = run_cli("compile", nets["pad_maxpool"], "--board", "stm32f746", "-o", tmp_path / "q", "--no-build")
+    assert "patches: none" in done.stdout and json.loads((tmp_path / "q" / "report.json").read_text())[
+        "schedule"]["patch"] is None
+    assert_clear_error(run_cli("compile", nets["pad_maxpool"], "--board", "stm32f746", "-o", tmp_path / "r",
+                               "--patch", "many"), "--patch", "auto, off")
+
+
+@qemu
+def test_sram_budget_patches_to_fit_and_refuses_what_cannot(nets, tmp_path):
+    require_board_tools("stm32f746")
+    # layer by layer the arena is 3,176 B; with ~2 KiB of stack and data that is over a 5 KiB budget
+    report = compile_model(nets["pad_maxpool"], "stm32f746", tmp_path / "a", Options(sram_budget_kib=5))
+    assert report["schedule"]["patch"] is not None
+    assert report["memory"]["sram_used_bytes"] <= 5 * 1024 == report["memory"]["sram_budget_bytes"]
+    graph = load_model(nets["pad_maxpool"])
+    x = sample_images(graph, 1, seed=400)[0]
+    ys, _ = run_build(tmp_path / "a", [x])
+    assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+    with pytest.raises(UserError, match="--sram-budget"):
+        compile_model(nets["pad_maxpool"], "stm32f746", tmp_path / "b", Options(sram_budget_kib=1))
