@@ -11,6 +11,7 @@ tests/tflite_builder.py. Specs:
     ("maxpool", k, stride, padding)   ("avgpool", k, stride, padding)
     ("block", expand, out_c, stride)             MobileNetV2 inverted residual (add when stride 1, in == out)
     ("gap",)                                     MEAN over H, W (keep dims) then RESHAPE to (1, C)
+    ("nchw",)   (first only) the model's input is NCHW and a TRANSPOSE to NHWC comes first (PyTorch exports)
     ("fc", n)
 """
 from __future__ import annotations
@@ -84,6 +85,11 @@ class _Net:
                                                                       act=act), y))
         return y
 
+    def transpose(self, x, perm):
+        y = self._new(np.ascontiguousarray(self.values[x].transpose(perm)))
+        self.layers.append(("transpose", [x], dict(perm=perm), y))
+        return y
+
     def pad(self, x, t, bo, le, r):
         v = self.values[x]
         y = self._new(np.pad(v, ((0, 0), (t, bo), (le, r), (0, 0))))
@@ -136,7 +142,7 @@ class _Net:
         q = {}
         same_as = {}  # pools and pads keep their input's quantization (TFLite requires it)
         for kind, ins, _p, y in self.layers:
-            if kind in ("maxpool", "avgpool", "pad", "reshape"):
+            if kind in ("maxpool", "avgpool", "pad", "reshape", "transpose"):
                 same_as[y] = same_as.get(ins[0], ins[0])
         for vid, v in self.values.items():
             if vid not in same_as:
@@ -174,6 +180,9 @@ class _Net:
                          DepthMultiplier=1, **opts)
                 else:
                     b.op("CONV_2D", [xt, wt, bt], [yt], "Conv2DOptions", version=3, **opts)
+            elif kind == "transpose":
+                pt = b.const(f"perm{i}", np.asarray(p["perm"], np.int32))
+                b.op("TRANSPOSE", [xt, pt], [yt], version=2)
             elif kind == "pad":
                 pt = b.const(f"pads{i}", np.asarray(p["pads"], np.int32))
                 b.op("PAD", [xt, pt], [yt], version=2)
@@ -218,10 +227,13 @@ def calibration_images(rng, n: int, shape) -> np.ndarray:
 
 
 def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> Path:
+    """The int8 model of `specs` for an NHWC `in_shape` (the model takes it as NCHW after ("nchw",))."""
     rng = np.random.default_rng(seed)
-    net = _Net(rng, calibration_images(rng, n_calib, in_shape))
-    x = 0
-    for spec in specs:
+    images = calibration_images(rng, n_calib, in_shape)
+    nchw = specs[0] == ("nchw",)
+    net = _Net(rng, images.transpose(0, 3, 1, 2) if nchw else images)
+    x = net.transpose(0, (0, 2, 3, 1)) if nchw else 0
+    for spec in specs[1:] if nchw else specs:
         kind, args = spec[0], spec[1:]
         if kind == "conv":
             x = net.conv(x, *args)
@@ -255,7 +267,7 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> P
         t = graph.tensor(fc.inputs[0])
         s, z = float(t.quant.scale[0]), int(t.quant.zero_point[0])
         feats = []
-        for img in _quantized(graph, net.values[0]):
+        for img in _quantized(graph, images, nchw):
             q = R.run(graph, {graph.inputs[0]: img}, keep=True)[fc.inputs[0]]
             feats.append((q.astype(np.float32) - z) * s)
         net.fc(None, specs[-1][1], features=np.concatenate(feats).reshape(len(feats), -1))
@@ -263,15 +275,24 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> P
     return path
 
 
-def _quantized(graph, imgs: np.ndarray) -> list[np.ndarray]:
+def _quantized(graph, imgs: np.ndarray, nchw: bool) -> list[np.ndarray]:
+    """NHWC float images -> the graph's int8 inputs (transposed to NCHW when the graph takes NCHW)."""
     t = graph.tensor(graph.inputs[0])
     s, z = float(t.quant.scale[0]), int(t.quant.zero_point[0])
+    if nchw:
+        imgs = imgs.transpose(0, 3, 1, 2)
     return [np.clip(np.round(im / s) + z, -128, 127).astype(np.int8)[None] for im in imgs]
+
+
+def _takes_nchw(graph) -> bool:
+    return graph.ops[0].kind == "transpose"
 
 
 def sample_images(graph, n: int, seed: int) -> list[np.ndarray]:
     """int8 inputs for `graph` made like the calibration images (other seed), quantized with its input scale."""
-    return _quantized(graph, calibration_images(np.random.default_rng(seed), n, graph.tensor(graph.inputs[0]).shape))
+    nchw = _takes_nchw(graph)
+    shape = graph.tensor(graph.ops[0].outputs[0] if nchw else graph.inputs[0]).shape
+    return _quantized(graph, calibration_images(np.random.default_rng(seed), n, shape), nchw)
 
 
 # MobileNetV2, width 0.35 (Keras' channel rounding to multiples of 8), 10 classes, 224x224x3. Stride-1 blocks at

@@ -39,6 +39,9 @@ NETS = {
     "k5_then_padded_avgpool": ([("conv", 4, 5, 1, "SAME", "RELU"), ("dwconv", 5, 2, "SAME", "RELU"),
                                 ("maxpool", 2, 2, "VALID"), ("avgpool", 3, 1, "SAME"), ("gap",), ("fc", 10)],
                                (1, 22, 22, 2), 2),
+    "nchw_transpose_pad": ([("nchw",), ("pad", 1, 1, 1, 1), ("conv", 8, 3, 2, "VALID", "RELU"),
+                            ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 8, 1, 1, "VALID", "NONE"), ("gap",),
+                            ("fc", 10)], (1, 18, 18, 3), 1),
 }
 N_TEST = 8
 
@@ -98,6 +101,9 @@ def test_stage_stops_at_shared_tensor_and_padded_average_pool(nets):
     assert len(g.consumers()[stage[-1].outputs[0]]) == 2
     g = load_model(nets["k5_then_padded_avgpool"])
     assert [op.kind for op in patch.stage_ops(g)] == ["conv2d", "depthwise_conv2d", "max_pool2d"]
+    g = load_model(nets["nchw_transpose_pad"])  # a PyTorch-style NCHW input: the transpose stays outside
+    assert g.ops[0].kind == "transpose" and [op.kind for op in patch.stage_ops(g)] == [
+        "pad", "conv2d", "depthwise_conv2d", "conv2d"]
 
 
 # ---------------------------------------------------------------------- host: patched == layer by layer
@@ -112,7 +118,7 @@ def _check_patched(graph, images, grids=(2, 3, 4)):
             got = patch.run(rewritten, {graph.inputs[0]: x})
             for name in graph.outputs:
                 assert np.array_equal(got[name], want[name]), f"split {plan.split_layer}, grid {plan.grid}"
-            stage_out = patch.run_stage(graph, plan, x)
+            stage_out = patch.run_stage(graph, plan, want[plan.tensors[0]])
             assert np.array_equal(stage_out, want[plan.tensors[-1]]), f"split {plan.split_layer}, grid {plan.grid}"
     return plans
 
@@ -188,7 +194,8 @@ def require_board_tools(board_name):
 
 
 @qemu
-@pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("avgpool_dilated", 2), ("inverted_residual", 4)])
+@pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("avgpool_dilated", 2), ("inverted_residual", 4),
+                                       ("nchw_transpose_pad", 3)])
 def test_patched_firmware_bit_exact(nets, name, grid, tmp_path):
     require_board_tools("stm32f746")
     out = tmp_path / "proj"

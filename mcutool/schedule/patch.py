@@ -1,6 +1,6 @@
 """Patch-based inference (MCUNetV2): run the memory-heavy first stage of a network tile by tile.
 
-The stage is a prefix of the op list, ops[0..k], a chain of spatially local layers (conv, depthwise, pad,
+The stage is the first run of the op list (after an optional transpose/reshape prologue), ops[0..k], a chain of spatially local layers (conv, depthwise, pad,
 max/avg pool). Layer k's output is cut into an n x n grid of equal tiles (the last tile of a row/column is
 shifted back to stay inside, so neighbouring tiles may overlap and recompute identical values). For each tile,
 receptive-field arithmetic walks back through the stage: output rows [a, a + t) of a layer with kernel K,
@@ -97,16 +97,24 @@ def _local(graph: Graph, op: Op) -> bool:
     return True
 
 
+PROLOGUE_KINDS = ("transpose", "reshape", "quantize")  # e.g. a PyTorch export's NCHW -> NHWC transpose
+
+
 def stage_ops(graph: Graph) -> list[Op]:
-    """The longest patchable prefix of the op list: a chain of local ops from a graph input, every tensor
-    inside it read by the next op alone (the last op's output may have any number of readers)."""
+    """The longest patchable run of ops at the start of the network: after an optional prologue (a chain of
+    transpose / reshape / quantize ops from a graph input), a chain of local ops, every tensor inside it read
+    by the next op alone (the last op's output may have any number of readers)."""
     consumers = graph.consumers()
     stage: list[Op] = []
+    chain = set(graph.inputs)
     for op in graph.ops:
         src = op.inputs[0]
+        if not stage and src in chain and op.kind in PROLOGUE_KINDS and len(consumers[src]) == 1:
+            chain = {op.outputs[0]}
+            continue
         if stage and src != stage[-1].outputs[0]:
             break
-        if not stage and src not in graph.inputs:
+        if not stage and src not in chain:
             break
         if not _local(graph, op):
             break
@@ -259,7 +267,8 @@ def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
         scratch += "_"
     g.add_tensor(Tensor(scratch, (plan.scratch_bytes,), "int8"))
     stage = Op(name, STAGE_OP, [plan.tensors[0]], [plan.tensors[-1], scratch], PatchStageAttrs(plan))
-    g.ops = [stage] + list(graph.ops[plan.split + 1:])
+    first = next(i for i, op in enumerate(graph.ops) if op is plan.ops[0])
+    g.ops = list(graph.ops[:first]) + [stage] + list(graph.ops[first + plan.split + 1:])
     g.validate()
     return g
 
