@@ -92,13 +92,22 @@ def test_extra_macs_by_hand(tmp_path):
     assert sorted({o[1] for o in plan.origins}) == [(-1, -1), (-1, 3), (3, -1), (3, 3)]
 
 
-def test_stage_stops_at_shared_tensor_and_padded_average_pool(nets):
+def test_stage_spans_residual_blocks_and_stops_at_padded_average_pool(nets):
     g = load_model(nets["inverted_residual"])
     stage = patch.stage_ops(g)
-    # conv, block 1 (dw, project), block 2 (expand, dw, project): block 2's output feeds block 3 and its add
+    # conv, block 1 (dw, project), block 2 (expand, dw, project), block 3 (expand, dw, project, add); the mean
+    # (global pooling) is not local
     assert [op.kind for op in stage] == ["conv2d", "depthwise_conv2d", "conv2d", "conv2d", "depthwise_conv2d",
-                                         "conv2d"]
-    assert len(g.consumers()[stage[-1].outputs[0]]) == 2
+                                         "conv2d", "conv2d", "depthwise_conv2d", "conv2d", "add"]
+    # block 2's output is read by block 3's expand and by its add: a stage may end at it or after the add, not
+    # inside block 3
+    assert [patch.valid_split(g, stage, k) for k in range(len(stage))] == [True] * 6 + [False] * 3 + [True]
+    plan = patch.make_plan(g, stage, 9, 2)
+    # the add needs block 2's output only where its own output tile is: a crop of the (wider) tile that the
+    # expand conv + 3x3 depthwise read; 8x8 output, 2x2 grid: 4x4 tiles, the block input tile 6x6 (one-pixel
+    # halo of the depthwise), the crop 4x4 from (1, 1)
+    assert plan.shapes[6][:2] == (6, 6)
+    assert [(c.src, c.shape[:2], c.dy, c.dx) for c in plan.crops] == [(6, (4, 4), 1, 1)]
     g = load_model(nets["k5_then_padded_avgpool"])
     assert [op.kind for op in patch.stage_ops(g)] == ["conv2d", "depthwise_conv2d", "max_pool2d"]
     g = load_model(nets["nchw_transpose_pad"])  # a PyTorch-style NCHW input: the transpose stays outside

@@ -3,7 +3,8 @@
 Each layer of the stage is emitted by the ordinary emitters (TVM kernels, runtime/ kernels) for the tile's
 buffer shapes with its padding removed; the tile buffers are addressed inside the stage's scratch tensor in
 the arena. Per tile the loop loads the stage input's region (mcu_patch_load_s8, border positions filled),
-runs the layers, re-fills border positions of buffers that reach outside their tensor (mcu_patch_fill_s8)
+runs the tile program (schedule/patch.py PatchPlan.steps: layers, crops of a buffer for a reader that needs
+less of it, re-fills of border positions of buffers that reach outside their tensor with mcu_patch_fill_s8)
 and stores the output tile (mcu_patch_store_s8). The tiles' origins are one constant table in flash.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ def patch_stage_layer(ctx: Context, op: Op) -> LayerCode:
     tile = plan.tile
     prefix = ctx.prefix(op)
     base = ctx.plan.offsets[op.outputs[1]]
-    offsets = {plan.buffer_name(j): base + off for j, off in enumerate(plan.offsets)}
+    offsets = {name: base + off for name, off in plan.offsets.items()}
     sub = Context(tile, ArenaPlan(ctx.plan.size, offsets))
     layers = [EMITTERS[o.kind](sub, o) for o in tile.ops]
 
@@ -40,13 +41,19 @@ def patch_stage_layer(ctx: Context, op: Op) -> LayerCode:
     H0, W0, _ = plan.full[0]
     body = [f"mcu_patch_load_s8({ctx.ptr(plan.tensors[0])}, {H0}, {W0}, {c0}, {buf(0)}, {h0}, {w0}, "
             f"o[0], o[1], {plan.fills[0]});"]
-    for j, lc in enumerate(layers, start=1):
-        body.append(lc.call)
-        if j < last and plan.outside(j):
-            h, w, c = plan.shapes[j]
-            H, W, _ = plan.full[j]
-            body.append(f"mcu_patch_fill_s8({buf(j)}, {h}, {w}, {c}, o[{2 * j}], o[{2 * j + 1}], {H}, {W}, "
-                        f"{plan.fills[j]});")
+    for kind, arg in plan.steps:
+        if kind == "crop":  # a sub-region of a tile buffer, inside it: the load without fill
+            hs, ws, c = plan.shapes[arg.src]
+            h, w, _ = arg.shape
+            body.append(f"mcu_patch_load_s8({buf(arg.src)}, {hs}, {ws}, {c}, {sub.ptr(arg.name)}, {h}, {w}, "
+                        f"{arg.dy}, {arg.dx}, 0);")
+        elif kind == "op":
+            body.append(layers[arg].call)
+        else:
+            h, w, c = plan.shapes[arg]
+            H, W, _ = plan.full[arg]
+            body.append(f"mcu_patch_fill_s8({buf(arg)}, {h}, {w}, {c}, o[{2 * arg}], o[{2 * arg + 1}], {H}, {W}, "
+                        f"{plan.fills[arg]});")
     h, w, c = plan.shapes[last]
     W = plan.full[last][1]
     body.append(f"mcu_patch_store_s8({buf(last)}, {h}, {w}, {c}, {ctx.ptr(plan.tensors[-1])}, {W}, "
