@@ -295,18 +295,17 @@ def sample_images(graph, n: int, seed: int) -> list[np.ndarray]:
     return _quantized(graph, calibration_images(np.random.default_rng(seed), n, shape), nchw)
 
 
-# MobileNetV2, width 0.35 (Keras' channel rounding to multiples of 8), 10 classes, 224x224x3. Stride-1 blocks at
-# 56x56 would need patching across a residual add (the stage stops at the first tensor with two readers), so
-# each resolution from 56x56 down has one block fewer than the original; the 112x112 and 56x56 stages, which set
-# the peak, are MobileNetV2's own.
+# MobileNetV2, width 0.35 (Keras' channel rounding to multiples of 8: 16, 8, 8, 16, 24, 32, 56, 112; the last
+# conv keeps 1280), its 17 inverted residual blocks with expansion 6 (1 for the first), 10 classes, 224x224x3:
+# 58.0 M MACs, 423 KB of weights, layer-wise peak 752,640 B.
 MOBILENETV2_035 = [
     ("conv", 16, 3, 2, "SAME", "RELU6"),
     ("block", 1, 8, 1),
-    ("block", 6, 8, 2),
-    ("block", 6, 16, 2), ("block", 6, 16, 1),
-    ("block", 6, 24, 2), ("block", 6, 24, 1), ("block", 6, 24, 1),
-    ("block", 6, 32, 1), ("block", 6, 32, 1),
-    ("block", 6, 56, 2), ("block", 6, 56, 1),
+    ("block", 6, 8, 2), ("block", 6, 8, 1),
+    ("block", 6, 16, 2), ("block", 6, 16, 1), ("block", 6, 16, 1),
+    ("block", 6, 24, 2), ("block", 6, 24, 1), ("block", 6, 24, 1), ("block", 6, 24, 1),
+    ("block", 6, 32, 1), ("block", 6, 32, 1), ("block", 6, 32, 1),
+    ("block", 6, 56, 2), ("block", 6, 56, 1), ("block", 6, 56, 1),
     ("block", 6, 112, 1),
     ("conv", 1280, 1, 1, "VALID", "RELU6"),
     ("gap",),

@@ -447,6 +447,17 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
     if budget_given and fits:
         best = min(fits, key=lambda p: (p.extra_macs, p.arena_bytes))
         return Choice(best, best.arena_bytes, base, "the least extra MACs that fits the SRAM budget")
+    if budget_given:
+        low = min(plans, key=lambda p: (p.arena_bytes, p.extra_macs))
+        near = min(within, key=lambda p: (p.arena_bytes, p.extra_macs)) if within else None
+        raise UserError(
+            f"no patch plan fits the SRAM budget of {limit_bytes:,} bytes with at most {max_overhead:g} % extra "
+            f"MACs (--max-overhead): "
+            + (f"the lowest arena within it is {near.arena_bytes:,} bytes ({near.grid}x{near.grid} patches up "
+               f"to {near.split_layer}), " if near else "")
+            + f"and about {other_bytes:,} bytes go to the stack and static data. The lowest arena of any plan "
+            f"is {low.arena_bytes:,} bytes ({low.grid}x{low.grid} up to {low.split_layer}, "
+            f"+{low.extra_macs_pct:.1f} % MACs). What would help: a larger --sram-budget or --max-overhead.")
     if not within:
         return Choice(None, base, base, f"no patch plan within --max-overhead {max_overhead:g} %")
     best = min(within, key=lambda p: (p.arena_bytes, p.extra_macs))
