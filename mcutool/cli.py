@@ -110,17 +110,26 @@ def _compile_options(fn):
     fn = click.option("--io", "io", type=click.Choice(["semihosting", "uart"]), default="semihosting",
                       show_default=True, help="Harness I/O: semihosting (a debugger or QEMU serves host files) or "
                       "uart (framed tensors over the board's serial port; no debugger needed).")(fn)
+    fn = click.option("--patch", default="auto", show_default=True, metavar="auto|off|N",
+                      help="Patch-based inference of the first stage: auto (only when needed to fit), off, or an "
+                           "N x N grid.")(fn)
+    fn = click.option("--sram-budget", type=float, default=None, metavar="KIB",
+                      help="SRAM the firmware may use, in KiB (arena, stack, other data); default: the board's.")(fn)
+    fn = click.option("--max-overhead", type=float, default=20.0, show_default=True, metavar="PCT",
+                      help="Largest extra-MAC percentage patch-based inference may add.")(fn)
     return fn
 
 
-def _compile(model, board, out, emit, no_build, **options):
-    """Compile with the command's options (every compile option beyond these goes to compiler.Options as is)."""
+def _compile(model, board, out, emit, no_build, patch="auto", sram_budget=None, **options):
+    """Compile with the command's options (the others go to compiler.Options by name)."""
     from pathlib import Path
     from .compiler import Options, compile_model, default_out_dir
+    from .schedule.patch import parse_mode
     model_path = Path(model)
     out_dir = Path(out) if out else default_out_dir(model_path, board)
+    opts = Options(emit=emit, build=not no_build, patch=parse_mode(patch), sram_budget_kib=sram_budget, **options)
     click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
-    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build, **options), _progress)
+    report = compile_model(model_path, board, out_dir, opts, _progress)
     if report.get("quantization"):
         click.echo(_quantization_line(report["quantization"]))
     return out_dir, report
@@ -147,7 +156,16 @@ def _summary_line(report: dict) -> str:
         used = f"{f['ext_flash_used_bytes']:,} / {f['ext_flash_limit_bytes']:,} B" if "ext_flash_used_bytes" in f else \
             f"{f['ext_flash_weights_bytes']:,} B"
         parts.append(f"ext_flash {used} (weights of {', '.join(moved)}: internal flash too small)")
-    return ", ".join(parts)
+    return ", ".join(parts) + "\n" + _patch_line(report)
+
+
+def _patch_line(report: dict) -> str:
+    p = report["schedule"].get("patch")
+    if not p:
+        return f"patches: none ({report['schedule'].get('patch_reason', 'not needed')})"
+    return (f"patches: {' -> '.join(p['stage_layers'])} on a {p['grid'][0]}x{p['grid'][1]} grid, split layer "
+            f"{p['split_layer']}, +{p['extra_macs_pct']:.2f} % MACs, arena {report['memory']['arena_bytes']:,} B "
+            f"instead of {report['memory']['unpatched_arena_bytes']:,} B")
 
 
 @cli.command("compile")
@@ -261,6 +279,7 @@ def bench(model, board, out, emit, no_build, **options):
             ("MACs", f"{report['macs']:,}"),
             ("MACs/instruction", f"{info['macs_per_instruction']:.3f}"),
             ("arena", f"{m['arena_bytes']:,} B (layer-wise bound {m['layerwise_peak_bytes']:,} B)"),
+            ("patches", _patch_line(report).split(": ", 1)[1]),
             ("SRAM used", f"{m['sram_used_bytes']:,} B of {m['sram_limit_bytes']:,} (stack reserve {m['stack_bytes']:,}, "
                           f"high water {info['stack_high_water_bytes']:,})"),
             ("flash used", f"{f['used_bytes']:,} B of {f['limit_bytes']:,} (code {f['code_bytes']:,}, weights {f['weights_bytes']:,})")]
@@ -274,10 +293,18 @@ def bench(model, board, out, emit, no_build, **options):
 def _print_layer_profile(report: dict, counts: list[dict]) -> None:
     """Per layer: op, MACs, instructions (from the profiling build) and MACs per instruction."""
     click.echo(f"\n{'layer':<32}{'op':<20}{'MACs':>12}{'instructions':>14}{'MACs/instr':>12}")
-    for layer, count in zip(report["layers"], counts):
-        n = count["instructions"]
-        ratio = f"{layer['macs'] / n:.3f}" if n and layer["macs"] else "-"
-        click.echo(f"{layer['name'][:31]:<32}{layer['op']:<20}{layer['macs']:>12,}{n:>14,}{ratio:>12}")
+    rows = {layer["name"]: layer for layer in report["layers"]}
+    patch = report["schedule"].get("patch")
+    for count in counts:
+        name, n = count["name"], count["instructions"]
+        if name in rows:
+            op, macs = rows[name]["op"], rows[name]["macs"]
+        elif patch and name.startswith("patch_stage"):  # the patched stage: its layers' MACs + the recomputed halo
+            op, macs = "patch_stage", sum(rows[s]["macs"] for s in patch["stage_layers"] if s in rows) + patch["extra_macs"]
+        else:  # a layer the scheduler inserted (an explicit pad)
+            op, macs = "pad", 0
+        ratio = f"{macs / n:.3f}" if n and macs else "-"
+        click.echo(f"{name[:31]:<32}{op:<20}{macs:>12,}{n:>14,}{ratio:>12}")
 
 
 @cli.command()

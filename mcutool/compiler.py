@@ -23,6 +23,7 @@ from .schedule.arena import arena_in_use_per_op
 from .schedule.liveness import layerwise_peak_bytes
 from .schedule.order import schedule_ops
 from .schedule.padding import explicit_row_padding
+from .schedule.patch import apply_plan, choose_plan
 from .schedule.weight_placement import EXT_FLASH, WeightPlacement, place_weights
 from .summary import layer_rows
 
@@ -32,6 +33,9 @@ STACK_RESERVE = 2048
 ELF = "emulator.elf"
 MAX_PLACEMENT_ROUNDS = 3  # links tried while moving weights to ext_flash until internal flash fits
 PLACEMENT_SLACK_BYTES = 4096  # moved beyond the linker's overflow figure: alignment, code that shifts
+# SRAM besides the arena (stack reserve, .data/.bss of the firmware layer), estimated before building to decide
+# whether the layer-by-layer arena fits; the built ELF is checked exactly afterwards.
+OTHER_SRAM_ESTIMATE = 2 * 1024
 
 
 class RegionOverflow(UserError):
@@ -50,6 +54,9 @@ class Options:
     calib: str | None = None  # float models: calibration samples, DATA.npz or "random" (DESIGN.md §3)
     ext_flash: bool = True  # weights that do not fit internal flash may go to the board's ext_flash region
     io: str = "semihosting"  # the harness's I/O: semihosting (host files) | uart (frames on the serial port)
+    patch: str = "auto"      # auto | off | N (an N x N grid); DESIGN.md section 3
+    sram_budget_kib: float | None = None  # all SRAM the firmware may use; None: the board's SRAM
+    max_overhead: float = 20.0  # largest extra-MAC percentage patching may add
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -92,28 +99,33 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     graph, quantization = firmware_graph(model, opts)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(graph)
-    model_order = [op.name for op in graph.ops]
-    graph, plan = schedule_ops(graph)
+    choice = _choose_patch(graph, board, opts)
+    scheduled = apply_plan(graph, choice.plan) if choice.plan else graph
+    if choice.plan:
+        p = choice.plan
+        step(f"patch plan: layers {p.ops[0].name}..{p.split_layer} on a {p.grid}x{p.grid} grid, "
+             f"+{p.extra_macs_pct:.1f} % MACs, arena {p.arena_bytes:,} B instead of {choice.unpatched_bytes:,} B")
+    model_order = [op.name for op in scheduled.ops]
+    scheduled, plan = schedule_ops(scheduled)
     placement = _place_weights(graph, board, opts)
     from .codegen.model import generate_model, emit_layers  # noqa: F401
     from .codegen.project import write_firmware_project, write_library
     for attempt in range(MAX_PLACEMENT_ROUNDS):
         step("generating kernels (TVM)")
-        sources = generate_model(graph, plan, board.name, _const_sections(placement))
+        sources = generate_model(scheduled, plan, board.name, _const_sections(placement))
         if out.exists():
             shutil.rmtree(out)
         if opts.emit == "library":
             write_library(sources, out)
         else:
-            write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
-        report = _base_report(model, graph, board, plan.size)
+            write_firmware_project(scheduled, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
+        report = _schedule_report(model, graph, scheduled, board, plan, choice, opts)
         report["memory"]["layerwise_peak_bytes"] = layerwise
-        report["schedule"]["arena"] = dict(plan.to_json(), reordered=[op.name for op in graph.ops] != model_order,
-                                           layerwise_peak_bytes_run_order=layerwise_peak_bytes(graph))
+        report["schedule"]["arena"]["reordered"] = [op.name for op in scheduled.ops] != model_order
         report["io_backend"] = opts.io
         report["layers"] = _layers(graph, sources["model.c"], placement)
         report["flash"]["ext_flash_weights_bytes"] = placement.bytes_in(graph, EXT_FLASH)
-        _write_memory_plot(out, graph, plan)
+        _write_memory_plot(out, scheduled, plan)
         if quantization is not None:
             report["quantization"] = quantization
             for spec in report["io"]["inputs"] + report["io"]["outputs"]:
@@ -153,6 +165,33 @@ def _write_memory_plot(out: Path, graph: Graph, plan) -> None:
     series = {"layer-wise (every tensor whole)": live_bytes_per_op(graph),
               "planned arena (in use)": arena_in_use_per_op(graph, plan)}
     (out / "memory.svg").write_text(memory_svg(graph.name, [op.name for op in graph.ops], series))
+
+
+def _budget_bytes(opts: Options) -> int:
+    return int(opts.sram_budget_kib * 1024)
+
+
+def _choose_patch(graph: Graph, board: Board, opts: Options):
+    if opts.max_overhead < 0:
+        raise UserError(f"--max-overhead {opts.max_overhead:g}: the extra-MAC bound is a percentage >= 0.")
+    if opts.sram_budget_kib is not None and opts.sram_budget_kib <= 0:
+        raise UserError(f"--sram-budget {opts.sram_budget_kib:g}: the budget is in KiB and must be positive.")
+    budget = opts.sram_budget_kib is not None
+    limit = min(board.sram_bytes, _budget_bytes(opts)) if budget else board.sram_bytes
+    return choose_plan(graph, opts.patch, limit, OTHER_SRAM_ESTIMATE, opts.max_overhead, budget_given=budget)
+
+
+def _schedule_report(model: Path, graph: Graph, scheduled: Graph, board: Board, plan, choice, opts: Options) -> dict:
+    """report.json before building: the model's layers (graph) and what runs (scheduled: patches, padding, order)."""
+    report = _base_report(model, graph, board, plan.size)
+    report["schedule"]["patch"] = choice.plan.to_json() if choice.plan else None
+    report["schedule"]["patch_reason"] = choice.reason
+    report["schedule"]["arena"] = dict(plan.to_json(), layerwise_peak_bytes_run_order=layerwise_peak_bytes(scheduled))
+    report["schedule"]["run_order"] = [op.name for op in scheduled.ops]  # the layer calls of model.c, in order
+    report["memory"]["unpatched_arena_bytes"] = choice.unpatched_bytes
+    if opts.sram_budget_kib is not None:
+        report["memory"]["sram_budget_bytes"] = _budget_bytes(opts)
+    return report
 
 
 def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:
@@ -306,8 +345,14 @@ def _split_image(board: Board, out: Path) -> None:
 
 
 def _check_fits(report: dict, board: Board) -> None:
-    if report["memory"]["sram_used_bytes"] > board.sram_bytes:
-        raise UserError(_too_large_message(board, "sram", report["memory"]["sram_used_bytes"] - board.sram_bytes))
+    m = report["memory"]
+    if m["sram_used_bytes"] > board.sram_bytes:
+        raise UserError(_too_large_message(board, "sram", m["sram_used_bytes"] - board.sram_bytes))
+    if "sram_budget_bytes" in m and m["sram_used_bytes"] > m["sram_budget_bytes"]:
+        raise UserError(f"the firmware uses {m['sram_used_bytes']:,} bytes of SRAM (arena {m['arena_bytes']:,}, "
+                        f"stack {m['stack_bytes']:,}), more than --sram-budget {m['sram_budget_bytes']:,} bytes. "
+                        f"What would help: a larger --max-overhead (more patches, more recomputation), "
+                        f"--patch N for a finer grid, or a larger budget.")
 
 
 def _build_info(board: Board, model: Path, out: Path) -> dict:
@@ -424,7 +469,8 @@ def profile_layers(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) 
     _, records, _ = _run_semihosting(board, report, out, out / "profile.elf", inputs, timeout)
     counts = {int(rec.fields["name"][len("layer"):]): int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))
               for rec in records if rec.kind == "count" and rec.fields.get("name", "").startswith("layer")}
-    layers = [{"name": layer["name"], "instructions": counts.get(i, 0)} for i, layer in enumerate(report["layers"])]
+    order = report["schedule"]["run_order"]  # what model.c calls: patch stages and inserted pads included
+    layers = [{"name": name, "instructions": counts.get(i, 0)} for i, name in enumerate(order)]
     report.setdefault("run", {})["layers"] = layers
     _write_report(out, report)
     return layers

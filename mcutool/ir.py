@@ -134,6 +134,13 @@ class MeanAttrs:
 
 
 @dataclass
+class PatchStageAttrs:
+    """A patch-based stage (MCUNetV2): the ops it replaces, run tile by tile. `plan` is a
+    mcutool.schedule.patch.PatchPlan (kept untyped here: the IR imports nothing of mcutool)."""
+    plan: Any = None
+
+
+@dataclass
 class NoAttrs:  # reshape, logistic, quantize, dequantize
     pass
 
@@ -156,6 +163,7 @@ OP_ATTRS: dict[str, type] = {
     "concat": ConcatAttrs,
     "quantize": NoAttrs,
     "dequantize": NoAttrs,
+    "patch_stage": PatchStageAttrs,  # made by the scheduler (schedule/patch.py), never by an importer
 }
 
 

@@ -1,0 +1,59 @@
+"""Print the README's patch-based inference table: per model, the layer-wise bound, our arena without patches,
+with patches (the plan `--patch auto` takes when the layer-by-layer arena does not fit: the lowest arena whose
+extra MACs stay within 20 %), the grid and split layer, and the extra MACs.
+
+    python benchmarks/patch_table.py          (from the repository root; builds the test networks in a temp dir)
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from mcutool.frontends import load_model  # noqa: E402
+from mcutool.schedule import patch  # noqa: E402
+from mcutool.schedule.liveness import layerwise_peak_bytes  # noqa: E402
+from patch_nets import MOBILENETV2_035, build_net  # noqa: E402
+from test_patch import NETS  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "models"
+SHARED_INT8 = ["kws_ref_model.tflite", "ad01_int8.tflite", "micro_speech_quantized.tflite", "hello_world_int8.tflite"]
+MAX_OVERHEAD = 20.0
+
+
+def models(tmp: Path) -> list[tuple[str, Path]]:
+    found = [(name, SHARED / name) for name in SHARED_INT8 if (SHARED / name).exists()]
+    for name, (specs, shape, seed) in NETS.items():
+        found.append((f"{name} (test net)", build_net(tmp / f"{name}.tflite", specs, shape, seed=seed)))
+    found.append(("MobileNetV2-0.35 224x224 (test net)",
+                  build_net(tmp / "mbv2.tflite", MOBILENETV2_035, (1, 224, 224, 3), seed=1, n_calib=12)))
+    return found
+
+
+def row(name: str, path: Path) -> list[str]:
+    graph = load_model(path)
+    # limit 0: the layer-by-layer arena never fits, so this is the plan auto takes when it must patch
+    choice = patch.choose_plan(graph, "auto", 0, 0, MAX_OVERHEAD)
+    p = choice.plan
+    with_patches = (f"{choice.arena_bytes:,}" if p else "—")
+    plan = f"{p.grid}x{p.grid}, split {p.split_layer}" if p else choice.reason
+    extra = f"{p.extra_macs_pct:.1f} %" if p else "—"
+    return [name, f"{layerwise_peak_bytes(graph):,}", f"{choice.unpatched_bytes:,}", with_patches, plan, extra]
+
+
+def main() -> None:
+    header = ["model", "layer-wise bound (B)", "arena, no patches (B)", "arena, patches (B)", "plan",
+              "extra MACs"]
+    with tempfile.TemporaryDirectory() as d:
+        rows = [row(name, path) for name, path in models(Path(d))]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()

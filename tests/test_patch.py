@@ -1,0 +1,303 @@
+"""Patch-based inference (issue 5, MCUNetV2): tiles of the first stage computed from their receptive fields give
+the layer-by-layer output bit for bit, on the host (numpy) and in firmware (QEMU); the MobileNetV2-style network
+at 224x224 fits the 320 KB stm32f746 only with patches.
+
+Expected values come from mcutool.reference run layer by layer (the golden model, itself checked against
+tflite-runtime's BUILTIN_REF on these networks below), or are derived by hand in the comments.
+"""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from conftest import require_tool, shared_model
+from mcutool import reference
+from mcutool.boards import load_board
+from mcutool.compiler import OTHER_SRAM_ESTIMATE, Options, compile_model, run_build
+from mcutool.errors import UserError
+from mcutool.frontends import load_model
+from mcutool.schedule import patch
+from mcutool.schedule.arena import plan_arena
+from patch_nets import MOBILENETV2_035, build_net, sample_images
+from tflite_builder import RefInterpreter
+
+qemu = pytest.mark.qemu
+
+# name -> (layer specs, input shape, seed). Each puts a different layer mix in the patchable first stage; the
+# seeds are ones whose random weights give >= 5 classes on the test images (DESIGN.md section 11).
+NETS = {
+    "strided_same": ([("conv", 8, 3, 2, "SAME", "RELU"), ("dwconv", 3, 1, "SAME", "RELU6"),
+                      ("conv", 8, 1, 1, "VALID", "NONE"), ("gap",), ("fc", 10)], (1, 20, 20, 3), 4),
+    "pad_maxpool": ([("pad", 1, 2, 1, 0), ("conv", 8, 3, 2, "VALID", "RELU"), ("maxpool", 3, 2, "SAME"),
+                     ("conv", 12, 3, 1, "SAME", "RELU6"), ("gap",), ("fc", 10)], (1, 23, 21, 3), 1),
+    "avgpool_dilated": ([("conv", 8, 3, 1, "SAME", "RELU"), ("avgpool", 2, 2, "VALID"),
+                         ("dwconv", 3, 1, "SAME", "RELU", 2), ("dwconv", 3, 2, "SAME", "RELU6"),
+                         ("conv", 16, 1, 1, "VALID", "NONE"), ("gap",), ("fc", 10)], (1, 24, 24, 3), 6),
+    "inverted_residual": ([("conv", 16, 3, 2, "SAME", "RELU6"), ("block", 1, 8, 1), ("block", 6, 8, 2),
+                           ("block", 6, 8, 1), ("gap",), ("fc", 10)], (1, 32, 32, 3), 2),
+    "k5_then_padded_avgpool": ([("conv", 4, 5, 1, "SAME", "RELU"), ("dwconv", 5, 2, "SAME", "RELU"),
+                                ("maxpool", 2, 2, "VALID"), ("avgpool", 3, 1, "SAME"), ("gap",), ("fc", 10)],
+                               (1, 22, 22, 2), 2),
+    "nchw_transpose_pad": ([("nchw",), ("pad", 1, 1, 1, 1), ("conv", 8, 3, 2, "VALID", "RELU"),
+                            ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 8, 1, 1, "VALID", "NONE"), ("gap",),
+                            ("fc", 10)], (1, 18, 18, 3), 1),
+}
+N_TEST = 8
+
+
+@pytest.fixture(scope="module")
+def nets(tmp_path_factory):
+    d = tmp_path_factory.mktemp("nets")
+    return {name: build_net(d / f"{name}.tflite", specs, shape, seed=seed)
+            for name, (specs, shape, seed) in NETS.items()}
+
+
+def assert_not_degenerate(graph, images, min_classes=5):
+    """DESIGN.md section 11: >= 5 predicted classes on the test inputs, no constant intermediate tensor."""
+    classes = {int(np.argmax(reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])) for x in images}
+    assert len(classes) >= min_classes, f"only {len(classes)} distinct classes: {classes}"
+    values = reference.run(graph, {graph.inputs[0]: images[0]}, keep=True)
+    constant = [n for n, t in graph.tensors.items() if not t.is_const and np.unique(values[n]).size < 2]
+    assert not constant, f"constant intermediate tensors: {constant}"
+
+
+# ------------------------------------------------------------------------------- hand-derived geometry
+
+def test_receptive_field_and_tiles_by_hand():
+    # 3x3 stride 2, top pad 0 (TFLite SAME on an even size pads bottom only): rows [0, 16) read [0, 33)
+    w = patch.Window((3, 3), (2, 2), (1, 1), (0, 0))
+    assert patch.input_span(w, 0, 0, 16) == (0, 33)
+    assert patch.input_span(w, 0, 40, 16) == (80, 33)
+    # 3x3 stride 1 pad 1, dilation 2: rows [5, 9) read rows 5 - 1 .. 8 - 1 + 4 -> (4, 8)
+    w = patch.Window((3, 3), (1, 1), (2, 2), (1, 1))
+    assert patch.input_span(w, 1, 5, 4) == (4, 8)
+    # 56 rows in 3 tiles of 19: the last one shifted back to end at 56
+    assert patch.tile_starts(56, 3) == [0, 19, 37]
+    assert patch.tile_starts(8, 2) == [0, 4]
+
+
+def test_extra_macs_by_hand(tmp_path):
+    # two 3x3 stride-1 SAME convs 1 -> 1 channel on 8x8, split after the second, 2x2 grid: each 4x4 output tile
+    # needs a 6x6 tile of the first conv's output, so the first conv computes 4 * 36 = 144 pixels instead of
+    # 64: 80 extra pixels of 9 MACs = 720 extra MACs; the model has 2 * 64 * 9 = 1,152 MACs -> 62.5 %
+    path = build_net(tmp_path / "two.tflite", [("conv", 1, 3, 1, "SAME", "RELU"), ("conv", 1, 3, 1, "SAME", "NONE")],
+                     (1, 8, 8, 1))
+    graph = load_model(path)
+    plan = patch.make_plan(graph, patch.stage_ops(graph), 1, 2)
+    assert plan.extra_macs == 720
+    assert plan.extra_macs_pct == pytest.approx(62.5)
+    assert plan.shapes == [(8, 8, 1), (6, 6, 1), (4, 4, 1)]
+    # tile origins of the first conv's output: -1 and 3 along each axis (one row of padding at the border)
+    assert sorted({o[1] for o in plan.origins}) == [(-1, -1), (-1, 3), (3, -1), (3, 3)]
+
+
+def test_stage_spans_residual_blocks_and_stops_at_padded_average_pool(nets):
+    g = load_model(nets["inverted_residual"])
+    stage = patch.stage_ops(g)
+    # conv, block 1 (dw, project), block 2 (expand, dw, project), block 3 (expand, dw, project, add); the mean
+    # (global pooling) is not local
+    assert [op.kind for op in stage] == ["conv2d", "depthwise_conv2d", "conv2d", "conv2d", "depthwise_conv2d",
+                                         "conv2d", "conv2d", "depthwise_conv2d", "conv2d", "add"]
+    # block 2's output is read by block 3's expand and by its add: a stage may end at it or after the add, not
+    # inside block 3
+    assert [patch.valid_split(g, stage, k) for k in range(len(stage))] == [True] * 6 + [False] * 3 + [True]
+    plan = patch.make_plan(g, stage, 9, 2)
+    # the add needs block 2's output only where its own output tile is: a crop of the (wider) tile that the
+    # expand conv + 3x3 depthwise read; 8x8 output, 2x2 grid: 4x4 tiles, the block input tile 6x6 (one-pixel
+    # halo of the depthwise), the crop 4x4 from (1, 1)
+    assert plan.shapes[6][:2] == (6, 6)
+    assert [(c.src, c.shape[:2], c.dy, c.dx) for c in plan.crops] == [(6, (4, 4), 1, 1)]
+    g = load_model(nets["k5_then_padded_avgpool"])
+    assert [op.kind for op in patch.stage_ops(g)] == ["conv2d", "depthwise_conv2d", "max_pool2d"]
+    g = load_model(nets["nchw_transpose_pad"])  # a PyTorch-style NCHW input: the transpose stays outside
+    assert g.ops[0].kind == "transpose" and [op.kind for op in patch.stage_ops(g)] == [
+        "pad", "conv2d", "depthwise_conv2d", "conv2d"]
+
+
+# ---------------------------------------------------------------------- host: patched == layer by layer
+
+def _check_patched(graph, images, grids=(2, 3, 4)):
+    plans = patch.candidates(graph, grids)
+    assert len(plans) >= 3
+    wants = [reference.run(graph, {graph.inputs[0]: x}, keep=True) for x in images]
+    for plan in plans:
+        rewritten = patch.apply_plan(graph, plan)
+        for x, want in zip(images, wants):
+            got = patch.run(rewritten, {graph.inputs[0]: x})
+            for name in graph.outputs:
+                assert np.array_equal(got[name], want[name]), f"split {plan.split_layer}, grid {plan.grid}"
+            stage_out = patch.run_stage(graph, plan, want[plan.tensors[0]])
+            assert np.array_equal(stage_out, want[plan.tensors[-1]]), f"split {plan.split_layer}, grid {plan.grid}"
+    return plans
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_patched_equals_layer_by_layer(nets, name):
+    graph = load_model(nets[name])
+    images = sample_images(graph, N_TEST, seed=100)
+    assert_not_degenerate(graph, images)
+    oracle = RefInterpreter(nets[name])  # the golden model equals tflite-runtime's reference kernels here too
+    for x in images[:2]:
+        assert np.array_equal(oracle(x)[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+    plans = _check_patched(graph, images[:3])
+    assert {p.grid for p in plans} == {2, 3, 4} and len({p.split for p in plans}) >= 2
+
+
+def test_patched_kws_equals_layer_by_layer():
+    graph = load_model(shared_model("kws_ref_model.tflite"))
+    rng = np.random.default_rng(5)
+    t = graph.tensor(graph.inputs[0])
+    images = [rng.integers(-128, 128, t.shape).astype(np.int8) for _ in range(2)]
+    plans = _check_patched(graph, images, grids=(2, 5))
+    assert len({p.split for p in plans}) == 9  # conv2d_0 .. conv2d_4 (the 1x1 average pool takes no grid)
+
+
+# -------------------------------------------------------------------------------------------- choice
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory):
+    return build_net(tmp_path_factory.mktemp("mbv2") / "mobilenetv2_035.tflite", MOBILENETV2_035,
+                     (1, 224, 224, 3), seed=1, n_calib=12)
+
+
+def test_auto_patches_only_when_needed(nets, mobilenet):
+    small = load_model(nets["strided_same"])
+    limit = 320 * 1024
+    assert patch.choose_plan(small, "auto", limit, OTHER_SRAM_ESTIMATE, 20.0).plan is None
+    graph = load_model(mobilenet)
+    auto = patch.choose_plan(graph, "auto", limit, OTHER_SRAM_ESTIMATE, 20.0)
+    assert auto.unpatched_bytes > limit and auto.plan is not None
+    assert auto.plan.extra_macs_pct <= 20.0 and auto.arena_bytes + OTHER_SRAM_ESTIMATE <= limit
+    # lowest arena among the plans within the overhead bound
+    within = [p for p in patch.candidates(graph) if p.extra_macs_pct <= 20.0]
+    assert auto.arena_bytes == min(p.arena_bytes for p in within)
+    # with a budget: the least extra MACs among the plans that fit it
+    budget = 280 * 1024
+    cheap = patch.choose_plan(graph, "auto", budget, OTHER_SRAM_ESTIMATE, 20.0, budget_given=True)
+    fitting = [p for p in within if p.arena_bytes + OTHER_SRAM_ESTIMATE <= budget]
+    assert cheap.plan.extra_macs == min(p.extra_macs for p in fitting)
+    assert cheap.plan.extra_macs_pct <= auto.plan.extra_macs_pct
+    assert patch.choose_plan(graph, "off", limit, OTHER_SRAM_ESTIMATE, 20.0).plan is None
+    forced = patch.choose_plan(graph, 3, limit, OTHER_SRAM_ESTIMATE, 20.0)
+    assert forced.plan.grid == 3
+    # the arena holds the stage input, its output and the tile buffers at once
+    p = auto.plan
+    stage_in, stage_out = graph.tensor(p.tensors[0]).nbytes, graph.tensor(p.tensors[-1]).nbytes
+    assert auto.arena_bytes >= stage_in + stage_out + p.scratch_bytes
+    assert plan_arena(patch.apply_plan(graph, p)).size == auto.arena_bytes
+
+
+def test_bad_patch_option_is_a_clear_error():
+    with pytest.raises(UserError, match="auto, off or a grid size"):
+        patch.parse_mode("fast")
+    assert patch.parse_mode("4") == 4 and patch.parse_mode("OFF") == "off"
+
+
+# ------------------------------------------------------------------------------------------ firmware
+
+def require_board_tools(board_name):
+    board = load_board(board_name)
+    require_tool(board.toolchain.tool("gcc"))
+    require_tool(board.emulator.program)
+
+
+@qemu
+@pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("avgpool_dilated", 2), ("inverted_residual", 4),
+                                       ("nchw_transpose_pad", 3)])
+def test_patched_firmware_bit_exact(nets, name, grid, tmp_path):
+    require_board_tools("stm32f746")
+    out = tmp_path / "proj"
+    report = compile_model(nets[name], "stm32f746", out, Options(patch=grid, max_overhead=1000))
+    assert report["schedule"]["patch"]["grid"] == [grid, grid]
+    graph = load_model(nets[name])
+    for x in sample_images(graph, 3, seed=200):
+        ys, _ = run_build(out, [x])
+        assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+
+
+@qemu
+def test_mobilenetv2_224_fits_stm32f746_with_patches_bit_exact(mobilenet, tmp_path):
+    require_board_tools("stm32f746")
+    graph = load_model(mobilenet)
+    # hand-derived layer-wise peak: block 2's depthwise (stride 2) reads 112x112x48 and writes 56x56x48
+    # int8: 602,112 + 150,528 = 752,640 B (735 KiB)
+    out = tmp_path / "proj"
+    report = compile_model(mobilenet, "stm32f746", out, Options())
+    m = report["memory"]
+    assert m["layerwise_peak_bytes"] == 752_640
+    assert report["flash"]["weights_bytes"] < 1_000_000
+    assert m["unpatched_arena_bytes"] > m["sram_limit_bytes"] == 327_680
+    p = report["schedule"]["patch"]
+    assert p is not None and p["extra_macs_pct"] <= 20.0 and p["grid"][0] >= 2
+    # the 56x56 residual block alone needs 2 x 56*56*48 + 56*56*8 = 326,144 B layer by layer: the patched stage
+    # must run through its add
+    assert "add_0" in p["stage_layers"]
+    assert m["arena_bytes"] < m["sram_used_bytes"] <= 327_680
+    written = json.loads((out / "report.json").read_text())
+    assert written["schedule"]["patch"]["split_layer"] == p["split_layer"]
+    images = sample_images(graph, N_TEST, seed=99)
+    assert_not_degenerate(graph, images)
+    for x in images:
+        start = time.monotonic()
+        ys, info = run_build(out, [x])
+        assert time.monotonic() - start < 120
+        assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+    assert info["instructions"] > report["macs"] / 2
+
+
+@pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("k5_then_padded_avgpool", 4)])
+def test_patched_library_under_asan_on_the_host(nets, name, grid, tmp_path):
+    """The tile loop's copies and fills stay inside the arena (AddressSanitizer, arena of exactly its size)."""
+    import subprocess
+    from test_library_host import HOST_MAIN
+    gcc = require_tool("gcc")
+    lib = tmp_path / "lib"
+    report = compile_model(nets[name], "stm32f746", lib, Options(emit="library", patch=grid, max_overhead=1000))
+    assert report["schedule"]["patch"]["grid"] == [grid, grid]
+    (tmp_path / "host.c").write_text(HOST_MAIN)
+    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
+    exe = tmp_path / "host"
+    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    graph = load_model(nets[name])
+    for x in sample_images(graph, 3, seed=300):
+        (tmp_path / "x.bin").write_bytes(x.tobytes())
+        done = subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        y = np.frombuffer((tmp_path / "y.bin").read_bytes(), np.int8)
+        assert np.array_equal(y, reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]].reshape(-1))
+
+
+def test_cli_patch_options(nets, tmp_path):
+    from test_bad_input import assert_clear_error, run_cli
+    done = run_cli("compile", nets["pad_maxpool"], "--board", "stm32f746", "-o", tmp_path / "p", "--no-build",
+                   "--patch", "3", "--max-overhead", "50")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    p = report["schedule"]["patch"]
+    assert p["grid"] == [3, 3] and p["extra_macs_pct"] <= 50
+    assert f"on a 3x3 grid, split layer {p['split_layer']}" in done.stdout
+    done = run_cli("compile", nets["pad_maxpool"], "--board", "stm32f746", "-o", tmp_path / "q", "--no-build")
+    assert "patches: none" in done.stdout and json.loads((tmp_path / "q" / "report.json").read_text())[
+        "schedule"]["patch"] is None
+    assert_clear_error(run_cli("compile", nets["pad_maxpool"], "--board", "stm32f746", "-o", tmp_path / "r",
+                               "--patch", "many"), "--patch", "auto, off")
+
+
+@qemu
+def test_sram_budget_patches_to_fit_and_refuses_what_cannot(nets, tmp_path):
+    require_board_tools("stm32f746")
+    # layer by layer the arena is 3,176 B; with ~2 KiB of stack and data that is over a 5 KiB budget
+    report = compile_model(nets["pad_maxpool"], "stm32f746", tmp_path / "a", Options(sram_budget_kib=5))
+    assert report["schedule"]["patch"] is not None
+    assert report["memory"]["sram_used_bytes"] <= 5 * 1024 == report["memory"]["sram_budget_bytes"]
+    graph = load_model(nets["pad_maxpool"])
+    x = sample_images(graph, 1, seed=400)[0]
+    ys, _ = run_build(tmp_path / "a", [x])
+    assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+    with pytest.raises(UserError, match="no patch plan fits the SRAM budget of 1,024 bytes"):
+        compile_model(nets["pad_maxpool"], "stm32f746", tmp_path / "b", Options(sram_budget_kib=1))
+    assert not (tmp_path / "b").exists()  # refused before any project was written
