@@ -311,3 +311,29 @@ MOBILENETV2_035 = [
     ("gap",),
     ("fc", 10),
 ]
+
+
+# MobileNetV2, width 1.0, 1000 classes, 224x224x3 (Sandler et al. 2018, table 2): 300.8 M MACs, 3.54 MB of
+# weights (more than the 1 MB of stm32f746's internal flash), layer-wise peak 1,505,280 B.
+MOBILENETV2_100 = [
+    ("conv", 32, 3, 2, "SAME", "RELU6"),
+    ("block", 1, 16, 1),
+    ("block", 6, 24, 2), ("block", 6, 24, 1),
+    ("block", 6, 32, 2), ("block", 6, 32, 1), ("block", 6, 32, 1),
+    ("block", 6, 64, 2), ("block", 6, 64, 1), ("block", 6, 64, 1), ("block", 6, 64, 1),
+    ("block", 6, 96, 1), ("block", 6, 96, 1), ("block", 6, 96, 1),
+    ("block", 6, 160, 2), ("block", 6, 160, 1), ("block", 6, 160, 1),
+    ("block", 6, 320, 1),
+    ("conv", 1280, 1, 1, "VALID", "RELU6"),
+    ("gap",),
+    ("fc", 1000),
+]
+
+
+def assert_not_degenerate(graph, images, min_classes=5):
+    """DESIGN.md section 11: >= 5 predicted classes on the test inputs, no constant intermediate tensor."""
+    classes = {int(np.argmax(R.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])) for x in images}
+    assert len(classes) >= min_classes, f"only {len(classes)} distinct classes: {classes}"
+    values = R.run(graph, {graph.inputs[0]: images[0]}, keep=True)
+    constant = [n for n, t in graph.tensors.items() if not t.is_const and np.unique(values[n]).size < 2]
+    assert not constant, f"constant intermediate tensors: {constant}"

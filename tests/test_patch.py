@@ -19,7 +19,7 @@ from mcutool.errors import UserError
 from mcutool.frontends import load_model
 from mcutool.schedule import patch
 from mcutool.schedule.arena import plan_arena
-from patch_nets import MOBILENETV2_035, build_net, sample_images
+from patch_nets import MOBILENETV2_035, assert_not_degenerate, build_net, sample_images
 from tflite_builder import RefInterpreter
 
 qemu = pytest.mark.qemu
@@ -51,15 +51,6 @@ def nets(tmp_path_factory):
     d = tmp_path_factory.mktemp("nets")
     return {name: build_net(d / f"{name}.tflite", specs, shape, seed=seed)
             for name, (specs, shape, seed) in NETS.items()}
-
-
-def assert_not_degenerate(graph, images, min_classes=5):
-    """DESIGN.md section 11: >= 5 predicted classes on the test inputs, no constant intermediate tensor."""
-    classes = {int(np.argmax(reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])) for x in images}
-    assert len(classes) >= min_classes, f"only {len(classes)} distinct classes: {classes}"
-    values = reference.run(graph, {graph.inputs[0]: images[0]}, keep=True)
-    constant = [n for n, t in graph.tensors.items() if not t.is_const and np.unique(values[n]).size < 2]
-    assert not constant, f"constant intermediate tensors: {constant}"
 
 
 # ------------------------------------------------------------------------------- hand-derived geometry
