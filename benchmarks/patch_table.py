@@ -16,7 +16,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from mcutool.frontends import load_model  # noqa: E402
 from mcutool.schedule import patch  # noqa: E402
 from mcutool.schedule.liveness import layerwise_peak_bytes  # noqa: E402
-from patch_nets import MOBILENETV2_035, build_net  # noqa: E402
+from patch_nets import MOBILENETV2_035, MOBILENETV2_100, build_net  # noqa: E402
 from test_patch import NETS  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "models"
@@ -30,6 +30,8 @@ def models(tmp: Path) -> list[tuple[str, Path]]:
         found.append((f"{name} (test net)", build_net(tmp / f"{name}.tflite", specs, shape, seed=seed)))
     found.append(("MobileNetV2-0.35 224x224 (test net)",
                   build_net(tmp / "mbv2.tflite", MOBILENETV2_035, (1, 224, 224, 3), seed=1, n_calib=12)))
+    found.append(("MobileNetV2-1.0 224x224, 1000 classes (test net)",
+                  build_net(tmp / "mbv2_100.tflite", MOBILENETV2_100, (1, 224, 224, 3), seed=1, n_calib=4)))
     return found
 
 

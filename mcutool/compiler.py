@@ -125,7 +125,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
         report["io_backend"] = opts.io
         report["layers"] = _layers(graph, sources["model.c"], placement)
         report["flash"]["ext_flash_weights_bytes"] = placement.bytes_in(graph, EXT_FLASH)
-        _write_memory_plot(out, scheduled, plan)
+        _write_memory_plot(out, graph, scheduled, plan)
         if quantization is not None:
             report["quantization"] = quantization
             for spec in report["io"]["inputs"] + report["io"]["outputs"]:
@@ -158,12 +158,20 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     return report
 
 
-def _write_memory_plot(out: Path, graph: Graph, plan) -> None:
-    """memory.svg next to report.json: live bytes per layer, layer-wise and as the planned arena uses them."""
+def _write_memory_plot(out: Path, graph: Graph, scheduled: Graph, plan) -> None:
+    """memory.svg next to report.json: live bytes per layer of the model, layer-wise (every tensor whole), as
+    the patched schedule holds them (when patched: a layer inside the stage counts the stage's tile buffers and
+    its input and output), and as the planned arena uses them."""
     from .memory_plot import memory_svg
     from .schedule.liveness import live_bytes_per_op
-    series = {"layer-wise (every tensor whole)": live_bytes_per_op(graph),
-              "planned arena (in use)": arena_in_use_per_op(graph, plan)}
+    from .schedule.patch import positions_in
+    at = positions_in(graph, scheduled)
+    series = {"layer-wise (every tensor whole)": live_bytes_per_op(graph)}
+    if any(op.kind == "patch_stage" for op in scheduled.ops):
+        live = live_bytes_per_op(scheduled)
+        series["patch-based (live)"] = [live[i] for i in at]
+    arena = arena_in_use_per_op(scheduled, plan)
+    series["planned arena (in use)"] = [arena[i] for i in at]
     (out / "memory.svg").write_text(memory_svg(graph.name, [op.name for op in graph.ops], series))
 
 

@@ -6,6 +6,7 @@ Expected values come from mcutool.reference run layer by layer (the golden model
 tflite-runtime's BUILTIN_REF on these networks below), or are derived by hand in the comments.
 """
 import json
+import re
 import time
 
 import numpy as np
@@ -227,6 +228,11 @@ def test_mobilenetv2_224_fits_stm32f746_with_patches_bit_exact(mobilenet, tmp_pa
     assert m["arena_bytes"] < m["sram_used_bytes"] <= 327_680
     written = json.loads((out / "report.json").read_text())
     assert written["schedule"]["patch"]["split_layer"] == p["split_layer"]
+    # memory.svg beside it draws the layer-wise and the patch-based profile
+    svg = (out / "memory.svg").read_text()
+    assert f"layer-wise (every tensor whole) (peak {752_640:,} B)" in svg
+    patched_peak = int(re.search(r"patch-based \(live\) \(peak ([\d,]+) B\)", svg).group(1).replace(",", ""))
+    assert patched_peak <= m["arena_bytes"] < 327_680
     images = sample_images(graph, N_TEST, seed=99)
     assert_not_degenerate(graph, images)
     for x in images:

@@ -422,6 +422,16 @@ def parse_mode(value: str | int) -> str | int:
     return "off" if n == 1 else n
 
 
+def positions_in(graph: Graph, scheduled: Graph) -> list[int]:
+    """For each op of `graph`, the index of the op of `scheduled` that runs it: itself (scheduled may reorder
+    ops), or the patch_stage op that runs it tile by tile."""
+    index = {op.name: i for i, op in enumerate(scheduled.ops)}
+    for i, op in enumerate(scheduled.ops):
+        if op.kind == STAGE_OP:
+            index.update({inner.name: i for inner in op.attrs.plan.ops})
+    return [index[op.name] for op in graph.ops]
+
+
 def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: int, max_overhead: float,
                 budget_given: bool = False) -> Choice:
     """Pick the patch plan (or none) for `mode`. `limit_bytes` is the SRAM the firmware may use, of which
