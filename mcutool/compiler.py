@@ -33,6 +33,8 @@ class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
+    binarize: str = "auto"   # auto | off | LAYER,... (mcutool.binarize; DESIGN.md §8)
+    profile_layers: bool = False  # main.c also counts each layer's instructions (bench: report run.layers)
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -52,13 +54,17 @@ def _check_integer_graph(graph: Graph) -> None:
                         "(e.g. the TFLite converter with a representative dataset) and compile the int8 file.")
 
 
-def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None) -> dict:
-    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report."""
+def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
+                  graph: Graph | None = None) -> dict:
+    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report.
+    `graph`: the model's IR when the caller already has it (e.g. quantized from a float model in a test);
+    `model` then only names the project and its report."""
     step = progress or (lambda message: None)
     board = load_board(board_name)
     step("importing")
-    graph = load_model(model)
+    graph = load_model(model) if graph is None else graph
     _check_integer_graph(graph)
+    graph, binarized = _binarize(graph, opts.binarize)
     plan = plan_arena(graph)
     step("generating kernels (TVM)")
     from .codegen.model import generate_model, emit_layers  # noqa: F401
@@ -71,6 +77,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     else:
         write_firmware_project(graph, board, sources, out, opts.stack_size or STACK_RESERVE)
     report = _base_report(model, graph, board, plan.size)
+    report["binarization"] = binarized.to_json()
     report["layers"] = _layers(graph, sources["model.c"])
     if opts.emit == "firmware" and opts.build:
         step("building")
@@ -83,6 +90,11 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
         _check_fits(report, board)
     _write_report(out, report)
     return report
+
+
+def _binarize(graph: Graph, spec: str):
+    from .binarize import binarize, parse_selection
+    return binarize(graph, parse_selection(spec))
 
 
 def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:

@@ -792,6 +792,14 @@ def binary_sign_bits(x, zero_point: int) -> np.ndarray:
     return _i64(x) < int(zero_point)
 
 
+def sign_int8(x, *, in_zp: int, out_scale, out_zp: int, out_dtype: str = "int8") -> np.ndarray:
+    """Sign on int8 values (the int8 form of a binary network, `--binarize off`): +1 or -1 quantized to the
+    output's scale and zero point (round half away from zero, clamped), chosen by binary_sign_bits."""
+    lo, hi = dtype_range(out_dtype)
+    pos, neg = (int(np.clip(tflite_round(v / float(out_scale)) + int(out_zp), lo, hi)) for v in (1.0, -1.0))
+    return np.where(binary_sign_bits(x, in_zp), neg, pos)
+
+
 def binary_conv2d_dot(x_bits, w_bits, stride, dilation, pads, out_hw) -> np.ndarray:
     """dot[n, oy, ox, oc] = sum over the valid taps and input channels of x * w with x, w in {-1, +1}
     (bit 1 = -1). Padded positions contribute nothing -- what a zero-padded float conv computes -- so the
@@ -1245,11 +1253,9 @@ def _exec_sign(graph, op, args):
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     if _kind_of(graph, op) == "float":
         return [np.where(np.asarray(args[0], np.float32) < 0, -1.0, 1.0).astype(np.float32)]
-    s, z = _qparams(op, x_t, "input")
+    _, z = _qparams(op, x_t, "input")
     so, zo = _qparams(op, out_t, "output")
-    lo, hi = dtype_range(out_t.dtype)
-    q = [int(np.clip(tflite_round(v / float(so)) + zo, lo, hi)) for v in (1.0, -1.0)]
-    return [np.where(binary_sign_bits(args[0], z), q[1], q[0])]
+    return [sign_int8(args[0], in_zp=z, out_scale=so, out_zp=zo, out_dtype=out_t.dtype)]
 
 
 def _exec_binary_pack(graph, op, args):

@@ -1,0 +1,134 @@
+/*
+ * mcu_binary.h - mcutool's binary (1-bit) kernels: XNOR/popcount convolution on packed bits (DESIGN.md §8).
+ *
+ * Packed tensors: values in {-1, +1}, 32 channels per uint32 along the channel axis, value -1 = bit 1
+ * (Larq's convention), channel c = bit c % 32 of word c / 32, unused high bits of the last word 0. A packed
+ * NHWC tensor with C channels is (N, H, W, words) uint32 with words = (C + 31) / 32; mcu_dims.c holds C.
+ * The exact integer semantics of every kernel is the numpy reference (mcutool/reference.py, "binary"):
+ *
+ *   dot[oc]  = sum over the valid taps of (in_c - 2 * popcount(x XOR w))  (padded taps are skipped: what a
+ *              zero-padded float conv computes, the Larq "0-correction" done by counting valid taps)
+ *   bits out : bit = (dot < thresholds[oc]) XOR flip bit oc      (BatchNorm + Sign folded)
+ *   int8 out : clamp(MultiplyByQuantizedMultiplier(dot + bias[oc], quant[oc]) + output_offset)
+ *
+ * Popcount: Cortex-M and RV32IMAC have no popcount instruction (GCC turns __builtin_popcount into a libgcc
+ * call, __popcountsi2, on both), so a SWAR bit trick counts bits per nibble, then per byte, and accumulates
+ * byte lanes across up to 30 words before one horizontal sum.
+ *
+ * C99, freestanding, no heap, no floating point.
+ */
+#ifndef MCU_BINARY_H
+#define MCU_BINARY_H
+
+#include <stdint.h>
+
+#include "mcu_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* int8 -> bits: bit = (x < zero_point), i.e. the sign of the real value with Sign(0) = +1. */
+typedef struct {
+    mcu_dims input;   /* c = channels */
+    int32_t zero_point;
+} mcu_binary_pack_params;
+
+mcu_status mcu_binary_pack_s8(const mcu_binary_pack_params *params, const int8_t *input, uint32_t *output);
+
+/* int8 conv + BatchNorm + Sign + packing (the first layer): acc = sum (x + input_offset) * w + bias[oc];
+ * bit = acc < thresholds[oc]. Weights (out_c, kh, kw, in_c) int8. Output packed. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;   /* c = output channels */
+    int32_t filter_h;
+    int32_t filter_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_offset;
+    const int8_t *weights;
+    const int32_t *bias;
+    const int32_t *thresholds;
+} mcu_binary_pack_conv2d_params;
+
+mcu_status mcu_binary_pack_conv2d_s8(const mcu_binary_pack_conv2d_params *params, const int8_t *input,
+                                     uint32_t *output);
+
+/* binary conv: packed input, packed weights (out_c, kh, kw, in_words). Bits output when thresholds is set,
+ * else int8 output (bias, per-channel quant, output_offset, act). */
+typedef struct {
+    mcu_dims input;    /* c = input channels */
+    mcu_dims output;   /* c = output channels */
+    int32_t filter_h;
+    int32_t filter_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    const uint32_t *weights;
+    const int32_t *thresholds; /* bits output */
+    const uint32_t *flip;      /* bits output: packed, one bit per output channel */
+    const int32_t *bias;       /* int8 output: in dot units */
+    const mcu_quant *quant;    /* int8 output: alpha[oc] / s_out */
+    int32_t output_offset;
+    mcu_activation act;
+} mcu_binary_conv2d_params;
+
+mcu_status mcu_binary_conv2d_s1(const mcu_binary_conv2d_params *params, const uint32_t *input, uint32_t *output);
+mcu_status mcu_binary_conv2d_s1_s8(const mcu_binary_conv2d_params *params, const uint32_t *input, int8_t *output);
+
+/* binary max pool: AND of the packed words over the valid window positions. */
+typedef struct {
+    mcu_dims input;    /* c = channels */
+    mcu_dims output;
+    int32_t filter_h;
+    int32_t filter_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+} mcu_binary_pool_params;
+
+mcu_status mcu_binary_max_pool2d_s1(const mcu_binary_pool_params *params, const uint32_t *input,
+                                    uint32_t *output);
+
+static inline int32_t mcu_packed_words(int32_t channels) { return (channels + 31) / 32; }
+
+/* Bits set per nibble of v (each 0..4). */
+static inline uint32_t mcu_popcount_nibbles(uint32_t v)
+{
+    v = v - ((v >> 1) & 0x55555555u);
+    return (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+}
+
+/* Sum of the four byte lanes of v (each 0..255). */
+static inline uint32_t mcu_sum_bytes(uint32_t v)
+{
+    v = (v & 0x00FF00FFu) + ((v >> 8) & 0x00FF00FFu);
+    return (v + (v >> 16)) & 0xFFFFu;
+}
+
+/* Byte-lane popcounts of (a[i] XOR b[i]) over n words (n <= 30), added into *lanes: two words share one
+ * nibble step (nibbles <= 8), then nibbles fold into bytes (<= 16 per pair). */
+static inline void mcu_popcount_xor_lanes(const uint32_t *a, const uint32_t *b, int32_t n, uint32_t *lanes)
+{
+    uint32_t acc = *lanes;
+    int32_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        const uint32_t s = mcu_popcount_nibbles(a[i] ^ b[i]) + mcu_popcount_nibbles(a[i + 1] ^ b[i + 1]);
+        acc += (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
+    }
+    if (i < n) {
+        const uint32_t s = mcu_popcount_nibbles(a[i] ^ b[i]);
+        acc += (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
+    }
+    *lanes = acc;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCU_BINARY_H */
