@@ -69,7 +69,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     step("generating kernels (TVM)")
     from .codegen.model import generate_model, emit_layers  # noqa: F401
     from .codegen.project import write_firmware_project, write_library
-    sources = generate_model(graph, plan, board.name)
+    sources = generate_model(graph, plan, board.name, profile_layers=opts.profile_layers)
     if out.exists():
         shutil.rmtree(out)
     if opts.emit == "library":
@@ -277,6 +277,11 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) -> tu
             info["instructions"] = int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))
         if rec.kind == "stack":
             info["stack_high_water_bytes"] = int(rec.fields["high_water"])
+        if rec.kind == "layer":  # a profiling build (Options.profile_layers): one record per layer
+            row = report["layers"][int(rec.fields["index"])]
+            info.setdefault("layers", []).append(
+                {"name": row["name"], "op": row["op"],
+                 "instructions": int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))})
     macs = report["macs"]
     info["macs_per_instruction"] = round(macs / info["instructions"], 4) if info["instructions"] else 0.0
     report["run"] = info

@@ -37,7 +37,9 @@ typedef struct {
 mcu_status mcu_binary_pack_s8(const mcu_binary_pack_params *params, const int8_t *input, uint32_t *output);
 
 /* int8 conv + BatchNorm + Sign + packing (the first layer): acc = sum (x + input_offset) * w + bias[oc];
- * bit = acc < thresholds[oc]. Weights (out_c, kh, kw, in_c) int8. Output packed. */
+ * bit = acc < thresholds[oc]. Weights (out_c, kh, kw, in_c) int8. Output packed.
+ * kh * kw * in_c <= MCU_BINARY_MAX_PATCH (the window is gathered on the stack). */
+#define MCU_BINARY_MAX_PATCH 512
 typedef struct {
     mcu_dims input;
     mcu_dims output;   /* c = output channels */
@@ -57,7 +59,11 @@ mcu_status mcu_binary_pack_conv2d_s8(const mcu_binary_pack_conv2d_params *params
                                      uint32_t *output);
 
 /* binary conv: packed input, packed weights (out_c, kh, kw, in_words). Bits output when thresholds is set,
- * else int8 output (bias, per-channel quant, output_offset, act). */
+ * else int8 output (bias, per-channel quant, output_offset, act). tap_sums[oc * kh * kw + tap] = in_c -
+ * 2 * popcount(weights of that tap): what the tap adds to dot when the input there is +1 (all bits 0). The
+ * kernels gather each window with padded taps as +1 and subtract those taps' tap_sums (the Larq
+ * "0-correction"), so interior pixels need no correction. kh * kw * in_words <= MCU_BINARY_MAX_WINDOW. */
+#define MCU_BINARY_MAX_WINDOW 128
 typedef struct {
     mcu_dims input;    /* c = input channels */
     mcu_dims output;   /* c = output channels */
@@ -68,6 +74,7 @@ typedef struct {
     int32_t pad_top;
     int32_t pad_left;
     const uint32_t *weights;
+    const int16_t *tap_sums;
     const int32_t *thresholds; /* bits output */
     const uint32_t *flip;      /* bits output: packed, one bit per output channel */
     const int32_t *bias;       /* int8 output: in dot units */
@@ -96,35 +103,49 @@ mcu_status mcu_binary_max_pool2d_s1(const mcu_binary_pool_params *params, const 
 
 static inline int32_t mcu_packed_words(int32_t channels) { return (channels + 31) / 32; }
 
+#if defined(__GNUC__)
+#define MCU_BINARY_INLINE static inline __attribute__((always_inline))
+#else
+#define MCU_BINARY_INLINE static inline
+#endif
+
 /* Bits set per nibble of v (each 0..4). */
-static inline uint32_t mcu_popcount_nibbles(uint32_t v)
+MCU_BINARY_INLINE uint32_t mcu_popcount_nibbles(uint32_t v)
 {
     v = v - ((v >> 1) & 0x55555555u);
     return (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
 }
 
 /* Sum of the four byte lanes of v (each 0..255). */
-static inline uint32_t mcu_sum_bytes(uint32_t v)
+MCU_BINARY_INLINE uint32_t mcu_sum_bytes(uint32_t v)
 {
     v = (v & 0x00FF00FFu) + ((v >> 8) & 0x00FF00FFu);
     return (v + (v >> 16)) & 0xFFFFu;
 }
 
-/* Byte-lane popcounts of (a[i] XOR b[i]) over n words (n <= 30), added into *lanes: two words share one
- * nibble step (nibbles <= 8), then nibbles fold into bytes (<= 16 per pair). */
-static inline void mcu_popcount_xor_lanes(const uint32_t *a, const uint32_t *b, int32_t n, uint32_t *lanes)
+/* popcount of (a[i] XOR b[i]) summed over n words: two words share one nibble step (nibbles <= 8), nibbles
+ * fold into byte lanes (<= 16 per pair), lanes accumulate over up to 30 words before one horizontal sum. */
+MCU_BINARY_INLINE uint32_t mcu_popcount_xor(const uint32_t *a, const uint32_t *b, int32_t n)
 {
-    uint32_t acc = *lanes;
-    int32_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        const uint32_t s = mcu_popcount_nibbles(a[i] ^ b[i]) + mcu_popcount_nibbles(a[i + 1] ^ b[i + 1]);
-        acc += (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
+    uint32_t total = 0u;
+    while (n > 0) {
+        const int32_t m = n < 30 ? n : 30;
+        uint32_t lanes = 0u;
+        int32_t i = 0;
+        for (; i + 1 < m; i += 2) {
+            const uint32_t s = mcu_popcount_nibbles(a[i] ^ b[i]) + mcu_popcount_nibbles(a[i + 1] ^ b[i + 1]);
+            lanes += (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
+        }
+        if (i < m) {
+            const uint32_t s = mcu_popcount_nibbles(a[i] ^ b[i]);
+            lanes += (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
+        }
+        total += mcu_sum_bytes(lanes);
+        a += m;
+        b += m;
+        n -= m;
     }
-    if (i < n) {
-        const uint32_t s = mcu_popcount_nibbles(a[i] ^ b[i]);
-        acc += (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
-    }
-    *lanes = acc;
+    return total;
 }
 
 #ifdef __cplusplus

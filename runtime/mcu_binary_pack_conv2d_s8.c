@@ -1,53 +1,81 @@
 /*
  * mcu_binary_pack_conv2d_s8.c - the fused first layer of a binary network: int8 conv + BatchNorm + Sign +
- * bit packing. acc = bias[oc] + sum over the valid taps of (x + input_offset) * w (padding contributes 0,
- * as in TFLite's int8 conv); bit oc = acc < thresholds[oc]. The int8 output never exists: on a 16 KB core a
- * 32x32x32 int8 activation (32 KB) could not, its packed form takes 4 KB. Portable C.
+ * bit packing. acc = bias[oc] + sum over the taps of (x + input_offset) * w, padded taps contributing 0 (as
+ * in TFLite's int8 conv); bit oc = acc < thresholds[oc]. The int8 output never exists: on a 16 KB core a
+ * 32x32x32 int8 activation (32 KB) could not, its packed form takes 4 KB.
+ * Each window is gathered into a contiguous patch (padded taps hold the zero point, so x + offset = 0) and
+ * four output channels at a time take a dot product with it (mcu_dot4_s8: SMLAD on cores with the DSP
+ * extension, the plain loop elsewhere).
  */
 #include "mcu_binary.h"
+#include "mcu_dot_s8.h"
 #include "mcu_requant.h"
+
+/* Gather the window of output pixel (oy, ox) into patch (kh * kw * in_c int8). */
+MCU_BINARY_INLINE void gather_patch(const mcu_binary_pack_conv2d_params *p, const int8_t *in_b, int32_t oy,
+                                    int32_t ox, int8_t *patch)
+{
+    const int32_t c = p->input.c;
+    const int32_t y0 = oy * p->stride_h - p->pad_top;
+    const int32_t x0 = ox * p->stride_w - p->pad_left;
+    const int8_t pad = (int8_t)(-p->input_offset);
+    int32_t ky, kx, i;
+    for (ky = 0; ky < p->filter_h; ky++) {
+        const int32_t iy = y0 + ky;
+        for (kx = 0; kx < p->filter_w; kx++, patch += c) {
+            const int32_t ix = x0 + kx;
+            const int valid = iy >= 0 && iy < p->input.h && ix >= 0 && ix < p->input.w;
+            const int8_t *src = valid ? in_b + ((size_t)iy * p->input.w + ix) * c : in_b;
+            for (i = 0; i < c; i++) {
+                patch[i] = valid ? src[i] : pad;
+            }
+        }
+    }
+}
 
 MCU_KERNEL_OPT mcu_status mcu_binary_pack_conv2d_s8(const mcu_binary_pack_conv2d_params *params,
                                                     const int8_t *input, uint32_t *output)
 {
-    int32_t b, oy, ox, oc, ky, ic;
+    int8_t patch[MCU_BINARY_MAX_PATCH];
+    int32_t b, oy, ox, oc, j;
 
     if (params == NULL || input == NULL || output == NULL || params->weights == NULL || params->bias == NULL ||
-        params->thresholds == NULL || params->stride_h <= 0 || params->stride_w <= 0) {
+        params->thresholds == NULL || params->stride_h <= 0 || params->stride_w <= 0 ||
+        params->filter_h * params->filter_w * params->input.c > MCU_BINARY_MAX_PATCH) {
         return MCU_ERROR_ARGUMENT;
     }
     {
         const mcu_dims in = params->input;
         const mcu_dims out = params->output;
         const int32_t out_words = mcu_packed_words(out.c);
-        const int32_t w_per_oc = params->filter_h * params->filter_w * in.c;
+        const int32_t k = params->filter_h * params->filter_w * in.c;
         for (b = 0; b < out.n; b++) {
             const int8_t *in_b = input + (size_t)b * in.h * in.w * in.c;
             for (oy = 0; oy < out.h; oy++) {
-                const int32_t y0 = oy * params->stride_h - params->pad_top;
-                const int32_t ky0 = y0 < 0 ? -y0 : 0;
-                const int32_t ky1 = params->filter_h < in.h - y0 ? params->filter_h : in.h - y0;
                 for (ox = 0; ox < out.w; ox++) {
-                    const int32_t x0 = ox * params->stride_w - params->pad_left;
-                    const int32_t kx0 = x0 < 0 ? -x0 : 0;
-                    const int32_t kx1 = params->filter_w < in.w - x0 ? params->filter_w : in.w - x0;
-                    const int32_t run = (kx1 - kx0) * in.c;
                     uint32_t *o = output + (((size_t)b * out.h + oy) * out.w + ox) * out_words;
-                    const int8_t *w_oc = params->weights;
                     uint32_t word = 0u;
-                    for (oc = 0; oc < out.c; oc++, w_oc += w_per_oc) {
-                        int32_t acc = params->bias[oc];
-                        for (ky = ky0; ky < ky1; ky++) {
-                            const int8_t *x = in_b + ((size_t)(y0 + ky) * in.w + (x0 + kx0)) * in.c;
-                            const int8_t *w = w_oc + ((size_t)ky * params->filter_w + kx0) * in.c;
-                            for (ic = 0; ic < run; ic++) {
-                                acc += ((int32_t)x[ic] + params->input_offset) * (int32_t)w[ic];
+                    gather_patch(params, in_b, oy, ox, patch);
+                    for (oc = 0; oc < out.c;) {
+                        int32_t acc[4];
+                        const int32_t n = out.c - oc < 4 ? out.c - oc : 4;
+                        for (j = 0; j < n; j++) {
+                            acc[j] = params->bias[oc + j];
+                        }
+                        if (n == 4) {
+                            mcu_dot4_s8(patch, params->weights + (size_t)oc * k, k, k, params->input_offset, acc);
+                        } else {
+                            for (j = 0; j < n; j++) {
+                                acc[j] = mcu_dot_s8(patch, params->weights + (size_t)(oc + j) * k, k,
+                                                    params->input_offset, acc[j]);
                             }
                         }
-                        word |= (uint32_t)(acc < params->thresholds[oc]) << (oc & 31);
-                        if ((oc & 31) == 31 || oc == out.c - 1) {
-                            o[oc >> 5] = word;
-                            word = 0u;
+                        for (j = 0; j < n; j++, oc++) {
+                            word |= (uint32_t)(acc[j] < params->thresholds[oc]) << (oc & 31);
+                            if ((oc & 31) == 31 || oc == out.c - 1) {
+                                o[oc >> 5] = word;
+                                word = 0u;
+                            }
                         }
                     }
                 }

@@ -65,6 +65,9 @@ def binary_pack_conv2d(ctx: Context, op: Op) -> LayerCode:
     x, w, bias, thr = (g.tensor(n) for n in op.inputs)
     _, zp = rp._int8(op, x, "input")
     a = op.attrs
+    if w.shape[1] * w.shape[2] * w.shape[3] > 512:
+        raise UserError(f"layer {op.name!r} ({op.kind}): a {w.shape[1]}x{w.shape[2]}x{w.shape[3]} window exceeds "
+                        "the fused first layer's 512-value patch (MCU_BINARY_MAX_PATCH).")
     fields = {"input": _dims(x.shape, x.shape[3]), "output": _dims(g.tensor(op.outputs[0]).shape, a.out_channels),
               "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "input_offset": -zp,
               "weights": rp.CRef("weights"), "bias": rp.CRef("bias"), "thresholds": rp.CRef("thresholds")}
@@ -83,8 +86,14 @@ def binary_conv2d(ctx: Context, op: Op) -> LayerCode:
     x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
     a = op.attrs
     fields = {"input": _dims(x.shape, a.in_channels), "output": _dims(y.shape, a.out_channels),
-              "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "weights": rp.CRef("weights")}
+              "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "weights": rp.CRef("weights"),
+              "tap_sums": rp.CRef("tap_sums")}
+    if w.shape[1] * w.shape[2] * w.shape[3] > 128:
+        raise UserError(f"layer {op.name!r} ({op.kind}): a {w.shape[1]}x{w.shape[2]} window of {a.in_channels} "
+                        "channels exceeds the binary kernel's 128-word window (MCU_BINARY_MAX_WINDOW).")
+    tap_sums = a.in_channels - 2 * ref.unpack_bits(w.data, a.in_channels).sum(axis=-1)
     defs = _u32_array(f"{p}_weights", [int(v) for v in w.data.reshape(-1)])
+    defs += rp._c_array(f"{p}_tap_sums", "int16_t", [int(v) for v in tap_sums.reshape(-1)], p)
     if y.dtype == "uint32":
         thr, flip = g.tensor(op.inputs[2]), g.tensor(op.inputs[3])
         defs += rp._c_array(f"{p}_thresholds", "int32_t", [int(v) for v in thr.data], p)

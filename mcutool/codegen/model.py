@@ -91,8 +91,10 @@ def _io(graph: Graph, plan: ArenaPlan, names: list[str]) -> list[dict]:
     return out
 
 
-def generate_model(graph: Graph, plan: ArenaPlan, board: str) -> dict[str, str]:
-    """The sources model.c and model.h, as {file name: text}."""
+def generate_model(graph: Graph, plan: ArenaPlan, board: str, profile_layers: bool = False) -> dict[str, str]:
+    """The sources model.c and model.h, as {file name: text}. profile_layers: model.c also gets
+    mcu_model_run_layer(arena, index) (index = the op's position in the graph) so that main.c can count each
+    layer's instructions."""
     layers = emit_layers(graph, plan)
     inputs, outputs = _io(graph, plan, graph.inputs), _io(graph, plan, graph.outputs)
     ctypes = {t["ctype"] for t in inputs + outputs}
@@ -101,5 +103,6 @@ def generate_model(graph: Graph, plan: ArenaPlan, board: str) -> dict[str, str]:
         "layers": layers, "inputs": inputs, "outputs": outputs,
         "io_ctype": ctypes.pop() if len(ctypes) == 1 else "void",
         "headers": sorted({h for layer in layers for h in layer.headers}),
+        "profile": [(i, layer) for i, layer in enumerate(layers) if layer.call] if profile_layers else [],
     }
     return {"model.c": render("project/model.c.j2", values), "model.h": render("project/model.h.j2", values)}
