@@ -59,9 +59,8 @@ mcu_status mcu_binary_pack_conv2d_s8(const mcu_binary_pack_conv2d_params *params
                                      uint32_t *output);
 
 /* binary conv: packed input, packed weights (out_c, kh, kw, in_words). Bits output when thresholds is set,
- * else int8 output (bias, per-channel quant, output_offset, act). tap_sums[oc * kh * kw + tap] = in_c -
- * 2 * popcount(weights of that tap): what the tap adds to dot when the input there is +1 (all bits 0). The
- * kernels gather each window with padded taps as +1 and subtract those taps' tap_sums (the Larq
+ * else int8 output (bias, per-channel quant, output_offset, act). The kernels gather each window with padded
+ * taps as +1 (bits 0) and subtract what those taps added (popcount of their weights: the Larq
  * "0-correction"), so interior pixels need no correction. kh * kw * in_words <= MCU_BINARY_MAX_WINDOW. */
 #define MCU_BINARY_MAX_WINDOW 128
 typedef struct {
@@ -74,7 +73,6 @@ typedef struct {
     int32_t pad_top;
     int32_t pad_left;
     const uint32_t *weights;
-    const int16_t *tap_sums;
     const int32_t *thresholds; /* bits output */
     const uint32_t *flip;      /* bits output: packed, one bit per output channel */
     const int32_t *bias;       /* int8 output: in dot units */
@@ -121,6 +119,18 @@ MCU_BINARY_INLINE uint32_t mcu_sum_bytes(uint32_t v)
 {
     v = (v & 0x00FF00FFu) + ((v >> 8) & 0x00FF00FFu);
     return (v + (v >> 16)) & 0xFFFFu;
+}
+
+/* popcount of a[0..n) (border corrections: not on the hot path). */
+MCU_BINARY_INLINE uint32_t mcu_popcount_words(const uint32_t *a, int32_t n)
+{
+    uint32_t total = 0u;
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        const uint32_t s = mcu_popcount_nibbles(a[i]);
+        total += mcu_sum_bytes((s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu));
+    }
+    return total;
 }
 
 /* popcount of (a[i] XOR b[i]) summed over n words: two words share one nibble step (nibbles <= 8), nibbles

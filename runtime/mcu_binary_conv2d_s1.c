@@ -5,8 +5,9 @@
  *
  * Padded taps must not count (that equals a zero-padded float conv on +-1 values). Each output pixel's
  * window is gathered into one contiguous run of kh * kw * words words with padded taps as +1 (bits 0), so
- * every output channel is one popcount over a run against its contiguous weights; then the padded taps'
- * contributions (tap_sums, precomputed) are subtracted -- only at border pixels.
+ * every output channel is one popcount over a run against its contiguous weights. A padded tap then added
+ * popcount(0 XOR w) = popcount(w) to the count and in_c to the tap total; both are taken back -- only at
+ * border pixels.
  *   mcu_binary_conv2d_s1:    bits out, bit = (dot < thresholds[oc]) XOR flip bit oc (BatchNorm + Sign)
  *   mcu_binary_conv2d_s1_s8: int8 out, MultiplyByQuantizedMultiplier(dot + bias[oc], quant[oc]) + offset
  * Portable C for every core.
@@ -49,22 +50,24 @@ MCU_BINARY_INLINE void gather(const mcu_binary_conv2d_params *p, const uint32_t 
 }
 
 MCU_BINARY_INLINE int32_t window_dot(const mcu_binary_conv2d_params *p, const mcu_binary_window *win,
-                                     const uint32_t *w, int32_t oc, int32_t n_words, int32_t all_taps)
+                                     const uint32_t *w, int32_t words, int32_t n_words, int32_t all_taps)
 {
-    int32_t dot = all_taps * p->input.c - 2 * (int32_t)mcu_popcount_xor(win->words, w, n_words);
+    int32_t count = (int32_t)mcu_popcount_xor(win->words, w, n_words);
+    int32_t taps = all_taps;
     if (win->num_padded) {
-        const int16_t *sums = p->tap_sums + (size_t)oc * p->filter_h * p->filter_w;
         int32_t i;
         for (i = 0; i < win->num_padded; i++) {
-            dot -= sums[win->padded[i]];
+            const uint32_t *wt = w + (size_t)win->padded[i] * words;
+            count -= (int32_t)mcu_popcount_words(wt, words);
         }
+        taps -= win->num_padded;
     }
-    return dot;
+    return taps * p->input.c - 2 * count;
 }
 
 static int check(const mcu_binary_conv2d_params *p, const void *input, const void *output)
 {
-    return p != NULL && input != NULL && output != NULL && p->weights != NULL && p->tap_sums != NULL &&
+    return p != NULL && input != NULL && output != NULL && p->weights != NULL &&
            p->stride_h > 0 && p->stride_w > 0 &&
            p->filter_h * p->filter_w * mcu_packed_words(p->input.c) <= MCU_BINARY_MAX_WINDOW;
 }
@@ -93,7 +96,7 @@ MCU_KERNEL_OPT mcu_status mcu_binary_conv2d_s1(const mcu_binary_conv2d_params *p
                     uint32_t word = 0u;
                     gather(params, in_b, oy, ox, words, &win);
                     for (oc = 0; oc < out_c; oc++, w += n_words) {
-                        const int32_t dot = window_dot(params, &win, w, oc, n_words, taps);
+                        const int32_t dot = window_dot(params, &win, w, words, n_words, taps);
                         word |= (uint32_t)(dot < params->thresholds[oc]) << (oc & 31);
                         if ((oc & 31) == 31 || oc == out_c - 1) {
                             o[oc >> 5] = word ^ params->flip[oc >> 5];
@@ -129,7 +132,7 @@ MCU_KERNEL_OPT mcu_status mcu_binary_conv2d_s1_s8(const mcu_binary_conv2d_params
                     const uint32_t *w = params->weights;
                     gather(params, in_b, oy, ox, words, &win);
                     for (oc = 0; oc < out_c; oc++, w += n_words) {
-                        const int32_t dot = window_dot(params, &win, w, oc, n_words, taps);
+                        const int32_t dot = window_dot(params, &win, w, words, n_words, taps);
                         const int32_t acc = mcu_requantize(dot + params->bias[oc], params->quant[oc].multiplier,
                                                            params->quant[oc].shift) + params->output_offset;
                         o[oc] = (int8_t)mcu_clamp_i32(acc, params->act.min, params->act.max);

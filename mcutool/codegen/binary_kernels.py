@@ -86,14 +86,11 @@ def binary_conv2d(ctx: Context, op: Op) -> LayerCode:
     x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
     a = op.attrs
     fields = {"input": _dims(x.shape, a.in_channels), "output": _dims(y.shape, a.out_channels),
-              "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "weights": rp.CRef("weights"),
-              "tap_sums": rp.CRef("tap_sums")}
+              "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "weights": rp.CRef("weights")}
     if w.shape[1] * w.shape[2] * w.shape[3] > 128:
         raise UserError(f"layer {op.name!r} ({op.kind}): a {w.shape[1]}x{w.shape[2]} window of {a.in_channels} "
                         "channels exceeds the binary kernel's 128-word window (MCU_BINARY_MAX_WINDOW).")
-    tap_sums = a.in_channels - 2 * ref.unpack_bits(w.data, a.in_channels).sum(axis=-1)
     defs = _u32_array(f"{p}_weights", [int(v) for v in w.data.reshape(-1)])
-    defs += rp._c_array(f"{p}_tap_sums", "int16_t", [int(v) for v in tap_sums.reshape(-1)], p)
     if y.dtype == "uint32":
         thr, flip = g.tensor(op.inputs[2]), g.tensor(op.inputs[3])
         defs += rp._c_array(f"{p}_thresholds", "int32_t", [int(v) for v in thr.data], p)
