@@ -11,6 +11,7 @@ from bnn_builder import build_bnn, float_to_int8_graph, random_inputs
 from mcutool import reference as ref
 from mcutool.binarize import binarize
 from mcutool.compiler import Options, compile_model, run_build
+from test_boards_qemu import float_instructions, float_symbols
 from test_firmware_qemu import require_board_tools
 
 pytestmark = pytest.mark.qemu
@@ -42,3 +43,10 @@ def test_binarized_cnn_runs_bit_exact_on_the_board(bnn, board, tmp_path):
         outputs.add(ys[0].tobytes())
         assert info["instructions"] > 0
     assert len(outputs) == 3
+    board_obj = require_board_tools(board)
+    for elf in ("board.elf", "emulator.elf"):  # (the images keep weights in .text: disassemble code objects)
+        assert float_symbols(board_obj, tmp_path / "proj" / elf) == []
+    objects = sorted((tmp_path / "proj" / "obj" / "app").rglob("*binary*.o")) + [tmp_path / "proj/obj/app/model.c.o"]
+    assert len(objects) == 5
+    for obj in objects:
+        assert float_instructions(board_obj, obj) == [], obj.name
