@@ -84,16 +84,34 @@ def _compile_options(fn):
     fn = click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
                       help="firmware: a complete project and ELF; library: model.c/h + runtime for your project.")(fn)
     fn = click.option("--no-build", is_flag=True, help="Generate the project without building it.")(fn)
+    fn = _binarize_option(fn)
     return fn
 
 
-def _compile(model, board, out, emit, no_build):
+def _binarize_option(fn):
+    """--binarize auto|off|LAYER,... (DESIGN.md §8). Kept in the click context (ctx.meta) rather than as a
+    parameter of every command, so commands that compile read it through _compile alone."""
+    def remember(ctx, _param, value):
+        ctx.meta["binarize"] = value
+        return value
+    return click.option("--binarize", default="auto", show_default=True, expose_value=False, callback=remember,
+                        help="Binary (1-bit) layers: auto (convs with +-alpha weights after a Sign), off (all int8), "
+                             "or a comma-separated list of conv layers to binarize.")(fn)
+
+
+def _binarize_spec() -> str:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("binarize", "auto") if ctx is not None else "auto"
+
+
+def _compile(model, board, out, emit, no_build, profile_layers=False):
     from pathlib import Path
     from .compiler import Options, compile_model, default_out_dir
     model_path = Path(model)
     out_dir = Path(out) if out else default_out_dir(model_path, board)
     click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
-    report = compile_model(model_path, board, out_dir, Options(emit=emit, build=not no_build), _progress)
+    opts = Options(emit=emit, build=not no_build, binarize=_binarize_spec(), profile_layers=profile_layers)
+    report = compile_model(model_path, board, out_dir, opts, _progress)
     return out_dir, report
 
 
@@ -176,8 +194,9 @@ def validate(model, board, out, emit, no_build, samples, seed):
     from . import reference
     from .compiler import run_build
     from .frontends import load_model
+    from .binarize import binarize, parse_selection
     out_dir, report = _compile(model, board, out, "firmware", False)
-    graph = load_model(model)
+    graph, _ = binarize(load_model(model), parse_selection(_binarize_spec()))  # what the firmware computes
     rng = np.random.default_rng(seed)
     bad = 0
     with click.progressbar(range(samples), label="  emulating", file=sys.stderr) as bar:
@@ -204,7 +223,7 @@ def bench(model, board, out, emit, no_build):
     """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
     import numpy as np
     from .compiler import run_build
-    out_dir, report = _compile(model, board, out, "firmware", False)
+    out_dir, report = _compile(model, board, out, "firmware", False, profile_layers=True)
     _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
     m, f = report["memory"], report["flash"]
     rows = [("model", report["model"]), ("board", f"{board} ({info['emulator']}, -icount shift=0)"),
@@ -217,7 +236,27 @@ def bench(model, board, out, emit, no_build):
             ("flash used", f"{f['used_bytes']:,} B of {f['limit_bytes']:,} (code {f['code_bytes']:,}, weights {f['weights_bytes']:,})")]
     for k, v in rows:
         click.echo(f"{k:<24}{v}")
+    click.echo(_layer_table(report, info))
     click.echo("(QEMU counts instructions, not cycles: it is not cycle accurate.)")
+
+
+def _layer_table(report: dict, info: dict) -> str:
+    """Per-layer instructions (a second, layer-by-layer inference) with MACs/instruction."""
+    macs = {r["name"]: r["macs"] for r in report["layers"]}
+    rows = info.get("layers", [])
+    if not rows:
+        return ""
+    w = max(len(r["name"]) for r in rows)
+    wo = max(len(r["op"]) for r in rows)
+    out = ["", f"{'layer':<{w}}  {'op':<{wo}}  {'instructions':>12}  {'MACs/instr':>10}"]
+    for r in rows:
+        m = macs.get(r["name"], 0)
+        ratio = f"{m / r['instructions']:.3f}" if m and r["instructions"] else "-"
+        out.append(f"{r['name']:<{w}}  {r['op']:<{wo}}  {r['instructions']:>12,}  {ratio:>10}")
+    binary = [r for r in rows if r["op"].startswith("binary_")]
+    if binary:
+        out.append(f"binary layers: {sum(r['instructions'] for r in binary):,} instructions in {len(binary)} layers")
+    return "\n".join(out)
 
 
 @cli.command()
