@@ -47,6 +47,6 @@ def test_binarized_cnn_runs_bit_exact_on_the_board(bnn, board, tmp_path):
     for elf in ("board.elf", "emulator.elf"):  # (the images keep weights in .text: disassemble code objects)
         assert float_symbols(board_obj, tmp_path / "proj" / elf) == []
     objects = sorted((tmp_path / "proj" / "obj" / "app").rglob("*binary*.o")) + [tmp_path / "proj/obj/app/model.c.o"]
-    assert len(objects) == 5
+    assert len(objects) == 6
     for obj in objects:
         assert float_instructions(board_obj, obj) == [], obj.name
