@@ -87,9 +87,9 @@ mcu_status mcu_binary_conv2d_s1_s8(const mcu_binary_conv2d_params *params, const
 /* binary conv with bit output, output channels in bit lanes (mcu_binary_conv2d_bitslice_s1.c): in_c % 32 == 0,
  * out_c % 32 == 0. weights_t[ocw][tap][c]: bit j = weight bit of output channel 32 * ocw + j. A pixel's
  * border pattern is row_class[oy] * col_classes + col_class[ox]; k[pattern][ocw][plane] holds, bit-sliced
- * over `planes` planes, the per-channel count of mismatches at and above which the output bit is 1 (before
+ * over MCU_BINARY_BITSLICE_PLANES planes, the per-channel count of mismatches at and above which the output bit is 1 (before
  * flip). */
-#define MCU_BINARY_MAX_PLANES 16
+#define MCU_BINARY_BITSLICE_PLANES 12 /* counts up to 4095: kh * kw * in_c < 4095 */
 typedef struct {
     mcu_dims input;    /* c = input channels */
     mcu_dims output;   /* c = output channels */
@@ -99,17 +99,22 @@ typedef struct {
     int32_t stride_w;
     int32_t pad_top;
     int32_t pad_left;
-    int32_t planes;
     int32_t col_classes;
     const uint32_t *weights_t;
-    const uint32_t *k;
-    const uint32_t *flip;
     const uint8_t *row_class;
     const uint8_t *col_class;
+    const uint32_t *k;         /* bits output */
+    const uint32_t *flip;      /* bits output */
+    const int32_t *bias_p;     /* int8 output: [pattern][out_c], bias + N_all - what the pattern's pads add */
+    const mcu_quant *quant;    /* int8 output */
+    int32_t output_offset;     /* int8 output */
+    mcu_activation act;        /* int8 output */
 } mcu_binary_conv2d_bitslice_params;
 
 mcu_status mcu_binary_conv2d_bitslice_s1(const mcu_binary_conv2d_bitslice_params *params, const uint32_t *input,
                                          uint32_t *output);
+mcu_status mcu_binary_conv2d_bitslice_s1_s8(const mcu_binary_conv2d_bitslice_params *params,
+                                            const uint32_t *input, int8_t *output);
 
 /* binary max pool: AND of the packed words over the valid window positions. */
 typedef struct {

@@ -16,6 +16,7 @@ from . import runtime_params as rp
 from .model import Context, LayerCode, emitter
 
 HEADERS = ("mcu_kernels.h", "mcu_binary.h")
+BITSLICE_PLANES = 12  # MCU_BINARY_BITSLICE_PLANES
 
 
 def _geometry(op: Op) -> dict:
@@ -91,7 +92,8 @@ def binary_conv2d(ctx: Context, op: Op) -> LayerCode:
         raise UserError(f"layer {op.name!r} ({op.kind}): a {w.shape[1]}x{w.shape[2]} window of {a.in_channels} "
                         "channels exceeds the binary kernel's 128-word window (MCU_BINARY_MAX_WINDOW).")
     defs = _u32_array(f"{p}_weights", [int(v) for v in w.data.reshape(-1)])
-    if y.dtype == "uint32" and a.in_channels % 32 == 0 and a.out_channels % 32 == 0:
+    if (a.in_channels % 32 == 0 and a.out_channels % 32 == 0
+            and w.shape[1] * w.shape[2] * a.in_channels < (1 << BITSLICE_PLANES) - 1):
         return _bitslice_conv2d(ctx, op)
     if y.dtype == "uint32":
         thr, flip = g.tensor(op.inputs[2]), g.tensor(op.inputs[3])
@@ -126,45 +128,59 @@ def _border_classes(out_len: int, in_len: int, kernel: int, stride: int, pad: in
 
 
 def _bitslice_conv2d(ctx: Context, op: Op) -> LayerCode:
-    """Bit output with in_c % 32 == 0 and out_c % 32 == 0: the bit-lane kernel. Its comparison constants k
-    (count of mismatches over all taps, padded ones gathered as +1, at and above which the bit is 1) are
-    derived here from the op's thresholds: dot = N_all - 2 * count - corr, where corr is what the pattern's
-    padded taps add to dot (in_c - 2 * popcount of their weights); bit = dot < thr <=> count >=
-    floor((N_all - thr - corr) / 2) + 1."""
+    """in_c % 32 == 0 and out_c % 32 == 0: the bit-lane kernels. With padded taps gathered as +1, a pixel of
+    border pattern P has dot = N_all - 2 * count - corr[P], where corr is what P's padded taps add to dot
+    (in_c - 2 * popcount of their weights, per output channel).
+      bits out: bit = dot < thr <=> count >= floor((N_all - thr - corr) / 2) + 1 = k, stored bit-sliced;
+      int8 out: acc = dot + bias = bias_p[P] - 2 * count with bias_p = bias + N_all - corr."""
     g, p, a = ctx.graph, ctx.prefix(op), op.attrs
     x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
-    thr = g.tensor(op.inputs[2]).data.astype(np.int64)
-    flip = g.tensor(op.inputs[3]).data
     cin, cout = a.in_channels, a.out_channels
     _, kh, kw, _ = w.shape
     bits = ref.unpack_bits(w.data, cin).reshape(cout, kh * kw, cin)          # (out, tap, c)
     weights_t = ref.pack_bits(bits.transpose(1, 2, 0)).transpose(2, 0, 1)  # (ocw, tap, c)
     n_all = kh * kw * cin
-    planes = max(5, (n_all + 1).bit_length())
     rows, row_classes = _border_classes(y.shape[1], x.shape[1], kh, a.stride[0], a.pads[0])
     cols, col_classes = _border_classes(y.shape[2], x.shape[2], kw, a.stride[1], a.pads[1])
     tap_sum = cin - 2 * bits.sum(axis=2)                                    # (out, tap): a +1 input's share
-    k_planes = []
+    corrs = []
     for ry in row_classes:
         for rx in col_classes:
             valid = np.zeros((kh, kw), bool)
             valid[ry[0]:ry[1], rx[0]:rx[1]] = True
-            corr = tap_sum[:, ~valid.reshape(-1)].sum(axis=1)
-            k = np.clip((n_all - thr - corr) // 2 + 1, 0, (1 << planes) - 1)
-            plane_bits = ((k[:, None] >> np.arange(planes)) & 1).astype(bool)  # (out, plane)
-            k_planes.append(ref.pack_bits(plane_bits.T).T)                    # (ocw, plane)
+            corrs.append(tap_sum[:, ~valid.reshape(-1)].sum(axis=1))
     fields = {"input": _dims(x.shape, cin), "output": _dims(y.shape, cout), "filter_h": kh, "filter_w": kw,
-              **_geometry(op), "planes": planes, "col_classes": len(col_classes),
-              "weights_t": rp.CRef("weights_t"), "k": rp.CRef("k"), "flip": rp.CRef("flip"),
+              **_geometry(op), "col_classes": len(col_classes), "weights_t": rp.CRef("weights_t"),
               "row_class": rp.CRef("row_class"), "col_class": rp.CRef("col_class")}
     defs = (_u32_array(f"{p}_weights_t", [int(v) for v in weights_t.reshape(-1)])
-            + _u32_array(f"{p}_k", [int(v) for v in np.stack(k_planes).reshape(-1)])
-            + _u32_array(f"{p}_flip", [int(v) for v in flip.reshape(-1)])
-            + rp._c_array(f"{p}_row_class", "uint8_t", rows, p) + rp._c_array(f"{p}_col_class", "uint8_t", cols, p)
-            + _struct("mcu_binary_conv2d_bitslice_params", p, fields))
-    return LayerCode(op.name, op.kind, defs, _call("mcu_binary_conv2d_bitslice_s1", p,
-                                                   ctx.ptr(op.inputs[0], "const uint32_t"),
-                                                   ctx.ptr(op.outputs[0], "uint32_t")), "template", HEADERS)
+            + rp._c_array(f"{p}_row_class", "uint8_t", rows, p) + rp._c_array(f"{p}_col_class", "uint8_t", cols, p))
+    if y.dtype == "uint32":
+        thr = g.tensor(op.inputs[2]).data.astype(np.int64)
+        k_planes = []
+        for corr in corrs:
+            k = np.clip((n_all - thr - corr) // 2 + 1, 0, (1 << BITSLICE_PLANES) - 1)
+            plane_bits = ((k[:, None] >> np.arange(BITSLICE_PLANES)) & 1).astype(bool)  # (out, plane)
+            k_planes.append(ref.pack_bits(plane_bits.T).T)                              # (ocw, plane)
+        defs += (_u32_array(f"{p}_k", [int(v) for v in np.stack(k_planes).reshape(-1)])
+                 + _u32_array(f"{p}_flip", [int(v) for v in g.tensor(op.inputs[3]).data.reshape(-1)]))
+        fields.update(k=rp.CRef("k"), flip=rp.CRef("flip"), bias_p=None, quant=None, output_offset=0,
+                      act={"min": 0, "max": 0})
+        function, out = "mcu_binary_conv2d_bitslice_s1", ctx.ptr(op.outputs[0], "uint32_t")
+    else:
+        bias = g.tensor(op.inputs[2]).data.astype(np.int64)
+        bias_p = np.stack([bias + n_all - corr for corr in corrs])
+        so, zo = rp._int8(op, y, "output")
+        mult, shift = ref.conv_output_multipliers(1.0, w.quant.scale, so)
+        lo, hi = ref.activation_range(a.activation, so, zo, "int8")
+        defs += (rp._c_array(f"{p}_bias_p", "int32_t", [int(v) for v in bias_p.reshape(-1)], p)
+                 + rp._c_array(f"{p}_quant", "mcu_quant", [{"multiplier": int(m), "shift": int(s)}
+                                                          for m, s in zip(mult, shift)], p))
+        fields.update(k=None, flip=None, bias_p=rp.CRef("bias_p"), quant=rp.CRef("quant"), output_offset=zo,
+                      act={"min": lo, "max": hi})
+        function, out = "mcu_binary_conv2d_bitslice_s1_s8", ctx.ptr(op.outputs[0])
+    defs += _struct("mcu_binary_conv2d_bitslice_params", p, fields)
+    return LayerCode(op.name, op.kind, defs, _call(function, p, ctx.ptr(op.inputs[0], "const uint32_t"), out),
+                     "template", HEADERS)
 
 
 @emitter("binary_max_pool2d")
