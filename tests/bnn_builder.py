@@ -47,7 +47,7 @@ def _conv_node(i, x, w, b, out):
     return helper.make_node("Conv", [x, w, b], [out], name=f"conv{i}", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
 
 
-def _model(weights: list, bns: list, fc_w=None, fc_b=None) -> onnx.ModelProto:
+def _model(weights: list, bns: list, fc_w=None, fc_b=None, pool_after=POOL_AFTER) -> onnx.ModelProto:
     nodes, inits = [], []
     x = "input"
     for i, (w, b) in enumerate(weights):
@@ -65,13 +65,13 @@ def _model(weights: list, bns: list, fc_w=None, fc_b=None) -> onnx.ModelProto:
         if i < len(weights) - 1:
             nodes.append(helper.make_node("Sign", [x], [f"s{i}"], name=f"sign{i}"))
             x = f"s{i}"
-            if POOL_AFTER[i]:
+            if pool_after[i]:
                 nodes.append(helper.make_node("MaxPool", [x], [f"p{i}"], name=f"pool{i}", kernel_shape=[2, 2],
                                               strides=[2, 2]))
                 x = f"p{i}"
     nodes.append(helper.make_node("Flatten", [x], ["flat"], name="flatten", axis=1))
     out = helper.make_tensor_value_info("flat", TensorProto.FLOAT, None)
-    if fc_w is not None:
+    if fc_w is not None and fc_w.size:
         inits += [numpy_helper.from_array(fc_w, "fc_w"), numpy_helper.from_array(fc_b, "fc_b")]
         nodes.append(helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1))
         out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])
@@ -92,13 +92,14 @@ def _run(model: onnx.ModelProto, x: np.ndarray, output: str) -> np.ndarray:
     return np.concatenate([sess.run([output], {"input": x[i:i + 1]})[0] for i in range(len(x))])
 
 
-def build_bnn(seed: int = 0, samples: np.ndarray | None = None) -> onnx.ModelProto:
-    """The float ONNX BNN; BatchNorm statistics set from `samples` (default: 16 fresh random images)."""
+def build_bnn(seed: int = 0, samples: np.ndarray | None = None, channels=CHANNELS) -> onnx.ModelProto:
+    """The float ONNX BNN; BatchNorm statistics set from `samples` (default: 16 fresh random images).
+    `channels`: output channels of the five convs (the issue's network: CHANNELS)."""
     rng = np.random.default_rng(seed)
     samples = random_inputs(16, seed + 1000) if samples is None else samples
     weights, bns = [], []
     cin = 1
-    for i, cout in enumerate(CHANNELS):
+    for i, cout in enumerate(channels):
         if i == 0:  # int8-grid weights with a +-127 in every channel: per-channel int8 quantization is exact
             k = np.clip(np.round(rng.normal(0, 50, size=(cout, cin, 3, 3))), -126, 126)
             k.reshape(cout, -1)[:, 0] = 127 * rng.choice([-1, 1], size=cout)

@@ -17,18 +17,29 @@ from test_firmware_qemu import require_board_tools
 pytestmark = pytest.mark.qemu
 
 
-@pytest.fixture(scope="module")
-def bnn(tmp_path_factory):
+# The issue's network (channel counts multiples of 32: the bit-lane kernels) and one whose channel counts are
+# not (partial packed words: the XNOR/popcount kernels, bit and int8 output, and a 24-channel first layer).
+NETWORKS = {"issue": None, "odd_channels": (24, 40, 24, 48, 40)}
+
+
+@pytest.fixture(scope="module", params=list(NETWORKS))
+def bnn(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("bnn") / "bnn.onnx"
-    onnx.save(build_bnn(seed=0), path)
-    return path, float_to_int8_graph(path, random_inputs(64, 99))
+    channels = NETWORKS[request.param]
+    onnx.save(build_bnn(seed=0) if channels is None else build_bnn(seed=1, channels=channels), path)
+    return request.param, path, float_to_int8_graph(path, random_inputs(64, 99))
 
 
 @pytest.mark.parametrize("board", ["hifive1-revb", "stm32f746"])
 def test_binarized_cnn_runs_bit_exact_on_the_board(bnn, board, tmp_path):
     require_board_tools(board)
-    path, g8 = bnn
+    network, path, g8 = bnn
     report = compile_model(path, board, tmp_path / "proj", Options(binarize="auto"), graph=g8)
+    model_c = (tmp_path / "proj" / "model.c").read_text()
+    used = {f for f in ("mcu_binary_conv2d_bitslice_s1(", "mcu_binary_conv2d_bitslice_s1_s8(",
+                        "mcu_binary_conv2d_s1(", "mcu_binary_conv2d_s1_s8(") if f in model_c}
+    assert used == ({"mcu_binary_conv2d_bitslice_s1(", "mcu_binary_conv2d_bitslice_s1_s8("} if network == "issue"
+                    else {"mcu_binary_conv2d_s1(", "mcu_binary_conv2d_s1_s8("})
     assert report["memory"]["sram_used_bytes"] <= report["memory"]["sram_limit_bytes"]
     assert sum(r["op"].startswith("binary_") for r in report["layers"]) == 8
     gb, _ = binarize(g8, "auto")
@@ -47,6 +58,6 @@ def test_binarized_cnn_runs_bit_exact_on_the_board(bnn, board, tmp_path):
     for elf in ("board.elf", "emulator.elf"):  # (the images keep weights in .text: disassemble code objects)
         assert float_symbols(board_obj, tmp_path / "proj" / elf) == []
     objects = sorted((tmp_path / "proj" / "obj" / "app").rglob("*binary*.o")) + [tmp_path / "proj/obj/app/model.c.o"]
-    assert len(objects) == 6
+    assert len(objects) == 6  # 5 binary kernel files + model
     for obj in objects:
         assert float_instructions(board_obj, obj) == [], obj.name
