@@ -26,13 +26,6 @@
         l = u_ ^ (c);                 \
     } while (0)
 
-/* What the compiler must not do to these kernels: turn the small gather loops into memset/memcpy calls. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define MCU_BITSLICE_OPT __attribute__((optimize("O3", "no-tree-loop-distribute-patterns", "no-schedule-insns")))
-#else
-#define MCU_BITSLICE_OPT
-#endif
-
 /* Adds the 16 mismatch vectors w[i] XOR -(bit o + i of x) to the planes (ones, twos, fours, eights);
  * `sixteens` receives the carry out of eights. */
 #define ADD16(x, o, w, sixteens)                                                              \
@@ -66,7 +59,7 @@
 /* The bit-sliced mismatch count of one output-channel word over a gathered window of n_words input words
  * (32 inputs each): planes[i] = bit i of every lane's count, i < MCU_BINARY_BITSLICE_PLANES (12). Kept out
  * of line so that only its own state competes for registers. */
-static MCU_BITSLICE_OPT __attribute__((noinline)) void count_planes(const uint32_t *window, int32_t n_words,
+static MCU_BINARY_OPT __attribute__((noinline)) void count_planes(const uint32_t *window, int32_t n_words,
                                                                     const uint32_t *w, uint32_t *planes)
 {
     uint32_t ones = 0u, twos = 0u, fours = 0u, eights = 0u;
@@ -127,7 +120,7 @@ static int bad_params(const mcu_binary_conv2d_bitslice_params *p, const void *in
            p->stride_w <= 0 || p->filter_h * p->filter_w * (p->input.c / 32) > MCU_BINARY_MAX_WINDOW;
 }
 
-MCU_BITSLICE_OPT mcu_status mcu_binary_conv2d_bitslice_s1(const mcu_binary_conv2d_bitslice_params *params,
+MCU_BINARY_OPT mcu_status mcu_binary_conv2d_bitslice_s1(const mcu_binary_conv2d_bitslice_params *params,
                                                           const uint32_t *input, uint32_t *output)
 {
     uint32_t window[MCU_BINARY_MAX_WINDOW];
@@ -171,7 +164,7 @@ MCU_BITSLICE_OPT mcu_status mcu_binary_conv2d_bitslice_s1(const mcu_binary_conv2
 /* int8 output: dot = N_all - 2 * count - corr[pattern][oc]; bias_p[pattern][oc] = bias[oc] + N_all -
  * corr[pattern][oc] (compile time), so acc = bias_p - 2 * count, requantized per channel. Each lane's count is
  * read back from the planes. */
-MCU_BITSLICE_OPT mcu_status mcu_binary_conv2d_bitslice_s1_s8(const mcu_binary_conv2d_bitslice_params *params,
+MCU_BINARY_OPT mcu_status mcu_binary_conv2d_bitslice_s1_s8(const mcu_binary_conv2d_bitslice_params *params,
                                                              const uint32_t *input, int8_t *output)
 {
     uint32_t window[MCU_BINARY_MAX_WINDOW];

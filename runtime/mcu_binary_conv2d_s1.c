@@ -72,7 +72,7 @@ static int check(const mcu_binary_conv2d_params *p, const void *input, const voi
            p->filter_h * p->filter_w * mcu_packed_words(p->input.c) <= MCU_BINARY_MAX_WINDOW;
 }
 
-MCU_KERNEL_OPT mcu_status mcu_binary_conv2d_s1(const mcu_binary_conv2d_params *params, const uint32_t *input,
+MCU_BINARY_OPT mcu_status mcu_binary_conv2d_s1(const mcu_binary_conv2d_params *params, const uint32_t *input,
                                                uint32_t *output)
 {
     mcu_binary_window win;
@@ -110,7 +110,7 @@ MCU_KERNEL_OPT mcu_status mcu_binary_conv2d_s1(const mcu_binary_conv2d_params *p
     return MCU_OK;
 }
 
-MCU_KERNEL_OPT mcu_status mcu_binary_conv2d_s1_s8(const mcu_binary_conv2d_params *params, const uint32_t *input,
+MCU_BINARY_OPT mcu_status mcu_binary_conv2d_s1_s8(const mcu_binary_conv2d_params *params, const uint32_t *input,
                                                   int8_t *output)
 {
     mcu_binary_window win;

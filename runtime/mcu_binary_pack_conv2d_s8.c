@@ -33,7 +33,7 @@ MCU_BINARY_INLINE void gather_patch(const mcu_binary_pack_conv2d_params *p, cons
     }
 }
 
-MCU_KERNEL_OPT mcu_status mcu_binary_pack_conv2d_s8(const mcu_binary_pack_conv2d_params *params,
+MCU_BINARY_OPT mcu_status mcu_binary_pack_conv2d_s8(const mcu_binary_pack_conv2d_params *params,
                                                     const int8_t *input, uint32_t *output)
 {
     int8_t patch[MCU_BINARY_MAX_PATCH];
