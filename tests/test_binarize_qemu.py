@@ -61,3 +61,30 @@ def test_binarized_cnn_runs_bit_exact_on_the_board(bnn, board, tmp_path):
     assert len(objects) == 6  # 5 binary kernel files + model
     for obj in objects:
         assert float_instructions(board_obj, obj) == [], obj.name
+
+
+def test_must_show_3_binary_layers_take_5x_fewer_instructions_than_the_same_layers_in_int8(tmp_path):
+    """Per-layer instruction counts (Options.profile_layers, what mcutool bench prints) of the issue's network
+    with --binarize auto and off on stm32f746: the binary convs >= 5x fewer instructions than the same convs in
+    int8, and the int8 copy itself at >= 0.5 MACs/instruction (a slow baseline would make the ratio cheap)."""
+    require_board_tools("stm32f746")
+    path = tmp_path / "bnn.onnx"
+    onnx.save(build_bnn(seed=0), path)
+    g8 = float_to_int8_graph(path, random_inputs(64, 99))
+    q = g8.tensor(g8.inputs[0]).quant
+    x = np.clip(np.round(random_inputs(1, 7) / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+    layers, macs = {}, {}
+    for mode in ("auto", "off"):
+        report = compile_model(path, "stm32f746", tmp_path / mode, Options(binarize=mode, profile_layers=True),
+                               graph=g8)
+        _, info = run_build(tmp_path / mode, [x])
+        layers[mode] = {r["name"]: r for r in info["layers"]}
+        macs.update({r["name"]: r["macs"] for r in report["layers"]})
+        # the layer-by-layer counts add up to about the whole inference's (call overhead per layer aside)
+        assert abs(sum(r["instructions"] for r in info["layers"]) - info["instructions"]) < 0.01 * info["instructions"]
+    convs = ["conv1", "conv2", "conv3", "conv4"]
+    assert all(layers["auto"][n]["op"] == "binary_conv2d" and layers["off"][n]["op"] == "conv2d" for n in convs)
+    binary = sum(layers["auto"][n]["instructions"] for n in convs)
+    int8 = sum(layers["off"][n]["instructions"] for n in convs)
+    assert sum(macs[n] for n in convs) / int8 >= 0.5
+    assert int8 >= 5 * binary, f"int8 {int8:,} vs binary {binary:,} instructions"
