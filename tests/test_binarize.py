@@ -176,3 +176,32 @@ def test_must_show_2_packed_binary_weights_take_at_most_a_seventh_of_int8(bnn, t
     # hand count: int8 weights 9*32*32 + 9*32*64 + 2 * 9*64*64 (+ int32 biases 4*(32+64+64+64)) = 102,272 B
     assert int8 == 102_272
     assert packed * 7 <= int8, f"packed {packed} B vs int8 {int8} B"
+
+
+@pytest.mark.parametrize("channels", [None, (24, 40, 24, 48, 40)], ids=["issue", "odd_channels"])
+def test_binary_kernels_run_on_the_host_under_sanitizers_bit_exact(channels, tmp_path):
+    """--emit library of a binarized network compiled with the host gcc (-Wall -Wextra -Werror, ASan + UBSan,
+    arena of exactly MCU_MODEL_ARENA_SIZE bytes on the heap): outputs == reference. Both kernel families: the
+    bit-lane ones (channel counts multiples of 32) and the XNOR/popcount ones (partial packed words)."""
+    import subprocess
+    from conftest import require_tool
+    from test_library_host import HOST_MAIN
+    gcc = require_tool("gcc")
+    path = tmp_path / "bnn.onnx"
+    onnx.save(build_bnn(seed=0) if channels is None else build_bnn(seed=1, channels=channels), path)
+    g8 = float_to_int8_graph(path, random_inputs(64, CALIB_SEED))
+    lib = tmp_path / "lib"
+    compile_model(path, "stm32f746", lib, Options(emit="library"), graph=g8)
+    (tmp_path / "host.c").write_text(HOST_MAIN)
+    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
+    exe = tmp_path / "host"
+    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    gb, _ = binarize(g8, "auto")
+    xq = _int8_inputs(g8, random_inputs(4, 31))
+    for i in range(len(xq)):
+        (tmp_path / "x.bin").write_bytes(xq[i:i + 1].tobytes())
+        subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], check=True)
+        got = np.frombuffer((tmp_path / "y.bin").read_bytes(), np.int8).reshape(1, 10)
+        assert np.array_equal(got, ref.run(gb, {gb.inputs[0]: xq[i:i + 1]})[gb.outputs[0]])
