@@ -132,6 +132,11 @@ def compile_cmd(model, board, out, emit, no_build):
     """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
     out_dir, report = _compile(model, board, out, emit, no_build)
     click.echo(_summary_line(report))
+    moved = (report.get("binarization") or {}).get("output_movement")
+    if moved:
+        click.echo(f"binarized {', '.join(report['binarization']['binary_layers'])}: outputs moved by "
+                   f"{moved['mean_abs_lsb']} LSB on average (max {moved['max_abs_lsb']}), top-1 agreement "
+                   f"{moved['top1_agreement']:.0%} on {moved['samples']} random inputs")
     click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
 
 

@@ -205,3 +205,20 @@ def test_binary_kernels_run_on_the_host_under_sanitizers_bit_exact(channels, tmp
         subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], check=True)
         got = np.frombuffer((tmp_path / "y.bin").read_bytes(), np.int8).reshape(1, 10)
         assert np.array_equal(got, ref.run(gb, {gb.inputs[0]: xq[i:i + 1]})[gb.outputs[0]])
+
+
+def test_binarizing_a_named_layer_that_is_not_plus_minus_alpha_reports_how_far_outputs_moved(bnn):
+    """conv0 has ordinary int8 weights and an int8 input: binarized on request (alpha = mean |w|, the input's
+    sign), and the report measures the movement against the int8 graph on random inputs."""
+    _, g8 = bnn
+    gb, report = binarize(g8, parse_selection("conv0"))
+    assert report.approximated == ["conv0"] and report.movement["samples"] == 8
+    conv0 = next(op for op in gb.ops if op.name == "conv0")
+    assert conv0.kind == "binary_conv2d"
+    assert any(op.kind == "binary_pack" for op in gb.ops)  # the int8 input's sign, packed
+    w = g8.tensor(next(op for op in g8.ops if op.name == "conv0").inputs[1])
+    q = np.abs(w.data.astype(np.float64)).reshape(w.shape[0], -1)
+    alpha = gb.tensor(conv0.inputs[1]).quant.scale
+    assert np.allclose(alpha, q.mean(axis=1) * w.quant.scale, rtol=1e-6)  # alpha = mean |w| per channel
+    # a sign-of-input, sign-of-weight layer cannot equal the int8 layer: the movement is real and measured
+    assert report.movement["max_abs_lsb"] > 0 and 0 <= report.movement["top1_agreement"] <= 1
