@@ -1249,10 +1249,11 @@ def _exec_dequantize(graph, op, args):
 
 
 def _exec_sign(graph, op, args):
-    """Sign with Sign(0) = +1 (Larq's convention; the float models it imports never produce an exact 0)."""
+    """Sign. Float: ONNX's Sign (sign(0) = 0), what the imported model means. int8 (the activation of a binary
+    network, DESIGN.md §8): +-1 with Sign(0) = +1 (Larq's convention), as the binary layers compute it."""
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     if _kind_of(graph, op) == "float":
-        return [np.where(np.asarray(args[0], np.float32) < 0, -1.0, 1.0).astype(np.float32)]
+        return [np.sign(np.asarray(args[0], np.float32)).astype(np.float32)]
     _, z = _qparams(op, x_t, "input")
     so, zo = _qparams(op, out_t, "output")
     return [sign_int8(args[0], in_zp=z, out_scale=so, out_zp=zo, out_dtype=out_t.dtype)]
