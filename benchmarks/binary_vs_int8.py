@@ -54,7 +54,8 @@ def main() -> int:
     convs = [n for n, r in binary.items() if r["op"] == "binary_conv2d"]
 
     print(f"board {args.board}, instructions per layer (QEMU -icount shift=0), one inference")
-    print(f"{'layer':<14}{'binary op':<20}{'binary':>12}   {'int8 op':<12}{'int8':>12}{'MACs':>12}{'int8 MAC/instr':>16}")
+    print(f"{'layer':<14}{'binary op':<20}{'binary':>12}   {'int8 op':<12}{'int8':>12}{'MACs':>12}"
+          f"{'int8 MAC/instr':>16}")
     for name in convs:
         b, i = binary[name], int8[name]
         print(f"{name:<14}{b['op']:<20}{b['instructions']:>12,}   {i['op']:<12}{i['instructions']:>12,}"

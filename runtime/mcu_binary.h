@@ -87,8 +87,8 @@ mcu_status mcu_binary_conv2d_s1_s8(const mcu_binary_conv2d_params *params, const
 /* binary conv with bit output, output channels in bit lanes (mcu_binary_conv2d_bitslice_s1.c): in_c % 32 == 0,
  * out_c % 32 == 0. weights_t[ocw][tap][c]: bit j = weight bit of output channel 32 * ocw + j. A pixel's
  * border pattern is row_class[oy] * col_classes + col_class[ox]; k[pattern][ocw][plane] holds, bit-sliced
- * over MCU_BINARY_BITSLICE_PLANES planes, the per-channel count of mismatches at and above which the output bit is 1 (before
- * flip). */
+ * over MCU_BINARY_BITSLICE_PLANES planes, the per-channel count of mismatches at and above which the output
+ * bit is 1 (before flip). */
 #define MCU_BINARY_BITSLICE_PLANES 12 /* counts up to 4095: kh * kw * in_c < 4095 */
 typedef struct {
     mcu_dims input;    /* c = input channels */

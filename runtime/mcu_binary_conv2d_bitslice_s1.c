@@ -1,19 +1,21 @@
 /*
- * mcu_binary_conv2d_bitslice_s1.c - binary conv with bit output, output channels in bit lanes.
+ * mcu_binary_conv2d_bitslice_s1.c - binary conv with output channels in bit lanes (mcu_binary.h).
  *
- * The XNOR/popcount kernel (mcu_binary_conv2d_s1.c) counts the bits of one output channel at a time. Here
+ * The XNOR/popcount kernels (mcu_binary_conv2d_s1.c) count the bits of one output channel at a time. Here
  * the 32 output channels of a word are counted at once, one per bit lane: the weights are stored transposed
  * (weights_t[ocw][tap][c] = bit j of output channel 32 * ocw + j, for input channel c), each input bit x
  * turns a weight column into its mismatch vector (w XOR -x), and a carry-save adder tree (Harley-Seal)
- * accumulates the vectors of 16 inputs at a time into a bit-sliced count (bit planes ones, twos, fours,
- * eights, sixteens -- two 16-input carries per input word -- and half adders above: 12 planes, counts < 4096). The count of every lane is then compared with its threshold
- * in bit-sliced form, 32 channels per word operation.
+ * accumulates the vectors of 16 inputs at a time into a bit-sliced count: planes ones, twos, fours, eights,
+ * sixteens (two 16-input carries per input word) and half adders above, 12 planes (counts < 4096).
  *
- * Padded taps are gathered as x = +1 (bits 0) like the other kernel; what they add is folded at compile
- * time into the per-lane comparison constant of the pixel's border pattern (pattern = row_class[oy] *
- * col_classes + col_class[ox]): bit = (count >= k[pattern][ocw]) XOR flip, with
- * k = floor((N_all - thr - corr) / 2) + 1 and corr = what the padded taps add to dot (mcutool/codegen/
- * binary_kernels.py). Requires in_c % 32 == 0 and out_c % 32 == 0; mcutool uses the other kernel otherwise.
+ * Padded taps are gathered as x = +1 (bits 0); what they add to dot is folded at compile time into per
+ * border pattern constants (pattern = row_class[oy] * col_classes + col_class[ox]; mcutool/codegen/
+ * binary_kernels.py derives them from the op's thresholds or bias):
+ *   mcu_binary_conv2d_bitslice_s1:    bit = (count >= k[pattern][ocw]) XOR flip, compared bit-sliced,
+ *                                     32 channels per word operation;
+ *   mcu_binary_conv2d_bitslice_s1_s8: acc = bias_p[pattern][oc] - 2 * count, requantized per channel (each
+ *                                     lane's count is read back from the planes).
+ * Requires in_c % 32 == 0, out_c % 32 == 0 and kh * kw * in_c < 4095; mcutool uses the other kernels otherwise.
  */
 #include "mcu_binary.h"
 #include "mcu_requant.h"

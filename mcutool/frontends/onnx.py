@@ -40,8 +40,8 @@ from mcutool.ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, Elementw
 COMPUTE_OPS = (
     "Conv", "QLinearConv", "ConvInteger", "Gemm", "MatMul", "QLinearMatMul", "MatMulInteger", "QuantizeLinear",
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten", "Reshape",
-    "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant",
+    "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
+    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
