@@ -3,7 +3,8 @@
     python benchmarks/binary_vs_int8.py [--board stm32f746] [-o build/binary_vs_int8]
 
 Builds the issue's binarized CNN (tests/bnn_builder.py: int8 first conv, four binary convs with BatchNorm + Sign,
-max pools, float Gemm), quantizes it (mcutool.quantize.ptq, 64 calibration images) and compiles it twice:
+max pools, float Gemm), quantizes it (mcutool.quantize.ptq, 64 calibration images; also written as a QDQ ONNX
+file, bnn_int8.onnx, which `mcutool bench --binarize auto|off` compiles to the same graph) and compiles it twice:
 `--binarize auto` (binary layers) and `--binarize off` (the same network with those layers as int8 convs and
 int8 Sign/MaxPool ops). Both run once in QEMU with per-layer instruction counts (what `mcutool bench` prints).
 Prints each layer's instructions in both builds and the ratios: the binary convs against the same convs in
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from bnn_builder import build_bnn, float_to_int8_graph, random_inputs  # noqa: E402
+from bnn_builder import build_bnn, float_to_int8_graph, random_inputs, to_qdq_onnx  # noqa: E402
 from mcutool.compiler import Options, compile_model, run_build  # noqa: E402
 
 
@@ -41,8 +42,10 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "bnn.onnx"
-    onnx.save(build_bnn(seed=0), path)
+    model = build_bnn(seed=0)
+    onnx.save(model, path)
     g8 = float_to_int8_graph(path, random_inputs(64, 99))
+    onnx.save(to_qdq_onnx(model, g8), out / "bnn_int8.onnx")  # the same int8 graph as a file, for the CLI
     q = g8.tensor(g8.inputs[0]).quant
     x = np.clip(np.round(random_inputs(1, 7) / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
 
@@ -78,6 +81,9 @@ def main() -> int:
     wb = sum(r["weights_bytes"] for r in rb["layers"] if r["name"] in convs)
     w8 = sum(r["weights_bytes"] for r in r8["layers"] if r["name"] in convs)
     print(f"weights of those layers (report.json): binary {wb:,} B, int8 {w8:,} B (1/{w8 / wb:.2f})")
+    print(f"\nthe same from the command line (the int8 copy as a QDQ ONNX file):\n"
+          f"  mcutool bench {out / 'bnn_int8.onnx'} --board {args.board} --binarize auto\n"
+          f"  mcutool bench {out / 'bnn_int8.onnx'} --board {args.board} --binarize off")
     return 0
 
 

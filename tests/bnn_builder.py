@@ -153,3 +153,80 @@ def integer_io(graph):
     graph.ops, graph.inputs, graph.outputs = keep, inputs, outputs
     graph.validate()
     return graph
+
+
+def to_qdq_onnx(float_model: onnx.ModelProto, g8) -> onnx.ModelProto:
+    """The int8 graph `g8` (float_to_int8_graph of `float_model`) written back as a QDQ ONNX model with int8 I/O:
+    every Conv/Sign/MaxPool/Gemm between DequantizeLinear and QuantizeLinear with g8's scales, zero points and
+    int8/int32 weights (BatchNorm folded). mcutool imports it as the same int8 graph, so the CLI can compile it
+    with --binarize auto|off (`mcutool bench bnn_int8.onnx --board stm32f746 --binarize off`)."""
+    ops = {op.name: op for op in g8.ops}
+    nodes, inits, names = [], [], {"input": "input"}
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def quant_of(ir_name):
+        q = g8.tensor(ir_name).quant
+        return float(q.scale[0]), int(q.zero_point[0])
+
+    def dq(onnx_name, ir_name):
+        s, z = quant_of(ir_name)
+        out = onnx_name + "_dq"
+        nodes.append(helper.make_node("DequantizeLinear", [onnx_name, const(out + "_s", np.float32(s)),
+                                                           const(out + "_z", np.int8(z))], [out]))
+        return out
+
+    def q(onnx_float, onnx_name, ir_name):
+        s, z = quant_of(ir_name)
+        nodes.append(helper.make_node("QuantizeLinear", [onnx_float, const(onnx_name + "_s", np.float32(s)),
+                                                         const(onnx_name + "_z", np.int8(z))], [onnx_name]))
+
+    def weights(prefix, op, wq, axis):
+        w, b = g8.tensor(op.inputs[1]), g8.tensor(op.inputs[2])
+        ws = w.quant.scale.astype(np.float32)
+        w_dq = prefix + "_w_dq"
+        nodes.append(helper.make_node("DequantizeLinear", [const(prefix + "_w", wq), const(prefix + "_ws", ws if
+                                      ws.size > 1 else ws[0]), const(prefix + "_wz", np.zeros(ws.shape, np.int8) if
+                                      ws.size > 1 else np.int8(0))], [w_dq], **({"axis": axis} if ws.size > 1 else {})))
+        bs = (b.quant.scale.astype(np.float32))
+        b_dq = prefix + "_b_dq"
+        nodes.append(helper.make_node("DequantizeLinear", [const(prefix + "_b", b.data.astype(np.int32)),
+                                                           const(prefix + "_bs", bs if bs.size > 1 else bs[0]),
+                                      const(prefix + "_bz", np.zeros(bs.shape, np.int32) if bs.size > 1 else
+                                            np.int32(0))], [b_dq], **({"axis": 0} if bs.size > 1 else {})))
+        return w_dq, b_dq
+
+    last = None
+    for node in float_model.graph.node:
+        if node.op_type == "BatchNormalization":
+            names[node.output[0]] = names[node.input[0]]
+            continue
+        op = ops[node.name]
+        x = names[node.input[0]]
+        out = node.name + "_q"
+        if node.op_type == "Flatten":
+            nodes.append(helper.make_node("Flatten", [x], [out], name=node.name, axis=1))
+        else:
+            xf = dq(x, op.inputs[0])
+            extra = []
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            w = g8.tensor(op.inputs[1]) if len(op.inputs) > 1 else None
+            if node.op_type == "Conv":  # IR weights (out, kh, kw, in) -> ONNX's (out, in, kh, kw)
+                extra = list(weights(node.name, op, np.ascontiguousarray(w.data.transpose(0, 3, 1, 2)), 0))
+            elif node.op_type == "Gemm":  # IR columns are NHWC-flat (h, w, c); ONNX's Flatten gives (c, h, w)
+                flatten = g8.producers()[op.inputs[0]]
+                _, hh, ww, c = g8.tensor(flatten.inputs[0]).shape
+                cols = np.arange(w.shape[1]).reshape(hh, ww, c).transpose(2, 0, 1).reshape(-1)
+                extra = list(weights(node.name, op, np.ascontiguousarray(w.data[:, cols]), 0))
+            nodes.append(helper.make_node(node.op_type, [xf, *extra], [node.name + "_f"], name=node.name, **attrs))
+            q(node.name + "_f", out, op.outputs[0])
+        names[node.output[0]] = out
+        last = out
+    graph = helper.make_graph(nodes, "bnn_int8", [helper.make_tensor_value_info("input", TensorProto.INT8,
+                                                                                 [1, 1, 32, 32])],
+                              [helper.make_tensor_value_info(last, TensorProto.INT8, [1, CLASSES])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model

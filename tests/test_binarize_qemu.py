@@ -88,3 +88,35 @@ def test_must_show_3_binary_layers_take_5x_fewer_instructions_than_the_same_laye
     int8 = sum(layers["off"][n]["instructions"] for n in convs)
     assert sum(macs[n] for n in convs) / int8 >= 0.5
     assert int8 >= 5 * binary, f"int8 {int8:,} vs binary {binary:,} instructions"
+
+
+def test_mcutool_bench_prints_binary_layers_and_the_same_layers_in_int8(tmp_path):
+    """The int8 copy of the network as a QDQ ONNX file (it imports as the same int8 graph: outputs equal) through
+    the CLI: `bench --binarize auto` lists binary layers with their instructions, `--binarize off` the same
+    layers as int8 convs and Signs."""
+    import subprocess
+    import sys
+    from bnn_builder import to_qdq_onnx
+    from mcutool.frontends import load_model
+    require_board_tools("stm32f746")
+    model = build_bnn(seed=0)
+    onnx.save(model, tmp_path / "bnn.onnx")
+    g8 = float_to_int8_graph(tmp_path / "bnn.onnx", random_inputs(64, 99))
+    onnx.save(to_qdq_onnx(model, g8), tmp_path / "bnn_int8.onnx")
+    gi = load_model(tmp_path / "bnn_int8.onnx")
+    x = np.random.default_rng(3).integers(-128, 128, size=(1, 1, 32, 32)).astype(np.int8)
+    assert np.array_equal(ref.run(gi, {gi.inputs[0]: x})[gi.outputs[0]], ref.run(g8, {g8.inputs[0]: x})[g8.outputs[0]])
+    rows = {}
+    for mode in ("auto", "off"):
+        done = subprocess.run([sys.executable, "-m", "mcutool", "bench", str(tmp_path / "bnn_int8.onnx"), "--board",
+                               "stm32f746", "-o", str(tmp_path / mode), "--binarize", mode],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        rows[mode] = {line.split()[0]: line.split() for line in done.stdout.splitlines()
+                      if line.startswith(("conv", "sign", "pool"))}
+    assert [rows["auto"][f"conv{i}"][1] for i in range(1, 5)] == ["binary_conv2d"] * 4
+    assert rows["auto"]["conv0"][1] == "binary_pack_conv2d" and "sign1" not in rows["auto"]
+    assert [rows["off"][f"conv{i}"][1] for i in range(5)] == ["conv2d"] * 5 and rows["off"]["sign1"][1] == "sign"
+    binary = sum(int(rows["auto"][f"conv{i}"][2].replace(",", "")) for i in range(1, 5))
+    int8 = sum(int(rows["off"][f"conv{i}"][2].replace(",", "")) for i in range(1, 5))
+    assert int8 >= 5 * binary
