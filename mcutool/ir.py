@@ -158,6 +158,8 @@ class NoAttrs:  # reshape, logistic, quantize, dequantize, sign
 #                        int8 (dtype int8; inputs x, w, bias int32 (out,)): the weight tensor's per-channel
 #                          scale is alpha (w = alpha * (+-1)), the input's scale is 1, so
 #                          out = MultiplyByQuantizedMultiplier(dot + bias, alpha[c] / s_out) + zp_out, clamped.
+#                      A binary fully connected layer is a binary_conv2d with a 1x1 kernel over a 1x1 image: its
+#                      packed input and output may be 2-D (N, words) / (N, C), read as (N, 1, 1, ...).
 #   binary_max_pool2d  bits -> bits: the max of +-1 values is -1 only if all are -1: AND of the bits (padded
 #                      positions skipped).
 

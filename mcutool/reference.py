@@ -1266,9 +1266,17 @@ def _exec_binary_pack(graph, op, args):
 
 
 def _binary_geometry(graph, op):
+    """Conv geometry; a 2-D output (a binary fully connected layer) is a 1x1 image."""
     out_t = graph.tensor(op.outputs[0])
     a = op.attrs
-    return dict(stride=a.stride, dilation=a.dilation, pads=a.pads, out_hw=_out_hw(out_t))
+    out_hw = _out_hw(out_t) if len(out_t.shape) == 4 else (1, 1)
+    return dict(stride=a.stride, dilation=a.dilation, pads=a.pads, out_hw=out_hw)
+
+
+def _image(x: np.ndarray) -> np.ndarray:
+    """A 2-D (N, C) value as an (N, 1, 1, C) image."""
+    x = np.asarray(x)
+    return x.reshape(x.shape[0], 1, 1, x.shape[-1]) if x.ndim == 2 else x
 
 
 def _exec_binary_pack_conv2d(graph, op, args):
@@ -1283,7 +1291,7 @@ def _exec_binary_pack_conv2d(graph, op, args):
 def _exec_binary_conv2d(graph, op, args):
     a = op.attrs
     out_t, w_t = graph.tensor(op.outputs[0]), graph.tensor(op.inputs[1])
-    x_bits = unpack_bits(args[0], a.in_channels)
+    x_bits = unpack_bits(_image(args[0]), a.in_channels)
     w_bits = unpack_bits(args[1], a.in_channels)
     dot = binary_conv2d_dot(x_bits, w_bits, **_binary_geometry(graph, op))
     if out_t.dtype == "uint32":

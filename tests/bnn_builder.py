@@ -230,3 +230,74 @@ def to_qdq_onnx(float_model: onnx.ModelProto, g8) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
+
+
+MLP_HIDDEN = (128, 64)  # binary fully connected layers after the first conv
+
+
+def build_bnn_mlp(seed: int = 0) -> onnx.ModelProto:
+    """A binary network with fully connected binary layers: x (1x1x16x16) -> Conv 3x3 1->32 + BN + Sign ->
+    MaxPool 2 -> Flatten (2048) -> Gemm +-alpha 2048->128 + BN + Sign -> Gemm +-alpha 128->64 + BN (the last
+    binary layer, int8 output) -> Gemm 64->10 (float). Same input grid and first-layer care as build_bnn."""
+    rng = np.random.default_rng(seed)
+    samples = random_inputs(16, seed + 1000)[:, :, :16, :16]
+    inits, nodes = [], []
+
+    def add(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    def bn(i, x, pre, first=False):
+        mean, std = np.median(pre, axis=tuple(a for a in range(pre.ndim) if a != 1)), pre.std(
+            axis=tuple(a for a in range(pre.ndim) if a != 1)) + 1e-3
+        gamma = rng.uniform(0.5, 1.5, size=mean.size) * rng.choice([-1.0, 1.0], size=mean.size, p=[0.25, 0.75])
+        beta = rng.normal(0, 0.05, size=mean.size)
+        if first:
+            step = 1.0 / (128 * 128)
+            mean, beta = (np.round(mean / step) - 0.25 * np.sign(gamma)) * step, np.zeros(mean.size)
+        names = [add(f"bn{i}_{k}", v) for k, v in (("g", gamma), ("b", beta), ("m", mean), ("v", std ** 2))]
+        nodes.append(helper.make_node("BatchNormalization", [x, *names], [f"n{i}"], name=f"bn{i}", epsilon=1e-5))
+        return f"n{i}"
+
+    def partial(output):
+        graph = helper.make_graph(list(nodes), "bnn_mlp", [helper.make_tensor_value_info(
+            "input", TensorProto.FLOAT, [1, 1, 16, 16])], [helper.make_tensor_value_info(output, TensorProto.FLOAT,
+                                                                                          None)], list(inits))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        return model
+
+    k = np.clip(np.round(rng.normal(0, 50, size=(32, 1, 3, 3))), -126, 126)
+    k.reshape(32, -1)[:, 0] = 127 * rng.choice([-1, 1], size=32)
+    nodes.append(helper.make_node("Conv", ["input", add("w0", k / 128), add("b0", np.zeros(32))], ["c0"],
+                                  name="conv0", kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    x = bn(0, "c0", _run(partial("c0"), samples, "c0"), first=True)
+    nodes.append(helper.make_node("Sign", [x], ["s0"], name="sign0"))
+    nodes.append(helper.make_node("MaxPool", ["s0"], ["p0"], name="pool0", kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(helper.make_node("Flatten", ["p0"], ["flat"], name="flatten", axis=1))
+    x, width = "flat", 32 * 8 * 8
+    for i, out in enumerate(MLP_HIDDEN, start=1):
+        alpha = rng.uniform(0.5, 1.5, size=(out, 1))
+        w = alpha * rng.choice([-1.0, 1.0], size=(out, width))
+        nodes.append(helper.make_node("Gemm", [x, add(f"w{i}", w), add(f"b{i}", rng.normal(0, 0.1, out))], [f"g{i}"],
+                                      name=f"fc{i}", transB=1))
+        x = bn(i, f"g{i}", _run(partial(f"g{i}"), samples, f"g{i}"))
+        if i < len(MLP_HIDDEN):
+            nodes.append(helper.make_node("Sign", [x], [f"s{i}"], name=f"sign{i}"))
+            x = f"s{i}"
+        width = out
+    feat = _run(partial(x), samples, x)
+    w = rng.normal(0, 1, size=(CLASSES, width)) / np.sqrt(width)
+    nodes.append(helper.make_node("Gemm", [x, add("w_out", w), add("b_out", -(feat @ w.T).mean(axis=0))], ["logits"],
+                                  name="fc_out", transB=1))
+    graph = helper.make_graph(nodes, "bnn_mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                               [1, 1, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def random_inputs_16(n: int, seed: int) -> np.ndarray:
+    """random_inputs cropped to 16x16 (both grid extremes kept in the first image)."""
+    return np.ascontiguousarray(random_inputs(n, seed)[:, :, :16, :16])

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from bnn_builder import build_bnn, float_to_int8_graph, random_inputs
+from bnn_builder import build_bnn, build_bnn_mlp, float_to_int8_graph, random_inputs, random_inputs_16
 from mcutool import reference as ref
 from mcutool.binarize import binarize
 from mcutool.compiler import Options, compile_model, run_build
@@ -17,34 +17,43 @@ from test_firmware_qemu import require_board_tools
 pytestmark = pytest.mark.qemu
 
 
-# The issue's network (channel counts multiples of 32: the bit-lane kernels) and one whose channel counts are
-# not (partial packed words: the XNOR/popcount kernels, bit and int8 output, and a 24-channel first layer).
-NETWORKS = {"issue": None, "odd_channels": (24, 40, 24, 48, 40)}
+# The issue's network (channel counts multiples of 32: the bit-lane kernels), one whose channel counts are not
+# (partial packed words: the XNOR/popcount kernels, bit and int8 output, a 24-channel first layer), and one
+# with binary fully connected layers after a flatten of packed bits.
+NETWORKS = ["issue", "odd_channels", "mlp"]
+KERNELS = {
+    "issue": {"mcu_binary_conv2d_bitslice_s1(", "mcu_binary_conv2d_bitslice_s1_s8("},
+    "odd_channels": {"mcu_binary_conv2d_s1(", "mcu_binary_conv2d_s1_s8("},
+    "mlp": {"mcu_binary_conv2d_bitslice_s1(", "mcu_binary_conv2d_bitslice_s1_s8("},
+}
 
 
-@pytest.fixture(scope="module", params=list(NETWORKS))
+@pytest.fixture(scope="module", params=NETWORKS)
 def bnn(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("bnn") / "bnn.onnx"
-    channels = NETWORKS[request.param]
-    onnx.save(build_bnn(seed=0) if channels is None else build_bnn(seed=1, channels=channels), path)
-    return request.param, path, float_to_int8_graph(path, random_inputs(64, 99))
+    if request.param == "mlp":
+        onnx.save(build_bnn_mlp(seed=0), path)
+        return request.param, path, float_to_int8_graph(path, random_inputs_16(64, 99)), random_inputs_16
+    onnx.save(build_bnn(seed=0) if request.param == "issue" else build_bnn(seed=1, channels=(24, 40, 24, 48, 40)),
+              path)
+    return request.param, path, float_to_int8_graph(path, random_inputs(64, 99)), random_inputs
 
 
 @pytest.mark.parametrize("board", ["hifive1-revb", "stm32f746"])
 def test_binarized_cnn_runs_bit_exact_on_the_board(bnn, board, tmp_path):
     require_board_tools(board)
-    network, path, g8 = bnn
+    network, path, g8, inputs = bnn
     report = compile_model(path, board, tmp_path / "proj", Options(binarize="auto"), graph=g8)
     model_c = (tmp_path / "proj" / "model.c").read_text()
     used = {f for f in ("mcu_binary_conv2d_bitslice_s1(", "mcu_binary_conv2d_bitslice_s1_s8(",
                         "mcu_binary_conv2d_s1(", "mcu_binary_conv2d_s1_s8(") if f in model_c}
-    assert used == ({"mcu_binary_conv2d_bitslice_s1(", "mcu_binary_conv2d_bitslice_s1_s8("} if network == "issue"
-                    else {"mcu_binary_conv2d_s1(", "mcu_binary_conv2d_s1_s8("})
+    assert used == KERNELS[network]
     assert report["memory"]["sram_used_bytes"] <= report["memory"]["sram_limit_bytes"]
-    assert sum(r["op"].startswith("binary_") for r in report["layers"]) == 8
     gb, _ = binarize(g8, "auto")
+    assert sum(r["op"].startswith("binary_") for r in report["layers"]) == sum(
+        op.kind.startswith("binary_") for op in gb.ops) >= 4
     q = g8.tensor(g8.inputs[0]).quant
-    x = random_inputs(3, 21)
+    x = inputs(3, 21)
     xq = np.clip(np.round(x / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
     outputs = set()
     for i in range(len(xq)):

@@ -66,10 +66,18 @@ def _is_pm_alpha(w: Tensor) -> bool:
     return bool(np.all(a == a[:, :1]) and np.all(a[:, 0] > 0))
 
 
+def _packed_reshape(graph: Graph, op: Op) -> bool:
+    """A reshape that can move packed bits as they are: it only merges axes into the channel axis (a flatten
+    before a fully connected layer) and the channels fill whole words, so the packed words keep their order."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    return (op.kind == "reshape" and x.shape[-1] % 32 == 0 and y.shape[-1] % x.shape[-1] == 0
+            and x.shape[0] == y.shape[0] and len(y.shape) <= len(x.shape))
+
+
 def _sign_chain(graph: Graph, producers: dict, name: str) -> bool:
-    """True when tensor `name` is a Sign's int8 output, directly or through max pools."""
+    """True when tensor `name` is a Sign's int8 output, directly or through max pools and flattening reshapes."""
     p = producers.get(name)
-    while p is not None and p.kind == "max_pool2d" and p.attrs.activation == "none":
+    while p is not None and ((p.kind == "max_pool2d" and p.attrs.activation == "none") or _packed_reshape(graph, p)):
         p = producers.get(p.inputs[0])
     return p is not None and p.kind == "sign" and graph.tensor(p.outputs[0]).dtype == "int8"
 
@@ -79,18 +87,24 @@ def _int8_conv(graph: Graph, op: Op) -> bool:
             and graph.tensor(op.outputs[0]).dtype == "int8" and tuple(op.attrs.dilation) == (1, 1))
 
 
+def _int8_fc(graph: Graph, op: Op) -> bool:
+    return (op.kind == "fully_connected" and graph.tensor(op.inputs[0]).dtype == "int8"
+            and graph.tensor(op.outputs[0]).dtype == "int8" and len(graph.tensor(op.inputs[1]).shape) == 2)
+
+
 def _selected(graph: Graph, selection, producers) -> tuple[set[str], list[str]]:
     """(names of the convs to binarize, those among them whose weights are not +-alpha)."""
     if selection == "off":
         return set(), []
-    convs = {op.name: op for op in graph.ops if _int8_conv(graph, op)}
+    convs = {op.name: op for op in graph.ops if _int8_conv(graph, op) or _int8_fc(graph, op)}
     if selection == "auto":
         return {n for n, op in convs.items() if _is_pm_alpha(graph.tensor(op.inputs[1]))
                 and _sign_chain(graph, producers, op.inputs[0])}, []
     unknown = sorted(selection - set(convs))
     if unknown:
         raise UserError(f"--binarize names {', '.join(unknown)}, which {'is' if len(unknown) == 1 else 'are'} not an "
-                        f"int8 conv layer of {graph.name} (its conv layers: {', '.join(convs) or 'none'}).")
+                        f"int8 conv or fully connected layer of {graph.name} (those layers: "
+                        f"{', '.join(convs) or 'none'}).")
     return set(selection), sorted(n for n in selection if not _is_pm_alpha(graph.tensor(convs[n].inputs[1])))
 
 
@@ -111,7 +125,7 @@ def _plan(graph: Graph, selected: set[str]) -> _Plan:
         if op.kind == "sign" and op.outputs[0] in plan.bits:
             x = op.inputs[0]
             p = producers.get(x)
-            fusable = (p is not None and _int8_conv(graph, p) and p.attrs.activation == "none"
+            fusable = (p is not None and (_int8_conv(graph, p) or p.name in selected) and p.attrs.activation == "none"
                        and len(consumers[x]) == 1 and x not in graph.outputs and op.outputs[0] not in plan.int8)
             if fusable:
                 plan.fused[p.name] = op
@@ -125,7 +139,8 @@ def _plan(graph: Graph, selected: set[str]) -> _Plan:
                 plan.bits.add(n)
                 if not _sign_chain(graph, producers, n):
                     plan.int8.add(n)   # packed from its int8 values in place
-            elif (op.kind == "max_pool2d" and op.outputs[0] in plan.bits and _sign_chain(graph, producers, n)):
+            elif (op.kind in ("max_pool2d", "reshape") and op.outputs[0] in plan.bits
+                  and _sign_chain(graph, producers, n)):
                 plan.bits.add(n)
                 if op.outputs[0] in plan.int8:
                     plan.int8.add(n)
@@ -168,6 +183,8 @@ class _Rewriter:
                 self._sign(op)
             elif op.kind == "max_pool2d" and op.outputs[0] in self.plan.bits:
                 self._max_pool(op)
+            elif op.kind == "reshape" and op.outputs[0] in self.plan.bits:
+                self._reshape(op)
             elif op.name in self.plan.selected:
                 self._binary_conv(op)
             elif op.name in self.plan.fused:
@@ -202,8 +219,20 @@ class _Rewriter:
         if y in self.plan.int8:
             self.g.ops.append(op)
 
+    def _reshape(self, op: Op) -> None:
+        """A flatten of packed bits (channels in whole words): the same words, a new shape."""
+        x, y = op.inputs[0], op.outputs[0]
+        out = self._packed(y, self.old.tensor(y).shape[-1])
+        self.g.ops.append(Op(f"{op.name}/binary", "reshape", [self.bits[x]], [out]))
+        self.bits[y] = out
+        if y in self.plan.int8:
+            self.g.ops.append(op)
+
     def _attrs(self, op: Op, activation: str = "none") -> BinaryConv2DAttrs:
+        """A fully connected layer is a 1x1 binary conv over a 1x1 image (its packed input: 1x1xwords)."""
         w = self.old.tensor(op.inputs[1])
+        if op.kind == "fully_connected":
+            return BinaryConv2DAttrs(activation=activation, in_channels=w.shape[1], out_channels=w.shape[0])
         a = op.attrs
         return BinaryConv2DAttrs(a.stride, a.dilation, a.pads, activation, in_channels=w.shape[3],
                                  out_channels=w.shape[0])
@@ -229,6 +258,8 @@ class _Rewriter:
     def _binary_conv(self, op: Op) -> None:
         x_t, w_t = self.old.tensor(op.inputs[0]), self.old.tensor(op.inputs[1])
         q = w_t.data.astype(np.int64)
+        if op.kind == "fully_connected":  # (out, in) -> (out, 1, 1, in)
+            q = q.reshape(q.shape[0], 1, 1, q.shape[1])
         s_w = np.broadcast_to(w_t.quant.scale, (w_t.shape[0],)).astype(np.float64)
         alpha = np.abs(q).reshape(w_t.shape[0], -1).mean(axis=1) * s_w
         b_q = self.old.tensor(op.inputs[2]).data if len(op.inputs) > 2 and op.inputs[2] else np.zeros(w_t.shape[0])

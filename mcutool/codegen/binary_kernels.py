@@ -30,7 +30,7 @@ def _geometry(op: Op) -> dict:
 
 
 def _dims(shape, channels: int) -> dict:
-    n, h, w, _ = shape
+    n, h, w, _ = _image_shape(shape)
     return {"n": int(n), "h": int(h), "w": int(w), "c": int(channels)}
 
 
@@ -117,6 +117,11 @@ def binary_conv2d(ctx: Context, op: Op) -> LayerCode:
                      "template", HEADERS)
 
 
+def _image_shape(shape) -> tuple:
+    """(N, H, W, C) of a 4-D shape; a 2-D (N, C) one (a binary fully connected layer) as (N, 1, 1, C)."""
+    return tuple(shape) if len(shape) == 4 else (shape[0], 1, 1, shape[-1])
+
+
 def _border_classes(out_len: int, in_len: int, kernel: int, stride: int, pad: int) -> tuple[list[int], list]:
     """Per output row (or column): the index of its (first valid tap, end of valid taps) class; the classes."""
     ranges = []
@@ -140,8 +145,9 @@ def _bitslice_conv2d(ctx: Context, op: Op) -> LayerCode:
     bits = ref.unpack_bits(w.data, cin).reshape(cout, kh * kw, cin)          # (out, tap, c)
     weights_t = ref.pack_bits(bits.transpose(1, 2, 0)).transpose(2, 0, 1)  # (ocw, tap, c)
     n_all = kh * kw * cin
-    rows, row_classes = _border_classes(y.shape[1], x.shape[1], kh, a.stride[0], a.pads[0])
-    cols, col_classes = _border_classes(y.shape[2], x.shape[2], kw, a.stride[1], a.pads[1])
+    xs, ys = _image_shape(x.shape), _image_shape(y.shape)
+    rows, row_classes = _border_classes(ys[1], xs[1], kh, a.stride[0], a.pads[0])
+    cols, col_classes = _border_classes(ys[2], xs[2], kw, a.stride[1], a.pads[1])
     tap_sum = cin - 2 * bits.sum(axis=2)                                    # (out, tap): a +1 input's share
     corrs = []
     for ry in row_classes:
