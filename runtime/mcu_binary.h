@@ -40,6 +40,7 @@ mcu_status mcu_binary_pack_s8(const mcu_binary_pack_params *params, const int8_t
  * bit = acc < thresholds[oc]. Weights (out_c, kh, kw, in_c) int8. Output packed.
  * kh * kw * in_c <= MCU_BINARY_MAX_PATCH (the window is gathered on the stack). */
 #define MCU_BINARY_MAX_PATCH 512
+#define MCU_BINARY_SMALL_PATCH 12 /* first layers of 1 or 3 channels with 3x3 / 2x2 windows: the unrolled path */
 typedef struct {
     mcu_dims input;
     mcu_dims output;   /* c = output channels */
@@ -51,6 +52,7 @@ typedef struct {
     int32_t pad_left;
     int32_t input_offset;
     const int8_t *weights;
+    const int16_t *weights16;  /* kh * kw * in_c <= MCU_BINARY_SMALL_PATCH: (out_c, 12) int16, zero-padded; else NULL */
     const int32_t *bias;
     const int32_t *thresholds;
 } mcu_binary_pack_conv2d_params;

@@ -17,6 +17,7 @@ from .model import Context, LayerCode, emitter
 
 HEADERS = ("mcu_kernels.h", "mcu_binary.h")
 BITSLICE_PLANES = 12  # MCU_BINARY_BITSLICE_PLANES
+SMALL_PATCH = 12      # MCU_BINARY_SMALL_PATCH
 
 
 def _geometry(op: Op) -> dict:
@@ -69,10 +70,19 @@ def binary_pack_conv2d(ctx: Context, op: Op) -> LayerCode:
     if w.shape[1] * w.shape[2] * w.shape[3] > 512:
         raise UserError(f"layer {op.name!r} ({op.kind}): a {w.shape[1]}x{w.shape[2]}x{w.shape[3]} window exceeds "
                         "the fused first layer's 512-value patch (MCU_BINARY_MAX_PATCH).")
+    k = w.shape[1] * w.shape[2] * w.shape[3]
+    small = k <= SMALL_PATCH  # the unrolled path: weights pre-widened to int16, zero-padded to 12 per channel
     fields = {"input": _dims(x.shape, x.shape[3]), "output": _dims(g.tensor(op.outputs[0]).shape, a.out_channels),
               "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "input_offset": -zp,
-              "weights": rp.CRef("weights"), "bias": rp.CRef("bias"), "thresholds": rp.CRef("thresholds")}
-    defs = (rp._c_array(f"{p}_weights", "int8_t", [int(v) for v in w.data.reshape(-1)], p)
+              "weights": None if small else rp.CRef("weights"), "weights16": rp.CRef("weights16") if small else None,
+              "bias": rp.CRef("bias"), "thresholds": rp.CRef("thresholds")}
+    if small:
+        w16 = np.zeros((w.shape[0], SMALL_PATCH), np.int64)
+        w16[:, :k] = w.data.reshape(w.shape[0], k)
+        weights = rp._c_array(f"{p}_weights16", "int16_t", [int(v) for v in w16.reshape(-1)], p)
+    else:
+        weights = rp._c_array(f"{p}_weights", "int8_t", [int(v) for v in w.data.reshape(-1)], p)
+    defs = (weights
             + rp._c_array(f"{p}_bias", "int32_t", [int(v) for v in bias.data], p)
             + rp._c_array(f"{p}_thresholds", "int32_t", [int(v) for v in thr.data], p)
             + _struct("mcu_binary_pack_conv2d_params", p, fields))
