@@ -251,3 +251,70 @@ def test_binary_fully_connected_layers_after_a_flatten_of_packed_bits(tmp_path):
     got = np.array([ref.run(gb, {gb.inputs[0]: xq[i:i + 1]})[gb.outputs[0]].argmax() for i in range(TESTS)])
     assert np.mean(got == want) >= 0.9
 
+
+
+def _strided_graph(channels: int, seed: int):
+    """int8 IR built by hand: x (1, 9, 9, C) -> Sign -> conv 3x3 stride 2, pads (0, 0, 1, 1) (TF SAME) ->
+    Sign -> conv 3x3 stride 1 pads 1 -> int8 (1, 5, 5, C). Weights +-127 per channel (binary on `auto`)."""
+    from mcutool.ir import Conv2DAttrs, Graph, NoAttrs, Op, Quant, Tensor
+    rng = np.random.default_rng(seed)
+    g = Graph("strided")
+    q = Quant(np.float32(0.05), 3)
+    sq = Quant(np.float32(2 / 255), 0)
+    g.add_tensor(Tensor("x", (1, 9, 9, channels), "int8", q))
+    g.inputs, g.outputs = ["x"], ["y2"]
+    g.add_tensor(Tensor("s0", (1, 9, 9, channels), "int8", sq))
+    g.ops.append(Op("sign0", "sign", ["x"], ["s0"], NoAttrs()))
+    prev = "s0"
+    for i, (stride, pads, hw) in enumerate([((2, 2), (0, 0, 1, 1), 5), ((1, 1), (1, 1, 1, 1), 5)], start=1):
+        w = (127 * rng.choice([-1, 1], size=(channels, 3, 3, channels))).astype(np.int8)
+        ws = rng.uniform(0.5, 1.5, channels) / 127
+        g.add_tensor(Tensor(f"w{i}", w.shape, "int8", Quant(ws, np.zeros(channels, np.int64), 0), w))
+        bias = np.round(rng.normal(0, 2, channels) / (float(sq.scale[0]) * ws)).astype(np.int32)
+        g.add_tensor(Tensor(f"b{i}", (channels,), "int32", Quant(float(sq.scale[0]) * ws, np.zeros(channels), 0),
+                            bias))
+        g.add_tensor(Tensor(f"y{i}", (1, hw, hw, channels), "int8", Quant(np.float32(0.25), -2)))
+        g.ops.append(Op(f"conv{i}", "conv2d", [prev, f"w{i}", f"b{i}"], [f"y{i}"], Conv2DAttrs(stride, (1, 1), pads)))
+        if i == 1:
+            g.add_tensor(Tensor("s1", (1, hw, hw, channels), "int8", sq))
+            g.ops.append(Op("sign1", "sign", ["y1"], ["s1"], NoAttrs()))
+            prev = "s1"
+    g.validate()
+    return g
+
+
+@pytest.mark.parametrize("channels", [32, 40])
+def test_strided_and_asymmetrically_padded_binary_convs_on_the_host(channels, tmp_path):
+    """Stride 2 with TF-SAME padding (bottom/right only) and stride 1, in both kernel families (32 channels: bit
+    lanes; 40: partial words), compiled for the host under ASan/UBSan: == the reference, whose dot product is
+    checked against a direct zero-padded conv of +-1 values above."""
+    import subprocess
+    from conftest import require_tool
+    from test_library_host import HOST_MAIN
+    gcc = require_tool("gcc")
+    g8 = _strided_graph(channels, channels)
+    gb, report = binarize(g8, "auto")
+    assert report.layers == ["conv1", "conv2"] and [op.kind for op in gb.ops] == [
+        "binary_pack", "binary_conv2d", "binary_conv2d"]
+    model = tmp_path / "strided.onnx"
+    model.write_bytes(b"hand-built IR")  # names the project; the graph is given
+    compile_model(model, "stm32f746", tmp_path / "lib", Options(emit="library"), graph=g8)
+    lib = tmp_path / "lib"
+    bitslice = "mcu_binary_conv2d_bitslice_s1(" in (lib / "model.c").read_text()
+    assert bitslice == (channels % 32 == 0)
+    (tmp_path / "host.c").write_text(HOST_MAIN)
+    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
+    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o",
+                    str(tmp_path / "host")], check=True, capture_output=True, text=True)
+    rng = np.random.default_rng(1)
+    outs = set()
+    for _ in range(3):
+        x = rng.integers(-128, 128, size=(1, 9, 9, channels)).astype(np.int8)
+        (tmp_path / "x.bin").write_bytes(x.tobytes())
+        subprocess.run([str(tmp_path / "host"), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], check=True)
+        got = np.frombuffer((tmp_path / "y.bin").read_bytes(), np.int8).reshape(1, 5, 5, channels)
+        want = ref.run(gb, {"x": x})["y2"]
+        assert np.array_equal(got, want)
+        outs.add(got.tobytes())
+    assert len(outs) == 3
