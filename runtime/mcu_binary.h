@@ -136,10 +136,12 @@ mcu_status mcu_binary_max_pool2d_s1(const mcu_binary_pool_params *params, const 
 static inline int32_t mcu_packed_words(int32_t channels) { return (channels + 31) / 32; }
 
 /* Optimization of the binary kernels: O3, without turning their small gather loops into memset/memcpy calls
- * (a call per 1-word tap costs more than the copy) and without pre-allocation scheduling (it raised register
- * pressure into spills in the carry-save adder trees). */
+ * (a call per 1-word tap costs more than the copy), without pre-allocation scheduling (it raised register
+ * pressure into spills in the carry-save adder trees) and without vectorizing (on a core with an FPU, GCC
+ * moves 64-bit blocks through VFP registers, and the firmware must hold no floating-point instruction). */
 #if defined(__GNUC__) && !defined(__clang__)
-#define MCU_BINARY_OPT __attribute__((optimize("O3", "no-tree-loop-distribute-patterns", "no-schedule-insns")))
+#define MCU_BINARY_OPT \
+    __attribute__((optimize("O3", "no-tree-loop-distribute-patterns", "no-schedule-insns", "no-tree-vectorize")))
 #else
 #define MCU_BINARY_OPT
 #endif
