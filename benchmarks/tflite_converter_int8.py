@@ -11,7 +11,6 @@ that mcutool's agreement test uses (tests/structured_images.py, seed 1). Compare
 import sys
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.lite.python.optimize import calibrator
 

@@ -117,6 +117,9 @@ def _compile_options(fn):
                       help="SRAM the firmware may use, in KiB (arena, stack, other data); default: the board's.")(fn)
     fn = click.option("--max-overhead", type=float, default=20.0, show_default=True, metavar="PCT",
                       help="Largest extra-MAC percentage patch-based inference may add.")(fn)
+    fn = click.option("--binarize", default="auto", show_default=True, metavar="auto|off|LAYER,...",
+                      help="Binary (1-bit) layers: auto (convs with +-alpha weights after a Sign), off (all int8), "
+                           "or a comma-separated list of conv layers to binarize.")(fn)
     return fn
 
 
@@ -175,6 +178,11 @@ def compile_cmd(model, board, out, emit, no_build, **options):
     """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
     out_dir, report = _compile(model, board, out, emit, no_build, **options)
     click.echo(_summary_line(report))
+    moved = (report.get("binarization") or {}).get("output_movement")
+    if moved:
+        click.echo(f"binarized {', '.join(report['binarization']['binary_layers'])}: outputs moved by "
+                   f"{moved['mean_abs_lsb']} LSB on average (max {moved['max_abs_lsb']}), top-1 agreement "
+                   f"{moved['top1_agreement']:.0%} on {moved['samples']} random inputs")
     click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
 
 
@@ -242,9 +250,11 @@ def validate(model, board, out, emit, no_build, samples, seed, **options):
     import numpy as np
     from pathlib import Path
     from . import reference
+    from .binarize import binarize, parse_selection
     from .compiler import Options, firmware_graph, run_build
     out_dir, report = _compile(model, board, out, "firmware", False, **options)
     graph, _ = firmware_graph(Path(model), Options(calib=options.get("calib")))
+    graph, _ = binarize(graph, parse_selection(options.get("binarize", "auto")))  # what the firmware computes
     rng = np.random.default_rng(seed)
     bad = 0
     with click.progressbar(range(samples), label="  emulating", file=sys.stderr) as bar:
@@ -305,6 +315,9 @@ def _print_layer_profile(report: dict, counts: list[dict]) -> None:
             op, macs = "pad", 0
         ratio = f"{macs / n:.3f}" if n and macs else "-"
         click.echo(f"{name[:31]:<32}{op:<20}{macs:>12,}{n:>14,}{ratio:>12}")
+    binary = [c for c in counts if c["op"].startswith("binary_")]
+    if binary:
+        click.echo(f"binary layers: {sum(c['instructions'] for c in binary):,} instructions in {len(binary)} layers")
 
 
 @cli.command()

@@ -57,6 +57,7 @@ class Options:
     patch: str = "auto"      # auto | off | N (an N x N grid); DESIGN.md section 3
     sram_budget_kib: float | None = None  # all SRAM the firmware may use; None: the board's SRAM
     max_overhead: float = 20.0  # largest extra-MAC percentage patching may add
+    binarize: str = "auto"   # auto | off | LAYER,... (mcutool.binarize; DESIGN.md §8)
 
 
 def default_out_dir(model: Path, board: str) -> Path:
@@ -89,14 +90,18 @@ def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     return integer_io(qgraph), quantization
 
 
-def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None) -> dict:
-    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report."""
+def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
+                  graph: Graph | None = None) -> dict:
+    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report.
+    `graph`: the model's IR when the caller already has it (e.g. quantized from a float model in a test);
+    `model` then only names the project and its report."""
     step = progress or (lambda message: None)
     board = load_board(board_name)
     if opts.emit == "firmware":
         board.check_io(opts.io)
     step("importing")
-    graph, quantization = firmware_graph(model, opts)
+    graph, quantization = firmware_graph(model, opts) if graph is None else (graph, None)
+    graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(graph)
     choice = _choose_patch(graph, board, opts)
@@ -123,6 +128,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
         report["memory"]["layerwise_peak_bytes"] = layerwise
         report["schedule"]["arena"]["reordered"] = [op.name for op in scheduled.ops] != model_order
         report["io_backend"] = opts.io
+        report["binarization"] = binarized.to_json()
         report["layers"] = _layers(graph, sources["model.c"], placement)
         report["flash"]["ext_flash_weights_bytes"] = placement.bytes_in(graph, EXT_FLASH)
         _write_memory_plot(out, graph, scheduled, plan)
@@ -200,6 +206,11 @@ def _schedule_report(model: Path, graph: Graph, scheduled: Graph, board: Board, 
     if opts.sram_budget_kib is not None:
         report["memory"]["sram_budget_bytes"] = _budget_bytes(opts)
     return report
+
+
+def _binarize(graph: Graph, spec: str):
+    from .binarize import binarize, parse_selection
+    return binarize(graph, parse_selection(spec))
 
 
 def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:
@@ -477,8 +488,10 @@ def profile_layers(out: Path, inputs: list[np.ndarray], timeout: float = 120.0) 
     _, records, _ = _run_semihosting(board, report, out, out / "profile.elf", inputs, timeout)
     counts = {int(rec.fields["name"][len("layer"):]): int(rec.fields.get("instructions", rec.fields.get("cycles", 0)))
               for rec in records if rec.kind == "count" and rec.fields.get("name", "").startswith("layer")}
+    ops = {layer["name"]: layer["op"] for layer in report["layers"]}
     order = report["schedule"]["run_order"]  # what model.c calls: patch stages and inserted pads included
-    layers = [{"name": name, "instructions": counts.get(i, 0)} for i, name in enumerate(order)]
+    layers = [{"name": name, "op": ops.get(name, "patch_stage" if name.startswith("patch_stage") else "pad"),
+               "instructions": counts.get(i, 0)} for i, name in enumerate(order)]
     report.setdefault("run", {})["layers"] = layers
     _write_report(out, report)
     return layers

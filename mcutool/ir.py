@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4, "bool": 1}
+DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4, "bool": 1,
+               "uint32": 4}  # uint32: bit-packed binary activations/weights (DESIGN.md §8)
 
 # Fused activations an op may carry; for quantized ops they become clamps of the output range.
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
@@ -141,8 +142,49 @@ class PatchStageAttrs:
 
 
 @dataclass
-class NoAttrs:  # reshape, logistic, quantize, dequantize
+class NoAttrs:  # reshape, logistic, quantize, dequantize, sign
     pass
+
+
+# -- binary (1-bit) layers, DESIGN.md §8 ----------------------------------------------------------------------
+# A binary tensor holds values in {-1, +1} packed 32 channels per uint32 along its last (channel) axis: value
+# -1 is bit 1, +1 is bit 0 (Larq's convention), channel c is bit c % 32 of word c // 32, and the unused high
+# bits of the last word are 0. Its IR shape is (N, H, W, ceil(C / 32)) with dtype "uint32"; C itself is an
+# attribute of the ops that read or write it (`channels`).
+#
+#   binary_pack        int8 x -> bits: sign of x against its zero point, Sign(0) = +1.
+#   binary_pack_conv2d int8 conv (x, int8 w (out, kh, kw, in), int32 bias, int32 thresholds) -> bits: the int32
+#                      accumulator acc (bias included) gives bit 1 (= -1) where acc < threshold[c]. The fused
+#                      first layer: conv + BatchNorm + Sign + packing, the int8 output never exists.
+#   binary_conv2d      bits x, packed w (out, kh, kw, ceil(in / 32)) -> dot = sum over the *valid* taps of
+#                      (in - 2 * popcount(x XOR w)); padded positions are skipped, which is what a zero-padded
+#                      float conv computes (their products are 0). Output either
+#                        bits (dtype uint32; inputs x, w, thresholds int32 (out,), flip uint32 packed (words,)):
+#                          bit = (dot < threshold[c]) XOR flip[c]  (BatchNorm + Sign folded; flip when the
+#                          folded scale is negative), or
+#                        int8 (dtype int8; inputs x, w, bias int32 (out,)): the weight tensor's per-channel
+#                          scale is alpha (w = alpha * (+-1)), the input's scale is 1, so
+#                          out = MultiplyByQuantizedMultiplier(dot + bias, alpha[c] / s_out) + zp_out, clamped.
+#                      A binary fully connected layer is a binary_conv2d with a 1x1 kernel over a 1x1 image: its
+#                      packed input and output may be 2-D (N, words) / (N, C), read as (N, 1, 1, ...).
+#   binary_max_pool2d  bits -> bits: the max of +-1 values is -1 only if all are -1: AND of the bits (padded
+#                      positions skipped).
+
+
+@dataclass
+class BinaryPackAttrs:
+    channels: int = 0  # real channel count of the packed output
+
+
+@dataclass
+class BinaryConv2DAttrs(Conv2DAttrs):
+    in_channels: int = 0
+    out_channels: int = 0
+
+
+@dataclass
+class BinaryPool2DAttrs(Pool2DAttrs):
+    channels: int = 0
 
 
 # op kind -> the attribute class it carries
@@ -164,7 +206,18 @@ OP_ATTRS: dict[str, type] = {
     "quantize": NoAttrs,
     "dequantize": NoAttrs,
     "patch_stage": PatchStageAttrs,  # made by the scheduler (schedule/patch.py), never by an importer
+    "sign": NoAttrs,
+    "binary_pack": BinaryPackAttrs,
+    "binary_pack_conv2d": BinaryConv2DAttrs,
+    "binary_conv2d": BinaryConv2DAttrs,
+    "binary_max_pool2d": BinaryPool2DAttrs,
 }
+BINARY_KINDS = ("binary_pack", "binary_pack_conv2d", "binary_conv2d", "binary_max_pool2d")
+
+
+def packed_words(channels: int) -> int:
+    """uint32 words holding `channels` bits."""
+    return (int(channels) + 31) // 32
 
 
 @dataclass
@@ -248,6 +301,10 @@ def op_macs(graph: Graph, op: Op) -> int:
     if op.kind == "conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * int(np.prod(w.shape[1:]))
+    if op.kind in ("binary_conv2d", "binary_pack_conv2d"):  # one MAC per (binary) weight and output position
+        out = graph.tensor(op.outputs[0])
+        w = graph.tensor(op.inputs[1])
+        return int(np.prod(out.shape[:3])) * op.attrs.out_channels * w.shape[1] * w.shape[2] * op.attrs.in_channels
     if op.kind == "depthwise_conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * w.shape[1] * w.shape[2]

@@ -28,3 +28,6 @@ def runtime_layer(ctx: Context, op: Op) -> LayerCode:
     inputs = [ctx.ptr(n) for n in op.inputs if n and not ctx.graph.tensor(n).is_const]
     definitions, call = runtime_params.kernel_code(ctx.graph, op, prefix, inputs, ctx.ptr(op.outputs[0]))
     return LayerCode(op.name, op.kind, definitions, call, "template", headers=("mcu_kernels.h",))
+
+
+from . import binary_kernels  # noqa: E402,F401  (registers the emitters of the binary op kinds and int8 sign)

@@ -40,8 +40,8 @@ from mcutool.ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, Elementw
 COMPUTE_OPS = (
     "Conv", "QLinearConv", "ConvInteger", "Gemm", "MatMul", "QLinearMatMul", "MatMulInteger", "QuantizeLinear",
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Relu", "Clip", "BatchNormalization", "Flatten", "Reshape",
-    "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant",
+    "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
+    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
@@ -1018,6 +1018,7 @@ class _Importer:
             "Concat": self._concat, "MaxPool": self._pool, "AveragePool": self._pool,
             "GlobalAveragePool": self._global_pool, "GlobalMaxPool": self._global_pool,
             "ReduceMean": self._reduce_mean, "Softmax": self._softmax, "Sigmoid": self._sigmoid,
+            "Sign": self._sign,
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
         }
@@ -1313,6 +1314,15 @@ class _Importer:
         x = self._src(self._val(node.inputs[0]), mode)
         x_ir, layout = self._rep(x, self._layouts(x))
         self._write(node, q, layout, "logistic", [x_ir], flat=x.flat if layout == "flat" else None)
+
+    def _sign(self, node: _Node) -> None:
+        """Sign -> IR sign (+-1; a binary network's activation, DESIGN.md §8). The binarize pass turns a Sign
+        feeding a Conv whose weights are +-alpha per output channel into packed bits."""
+        mode, q = self._mode(node, node.inputs[:1])
+        self._no_int(node, mode)
+        x = self._src(self._val(node.inputs[0]), mode)
+        x_ir, layout = self._rep(x, self._layouts(x))
+        self._write(node, q, layout, "sign", [x_ir], flat=x.flat if layout == "flat" else None)
 
     def _softmax(self, node: _Node) -> None:
         mode, q = self._mode(node, node.inputs[:1])
