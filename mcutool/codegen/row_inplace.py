@@ -56,7 +56,7 @@ def row_kernel(graph, op, rb: RowBuffer, name: str, const_attr: str = "") -> tvm
     _pt, pl, _pb, pr = (int(p) for p in op.attrs.pads)
     plan = steps(rb)
     variants: dict[tuple[int, int, int], str] = {}
-    consts, codes, macs, stack, first = None, [], 0, 0, None
+    consts, codes, stack, first = None, [], 0, None
     for s in plan:
         if s.key in variants:
             continue
@@ -71,7 +71,7 @@ def row_kernel(graph, op, rb: RowBuffer, name: str, const_attr: str = "") -> tvm
         variants[s.key] = fname
         codes.append(_renamed(k.code_source, name, fname))
         stack = max(stack, k.stack_bytes)
-    macs = sum(first.macs // first.out_shape[1] * s.rows for s in plan) if first.out_shape[1] else 0
+    macs = sum(first.macs // first.out_shape[1] * s.rows for s in plan)  # MACs per output row x rows
     body = _driver(plan, variants, rb)
     proto = f"void {name}(int8_t* buf, int8_t* restrict ring)"
     includes = first.includes
@@ -100,7 +100,9 @@ def _driver(plan: list[Step], variants: dict, rb: RowBuffer) -> str:
         nbytes = f"({step} == {n - 1} ? {last}u : {slot}u)" if last != slot else f"{slot}u"
         return f"__builtin_memcpy(buf + {step} * {slot}, ring + ({slot_of}) * {slot}, {nbytes});"
 
-    slot_of = lambda v: f"{v} % {rb.slots}" if rb.slots > 1 else "0"  # noqa: E731
+    def slot_of(step: str) -> str:
+        return f"{step} % {rb.slots}" if rb.slots > 1 else "0"
+
     lines = [
         "  int32_t s;",
         f"  for (s = 0; s < {n}; ++s) {{",
