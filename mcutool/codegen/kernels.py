@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..ir import Op
-from . import runtime_params, tvm_kernels
+from ..schedule.inplace import row_buffer
+from . import row_inplace, runtime_params, tvm_kernels
 from .model import Context, LayerCode, emitter
 
 TVM_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
@@ -14,11 +15,16 @@ RUNTIME_KINDS = ("avg_pool2d", "max_pool2d", "add", "mul", "softmax", "logistic"
 @emitter(*TVM_KINDS)
 def tvm_layer(ctx: Context, op: Op) -> LayerCode:
     name = ctx.prefix(op)
+    line = ctx.plan.line_buffers.get(op.name)
     try:
-        k = tvm_kernels.kernel_for_op(ctx.graph, op, name=name, const_attr=ctx.const_attr(op))
+        if line is not None:  # in place over its input, through the line buffer (schedule/inplace.py)
+            k = row_inplace.row_kernel(ctx.graph, op, row_buffer(ctx.graph, op), name, ctx.const_attr(op))
+        else:
+            k = tvm_kernels.kernel_for_op(ctx.graph, op, name=name, const_attr=ctx.const_attr(op))
     except ValueError as exc:
         raise UserError(f"layer {op.name!r} ({op.kind}) cannot be compiled to firmware: {exc}.") from None
-    call = f"{name}({ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});"
+    second = f"(int8_t *)(arena + {line[0]}u)" if line is not None else ctx.ptr(op.outputs[0])
+    call = f"{name}({ctx.ptr(op.inputs[0])}, {second});"
     return LayerCode(op.name, op.kind, k.source, call, "tvm")
 
 

@@ -137,6 +137,8 @@ class Kernel:
     const_bytes: int  # bytes of the constant arrays
     schedule: str
     tir: str = field(repr=False, default="")  # the scheduled TIR, for debugging
+    const_source: str = field(repr=False, default="")  # the constant arrays part of `source`
+    code_source: str = field(repr=False, default="")   # the functions part of `source` (helpers + kernel)
 
 
 # ---------------------------------------------------------------------------------------------- lowering
@@ -270,12 +272,15 @@ def _assemble(name, op, body, params, consts, in_shape, out_shape, macs, include
         values, dtype = consts[cname]
         parts.append(_c_array(cname, values, dtype, const_attr))
         const_bytes += np.asarray(values).size * _CBYTES[dtype]
+    n_head = len(parts)
     if helpers:
         parts.append("\n" + helpers)
     parts.append(f"\nMCU_KERNEL_OPT {proto}\n{{\n{body}\n}}\n")
+    n_inc = len(includes) + 2
     return Kernel(name=name, op=op, in_shape=tuple(in_shape), out_shape=tuple(out_shape), macs=int(macs),
                   source="".join(parts), prototype=proto + ";", includes=tuple(includes), stack_bytes=stack,
-                  const_bytes=const_bytes, schedule=schedule, tir=tir)
+                  const_bytes=const_bytes, schedule=schedule, tir=tir, const_source="".join(parts[n_inc:n_head]),
+                  code_source="".join(parts[n_head:]))
 
 
 # ---------------------------------------------------------------------------------- argument checking
@@ -730,6 +735,19 @@ def kernel_for_op(graph, op, name: str | None = None, schedule: str = "auto", co
     constants TFLite's Prepare computes (multipliers and shifts from the float32 scales, the fused
     activation's clamp) come from mcutool.reference, the one place that arithmetic is written.
     """
+    build = layer_builder(graph, op, name, schedule, const_attr)
+    x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    k = build(x_t.shape, None if op.kind == "fully_connected" else tuple(op.attrs.pads))
+    if k.out_shape != out_t.shape:
+        raise ValueError(f"op {op.name!r}: the geometry gives {k.out_shape}, the output tensor is {out_t.shape}")
+    return k
+
+
+def layer_builder(graph, op, name: str | None = None, schedule: str = "auto", const_attr: str = ""):
+    """`build(in_shape, pads) -> Kernel`: the kernel of `op` (its constants, quantization and schedule as
+    `kernel_for_op` chooses them) for an input of `in_shape` padded by `pads` (top, left, bottom, right).
+    The in-place row kernels (codegen/row_inplace.py) build one kernel per band of input rows with it; every
+    band's kernel has the same constant arrays (they do not depend on the geometry)."""
     from mcutool import reference as ref
 
     name = name or "mcu_" + re.sub(r"\W", "_", op.name)
@@ -755,15 +773,15 @@ def kernel_for_op(graph, op, name: str | None = None, schedule: str = "auto", co
         schedule = "auto_w16"  # a small model: the int16 pre-widened weights fit any board's flash
     common = dict(input_zero_point=x_zp, output_zero_point=o_zp, act_min=lo, act_max=hi, schedule=schedule,
                   const_attr=const_attr)
-    if op.kind == "fully_connected":
-        return fully_connected_s8(name, x_t.shape, w, bias, mult, shift, **common)
     a = op.attrs
-    geometry = dict(stride=tuple(a.stride), dilation=tuple(a.dilation), pads=tuple(a.pads))
-    if op.kind == "depthwise_conv2d":
-        k = depthwise_conv2d_s8(name, x_t.shape, w, bias, mult, shift, depth_multiplier=a.depth_multiplier,
-                                **geometry, **common)
-    else:
-        k = conv2d_s8(name, x_t.shape, w, bias, mult, shift, **geometry, **common)
-    if k.out_shape != out_t.shape:
-        raise ValueError(f"op {op.name!r}: the geometry gives {k.out_shape}, the output tensor is {out_t.shape}")
-    return k
+
+    def build(in_shape, pads) -> Kernel:
+        if op.kind == "fully_connected":
+            return fully_connected_s8(name, in_shape, w, bias, mult, shift, **common)
+        geometry = dict(stride=tuple(a.stride), dilation=tuple(a.dilation), pads=tuple(pads))
+        if op.kind == "depthwise_conv2d":
+            return depthwise_conv2d_s8(name, in_shape, w, bias, mult, shift, depth_multiplier=a.depth_multiplier,
+                                       **geometry, **common)
+        return conv2d_s8(name, in_shape, w, bias, mult, shift, **geometry, **common)
+
+    return build

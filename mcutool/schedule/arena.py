@@ -1,8 +1,9 @@
 """The static tensor arena: an offset for every activation tensor, so that tensors alive at once never overlap.
 
 1. Storage sharing: a reshape's output is its input's bytes (an alias); an elementwise op may write its output
-   over an input that dies there (in place, rules in `inplace.py`). Tensors sharing storage become one buffer
-   whose lifetime is the union of theirs.
+   over an input that dies there, and so may a stride-1 convolution whose output has its input's shape, given
+   a line buffer (in place, rules in `inplace.py`). Tensors sharing storage become one buffer whose lifetime
+   is the union of theirs; a line buffer is one more buffer, live only during its op.
 2. Offsets: `placement.pack_best` (several orders x first/best fit, exact search for small graphs).
 
 Both the plan with in-place sharing and the one without are packed, and the smaller arena wins (sharing forces
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Graph
-from .inplace import in_place_input
+from .inplace import in_place_input, row_buffer
 from .liveness import Lifetime, lifetimes
 from .placement import ALIGN, align, pack_best  # noqa: F401  (ALIGN/align re-exported for other modules)
 
@@ -28,10 +29,12 @@ class ArenaPlan:
     aliases: dict[str, str] = field(default_factory=dict)  # alias tensor -> the tensor whose bytes it shares
     in_place: dict[str, str] = field(default_factory=dict)  # op name -> the input its output overwrites
     exact: bool = False                 # the offsets are proven optimal for these buffers and this op order
+    line_buffers: dict[str, tuple[int, int]] = field(default_factory=dict)  # op name -> (offset, bytes)
 
     def to_json(self) -> dict:
         return {"arena_bytes": self.size, "strategy": self.strategy, "optimal_for_order": self.exact,
-                "in_place_layers": sorted(self.in_place), "aliased_tensors": len(self.aliases)}
+                "in_place_layers": sorted(self.in_place), "aliased_tensors": len(self.aliases),
+                "line_buffer_bytes": {op: nbytes for op, (_, nbytes) in sorted(self.line_buffers.items())}}
 
 
 def alias_roots(graph: Graph) -> dict[str, str]:
@@ -52,15 +55,16 @@ def _last_use(spans: dict[str, Lifetime], roots: dict[str, str]) -> dict[str, in
     return last
 
 
-def storage_roots(graph: Graph, in_place: bool) -> tuple[dict[str, str], dict[str, str]]:
-    """(tensor -> storage root for every tensor sharing another's bytes, op name -> overwritten input)."""
+def storage_roots(graph: Graph, in_place: bool, line_buffers: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+    """(tensor -> storage root for every tensor sharing another's bytes, op name -> overwritten input).
+    `line_buffers`: also convolutions in place (with a line buffer each, `line_buffer_spans`)."""
     spans = lifetimes(graph)
     roots = alias_roots(graph)
     chosen: dict[str, str] = {}
     if not in_place:
         return roots, chosen
     for i, op in enumerate(graph.ops):
-        if op.kind in ALIAS_OPS:
+        if op.kind in ALIAS_OPS or (not line_buffers and row_buffer(graph, op) is not None):
             continue
         name = in_place_input(graph, op, _last_use(spans, roots), i, roots)
         if name is None:
@@ -88,21 +92,37 @@ def buffers(graph: Graph, roots: dict[str, str]) -> list[Lifetime]:
     return list(merged.values())
 
 
-def plan_arena(graph: Graph, in_place: bool = True) -> ArenaPlan:
+def line_buffer_spans(graph: Graph, chosen: dict[str, str]) -> dict[str, Lifetime]:
+    """op name -> the line buffer of each convolution run in place, live only while that op runs."""
+    spans = {}
+    for i, op in enumerate(graph.ops):
+        rb = row_buffer(graph, op) if op.name in chosen else None
+        if rb is not None:
+            spans[op.name] = Lifetime(f"{op.name}#line_buffer", i, i, rb.nbytes)
+    return spans
+
+
+def plan_arena(graph: Graph, in_place: bool = True, line_buffers: bool = True) -> ArenaPlan:
+    """`line_buffers=False`: no convolution in place (for code that emits the plain kernels whatever the plan)."""
     best: ArenaPlan | None = None
     for sharing in ((True, False) if in_place else (False,)):
-        roots, chosen = storage_roots(graph, sharing)
-        p = pack_best(buffers(graph, roots))
+        roots, chosen = storage_roots(graph, sharing, line_buffers)
+        lines = line_buffer_spans(graph, chosen)
+        p = pack_best(buffers(graph, roots) + list(lines.values()))
         if best is None or p.size < best.size:
-            offsets = dict(p.offsets)
+            offsets = {t: o for t, o in p.offsets.items() if t not in {s.tensor for s in lines.values()}}
             for t, r in roots.items():
                 offsets[t] = offsets[r]
-            best = ArenaPlan(p.size, offsets, p.strategy, alias_roots(graph), chosen, p.exact)
+            best = ArenaPlan(p.size, offsets, p.strategy, alias_roots(graph), chosen, p.exact,
+                             {op: (p.offsets[s.tensor], s.nbytes) for op, s in lines.items()})
     return best
 
 
 def arena_in_use_per_op(graph: Graph, plan: ArenaPlan) -> list[int]:
     """Highest arena byte in use while op i runs (the planned arena's profile; its maximum is the arena)."""
     spans = lifetimes(graph)
-    return [max((plan.offsets[n] + align(s.nbytes) for n, s in spans.items() if s.first <= i <= s.last), default=0)
+    index = {op.name: i for i, op in enumerate(graph.ops)}
+    lines = [(index[op], off + align(nbytes)) for op, (off, nbytes) in plan.line_buffers.items()]
+    return [max([plan.offsets[n] + align(s.nbytes) for n, s in spans.items() if s.first <= i <= s.last]
+                + [end for j, end in lines if j == i], default=0)
             for i in range(len(graph.ops))]

@@ -251,7 +251,7 @@ class PatchPlan:
                 g.ops.append(Op(f"crop_{arg.name}", "pad", [self.buffer_name(arg.src)], [arg.name]))
             elif kind == "op":
                 g.ops.append(self.tile.ops[arg])
-        arena = plan_arena(g)
+        arena = plan_arena(g, line_buffers=False)  # the tile program emits the plain conv kernels
         self.offsets, self.scratch_bytes = dict(arena.offsets), arena.size
 
 
