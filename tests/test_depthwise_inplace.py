@@ -72,8 +72,10 @@ def test_kws_arena_below_the_layerwise_bound():
     """Hand-derived. KWS: conv 10x4/2 -> 25x5x64, then 4 x (depthwise 3x3 pad 1 + 1x1 conv 64->64), all of
     25 x 5 x 64 = 8,000 B. Every depthwise and 1x1 conv runs in place over its dying input: a depthwise needs
     pt + 1 = 2 rows of 5 x 64 = 320 B (640 B), a 1x1 conv on an odd width 2 rows per step in 1 slot (640 B).
-    Peak: 8,000 + 640 = 8,640 B (the first conv: 490 -> 496 aligned + 8,000 = 8,496; the pool 8,000 + 64).
-    The layer-wise bound (every tensor whole) stays 16,000 B."""
+    Those layers need 8,000 + 640 = 8,640 B. The first conv (10x4, stride 2, 1 input channel) reads an explicitly
+    padded copy of the 49x10 input (schedule/padding.py: (49 + 4 + 5) x (10 + 1 + 1) = 696 B, kept because it
+    raises the arena by < 1 %), so the peak is there: 696 + 8,000 = 8,696 B (the pad itself: 496 + 696; the
+    pool 8,000 + 64). The layer-wise bound (every tensor whole) stays 16,000 B."""
     from tempfile import TemporaryDirectory
     with TemporaryDirectory() as tmp:
         report = compile_model(shared_model("kws_ref_model.tflite"), "stm32f746", Path(tmp) / "p",
@@ -81,7 +83,7 @@ def test_kws_arena_below_the_layerwise_bound():
     arena = report["schedule"]["arena"]
     assert report["memory"]["layerwise_peak_bytes"] == 16_000
     assert report["memory"]["arena_bytes"] < 16_000
-    assert report["memory"]["arena_bytes"] == 8_640
+    assert report["memory"]["arena_bytes"] == 8_696
     dws = [f"depthwise_conv2d_{i}" for i in range(4)]
     pws = [f"conv2d_{i}" for i in range(1, 5)]
     assert set(dws + pws) <= set(arena["in_place_layers"])
@@ -159,7 +161,7 @@ def test_kws_in_place_bit_exact_in_qemu(tmp_path):
     path = shared_model("kws_ref_model.tflite")
     report = compile_model(path, "stm32f746", tmp_path / "p", Options())
     assert "depthwise_conv2d_0" in report["schedule"]["arena"]["in_place_layers"]
-    assert report["memory"]["arena_bytes"] == 8_640
+    assert report["memory"]["arena_bytes"] == 8_696
     oracle = RefInterpreter(path)
     rng = np.random.default_rng(5)
     xs = [rng.integers(-128, 128, size=(1, 49, 10, 1)).astype(np.int8) for _ in range(3)]

@@ -57,11 +57,11 @@ def test_hello_world_bit_exact_on_hifive1(tmp_path):
 
 def test_kws_fits_hifive1_with_convolutions_in_place(tmp_path):
     """HiFive1 has 16,384 B of SRAM: KWS's layer-wise 16,000 B arena plus stack did not fit; with its depthwise
-    and 1x1 convs in place (8,640 B, tests/test_depthwise_inplace.py) it does, and runs bit-exact.
+    and 1x1 convs in place (8,696 B, tests/test_depthwise_inplace.py) it does, and runs bit-exact.
     (The "does not fit ... by how much" message is tested in test_board_limits.py.)"""
     validate("kws_ref_model.tflite", "hifive1-revb", tmp_path / "proj")
     report = json.loads((tmp_path / "proj" / "report.json").read_text())
-    assert report["memory"]["arena_bytes"] == 8_640
+    assert report["memory"]["arena_bytes"] == 8_696
     assert report["memory"]["sram_used_bytes"] <= 16_384
 
 

@@ -7,8 +7,11 @@ output columns, and those pixels cost twice the instructions of the rest. Materi
 (a PAD op, which fills with the input zero point: exactly what TFLite's convolution padding means) turns every
 row into a whole one, for the price of a copy of the (small) input.
 
-The rewrite is kept only where it does not raise the planned arena: the padded copy must fit beside tensors
-that are live at that point anyway (on KWS it is 696 bytes next to a 16,000-byte peak elsewhere).
+The rewrite is kept where it raises the planned arena by at most ARENA_TOLERANCE (1 %): the padded copy
+must (nearly) fit beside tensors that are live at that point anyway. On KWS, whose depthwise and pointwise
+convolutions run in place, the arena is 8,640 B (an 8,000-byte tensor and a 640-byte line buffer); the first
+conv's padded input (696 B) beside its 8,000-byte output makes it 8,696 B (+0.6 %), and saves 372k of the
+layer's 943k instructions.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from dataclasses import replace
 
 from ..ir import Graph, Op, PadAttrs, Tensor
 from .arena import plan_arena
+
+ARENA_TOLERANCE = 0.01  # the explicit padding may raise the planned arena by this fraction at most
 
 
 def _row_mode_with_padding(graph: Graph, op: Op) -> bool:
@@ -42,12 +47,13 @@ def _with_explicit_pad(graph: Graph, index: int) -> Graph:
 
 
 def explicit_row_padding(graph: Graph) -> Graph:
-    """`graph` with explicit PAD ops before its padded row-mode convolutions, where that costs no arena."""
+    """`graph` with explicit PAD ops before its padded row-mode convolutions, where that costs at most
+    ARENA_TOLERANCE more arena."""
     index = 0
     while index < len(graph.ops):
         if _row_mode_with_padding(graph, graph.ops[index]):
             candidate = _with_explicit_pad(graph, index)
-            if plan_arena(candidate).size <= plan_arena(graph).size:
+            if plan_arena(candidate).size <= plan_arena(graph).size * (1 + ARENA_TOLERANCE):
                 graph = candidate
                 index += 1  # skip the inserted PAD
         index += 1
