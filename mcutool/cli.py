@@ -98,28 +98,36 @@ def _progress(message: str) -> None:
     click.echo(f"  {message} ...", err=True)
 
 
+# The options of compile, validate and bench, in the order --help lists them. Each goes to compiler.Options by
+# name (_compile), so a new option is one entry here and one Options field.
+COMPILE_OPTIONS = [
+    click.option("--board", required=True, help="Target board (mcutool boards lists them)."),
+    click.option("-o", "out", type=click.Path(file_okay=False), default=None,
+                  help="Project folder (default ./build/<model>-<board>/)."),
+    click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
+                  help="firmware: a complete project and ELF; library: model.c/h + runtime for your project."),
+    click.option("--no-build", is_flag=True, help="Generate the project without building it."),
+    click.option("--calib", default=None, metavar="DATA.npz|random",
+                  help="Float models: calibration samples per input name (or random, with poor scales)."),
+    click.option("--io", "io", type=click.Choice(["semihosting", "uart"]), default="semihosting",
+                  show_default=True, help="Harness I/O: semihosting (a debugger or QEMU serves host files) or "
+                  "uart (framed tensors over the board's serial port; no debugger needed)."),
+    click.option("--patch", default="auto", show_default=True, metavar="auto|off|N",
+                  help="Patch-based inference of the first stage: auto (only when needed to fit), off, or an "
+                       "N x N grid."),
+    click.option("--sram-budget", type=float, default=None, metavar="KIB",
+                  help="SRAM the firmware may use, in KiB (arena, stack, other data); default: the board's."),
+    click.option("--max-overhead", type=float, default=20.0, show_default=True, metavar="PCT",
+                  help="Largest extra-MAC percentage patch-based inference may add."),
+    click.option("--binarize", default="auto", show_default=True, metavar="auto|off|LAYER,...",
+                  help="Binary (1-bit) layers: auto (convs with +-alpha weights after a Sign), off (all int8), "
+                       "or a comma-separated list of conv layers to binarize."),
+]
+
+
 def _compile_options(fn):
-    fn = click.option("--board", required=True, help="Target board (mcutool boards lists them).")(fn)
-    fn = click.option("-o", "out", type=click.Path(file_okay=False), default=None,
-                      help="Project folder (default ./build/<model>-<board>/).")(fn)
-    fn = click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
-                      help="firmware: a complete project and ELF; library: model.c/h + runtime for your project.")(fn)
-    fn = click.option("--no-build", is_flag=True, help="Generate the project without building it.")(fn)
-    fn = click.option("--calib", default=None, metavar="DATA.npz|random",
-                      help="Float models: calibration samples per input name (or random, with poor scales).")(fn)
-    fn = click.option("--io", "io", type=click.Choice(["semihosting", "uart"]), default="semihosting",
-                      show_default=True, help="Harness I/O: semihosting (a debugger or QEMU serves host files) or "
-                      "uart (framed tensors over the board's serial port; no debugger needed).")(fn)
-    fn = click.option("--patch", default="auto", show_default=True, metavar="auto|off|N",
-                      help="Patch-based inference of the first stage: auto (only when needed to fit), off, or an "
-                           "N x N grid.")(fn)
-    fn = click.option("--sram-budget", type=float, default=None, metavar="KIB",
-                      help="SRAM the firmware may use, in KiB (arena, stack, other data); default: the board's.")(fn)
-    fn = click.option("--max-overhead", type=float, default=20.0, show_default=True, metavar="PCT",
-                      help="Largest extra-MAC percentage patch-based inference may add.")(fn)
-    fn = click.option("--binarize", default="auto", show_default=True, metavar="auto|off|LAYER,...",
-                      help="Binary (1-bit) layers: auto (convs with +-alpha weights after a Sign), off (all int8), "
-                           "or a comma-separated list of conv layers to binarize.")(fn)
+    for option in reversed(COMPILE_OPTIONS):
+        fn = option(fn)
     return fn
 
 
