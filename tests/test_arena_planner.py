@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import require_tool, shared_model
+from host_build import build_host_program
 from mcutool import reference
 from mcutool.compiler import Options, compile_model, run_build
 from mcutool.frontends import load_model
@@ -228,24 +229,17 @@ def test_branched_graphs_bit_exact_in_qemu(branched, name, tmp_path):
         assert np.array_equal(y, oracle(x)[0])
 
 
-HOST_MAIN = (Path(__file__).parent / "test_library_host.py").read_text().split('r"""')[1].split('"""')[0]
 
 
 def test_branched_graphs_in_place_under_address_sanitizer(branched, tmp_path):
     """The host build gets an arena of exactly MCU_MODEL_ARENA_SIZE bytes: in-place adds and the reordered
     diamond must stay inside it and give tflite-runtime's outputs."""
-    gcc = require_tool("gcc")
     for name in ("residual", "diamond"):
         path, q, shape = branched[name]
         lib = tmp_path / name
         report = compile_model(path, "stm32f746", lib, Options(emit="library"))
         assert report["schedule"]["arena"]["in_place_layers"]
-        (tmp_path / "host.c").write_text(HOST_MAIN)
-        sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
-        exe = tmp_path / f"{name}.exe"
-        subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                        "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
-                       check=True, capture_output=True, text=True)
+        exe = build_host_program(lib, tmp_path / f"{name}.exe")
         oracle = RefInterpreter(path)
         for x in _test_inputs(q, shape)[:4]:
             (tmp_path / "x.bin").write_bytes(x.tobytes())

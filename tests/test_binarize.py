@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from bnn_builder import build_bnn, build_bnn_mlp, float_to_int8_graph, random_inputs, random_inputs_16
+from host_build import build_host_program
 from mcutool import reference as ref
 from mcutool.binarize import binarize, parse_selection
 from mcutool.compiler import Options, compile_model
@@ -184,9 +185,6 @@ def test_binary_kernels_run_on_the_host_under_sanitizers_bit_exact(channels, tmp
     arena of exactly MCU_MODEL_ARENA_SIZE bytes on the heap): outputs == reference. Both kernel families: the
     bit-lane ones (channel counts multiples of 32) and the XNOR/popcount ones (partial packed words)."""
     import subprocess
-    from conftest import require_tool
-    from test_library_host import HOST_MAIN
-    gcc = require_tool("gcc")
     path = tmp_path / "bnn.onnx"
     inputs = random_inputs_16 if channels == "mlp" else random_inputs
     if channels == "mlp":
@@ -196,12 +194,7 @@ def test_binary_kernels_run_on_the_host_under_sanitizers_bit_exact(channels, tmp
     g8 = float_to_int8_graph(path, inputs(64, CALIB_SEED))
     lib = tmp_path / "lib"
     compile_model(path, "stm32f746", lib, Options(emit="library"), graph=g8)
-    (tmp_path / "host.c").write_text(HOST_MAIN)
-    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
-    exe = tmp_path / "host"
-    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
+    exe = build_host_program(lib, tmp_path / "host")
     gb, _ = binarize(g8, "auto")
     xq = _int8_inputs(g8, inputs(4, 31))
     for i in range(len(xq)):
@@ -289,9 +282,6 @@ def test_strided_and_asymmetrically_padded_binary_convs_on_the_host(channels, tm
     lanes; 40: partial words), compiled for the host under ASan/UBSan: == the reference, whose dot product is
     checked against a direct zero-padded conv of +-1 values above."""
     import subprocess
-    from conftest import require_tool
-    from test_library_host import HOST_MAIN
-    gcc = require_tool("gcc")
     g8 = _strided_graph(channels, channels)
     gb, report = binarize(g8, "auto")
     assert report.layers == ["conv1", "conv2"] and [op.kind for op in gb.ops] == [
@@ -302,11 +292,7 @@ def test_strided_and_asymmetrically_padded_binary_convs_on_the_host(channels, tm
     lib = tmp_path / "lib"
     bitslice = "mcu_binary_conv2d_bitslice_s1(" in (lib / "model.c").read_text()
     assert bitslice == (channels % 32 == 0)
-    (tmp_path / "host.c").write_text(HOST_MAIN)
-    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
-    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o",
-                    str(tmp_path / "host")], check=True, capture_output=True, text=True)
+    build_host_program(lib, tmp_path / "host")
     rng = np.random.default_rng(1)
     outs = set()
     for _ in range(3):

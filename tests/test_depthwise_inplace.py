@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_board_tools, require_tool, shared_model
+from conftest import require_board_tools, shared_model
+from host_build import build_host_program
 from mcutool.codegen.row_inplace import Step, steps
 from mcutool.compiler import Options, compile_model, run_build
 from mcutool.frontends import load_model
@@ -24,7 +25,6 @@ import branched_models as nets  # noqa: E402
 from test_arena_planner import _check_network_is_not_degenerate  # noqa: E402
 from tflite_builder import RefInterpreter  # noqa: E402
 
-HOST_MAIN = (Path(__file__).parent / "test_library_host.py").read_text().split('r"""')[1].split('"""')[0]
 CALIB, TEST = 32, 8
 
 
@@ -175,17 +175,11 @@ def test_kws_in_place_bit_exact_in_qemu(tmp_path):
 def test_in_place_rows_stay_inside_the_arena_under_address_sanitizer(dw_models, tmp_path):
     """Host build with an arena of exactly MCU_MODEL_ARENA_SIZE bytes on the heap: the ring and the tensors
     written row by row must stay inside it, and the output must equal tflite-runtime's."""
-    gcc = require_tool("gcc")
-    (tmp_path / "host.c").write_text(HOST_MAIN)
     for name, (path, xs) in dw_models.items():
         lib = tmp_path / name
         report = compile_model(path, "stm32f746", lib, Options(emit="library"))
         assert set(DW_NETS[name][1]) <= set(report["schedule"]["arena"]["in_place_layers"])
-        sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
-        exe = tmp_path / f"{name}.exe"
-        subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                        "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
-                       check=True, capture_output=True, text=True)
+        exe = build_host_program(lib, tmp_path / f"{name}.exe")
         oracle = RefInterpreter(path)
         for x in xs[:4]:
             (tmp_path / "x.bin").write_bytes(x.tobytes())

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import require_tool, shared_model
+from host_build import build_host_program
 from mcutool import reference
 from mcutool.boards import load_board
 from mcutool.compiler import OTHER_SRAM_ESTIMATE, Options, compile_model, run_build
@@ -254,17 +255,10 @@ def test_mobilenetv2_224_fits_stm32f746_with_patches_bit_exact(mobilenet, tmp_pa
 def test_patched_library_under_asan_on_the_host(nets, name, grid, tmp_path):
     """The tile loop's copies and fills stay inside the arena (AddressSanitizer, arena of exactly its size)."""
     import subprocess
-    from test_library_host import HOST_MAIN
-    gcc = require_tool("gcc")
     lib = tmp_path / "lib"
     report = compile_model(nets[name], "stm32f746", lib, Options(emit="library", patch=grid, max_overhead=1000))
     assert report["schedule"]["patch"]["grid"] == [grid, grid]
-    (tmp_path / "host.c").write_text(HOST_MAIN)
-    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(tmp_path / "host.c")]
-    exe = tmp_path / "host"
-    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
+    exe = build_host_program(lib, tmp_path / "host")
     graph = load_model(nets[name])
     for x in sample_images(graph, 3, seed=300):
         (tmp_path / "x.bin").write_bytes(x.tobytes())
