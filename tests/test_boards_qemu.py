@@ -11,11 +11,9 @@ skips them otherwise (DESIGN.md §11).
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 import shlex
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from conftest import require_tool
 from mcutool import paths
 from mcutool.boards import Board, list_boards, load_board, load_board_file
 from mcutool.codegen.project import copy_firmware
@@ -44,13 +43,9 @@ QEMU_TIMEOUT_S = 30.0
 
 
 def require_tools(*tools: str) -> None:
-    """Skip (developer machine) or fail (CI=true) when a tool is missing."""
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        message = f"missing tools: {', '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    """conftest.require_tool for each: fail in CI (CI=true), skip on a developer's machine."""
+    for tool in tools:
+        require_tool(tool)
 
 
 def board_tools(board: Board) -> list[str]:
@@ -230,9 +225,8 @@ def test_board_file_errors_name_the_key(tmp_path):
 
 def test_openocd_configs_exist_in_the_openocd_scripts():
     scripts = Path("/usr/share/openocd/scripts")
-    if not scripts.is_dir():
-        require_tools("openocd")
-        pytest.skip("openocd is installed but its scripts are not under /usr/share/openocd/scripts")
+    require_tools("openocd")
+    assert scripts.is_dir(), "openocd is installed but its scripts are not under /usr/share/openocd/scripts"
     for name in BOARDS:
         for cfg in load_board(name).flash.openocd:
             assert (scripts / cfg).is_file(), f"{name}: {cfg} is not among openocd's scripts"

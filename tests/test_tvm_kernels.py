@@ -11,7 +11,6 @@ cross-compiled and run in QEMU (mps2-an500), compared the same way, with a floor
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 import zlib
@@ -20,21 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-try:
-    import tvm  # noqa: F401  apache-tvm 0.27 (DESIGN.md §10)
-except ImportError:
-    if os.environ.get("CI") == "true":
-        raise
-    pytest.skip("apache-tvm is not installed", allow_module_level=True)
-
+from conftest import IN_CI, require_tool, shared_model
 from mcutool import ir  # noqa: E402
 from mcutool.codegen import tvm_intrin, tvm_kernels  # noqa: E402
 from mcutool.paths import data_dir  # noqa: E402
-
-try:  # the project's golden model (written alongside); compared with when present
-    from mcutool import reference as REF
-except ImportError:
-    REF = None
+from mcutool import reference as REF  # noqa: E402  the project's golden model
 
 GCC = shutil.which("gcc")
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
@@ -43,10 +32,7 @@ CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,
 
 @pytest.fixture(scope="module", autouse=True)
 def _need_gcc():
-    if GCC is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("host gcc is missing (apt-get install gcc)")
-        pytest.skip("host gcc is missing")
+    require_tool("gcc")
 
 
 # ------------------------------------------------------------------------------ TFLite arithmetic in numpy
@@ -255,11 +241,10 @@ def test_conv2d_bit_exact(case, tmp_path):
     acc = _conv_acc(xs[:, 0], w, bias, zi, stride, dilation, pads)
     mult, shift = _pick_requant(acc[:-2], rng)
     want = _requant(acc, mult, shift, zo, lo, hi)[:, None]
-    if REF is not None:
-        golden = REF.conv2d_int8(xs[:, 0], w, bias, x_zp=zi, w_zp=0, stride=stride, dilation=dilation, pads=pads,
-                                 out_hw=acc.shape[1:3], multiplier=mult, shift=shift, out_zp=zo, act_min=lo,
-                                 act_max=hi)
-        assert np.array_equal(golden, want[:, 0])
+    golden = REF.conv2d_int8(xs[:, 0], w, bias, x_zp=zi, w_zp=0, stride=stride, dilation=dilation, pads=pads,
+                             out_hw=acc.shape[1:3], multiplier=mult, shift=shift, out_zp=zo, act_min=lo,
+                             act_max=hi)
+    assert np.array_equal(golden, want[:, 0])
     for sched in _schedules(c, kw * c if dilation[1] == 1 else None):
         k = tvm_kernels.conv2d_s8(f"mcu_{case}_{sched}", in_shape, w, bias, mult, shift, input_zero_point=zi,
                                   output_zero_point=zo, act_min=lo, act_max=hi, stride=stride,
@@ -296,11 +281,10 @@ def test_depthwise_bit_exact(case, tmp_path):
     acc = _conv_acc(xs[:, 0], w, bias, zi, stride, dilation, pads, depth_multiplier=m)
     mult, shift = _pick_requant(acc[:-2], rng)
     want = _requant(acc, mult, shift, zo, lo, hi)[:, None]
-    if REF is not None:
-        golden = REF.depthwise_conv2d_int8(xs[:, 0], w, bias, x_zp=zi, w_zp=0, stride=stride, dilation=dilation,
-                                           pads=pads, out_hw=acc.shape[1:3], depth_multiplier=m, multiplier=mult,
-                                           shift=shift, out_zp=zo, act_min=lo, act_max=hi)
-        assert np.array_equal(golden, want[:, 0])
+    golden = REF.depthwise_conv2d_int8(xs[:, 0], w, bias, x_zp=zi, w_zp=0, stride=stride, dilation=dilation,
+                                       pads=pads, out_hw=acc.shape[1:3], depth_multiplier=m, multiplier=mult,
+                                       shift=shift, out_zp=zo, act_min=lo, act_max=hi)
+    assert np.array_equal(golden, want[:, 0])
     c = in_shape[3]
     if c == 1:  # an ordinary conv: its schedules
         scheds = ["auto"] + _schedules(1, kw if dilation[1] == 1 else None)
@@ -328,10 +312,9 @@ def test_fully_connected_bit_exact(case, tmp_path):
     acc = np.stack([_fc_acc(x, w, bias, zi) for x in xs])
     mult, shift = _pick_requant(acc[:-2], rng, per_channel=per_channel)
     want = _requant(acc, mult, shift, zo, lo, hi)
-    if REF is not None:
-        golden = REF.fully_connected_int8(xs, w, bias, x_zp=zi, w_zp=0, multiplier=mult, shift=shift, out_zp=zo,
-                                          act_min=lo, act_max=hi)
-        assert np.array_equal(golden.reshape(want.shape), want)
+    golden = REF.fully_connected_int8(xs, w, bias, x_zp=zi, w_zp=0, multiplier=mult, shift=shift, out_zp=zo,
+                                      act_min=lo, act_max=hi)
+    assert np.array_equal(golden.reshape(want.shape), want)
     for sched in _schedules(i):
         k = tvm_kernels.fully_connected_s8(f"fc_{case}_{sched}", in_shape, w, bias, mult, shift,
                                            input_zero_point=zi, output_zero_point=zo, act_min=lo, act_max=hi,
@@ -412,7 +395,10 @@ def test_real_tensorize_matches_construction():
     """TVM's own `Schedule.tensorize` with the TensorIntrins of tvm_intrin gives the loop nest that
     tvm_kernels builds by blockize + replace (only where tensorize does not crash, see tvm_intrin)."""
     if not tvm_intrin.tensorize_works():
-        pytest.skip("Schedule.tensorize crashes with this apache-tvm-ffi (0.1.15.x); pin apache-tvm-ffi==0.1.14.post0")
+        message = "Schedule.tensorize crashes with this apache-tvm-ffi (0.1.15.x); pin apache-tvm-ffi==0.1.14.post0"
+        if IN_CI:  # pyproject pins 0.1.14.post0, so CI has a working tensorize
+            pytest.fail(message)
+        pytest.skip(message)
     from tvm import s_tir, te
 
     k_len, o = 16, 4
@@ -442,7 +428,7 @@ def test_real_tensorize_matches_construction():
 
 def test_requant_matches_project_reference():
     """mcutool/reference.py (the golden model) and this file's requantization agree."""
-    reference = pytest.importorskip("mcutool.reference", reason="mcutool/reference.py is not written yet")
+    reference = REF
     rng = np.random.default_rng(3)
     for real in [0.0003, 0.017, 0.5, 0.99999, 1.7, 3.0e-7]:
         assert tuple(int(v) for v in reference.quantize_multiplier(real)) == quantize_multiplier(real)
@@ -473,7 +459,6 @@ def _one_op_graph(kind, x_shape, w, bias, attrs, rng, out_shape):
     return g
 
 
-@pytest.mark.skipif(REF is None, reason="mcutool/reference.py is not written yet")
 @pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d", "fully_connected"])
 def test_kernel_for_op_matches_reference_run(kind, tmp_path):
     """IR op -> kernel_for_op -> host C equals reference.run on the same one-op graph."""
@@ -653,11 +638,8 @@ M7_CASES = {
 @pytest.mark.parametrize("case", list(M7_CASES))
 def test_simd_kernels_bit_exact_on_cortex_m7(case, tmp_path):
     """The SMLAD micro-kernels (only compiled for cores with the DSP extension) against numpy, in QEMU."""
-    if ARM_GCC is None or QEMU_ARM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("arm-none-eabi-gcc / qemu-system-arm missing (apt-get install gcc-arm-none-eabi "
-                        "libnewlib-arm-none-eabi qemu-system-arm)")
-        pytest.skip("arm-none-eabi-gcc or qemu-system-arm missing")
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
     kind, in_shape, o, kern, stride, pads, zi, zo, (lo, hi), sched, block, floor = M7_CASES[case]
     rng = np.random.default_rng(zlib.crc32(case.encode()))
     x = rng.integers(-128, 128, in_shape).astype(np.int8)
@@ -693,18 +675,12 @@ def test_simd_kernels_bit_exact_on_cortex_m7(case, tmp_path):
 
 # ------------------------------------------------------------------------------ real models
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
-
-
-@pytest.mark.skipif(REF is None, reason="mcutool/reference.py is not written yet")
 @pytest.mark.parametrize("model,schedules", [("kws_ref_model.tflite", ("portable", "auto", "smlad_w16")),
                                              ("ad01_int8.tflite", ("auto",))])
 def test_real_model_layers_bit_exact(model, schedules, tmp_path):
     """Every conv / depthwise / fully connected layer of a real TFLite model, fed the reference's own
     intermediate tensors, reproduces the reference's output bytes."""
-    path = MODELS / model
-    if not path.exists():
-        pytest.skip(f"{path} is missing")
+    path = shared_model(model)
     from mcutool.frontends import load_model
 
     g = load_model(path)
