@@ -49,12 +49,14 @@ def _with_explicit_pad(graph: Graph, index: int) -> Graph:
 def explicit_row_padding(graph: Graph) -> Graph:
     """`graph` with explicit PAD ops before its padded row-mode convolutions, where that costs at most
     ARENA_TOLERANCE more arena."""
-    index = 0
+    index, arena = 0, None
     while index < len(graph.ops):
         if _row_mode_with_padding(graph, graph.ops[index]):
+            arena = arena or plan_arena(graph).size
             candidate = _with_explicit_pad(graph, index)
-            if plan_arena(candidate).size <= plan_arena(graph).size * (1 + ARENA_TOLERANCE):
-                graph = candidate
+            padded = plan_arena(candidate).size
+            if padded <= arena * (1 + ARENA_TOLERANCE):
+                graph, arena = candidate, padded
                 index += 1  # skip the inserted PAD
         index += 1
     return graph
