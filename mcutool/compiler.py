@@ -113,7 +113,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     model_order = [op.name for op in scheduled.ops]
     scheduled, plan = schedule_ops(scheduled)
     placement = _place_weights(graph, board, opts)
-    from .codegen.model import generate_model, emit_layers  # noqa: F401
+    from .codegen.model import generate_model
     from .codegen.project import write_firmware_project, write_library
     for attempt in range(MAX_PLACEMENT_ROUNDS):
         step("generating kernels (TVM)")
@@ -124,8 +124,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
             write_library(sources, out)
         else:
             write_firmware_project(scheduled, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
-        report = _schedule_report(model, graph, scheduled, board, plan, choice, opts)
-        report["memory"]["layerwise_peak_bytes"] = layerwise
+        report = _schedule_report(model, graph, scheduled, board, plan, choice, opts, layerwise)
         report["schedule"]["arena"]["reordered"] = [op.name for op in scheduled.ops] != model_order
         report["io_backend"] = opts.io
         report["binarization"] = binarized.to_json()
@@ -195,9 +194,10 @@ def _choose_patch(graph: Graph, board: Board, opts: Options):
     return choose_plan(graph, opts.patch, limit, OTHER_SRAM_ESTIMATE, opts.max_overhead, budget_given=budget)
 
 
-def _schedule_report(model: Path, graph: Graph, scheduled: Graph, board: Board, plan, choice, opts: Options) -> dict:
+def _schedule_report(model: Path, graph: Graph, scheduled: Graph, board: Board, plan, choice, opts: Options,
+                     layerwise: int) -> dict:
     """report.json before building: the model's layers (graph) and what runs (scheduled: patches, padding, order)."""
-    report = _base_report(model, graph, board, plan.size)
+    report = _base_report(model, graph, board, plan.size, layerwise)
     report["schedule"]["patch"] = choice.plan.to_json() if choice.plan else None
     report["schedule"]["patch_reason"] = choice.reason
     report["schedule"]["arena"] = dict(plan.to_json(), layerwise_peak_bytes_run_order=layerwise_peak_bytes(scheduled))
@@ -213,12 +213,13 @@ def _binarize(graph: Graph, spec: str):
     return binarize(graph, parse_selection(spec))
 
 
-def _base_report(model: Path, graph: Graph, board: Board, arena: int) -> dict:
+def _base_report(model: Path, graph: Graph, board: Board, arena: int, layerwise: int) -> dict:
+    """`layerwise`: the model's layer-wise peak in its own op order, before scheduling rewrites the graph."""
     rows = layer_rows(graph)
     return {
         "model": model.name, "board": board.name, "mcutool_version": __version__,
         "macs": sum(r["macs"] for r in rows),
-        "memory": {"arena_bytes": arena, "layerwise_peak_bytes": layerwise_peak_bytes(graph),
+        "memory": {"arena_bytes": arena, "layerwise_peak_bytes": layerwise,
                    "sram_limit_bytes": board.sram_bytes},
         "flash": {"weights_bytes": sum(t.nbytes for t in graph.tensors.values() if t.is_const),
                   "limit_bytes": board.flash_bytes},
