@@ -187,31 +187,20 @@ class BinaryPool2DAttrs(Pool2DAttrs):
     channels: int = 0
 
 
-# op kind -> the attribute class it carries
+# op kind -> the attribute class it carries. Operators register their kinds (mcutool/ops/, imported by the
+# package's __init__); the scheduler's own kinds are listed here.
 OP_ATTRS: dict[str, type] = {
-    "conv2d": Conv2DAttrs,
-    "depthwise_conv2d": DepthwiseConv2DAttrs,
-    "fully_connected": FullyConnectedAttrs,
-    "avg_pool2d": Pool2DAttrs,
-    "max_pool2d": Pool2DAttrs,
-    "add": ElementwiseAttrs,
-    "mul": ElementwiseAttrs,
-    "reshape": NoAttrs,
-    "softmax": SoftmaxAttrs,
-    "logistic": NoAttrs,
-    "pad": PadAttrs,
-    "transpose": TransposeAttrs,
-    "mean": MeanAttrs,
-    "concat": ConcatAttrs,
-    "quantize": NoAttrs,
-    "dequantize": NoAttrs,
     "patch_stage": PatchStageAttrs,  # made by the scheduler (schedule/patch.py), never by an importer
-    "sign": NoAttrs,
-    "binary_pack": BinaryPackAttrs,
-    "binary_pack_conv2d": BinaryConv2DAttrs,
-    "binary_conv2d": BinaryConv2DAttrs,
-    "binary_max_pool2d": BinaryPool2DAttrs,
 }
+
+
+def register_kind(kind: str, attrs: type) -> None:
+    """Make `kind` a valid Op kind carrying `attrs` (called by mcutool.ops.register)."""
+    if OP_ATTRS.get(kind, attrs) is not attrs:
+        raise ValueError(f"op kind {kind!r} already carries {OP_ATTRS[kind].__name__}")
+    OP_ATTRS[kind] = attrs
+
+
 BINARY_KINDS = ("binary_pack", "binary_pack_conv2d", "binary_conv2d", "binary_max_pool2d")
 
 

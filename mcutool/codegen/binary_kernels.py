@@ -2,16 +2,18 @@
 
 As for the int8 runtime kernels (runtime_params.py), everything that depends only on shapes and constants is
 computed here (weights packed by the binarize pass, thresholds, requantization pairs from the reference's
-helpers) and the firmware only touches data. The int8 `sign` op (a binary network compiled with
-`--binarize off`) is a 256-entry lookup table through the existing mcu_lut_s8 kernel.
+helpers) and the firmware only touches data.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import reference as ref
 from ..errors import UserError
 from ..ir import Op
+from ..ops.binary import pack_bits, unpack_bits
+from ..ops.conv import conv_output_multipliers
+from ..ops.fixedpoint import activation_range
+from ..ops.kernel import CRef, dims4, int8_qparams
 from . import runtime_params as rp
 from .model import Context, LayerCode, emitter
 
@@ -53,8 +55,8 @@ def _call(function: str, prefix: str, x: str, y: str) -> str:
 def binary_pack(ctx: Context, op: Op) -> LayerCode:
     p = ctx.prefix(op)
     x = ctx.graph.tensor(op.inputs[0])
-    _, zp = rp._int8(op, x, "input")
-    shape = rp.dims4(x.shape)
+    _, zp = int8_qparams(op, x, "input")
+    shape = dims4(x.shape)
     fields = {"input": _dims(shape, op.attrs.channels), "zero_point": zp}
     return LayerCode(op.name, op.kind, _struct("mcu_binary_pack_params", p, fields),
                      _call("mcu_binary_pack_s8", p, ctx.ptr(op.inputs[0], "const int8_t"),
@@ -65,7 +67,7 @@ def binary_pack(ctx: Context, op: Op) -> LayerCode:
 def binary_pack_conv2d(ctx: Context, op: Op) -> LayerCode:
     g, p = ctx.graph, ctx.prefix(op)
     x, w, bias, thr = (g.tensor(n) for n in op.inputs)
-    _, zp = rp._int8(op, x, "input")
+    _, zp = int8_qparams(op, x, "input")
     a = op.attrs
     if w.shape[1] * w.shape[2] * w.shape[3] > 512:
         raise UserError(f"layer {op.name!r} ({op.kind}): a {w.shape[1]}x{w.shape[2]}x{w.shape[3]} window exceeds "
@@ -74,17 +76,17 @@ def binary_pack_conv2d(ctx: Context, op: Op) -> LayerCode:
     small = k <= SMALL_PATCH  # the unrolled path: weights pre-widened to int16, zero-padded to 12 per channel
     fields = {"input": _dims(x.shape, x.shape[3]), "output": _dims(g.tensor(op.outputs[0]).shape, a.out_channels),
               "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "input_offset": -zp,
-              "weights": None if small else rp.CRef("weights"), "weights16": rp.CRef("weights16") if small else None,
-              "bias": rp.CRef("bias"), "thresholds": rp.CRef("thresholds")}
+              "weights": None if small else CRef("weights"), "weights16": CRef("weights16") if small else None,
+              "bias": CRef("bias"), "thresholds": CRef("thresholds")}
     if small:
         w16 = np.zeros((w.shape[0], SMALL_PATCH), np.int64)
         w16[:, :k] = w.data.reshape(w.shape[0], k)
-        weights = rp._c_array(f"{p}_weights16", "int16_t", [int(v) for v in w16.reshape(-1)], p)
+        weights = rp.c_array(f"{p}_weights16", "int16_t", [int(v) for v in w16.reshape(-1)], p)
     else:
-        weights = rp._c_array(f"{p}_weights", "int8_t", [int(v) for v in w.data.reshape(-1)], p)
+        weights = rp.c_array(f"{p}_weights", "int8_t", [int(v) for v in w.data.reshape(-1)], p)
     defs = (weights
-            + rp._c_array(f"{p}_bias", "int32_t", [int(v) for v in bias.data], p)
-            + rp._c_array(f"{p}_thresholds", "int32_t", [int(v) for v in thr.data], p)
+            + rp.c_array(f"{p}_bias", "int32_t", [int(v) for v in bias.data], p)
+            + rp.c_array(f"{p}_thresholds", "int32_t", [int(v) for v in thr.data], p)
             + _struct("mcu_binary_pack_conv2d_params", p, fields))
     return LayerCode(op.name, op.kind, defs, _call("mcu_binary_pack_conv2d_s8", p,
                                                    ctx.ptr(op.inputs[0], "const int8_t"),
@@ -97,7 +99,7 @@ def binary_conv2d(ctx: Context, op: Op) -> LayerCode:
     x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
     a = op.attrs
     fields = {"input": _dims(x.shape, a.in_channels), "output": _dims(y.shape, a.out_channels),
-              "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "weights": rp.CRef("weights")}
+              "filter_h": w.shape[1], "filter_w": w.shape[2], **_geometry(op), "weights": CRef("weights")}
     if w.shape[1] * w.shape[2] * w.shape[3] > 128:
         raise UserError(f"layer {op.name!r} ({op.kind}): a {w.shape[1]}x{w.shape[2]} window of {a.in_channels} "
                         "channels exceeds the binary kernel's 128-word window (MCU_BINARY_MAX_WINDOW).")
@@ -107,19 +109,19 @@ def binary_conv2d(ctx: Context, op: Op) -> LayerCode:
         return _bitslice_conv2d(ctx, op)
     if y.dtype == "uint32":
         thr, flip = g.tensor(op.inputs[2]), g.tensor(op.inputs[3])
-        defs += rp._c_array(f"{p}_thresholds", "int32_t", [int(v) for v in thr.data], p)
+        defs += rp.c_array(f"{p}_thresholds", "int32_t", [int(v) for v in thr.data], p)
         defs += _u32_array(f"{p}_flip", [int(v) for v in flip.data.reshape(-1)])
-        fields.update(thresholds=rp.CRef("thresholds"), flip=rp.CRef("flip"), bias=None, quant=None,
+        fields.update(thresholds=CRef("thresholds"), flip=CRef("flip"), bias=None, quant=None,
                       output_offset=0, act={"min": 0, "max": 0})
         function, out = "mcu_binary_conv2d_s1", ctx.ptr(op.outputs[0], "uint32_t")
     else:
-        so, zo = rp._int8(op, y, "output")
-        mult, shift = ref.conv_output_multipliers(1.0, w.quant.scale, so)
-        lo, hi = ref.activation_range(a.activation, so, zo, "int8")
-        defs += rp._c_array(f"{p}_bias", "int32_t", [int(v) for v in g.tensor(op.inputs[2]).data], p)
-        defs += rp._c_array(f"{p}_quant", "mcu_quant", [{"multiplier": int(m), "shift": int(s)}
+        so, zo = int8_qparams(op, y, "output")
+        mult, shift = conv_output_multipliers(1.0, w.quant.scale, so)
+        lo, hi = activation_range(a.activation, so, zo, "int8")
+        defs += rp.c_array(f"{p}_bias", "int32_t", [int(v) for v in g.tensor(op.inputs[2]).data], p)
+        defs += rp.c_array(f"{p}_quant", "mcu_quant", [{"multiplier": int(m), "shift": int(s)}
                                                         for m, s in zip(mult, shift)], p)
-        fields.update(thresholds=None, flip=None, bias=rp.CRef("bias"), quant=rp.CRef("quant"), output_offset=zo,
+        fields.update(thresholds=None, flip=None, bias=CRef("bias"), quant=CRef("quant"), output_offset=zo,
                       act={"min": lo, "max": hi})
         function, out = "mcu_binary_conv2d_s1_s8", ctx.ptr(op.outputs[0])
     defs += _struct("mcu_binary_conv2d_params", p, fields)
@@ -152,8 +154,8 @@ def _bitslice_conv2d(ctx: Context, op: Op) -> LayerCode:
     x, w, y = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])
     cin, cout = a.in_channels, a.out_channels
     _, kh, kw, _ = w.shape
-    bits = ref.unpack_bits(w.data, cin).reshape(cout, kh * kw, cin)          # (out, tap, c)
-    weights_t = ref.pack_bits(bits.transpose(1, 2, 0)).transpose(2, 0, 1)  # (ocw, tap, c)
+    bits = unpack_bits(w.data, cin).reshape(cout, kh * kw, cin)          # (out, tap, c)
+    weights_t = pack_bits(bits.transpose(1, 2, 0)).transpose(2, 0, 1)  # (ocw, tap, c)
     n_all = kh * kw * cin
     xs, ys = _image_shape(x.shape), _image_shape(y.shape)
     rows, row_classes = _border_classes(ys[1], xs[1], kh, a.stride[0], a.pads[0])
@@ -166,32 +168,32 @@ def _bitslice_conv2d(ctx: Context, op: Op) -> LayerCode:
             valid[ry[0]:ry[1], rx[0]:rx[1]] = True
             corrs.append(tap_sum[:, ~valid.reshape(-1)].sum(axis=1))
     fields = {"input": _dims(x.shape, cin), "output": _dims(y.shape, cout), "filter_h": kh, "filter_w": kw,
-              **_geometry(op), "col_classes": len(col_classes), "weights_t": rp.CRef("weights_t"),
-              "row_class": rp.CRef("row_class"), "col_class": rp.CRef("col_class")}
+              **_geometry(op), "col_classes": len(col_classes), "weights_t": CRef("weights_t"),
+              "row_class": CRef("row_class"), "col_class": CRef("col_class")}
     defs = (_u32_array(f"{p}_weights_t", [int(v) for v in weights_t.reshape(-1)])
-            + rp._c_array(f"{p}_row_class", "uint8_t", rows, p) + rp._c_array(f"{p}_col_class", "uint8_t", cols, p))
+            + rp.c_array(f"{p}_row_class", "uint8_t", rows, p) + rp.c_array(f"{p}_col_class", "uint8_t", cols, p))
     if y.dtype == "uint32":
         thr = g.tensor(op.inputs[2]).data.astype(np.int64)
         k_planes = []
         for corr in corrs:
             k = np.clip((n_all - thr - corr) // 2 + 1, 0, (1 << BITSLICE_PLANES) - 1)
             plane_bits = ((k[:, None] >> np.arange(BITSLICE_PLANES)) & 1).astype(bool)  # (out, plane)
-            k_planes.append(ref.pack_bits(plane_bits.T).T)                              # (ocw, plane)
+            k_planes.append(pack_bits(plane_bits.T).T)                              # (ocw, plane)
         defs += (_u32_array(f"{p}_k", [int(v) for v in np.stack(k_planes).reshape(-1)])
                  + _u32_array(f"{p}_flip", [int(v) for v in g.tensor(op.inputs[3]).data.reshape(-1)]))
-        fields.update(k=rp.CRef("k"), flip=rp.CRef("flip"), bias_p=None, quant=None, output_offset=0,
+        fields.update(k=CRef("k"), flip=CRef("flip"), bias_p=None, quant=None, output_offset=0,
                       act={"min": 0, "max": 0})
         function, out = "mcu_binary_conv2d_bitslice_s1", ctx.ptr(op.outputs[0], "uint32_t")
     else:
         bias = g.tensor(op.inputs[2]).data.astype(np.int64)
         bias_p = np.stack([bias + n_all - corr for corr in corrs])
-        so, zo = rp._int8(op, y, "output")
-        mult, shift = ref.conv_output_multipliers(1.0, w.quant.scale, so)
-        lo, hi = ref.activation_range(a.activation, so, zo, "int8")
-        defs += (rp._c_array(f"{p}_bias_p", "int32_t", [int(v) for v in bias_p.reshape(-1)], p)
-                 + rp._c_array(f"{p}_quant", "mcu_quant", [{"multiplier": int(m), "shift": int(s)}
+        so, zo = int8_qparams(op, y, "output")
+        mult, shift = conv_output_multipliers(1.0, w.quant.scale, so)
+        lo, hi = activation_range(a.activation, so, zo, "int8")
+        defs += (rp.c_array(f"{p}_bias_p", "int32_t", [int(v) for v in bias_p.reshape(-1)], p)
+                 + rp.c_array(f"{p}_quant", "mcu_quant", [{"multiplier": int(m), "shift": int(s)}
                                                           for m, s in zip(mult, shift)], p))
-        fields.update(k=None, flip=None, bias_p=rp.CRef("bias_p"), quant=rp.CRef("quant"), output_offset=zo,
+        fields.update(k=None, flip=None, bias_p=CRef("bias_p"), quant=CRef("quant"), output_offset=zo,
                       act={"min": lo, "max": hi})
         function, out = "mcu_binary_conv2d_bitslice_s1_s8", ctx.ptr(op.outputs[0])
     defs += _struct("mcu_binary_conv2d_bitslice_params", p, fields)
@@ -208,18 +210,3 @@ def binary_max_pool2d(ctx: Context, op: Op) -> LayerCode:
     return LayerCode(op.name, op.kind, _struct("mcu_binary_pool_params", p, fields),
                      _call("mcu_binary_max_pool2d_s1", p, ctx.ptr(op.inputs[0], "const uint32_t"),
                            ctx.ptr(op.outputs[0], "uint32_t")), "template", HEADERS)
-
-
-@emitter("sign")
-def sign_int8(ctx: Context, op: Op) -> LayerCode:
-    """int8 Sign (`--binarize off`): a lookup table of reference.sign_int8 over the 256 input values."""
-    g, p = ctx.graph, ctx.prefix(op)
-    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
-    _, zi = rp._int8(op, x, "input")
-    so, zo = rp._int8(op, y, "output")
-    table = ref.sign_int8(np.arange(-128, 128), in_zp=zi, out_scale=so, out_zp=zo)
-    kp = rp.KernelParams("mcu_lut_s8", "mcu_lut_params", {"size": x.size, "table": rp.CRef("table")},
-                         arrays={"table": ("int8_t", rp._byte_indexed(table))})
-    return LayerCode(op.name, op.kind, rp.c_definitions(kp, p),
-                     rp.c_call(kp, p, [ctx.ptr(op.inputs[0])], ctx.ptr(op.outputs[0])), "template",
-                     ("mcu_kernels.h",))

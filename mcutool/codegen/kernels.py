@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..ir import Op
+from ..ops import OPS
 from ..schedule.inplace import row_buffer
 from . import row_inplace, runtime_params, tvm_kernels
 from .model import Context, LayerCode, emitter
 
 TVM_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
-RUNTIME_KINDS = ("avg_pool2d", "max_pool2d", "add", "mul", "softmax", "logistic", "pad", "transpose", "mean",
-                 "concat", "quantize")
+RUNTIME_KINDS = tuple(sorted(kind for kind, spec in OPS.items() if spec.kernel is not None))
 
 
 @emitter(*TVM_KINDS)
@@ -36,4 +36,4 @@ def runtime_layer(ctx: Context, op: Op) -> LayerCode:
     return LayerCode(op.name, op.kind, definitions, call, "template", headers=("mcu_kernels.h",))
 
 
-from . import binary_kernels  # noqa: E402,F401  (registers the emitters of the binary op kinds and int8 sign)
+from . import binary_kernels  # noqa: E402,F401  (registers the emitters of the binary op kinds)

@@ -1,0 +1,49 @@
+"""Operators, one module each: what an op kind means and what its firmware kernel is given.
+
+An op module (`mcutool/ops/<op>.py`) holds everything about one operator that is not a file format or C text:
+  * its reference: the op on numpy values in TFLite Micro's integer arithmetic (and float32, for calibrating float
+    models), with the IR checks that make it well defined (shapes, dtypes, quantization) -- the golden model the
+    generated C is compared with (mcutool/reference.py runs a graph through these);
+  * its Prepare: every number TFLite computes once from scales and shapes (multipliers, clamps, tables);
+  * `kernel_params(graph, op)`: the parameter struct its runtime/ C kernel (`runtime/mcu_<op>_s8.c`) gets, for the
+    ops whose kernel is hand-written (TVM generates conv, depthwise and fully connected; codegen/binary_kernels.py
+    lays out the binary kernels).
+It registers itself with `register(kind, attrs, reference, kernel)`. Shared fixed-point math lives in
+`fixedpoint.py`, shared reference helpers in `common.py`, the kernel-parameter containers in `kernel.py`.
+Op modules import nothing of codegen, schedule or emulate. Adding an operator: one module here, its runtime/ C
+file, a line in each importer's table (mcutool/frontends/), and its tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from mcutool import ir
+
+
+@dataclass(frozen=True)
+class OpDef:
+    kind: str
+    attrs: type                      # the IR attribute class an op of this kind carries
+    reference: Callable              # (graph, op, args) -> [numpy outputs]
+    kernel: Callable | None = None   # (graph, op) -> KernelParams of its runtime/ kernel; None: emitted elsewhere
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def register(kind: str, attrs: type, reference: Callable, kernel: Callable | None = None) -> OpDef:
+    if kind in OPS:
+        raise ValueError(f"op kind {kind!r} registered twice")
+    ir.register_kind(kind, attrs)
+    OPS[kind] = OpDef(kind, attrs, reference, kernel)
+    return OPS[kind]
+
+
+def op_def(kind: str) -> OpDef | None:
+    return OPS.get(kind)
+
+
+# Every operator module, imported once so that each registers its kinds.
+from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, mean, mul, pad, pool,  # noqa: E402,F401
+                         quantize, reshape, softmax, transpose)

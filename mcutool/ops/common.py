@@ -1,0 +1,135 @@
+"""What the operators' reference functions share: how a layer names itself in errors, per-tensor quantization
+parameters, the float/quantized split, window geometry (padding canvases, taps, im2col).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mcutool.errors import UserError
+from mcutool.ir import Graph, Op, Tensor
+from mcutool.ops.fixedpoint import QUANTIZED, f32, i64
+
+
+def where(op: Op) -> str:
+    return f"op {op.name!r} ({op.kind})"
+
+
+def unsupported(op: Op, detail: str) -> UserError:
+    return UserError(f"{where(op)}: {detail}. The numpy reference (mcutool/reference.py) supports int8/uint8 "
+                     "tensors with TFLite quantization and all-float32 ops; quantize the model, or change this "
+                     "layer to a supported form.")
+
+
+def qparams(op: Op, t: Tensor, role: str) -> tuple[np.float32, int]:
+    """(scale, zero_point) of a per-tensor quantized tensor."""
+    if t.quant is None:
+        raise unsupported(op, f"{role} tensor {t.name!r} ({t.dtype}) has no quantization parameters")
+    if t.quant.per_channel:
+        raise unsupported(op, f"{role} tensor {t.name!r} is quantized per channel, which this op does not allow")
+    return f32(t.quant.scale[0]), int(t.quant.zero_point[0])
+
+
+def same_quant(a: Tensor, b: Tensor) -> bool:
+    if a.quant is None or b.quant is None:
+        return a.quant is None and b.quant is None
+    return (a.quant.scale.size == b.quant.scale.size
+            and np.array_equal(a.quant.scale.astype(np.float32), b.quant.scale.astype(np.float32))
+            and np.array_equal(a.quant.zero_point, b.quant.zero_point))
+
+
+def kind_of(graph: Graph, op: Op) -> str:
+    """'float' when the op's data tensors are all float32, 'quant' when they are int8/uint8, else unsupported."""
+    data = [graph.tensor(n) for n in op.inputs[:1] + op.outputs if n]
+    if op.kind in ("add", "mul", "concat"):
+        data = [graph.tensor(n) for n in op.inputs + op.outputs if n]
+    dtypes = {t.dtype for t in data}
+    if dtypes == {"float32"}:
+        return "float"
+    if dtypes <= set(QUANTIZED) and len(dtypes) == 1:
+        return "quant"
+    raise unsupported(op, f"tensor dtypes {sorted(dtypes)} are not a supported combination")
+
+
+def out_hw_of(out: Tensor) -> tuple[int, int]:
+    return out.shape[1], out.shape[2]
+
+
+def check_window(op: Op, x: Tensor, out: Tensor, kernel, stride, dilation, pads) -> None:
+    """The output size the explicit pads imply must be the output tensor's."""
+    for i, (size, k, s, d, before, after) in enumerate(zip(x.shape[1:3], kernel, stride, dilation,
+                                                           pads[:2], pads[2:])):
+        span = (k - 1) * d + 1
+        expected = (size + before + after - span) // s + 1
+        if expected != out.shape[1 + i]:
+            raise UserError(f"{where(op)}: input {x.shape}, kernel {tuple(kernel)}, stride {tuple(stride)}, "
+                            f"dilation {tuple(dilation)} and pads {tuple(pads)} give an output of "
+                            f"{expected} along axis {1 + i}, but the output tensor {out.name!r} has shape "
+                            f"{out.shape}")
+
+
+def padded(x: np.ndarray, out_hw, stride, dilation, kernel, pads, fill) -> np.ndarray:
+    """x (N, H, W, C) embedded in a canvas covering every input position the windows touch; positions outside
+    the input hold `fill`. Windows then start at canvas[oy * sy + ky * dy, ox * sx + kx * dx]."""
+    n, h, w, c = x.shape
+    span_h = (kernel[0] - 1) * dilation[0] + 1
+    span_w = (kernel[1] - 1) * dilation[1] + 1
+    top, need_h = -pads[0], (out_hw[0] - 1) * stride[0] + span_h
+    left, need_w = -pads[1], (out_hw[1] - 1) * stride[1] + span_w
+    canvas = np.full((n, need_h, need_w, c), fill, dtype=x.dtype)
+    y0, y1 = max(0, top), min(h, top + need_h)
+    x0, x1 = max(0, left), min(w, left + need_w)
+    if y1 > y0 and x1 > x0:
+        canvas[:, y0 - top:y1 - top, x0 - left:x1 - left, :] = x[:, y0:y1, x0:x1, :]
+    return canvas
+
+
+def taps(canvas: np.ndarray, out_hw, stride, dilation, kernel):
+    """Yield (ky, kx, view) where view[n, oy, ox, c] = canvas[n, oy*sy + ky*dy, ox*sx + kx*dx, c]."""
+    oh, ow = out_hw
+    sy, sx = stride
+    for ky in range(kernel[0]):
+        for kx in range(kernel[1]):
+            y0, x0 = ky * dilation[0], kx * dilation[1]
+            yield ky, kx, canvas[:, y0:y0 + (oh - 1) * sy + 1:sy, x0:x0 + (ow - 1) * sx + 1:sx, :]
+
+
+def im2col(canvas: np.ndarray, out_hw, stride, dilation, kernel) -> np.ndarray:
+    """(N, OH, OW, KH, KW, C) patches of the canvas."""
+    views = [v for _, _, v in taps(canvas, out_hw, stride, dilation, kernel)]
+    stacked = np.stack(views, axis=3)  # (N, OH, OW, KH*KW, C)
+    n, oh, ow, _, c = stacked.shape
+    return stacked.reshape(n, oh, ow, kernel[0], kernel[1], c)
+
+
+def float_activation(y, activation: str):
+    if activation == "none":
+        return y
+    if activation == "relu":
+        return np.maximum(y, np.float32(0))
+    if activation == "relu6":
+        return np.clip(y, np.float32(0), np.float32(6))
+    if activation == "relu_n1_to_1":
+        return np.clip(y, np.float32(-1), np.float32(1))
+    raise UserError(f"unknown fused activation {activation!r}")
+
+
+def require_same_quant(graph, op):
+    x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x_t.dtype != out_t.dtype:
+        raise unsupported(op, f"input dtype {x_t.dtype} differs from output dtype {out_t.dtype}")
+    if x_t.dtype in QUANTIZED and not same_quant(x_t, out_t):
+        raise unsupported(op, "input and output quantization differ (this op moves values without rescaling "
+                          "them, as TFLite's does); insert a quantize op")
+
+
+def weight_zero_point(op: Op, w: Tensor, channel_axis: int):
+    """The weights' zero point: an int, or a vector along the output channels (whose axis is checked)."""
+    q = w.quant
+    if q.per_channel or q.zero_point.size > 1:
+        axis = channel_axis if q.axis is None else q.axis % len(w.shape)
+        if axis != channel_axis or q.scale.size not in (1, w.shape[channel_axis]):
+            raise unsupported(op, f"weights {w.name!r} are quantized per channel along axis {q.axis} with "
+                              f"{q.scale.size} scales; {op.kind} needs one scale per output channel "
+                              f"(axis {channel_axis}, {w.shape[channel_axis]} channels)")
+    zp = q.zero_point
+    return int(zp[0]) if zp.size == 1 else i64(zp)

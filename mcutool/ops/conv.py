@@ -1,0 +1,205 @@
+"""CONV_2D and DEPTHWISE_CONV_2D: `reference/integer_ops/conv.h` ConvPerChannel and `depthwise_conv.h`
+DepthwiseConvPerChannel (uint8: `reference/conv.h`, `depthwiseconv_uint8.h`); float32 versions for calibration.
+They share geometry, checks and the requantization, so they live together. Their firmware kernels are
+generated per layer by TVM (mcutool/codegen/tvm_kernels.py); `weighted_op_multipliers` is the requantization
+those kernels get.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mcutool.errors import UserError
+from mcutool.ir import Conv2DAttrs, DepthwiseConv2DAttrs, Graph, Op, Tensor
+from mcutool.ops import register
+from mcutool.ops.common import (check_window, float_activation, im2col, out_hw_of, padded, qparams, taps,
+                                unsupported, weight_zero_point, where)
+from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, f32, i64, quantize_multiplier,
+                                    quantize_multipliers, requantize_accumulator, wrap_int32)
+
+
+def legacy_conv_output_multiplier(input_scale, weight_scale, output_scale) -> tuple[int, int]:
+    """Per-tensor requantization of FULLY_CONNECTED (and of uint8 CONV_2D / DEPTHWISE_CONV_2D).
+
+    TFLite's GetQuantizedConvolutionMultipler (`kernel_util.cc`) in 2.14:
+    input_product_scale = (double)(input_scale * filter_scale) -- the product in float32 (verified against
+    tflite-runtime 2.14: the double product differs in the last multiplier bit and in outputs) --, then
+    multiplier = input_product_scale / (double)output_scale."""
+    product = float(np.float32(f32(input_scale) * f32(weight_scale)))
+    return quantize_multiplier(product / float(f32(output_scale)))
+
+
+def conv_output_multipliers(input_scale, weight_scales, output_scale) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel requantization of conv / depthwise conv / per-channel fully connected.
+
+    TFLite's PopulateConvolutionQuantizationParams (`kernel_util.cc`):
+    effective = (double)input_scale * (double)filter_scale[c] / (double)output_scale, from float32 scales."""
+    w = np.atleast_1d(np.asarray(weight_scales, dtype=np.float32)).astype(np.float64)
+    effective = float(f32(input_scale)) * w / float(f32(output_scale))
+    return quantize_multipliers(effective)
+
+
+def weighted_op_multipliers(kind: str, x: Tensor, w: Tensor, out: Tensor):
+    """The requantization (multiplier, shift) of conv2d / depthwise_conv2d / fully_connected -- ints, or
+    int64 vectors with one entry per output channel -- computed the way tflite-runtime 2.14 does for that
+    layer (each rule verified against it):
+      * per-channel weights (any of the three kinds): conv_output_multipliers, in double;
+      * conv2d / depthwise_conv2d with int8 input: conv_output_multipliers, also for per-tensor weights;
+      * fully_connected with per-tensor weights, and uint8 conv2d / depthwise_conv2d (per-tensor):
+        legacy_conv_output_multiplier (float32 scale product)."""
+    x_scale, w_scales, o_scale = x.quant.scale[0], w.quant.scale, out.quant.scale[0]
+    legacy = w_scales.size == 1 and (kind == "fully_connected" or x.dtype == "uint8")
+    if legacy:
+        return legacy_conv_output_multiplier(x_scale, w_scales[0], o_scale)
+    mult, shift = conv_output_multipliers(x_scale, w_scales, o_scale)
+    if mult.size == 1:
+        return int(mult[0]), int(shift[0])
+    return mult, shift
+
+
+def conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw) -> np.ndarray:
+    """int32 accumulators of a conv: acc[n, oy, ox, oc] = sum (x - x_zp) * (w - w_zp), padding contributing 0.
+
+    x (N, H, W, Cin) integers; w (Cout, KH, KW, Cin); w_zp scalar or per output channel."""
+    w64 = i64(w)
+    cout, kh, kw, cin = w64.shape
+    wz = i64(w_zp).reshape(-1, 1, 1, 1) if np.ndim(w_zp) else i64(w_zp)
+    x0 = i64(x) - int(x_zp)
+    canvas = padded(x0, out_hw, stride, dilation, (kh, kw), pads, 0)
+    cols = im2col(canvas, out_hw, stride, dilation, (kh, kw))  # (N, OH, OW, KH, KW, Cin)
+    n, oh, ow = cols.shape[:3]
+    wmat = (w64 - wz).reshape(cout, kh * kw * cin).T
+    acc = cols.reshape(n * oh * ow, kh * kw * cin) @ wmat
+    return wrap_int32(acc.reshape(n, oh, ow, cout))
+
+
+def conv2d_int8(x, w, bias, *, x_zp, w_zp, stride, dilation, pads, out_hw, multiplier, shift, out_zp,
+                act_min, act_max) -> np.ndarray:
+    """CONV_2D, quantized (`reference/integer_ops/conv.h` ConvPerChannel; uint8: `reference/conv.h`).
+
+    multiplier/shift per output channel (or scalar). With multiplier None the raw int32 accumulator (plus
+    bias) is returned (ONNX ConvInteger)."""
+    acc = conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw)
+    if bias is not None:
+        acc = wrap_int32(acc + i64(bias))
+    if multiplier is None:
+        return acc
+    return requantize_accumulator(acc, multiplier, shift, out_zp, act_min, act_max)
+
+
+def depthwise_conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw, depth_multiplier) -> np.ndarray:
+    """int32 accumulators of a depthwise conv; output channel c*dm + m reads input channel c.
+
+    w (1, KH, KW, Cin * dm); w_zp scalar or per output channel."""
+    w64 = i64(w)
+    _, kh, kw, cout = w64.shape
+    wz = i64(w_zp)
+    x0 = i64(x) - int(x_zp)
+    if depth_multiplier != 1:
+        x0 = np.repeat(x0, depth_multiplier, axis=-1)
+    canvas = padded(x0, out_hw, stride, dilation, (kh, kw), pads, 0)
+    n = x0.shape[0]
+    acc = np.zeros((n, out_hw[0], out_hw[1], cout), dtype=np.int64)
+    wsub = w64[0] - wz
+    for ky, kx, view in taps(canvas, out_hw, stride, dilation, (kh, kw)):
+        acc += view * wsub[ky, kx]
+    return wrap_int32(acc)
+
+
+def depthwise_conv2d_int8(x, w, bias, *, x_zp, w_zp, stride, dilation, pads, out_hw, depth_multiplier,
+                          multiplier, shift, out_zp, act_min, act_max) -> np.ndarray:
+    """DEPTHWISE_CONV_2D, quantized (`reference/integer_ops/depthwise_conv.h` DepthwiseConvPerChannel;
+    uint8: `reference/depthwiseconv_uint8.h`)."""
+    acc = depthwise_conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw, depth_multiplier)
+    if bias is not None:
+        acc = wrap_int32(acc + i64(bias))
+    if multiplier is None:
+        return acc
+    return requantize_accumulator(acc, multiplier, shift, out_zp, act_min, act_max)
+
+
+def conv2d_float(x, w, bias, *, stride, dilation, pads, out_hw, activation="none") -> np.ndarray:
+    w = np.asarray(w, dtype=np.float32)
+    cout, kh, kw, _ = w.shape
+    canvas = padded(np.asarray(x, dtype=np.float32), out_hw, stride, dilation, (kh, kw), pads, 0.0)
+    cols = im2col(canvas, out_hw, stride, dilation, (kh, kw))
+    n, oh, ow = cols.shape[:3]
+    y = (cols.reshape(n * oh * ow, -1) @ w.reshape(cout, -1).T).reshape(n, oh, ow, cout)
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float32)
+    return float_activation(y.astype(np.float32), activation)
+
+
+def depthwise_conv2d_float(x, w, bias, *, stride, dilation, pads, out_hw, depth_multiplier,
+                           activation="none") -> np.ndarray:
+    w = np.asarray(w, dtype=np.float32)
+    _, kh, kw, cout = w.shape
+    x = np.asarray(x, dtype=np.float32)
+    if depth_multiplier != 1:
+        x = np.repeat(x, depth_multiplier, axis=-1)
+    canvas = padded(x, out_hw, stride, dilation, (kh, kw), pads, 0.0)
+    y = np.zeros((x.shape[0], out_hw[0], out_hw[1], cout), dtype=np.float32)
+    for ky, kx, view in taps(canvas, out_hw, stride, dilation, (kh, kw)):
+        y += view * w[0, ky, kx]
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float32)
+    return float_activation(y, activation)
+
+
+def _conv_like(graph: Graph, op: Op, args, depthwise: bool):
+    x_t, w_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    out_t = graph.tensor(op.outputs[0])
+    a = op.attrs
+    kernel = w_t.shape[1:3]
+    check_window(op, x_t, out_t, kernel, a.stride, a.dilation, a.pads)
+    x, w = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    geometry = dict(stride=tuple(a.stride), dilation=tuple(a.dilation), pads=tuple(a.pads), out_hw=out_hw_of(out_t))
+    if depthwise:
+        dm = a.depth_multiplier
+        if dm * x_t.shape[3] != w_t.shape[3]:
+            raise UserError(f"{where(op)}: {x_t.shape[3]} input channels x depth multiplier {dm} != "
+                            f"{w_t.shape[3]} weight channels")
+        geometry["depth_multiplier"] = dm
+    if x_t.dtype == "float32" or out_t.dtype == "float32":
+        if not (x_t.dtype == w_t.dtype == out_t.dtype == "float32"):
+            raise unsupported(op, f"input {x_t.dtype}, weights {w_t.dtype}, output {out_t.dtype} (hybrid "
+                              "float/integer layers are not supported)")
+        fn = depthwise_conv2d_float if depthwise else conv2d_float
+        return [fn(x, w, bias, activation=a.activation, **geometry)]
+    return [_quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise)]
+
+
+def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise):
+    if x_t.dtype not in QUANTIZED or w_t.dtype not in QUANTIZED:
+        raise unsupported(op, f"input {x_t.dtype} with weights {w_t.dtype}")
+    _, x_zp = qparams(op, x_t, "input")
+    if w_t.quant is None:
+        raise unsupported(op, f"weights {w_t.name!r} have no quantization parameters")
+    w_zp = weight_zero_point(op, w_t, 3 if depthwise else 0)
+    if out_t.dtype == "int32" and out_t.quant is None:
+        mult = shift = None
+        out_zp, lo, hi = 0, INT32_MIN, INT32_MAX
+        if op.attrs.activation != "none":
+            raise unsupported(op, "a raw int32 accumulator output cannot carry a fused activation")
+    elif out_t.dtype in QUANTIZED:
+        o_s, out_zp = qparams(op, out_t, "output")
+        lo, hi = activation_range(op.attrs.activation, o_s, out_zp, out_t.dtype)
+        mult, shift = weighted_op_multipliers(op.kind, x_t, w_t, out_t)
+    else:
+        raise unsupported(op, f"output dtype {out_t.dtype} (expected int8/uint8, or int32 without quantization)")
+    common = dict(x_zp=x_zp, w_zp=w_zp, multiplier=mult, shift=shift, out_zp=out_zp, act_min=lo, act_max=hi)
+    if depthwise:
+        return depthwise_conv2d_int8(x, w, bias, **geometry, **common)
+    return conv2d_int8(x, w, bias, **geometry, **common)
+
+
+def _reference_conv2d(graph, op, args):
+    return _conv_like(graph, op, args, depthwise=False)
+
+
+def _reference_depthwise_conv2d(graph, op, args):
+    return _conv_like(graph, op, args, depthwise=True)
+
+
+register("conv2d", Conv2DAttrs, _reference_conv2d)
+register("depthwise_conv2d", DepthwiseConv2DAttrs, _reference_depthwise_conv2d)

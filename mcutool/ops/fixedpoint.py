@@ -1,0 +1,336 @@
+"""TFLite's integer arithmetic, written once: gemmlowp's fixed-point primitives (`internal/common.h`:
+SaturatingRoundingDoublingHighMul, RoundingDivideByPOT, MultiplyByQuantizedMultiplier, exp / reciprocal /
+logistic in fixed point) and the Prepare helpers every op shares (QuantizeMultiplier, activation clamps,
+Requantize), with TFLite's exact float32/double precision.
+
+Integers are carried in int64 arrays holding int32 values; where TFLite's int32 arithmetic would wrap the
+result is wrapped to int32 the same way. No float is used in an integer execution path; floats appear only
+in the Prepare helpers, as in TFLite. Scales are used as float32 values, as TFLite holds them.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+
+import numpy as np
+
+from mcutool.errors import UserError
+
+INT32_MIN = -(1 << 31)
+
+
+INT32_MAX = (1 << 31) - 1
+
+
+_RANGES = {
+    "int8": (-128, 127),
+    "uint8": (0, 255),
+    "int16": (-32768, 32767),
+    "int32": (INT32_MIN, INT32_MAX),
+}
+
+
+NP_DTYPES = {
+    "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
+    "float32": np.float32, "bool": np.bool_, "uint32": np.uint32,
+}
+
+
+QUANTIZED = ("int8", "uint8")
+
+
+def dtype_range(dtype: str) -> tuple[int, int]:
+    """The (min, max) integer range of a quantized dtype."""
+    return _RANGES[dtype]
+
+
+def i64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def wrap_int32(x) -> np.ndarray:
+    """Two's-complement wrap of int64 values to the int32 range (what an int32 overflow does in practice)."""
+    x = i64(x)
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def c_div(a, b) -> np.ndarray:
+    """C integer division: truncates toward zero (numpy's // floors)."""
+    a, b = i64(a), i64(b)
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) != (b < 0), -q, q)
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """gemmlowp::SaturatingRoundingDoublingHighMul for int32 (ARM VQRDMULH): round(a*b / 2^31), saturating."""
+    a, b = i64(a), i64(b)
+    overflow = (a == b) & (a == INT32_MIN)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    s = ab + nudge
+    high = np.where(s >= 0, s >> 31, -((-s) >> 31))  # C division by 2^31 truncates toward zero
+    return np.where(overflow, INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """gemmlowp::RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero."""
+    x, exponent = i64(x), i64(exponent)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier (int32 x, double rounding; `internal/common.h`).
+
+    shift > 0 is a left shift applied to x before the Q31 multiply (in int32, so it may wrap), shift < 0 a
+    rounding right shift after it. `multiplier` and `shift` broadcast against x (per-channel along the last
+    axis when given as vectors)."""
+    x = wrap_int32(x)
+    multiplier, shift = i64(multiplier), i64(shift)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = wrap_int32(x * (np.int64(1) << left))
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplierGreaterThanOne: SRDHM(x * 2^left_shift, multiplier)."""
+    shifted = wrap_int32(i64(x) * (np.int64(1) << i64(left_shift)))
+    return saturating_rounding_doubling_high_mul(shifted, multiplier)
+
+
+def saturating_rounding_multiply_by_pot(x, exponent: int) -> np.ndarray:
+    """gemmlowp::SaturatingRoundingMultiplyByPOT<exponent> for int32."""
+    x = i64(x)
+    if exponent == 0:
+        return x
+    if exponent < 0:
+        return rounding_divide_by_pot(x, -exponent)
+    threshold = (1 << (31 - exponent)) - 1
+    result = x * (1 << exponent)
+    result = np.where(x > threshold, INT32_MAX, result)
+    return np.where(x < -threshold, INT32_MIN, result)
+
+
+def _fp_add(a, b) -> np.ndarray:
+    """gemmlowp fixed-point + and - (plain int32 add; wraps on overflow)."""
+    return wrap_int32(i64(a) + i64(b))
+
+
+def rounding_half_sum(a, b) -> np.ndarray:
+    """gemmlowp::RoundingHalfSum for int32: (a + b) / 2 rounded away from zero."""
+    s = i64(a) + i64(b)
+    return c_div(s + np.where(s >= 0, 1, -1), 2)
+
+
+def exp_on_interval_between_negative_one_quarter_and_0_excl(a) -> np.ndarray:
+    """gemmlowp: exp(a) for a in [-1/4, 0), a and result in Q0.31."""
+    constant_term = 1895147668  # exp(-1/8)
+    constant_1_over_3 = 715827883
+    x = _fp_add(a, 1 << 28)  # a + 1/8
+    x2 = saturating_rounding_doubling_high_mul(x, x)
+    x3 = saturating_rounding_doubling_high_mul(x2, x)
+    x4 = saturating_rounding_doubling_high_mul(x2, x2)
+    x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2)
+    t = _fp_add(saturating_rounding_doubling_high_mul(_fp_add(x4_over_4, x3), constant_1_over_3), x2)
+    x4_over_24_plus_x3_over_6_plus_x2_over_2 = saturating_rounding_multiply_by_pot(t, -1)
+    return _fp_add(constant_term, saturating_rounding_doubling_high_mul(
+        constant_term, _fp_add(x, x4_over_24_plus_x3_over_6_plus_x2_over_2)))
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308), (2, 39332535),
+               (3, 720401), (4, 242))
+
+
+def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp::exp_on_negative_values: exp(a) for a <= 0 given in Q(integer_bits); result in Q0.31."""
+    a = i64(a)
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    mask = one_quarter - 1
+    a_mod_quarter_minus_one_quarter = _fp_add(a & mask, -one_quarter)
+    result = exp_on_interval_between_negative_one_quarter_and_0_excl(
+        saturating_rounding_multiply_by_pot(a_mod_quarter_minus_one_quarter, integer_bits))  # Rescale<0>
+    remainder = _fp_add(a_mod_quarter_minus_one_quarter, -a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            bit = 1 << (fractional_bits + exponent)
+            result = np.where((remainder & bit) != 0,
+                              saturating_rounding_doubling_high_mul(result, multiplier), result)
+    if integer_bits > 5:
+        clamp = -(1 << (36 - integer_bits))  # -32.0
+        result = np.where(a < clamp, 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """gemmlowp: 1 / (1 + a) for a in (0, 1), Q0.31 in and out (Newton-Raphson, 3 iterations)."""
+    half_denominator = rounding_half_sum(a, INT32_MAX)
+    constant_48_over_17 = 1515870810  # Q2.29
+    constant_neg_32_over_17 = -1010580540  # Q2.29
+    x = _fp_add(constant_48_over_17, saturating_rounding_doubling_high_mul(half_denominator,
+                                                                           constant_neg_32_over_17))
+    one_q2 = 1 << 29
+    for _ in range(3):
+        half_denominator_times_x = saturating_rounding_doubling_high_mul(half_denominator, x)
+        one_minus_half_denominator_times_x = _fp_add(one_q2, -half_denominator_times_x)
+        x = _fp_add(x, saturating_rounding_multiply_by_pot(
+            saturating_rounding_doubling_high_mul(x, one_minus_half_denominator_times_x), 2))  # Rescale<2>
+    return saturating_rounding_multiply_by_pot(x, 1)  # Rescale<0>(ExactMulByPot<-1>(x))
+
+
+def count_leading_zeros_u32(x) -> np.ndarray:
+    """CountLeadingZeros of uint32 values (given as non-negative int64)."""
+    x = i64(x)
+    bitlen = np.zeros_like(x)
+    for k in range(32):
+        bitlen += (x >= (np.int64(1) << k))
+    return 32 - bitlen
+
+
+def get_reciprocal(x, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetReciprocal (`internal/common.h`): 1/x as Q0.31 and the number of bits over unit."""
+    x = i64(x)
+    headroom_plus_one = count_leading_zeros_u32(x)
+    num_bits_over_unit = x_integer_digits - headroom_plus_one
+    shifted_sum_minus_one = ((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31)
+    return one_over_one_plus_x_for_x_in_0_1(wrap_int32(shifted_sum_minus_one)), num_bits_over_unit
+
+
+def logistic_fixed_point(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp::logistic: 1 / (1 + exp(-a)) for a in Q(integer_bits), result in Q0.31."""
+    a = i64(a)
+    positive = a > 0
+    abs_input = np.where(positive, a, wrap_int32(-a))
+    result_if_positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(wrap_int32(-abs_input),
+                                                                                 integer_bits))
+    result_if_negative = _fp_add(INT32_MAX, -result_if_positive)
+    return np.where(a == 0, 1 << 30, np.where(positive, result_if_positive, result_if_negative))
+
+
+def f32(x) -> np.float32:
+    """A scale as TFLite holds it (`TfLiteQuantizationParams.scale` and the flatbuffer are float32)."""
+    return np.float32(x)
+
+
+def tflite_round(x):
+    """TfLiteRound / std::round: round half away from zero (exact for float32 and for doubles < 2^52)."""
+    v = np.asarray(x, dtype=np.float64)
+    r = np.sign(v) * np.floor(np.abs(v) + 0.5)
+    return r if r.ndim else float(r)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier (`internal/quantization_util.cc`): real = multiplier * 2^(shift - 31).
+
+    frexp-based Q31 significand; a significand that rounds up to 2^31 is halved with shift + 1; shifts below
+    -31 become (0, 0)."""
+    real = float(real)
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(tflite_round(q * (1 << 31)))
+    assert abs(q_fixed) <= (1 << 31)
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return q_fixed, shift
+
+
+def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
+    """quantize_multiplier over an array of doubles (per-channel multipliers)."""
+    pairs = [quantize_multiplier(r) for r in np.atleast_1d(np.asarray(reals, dtype=np.float64))]
+    return (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64))
+
+
+def quantize_multiplier_smaller_than_one_exp(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierSmallerThanOneExp: as quantize_multiplier, requiring 0 < real < 1."""
+    if not 0.0 < real < 1.0:
+        raise UserError(f"a requantization multiplier {real!r} must lie in (0, 1) for this op (TFLite requires "
+                        "it); check the tensors' scales")
+    return quantize_multiplier(real)
+
+
+def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierGreaterThanOne: as quantize_multiplier, requiring real > 1."""
+    if not real > 1.0:
+        raise UserError(f"a requantization multiplier {real!r} must be > 1 for this op (TFLite requires it)")
+    return quantize_multiplier(real)
+
+
+def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:
+    """TFLite's CalculateInputRadius (`internal/quantization_util.cc`)."""
+    max_input_rescaled = (1.0 * ((1 << input_integer_bits) - 1) * (1 << (total_signed_bits - input_integer_bits))
+                          / (1 << input_left_shift))
+    return int(math.floor(max_input_rescaled))
+
+
+def activation_range(activation: str, scale, zero_point: int, dtype: str) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized (`kernel_util.cc`): a fused activation as an output clamp.
+
+    quantize(f) = zero_point + (int)round(f / scale), with f / scale in float32."""
+    qmin, qmax = dtype_range(dtype)
+    s = f32(scale)
+
+    def quantize(f: float) -> int:
+        return int(zero_point) + int(tflite_round(np.float32(f) / s))
+
+    if activation == "none":
+        return qmin, qmax
+    if activation == "relu":
+        return max(qmin, quantize(0.0)), qmax
+    if activation == "relu6":
+        return max(qmin, quantize(0.0)), min(qmax, quantize(6.0))
+    if activation == "relu_n1_to_1":
+        return max(qmin, quantize(-1.0)), min(qmax, quantize(1.0))
+    raise UserError(f"unknown fused activation {activation!r}; mcutool supports none, relu, relu6, relu_n1_to_1")
+
+
+def requantize_multiplier(input_scale, output_scale) -> tuple[int, int]:
+    """TFLite's QUANTIZE Prepare for int8/uint8 -> int8/uint8 (`quantize.cc`), also MEAN's (`reduce.cc`):
+    (double)input_scale / (double)output_scale."""
+    return quantize_multiplier(float(f32(input_scale)) / float(f32(output_scale)))
+
+
+def _libm_expf():
+    """glibc's expf, which TFLite's lookup tables call (`std::exp(float)`); numpy's float32 exp may differ by an
+    ulp. Falls back to numpy where libm cannot be loaded."""
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        fn = libm.expf
+        fn.restype = ctypes.c_float
+        fn.argtypes = [ctypes.c_float]
+        return lambda v: np.float32(fn(float(v)))
+    except (OSError, AttributeError):  # pragma: no cover - non-glibc hosts
+        return lambda v: np.exp(np.float32(v))
+
+
+expf = _libm_expf()
+
+
+def clamp(x, lo: int, hi: int) -> np.ndarray:
+    return np.minimum(np.maximum(i64(x), lo), hi)
+
+
+def cast_to(x, dtype: str) -> np.ndarray:
+    return np.asarray(x).astype(NP_DTYPES[dtype])
+
+
+def requantize_accumulator(acc, multiplier, shift, output_zero_point: int, act_min: int, act_max: int):
+    """The common output stage of conv / depthwise / fully connected: MultiplyByQuantizedMultiplier, add the
+    output zero point, clamp to the activation range (`reference/integer_ops/conv.h` and friends)."""
+    out = multiply_by_quantized_multiplier(acc, multiplier, shift) + int(output_zero_point)
+    return clamp(out, act_min, act_max)
+
+
+def requantize(x, *, in_zp, multiplier, shift, out_zp, out_dtype) -> np.ndarray:
+    """int8/uint8 -> int8/uint8 (`reference/requantize.h` Requantize, used by QUANTIZE; also how mcutool's
+    CONCATENATION rescales inputs whose quantization differs from the output's)."""
+    out = multiply_by_quantized_multiplier(i64(x) - int(in_zp), multiplier, shift) + int(out_zp)
+    qmin, qmax = dtype_range(out_dtype)
+    return clamp(out, qmin, qmax)

@@ -1,0 +1,80 @@
+"""MEAN: `reference/reduce.h` QuantizedMeanOrSum (TFLite 2.14's int8 MEAN for every keep_dims / axis set);
+float32 for calibration. Kernel: runtime/mcu_mean_s8.c.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mcutool.ir import Graph, MeanAttrs, Op
+from mcutool.ops import register
+from mcutool.ops.common import kind_of, qparams
+from mcutool.ops.fixedpoint import (clamp, dtype_range, i64, multiply_by_quantized_multiplier, requantize_multiplier,
+                                    wrap_int32)
+from mcutool.ops.kernel import KernelParams, dims, int8_qparams, kernel_error, quant, rank_pad
+
+
+def fold_mean_divisor(multiplier: int, shift: int, num_elements: int) -> tuple[int, int]:
+    """Fold 1/num_elements into a (multiplier, shift) pair as reference_ops::QuantizedMeanOrSum
+    (`internal/reference/reduce.h`) does: s = min(floor(log2 n), 32, 31 + shift),
+    multiplier = (int64(multiplier) << s) / n (C division), shift -= s."""
+    n = int(num_elements)
+    s = min(n.bit_length() - 1, 32, 31 + int(shift))
+    m = int(multiplier) << s
+    folded = m // n if m >= 0 else -((-m) // n)
+    return folded, int(shift) - s
+
+
+def mean_multiplier(input_scale, output_scale, num_elements: int) -> tuple[int, int]:
+    """MEAN's complete requantization: reduce.cc's (double)s_in / (double)s_out with 1/num_elements folded in."""
+    return fold_mean_divisor(*requantize_multiplier(input_scale, output_scale), num_elements)
+
+
+def mean_int8(x, *, axes, keep_dims, in_zp, multiplier, shift, out_zp, out_dtype="int8") -> np.ndarray:
+    """MEAN, quantized (`reference/reduce.h` QuantizedMeanOrSum with compute_sum=false, which TFLite 2.14's
+    reference MEAN uses for every int8/uint8 case): integer sum, then one MultiplyByQuantizedMultiplier whose
+    multiplier has 1/num_elements folded in. `multiplier`/`shift` are reduce.cc's (s_in / s_out)."""
+    x64 = i64(x)
+    axes = tuple(sorted({a % x64.ndim for a in axes}))
+    n = int(np.prod([x64.shape[a] for a in axes], dtype=np.int64))
+    total = x64.sum(axis=axes, keepdims=keep_dims)
+    m, s = fold_mean_divisor(multiplier, shift, n)
+    shifted_sum = wrap_int32(total - int(in_zp) * n)
+    out = multiply_by_quantized_multiplier(shifted_sum, m, s) + int(out_zp)
+    qmin, qmax = dtype_range(out_dtype)
+    return clamp(out, qmin, qmax)
+
+
+def _reference_mean(graph, op, args):
+    x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    axes = tuple(op.attrs.axes)
+    if kind_of(graph, op) == "float":
+        return [np.mean(np.asarray(args[0], np.float32), axis=axes, keepdims=op.attrs.keep_dims).astype(np.float32)]
+    s, z = qparams(op, x_t, "input")
+    so, zo = qparams(op, out_t, "output")
+    m, sh = requantize_multiplier(s, so)
+    return [mean_int8(args[0], axes=axes, keep_dims=op.attrs.keep_dims, in_zp=z, multiplier=m, shift=sh,
+                      out_zp=zo, out_dtype=out_t.dtype)]
+
+
+# ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
+
+def kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """MEAN: reference_ops::QuantizedMeanOrSum (TFLite 2.14's int8 MEAN for every keep_dims / axis set)."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    xq, yq = int8_qparams(op, x, "input"), int8_qparams(op, y, "output")
+    k, r = rank_pad(op, x.shape)
+    axes = sorted({int(a) % r for a in op.attrs.axes}) if r else []
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) if axes else 1
+    if y.size * count != x.size:
+        raise kernel_error(op, f"the mean of {x.shape} over axes {tuple(op.attrs.axes)} does not give {y.shape}")
+    m, sh = mean_multiplier(xq[0], yq[0], count)
+    fields = {
+        "input": dims(x.shape),
+        "axis_mask": sum(1 << (a + k) for a in axes),
+        "input_offset": -xq[1], "output_offset": yq[1],
+        "quant": quant(m, sh),
+    }
+    return KernelParams("mcu_mean_s8", "mcu_mean_params", fields)
+
+
+register("mean", MeanAttrs, _reference_mean, kernel_params)

@@ -1,0 +1,63 @@
+"""MUL: `reference/integer_ops/mul.h` (MulElementwise, BroadcastMul6DSlow) with mul.cc's Prepare; float32 for
+calibration. Kernel: runtime/mcu_mul_s8.c.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mcutool.ir import ElementwiseAttrs, Graph, Op
+from mcutool.ops import register
+from mcutool.ops.common import float_activation, kind_of, qparams
+from mcutool.ops.fixedpoint import (activation_range, clamp, f32, i64, multiply_by_quantized_multiplier,
+                                    quantize_multiplier)
+from mcutool.ops.kernel import KernelParams, act, check_broadcast, dims, int8_qparams, quant
+
+
+def mul_output_multiplier(scale1, scale2, output_scale) -> tuple[int, int]:
+    """TFLite's MUL Prepare (`mul.cc`): real = s1 * s2 / s_out evaluated in float32, then widened to double
+    (verified against tflite-runtime 2.14: a double evaluation changes the multiplier's last bit and outputs)."""
+    real = np.float32(np.float32(f32(scale1) * f32(scale2)) / f32(output_scale))
+    return quantize_multiplier(float(real))
+
+
+def mul_int8(a, b, *, a_zp, b_zp, out_zp, multiplier, shift, act_min, act_max) -> np.ndarray:
+    """MUL, quantized, with numpy broadcasting (`reference/integer_ops/mul.h` MulElementwise /
+    BroadcastMul6DSlow)."""
+    prod = (i64(a) - int(a_zp)) * (i64(b) - int(b_zp))
+    out = multiply_by_quantized_multiplier(prod, multiplier, shift) + int(out_zp)
+    return clamp(out, act_min, act_max)
+
+
+def _reference(graph, op, args):
+    a_t, b_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1])
+    out_t = graph.tensor(op.outputs[0])
+    if kind_of(graph, op) == "float":
+        a, b = np.asarray(args[0], np.float32), np.asarray(args[1], np.float32)
+        return [float_activation(a * b, op.attrs.activation)]
+    s1, z1 = qparams(op, a_t, "first input")
+    s2, z2 = qparams(op, b_t, "second input")
+    so, zo = qparams(op, out_t, "output")
+    lo, hi = activation_range(op.attrs.activation, so, zo, out_t.dtype)
+    m, sh = mul_output_multiplier(s1, s2, so)
+    return [mul_int8(args[0], args[1], a_zp=z1, b_zp=z2, out_zp=zo, multiplier=m, shift=sh, act_min=lo, act_max=hi)]
+
+
+# ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
+
+def kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """MUL: reference_integer_ops::Mul / BroadcastMul with mul.cc's Prepare."""
+    a, b, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    aq, bq, yq = int8_qparams(op, a, "first input"), int8_qparams(op, b, "second input"), int8_qparams(op, y, "output")
+    check_broadcast(op, a, b, y)
+    m, sh = mul_output_multiplier(aq[0], bq[0], yq[0])
+    lo, hi = activation_range(op.attrs.activation, yq[0], yq[1], "int8")
+    fields = {
+        "input1": dims(a.shape), "input2": dims(b.shape), "output": dims(y.shape),
+        "input1_offset": -aq[1], "input2_offset": -bq[1], "output_offset": yq[1],
+        "output_quant": quant(m, sh),
+        "act": act(lo, hi),
+    }
+    return KernelParams("mcu_mul_s8", "mcu_mul_params", fields, num_inputs=2)
+
+
+register("mul", ElementwiseAttrs, _reference, kernel_params)
