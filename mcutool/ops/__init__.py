@@ -8,7 +8,7 @@ An op module (`mcutool/ops/<op>.py`) holds everything about one operator that is
   * `kernel_params(graph, op)`: the parameter struct its runtime/ C kernel (`runtime/mcu_<op>_s8.c`) gets, for the
     ops whose kernel is hand-written (TVM generates conv, depthwise and fully connected; codegen/binary_kernels.py
     lays out the binary kernels).
-It registers itself with `register(kind, attrs, reference, kernel)`. Shared fixed-point math lives in
+It registers itself with `register(kind, attrs, reference, kernel, dtypes)`. Shared fixed-point math lives in
 `fixedpoint.py`, shared reference helpers in `common.py`, the kernel-parameter containers in `kernel.py`.
 Op modules import nothing of codegen, schedule or emulate. Adding an operator: one module here, its runtime/ C
 file, a line in each importer's table (mcutool/frontends/), and its tests.
@@ -27,16 +27,21 @@ class OpDef:
     attrs: type                      # the IR attribute class an op of this kind carries
     reference: Callable              # (graph, op, args) -> [numpy outputs]
     kernel: Callable | None = None   # (graph, op) -> KernelParams of its runtime/ kernel; None: emitted elsewhere
+    dtypes: tuple[str, ...] = ("int8",)  # activation dtypes its firmware runs (README's operator table)
 
 
 OPS: dict[str, OpDef] = {}
 
 
-def register(kind: str, attrs: type, reference: Callable, kernel: Callable | None = None) -> OpDef:
+def register(kind: str, attrs: type, reference: Callable, kernel: Callable | None = None,
+             dtypes: tuple[str, ...] = ("int8",)) -> OpDef:
+    """Make `kind` an operator: its IR attributes, its reference, its runtime kernel's parameters (None when the
+    kernel is generated elsewhere: TVM, binary kernels, or no code), and the activation dtypes its firmware runs
+    (() for an op that never reaches firmware, e.g. a float-only or host-side one)."""
     if kind in OPS:
         raise ValueError(f"op kind {kind!r} registered twice")
     ir.register_kind(kind, attrs)
-    OPS[kind] = OpDef(kind, attrs, reference, kernel)
+    OPS[kind] = OpDef(kind, attrs, reference, kernel, tuple(dtypes))
     return OPS[kind]
 
 

@@ -66,4 +66,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
 
 
 register("quantize", NoAttrs, _reference_quantize, kernel_params)
-register("dequantize", NoAttrs, _reference_dequantize)
+register("dequantize", NoAttrs, _reference_dequantize, dtypes=())  # float output: on the host
