@@ -39,3 +39,16 @@ def test_runtime_kernels_named_by_operators_exist():
     for fn in sorted(named):
         assert re.search(rf"\bmcu_status {fn}\(", header), f"{fn} is not declared in runtime/mcu_kernels.h"
         assert re.search(rf"\bmcu_status {fn}\(", sources), f"{fn} is not defined in runtime/*.c"
+
+
+def test_readme_operator_table_is_generated_from_the_code():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("op_table", OPS_DIR.parents[1] / "benchmarks" / "op_table.py")
+    op_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(op_table)
+    readme = (OPS_DIR.parents[1] / "README.md").read_text()
+    block = readme.split(op_table.BEGIN, 1)[1].split(op_table.END, 1)[0]
+    assert block.strip() == op_table.table().strip(), "run: python benchmarks/op_table.py --write-readme"
+    rows = op_table.support()
+    assert len(rows) == 100
+    assert ("CONV_2D", "conv2d", "yes", "") in rows or ("CONV_2D", "conv2d", "yes", "yes") in rows

@@ -64,6 +64,14 @@ def _tflite_padding(padding: int, in_size: int, filt: int, stride: int, dilation
     return total // 2, total - total // 2
 
 
+def _produces(kind: str):
+    """Mark an importer handler with the IR op kind it makes (the README's operator table reads it)."""
+    def mark(handler):
+        handler.kind = kind
+        return handler
+    return mark
+
+
 class _Importer:
     def __init__(self, path: Path, buf: bytes, model):
         self.path, self.buf, self.model = path, buf, model
@@ -196,6 +204,7 @@ class _Importer:
         left, right = _tflite_padding(padding, iw, filt[1], stride[1], dilation[1], ow)
         return (top, left, bottom, right)
 
+    @_produces("conv2d")
     def _conv(self, op, ins, outs):
         o = self._options(op, tflite.Conv2DOptions)
         w = self.graph.tensor(ins[1])
@@ -203,6 +212,7 @@ class _Importer:
         pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
         return "conv2d", ins, Conv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()])
 
+    @_produces("depthwise_conv2d")
     def _depthwise(self, op, ins, outs):
         o = self._options(op, tflite.DepthwiseConv2DOptions)
         w = self.graph.tensor(ins[1])
@@ -212,6 +222,7 @@ class _Importer:
         return "depthwise_conv2d", ins, DepthwiseConv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()],
                                                              depth_multiplier=mult)
 
+    @_produces("fully_connected")
     def _fully_connected(self, op, ins, outs):
         o = self._options(op, tflite.FullyConnectedOptions)
         act = _ACTIVATIONS[o.FusedActivationFunction()] if o else "none"
@@ -220,13 +231,16 @@ class _Importer:
                             "mcutool reads the default weights format only.")
         return "fully_connected", ins, FullyConnectedAttrs(act)
 
+    @_produces("reshape")
     def _reshape(self, op, ins, outs):
         return "reshape", ins[:1], NoAttrs()
 
+    @_produces("softmax")
     def _softmax(self, op, ins, outs):
         o = self._options(op, tflite.SoftmaxOptions)
         return "softmax", ins, SoftmaxAttrs(float(o.Beta()) if o else 1.0)
 
+    @_produces("pad")
     def _pad(self, op, ins, outs):
         pads = self._const(ins[1], "paddings", outs[0]).astype(np.int64)
         if len(ins) > 2 and ins[2]:  # PADV2's constant value must be the output zero point
@@ -238,16 +252,19 @@ class _Importer:
                                 "point; mcutool supports padding with zero (the zero point) only.")
         return "pad", ins[:1], PadAttrs(tuple((int(a), int(b)) for a, b in pads))
 
+    @_produces("transpose")
     def _transpose(self, op, ins, outs):
         perm = self._const(ins[1], "permutation", outs[0])
         return "transpose", ins[:1], TransposeAttrs(tuple(int(p) for p in perm))
 
+    @_produces("mean")
     def _mean(self, op, ins, outs):
         o = self._options(op, tflite.ReducerOptions)
         rank = len(self.graph.tensor(ins[0]).shape)
         axes = tuple(sorted(int(a) % rank for a in np.atleast_1d(self._const(ins[1], "axes", outs[0]))))
         return "mean", ins[:1], MeanAttrs(axes, bool(o.KeepDims()) if o else False)
 
+    @_produces("concat")
     def _concat(self, op, ins, outs):
         o = self._options(op, tflite.ConcatenationOptions)
         rank = len(self.graph.tensor(outs[0]).shape)
@@ -261,6 +278,7 @@ def _pool(kind):
         filt, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
         pads = self._spatial(ins[0], outs[0], filt, stride, (1, 1), o.Padding())
         return kind, ins, Pool2DAttrs(filt, stride, pads, _ACTIVATIONS[o.FusedActivationFunction()])
+    handler.kind = kind
     return handler
 
 
@@ -268,13 +286,20 @@ def _elementwise(kind, options_cls):
     def handler(self, op, ins, outs):
         o = self._options(op, options_cls)
         return kind, ins, ElementwiseAttrs(_ACTIVATIONS[o.FusedActivationFunction()] if o else "none")
+    handler.kind = kind
     return handler
 
 
 def _plain(kind):
     def handler(self, op, ins, outs):
         return kind, ins[:1], NoAttrs()
+    handler.kind = kind
     return handler
+
+
+def builtin_kinds() -> dict[str, str]:
+    """TFLite builtin operator name -> the IR op kind its importer makes, for every builtin mcutool imports."""
+    return {_OP_NAMES[code]: handler.kind for code, handler in _HANDLERS.items()}
 
 
 _HANDLERS = {

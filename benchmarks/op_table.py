@@ -1,0 +1,92 @@
+"""The README's operator table, generated from the code: every TFLite builtin that TFLite Micro registers
+(benchmarks/tflm_builtins.txt), the IR op mcutool's TFLite importer makes of it (mcutool.frontends.tflite), and
+the activation dtypes that op's firmware runs (mcutool.ops registry).
+
+    python benchmarks/op_table.py                     # print the table and the counts
+    python benchmarks/op_table.py --write-readme      # replace the table in README.md
+    python benchmarks/op_table.py --refresh-builtins  # re-read the builtin list from the tflite-micro wheel
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTINS = Path(__file__).with_name("tflm_builtins.txt")
+BEGIN, END = "<!-- operator table: python benchmarks/op_table.py --write-readme -->", "<!-- end of operator table -->"
+
+
+def tflm_builtins() -> list[str]:
+    return [line.strip() for line in BUILTINS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def support() -> list[tuple[str, str, str, str]]:
+    """(builtin, IR op, int8, int16) per TFLite Micro builtin."""
+    import mcutool  # noqa: F401  (registers the operators)
+    from mcutool.frontends.tflite import builtin_kinds
+    from mcutool.ops import OPS
+
+    kinds = builtin_kinds()
+    rows = []
+    for name in tflm_builtins():
+        kind = kinds.get(name)
+        if kind is None:
+            rows.append((name, "", "", ""))
+            continue
+        dtypes = OPS[kind].dtypes
+        if not dtypes:
+            rows.append((name, kind, "host", "host"))
+            continue
+        rows.append((name, kind, "yes" if "int8" in dtypes else "", "yes" if "int16" in dtypes else ""))
+    return rows
+
+
+def table() -> str:
+    rows = support()
+    n8 = sum(r[2] in ("yes", "host") for r in rows)
+    n16 = sum(r[3] in ("yes", "host") for r in rows)
+    lines = [f"TFLite Micro builtins mcutool compiles: {sum(bool(r[1]) for r in rows)} of {len(rows)} "
+             f"(int8 activations: {n8}, int16 activations: {n16}). \"host\": the conversion at the model's float "
+             "border, done on the host.", "",
+             "| TFLite builtin | mcutool op | int8 | int16 |", "|---|---|---|---|"]
+    lines += [f"| {name} | {kind or '—'} | {i8 or '—'} | {i16 or '—'} |" for name, kind, i8, i16 in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = f"{BEGIN}\n{table()}{END}"
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md has no operator table markers ({BEGIN})")
+    readme.write_text(pattern.sub(lambda _: block, text))
+
+
+def refresh_builtins() -> None:
+    import tflite_micro
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    so = Path(tflite_micro.__file__).parent / "python" / "tflite_micro" / "_runtime.so"
+    symbols = subprocess.run(["nm", "-C", str(so)], capture_output=True, text=True, check=True).stdout
+    names = sorted({n for n in re.findall(r"Register_([A-Z0-9_]+)", symbols) if hasattr(BuiltinOperator, n)})
+    header = [line for line in BUILTINS.read_text().splitlines() if line.startswith("#")]
+    BUILTINS.write_text("\n".join(header + names) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write-readme", action="store_true")
+    ap.add_argument("--refresh-builtins", action="store_true")
+    args = ap.parse_args()
+    if args.refresh_builtins:
+        refresh_builtins()
+    if args.write_readme:
+        write_readme()
+    print(table(), end="")
+
+
+if __name__ == "__main__":
+    main()
