@@ -45,11 +45,11 @@ def support() -> list[tuple[str, str, str, str]]:
 
 def table() -> str:
     rows = support()
-    n8 = sum(r[2] in ("yes", "host") for r in rows)
-    n16 = sum(r[3] in ("yes", "host") for r in rows)
-    lines = [f"TFLite Micro builtins mcutool compiles: {sum(bool(r[1]) for r in rows)} of {len(rows)} "
-             f"(int8 activations: {n8}, int16 activations: {n16}). \"host\": the conversion at the model's float "
-             "border, done on the host.", "",
+    n8, n16 = sum(r[2] == "yes" for r in rows), sum(r[3] == "yes" for r in rows)
+    host = [r[0] for r in rows if r[2] == "host"]
+    lines = [f"TFLite Micro builtins mcutool imports: {sum(bool(r[1]) for r in rows)} of {len(rows)}; in firmware "
+             f"with int8 activations: {n8}, with int16 activations: {n16}; on the host (the conversion at a float "
+             f"model border): {', '.join(host) or 'none'}.", "",
              "| TFLite builtin | mcutool op | int8 | int16 |", "|---|---|---|---|"]
     lines += [f"| {name} | {kind or '—'} | {i8 or '—'} | {i16 or '—'} |" for name, kind, i8, i16 in rows]
     return "\n".join(lines) + "\n"
