@@ -214,7 +214,10 @@ def _load_inputs(path: str, specs: list[dict]):
 @click.option("--output", "output_path", type=click.Path(), default=None, help="Where to write the output (.npy/.npz).")
 @click.option("--port", default=None, help="Serial port of a board running the --io uart build (e.g. /dev/ttyACM0) "
               "instead of the emulator.")
-def run(project, input_path, output_path, port):
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="The input is a sequence of STEPS inputs (a leading axis): the model's state is reset once, "
+                   "then each step runs; the output gets the same leading axis (stateful models: SVDF, LSTM).")
+def run(project, input_path, output_path, port, steps):
     """Run the built firmware in PROJECT once in the board's emulator (or on a board over --port)."""
     from pathlib import Path
     import numpy as np
@@ -222,7 +225,7 @@ def run(project, input_path, output_path, port):
     out = Path(project)
     report = read_report(out)
     inputs = _load_inputs(input_path, report["io"]["inputs"])
-    outputs, info = run_build(out, inputs, port=port)
+    outputs, info = run_build(out, inputs, port=port, steps=steps)
     if output_path:
         if output_path.endswith(".npz"):
             np.savez(output_path, **{s["name"]: y for s, y in zip(report["io"]["outputs"], outputs)})
@@ -253,7 +256,10 @@ def _random_inputs(report: dict, rng):
 @_compile_options
 @click.option("--samples", default=5, show_default=True, help="Random inputs to compare.")
 @click.option("--seed", default=0, show_default=True)
-def validate(model, board, out, emit, no_build, samples, seed, **options):
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Each sample is a sequence of STEPS random inputs, the state reset before each sample and every "
+                   "step's output compared (stateful models).")
+def validate(model, board, out, emit, no_build, samples, seed, steps, **options):
     """Compile MODEL, run SAMPLES random inputs in the emulator, compare bit for bit with the reference."""
     import numpy as np
     from pathlib import Path
@@ -267,9 +273,13 @@ def validate(model, board, out, emit, no_build, samples, seed, **options):
     bad = 0
     with click.progressbar(range(samples), label="  emulating", file=sys.stderr) as bar:
         for i in bar:
-            xs = _random_inputs(report, rng)
-            ys, info = run_build(out_dir, xs)
-            want = reference.run(graph, dict(zip(graph.inputs, xs)))
+            if steps is None:
+                xs = _random_inputs(report, rng)
+                want = reference.run(graph, dict(zip(graph.inputs, xs)))
+            else:
+                xs = [np.stack(seq) for seq in zip(*(_random_inputs(report, rng) for _ in range(steps)))]
+                want = reference.run_sequence(graph, dict(zip(graph.inputs, xs)))
+            ys, info = run_build(out_dir, xs, steps=steps)
             for name, y in zip(graph.outputs, ys):
                 if not np.array_equal(y, want[name]):
                     bad += 1

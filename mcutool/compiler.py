@@ -410,10 +410,12 @@ def _from_firmware(y: np.ndarray, spec: dict) -> np.ndarray:
 
 
 def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0,
-              port: str | None = None) -> tuple[list[np.ndarray], dict]:
+              port: str | None = None, steps: int | None = None) -> tuple[list[np.ndarray], dict]:
     """Run the emulator image once on `inputs` (arrays as the model declares them); outputs + run info.
     For a quantized float model, float32 inputs are quantized on the host and the outputs dequantized (given
     integer inputs, the firmware's integer outputs are returned as they are).
+    With `steps` T, each input has a leading axis of T steps of a sequence: the firmware resets the model's
+    state once and runs T inferences; each output gets the same leading axis.
     A --io uart build talks frames over QEMU's serial port, or over the board's serial port `port`."""
     report = read_report(out)
     host_float = any(x.dtype == np.float32 and s.get("host_dtype") == "float32"
@@ -428,12 +430,16 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0,
     if port is not None and io != "uart":
         raise UserError(f"{out} was built with --io {io}; a board is reached over its serial port only by a "
                         "--io uart build: compile again with --io uart and flash that board.elf.")
-    _check_inputs(report, inputs)
+    _check_inputs(report, inputs, steps)
+    if steps is not None and io == "uart":
+        raise UserError("sequences (--steps) run in semihosting builds; this one was built with --io uart.")
     if io == "uart":
         from .emulate.serial import run_uart
         outputs, records, emulator = run_uart(board, report["io"]["outputs"], elf, inputs, timeout, port)
     else:
         outputs, records, emulator = _run_semihosting(board, report, out, elf, inputs, timeout)
+        lead = [] if steps is None else [steps]
+        outputs = [y.reshape(lead + spec["shape"]) for y, spec in zip(outputs, report["io"]["outputs"])]
     outputs = [_from_firmware(y, spec) if host_float and spec.get("host_dtype") == "float32" else y
                for y, spec in zip(outputs, report["io"]["outputs"])]
     info = {"emulator": emulator, "instructions": 0, "stack_high_water_bytes": 0}
@@ -452,14 +458,16 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0,
     return outputs, info
 
 
-def _check_inputs(report: dict, inputs: list[np.ndarray]) -> None:
+def _check_inputs(report: dict, inputs: list[np.ndarray], steps: int | None = None) -> None:
     specs = report["io"]["inputs"]
     if len(inputs) != len(specs):
         raise UserError(f"the model takes {len(specs)} input(s), {len(inputs)} given.")
+    lead = [] if steps is None else [int(steps)]
     for i, (x, spec) in enumerate(zip(inputs, specs)):
-        if list(x.shape) != spec["shape"] or str(x.dtype) != spec["dtype"]:
-            raise UserError(f"input {spec['name']!r} must be {spec['dtype']} {spec['shape']}, got {x.dtype} "
-                            f"{list(x.shape)}.")
+        if list(x.shape) != lead + spec["shape"] or str(x.dtype) != spec["dtype"]:
+            what = f"{steps} steps of " if steps is not None else ""
+            raise UserError(f"input {spec['name']!r} must be {what}{spec['dtype']} {spec['shape']} (shape "
+                            f"{lead + spec['shape']}), got {x.dtype} {list(x.shape)}.")
 
 
 def _run_semihosting(board: Board, report: dict, out: Path, elf: Path, inputs: list[np.ndarray], timeout: float):
@@ -472,7 +480,7 @@ def _run_semihosting(board: Board, report: dict, out: Path, elf: Path, inputs: l
     outputs = []
     for i, spec in enumerate(report["io"]["outputs"]):
         raw = (out / f"output{i}.bin").read_bytes()
-        outputs.append(np.frombuffer(raw, dtype=spec["dtype"]).reshape(spec["shape"]).copy())
+        outputs.append(np.frombuffer(raw, dtype=spec["dtype"]).reshape([-1] + spec["shape"]).copy())  # per step
     return outputs, run.records, " ".join(run.command[:3])
 
 

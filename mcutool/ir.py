@@ -56,6 +56,7 @@ class Tensor:
     dtype: str
     quant: Quant | None = None
     data: np.ndarray | None = None  # set for constants (weights, biases, shape operands)
+    variable: bool = False  # state of a stateful op (SVDF, LSTM): persists across inferences, outside the arena
 
     def __post_init__(self):
         self.shape = tuple(int(d) for d in self.shape)
@@ -251,6 +252,10 @@ class Graph:
         """Tensors that live in RAM at run time: everything that is not a constant."""
         return [t for t in self.tensors.values() if not t.is_const]
 
+    def state_tensors(self) -> list[Tensor]:
+        """Variable tensors: the persistent state of stateful ops, kept outside the arena."""
+        return [t for t in self.tensors.values() if t.variable]
+
     def producers(self) -> dict[str, Op]:
         return {out: op for op in self.ops for out in op.outputs}
 
@@ -264,7 +269,7 @@ class Graph:
 
     def validate(self) -> None:
         """Check that the graph is well formed: ops in a valid order, names resolve, shapes static."""
-        defined = {n for n, t in self.tensors.items() if t.is_const} | set(self.inputs)
+        defined = {n for n, t in self.tensors.items() if t.is_const or t.variable} | set(self.inputs)
         names = set()
         for op in self.ops:
             if op.name in names:

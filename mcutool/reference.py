@@ -56,29 +56,51 @@ def _check_input(t: Tensor, value) -> np.ndarray:
     return arr
 
 
-def run_op(graph: Graph, op: Op, args: list) -> list[np.ndarray]:
+def _checked(graph: Graph, op: Op, name: str, value) -> np.ndarray:
+    t = graph.tensor(name)
+    value = np.asarray(value)
+    if value.size != t.size:
+        raise UserError(f"{where(op)}: computed {value.size} values for {name!r} of shape {t.shape}")
+    return cast_to(value.reshape(t.shape), t.dtype)
+
+
+def run_op(graph: Graph, op: Op, args: list, state: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
     """Execute one op on numpy values (in the order of op.inputs; None for an absent optional input);
-    returns its outputs with the output tensors' dtypes and shapes."""
+    returns its outputs with the output tensors' dtypes and shapes. A stateful op's reference returns its
+    outputs followed by the new values of its variable inputs, which are written into `state` (by name)."""
     spec = op_def(op.kind)
     if spec is None:
         raise unsupported(op, "this op kind is not implemented")
-    outs = spec.reference(graph, op, list(args))
-    result = []
-    for name, value in zip(op.outputs, outs):
-        t = graph.tensor(name)
-        value = np.asarray(value)
-        if value.size != t.size:
-            raise UserError(f"{where(op)}: computed {value.size} values for output {name!r} of shape {t.shape}")
-        result.append(cast_to(value.reshape(t.shape), t.dtype))
+    outs = list(spec.reference(graph, op, list(args)))
+    result = [_checked(graph, op, name, value) for name, value in zip(op.outputs, outs)]
+    variables = [n for n in op.inputs if n and graph.tensor(n).variable]
+    if state is not None:
+        for name, value in zip(variables, outs[len(op.outputs):]):
+            state[name] = _checked(graph, op, name, value)
     return result
 
 
-def run(graph: Graph, inputs: dict[str, np.ndarray], keep: bool = False) -> dict[str, np.ndarray]:
+def reset_state(graph: Graph) -> dict[str, np.ndarray]:
+    """The variable tensors as TFLite Micro resets them (ResetVariableTensors): an int8 variable holds its zero
+    point, every other one 0."""
+    state = {}
+    for t in graph.state_tensors():
+        fill = int(t.quant.zero_point[0]) if t.dtype == "int8" and t.quant is not None else 0
+        state[t.name] = np.full(t.shape, fill, dtype=NP_DTYPES[t.dtype])
+    return state
+
+
+def run(graph: Graph, inputs: dict[str, np.ndarray], keep: bool = False,
+        state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Execute graph.ops in order on numpy arrays.
 
     `inputs` maps every graph input name to an array of exactly the declared dtype and shape. Returns the
-    graph outputs by name, or, with keep=True, the value of every tensor (constants included)."""
-    values: dict[str, np.ndarray] = {}
+    graph outputs by name, or, with keep=True, the value of every tensor (constants included). A stateful graph
+    reads and updates `state` (reset_state's dict, carried from one inference to the next); without it, the
+    inference runs from a freshly reset state."""
+    if state is None:
+        state = reset_state(graph)
+    values: dict[str, np.ndarray] = dict(state)
     for name, t in graph.tensors.items():
         if t.is_const:
             values[name] = np.asarray(t.data)
@@ -96,8 +118,20 @@ def run(graph: Graph, inputs: dict[str, np.ndarray], keep: bool = False) -> dict
                 raise UserError(f"{where(op)} reads tensor {n!r} before any op produces it")
             else:
                 args.append(values[n])
-        for name, value in zip(op.outputs, run_op(graph, op, args)):
+        for name, value in zip(op.outputs, run_op(graph, op, args, state)):
             values[name] = value
+        values.update(state)
     if keep:
         return values
     return {n: values[n] for n in graph.outputs}
+
+
+def run_sequence(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run a sequence: `inputs` holds each graph input with a leading axis of T steps; the state is reset once,
+    before the first step, and carried across the steps. Returns each output with the same leading axis."""
+    steps = {int(np.shape(v)[0]) for v in inputs.values()}
+    if len(steps) != 1:
+        raise UserError(f"graph {graph.name!r}: the inputs of a sequence hold different step counts {sorted(steps)}")
+    state = reset_state(graph)
+    outs = [run(graph, {n: v[i] for n, v in inputs.items()}, state=state) for i in range(steps.pop())]
+    return {n: np.stack([o[n] for o in outs]) for n in graph.outputs}

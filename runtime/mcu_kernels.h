@@ -207,6 +207,31 @@ typedef struct {
 
 mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
 
+/* ---- SVDF, a stateful layer (mcu_svdf_s8.c) -------------------------------------------------------------- */
+/* TFLite Micro's EvalIntegerSvdfReference: int8 input (batch x input_size) and output (batch x units); the state
+ * (batch x filters x memory) persists across calls in model.c (mcu_model_reset() fills it) and has the time
+ * weights' type: int8 for mcu_svdf_s8, int16 for mcu_svdf_state_s16_s8. filters = units * rank. */
+typedef struct {
+    int32_t batch;
+    int32_t input_size;
+    int32_t filters;
+    int32_t units;
+    int32_t rank;
+    int32_t memory;
+    int32_t input_offset;
+    int32_t state_zero_point;
+    int32_t output_offset;
+    mcu_quant feature_quant; /* input x feature weights -> the state's scale */
+    mcu_quant output_quant;  /* state x time weights -> the output's scale */
+    const int8_t *weights_feature; /* filters x input_size */
+    const void *weights_time;      /* filters x memory, int8_t or int16_t */
+    const int32_t *bias;           /* units, or NULL */
+    void *state;                   /* batch x filters x memory, int8_t or int16_t */
+} mcu_svdf_params;
+
+mcu_status mcu_svdf_s8(const mcu_svdf_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_svdf_state_s16_s8(const mcu_svdf_params *params, const int8_t *input, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

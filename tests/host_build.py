@@ -16,23 +16,27 @@ int main(int argc, char **argv)
     if (argc != 3) return 2;
     uint8_t *arena = malloc(MCU_MODEL_ARENA_SIZE);
     FILE *in = fopen(argv[1], "rb");
-    if (!arena || !in) return 3;
-    if (fread(mcu_model_input(arena, 0), 1, MCU_MODEL_INPUT0_SIZE, in) != MCU_MODEL_INPUT0_SIZE) return 4;
-    fclose(in);
-    mcu_model_run(arena);
     FILE *out = fopen(argv[2], "wb");
-    if (!out) return 5;
-    fwrite(mcu_model_output(arena, 0), 1, MCU_MODEL_OUTPUT0_SIZE, out);
+    if (!arena || !in || !out) return 3;
+    int steps = 0;
+    mcu_model_reset();
+    while (fread(mcu_model_input(arena, 0), 1, MCU_MODEL_INPUT0_SIZE, in) == MCU_MODEL_INPUT0_SIZE) {
+        mcu_model_run(arena);
+        fwrite(mcu_model_output(arena, 0), 1, MCU_MODEL_OUTPUT0_SIZE, out);
+        ++steps;
+    }
+    fclose(in);
     fclose(out);
     free(arena);
-    return 0;
+    return steps > 0 ? 0 : 4;
 }
 """
 
 
 def build_host_program(lib: Path, exe: Path) -> Path:
-    """Compile `lib` (an --emit library folder) with HOST_MAIN into `exe`: `exe x.bin y.bin` runs one inference
-    on the int8 input in x.bin and writes the output to y.bin."""
+    """Compile `lib` (an --emit library folder) with HOST_MAIN into `exe`: `exe x.bin y.bin` resets the model's
+    state, runs one inference per input in x.bin (one, or a sequence of them back to back) and writes the outputs
+    to y.bin in the same order."""
     gcc = require_tool("gcc")
     main = exe.parent / f"{exe.stem}_main.c"
     main.write_text(HOST_MAIN)

@@ -13,6 +13,11 @@ def c_identifier(name: str) -> str:
     return out if out and not out[0].isdigit() else "_" + out
 
 
+def state_symbol(tensor: str) -> str:
+    """model.c's persistent array of a variable tensor (the state of a stateful op)."""
+    return "mcu_state_" + c_identifier(tensor)
+
+
 def c_array(name: str, values: np.ndarray, ctype: str | None = None, per_line: int = 16,
             section: str | None = None) -> str:
     """`static const <type> name[N] = {...};`, values in row-major order, `per_line` to a line."""

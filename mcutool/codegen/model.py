@@ -13,7 +13,7 @@ from .. import __version__
 from ..errors import UserError
 from ..ir import Graph, Op
 from ..schedule.arena import ArenaPlan
-from .carray import C_TYPES, c_identifier
+from .carray import C_TYPES, c_identifier, state_symbol
 from .render import render
 
 
@@ -97,6 +97,17 @@ def _io(graph: Graph, plan: ArenaPlan, names: list[str]) -> list[dict]:
     return out
 
 
+def _states(graph: Graph) -> list[dict]:
+    """The variable tensors: model.c's persistent arrays and the value mcu_model_reset() fills them with
+    (TFLite Micro's ResetVariableTensors: an int8 variable its zero point, every other one 0)."""
+    out = []
+    for t in graph.state_tensors():
+        fill = int(t.quant.zero_point[0]) if t.dtype == "int8" and t.quant is not None else 0
+        out.append({"name": t.name, "symbol": state_symbol(t.name), "ctype": C_TYPES[t.dtype], "size": t.size,
+                    "nbytes": t.nbytes, "fill": fill})
+    return out
+
+
 def generate_model(graph: Graph, plan: ArenaPlan, board: str,
                    sections: dict[str, str] | None = None) -> dict[str, str]:
     """The sources model.c and model.h, as {file name: text}. `sections`: layer name -> the linker section its
@@ -106,7 +117,7 @@ def generate_model(graph: Graph, plan: ArenaPlan, board: str,
     ctypes = {t["ctype"] for t in inputs + outputs}
     values = {
         "model": graph.name, "version": __version__, "board": board, "arena_size": plan.size,
-        "layers": layers, "inputs": inputs, "outputs": outputs,
+        "layers": layers, "inputs": inputs, "outputs": outputs, "states": _states(graph),
         "io_ctype": ctypes.pop() if len(ctypes) == 1 else "void",
         "headers": sorted({h for layer in layers for h in layer.headers}),
     }

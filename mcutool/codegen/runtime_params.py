@@ -14,7 +14,9 @@ import numpy as np
 
 from mcutool.ir import Graph, Op
 from mcutool.ops import op_def
-from mcutool.ops.kernel import CRef, KernelParams, kernel_error
+from mcutool.ops.kernel import CRef, CState, KernelParams, kernel_error
+
+from .carray import state_symbol
 
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams | None:
@@ -32,6 +34,8 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams | None:
 def _c_value(value, prefix: str) -> str:
     if isinstance(value, CRef):
         return f"{prefix}_{value.suffix}"
+    if isinstance(value, CState):
+        return state_symbol(value.tensor)
     if value is None:
         return "NULL"
     if isinstance(value, dict):

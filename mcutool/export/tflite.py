@@ -63,8 +63,8 @@ class ModelBuilder:
 
     # ---- model content ----
     def tensor(self, name: str, shape, dtype: str, scale=None, zero_point=None, axis: int = 0,
-               data: np.ndarray | None = None) -> int:
-        """Add a tensor; `data` makes it a constant. Returns its index."""
+               data: np.ndarray | None = None, variable: bool = False) -> int:
+        """Add a tensor; `data` makes it a constant, `variable` a stateful op's state. Returns its index."""
         if dtype not in _TYPES:
             raise ValueError(f"unsupported dtype {dtype}")
         buffer = 0
@@ -80,7 +80,7 @@ class ModelBuilder:
                 zp = np.full(scale.shape, zp[0], dtype=np.int64)
             quant = (scale, zp, axis)
         self.tensors.append({"name": name, "shape": [int(d) for d in shape], "type": _TYPES[dtype][0],
-                             "buffer": buffer, "quant": quant})
+                             "buffer": buffer, "quant": quant, "variable": variable})
         return len(self.tensors) - 1
 
     def const(self, name: str, data, dtype: str = "int32", **quant) -> int:
@@ -133,6 +133,8 @@ class ModelBuilder:
             _m("Tensor").TensorAddType(b, t["type"])
             _m("Tensor").TensorAddBuffer(b, t["buffer"])
             _m("Tensor").TensorAddName(b, name)
+            if t.get("variable"):
+                _m("Tensor").TensorAddIsVariable(b, True)
             if q_off is not None:
                 _m("Tensor").TensorAddQuantization(b, q_off)
             t_offsets.append(_m("Tensor").TensorEnd(b))

@@ -16,6 +16,7 @@ from tflite.TensorType import TensorType as TT
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
+from ..ops.svdf import SvdfAttrs
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
            TT.INT16: "int16", TT.INT8: "int8"}
@@ -108,9 +109,10 @@ class _Importer:
                             "int8 with the TFLite converter) first.")
         dtype = _DTYPES[ttype]
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        data = self._buffer(t.Buffer(), dtype, shape, name)
+        variable = bool(t.IsVariable())  # a stateful op's state: TFLite Micro resets it, whatever its buffer holds
+        data = None if variable else self._buffer(t.Buffer(), dtype, shape, name)
         self.names[i] = name
-        self.graph.add_tensor(Tensor(name, shape, dtype, self._quant(t), data))
+        self.graph.add_tensor(Tensor(name, shape, dtype, self._quant(t), data, variable))
 
     def _buffer(self, index: int, dtype: str, shape, name: str):
         b = self.model.Buffers(index)
@@ -264,6 +266,11 @@ class _Importer:
         axes = tuple(sorted(int(a) % rank for a in np.atleast_1d(self._const(ins[1], "axes", outs[0]))))
         return "mean", ins[:1], MeanAttrs(axes, bool(o.KeepDims()) if o else False)
 
+    @_produces("svdf")
+    def _svdf(self, op, ins, outs):
+        o = self._options(op, tflite.SVDFOptions)
+        return "svdf", ins, SvdfAttrs(int(o.Rank()), _ACTIVATIONS[o.FusedActivationFunction()])
+
     @_produces("concat")
     def _concat(self, op, ins, outs):
         o = self._options(op, tflite.ConcatenationOptions)
@@ -322,4 +329,5 @@ _HANDLERS = {
     BO.CONCATENATION: _Importer._concat,
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
+    BO.SVDF: _Importer._svdf,
 }

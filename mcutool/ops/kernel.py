@@ -25,12 +25,18 @@ class CRef:
     suffix: str
 
 
+@dataclass(frozen=True)
+class CState:
+    """A field whose value is the model's persistent array of a variable tensor (model.c's mcu_state_<name>)."""
+    tensor: str
+
+
 @dataclass
 class KernelParams:
     """One layer's kernel call: the function, its parameter struct type and values, companion arrays.
 
     `fields` maps struct fields to ints, nested dicts (mcu_dims, mcu_quant, mcu_activation), lists (fixed-size
-    C arrays) or CRef (a pointer to a companion array). `arrays` maps a suffix to (C element type, values); a
+    C arrays), CRef (a pointer to a companion array) or CState (a pointer to a variable tensor's state array). `arrays` maps a suffix to (C element type, values); a
     value list may hold CRef/None entries for an array of pointers (NULL for None)."""
     function: str
     struct: str
