@@ -342,12 +342,13 @@ def quantize(model, calib, out, method):
     from .export.tflite import write_tflite
     from .frontends import load_model
     from .quantize.calibdata import load_calibration
-    from .quantize.ptq import quantize_model
+    from .quantize.ptq import has_integer_core, quantize_model
     if not out.endswith(".tflite"):
         raise UserError(f"-o {out}: mcutool quantize writes TFLite flatbuffers; name the output *.tflite.")
     graph = load_model(model)
-    if not any(graph.tensor(n).dtype == "float32" for n in graph.inputs):
-        raise UserError(f"{model} is already an integer model; quantize takes a float model.")
+    if not any(graph.tensor(n).dtype == "float32" for n in graph.inputs) or has_integer_core(graph):
+        raise UserError(f"{model} is already an integer model (float I/O, if any, only passes through "
+                        "QUANTIZE/DEQUANTIZE); quantize takes a float model. Compile it as it is.")
     qgraph, report = quantize_model(graph, load_calibration(calib, graph), method)
     Path(out).write_bytes(write_tflite(qgraph))
     click.echo(_quantization_line(report))

@@ -157,11 +157,15 @@ class Net:
                 q[k] = joint
         return q
 
-    def write(self, path: Path, calib: np.ndarray) -> tuple[Path, dict]:
+    def write(self, path: Path, calib: np.ndarray, float_io: bool = False) -> tuple[Path, dict]:
+        """The int8 model; `float_io`: with float32 input and output wrapped in QUANTIZE / DEQUANTIZE, as the
+        TFLite converter writes an int8 model by default (the int8 tensors are then "x_int8" and the last
+        layer's; the float output is "y")."""
         self.standardize_classifier(calib)
         q = self.quant_params(calib)
         b = ModelBuilder(self.name)
-        idx = {"x": b.tensor("x", self.shapes["x"], "int8", scale=q["x"][0], zero_point=q["x"][1])}
+        idx = {"x": b.tensor("x_int8" if float_io else "x", self.shapes["x"], "int8", scale=q["x"][0],
+                             zero_point=q["x"][1])}
         for L in self.layers:
             out = L["out"]
             idx[out] = b.tensor(out, self.shapes[out], "int8", scale=q[out][0], zero_point=q[out][1])
@@ -206,6 +210,12 @@ class Net:
                 shape = b.const(out + "_shape", np.array(self.shapes[out], dtype=np.int32))
                 b.op("RESHAPE", [ins[0], shape], [idx[out]], "ReshapeOptions", NewShape=list(self.shapes[out]))
         b.inputs, b.outputs = [idx["x"]], [idx[self.output]]
+        if float_io:
+            x, y = b.tensor("x", self.shapes["x"], "float32"), b.tensor("y", self.shapes[self.output], "float32")
+            b.op("QUANTIZE", [x], [idx["x"]])
+            b.ops.insert(0, b.ops.pop())  # the first op
+            b.op("DEQUANTIZE", [idx[self.output]], [y])
+            b.inputs, b.outputs = [x], [y]
         return b.write(path), q
 
 

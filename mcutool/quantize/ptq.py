@@ -208,22 +208,46 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
     return Op(op.name, op.kind, ins, outs, copy.deepcopy(op.attrs))
 
 
+def _border(qgraph: Graph) -> dict[str, str]:
+    """int8 tensor -> the float graph input it is quantized from / the float graph output dequantized from it."""
+    border = {}
+    for op in qgraph.ops:
+        if op.kind == "quantize" and op.inputs[0] in qgraph.inputs and qgraph.tensor(op.inputs[0]).dtype == "float32":
+            border[op.outputs[0]] = op.inputs[0]
+        elif op.kind == "dequantize" and op.outputs[0] in qgraph.outputs:
+            border[op.inputs[0]] = op.outputs[0]
+    return border
+
+
+def has_integer_core(graph: Graph) -> bool:
+    """An integer model with float I/O: its only float tensors are float inputs, each read by one QUANTIZE only,
+    and float outputs, each written by a DEQUANTIZE (the TFLite converter's default int8 output, and what
+    `quantize_graph` / `mcutool quantize` write). `integer_io` gives the graph the firmware runs."""
+    readers: dict[str, list[Op]] = {}
+    for op in graph.ops:
+        for name in op.inputs:
+            readers.setdefault(name, []).append(op)
+    border = set(_border(graph).values())
+    for name, t in graph.tensors.items():
+        if t.dtype != "float32":
+            continue
+        if name not in border or name in graph.inputs and len(readers.get(name, [])) != 1:
+            return False
+    return True
+
+
 def integer_io(qgraph: Graph) -> Graph:
     """The quantized graph without its border QUANTIZE/DEQUANTIZE ops: inputs and outputs are the int8 tensors,
     under the model's own I/O names, so the firmware's I/O is integer and the host converts with their scales."""
     g = Graph(name=qgraph.name, inputs=list(qgraph.inputs), outputs=list(qgraph.outputs))
-    border = {}
-    for op in qgraph.ops:
-        if op.kind == "quantize" and op.inputs[0] in qgraph.inputs:
-            border[op.outputs[0]] = op.inputs[0]
-        elif op.kind == "dequantize" and op.outputs[0] in qgraph.outputs:
-            border[op.inputs[0]] = op.outputs[0]
+    border = _border(qgraph)
+    io = set(border.values())
     for name, t in qgraph.tensors.items():
-        if name in qgraph.inputs or name in qgraph.outputs:
+        if name in io:
             continue
         g.add_tensor(Tensor(border[name], t.shape, t.dtype, t.quant, t.data) if name in border else t)
     for op in qgraph.ops:
-        if (op.kind == "quantize" and op.inputs[0] in qgraph.inputs) or op.outputs[0] in qgraph.outputs:
+        if op.kind in ("quantize", "dequantize") and (op.inputs[0] in io or op.outputs[0] in io):
             continue
         g.ops.append(Op(op.name, op.kind, [border.get(n, n) for n in op.inputs],
                         [border.get(n, n) for n in op.outputs], op.attrs))
