@@ -308,9 +308,16 @@ def _check_common(name, bias, multiplier, shift, n_out, in_zp, out_zp, act_min, 
 
 def _fold_bias(name, bias, weights_2d, in_zp):
     """bias - in_zp * sum(w) per output row: the input offset moved out of the inner loop."""
-    folded = bias - int(in_zp) * weights_2d.astype(np.int64).sum(axis=1)
+    sums = weights_2d.astype(np.int64).sum(axis=1)
+    folded = bias - int(in_zp) * sums
     if np.any(np.abs(folded) > 2**31 - 1):
-        raise ValueError(f"{name}: folded bias overflows int32")
+        c = int(np.argmax(np.abs(folded)))
+        raise ValueError(f"{name}: in output channel {c}, its int32 bias {int(bias[c])} minus the input zero "
+                         f"point {int(in_zp)} x the sum of its weights {int(sums[c])} is {int(folded[c])}, outside "
+                         "int32. The bias is too large for its scale (input scale x weight scale), as a (near-)dead "
+                         "channel's is when its weight scale was not raised (TFLite's converter raises it: "
+                         "AdjustWeightsForBiasScale); quantize the float model again, or give it to mcutool with "
+                         "--calib")
     return folded
 
 
