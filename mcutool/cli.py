@@ -28,7 +28,7 @@ def inspect(model, as_json, memory, plot):
     from .frontends import load_model
     from .summary import model_summary
 
-    graph = load_model(model)
+    graph = load_model(model, allow_unsupported=True)  # the layers mcutool cannot run are listed, marked
     summary = model_summary(graph)
     summary["model"] = os.path.basename(model)
     if plot and not memory:
@@ -81,6 +81,8 @@ def _summary_table(s: dict) -> str:
             f"MACs                  {s['macs']:,}",
             f"parameters            {s['params']:,} ({s['weights_bytes']:,} bytes)",
             f"layer-wise peak       {s['layerwise_peak_bytes']:,} bytes (live activations, every tensor whole)"]
+    if s["unsupported"]:
+        out += ["", f"not supported by mcutool (compile refuses the model): {s['unsupported']}"]
     return "\n".join(out)
 
 

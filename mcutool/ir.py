@@ -146,6 +146,14 @@ class NoAttrs:  # reshape, logistic, quantize, dequantize, sign
     pass
 
 
+@dataclass
+class UnsupportedAttrs:
+    """A layer mcutool cannot run, kept so `inspect` can list the whole model: `op` is the operator as the model
+    file names it (e.g. "TANH", "custom op ethos-u", "LSTM"), `reason` why it is refused when that is known."""
+    op: str = ""
+    reason: str = ""
+
+
 # -- binary (1-bit) layers, DESIGN.md §8 ----------------------------------------------------------------------
 # A binary tensor holds values in {-1, +1} packed 32 channels per uint32 along its last (channel) axis: value
 # -1 is bit 1, +1 is bit 0 (Larq's convention), channel c is bit c % 32 of word c // 32, and the unused high
@@ -211,6 +219,7 @@ OP_ATTRS: dict[str, type] = {
     "binary_pack_conv2d": BinaryConv2DAttrs,
     "binary_conv2d": BinaryConv2DAttrs,
     "binary_max_pool2d": BinaryPool2DAttrs,
+    "unsupported": UnsupportedAttrs,  # only in a graph imported for inspection (frontends.load_model)
 }
 BINARY_KINDS = ("binary_pack", "binary_pack_conv2d", "binary_conv2d", "binary_max_pool2d")
 

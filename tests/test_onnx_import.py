@@ -680,6 +680,16 @@ def test_unsupported_op(tmp_path, op):
     assert "Traceback" not in msg
 
 
+def test_every_unsupported_op_type_in_one_message(tmp_path):
+    """Issue 10: Erf twice and Tanh once: one message names both op types, their node counts and first nodes."""
+    nodes = [helper.make_node("Erf", ["x"], ["a"], name="erf_a"), helper.make_node("Tanh", ["a"], ["b"], name="tanh_b"),
+             helper.make_node("Erf", ["b"], ["y"], name="erf_y")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [])
+    _error(_save(model, tmp_path), "2 ONNX op types", "Erf: 2 nodes, the first 'erf_a'", "Tanh: 1 node, 'tanh_b'",
+           "Supported ops")
+
+
 def test_sign_conformance_case_is_exact():
     """Sign imports (binary networks, issue 6) with ONNX's meaning for float tensors, sign(0) = 0."""
     graph, feeds, expected = _node_case("test_sign")

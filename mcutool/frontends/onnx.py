@@ -140,13 +140,24 @@ def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserErro
 
 
 def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
+    """One error naming every op mcutool cannot import: each op type, how many nodes use it, the first one."""
     ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS)
+    groups: dict[str, list[str]] = {}
     for i, node in enumerate(model.graph.node):
         name = node.name or f"{node.op_type}_{i}"
         if node.domain not in ("", "ai.onnx"):
-            raise _unsupported(path, name, f"{node.domain}.{node.op_type}", "a custom domain")
-        if node.op_type not in ok:
-            raise _unsupported(path, name, node.op_type)
+            groups.setdefault(f"{node.domain}.{node.op_type} (a custom domain)", []).append(name)
+        elif node.op_type not in ok:
+            groups.setdefault(node.op_type, []).append(name)
+    if len(groups) == 1 and len(next(iter(groups.values()))) == 1:
+        (op, (name,)), = groups.items()
+        raise _unsupported(path, name, op.split(" (")[0], "a custom domain" if " (" in op else "")
+    if groups:
+        listed = "; ".join(f"{op}: {len(names)} nodes, the first '{names[0]}'" if len(names) > 1 else
+                           f"{op}: 1 node, '{names[0]}'" for op, names in groups.items())
+        kinds = f"{len(groups)} ONNX op types" if len(groups) > 1 else "an ONNX op type"
+        raise UserError(f"'{path}': {kinds} of the model cannot be imported by mcutool: {listed}. "
+                        f"{_supported_list()} Replace the ops (or re-export the model without them) and try again.")
 
 
 def _run_checker(model: onnx.ModelProto, path: Path) -> None:
