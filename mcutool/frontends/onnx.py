@@ -149,9 +149,6 @@ def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
             groups.setdefault(f"{node.domain}.{node.op_type} (a custom domain)", []).append(name)
         elif node.op_type not in ok:
             groups.setdefault(node.op_type, []).append(name)
-    if len(groups) == 1 and len(next(iter(groups.values()))) == 1:
-        (op, (name,)), = groups.items()
-        raise _unsupported(path, name, op.split(" (")[0], "a custom domain" if " (" in op else "")
     if groups:
         listed = "; ".join(f"{op}: {len(names)} nodes, the first '{names[0]}'" if len(names) > 1 else
                            f"{op}: 1 node, '{names[0]}'" for op, names in groups.items())
