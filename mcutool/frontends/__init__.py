@@ -13,8 +13,8 @@ def load_model(path: str | Path, allow_unsupported: bool = False) -> Graph:
     """Import an ONNX or TFLite model file into the graph IR (format chosen by the file's contents).
 
     A model with operators mcutool cannot run is refused with one message naming every one of them, unless
-    `allow_unsupported` (for `inspect`): a TFLite model's unsupported layers are then ops of kind "unsupported"
-    in the graph (an ONNX model is refused still: its importer cannot place layers it does not know yet)."""
+    `allow_unsupported` (for `inspect`): the unsupported layers are then ops of kind "unsupported" in the graph
+    (an ONNX model's other import errors, e.g. a Relu with nothing to fuse into, still stop it)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"model file {str(path)!r} does not exist. Give the path of a .tflite or .onnx file.")
@@ -26,7 +26,7 @@ def load_model(path: str | Path, allow_unsupported: bool = False) -> Graph:
         return load_tflite(path, allow_unsupported)
     if path.suffix.lower() == ".onnx":
         from .onnx import load_onnx
-        return load_onnx(path)
+        return load_onnx(path, allow_unsupported=allow_unsupported)
     raise UserError(f"{path.name}: unknown model format (suffix {path.suffix or 'none'!r} and no TFLite header). "
                     "mcutool imports .tflite and .onnx files.")
 
