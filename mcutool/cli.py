@@ -28,7 +28,7 @@ def inspect(model, as_json, memory, plot):
     from .frontends import load_model
     from .summary import model_summary
 
-    graph = load_model(model)
+    graph = load_model(model, allow_unsupported=True)  # the layers mcutool cannot run are listed, marked
     summary = model_summary(graph)
     summary["model"] = os.path.basename(model)
     if plot and not memory:
@@ -81,6 +81,8 @@ def _summary_table(s: dict) -> str:
             f"MACs                  {s['macs']:,}",
             f"parameters            {s['params']:,} ({s['weights_bytes']:,} bytes)",
             f"layer-wise peak       {s['layerwise_peak_bytes']:,} bytes (live activations, every tensor whole)"]
+    if s["unsupported"]:
+        out += ["", f"not supported by mcutool (compile refuses the model): {s['unsupported']}"]
     return "\n".join(out)
 
 
@@ -352,12 +354,13 @@ def quantize(model, calib, out, method):
     from .export.tflite import write_tflite
     from .frontends import load_model
     from .quantize.calibdata import load_calibration
-    from .quantize.ptq import quantize_model
+    from .quantize.ptq import has_integer_core, quantize_model
     if not out.endswith(".tflite"):
         raise UserError(f"-o {out}: mcutool quantize writes TFLite flatbuffers; name the output *.tflite.")
     graph = load_model(model)
-    if not any(graph.tensor(n).dtype == "float32" for n in graph.inputs):
-        raise UserError(f"{model} is already an integer model; quantize takes a float model.")
+    if not any(graph.tensor(n).dtype == "float32" for n in graph.inputs) or has_integer_core(graph):
+        raise UserError(f"{model} is already an integer model (float I/O, if any, only passes through "
+                        "QUANTIZE/DEQUANTIZE); quantize takes a float model. Compile it as it is.")
     qgraph, report = quantize_model(graph, load_calibration(calib, graph), method)
     Path(out).write_bytes(write_tflite(qgraph))
     click.echo(_quantization_line(report))

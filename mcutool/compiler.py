@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,19 +76,32 @@ def _is_float_model(graph: Graph) -> bool:
 def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     """The int8 graph the firmware runs (a float model quantized with opts.calib, its border QUANTIZE/DEQUANTIZE
     left to the host) and report.json's `quantization` section (None for an int8 model)."""
+    graph, quantization, _ = _firmware_graph(model, opts)
+    return graph, quantization
+
+
+def _firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None, list[str]]:
+    """firmware_graph, and the model's float inputs/outputs (the host converts them with their int8 scales)."""
+    from .quantize.ptq import has_integer_core, integer_io
     graph = load_model(model)
     if not _is_float_model(graph):
-        return graph, None
+        return graph, None, []
+    floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
+    if has_integer_core(graph):  # already int8: QUANTIZE/DEQUANTIZE at the border only
+        if opts.calib:
+            warnings.warn(f"{graph.name}: --calib ignored: the model is already int8 (its float inputs/outputs "
+                          "only pass through QUANTIZE/DEQUANTIZE, which the host does with the model's scales).",
+                          stacklevel=2)
+        return integer_io(graph), None, floats
     if not opts.calib:
-        floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
         raise UserError(f"{graph.name}: the model has float inputs/outputs ({', '.join(floats)}), i.e. it is a "
                         "float model; mcutool quantizes it to int8 with calibration data: pass --calib DATA.npz "
                         "(per input name, float32 samples stacked on the batch axis, in the model's own layout and "
                         "range), or --calib random (random calibration gives poor scales).")
     from .quantize.calibdata import load_calibration
-    from .quantize.ptq import integer_io, quantize_model
+    from .quantize.ptq import quantize_model
     qgraph, quantization = quantize_model(graph, load_calibration(opts.calib, graph))
-    return integer_io(qgraph), quantization
+    return integer_io(qgraph), quantization, floats
 
 
 def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
@@ -100,7 +114,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     if opts.emit == "firmware":
         board.check_io(opts.io)
     step("importing")
-    graph, quantization = firmware_graph(model, opts) if graph is None else (graph, None)
+    graph, quantization, float_io = _firmware_graph(model, opts) if graph is None else (graph, None, [])
     graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(graph)
@@ -133,7 +147,8 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
         _write_memory_plot(out, graph, scheduled, plan)
         if quantization is not None:
             report["quantization"] = quantization
-            for spec in report["io"]["inputs"] + report["io"]["outputs"]:
+        for spec in report["io"]["inputs"] + report["io"]["outputs"]:
+            if spec["name"] in float_io:
                 spec["host_dtype"] = "float32"  # the model's own I/O is float: the host (de)quantizes with scale/zp
         if not (opts.emit == "firmware" and opts.build):
             break

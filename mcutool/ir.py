@@ -147,6 +147,14 @@ class NoAttrs:  # reshape, logistic, quantize, dequantize, sign
     pass
 
 
+@dataclass
+class UnsupportedAttrs:
+    """A layer mcutool cannot run, kept so `inspect` can list the whole model: `op` is the operator as the model
+    file names it (e.g. "TANH", "custom op ethos-u", "LSTM"), `reason` why it is refused when that is known."""
+    op: str = ""
+    reason: str = ""
+
+
 # -- binary (1-bit) layers, DESIGN.md §8 ----------------------------------------------------------------------
 # A binary tensor holds values in {-1, +1} packed 32 channels per uint32 along its last (channel) axis: value
 # -1 is bit 1, +1 is bit 0 (Larq's convention), channel c is bit c % 32 of word c // 32, and the unused high
@@ -192,6 +200,7 @@ class BinaryPool2DAttrs(Pool2DAttrs):
 # package's __init__); the scheduler's own kinds are listed here.
 OP_ATTRS: dict[str, type] = {
     "patch_stage": PatchStageAttrs,  # made by the scheduler (schedule/patch.py), never by an importer
+    "unsupported": UnsupportedAttrs,  # only in a graph imported for inspection (frontends.load_model)
 }
 
 

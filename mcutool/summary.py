@@ -1,6 +1,7 @@
 """What `inspect` shows and report.json's `layers`: per-layer shapes, MACs, parameters and activation bytes."""
 from __future__ import annotations
 
+from .frontends import unsupported_summary
 from .ir import Graph, Tensor, op_macs, op_weight_bytes
 from .schedule.liveness import layerwise_peak_bytes, live_bytes_per_op
 
@@ -21,7 +22,7 @@ def layer_rows(graph: Graph) -> list[dict]:
         out = graph.tensor(op.outputs[0])
         rows.append({
             "name": op.name,
-            "op": op.kind,
+            "op": f"{op.attrs.op} (unsupported)" if op.kind == "unsupported" else op.kind,
             "in_shape": list(ins[0].shape) if ins else [],
             "out_shape": list(out.shape),
             "dtype": out.dtype,
@@ -46,4 +47,5 @@ def model_summary(graph: Graph) -> dict:
         "weights_bytes": sum(t.nbytes for t in graph.tensors.values() if t.is_const),
         "layerwise_peak_bytes": layerwise_peak_bytes(graph),
         "layers": rows,
+        "unsupported": unsupported_summary(graph),  # "" when mcutool runs every layer
     }

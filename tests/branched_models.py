@@ -157,32 +157,58 @@ class Net:
                 q[k] = joint
         return q
 
-    def write(self, path: Path, calib: np.ndarray) -> tuple[Path, dict]:
+    def write(self, path: Path, calib: np.ndarray, float_io: bool = False) -> tuple[Path, dict]:
+        """The int8 model; `float_io`: with float32 input and output wrapped in QUANTIZE / DEQUANTIZE, as the
+        TFLite converter writes an int8 model by default (the int8 tensors are then "x_int8" and the last
+        layer's; the float output is "y")."""
         self.standardize_classifier(calib)
         q = self.quant_params(calib)
+        return self._build(path, q, float_io), q
+
+    def write_float(self, path: Path, calib: np.ndarray) -> Path:
+        """The float32 model (float weights and biases), as post-training quantization takes it."""
+        self.standardize_classifier(calib)
+        return self._build(path, None)
+
+    def _weights(self, b: ModelBuilder, L: dict, q: dict | None) -> tuple[int, int]:
+        """The weight and bias tensors of a conv / dw / fc layer: float, or int8 / int32 TFLite-style."""
+        w, out = L["w"], L["out"]
+        if q is None:
+            return b.tensor(out + "_w", w.shape, "float32", data=w), b.tensor(out + "_b", L["b"].shape, "float32",
+                                                                              data=L["b"])
+        s_in = q[L["inputs"][0]][0]
+        axis = 3 if L["kind"] == "dw" else 0
+        reduce = tuple(a for a in range(w.ndim) if a != axis)
+        s_w = (np.abs(w).max(axis=reduce) / 127).astype(np.float32)
+        if L["kind"] == "fc":  # per tensor, as TFLite quantizes fully connected weights
+            s_w = np.full(w.shape[0], np.float32(np.abs(w).max() / 127))
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        wq = np.clip(np.round(w / s_w.reshape(shape)), -127, 127).astype(np.int8)
+        bias_scale = (np.float32(s_in) * s_w).astype(np.float32)
+        bq = np.round(L["b"] / bias_scale).astype(np.int32)
+        ws = float(s_w[0]) if L["kind"] == "fc" else s_w
+        wi = b.tensor(out + "_w", w.shape, "int8", scale=ws, zero_point=0, axis=axis, data=wq)
+        bi = b.tensor(out + "_b", bq.shape, "int32",
+                      scale=float(bias_scale[0]) if L["kind"] == "fc" else bias_scale, zero_point=0, data=bq)
+        return wi, bi
+
+    def _build(self, path: Path, q: dict | None, float_io: bool = False) -> Path:
+        """Serialize the layers: int8 with activation quantization `q`, or float32 when q is None."""
         b = ModelBuilder(self.name)
-        idx = {"x": b.tensor("x", self.shapes["x"], "int8", scale=q["x"][0], zero_point=q["x"][1])}
+
+        def act(name, shape, as_name=None):
+            if q is None:
+                return b.tensor(as_name or name, shape, "float32")
+            return b.tensor(as_name or name, shape, "int8", scale=q[name][0], zero_point=q[name][1])
+
+        idx = {"x": act("x", self.shapes["x"], "x_int8" if float_io else None)}
         for L in self.layers:
             out = L["out"]
-            idx[out] = b.tensor(out, self.shapes[out], "int8", scale=q[out][0], zero_point=q[out][1])
+            idx[out] = act(out, self.shapes[out])
             ins = [idx[i] for i in L["inputs"]]
-            s_in = q[L["inputs"][0]][0]
             if L["kind"] in ("conv", "dw", "fc"):
-                w = L["w"]
-                axis = 3 if L["kind"] == "dw" else 0
-                reduce = tuple(a for a in range(w.ndim) if a != axis)
-                s_w = (np.abs(w).max(axis=reduce) / 127).astype(np.float32)
-                if L["kind"] == "fc":  # per tensor, as TFLite quantizes fully connected weights
-                    s_w = np.full(w.shape[0], np.float32(np.abs(w).max() / 127))
-                shape = [1] * w.ndim
-                shape[axis] = -1
-                wq = np.clip(np.round(w / s_w.reshape(shape)), -127, 127).astype(np.int8)
-                bias_scale = (np.float32(s_in) * s_w).astype(np.float32)
-                bq = np.round(L["b"] / bias_scale).astype(np.int32)
-                ws = float(s_w[0]) if L["kind"] == "fc" else s_w
-                wi = b.tensor(out + "_w", w.shape, "int8", scale=ws, zero_point=0, axis=axis, data=wq)
-                bi = b.tensor(out + "_b", bq.shape, "int32",
-                              scale=float(bias_scale[0]) if L["kind"] == "fc" else bias_scale, zero_point=0, data=bq)
+                wi, bi = self._weights(b, L, q)
                 if L["kind"] == "fc":
                     b.op("FULLY_CONNECTED", [ins[0], wi, bi], [idx[out]], "FullyConnectedOptions",
                          FusedActivationFunction="NONE")
@@ -206,7 +232,13 @@ class Net:
                 shape = b.const(out + "_shape", np.array(self.shapes[out], dtype=np.int32))
                 b.op("RESHAPE", [ins[0], shape], [idx[out]], "ReshapeOptions", NewShape=list(self.shapes[out]))
         b.inputs, b.outputs = [idx["x"]], [idx[self.output]]
-        return b.write(path), q
+        if float_io:
+            x, y = b.tensor("x", self.shapes["x"], "float32"), b.tensor("y", self.shapes[self.output], "float32")
+            b.op("QUANTIZE", [x], [idx["x"]])
+            b.ops.insert(0, b.ops.pop())  # the first op
+            b.op("DEQUANTIZE", [idx[self.output]], [y])
+            b.inputs, b.outputs = [x], [y]
+        return b.write(path)
 
 
 def residual_net() -> Net:

@@ -86,16 +86,84 @@ def test_unknown_format(tmp_path):
     assert_clear_error(run_cli("inspect", f), "unknown model format")
 
 
+def _retype(buf, model, changes):
+    """Patch KWS's operator codes: {builtin code: new builtin code}."""
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        new = changes.get(oc.BuiltinCode())
+        for field, size in ((4, 1), (10, 4)):  # deprecated_builtin_code (int8), builtin_code (int32)
+            if new is not None and oc._tab.Offset(field):
+                _patch_scalar(buf, oc, field, new, size)
+
+
 def test_unsupported_op_is_named(tmp_path):
-    def make_tanh(buf, model):  # turn KWS's SOFTMAX opcode into TANH
-        for i in range(model.OperatorCodesLength()):
-            oc = model.OperatorCodes(i)
-            if oc.BuiltinCode() == tflite.BuiltinOperator.SOFTMAX:
-                for field, size in ((4, 1), (10, 4)):  # deprecated_builtin_code (int8), builtin_code (int32)
-                    if oc._tab.Offset(field):
-                        _patch_scalar(buf, oc, field, tflite.BuiltinOperator.TANH, size)
-    f = patched_kws(tmp_path, make_tanh, "tanh.tflite")
-    assert_clear_error(run_cli("inspect", f), "TANH", "not supported", "Identity")
+    f = patched_kws(tmp_path, lambda buf, m: _retype(buf, m, {tflite.BuiltinOperator.SOFTMAX:
+                                                                tflite.BuiltinOperator.TANH}), "tanh.tflite")
+    assert_clear_error(run_cli("compile", f, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p"),
+                       "TANH (1 layer, #12 'tanh_0')", "not supported")
+    assert not (tmp_path / "p").exists()
+
+
+def test_every_unsupported_op_in_one_message_and_inspect_marks_them(tmp_path):
+    """Issue 10: KWS with its depthwise convs turned into LEAKY_RELU and its softmax into TANH. compile names
+    both operators at once (count and first layer); inspect lists all 13 layers, those two marked, the others as
+    for the real KWS (hand-derived: conv2d_0 10x4 kernel over 25x5x64 outputs = 320,000 MACs)."""
+    changes = {tflite.BuiltinOperator.SOFTMAX: tflite.BuiltinOperator.TANH,
+               tflite.BuiltinOperator.DEPTHWISE_CONV_2D: tflite.BuiltinOperator.LEAKY_RELU}
+    f = patched_kws(tmp_path, lambda buf, m: _retype(buf, m, changes), "two_ops.tflite")
+    done = run_cli("compile", f, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p")
+    assert_clear_error(done, "2 operators", "LEAKY_RELU (4 layers, the first #1 'leaky_relu_0')",
+                       "TANH (1 layer, #12 'tanh_0')", "mcutool inspect")
+    assert len([line for line in done.stderr.splitlines() if line.startswith("error: ")]) == 1
+    done = run_cli("inspect", f, "--json")
+    assert done.returncode == 0, done.stderr
+    import json
+    summary = json.loads(done.stdout)
+    ops = [row["op"] for row in summary["layers"]]
+    assert len(ops) == 13 and ops.count("LEAKY_RELU (unsupported)") == 4 and ops[12] == "TANH (unsupported)"
+    assert ops[0] == "conv2d" and summary["layers"][0]["macs"] == 320_000
+    assert summary["layers"][12]["out_shape"] == [1, 12] and summary["layers"][1]["out_shape"] == [1, 25, 5, 64]
+    assert "LEAKY_RELU (4 layers" in summary["unsupported"]
+    done = run_cli("inspect", f)
+    assert done.returncode == 0 and "TANH (unsupported)" in done.stdout and "compile refuses the model" in done.stdout
+
+
+def _single_op_model(path, opname, x, y, options=None, custom_code=None, consts=(), **fields):
+    """A one-operator model: x -> op -> y, plus constant operands `consts` ((name, shape, dtype, data, quant))."""
+    from tflite_builder import ModelBuilder
+    b = ModelBuilder()
+    xi, yi = b.tensor(*x), b.tensor(*y)
+    extra = [b.tensor(name, shape, dtype, data=data, **quant) for name, shape, dtype, data, quant in consts]
+    b.op(opname, [xi, *extra], [yi], options, custom_code=custom_code, **fields)
+    b.inputs, b.outputs = [xi], [yi]
+    return b.write(path)
+
+
+def test_an_ethos_u_model_needs_an_npu(tmp_path):
+    """A model Vela compiled for an Arm Ethos-U NPU: one custom op "ethos-u" with its command stream."""
+    import numpy as np
+    f = _single_op_model(tmp_path / "vela.tflite", "CUSTOM", ("x", (1, 8, 8, 3), "int8", 0.1, 0),
+                         ("y", (1, 10), "int8", 0.1, 0), custom_code="ethos-u",
+                         consts=[("command_stream", (64,), "uint8", np.zeros(64, np.uint8), {})])
+    assert_clear_error(run_cli("compile", f, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p"),
+                       "custom op ethos-u", "needs an Ethos-U NPU, which no mcutool board has")
+    done = run_cli("inspect", f)
+    assert done.returncode == 0 and "custom op ethos-u (unsupported)" in done.stdout, done.stderr
+
+
+def test_a_hybrid_model_is_refused_as_tflite_micro_refuses_it(tmp_path):
+    """float input, int8 weights (dynamic-range quantization): the tflite-micro interpreter fails to prepare
+    it, and mcutool says so."""
+    import numpy as np
+    f = _single_op_model(tmp_path / "hybrid.tflite", "FULLY_CONNECTED", ("x", (1, 8), "float32"),
+                         ("y", (1, 4), "float32"), "FullyConnectedOptions",
+                         consts=[("w", (4, 8), "int8", np.arange(32) - 16, dict(scale=0.02, zero_point=0)),
+                                 ("b", (4,), "float32", np.ones(4), {})], FusedActivationFunction="NONE")
+    tflm = subprocess.run([sys.executable, "-c", "from tflite_micro.python.tflite_micro import runtime; "
+                           f"runtime.Interpreter.from_file({str(f)!r})"], capture_output=True, text=True)
+    assert tflm.returncode != 0 and "FULLY_CONNECTED" in tflm.stderr and "failed to prepare" in tflm.stderr
+    assert_clear_error(run_cli("compile", f, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p"),
+                       "hybrid", "TFLite Micro refuses such models too", "--calib")
 
 
 def test_dynamic_shape(tmp_path):

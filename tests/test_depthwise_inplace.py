@@ -116,12 +116,24 @@ def dw_net_c() -> nets.Net:
     return n
 
 
-# name -> (builder, {layer run in place: hand-derived line buffer bytes = (pt + 1) x W x C, 1x1: W x C})
+def dw_net_1d() -> nets.Net:
+    """A DS-CNN on a 1-D signal (MLPerf Tiny's streaming wake-word model, in small): a 15 x 1 map, a 3x3
+    depthwise then a 1x1 conv 16 -> 16. The 1x1 conv runs in place 2 rows per step (odd width), so the odd
+    height leaves a 1-row, 1-pixel last band (issue 10: its kernel's constants used to differ)."""
+    n = nets.Net("dw_1d", (1, 15, 1, 8), seed=44)
+    h = n.conv(n.dw(n.conv("x", 16, k=3)), 16)
+    n.classifier(n.global_pool(n.conv(h, 16, act="NONE")))  # no RELU6 before the pool: no dead feature
+    return n
+
+
+# name -> (builder, {layer run in place: hand-derived line buffer bytes = (pt + 1) x W x C; a 1x1 conv: W x C,
+# 2 x W x C on an odd width})
 DW_NETS = {
     "dw_a": (dw_net_a, {"depthwise_conv2d_0": 2 * 7 * 6, "depthwise_conv2d_1": 3 * 7 * 6}),
     "dw_b": (dw_net_b, {"depthwise_conv2d_0": 3 * 8 * 8, "depthwise_conv2d_1": 2 * 8 * 8, "conv2d_1": 2 * 8 * 8,
                         "conv2d_2": 1 * 8 * 8}),
     "dw_c": (dw_net_c, {"depthwise_conv2d_0": 3 * 5 * 12, "depthwise_conv2d_1": 2 * 5 * 12}),
+    "dw_1d": (dw_net_1d, {"depthwise_conv2d_0": 2 * 1 * 16, "conv2d_1": 2 * 1 * 16, "conv2d_2": 2 * 1 * 16}),
 }
 
 

@@ -3,16 +3,23 @@ written TFLite file against tflite-runtime's reference kernels; ResNet-8's float
 """
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from conftest import shared_model
+from host_build import build_host_program
 from structured_images import structured_images
-from tflite_builder import RefInterpreter
+from tflite_builder import ModelBuilder, RefInterpreter
 from mcutool import reference
 from mcutool.frontends import load_model
-from mcutool.quantize.ptq import (Range, activation_quant, agreement_report, calibrate, integer_io, quantize_graph,
-                                  quantize_model, weight_quant)
+from mcutool.compiler import Options, compile_model, firmware_graph
+from mcutool.export.tflite import write_tflite
+from mcutool.quantize.ptq import (INT32_MAX, Range, activation_quant, agreement_report, bias_safe_scale, calibrate,
+                                  integer_io, quantize_graph, quantize_model, weight_quant)
+
+sys.path.insert(0, str(Path(__file__).parent))
+import branched_models as nets  # noqa: E402
 
 
 def test_activation_quant_makes_zero_exact_and_covers_the_range():
@@ -107,3 +114,91 @@ def test_resnet8_agreement_on_structured_images():
     (row,) = agreement_report(g, qg, {"input_1": structured_images(500, 2)})
     assert row["float_classes"] >= 5
     assert row["top1_agreement"] >= 0.89 and row["sqnr_db"] >= 16.0, row
+
+
+# ------------------------------------------------------------------------- dead channels (issue 10)
+
+def test_bias_safe_scale_is_tflites_adjust_weights_for_bias_scale():
+    """TFLite's own case (quantization_utils_test.cc, AdjustWeightScaleForBiasPerChannel): weight ranges +-1e-7
+    and [-7, 1], input scale 0.05, biases 4 and 4. Channel 0's bias would be 4 / (0.05 * 1e-7/127) ~ 1e11: its
+    scale becomes 2 * 4 / (0.05 * (2^31 - 1)) (hand-derived), putting the bias at (2^31 - 1) / 2; channel 1's
+    bias 4 / (0.05 * 7/127) ~ 1451 needs nothing. Per tensor, the largest |bias| decides."""
+    scales = np.array([1e-7 / 127, 7.0 / 127], np.float32)
+    got = bias_safe_scale(scales, np.array([4.0, 4.0], np.float32), 0.05)
+    assert abs(float(got[0]) - 8.0 / (0.05 * INT32_MAX)) <= 1e-6 * float(got[0]) and got[1] == scales[1]
+    assert abs(4.0 / (0.05 * float(got[0])) - INT32_MAX / 2) <= 1e-6 * INT32_MAX
+    per_tensor = bias_safe_scale(np.array([1e-9], np.float32), np.array([4.0, -1e4]), 0.05)
+    want = 2e4 / (0.05 * INT32_MAX)
+    assert per_tensor.shape == (1,) and abs(float(per_tensor[0]) - want) <= 1e-6 * want
+
+
+def _dead_channel_net() -> nets.Net:
+    """A float CNN whose 1x1 conv (after a RELU6, so its input zero point is -128) has a dead output channel 5:
+    weights 1e-30, bias 0.5. Its float output is relu6(0.5 + ~1e-30 x) = 0.5 for every input."""
+    n = nets.Net("dead_channel", (1, 12, 12, 4), seed=61)
+    h = n.conv(n.dw(n.conv("x", 16, k=3)), 16)
+    n.classifier(n.global_pool(n.conv(h, 16, act="NONE")))
+    pointwise = n.layers[2]
+    pointwise["w"][5], pointwise["b"][5] = 1e-30, 0.5
+    return n
+
+
+def test_a_dead_channel_gets_tflites_weight_scale_and_the_model_stays_bit_exact(tmp_path):
+    """Issue 10: PTQ used to overflow the dead channel's int32 bias (0.5 / (s_in * 1e-30 / 127)). Now its weight
+    scale is raised as TFLite's converter does: the bias is ~2^30, its weights quantize to 0, the channel's int8
+    output is 0.5 within half an LSB on every test input, the written .tflite runs in tflite-runtime exactly as the
+    reference runs the int8 graph, and the compiled library equals the reference under AddressSanitizer."""
+    net = _dead_channel_net()
+    calib, test = nets.inputs((1, 12, 12, 4), 32, seed=1), nets.inputs((1, 12, 12, 4), 16, seed=2)
+    path = net.write_float(tmp_path / "dead.tflite", calib)
+    g = load_model(path)
+    qg, _ = quantize_model(g, {"x": calib})
+    conv = next(op for op in qg.ops if op.name == "conv2d_1")
+    w, b, y = (qg.tensor(n) for n in (*conv.inputs[1:3], conv.outputs[0]))
+    assert abs(int(b.data[5]) - 2**30) <= 2**30 * 1e-6 and not w.data[5].any()
+    s_out, zp_out = float(y.quant.scale[0]), int(y.quant.zero_point[0])
+    for x in test[:4]:
+        dead = reference.run(qg, {"x": x[None]}, keep=True)[y.name][..., 5]
+        assert np.all(np.abs((dead.astype(np.float64) - zp_out) * s_out - 0.5) <= s_out / 2)
+    (row,) = agreement_report(g, qg, {"x": test})
+    assert row["float_classes"] >= 5 and row["sqnr_db"] >= 12.0, row  # the dead channel broke it: -1.5 dB
+    # the written int8 model in tflite-runtime == the reference
+    (tmp_path / "dead_int8.tflite").write_bytes(write_tflite(qg))
+    oracle = RefInterpreter(tmp_path / "dead_int8.tflite")
+    for x in test[:4]:
+        assert np.array_equal(oracle(x[None])[0], reference.run(qg, {"x": x[None]})[g.outputs[0]])
+    # compiled (library, host gcc + ASan) == the reference on the firmware's int8 graph
+    np.savez(tmp_path / "cal.npz", x=calib)
+    opts = Options(calib=str(tmp_path / "cal.npz"), emit="library")
+    compile_model(path, "stm32f746", tmp_path / "lib", opts)
+    fw, _ = firmware_graph(path, opts)
+    exe = build_host_program(tmp_path / "lib", tmp_path / "dead.exe")
+    scale, zp = fw.tensor("x").quant.scale[0], int(fw.tensor("x").quant.zero_point[0])
+    classes = set()
+    for x in test:
+        xq = reference.quantize_float(x[None], scale=scale, zero_point=zp, out_dtype="int8").astype(np.int8)
+        (tmp_path / "x.bin").write_bytes(xq.tobytes())
+        done = subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+        want = reference.run(fw, {"x": xq})[fw.outputs[0]]
+        assert np.array_equal(np.frombuffer((tmp_path / "y.bin").read_bytes(), np.int8), want.reshape(-1))
+        classes.add(int(np.argmax(want)))
+    assert len(classes) >= 5, classes
+
+
+def test_an_int8_bias_that_overflows_once_the_input_offset_is_folded_names_the_layer(tmp_path):
+    """An imported int8 model whose bias sits at the edge of int32: the kernels fold -zp * sum(w) into it
+    (2^31 - 1000 + 128 * 400 is past int32); the error names the layer and the cause, not an internal error."""
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 4, 4, 4), "int8", scale=0.02, zero_point=-128)
+    w = b.tensor("w", (4, 1, 1, 4), "int8", scale=[0.01] * 4, zero_point=0, axis=0, data=np.full((4, 1, 1, 4), 100))
+    bias = b.tensor("b", (4,), "int32", scale=[0.0002] * 4, zero_point=0, data=np.full(4, 2**31 - 1000))
+    y = b.tensor("y", (1, 4, 4, 4), "int8", scale=0.1, zero_point=0)
+    b.op("CONV_2D", [x, w, bias], [y], "Conv2DOptions", Padding="VALID", StrideH=1, StrideW=1)
+    b.inputs, b.outputs = [x], [y]
+    done = subprocess.run([sys.executable, "-m", "mcutool", "compile", str(b.write(tmp_path / "edge.tflite")),
+                           "--board", "stm32f746", "--emit", "library", "-o", str(tmp_path / "lib")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "internal error" not in done.stderr, done.stderr
+    assert "layer 'conv2d_0'" in done.stderr and "outside int32" in done.stderr

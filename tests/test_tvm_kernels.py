@@ -621,6 +621,9 @@ M7_CASES = {
     "fc_smlad_block4": ("fc", (1, 64), 12, None, None, None, -5, 14, (-128, 127), "smlad", 4, 0.0),
     "fc_w16_odd": ("fc", (1, 48), 7, None, None, None, 9, -2, (-128, 127), "smlad_w16", 2, 0.0),
     "fc_pairs_odd_rows": ("fc", (5, 32), 8, None, None, None, -3, 1, (-128, 127), "smlad", 4, 0.0),
+    # a 1x1 conv on one pixel (the last band of an in-place 1x1 conv on a 1-D map): input offset in the bias
+    "pointwise_one_pixel_w16": ("conv", (1, 1, 1, 16), 16, (1, 1), (1, 1), (0, 0, 0, 0), 37, -5, (-128, 127),
+                                "smlad_w16", 4, 0.0),
     # new SIMD schedules: 1x1 conv as 2 pixels x 4 channels (above, kws_pointwise_*), depthwise SMLABB/SMLATT,
     # row mode for 1 input channel (KWS's first layer, padded on both sides)
     "kws_depthwise_smlad_w16": ("dw", (1, 25, 5, 64), 64, (3, 3), (1, 1), (1, 1, 1, 1), -128, -128, (-128, 127),

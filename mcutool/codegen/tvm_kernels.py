@@ -308,9 +308,16 @@ def _check_common(name, bias, multiplier, shift, n_out, in_zp, out_zp, act_min, 
 
 def _fold_bias(name, bias, weights_2d, in_zp):
     """bias - in_zp * sum(w) per output row: the input offset moved out of the inner loop."""
-    folded = bias - int(in_zp) * weights_2d.astype(np.int64).sum(axis=1)
+    sums = weights_2d.astype(np.int64).sum(axis=1)
+    folded = bias - int(in_zp) * sums
     if np.any(np.abs(folded) > 2**31 - 1):
-        raise ValueError(f"{name}: folded bias overflows int32")
+        c = int(np.argmax(np.abs(folded)))
+        raise ValueError(f"{name}: in output channel {c}, its int32 bias {int(bias[c])} minus the input zero "
+                         f"point {int(in_zp)} x the sum of its weights {int(sums[c])} is {int(folded[c])}, outside "
+                         "int32. The bias is too large for its scale (input scale x weight scale), as a (near-)dead "
+                         "channel's is when its weight scale was not raised (TFLite's converter raises it: "
+                         "AdjustWeightsForBiasScale); quantize the float model again, or give it to mcutool with "
+                         "--calib")
     return folded
 
 
@@ -391,11 +398,12 @@ def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_po
     if (schedule in SIMD_SCHEDULES and weights.shape[1:3] == (1, 1) and tuple(int(v) for v in stride) == (1, 1)
             and not any(pads) and o % 4 == 0 and dict(TUNING, **(tuning or {}))["row_pairs"]):
         # a 1x1 conv with stride 1 and no padding is a fully connected layer over the H*W pixels, whose SIMD
-        # schedule takes two pixels x four channels per micro-kernel call
+        # schedule takes two pixels x four channels per micro-kernel call; a single pixel folds the input offset
+        # too, so the band kernels of one in-place layer (codegen/row_inplace.py) share one set of constants
         k = fully_connected_s8(name, (_h * _w, c), weights.reshape(o, c), bias, mult, shift,
                                input_zero_point=input_zero_point, output_zero_point=output_zero_point,
                                act_min=act_min, act_max=act_max, schedule=schedule, const_attr=const_attr,
-                               tuning=tuning)
+                               tuning=tuning, fold_offset=True)
         return dataclasses.replace(k, op=op_label or "conv2d", in_shape=tuple(int(d) for d in in_shape),
                                    out_shape=(1, _h, _w, o))
     return _conv_like(name, op_label or "conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
@@ -623,10 +631,12 @@ def _conv_like(name, op, in_shape, weights, bias, mult, shift, in_zp, out_zp, ac
 
 def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_point,
                        output_zero_point, act_min=INT8_MIN, act_max=INT8_MAX, schedule="auto",
-                       const_attr="", tuning=None) -> Kernel:
+                       const_attr="", tuning=None, fold_offset=False) -> Kernel:
     """int8 fully connected: input (N, I) (any shape with I elements per row), weights (O, I) -> (N, O).
 
     Per-tensor (TFLite) or per-channel multiplier/shift. Schedules as `conv2d_s8` ("smlad" needs I % 4 == 0).
+    `fold_offset`: fold the input offset into the bias even when there is a single row (as the row-pair
+    schedule does), so the constants do not depend on N.
     """
     weights = np.asarray(weights)
     if weights.dtype != np.int8 or weights.ndim != 2:
@@ -650,11 +660,11 @@ def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, inpu
     w_dtype = "int16" if schedule == "smlad_w16" else "int8"
     W = te.placeholder((o, i), w_dtype, name=f"{name}_w")
     B = te.placeholder((o,), "int32", name=f"{name}_bias")
-    fold = not simd or pairs
+    fold = not simd or pairs or fold_offset
     consts = {f"{name}_w": (_widen_weights(weights) if w_dtype == "int16" else weights, w_dtype),
               f"{name}_bias": (_fold_bias(name, bias, weights, input_zero_point) if fold else bias, "int32"),
               **rq.consts}
-    x_off = -int(input_zero_point) if simd and not pairs else 0
+    x_off = -int(input_zero_point) if not fold else 0
     includes = ["mcu_requant.h"] + (["mcu_dot_s8.h"] if simd else [])
 
     def build(fname, rows, pair_rows):

@@ -57,7 +57,7 @@ class ModelBuilder:
         self.tensors: list[dict] = []
         self.buffers: list[bytes] = [b""]  # buffer 0 is the empty buffer, by convention
         self.ops: list[dict] = []
-        self.opcodes: list[tuple[int, int]] = []  # (builtin code, version)
+        self.opcodes: list[tuple[int, int, str | None]] = []  # (builtin code, version, custom code)
         self.inputs: list[int] = []
         self.outputs: list[int] = []
 
@@ -88,13 +88,14 @@ class ModelBuilder:
         return self.tensor(name, arr.shape, dtype, data=arr, **quant)
 
     def op(self, opname: str, inputs: list[int], outputs: list[int], options: str | None = None,
-           version: int = 1, **fields) -> None:
+           version: int = 1, custom_code: str | None = None, **fields) -> None:
         """Add an operator. `options` is the builtin options table name (e.g. "Conv2DOptions"), `fields` its
-        fields by schema name (Padding, StrideW, FusedActivationFunction, ...); enum fields accept names."""
-        code = getattr(BuiltinOperator, opname)
-        if (code, version) not in self.opcodes:
-            self.opcodes.append((code, version))
-        self.ops.append({"opcode": self.opcodes.index((code, version)), "inputs": list(inputs),
+        fields by schema name (Padding, StrideW, FusedActivationFunction, ...); enum fields accept names.
+        A custom operator is opname "CUSTOM" with its `custom_code` (e.g. "ethos-u")."""
+        key = (getattr(BuiltinOperator, opname), version, custom_code)
+        if key not in self.opcodes:
+            self.opcodes.append(key)
+        self.ops.append({"opcode": self.opcodes.index(key), "inputs": list(inputs),
                          "outputs": list(outputs), "options": options, "fields": fields})
 
     # ---- serialization ----
@@ -177,8 +178,11 @@ class ModelBuilder:
         subgraph = _m("SubGraph").SubGraphEnd(b)
 
         code_offsets = []
-        for code, version in self.opcodes:
+        for code, version, custom in self.opcodes:
+            custom_off = b.CreateString(custom) if custom else None
             _m("OperatorCode").OperatorCodeStart(b)
+            if custom_off is not None:
+                _m("OperatorCode").OperatorCodeAddCustomCode(b, custom_off)
             _m("OperatorCode").OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
             _m("OperatorCode").OperatorCodeAddBuiltinCode(b, code)
             _m("OperatorCode").OperatorCodeAddVersion(b, version)

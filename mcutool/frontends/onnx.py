@@ -34,7 +34,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mcutool.errors import UserError
 from mcutool.ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs,
-                        Graph, MeanAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
+                        Graph, MeanAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs,
+                        UnsupportedAttrs)
 
 # ops translated into IR ops (BatchNormalization/Relu/Clip only by folding into the op before them)
 COMPUTE_OPS = (
@@ -60,17 +61,21 @@ _PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Max
 _FUSES_ACTIVATION = ("Conv", "_FC", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalMaxPool", "Concat")
 
 
-def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None) -> Graph:
+def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None,
+              allow_unsupported: bool = False) -> Graph:
     """Import an ONNX model file as a validated IR graph.
 
     `constants` freezes graph inputs to the given values (they become initializers) - for models that take their
     quantization parameters (scales, zero points) as inputs, which the IR needs to know at compile time.
+    `allow_unsupported` (for inspect): a node of an op type mcutool does not import becomes an IR op of kind
+    "unsupported" instead of an error (other import errors still stop it).
     """
     path = Path(path)
     model = _read_model(path)
     if constants:
         _freeze_inputs(model, constants, path)
-    _check_op_support(model, path)
+    if not allow_unsupported:
+        _check_op_support(model, path)
     _run_checker(model, path)
     _check_static_inputs(model, path)
     model = _infer_shapes(model, path)
@@ -140,13 +145,21 @@ def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserErro
 
 
 def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
+    """One error naming every op mcutool cannot import: each op type, how many nodes use it, the first one."""
     ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS)
+    groups: dict[str, list[str]] = {}
     for i, node in enumerate(model.graph.node):
         name = node.name or f"{node.op_type}_{i}"
         if node.domain not in ("", "ai.onnx"):
-            raise _unsupported(path, name, f"{node.domain}.{node.op_type}", "a custom domain")
-        if node.op_type not in ok:
-            raise _unsupported(path, name, node.op_type)
+            groups.setdefault(f"{node.domain}.{node.op_type} (a custom domain)", []).append(name)
+        elif node.op_type not in ok:
+            groups.setdefault(node.op_type, []).append(name)
+    if groups:
+        listed = "; ".join(f"{op}: {len(names)} nodes, the first '{names[0]}'" if len(names) > 1 else
+                           f"{op}: 1 node, '{names[0]}'" for op, names in groups.items())
+        kinds = f"{len(groups)} ONNX op types" if len(groups) > 1 else "an ONNX op type"
+        raise UserError(f"'{path}': {kinds} of the model cannot be imported by mcutool: {listed}. "
+                        f"{_supported_list()} Replace the ops (or re-export the model without them) and try again.")
 
 
 def _run_checker(model: onnx.ModelProto, path: Path) -> None:
@@ -348,7 +361,7 @@ class _Importer:
                 live = next((i for i in node.inputs if i and i not in self.consts), "?")
                 raise _unsupported(self.path, node.name, node.op, f"here it reads the run-time tensor '{live}'; "
                                    f"mcutool evaluates {node.op} only on constants, at import time")
-            handlers[node.op](node)
+            handlers.get(node.op, self._unsupported_node)(node)
         self._graph_outputs()
         return self.g
 
@@ -1022,6 +1035,19 @@ class _Importer:
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
         }
+
+    def _unsupported_node(self, node: _Node) -> None:
+        """A node of an op type mcutool does not import (load_onnx(allow_unsupported=True), for inspect): an
+        "unsupported" IR op from its run-time inputs to its first output, in its first input's layout when the
+        ranks agree (an elementwise op's), else in ONNX's."""
+        mode, q = self._mode(node, node.inputs)
+        ins = [self._src(v, mode) for v in (self._val(i) for i in node.inputs if i) if v.const is None]
+        reps = [self._rep(v, self._layouts(v)) for v in ins]
+        out = self._val(node.outputs[0])
+        layout = reps[0][1] if reps and len(out.shape) == len(ins[0].shape) and reps[0][1] != "flat" else "same"
+        domain = node.proto.domain if node.proto is not None else ""
+        label = f"{domain}.{node.op}" if domain not in ("", "ai.onnx") else node.op
+        self._write(node, q, layout, "unsupported", [r for r, _ in reps], UnsupportedAttrs(label))
 
     def _no_int(self, node: _Node, mode: str) -> None:
         if mode == "int":

@@ -6,6 +6,7 @@ attributes, SAME/VALID padding becomes explicit pads, constant operands (padding
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ from tflite.TensorType import TensorType as TT
 
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
-                  MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
+                  MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs,
+                  UnsupportedAttrs)
+from . import refuse_unsupported
 from ..ops.svdf import SvdfAttrs
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
@@ -27,14 +30,27 @@ _OP_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(TT).items() if not k.startswith("_")}
 
 
-def load_tflite(path: str | Path) -> Graph:
+# Why a custom operator cannot run, for those whose reason is known.
+_CUSTOM_REASONS = {
+    "ethos-u": "the model was compiled by Vela for an Arm Ethos-U NPU, and it needs an Ethos-U NPU, which no mcutool "
+               "board has; give mcutool the int8 .tflite from before Vela",
+}
+
+
+def load_tflite(path: str | Path, allow_unsupported: bool = False) -> Graph:
+    """The model's graph; operators mcutool cannot run are refused in one message (frontends.load_model), or
+    with `allow_unsupported` kept as ops of kind "unsupported"."""
     path = Path(path)
     buf = path.read_bytes()
     model = _parse_model(path, buf)
     if model.SubgraphsLength() != 1:
         raise UserError(f"{path.name}: the model has {model.SubgraphsLength()} subgraphs (control flow such as "
                         "WHILE/IF). mcutool compiles single-subgraph models only.")
-    return _Importer(path, buf, model).run()
+    graph = _Importer(path, buf, model).run()
+    if not allow_unsupported:
+        supported = ", ".join(sorted(_OP_NAMES[c] for c in _HANDLERS))
+        refuse_unsupported(graph, path.name, f"Supported TFLite operators: {supported}.")
+    return graph
 
 
 def _parse_model(path: Path, buf: bytes):
@@ -182,10 +198,12 @@ class _Importer:
         ins = [self.names[int(i)] if i >= 0 else "" for i in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [self.names[int(i)] for i in op.OutputsAsNumpy()]
         handler = _HANDLERS.get(code)
-        if handler is None:
-            supported = ", ".join(sorted(_OP_NAMES[c] for c in _HANDLERS))
-            raise UserError(f"{self.path.name}: operator {index} ({opname}, producing {outs[0]!r}) is not "
-                            f"supported by mcutool. Supported TFLite operators: {supported}.")
+        if handler is None:  # kept, so that inspect lists the whole model; load_tflite refuses it
+            custom = opname.removeprefix("custom op ")
+            attrs = UnsupportedAttrs(opname, _CUSTOM_REASONS.get(custom, "") if code == BO.CUSTOM else "")
+            label = re.sub(r"\W+", "_", custom if code == BO.CUSTOM else opname).strip("_").lower() or "op"
+            self.graph.ops.append(Op(self._name(label), "unsupported", [n for n in ins if n], outs, attrs))
+            return
         kind, ins, attrs = handler(self, op, ins, outs)
         self._check_hybrid(kind, ins, outs)
         self.graph.ops.append(Op(self._name(kind), kind, ins, outs, attrs))
@@ -195,9 +213,13 @@ class _Importer:
             x, w = self.graph.tensor(ins[0]), self.graph.tensor(ins[1])
             if x.dtype == "float32" and w.dtype in ("int8", "uint8"):
                 raise UserError(f"{self.path.name}: the layer producing {outs[0]!r} is hybrid-quantized (float "
-                                "activations, int8 weights: dynamic-range quantization). mcutool runs integer-only "
-                                "int8 models or float models it quantizes itself: give it the float model with "
-                                "--calib, or convert with full integer quantization.")
+                                "activations, int8 weights: the converter's dynamic-range quantization). TFLite Micro "
+                                "refuses such models too: its conv and fully connected kernels need input and weights "
+                                "of one type (\"Input type: FLOAT32 with filter type: INT8 not supported.\"; older "
+                                "releases: \"Hybrid models are not supported on TFLite Micro.\"), and mcutool runs "
+                                "integer-only models. Give it the float model with --calib, or convert with full "
+                                "integer quantization (a representative dataset and "
+                                "tf.lite.OpsSet.TFLITE_BUILTINS_INT8).")
 
     def _spatial(self, x: str, out: str, filt, stride, dilation, padding):
         _, ih, iw, _ = self.graph.tensor(x).shape

@@ -126,18 +126,37 @@ def activation_quant(r: Range) -> Quant:
     return Quant(np.float32(scale), zero_point)
 
 
-def weight_quant(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, Quant]:
-    """Symmetric int8 weights (zero point 0), per channel along `axis` or per tensor."""
+def weight_quant(w: np.ndarray, axis: int | None, bias: np.ndarray | None = None,
+                 input_scale: float | None = None) -> tuple[np.ndarray, Quant]:
+    """Symmetric int8 weights (zero point 0), per channel along `axis` or per tensor. Given the layer's float
+    bias and input scale, a scale under which the int32 bias would overflow is raised (`bias_safe_scale`)."""
     if axis is None:
         amax = np.array([np.abs(w).max()])
     else:
         amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
     scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    if bias is not None:
+        scale = bias_safe_scale(scale, bias, input_scale)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
     q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
     return q, Quant(scale, np.zeros(scale.shape, np.int64), axis if axis is not None and scale.size > 1 else None)
+
+
+INT32_MAX = 2**31 - 1
+
+
+def bias_safe_scale(scale: np.ndarray, bias: np.ndarray, input_scale: float) -> np.ndarray:
+    """TFLite's AdjustWeightsForBiasScale (tensorflow/lite/tools/optimize/quantization_utils.cc): where the
+    quantized bias |b| / (s_in * s_w) would reach half the int32 range, the weight scale becomes
+    2 |b| / (s_in * (2^31 - 1)), so that bias is 2^30 -- a (near-)dead channel, weights ~1e-30 but bias not 0,
+    whose weights then quantize to 0. Per tensor (one scale), the largest |b| decides."""
+    b = np.abs(np.asarray(bias, np.float64)).reshape(-1)
+    if scale.size == 1:
+        b = b.max(initial=0.0, keepdims=True)
+    over = b >= 0.5 * input_scale * scale.astype(np.float64) * INT32_MAX
+    return np.where(over, 2.0 * b / INT32_MAX * (127 / input_scale) / 127, scale).astype(np.float32)
 
 
 def quantize_graph(graph: Graph, ranges: dict[str, Range]) -> Graph:
@@ -175,14 +194,22 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
             ins.append(renamed[name])
             continue
         if op.kind in WEIGHTED_OPS and i == 1:
-            data, wq = weight_quant(t.data.astype(np.float32), WEIGHTED_OPS[op.kind])
+            bias = graph.tensor(op.inputs[2]).data if len(op.inputs) > 2 and op.inputs[2] else None
+            data, wq = weight_quant(t.data.astype(np.float32), WEIGHTED_OPS[op.kind], bias,
+                                    float(quant[x_name].scale[0]))
             q.add_tensor(Tensor(name, t.shape, "int8", wq, data))
         elif op.kind in WEIGHTED_OPS and i == 2:
             s_in = float(quant[x_name].scale[0])
             s_w = q.tensor(ins[1]).quant.scale.astype(np.float64)
             bias_scale = s_in * s_w
-            data = np.round(t.data.astype(np.float64) / bias_scale).astype(np.int64)
-            data = np.clip(data, -2**31, 2**31 - 1).astype(np.int32)
+            real = np.round(t.data.astype(np.float64) / bias_scale)
+            bad = ~(np.abs(real) <= INT32_MAX)  # bias_safe_scale keeps |bias| at 2^30; a non-finite one is not
+            if np.any(bad):
+                c = int(np.argmax(bad.reshape(-1)))
+                raise UserError(f"layer {op.name!r} ({op.kind}): its float bias in output channel {c} is "
+                                f"{float(t.data.reshape(-1)[c]):g}, which no int32 bias can hold. Check the float "
+                                "model's biases for non-finite or huge values.")
+            data = real.astype(np.int32)
             q.add_tensor(Tensor(name, t.shape, "int32", Quant(bias_scale, np.zeros(bias_scale.shape, np.int64),
                                                                0 if bias_scale.size > 1 else None), data))
         elif t.dtype == "float32":
@@ -208,22 +235,46 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
     return Op(op.name, op.kind, ins, outs, copy.deepcopy(op.attrs))
 
 
+def _border(qgraph: Graph) -> dict[str, str]:
+    """int8 tensor -> the float graph input it is quantized from / the float graph output dequantized from it."""
+    border = {}
+    for op in qgraph.ops:
+        if op.kind == "quantize" and op.inputs[0] in qgraph.inputs and qgraph.tensor(op.inputs[0]).dtype == "float32":
+            border[op.outputs[0]] = op.inputs[0]
+        elif op.kind == "dequantize" and op.outputs[0] in qgraph.outputs:
+            border[op.inputs[0]] = op.outputs[0]
+    return border
+
+
+def has_integer_core(graph: Graph) -> bool:
+    """An integer model with float I/O: its only float tensors are float inputs, each read by one QUANTIZE only,
+    and float outputs, each written by a DEQUANTIZE (the TFLite converter's default int8 output, and what
+    `quantize_graph` / `mcutool quantize` write). `integer_io` gives the graph the firmware runs."""
+    readers: dict[str, list[Op]] = {}
+    for op in graph.ops:
+        for name in op.inputs:
+            readers.setdefault(name, []).append(op)
+    border = set(_border(graph).values())
+    for name, t in graph.tensors.items():
+        if t.dtype != "float32":
+            continue
+        if name not in border or name in graph.inputs and len(readers.get(name, [])) != 1:
+            return False
+    return True
+
+
 def integer_io(qgraph: Graph) -> Graph:
     """The quantized graph without its border QUANTIZE/DEQUANTIZE ops: inputs and outputs are the int8 tensors,
     under the model's own I/O names, so the firmware's I/O is integer and the host converts with their scales."""
     g = Graph(name=qgraph.name, inputs=list(qgraph.inputs), outputs=list(qgraph.outputs))
-    border = {}
-    for op in qgraph.ops:
-        if op.kind == "quantize" and op.inputs[0] in qgraph.inputs:
-            border[op.outputs[0]] = op.inputs[0]
-        elif op.kind == "dequantize" and op.outputs[0] in qgraph.outputs:
-            border[op.inputs[0]] = op.outputs[0]
+    border = _border(qgraph)
+    io = set(border.values())
     for name, t in qgraph.tensors.items():
-        if name in qgraph.inputs or name in qgraph.outputs:
+        if name in io:
             continue
         g.add_tensor(Tensor(border[name], t.shape, t.dtype, t.quant, t.data) if name in border else t)
     for op in qgraph.ops:
-        if (op.kind == "quantize" and op.inputs[0] in qgraph.inputs) or op.outputs[0] in qgraph.outputs:
+        if op.kind in ("quantize", "dequantize") and (op.inputs[0] in io or op.outputs[0] in io):
             continue
         g.ops.append(Op(op.name, op.kind, [border.get(n, n) for n in op.inputs],
                         [border.get(n, n) for n in op.outputs], op.attrs))
