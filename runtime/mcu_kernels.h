@@ -202,16 +202,49 @@ typedef struct {
 
 mcu_status mcu_concat_s8(const mcu_concat_params *params, const int8_t *const *inputs, int8_t *output);
 
-/* ---- quantize int8 -> int8 (mcu_quantize_s8.c) ------------------------------------------------------- */
-/* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped. */
+/* ---- quantize int -> int (mcu_quantize_s8.c, mcu_quantize_s16.c, mcu_quantize_s32.c) ----------------- */
+/* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped to
+ * act (the output dtype's range). Named by input dtype, then output dtype where it differs. */
 typedef struct {
     int32_t size;
     int32_t input_offset;
     int32_t output_offset;
     mcu_quant quant;
+    mcu_activation act;
 } mcu_quantize_params;
 
 mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_quantize_s8_s16(const mcu_quantize_params *params, const int8_t *input, int16_t *output);
+mcu_status mcu_quantize_s16_s8(const mcu_quantize_params *params, const int16_t *input, int8_t *output);
+mcu_status mcu_quantize_s16(const mcu_quantize_params *params, const int16_t *input, int16_t *output);
+mcu_status mcu_quantize_s16_s32(const mcu_quantize_params *params, const int16_t *input, int32_t *output);
+mcu_status mcu_quantize_s32_s8(const mcu_quantize_params *params, const int32_t *input, int8_t *output);
+mcu_status mcu_quantize_s32_s16(const mcu_quantize_params *params, const int32_t *input, int16_t *output);
+
+/* ---- leaky relu int16 (mcu_leaky_relu_s16.c; int8 runs as a mcu_lut_s8 table) ----------------------- */
+/* reference_ops::QuantizeLeakyRelu (zero points 0): MultiplyByQuantizedMultiplier(x, x >= 0 ? identity :
+ * alpha), clamped to int16. */
+typedef struct {
+    int32_t size;
+    mcu_quant identity;
+    mcu_quant alpha;
+} mcu_leaky_relu_params;
+
+mcu_status mcu_leaky_relu_s16(const mcu_leaky_relu_params *params, const int16_t *input, int16_t *output);
+
+/* ---- strided slice (mcu_strided_slice_s8.c, mcu_strided_slice_s16.c) --------------------------------- */
+/* reference_ops::StridedSlice with the begin/end/shrink logic resolved at compile time: output element
+ * (n, h, w, c) of the extents count[] is input element start[] + (n, h, w, c) * stride[] (NHWC; strides may
+ * be negative). Rank < 4 is padded in front with start 0, stride 1, count 1. */
+typedef struct {
+    mcu_dims input;
+    int32_t start[4];
+    int32_t stride[4];
+    int32_t count[4];
+} mcu_strided_slice_params;
+
+mcu_status mcu_strided_slice_s8(const mcu_strided_slice_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_strided_slice_s16(const mcu_strided_slice_params *params, const int16_t *input, int16_t *output);
 
 #ifdef __cplusplus
 }
