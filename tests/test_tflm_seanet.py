@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from conftest import SHARED_MODELS, require_board_tools
+from conftest import SHARED_MODELS, assert_no_floating_point, require_board_tools
 from host_build import build_host_program, run_host_program
 from mcutool import reference
 from mcutool.compiler import Options, compile_model, run_build
@@ -86,9 +86,10 @@ def test_host_build_equals_tflite_micro(model, tmp_path):
 @pytest.mark.qemu
 @pytest.mark.parametrize("model", [m for m in QEMU_MODELS if m.split("/")[0] in KINDS])
 def test_one_model_of_each_kind_in_qemu(model, tmp_path):
-    require_board_tools("stm32f746")
+    board = require_board_tools("stm32f746")
     path, graph, inputs, expected, _ = case(model)
     compile_model(path, "stm32f746", tmp_path / "proj", Options())
     ys, info = run_build(tmp_path / "proj", inputs)
     assert ys[0].dtype == expected.dtype and np.array_equal(ys[0], expected)
     assert info["instructions"] > 0
+    assert_no_floating_point(board, tmp_path / "proj" / "board.elf")
