@@ -271,6 +271,38 @@ typedef struct {
 mcu_status mcu_svdf_s8(const mcu_svdf_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_svdf_state_s16_s8(const mcu_svdf_params *params, const int8_t *input, int8_t *output);
 
+/* ---- UNIDIRECTIONAL_SEQUENCE_LSTM, 8x8->16 (mcu_lstm_s8.c), a stateful layer ------------------------------- */
+/* TFLite Micro's integer LSTM: int8 input (batch x time x input_size) and output (batch x time x units), int8
+ * weights and int32 biases in gate order input, forget, cell, output; the int8 hidden and int16 cell states persist
+ * in model.c (mcu_model_reset() fills them). Gate FCs requantize to Q3.12, the nonlinearities give Q0.15. */
+typedef struct {
+    int32_t batch;
+    int32_t time_steps;
+    int32_t input_size;
+    int32_t units;
+    int32_t input_offset;
+    int32_t hidden_zero_point;
+    const int8_t *weights_x;       /* 4 x units x input_size */
+    const int8_t *weights_h;       /* 4 x units x units */
+    const int32_t *bias;           /* 4 x units */
+    const mcu_quant *input_fc;     /* 4: FC(input) -> Q3.12 */
+    const mcu_quant *recurrent_fc; /* 4: FC(hidden) -> Q3.12 */
+    mcu_quant forget_cell_mul;     /* forget gate x cell -> cell */
+    mcu_quant input_mul;           /* input gate x cell gate -> cell */
+    mcu_quant hidden_mul;          /* tanh(cell) x output gate -> hidden (int8) */
+    int32_t cell_tanh_multiplier;  /* Tanh(cell)'s input scaling (lstm_eval.cc's Tanh) */
+    int32_t cell_tanh_shift;
+    int32_t cell_clip;             /* quantized cell clip; 0: none */
+    int32_t cell_gate_sigmoid;     /* the cell gate's nonlinearity: 0 tanh, 1 sigmoid */
+    int8_t *hidden;                /* batch x units */
+    int16_t *cell;                 /* batch x units */
+} mcu_lstm_params;
+
+mcu_status mcu_lstm_s8(const mcu_lstm_params *params, const int8_t *input, int8_t *output);
+
+/* TFLite's sigmoid_table_uint16 (mcu_tables.c): sigmoid(i / 24) in 0.16 fixed point. */
+extern const uint16_t mcu_sigmoid_table_u16[256];
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,7 @@ from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs,
                   StridedSliceAttrs, Tensor, TransposeAttrs)
+from ..ops.lstm import LstmAttrs
 from ..ops.svdf import SvdfAttrs
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
@@ -84,7 +85,7 @@ class _Importer:
 
     # -- tensors -------------------------------------------------------------------------------------------------
     def run(self) -> Graph:
-        for i in range(self.sg.TensorsLength()):
+        for i in sorted(self._referenced()):
             self._tensor(i)
         self.graph.inputs = [self.names[int(i)] for i in self.sg.InputsAsNumpy()]
         self.graph.outputs = [self.names[int(i)] for i in self.sg.OutputsAsNumpy()]
@@ -96,6 +97,16 @@ class _Importer:
         except ValueError as exc:
             raise UserError(f"{self.path.name}: the model's graph is inconsistent ({exc}).") from None
         return self.graph
+
+    def _referenced(self) -> set[int]:
+        """The tensors the graph's inputs, outputs and operators name. Others (an LSTM's `intermediates`, which
+        TFLite's calibrator leaves behind with no shape) play no part in inference and are not imported."""
+        used = {int(i) for i in self.sg.InputsAsNumpy()} | {int(i) for i in self.sg.OutputsAsNumpy()}
+        for k in range(self.sg.OperatorsLength()):
+            op = self.sg.Operators(k)
+            for vec in (op.InputsAsNumpy() if op.InputsLength() else [], op.OutputsAsNumpy()):
+                used |= {int(i) for i in vec if i >= 0}
+        return {i for i in used if 0 <= i < self.sg.TensorsLength()}
 
     def _tensor(self, i: int) -> None:
         t = self.sg.Tensors(i)
@@ -267,6 +278,12 @@ class _Importer:
         axes = tuple(sorted(int(a) % rank for a in np.atleast_1d(self._const(ins[1], "axes", outs[0]))))
         return "mean", ins[:1], MeanAttrs(axes, bool(o.KeepDims()) if o else False)
 
+    @_produces("lstm")
+    def _lstm(self, op, ins, outs):
+        o = self._options(op, tflite.UnidirectionalSequenceLSTMOptions)
+        act = {4: "tanh"}.get(o.FusedActivationFunction(), f"activation {o.FusedActivationFunction()}")
+        return "lstm", ins, LstmAttrs(act, float(o.CellClip()), bool(o.TimeMajor()))
+
     @_produces("svdf")
     def _svdf(self, op, ins, outs):
         o = self._options(op, tflite.SVDFOptions)
@@ -352,4 +369,5 @@ _HANDLERS = {
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
     BO.SVDF: _Importer._svdf,
+    BO.UNIDIRECTIONAL_SEQUENCE_LSTM: _Importer._lstm,
 }
