@@ -296,10 +296,12 @@ class _Importer:
         return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
 
 
+    @_produces("leaky_relu")
     def _leaky_relu(self, op, ins, outs):
         o = self._options(op, tflite.LeakyReluOptions)
         return "leaky_relu", ins[:1], LeakyReluAttrs(float(o.Alpha()) if o else 0.0)
 
+    @_produces("strided_slice")
     def _strided_slice(self, op, ins, outs):
         o = self._options(op, tflite.StridedSliceOptions)
         begin, end, strides = (tuple(int(v) for v in self._const(n, what, outs[0]).reshape(-1))
