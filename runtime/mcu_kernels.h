@@ -85,9 +85,11 @@ typedef struct {
 mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 
-/* ---- add (mcu_add_s8.c) ----------------------------------------------------------------------------- */
-/* reference_integer_ops::Add / BroadcastAdd: both inputs are shifted left by left_shift (20), rescaled
- * to a common scale, summed and requantized. An input extent of 1 broadcasts over the output's. */
+/* ---- add and sub (mcu_add_s8.c, mcu_add_s16.c) ----------------------------------------------------- */
+/* reference_integer_ops::Add / BroadcastAdd (int8), reference_ops::AddGeneralParamScale (int16) and
+ * reference_ops::Sub / BroadcastQuantSubSlow (both): both inputs are shifted left by left_shift (20 for int8,
+ * 15 for int16), rescaled to a common scale, added (subtracted: input1 - input2 when `subtract` is 1) and
+ * requantized. An input extent of 1 broadcasts over the output's. */
 typedef struct {
     mcu_dims input1;
     mcu_dims input2;
@@ -100,10 +102,13 @@ typedef struct {
     mcu_quant input2_quant;
     mcu_quant output_quant;
     mcu_activation act;
+    int32_t subtract; /* 0: ADD, 1: SUB */
 } mcu_add_params;
 
 mcu_status mcu_add_s8(const mcu_add_params *params, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
+mcu_status mcu_add_s16(const mcu_add_params *params, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
 
 /* ---- mul (mcu_mul_s8.c) ----------------------------------------------------------------------------- */
 /* reference_integer_ops::Mul / BroadcastMul: (x1 + off1) * (x2 + off2) requantized. */
@@ -157,6 +162,7 @@ typedef struct {
 } mcu_pad_params;
 
 mcu_status mcu_pad_s8(const mcu_pad_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_pad_s16(const mcu_pad_params *params, const int16_t *input, int16_t *output);
 
 /* ---- transpose (mcu_transpose_s8.c) ------------------------------------------------------------------ */
 /* reference_ops::Transpose: output dim i is input dim perm[i]. Rank < 4 is padded in front with extents
@@ -196,16 +202,49 @@ typedef struct {
 
 mcu_status mcu_concat_s8(const mcu_concat_params *params, const int8_t *const *inputs, int8_t *output);
 
-/* ---- quantize int8 -> int8 (mcu_quantize_s8.c) ------------------------------------------------------- */
-/* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped. */
+/* ---- quantize int -> int (mcu_quantize_s8.c, mcu_quantize_s16.c, mcu_quantize_s32.c) ----------------- */
+/* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped to
+ * act (the output dtype's range). Named by input dtype, then output dtype where it differs. */
 typedef struct {
     int32_t size;
     int32_t input_offset;
     int32_t output_offset;
     mcu_quant quant;
+    mcu_activation act;
 } mcu_quantize_params;
 
 mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_quantize_s8_s16(const mcu_quantize_params *params, const int8_t *input, int16_t *output);
+mcu_status mcu_quantize_s16_s8(const mcu_quantize_params *params, const int16_t *input, int8_t *output);
+mcu_status mcu_quantize_s16(const mcu_quantize_params *params, const int16_t *input, int16_t *output);
+mcu_status mcu_quantize_s16_s32(const mcu_quantize_params *params, const int16_t *input, int32_t *output);
+mcu_status mcu_quantize_s32_s8(const mcu_quantize_params *params, const int32_t *input, int8_t *output);
+mcu_status mcu_quantize_s32_s16(const mcu_quantize_params *params, const int32_t *input, int16_t *output);
+
+/* ---- leaky relu int16 (mcu_leaky_relu_s16.c; int8 runs as a mcu_lut_s8 table) ----------------------- */
+/* reference_ops::QuantizeLeakyRelu (zero points 0): MultiplyByQuantizedMultiplier(x, x >= 0 ? identity :
+ * alpha), clamped to int16. */
+typedef struct {
+    int32_t size;
+    mcu_quant identity;
+    mcu_quant alpha;
+} mcu_leaky_relu_params;
+
+mcu_status mcu_leaky_relu_s16(const mcu_leaky_relu_params *params, const int16_t *input, int16_t *output);
+
+/* ---- strided slice (mcu_strided_slice_s8.c, mcu_strided_slice_s16.c) --------------------------------- */
+/* reference_ops::StridedSlice with the begin/end/shrink logic resolved at compile time: output element
+ * (n, h, w, c) of the extents count[] is input element start[] + (n, h, w, c) * stride[] (NHWC; strides may
+ * be negative). Rank < 4 is padded in front with start 0, stride 1, count 1. */
+typedef struct {
+    mcu_dims input;
+    int32_t start[4];
+    int32_t stride[4];
+    int32_t count[4];
+} mcu_strided_slice_params;
+
+mcu_status mcu_strided_slice_s8(const mcu_strided_slice_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_strided_slice_s16(const mcu_strided_slice_params *params, const int16_t *input, int16_t *output);
 
 /* ---- SVDF, a stateful layer (mcu_svdf_s8.c) -------------------------------------------------------------- */
 /* TFLite Micro's EvalIntegerSvdfReference: int8 input (batch x input_size) and output (batch x units); the state
@@ -231,6 +270,38 @@ typedef struct {
 
 mcu_status mcu_svdf_s8(const mcu_svdf_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_svdf_state_s16_s8(const mcu_svdf_params *params, const int8_t *input, int8_t *output);
+
+/* ---- UNIDIRECTIONAL_SEQUENCE_LSTM, 8x8->16 (mcu_lstm_s8.c), a stateful layer ------------------------------- */
+/* TFLite Micro's integer LSTM: int8 input (batch x time x input_size) and output (batch x time x units), int8
+ * weights and int32 biases in gate order input, forget, cell, output; the int8 hidden and int16 cell states persist
+ * in model.c (mcu_model_reset() fills them). Gate FCs requantize to Q3.12, the nonlinearities give Q0.15. */
+typedef struct {
+    int32_t batch;
+    int32_t time_steps;
+    int32_t input_size;
+    int32_t units;
+    int32_t input_offset;
+    int32_t hidden_zero_point;
+    const int8_t *weights_x;       /* 4 x units x input_size */
+    const int8_t *weights_h;       /* 4 x units x units */
+    const int32_t *bias;           /* 4 x units */
+    const mcu_quant *input_fc;     /* 4: FC(input) -> Q3.12 */
+    const mcu_quant *recurrent_fc; /* 4: FC(hidden) -> Q3.12 */
+    mcu_quant forget_cell_mul;     /* forget gate x cell -> cell */
+    mcu_quant input_mul;           /* input gate x cell gate -> cell */
+    mcu_quant hidden_mul;          /* tanh(cell) x output gate -> hidden (int8) */
+    int32_t cell_tanh_multiplier;  /* Tanh(cell)'s input scaling (lstm_eval.cc's Tanh) */
+    int32_t cell_tanh_shift;
+    int32_t cell_clip;             /* quantized cell clip; 0: none */
+    int32_t cell_gate_sigmoid;     /* the cell gate's nonlinearity: 0 tanh, 1 sigmoid */
+    int8_t *hidden;                /* batch x units */
+    int16_t *cell;                 /* batch x units */
+} mcu_lstm_params;
+
+mcu_status mcu_lstm_s8(const mcu_lstm_params *params, const int8_t *input, int8_t *output);
+
+/* TFLite's sigmoid_table_uint16 (mcu_tables.c): sigmoid(i / 24) in 0.16 fixed point. */
+extern const uint16_t mcu_sigmoid_table_u16[256];
 
 #ifdef __cplusplus
 }

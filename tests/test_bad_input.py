@@ -98,34 +98,34 @@ def _retype(buf, model, changes):
 
 def test_unsupported_op_is_named(tmp_path):
     f = patched_kws(tmp_path, lambda buf, m: _retype(buf, m, {tflite.BuiltinOperator.SOFTMAX:
-                                                                tflite.BuiltinOperator.TANH}), "tanh.tflite")
+                                                                tflite.BuiltinOperator.COS}), "cos.tflite")
     assert_clear_error(run_cli("compile", f, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p"),
-                       "TANH (1 layer, #12 'tanh_0')", "not supported")
+                       "COS (1 layer, #12 'cos_0')", "not supported")
     assert not (tmp_path / "p").exists()
 
 
 def test_every_unsupported_op_in_one_message_and_inspect_marks_them(tmp_path):
-    """Issue 10: KWS with its depthwise convs turned into LEAKY_RELU and its softmax into TANH. compile names
+    """Issue 10: KWS with its depthwise convs turned into SIN and its softmax into COS. compile names
     both operators at once (count and first layer); inspect lists all 13 layers, those two marked, the others as
     for the real KWS (hand-derived: conv2d_0 10x4 kernel over 25x5x64 outputs = 320,000 MACs)."""
-    changes = {tflite.BuiltinOperator.SOFTMAX: tflite.BuiltinOperator.TANH,
-               tflite.BuiltinOperator.DEPTHWISE_CONV_2D: tflite.BuiltinOperator.LEAKY_RELU}
+    changes = {tflite.BuiltinOperator.SOFTMAX: tflite.BuiltinOperator.COS,
+               tflite.BuiltinOperator.DEPTHWISE_CONV_2D: tflite.BuiltinOperator.SIN}
     f = patched_kws(tmp_path, lambda buf, m: _retype(buf, m, changes), "two_ops.tflite")
     done = run_cli("compile", f, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p")
-    assert_clear_error(done, "2 operators", "LEAKY_RELU (4 layers, the first #1 'leaky_relu_0')",
-                       "TANH (1 layer, #12 'tanh_0')", "mcutool inspect")
+    assert_clear_error(done, "2 operators", "SIN (4 layers, the first #1 'sin_0')",
+                       "COS (1 layer, #12 'cos_0')", "mcutool inspect")
     assert len([line for line in done.stderr.splitlines() if line.startswith("error: ")]) == 1
     done = run_cli("inspect", f, "--json")
     assert done.returncode == 0, done.stderr
     import json
     summary = json.loads(done.stdout)
     ops = [row["op"] for row in summary["layers"]]
-    assert len(ops) == 13 and ops.count("LEAKY_RELU (unsupported)") == 4 and ops[12] == "TANH (unsupported)"
+    assert len(ops) == 13 and ops.count("SIN (unsupported)") == 4 and ops[12] == "COS (unsupported)"
     assert ops[0] == "conv2d" and summary["layers"][0]["macs"] == 320_000
     assert summary["layers"][12]["out_shape"] == [1, 12] and summary["layers"][1]["out_shape"] == [1, 25, 5, 64]
-    assert "LEAKY_RELU (4 layers" in summary["unsupported"]
+    assert "SIN (4 layers" in summary["unsupported"]
     done = run_cli("inspect", f)
-    assert done.returncode == 0 and "TANH (unsupported)" in done.stdout and "compile refuses the model" in done.stdout
+    assert done.returncode == 0 and "COS (unsupported)" in done.stdout and "compile refuses the model" in done.stdout
 
 
 def _single_op_model(path, opname, x, y, options=None, custom_code=None, consts=(), **fields):

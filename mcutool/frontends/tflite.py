@@ -16,10 +16,11 @@ from tflite.TensorType import TensorType as TT
 
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
-                  MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs,
-                  UnsupportedAttrs)
-from . import refuse_unsupported
+                  LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs,
+                  StridedSliceAttrs, Tensor, TransposeAttrs, UnsupportedAttrs)
+from ..ops.lstm import LstmAttrs
 from ..ops.svdf import SvdfAttrs
+from . import refuse_unsupported
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
            TT.INT16: "int16", TT.INT8: "int8"}
@@ -99,7 +100,7 @@ class _Importer:
 
     # -- tensors -------------------------------------------------------------------------------------------------
     def run(self) -> Graph:
-        for i in range(self.sg.TensorsLength()):
+        for i in sorted(self._referenced()):
             self._tensor(i)
         self.graph.inputs = [self.names[int(i)] for i in self.sg.InputsAsNumpy()]
         self.graph.outputs = [self.names[int(i)] for i in self.sg.OutputsAsNumpy()]
@@ -111,6 +112,16 @@ class _Importer:
         except ValueError as exc:
             raise UserError(f"{self.path.name}: the model's graph is inconsistent ({exc}).") from None
         return self.graph
+
+    def _referenced(self) -> set[int]:
+        """The tensors the graph's inputs, outputs and operators name. Others (an LSTM's `intermediates`, which
+        TFLite's calibrator leaves behind with no shape) play no part in inference and are not imported."""
+        used = {int(i) for i in self.sg.InputsAsNumpy()} | {int(i) for i in self.sg.OutputsAsNumpy()}
+        for k in range(self.sg.OperatorsLength()):
+            op = self.sg.Operators(k)
+            for vec in (op.InputsAsNumpy() if op.InputsLength() else [], op.OutputsAsNumpy()):
+                used |= {int(i) for i in vec if i >= 0}
+        return {i for i in used if 0 <= i < self.sg.TensorsLength()}
 
     def _tensor(self, i: int) -> None:
         t = self.sg.Tensors(i)
@@ -288,6 +299,12 @@ class _Importer:
         axes = tuple(sorted(int(a) % rank for a in np.atleast_1d(self._const(ins[1], "axes", outs[0]))))
         return "mean", ins[:1], MeanAttrs(axes, bool(o.KeepDims()) if o else False)
 
+    @_produces("lstm")
+    def _lstm(self, op, ins, outs):
+        o = self._options(op, tflite.UnidirectionalSequenceLSTMOptions)
+        act = {4: "tanh"}.get(o.FusedActivationFunction(), f"activation {o.FusedActivationFunction()}")
+        return "lstm", ins, LstmAttrs(act, float(o.CellClip()), bool(o.TimeMajor()))
+
     @_produces("svdf")
     def _svdf(self, op, ins, outs):
         o = self._options(op, tflite.SVDFOptions)
@@ -299,6 +316,26 @@ class _Importer:
         rank = len(self.graph.tensor(outs[0]).shape)
         return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
 
+
+    @_produces("leaky_relu")
+    def _leaky_relu(self, op, ins, outs):
+        o = self._options(op, tflite.LeakyReluOptions)
+        return "leaky_relu", ins[:1], LeakyReluAttrs(float(o.Alpha()) if o else 0.0)
+
+    @_produces("strided_slice")
+    def _strided_slice(self, op, ins, outs):
+        o = self._options(op, tflite.StridedSliceOptions)
+        begin, end, strides = (tuple(int(v) for v in self._const(n, what, outs[0]).reshape(-1))
+                               for n, what in zip(ins[1:4], ("begin", "end", "strides")))
+        ellipsis, new_axis, offset = (o.EllipsisMask(), o.NewAxisMask(), o.Offset()) if o else (0, 0, False)
+        if ellipsis or new_axis or offset:
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r} has an ellipsis mask, a new-axis "
+                            f"mask or offset set ({ellipsis}, {new_axis}, {offset}); TFLite Micro's kernel ignores "
+                            "them (it sets them to 0), so it does not run this slice as TensorFlow means it, and "
+                            "neither does mcutool. Re-export the model with explicit begin/end for every axis (and a "
+                            "RESHAPE for a new axis).")
+        masks = (o.BeginMask(), o.EndMask(), o.ShrinkAxisMask()) if o else (0, 0, 0)
+        return "strided_slice", ins[:1], StridedSliceAttrs(begin, end, strides, *masks)
 
 
 def _pool(kind):
@@ -338,6 +375,7 @@ _HANDLERS = {
     BO.AVERAGE_POOL_2D: _pool("avg_pool2d"),
     BO.MAX_POOL_2D: _pool("max_pool2d"),
     BO.ADD: _elementwise("add", tflite.AddOptions),
+    BO.SUB: _elementwise("sub", tflite.SubOptions),
     BO.MUL: _elementwise("mul", tflite.MulOptions),
     BO.RESHAPE: _Importer._reshape,
     BO.SQUEEZE: _Importer._reshape,
@@ -349,7 +387,10 @@ _HANDLERS = {
     BO.TRANSPOSE: _Importer._transpose,
     BO.MEAN: _Importer._mean,
     BO.CONCATENATION: _Importer._concat,
+    BO.LEAKY_RELU: _Importer._leaky_relu,
+    BO.STRIDED_SLICE: _Importer._strided_slice,
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
     BO.SVDF: _Importer._svdf,
+    BO.UNIDIRECTIONAL_SEQUENCE_LSTM: _Importer._lstm,
 }

@@ -39,6 +39,10 @@ NP_DTYPES = {
 
 QUANTIZED = ("int8", "uint8")
 
+# Quantized activation dtypes, int16 included (TFLite's 16x8 scheme: int16 activations with zero point 0). Ops
+# that TFLite Micro runs in int16 accept these; the others keep to QUANTIZED.
+QUANTIZED_16 = ("int8", "uint8", "int16")
+
 
 def dtype_range(dtype: str) -> tuple[int, int]:
     """The (min, max) integer range of a quantized dtype."""
@@ -334,3 +338,63 @@ def requantize(x, *, in_zp, multiplier, shift, out_zp, out_dtype) -> np.ndarray:
     out = multiply_by_quantized_multiplier(i64(x) - int(in_zp), multiplier, shift) + int(out_zp)
     qmin, qmax = dtype_range(out_dtype)
     return clamp(out, qmin, qmax)
+
+
+# TFLite's 16-bit sigmoid/tanh table (`internal/common.h` sigmoid_table_uint16, the same in CMSIS-NN's
+# arm_nntables.c): sigmoid(i / 24) in 0.16 fixed point for i = 0..255, interpolated by the int16 LOGISTIC and
+# TANH kernels (`reference/integer_ops/logistic.h`, `tanh.h`) and by the integer LSTM's gates. It is the data
+# that defines that arithmetic (it differs from a rounded sigmoid in places), so it is written out here.
+SIGMOID_TABLE_UINT16 = np.array([
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064, 42688,
+    43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369, 47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409,
+    51865, 52311, 52745, 53169, 53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370, 60565, 60753, 60935, 61110,
+    61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302, 62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186,
+    63279, 63368, 63454, 63536, 63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786, 64816, 64845, 64873, 64900,
+    64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079, 65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208,
+    65221, 65234, 65246, 65258, 65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433, 65438, 65442, 65445, 65449,
+    65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474, 65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491,
+    65493, 65495, 65497, 65498, 65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522, 65523, 65523, 65524, 65524,
+    65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528, 65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530,
+    65530, 65530, 65531, 65531, 65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65534, 65535,
+], dtype=np.int64)
+
+
+def _scaled_int16(x, input_multiplier: int, input_left_shift: int) -> np.ndarray:
+    """The int16 LOGISTIC/TANH input scaling: a multiplier of 0 means the power-of-two case (3 << shift, no shift);
+    otherwise (x * multiplier + round) >> shift."""
+    if input_multiplier == 0:
+        input_multiplier, input_left_shift = 3 << input_left_shift, 0
+    rounding = (1 << (input_left_shift - 1)) if input_left_shift > 0 else 0
+    return (i64(x) * input_multiplier + rounding) >> input_left_shift
+
+
+def _interpolate(abs_x, fraction_bits: int, saturated: int) -> np.ndarray:
+    table = SIGMOID_TABLE_UINT16
+    uh = abs_x >> fraction_bits
+    idx = np.minimum(uh, 254)
+    ua, ub = table[idx], table[idx + 1]
+    ut = abs_x & ((1 << fraction_bits) - 1)
+    return np.where(uh >= 255, saturated, (ua << fraction_bits) + ut * (ub - ua))
+
+
+def logistic_int16(x, input_multiplier: int = 0, input_left_shift: int = 0) -> np.ndarray:
+    """reference_integer_ops::Logistic for int16 (`integer_ops/logistic.h`): the table interpolated with 9
+    fraction bits; output Q0.15."""
+    v = _scaled_int16(x, input_multiplier, input_left_shift)
+    r = _interpolate(np.abs(v), 9, 0x7FFF << 10)
+    r = np.where(v >= 0, r + (1 << 9), (1 << 25) - r + (1 << 9) - 1) & 0xFFFFFFFF
+    return (r >> 10).astype(np.int64).astype(np.int16).astype(np.int64)
+
+
+def tanh_int16(x, input_multiplier: int = 0, input_left_shift: int = 0) -> np.ndarray:
+    """reference_integer_ops::Tanh for int16 (`integer_ops/tanh.h`): tanh(x) = 2 sigmoid(2x) - 1 through the same
+    table with 8 fraction bits; output Q0.15."""
+    v = _scaled_int16(x, input_multiplier, input_left_shift)
+    r = _interpolate(np.abs(v), 8, 0xFFFF << 8)
+    r = np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1)
+    return (r >> 8).astype(np.int16).astype(np.int64)
