@@ -134,6 +134,18 @@ class MeanAttrs:
     keep_dims: bool = True
 
 
+# -- data movement (ops8b): values moved, never rescaled ----------------------------------------------------------
+@dataclass
+class SliceAttrs:  # slice
+    begin: tuple[int, ...] = ()
+    size: tuple[int, ...] = ()  # every extent resolved (TFLite's -1 "to the end" made explicit)
+
+
+@dataclass
+class AxisAttrs:  # split (SPLIT, SPLIT_V: the outputs' extents along the axis say where), pack, unpack
+    axis: int = 0
+
+
 @dataclass
 class PatchStageAttrs:
     """A patch-based stage (MCUNetV2): the ops it replaces, run tile by tile. `plan` is a

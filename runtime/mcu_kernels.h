@@ -207,6 +207,27 @@ typedef struct {
 
 mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
 
+/* ---- data movement, ops8b: slice (mcu_slice_s8.c), split / split_v / unpack (mcu_split_s8.c) ---------- */
+/* PACK runs on mcu_concat_s8 (CONCATENATION of blocks, one per input). */
+
+/* reference_ops::Slice: output[n][h][w][c] = input[begin[0] + n][begin[1] + h][begin[2] + w][begin[3] + c]. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    int32_t begin[4]; /* N, H, W, C */
+} mcu_slice_params;
+
+mcu_status mcu_slice_s8(const mcu_slice_params *params, const int8_t *input, int8_t *output);
+
+/* SPLIT / SPLIT_V / UNPACK: for each of `outer` slices, output i receives the next copy_size[i] bytes. */
+typedef struct {
+    int32_t num_outputs;
+    int32_t outer;            /* product of the extents before the axis */
+    const int32_t *copy_size; /* num_outputs entries */
+} mcu_split_params;
+
+mcu_status mcu_split_s8(const mcu_split_params *params, const int8_t *input, int8_t *const *outputs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,8 @@ from tflite.TensorType import TensorType as TT
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
+from ..ir import AxisAttrs, SliceAttrs
+from ..ops.slice import resolve_slice
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
            TT.INT16: "int16", TT.INT8: "int8"}
@@ -253,6 +255,30 @@ class _Importer:
         rank = len(self.graph.tensor(outs[0]).shape)
         return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
 
+    # -- data movement (ops8b) ---------------------------------------------------------------------------------
+    def _slice(self, op, ins, outs):
+        begin = self._const(ins[1], "begin", outs[0]).reshape(-1)
+        size = self._const(ins[2], "size", outs[0]).reshape(-1)
+        try:
+            begin, size = resolve_slice(self.graph.tensor(ins[0]).shape, begin, size)
+        except ValueError as exc:
+            raise UserError(f"{self.path.name}: SLICE producing {outs[0]!r}: {exc}.") from None
+        return "slice", ins[:1], SliceAttrs(begin, size)
+
+    def _split(self, op, ins, outs):  # SPLIT: (axis, input)
+        return "split", ins[1:2], AxisAttrs(int(self._const(ins[0], "axis", outs[0]).reshape(-1)[0]))
+
+    def _split_v(self, op, ins, outs):  # SPLIT_V: (input, size_splits, axis); the outputs' shapes say the sizes
+        return "split", ins[:1], AxisAttrs(int(self._const(ins[2], "axis", outs[0]).reshape(-1)[0]))
+
+    def _pack(self, op, ins, outs):
+        o = self._options(op, tflite.PackOptions)
+        return "pack", ins, AxisAttrs(o.Axis() if o else 0)
+
+    def _unpack(self, op, ins, outs):
+        o = self._options(op, tflite.UnpackOptions)
+        return "unpack", ins[:1], AxisAttrs(o.Axis() if o else 0)
+
 
 
 def _pool(kind):
@@ -297,4 +323,10 @@ _HANDLERS = {
     BO.CONCATENATION: _Importer._concat,
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
+    # data movement, reductions, matmul, constant-folded shape ops (ops8b)
+    BO.PACK: _Importer._pack,
+    BO.SLICE: _Importer._slice,
+    BO.SPLIT: _Importer._split,
+    BO.SPLIT_V: _Importer._split_v,
+    BO.UNPACK: _Importer._unpack,
 }

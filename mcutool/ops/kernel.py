@@ -37,7 +37,9 @@ class KernelParams:
     fields: dict
     arrays: dict[str, tuple[str, list]] = field(default_factory=dict)
     num_inputs: int = 1          # data inputs the kernel takes
-    input_array: bool = False    # inputs passed as one `const int8_t *const *` (concatenation)
+    input_array: bool = False    # inputs passed as one `const int8_t *const *` (concatenation, pack)
+    num_outputs: int = 1         # outputs the kernel writes
+    output_array: bool = False   # outputs passed as one `int8_t *const *` (split, unpack)
 
 
 def kernel_where(op: Op) -> str:
@@ -120,3 +122,13 @@ def check_broadcast(op: Op, a: Tensor, b: Tensor, y: Tensor) -> None:
     for t in (a, b):
         if any(d not in (1, o) for d, o in zip(dims4(t.shape), ya)):
             raise kernel_error(op, f"input {t.name!r} of shape {t.shape} does not broadcast to the output {y.shape}")
+
+
+def check_moved_int8(op: Op, tensors: list[Tensor]) -> None:
+    """A data-movement op's tensors (inputs then outputs) are int8 with one scale and zero point: the kernel
+    moves bytes without rescaling them, as TFLite Micro's does."""
+    first = int8_qparams(op, tensors[0], "input")
+    for t in tensors[1:]:
+        if not same_qparams(first, int8_qparams(op, t, "input/output")):
+            raise kernel_error(op, f"tensor {t.name!r} is quantized differently from {tensors[0].name!r} "
+                               f"({op.kind} moves values without rescaling them)")

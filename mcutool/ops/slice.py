@@ -1,0 +1,57 @@
+"""SLICE (`reference/slice.h`): the block of `size` extents starting at `begin`; values unchanged.
+Kernel: runtime/mcu_slice_s8.c.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mcutool.errors import UserError
+from mcutool.ir import Graph, Op, SliceAttrs
+from mcutool.ops import register
+from mcutool.ops.common import require_same_quant, where
+from mcutool.ops.kernel import KernelParams, check_moved_int8, dims, rank_pad
+
+
+def resolve_slice(shape, begin, size) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """TFLite's begin/size with size -1 meaning "to the end", as explicit (begin, size); ValueError when out of
+    bounds."""
+    shape, begin, size = tuple(shape), [int(b) for b in begin], [int(s) for s in size]
+    if not len(begin) == len(size) == len(shape):
+        raise ValueError(f"begin {begin} and size {size} do not have one entry per axis of a rank-{len(shape)} "
+                         "tensor")
+    size = [d - b if s == -1 else s for d, b, s in zip(shape, begin, size)]
+    if any(b < 0 or s < 0 or b + s > d for d, b, s in zip(shape, begin, size)):
+        raise ValueError(f"begin {begin} with size {size} reaches outside the input of shape {shape}")
+    return tuple(begin), tuple(size)
+
+
+def _check(graph: Graph, op: Op) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    try:
+        begin, size = resolve_slice(x.shape, op.attrs.begin, op.attrs.size)
+    except ValueError as exc:
+        raise UserError(f"{where(op)}: {exc}") from None
+    if size != tuple(y.shape):
+        raise UserError(f"{where(op)}: the slice has shape {size}, the output {y.name!r} {y.shape}")
+    return begin, size
+
+
+def _reference_slice(graph, op, args):
+    require_same_quant(graph, op)
+    begin, size = _check(graph, op)
+    return [np.asarray(args[0])[tuple(slice(b, b + s) for b, s in zip(begin, size))]]
+
+
+# ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
+
+def kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """SLICE: reference_ops::Slice over NHWC extents (rank < 4 padded in front)."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    check_moved_int8(op, [x, y])
+    k, _ = rank_pad(op, x.shape)
+    begin, _ = _check(graph, op)
+    return KernelParams("mcu_slice_s8", "mcu_slice_params",
+                        {"input": dims(x.shape), "output": dims(y.shape), "begin": [0] * k + list(begin)})
+
+
+register("slice", SliceAttrs, _reference_slice, kernel_params)

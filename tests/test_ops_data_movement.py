@@ -1,0 +1,107 @@
+"""SLICE, SPLIT, SPLIT_V, PACK, UNPACK: the reference equals the tflite-micro interpreter on one-op int8 models,
+and the runtime/ kernels (several outputs for SPLIT / UNPACK, several inputs for PACK) equal the reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from op_cases import OpCase, check_kernels, check_reference
+from tflite_builder import ModelBuilder
+
+Q = dict(scale=0.05, zero_point=-3)
+
+
+def _one_op(opname, in_shapes, out_shapes, consts=(), options=None, const_first=False, **fields) -> ModelBuilder:
+    """A model of one op: data inputs x0.., constant inputs (after the data inputs, or first), outputs y0..."""
+    b = ModelBuilder()
+    xs = [b.tensor(f"x{i}", s, "int8", **Q) for i, s in enumerate(in_shapes)]
+    cs = [b.const(f"c{i}", np.asarray(c, dtype=np.int32)) for i, c in enumerate(consts)]
+    ys = [b.tensor(f"y{i}", s, "int8", **Q) for i, s in enumerate(out_shapes)]
+    b.op(opname, cs + xs if const_first else xs + cs, ys, options, **fields)
+    b.inputs, b.outputs = xs, ys
+    return b
+
+
+def slice_case(i, shape, begin, size, out):
+    return OpCase(f"slice_{i}", _one_op("SLICE", [shape], [out], [begin, size]), seed=i)
+
+
+def split_case(i, shape, axis, n):
+    out = list(shape)
+    out[axis] //= n
+    return OpCase(f"split_{i}", _one_op("SPLIT", [shape], [tuple(out)] * n, [[axis]], "SplitOptions",
+                                        const_first=True, NumSplits=n), seed=10 + i)
+
+
+def split_v_case(i, shape, axis, sizes):
+    outs = []
+    resolved = [s if s != -1 else shape[axis] - sum(v for v in sizes if v != -1) for s in sizes]
+    for s in resolved:
+        o = list(shape)
+        o[axis] = s
+        outs.append(tuple(o))
+    return OpCase(f"split_v_{i}", _one_op("SPLIT_V", [shape], outs, [sizes, [axis]], "SplitVOptions",
+                                          NumSplits=len(sizes)), seed=20 + i)
+
+
+def pack_case(i, shape, n, axis):
+    out = list(shape)
+    out.insert(axis % (len(shape) + 1), n)
+    return OpCase(f"pack_{i}", _one_op("PACK", [shape] * n, [tuple(out)], options="PackOptions",
+                                       ValuesCount=n, Axis=axis), seed=30 + i)
+
+
+def unpack_case(i, shape, axis):
+    a = axis % len(shape)
+    out = tuple(d for k, d in enumerate(shape) if k != a)
+    return OpCase(f"unpack_{i}", _one_op("UNPACK", [shape], [out] * shape[a], options="UnpackOptions",
+                                         Num=shape[a], Axis=axis), seed=40 + i)
+
+
+CASES = [
+    slice_case(0, (1, 6, 5, 4), [0, 1, 2, 1], [1, 3, -1, 2], (1, 3, 3, 2)),
+    slice_case(1, (2, 7, 9), [1, 0, 4], [1, 7, 5], (1, 7, 5)),
+    slice_case(2, (10, 6), [3, 0], [-1, 6], (7, 6)),
+    slice_case(3, (2, 3, 4, 5), [1, 2, 0, 0], [1, 1, 4, 5], (1, 1, 4, 5)),
+    split_case(0, (1, 4, 6, 8), 3, 2),
+    split_case(1, (2, 6, 3), 1, 3),
+    split_case(2, (12,), 0, 4),
+    split_case(3, (3, 4, 5, 2), -3, 2),
+    split_v_case(0, (1, 5, 5, 7), 3, [2, 4, 1]),
+    split_v_case(1, (2, 9, 3), 1, [4, -1]),
+    split_v_case(2, (8, 3), 0, [1, 1, 6]),
+    pack_case(0, (3, 4), 3, 0),
+    pack_case(1, (2, 5, 3), 2, 3),
+    pack_case(2, (4, 6), 4, 1),
+    pack_case(3, (7,), 2, -1),
+    unpack_case(0, (3, 4, 5), 0),
+    unpack_case(1, (2, 3, 4, 2), 3),
+    unpack_case(2, (2, 5, 3), 1),
+    unpack_case(3, (4, 6), -1),
+]
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """Every case imported and compared with the tflite-micro interpreter (the oracle: TFLite Micro has int8
+    SLICE, SPLIT, SPLIT_V, PACK and UNPACK)."""
+    tmp = tmp_path_factory.mktemp("data_movement")
+    return {c.name: check_reference(c, tmp) for c in CASES}, tmp
+
+
+@pytest.mark.parametrize("kind", ["slice", "split", "split_v", "pack", "unpack"])
+def test_reference_matches_tflite_micro(checked, kind):
+    counts, _ = checked
+    mine = {n: k for n, k in counts.items() if n.rsplit("_", 1)[0] == kind}
+    assert len(mine) >= 3 and all(k >= 12 for k in mine.values())
+
+
+def test_kernels_match_reference(checked):
+    _, tmp = checked
+    check_kernels(CASES, tmp)
+
+
+def test_imported_kinds(checked):
+    """SPLIT_V imports as the same IR op as SPLIT (the outputs' extents carry the sizes)."""
+    kinds = {c.name: c.graph.ops[0].kind for c in CASES if c.graph is not None}
+    assert kinds["split_v_0"] == "split" and kinds["unpack_0"] == "unpack" and kinds["pack_0"] == "pack"
