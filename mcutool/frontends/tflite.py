@@ -17,6 +17,7 @@ from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
 from ..ir import AxisAttrs, SliceAttrs
+from ..fold import fold_ops, prune_unread
 from ..ops.slice import resolve_slice
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
@@ -73,6 +74,7 @@ class _Importer:
         self.graph = Graph(name=path.stem)
         self.names: dict[int, str] = {}
         self.counts: dict[str, int] = {}
+        self.folded: set[str] = set()  # tensors constant folding touched (mcutool/fold.py)
 
     # -- tensors -------------------------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -83,6 +85,8 @@ class _Importer:
         self._check_static()
         for i in range(self.sg.OperatorsLength()):
             self._op(i, self.sg.Operators(i))
+        self.folded |= fold_ops(self.graph)
+        prune_unread(self.graph, self.folded)
         try:
             self.graph.validate()
         except ValueError as exc:
@@ -159,6 +163,8 @@ class _Importer:
 
     def _const(self, name: str, what: str, layer: str) -> np.ndarray:
         t = self.graph.tensor(name)
+        if not t.is_const:  # computed from constants or shapes only (a Keras batch-None shape chain)?
+            self.folded |= fold_ops(self.graph)
         if not t.is_const:
             raise UserError(f"{self.path.name}: layer {layer!r} takes its {what} from a computed tensor {name!r}; "
                             "mcutool needs it to be a constant (static shapes).")
@@ -271,6 +277,15 @@ class _Importer:
     def _split_v(self, op, ins, outs):  # SPLIT_V: (input, size_splits, axis); the outputs' shapes say the sizes
         return "split", ins[:1], AxisAttrs(int(self._const(ins[2], "axis", outs[0]).reshape(-1)[0]))
 
+    def _broadcast_to(self, op, ins, outs):  # the shape operand is the output tensor's shape
+        return "broadcast_to", ins[:1], NoAttrs()
+
+    def _fill(self, op, ins, outs):  # (dims, value)
+        return "fill", ins[:2], NoAttrs()
+
+    def _shape(self, op, ins, outs):
+        return "shape", ins[:1], NoAttrs()
+
     def _pack(self, op, ins, outs):
         o = self._options(op, tflite.PackOptions)
         return "pack", ins, AxisAttrs(o.Axis() if o else 0)
@@ -324,7 +339,10 @@ _HANDLERS = {
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
     # data movement, reductions, matmul, constant-folded shape ops (ops8b)
+    BO.BROADCAST_TO: _Importer._broadcast_to,
+    BO.FILL: _Importer._fill,
     BO.PACK: _Importer._pack,
+    BO.SHAPE: _Importer._shape,
     BO.SLICE: _Importer._slice,
     BO.SPLIT: _Importer._split,
     BO.SPLIT_V: _Importer._split_v,

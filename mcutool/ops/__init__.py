@@ -53,4 +53,4 @@ def op_def(kind: str) -> OpDef | None:
 from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, mean, mul, pad, pool,  # noqa: E402,F401
                          quantize, reshape, softmax, transpose)
 # data movement, reductions, matmul and the constant-folded shape ops (ops8b)
-from mcutool.ops import pack, slice, split  # noqa: E402,F401
+from mcutool.ops import broadcast_to, fill, pack, shape, slice, split  # noqa: E402,F401
