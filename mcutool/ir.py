@@ -142,6 +142,17 @@ class SliceAttrs:  # slice
 
 
 @dataclass
+class GatherAttrs:  # gather: indices along `axis`; the first batch_dims axes of input and indices are paired
+    axis: int = 0
+    batch_dims: int = 0
+
+
+@dataclass
+class BlockAttrs:  # depth_to_space, space_to_depth
+    block_size: int = 2
+
+
+@dataclass
 class AxisAttrs:  # split (SPLIT, SPLIT_V: the outputs' extents along the axis say where), pack, unpack
     axis: int = 0
 

@@ -207,7 +207,7 @@ typedef struct {
 
 mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
 
-/* ---- data movement, ops8b: slice (mcu_slice_s8.c), split / split_v / unpack (mcu_split_s8.c) ---------- */
+/* ---- data movement, ops8b: slice (mcu_slice_s8.c), split / split_v / unpack (mcu_split_s8.c), gather ---- */
 /* PACK runs on mcu_concat_s8 (CONCATENATION of blocks, one per input). */
 
 /* reference_ops::Slice: output[n][h][w][c] = input[begin[0] + n][begin[1] + h][begin[2] + w][begin[3] + c]. */
@@ -227,6 +227,20 @@ typedef struct {
 } mcu_split_params;
 
 mcu_status mcu_split_s8(const mcu_split_params *params, const int8_t *input, int8_t *const *outputs);
+
+/* TFLite Micro's GATHER with constant indices: for each batch, outer slice and index, `inner` bytes. */
+typedef struct {
+    int32_t batch;          /* product of the first batch_dims extents */
+    int32_t outer;          /* product of the extents between batch_dims and the axis */
+    int32_t axis_size;      /* extent of the gathered axis */
+    int32_t coords;         /* indices per batch */
+    int32_t inner;          /* product of the extents after the axis */
+    const int32_t *indices; /* batch * coords entries in [0, axis_size) */
+} mcu_gather_params;
+
+mcu_status mcu_gather_s8(const mcu_gather_params *params, const int8_t *input, int8_t *output);
+
+/* DEPTH_TO_SPACE and SPACE_TO_DEPTH run on mcu_transpose_s8 (a transpose of the middle axes of a 4-D view). */
 
 #ifdef __cplusplus
 }

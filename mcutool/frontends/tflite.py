@@ -16,7 +16,7 @@ from tflite.TensorType import TensorType as TT
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
-from ..ir import AxisAttrs, SliceAttrs
+from ..ir import AxisAttrs, BlockAttrs, GatherAttrs, SliceAttrs
 from ..fold import fold_ops, prune_unread
 from ..ops.slice import resolve_slice
 
@@ -280,6 +280,18 @@ class _Importer:
     def _broadcast_to(self, op, ins, outs):  # the shape operand is the output tensor's shape
         return "broadcast_to", ins[:1], NoAttrs()
 
+    def _depth_to_space(self, op, ins, outs):
+        o = self._options(op, tflite.DepthToSpaceOptions)
+        return "depth_to_space", ins[:1], BlockAttrs(o.BlockSize())
+
+    def _space_to_depth(self, op, ins, outs):
+        o = self._options(op, tflite.SpaceToDepthOptions)
+        return "space_to_depth", ins[:1], BlockAttrs(o.BlockSize())
+
+    def _gather(self, op, ins, outs):
+        o = self._options(op, tflite.GatherOptions)
+        return "gather", ins[:2], GatherAttrs(o.Axis() if o else 0, o.BatchDims() if o else 0)
+
     def _fill(self, op, ins, outs):  # (dims, value)
         return "fill", ins[:2], NoAttrs()
 
@@ -340,10 +352,13 @@ _HANDLERS = {
     BO.DEQUANTIZE: _plain("dequantize"),
     # data movement, reductions, matmul, constant-folded shape ops (ops8b)
     BO.BROADCAST_TO: _Importer._broadcast_to,
+    BO.DEPTH_TO_SPACE: _Importer._depth_to_space,
     BO.FILL: _Importer._fill,
+    BO.GATHER: _Importer._gather,
     BO.PACK: _Importer._pack,
     BO.SHAPE: _Importer._shape,
     BO.SLICE: _Importer._slice,
+    BO.SPACE_TO_DEPTH: _Importer._space_to_depth,
     BO.SPLIT: _Importer._split,
     BO.SPLIT_V: _Importer._split_v,
     BO.UNPACK: _Importer._unpack,
