@@ -153,6 +153,12 @@ class BlockAttrs:  # depth_to_space, space_to_depth
 
 
 @dataclass
+class ResizeAttrs:  # resize_nearest_neighbor, resize_bilinear (the output size is the output tensor's H, W)
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+
+
+@dataclass
 class AxisAttrs:  # split (SPLIT, SPLIT_V: the outputs' extents along the axis say where), pack, unpack
     axis: int = 0
 

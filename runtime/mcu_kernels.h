@@ -242,6 +242,30 @@ mcu_status mcu_gather_s8(const mcu_gather_params *params, const int8_t *input, i
 
 /* DEPTH_TO_SPACE and SPACE_TO_DEPTH run on mcu_transpose_s8 (a transpose of the middle axes of a 4-D view). */
 
+/* ---- resize, ops8b (mcu_resize_nearest_neighbor_s8.c, mcu_resize_bilinear_s8.c) ------------------------- */
+/* reference_ops::ResizeNearestNeighbor: output (n, y, x) copies input (n, in_y[y], in_x[x]) (tables from
+ * TFLite's float GetNearestNeighbor, computed at compile time). Input and output share N and C. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    const int32_t *in_y; /* output.h entries */
+    const int32_t *in_x; /* output.w entries */
+} mcu_resize_nearest_neighbor_params;
+
+mcu_status mcu_resize_nearest_neighbor_s8(const mcu_resize_nearest_neighbor_params *params, const int8_t *input,
+                                          int8_t *output);
+
+/* reference_ops::ResizeBilinearInteger: rows y0[y], y1[y] with 10-bit fraction fy[y] (may be negative with
+ * half-pixel centers, as in TFLite), columns x0, x1, fx likewise; 20-bit weights, rounded half away from 0. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    const int32_t *y0, *y1, *fy; /* output.h entries each */
+    const int32_t *x0, *x1, *fx; /* output.w entries each */
+} mcu_resize_bilinear_params;
+
+mcu_status mcu_resize_bilinear_s8(const mcu_resize_bilinear_params *params, const int8_t *input, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

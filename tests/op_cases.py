@@ -42,6 +42,20 @@ class OpCase:
     inputs: list[list[np.ndarray]] = field(default_factory=list)
 
 
+def one_op_model(opname, in_shapes, out_shapes, consts=(), options=None, const_first=False,
+                 in_q=(0.05, -3), out_q=None, **fields) -> ModelBuilder:
+    """A model of one int8 op: data inputs x0.. (quantization in_q), int32 constant inputs c0.. after the data
+    inputs (or first), outputs y0.. (out_q, default in_q); `options`/`fields`: its builtin options."""
+    b = ModelBuilder()
+    out_q = out_q or in_q
+    xs = [b.tensor(f"x{i}", s, "int8", scale=in_q[0], zero_point=in_q[1]) for i, s in enumerate(in_shapes)]
+    cs = [b.const(f"c{i}", np.asarray(c, dtype=np.int32)) for i, c in enumerate(consts)]
+    ys = [b.tensor(f"y{i}", s, "int8", scale=out_q[0], zero_point=out_q[1]) for i, s in enumerate(out_shapes)]
+    b.op(opname, cs + xs if const_first else xs + cs, ys, options, **fields)
+    b.inputs, b.outputs = xs, ys
+    return b
+
+
 def random_runs(graph: Graph, runs: int, seed: int) -> list[list[np.ndarray]]:
     """Uniform int8 inputs, the two extremes first."""
     rng = np.random.default_rng(seed)

@@ -5,21 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from op_cases import OpCase, check_kernels, check_reference
+from op_cases import OpCase, check_kernels, check_reference, one_op_model
 from tflite_builder import ModelBuilder
 
-Q = dict(scale=0.05, zero_point=-3)
-
-
-def _one_op(opname, in_shapes, out_shapes, consts=(), options=None, const_first=False, **fields) -> ModelBuilder:
-    """A model of one op: data inputs x0.., constant inputs (after the data inputs, or first), outputs y0..."""
-    b = ModelBuilder()
-    xs = [b.tensor(f"x{i}", s, "int8", **Q) for i, s in enumerate(in_shapes)]
-    cs = [b.const(f"c{i}", np.asarray(c, dtype=np.int32)) for i, c in enumerate(consts)]
-    ys = [b.tensor(f"y{i}", s, "int8", **Q) for i, s in enumerate(out_shapes)]
-    b.op(opname, cs + xs if const_first else xs + cs, ys, options, **fields)
-    b.inputs, b.outputs = xs, ys
-    return b
+_one_op = one_op_model
 
 
 def slice_case(i, shape, begin, size, out):

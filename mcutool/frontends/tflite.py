@@ -16,7 +16,7 @@ from tflite.TensorType import TensorType as TT
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
-from ..ir import AxisAttrs, BlockAttrs, GatherAttrs, SliceAttrs
+from ..ir import AxisAttrs, BlockAttrs, GatherAttrs, ResizeAttrs, SliceAttrs
 from ..fold import fold_ops, prune_unread
 from ..ops.slice import resolve_slice
 
@@ -292,6 +292,18 @@ class _Importer:
         o = self._options(op, tflite.GatherOptions)
         return "gather", ins[:2], GatherAttrs(o.Axis() if o else 0, o.BatchDims() if o else 0)
 
+    def _resize(self, op, ins, outs):  # (input, size); the size is the output tensor's H, W
+        kind, cls = {BO.RESIZE_BILINEAR: ("resize_bilinear", tflite.ResizeBilinearOptions),
+                     BO.RESIZE_NEAREST_NEIGHBOR: ("resize_nearest_neighbor", tflite.ResizeNearestNeighborOptions)}[
+                         self._opcode(op)[0]]
+        size = [int(v) for v in self._const(ins[1], "size", outs[0]).reshape(-1)]
+        if size != list(self.graph.tensor(outs[0]).shape[1:3]):
+            raise UserError(f"{self.path.name}: {kind.upper()} producing {outs[0]!r} resizes to {size}, but its "
+                            f"output has shape {self.graph.tensor(outs[0]).shape}; the file is inconsistent.")
+        o = self._options(op, cls)
+        return kind, ins[:1], ResizeAttrs(bool(o.AlignCorners()) if o else False,
+                                          bool(o.HalfPixelCenters()) if o else False)
+
     def _fill(self, op, ins, outs):  # (dims, value)
         return "fill", ins[:2], NoAttrs()
 
@@ -356,6 +368,8 @@ _HANDLERS = {
     BO.FILL: _Importer._fill,
     BO.GATHER: _Importer._gather,
     BO.PACK: _Importer._pack,
+    BO.RESIZE_BILINEAR: _Importer._resize,
+    BO.RESIZE_NEAREST_NEIGHBOR: _Importer._resize,
     BO.SHAPE: _Importer._shape,
     BO.SLICE: _Importer._slice,
     BO.SPACE_TO_DEPTH: _Importer._space_to_depth,

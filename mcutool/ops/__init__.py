@@ -53,5 +53,5 @@ def op_def(kind: str) -> OpDef | None:
 from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, mean, mul, pad, pool,  # noqa: E402,F401
                          quantize, reshape, softmax, transpose)
 # data movement, reductions, matmul and the constant-folded shape ops (ops8b)
-from mcutool.ops import (broadcast_to, depth_to_space, fill, gather, pack, shape, slice,  # noqa: E402,F401
-                         space_to_depth, split)
+from mcutool.ops import (broadcast_to, depth_to_space, fill, gather, pack, resize_bilinear,  # noqa: E402,F401
+                         resize_nearest_neighbor, shape, slice, space_to_depth, split)
