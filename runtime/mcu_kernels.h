@@ -266,6 +266,28 @@ typedef struct {
 
 mcu_status mcu_resize_bilinear_s8(const mcu_resize_bilinear_params *params, const int8_t *input, int8_t *output);
 
+/* ---- reductions, ops8b: reduce_max (mcu_reduce_max_s8.c), arg_max / arg_min (mcu_arg_min_max_s8.c) ------ */
+/* SUM runs on mcu_mean_s8 (QuantizedMeanOrSum with compute_sum: the multiplier is s_in / s_out, unfolded). */
+
+/* reference_ops::ReduceGeneric with max: input and output share scale and zero point. axis_mask bit 0..3 =
+ * N, H, W, C reduced. */
+typedef struct {
+    mcu_dims input;
+    int32_t axis_mask;
+} mcu_reduce_params;
+
+mcu_status mcu_reduce_max_s8(const mcu_reduce_params *params, const int8_t *input, int8_t *output);
+
+/* reference_ops::ArgMinMax: int32 index along the axis of the max (is_min 0) or min (1); first on ties. */
+typedef struct {
+    int32_t outer;     /* product of the extents before the axis */
+    int32_t axis_size;
+    int32_t inner;     /* product of the extents after the axis */
+    int32_t is_min;
+} mcu_arg_min_max_params;
+
+mcu_status mcu_arg_min_max_s8(const mcu_arg_min_max_params *params, const int8_t *input, int32_t *output);
+
 #ifdef __cplusplus
 }
 #endif

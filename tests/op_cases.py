@@ -108,8 +108,8 @@ def harness_source(cases: list[OpCase]) -> str:
         call = rp.c_call(kp, prefix, ins, outs, status="st")
         defs.append(f"static mcu_status run_{prefix}(int8_t *const *in, int8_t *const *out)\n"
                     f"{{\n    mcu_status st;\n    {call}\n    return st;\n}}\n")
-        in_sizes = [c.graph.tensor(n).size for n in op.inputs if not c.graph.tensor(n).is_const]
-        out_sizes = [c.graph.tensor(n).size for n in op.outputs]
+        in_sizes = [c.graph.tensor(n).nbytes for n in op.inputs if not c.graph.tensor(n).is_const]
+        out_sizes = [c.graph.tensor(n).nbytes for n in op.outputs]
         table.append(f"    {{run_{prefix}, {len(in_sizes)}, {{{', '.join(map(str, in_sizes))}}}, "
                      f"{len(out_sizes)}, {{{', '.join(map(str, out_sizes))}}}}},")
     return """#include <stdint.h>
@@ -190,7 +190,7 @@ def run_kernels(cases: list[OpCase], tmp: Path) -> dict[str, list[list[np.ndarra
     proc = subprocess.run([str(tmp / "harness"), str(tmp / "in.bin"), str(tmp / "out.bin")], capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    data = np.frombuffer((tmp / "out.bin").read_bytes(), dtype=np.int8)
+    data = (tmp / "out.bin").read_bytes()
     results, pos = {}, 0
     for c in cases:
         per_run = []
@@ -198,11 +198,11 @@ def run_kernels(cases: list[OpCase], tmp: Path) -> dict[str, list[list[np.ndarra
             outs = []
             for n in c.graph.ops[0].outputs:
                 t = c.graph.tensor(n)
-                outs.append(data[pos:pos + t.size].reshape(t.shape))
-                pos += t.size
+                outs.append(np.frombuffer(data[pos:pos + t.nbytes], dtype=t.dtype).reshape(t.shape))
+                pos += t.nbytes
             per_run.append(outs)
         results[c.name] = per_run
-    assert pos == data.size
+    assert pos == len(data)
     return results
 
 

@@ -93,7 +93,7 @@ def c_call(kp: KernelParams, prefix: str, inputs: list[str], outputs: str | list
         raise ValueError(f"{kp.function} writes {kp.num_outputs} outputs, got {len(outputs)}")
     lhs = f"{status} = " if status else "(void)"
     in_decl, in_arg = _pointers(prefix, "inputs", "const int8_t", inputs, kp.input_array)
-    out_decl, out_arg = _pointers(prefix, "outputs", "int8_t", outputs, kp.output_array)
+    out_decl, out_arg = _pointers(prefix, "outputs", kp.output_ctype, outputs, kp.output_array)
     call = f"{lhs}{kp.function}(&{prefix}_params, {in_arg}, {out_arg});"
     return f"{{ {in_decl}{out_decl}{call} }}" if in_decl or out_decl else call
 

@@ -304,6 +304,14 @@ class _Importer:
         return kind, ins[:1], ResizeAttrs(bool(o.AlignCorners()) if o else False,
                                           bool(o.HalfPixelCenters()) if o else False)
 
+    def _reducer(self, op, ins, outs):  # REDUCE_MAX, SUM: MEAN's operands and options
+        kind, ins, attrs = self._mean(op, ins, outs)
+        return {BO.REDUCE_MAX: "reduce_max", BO.SUM: "sum"}[self._opcode(op)[0]], ins, attrs
+
+    def _arg_min_max(self, op, ins, outs):  # (input, axis)
+        kind = {BO.ARG_MAX: "arg_max", BO.ARG_MIN: "arg_min"}[self._opcode(op)[0]]
+        return kind, ins[:1], AxisAttrs(int(self._const(ins[1], "axis", outs[0]).reshape(-1)[0]))
+
     def _fill(self, op, ins, outs):  # (dims, value)
         return "fill", ins[:2], NoAttrs()
 
@@ -363,11 +371,14 @@ _HANDLERS = {
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
     # data movement, reductions, matmul, constant-folded shape ops (ops8b)
+    BO.ARG_MAX: _Importer._arg_min_max,
+    BO.ARG_MIN: _Importer._arg_min_max,
     BO.BROADCAST_TO: _Importer._broadcast_to,
     BO.DEPTH_TO_SPACE: _Importer._depth_to_space,
     BO.FILL: _Importer._fill,
     BO.GATHER: _Importer._gather,
     BO.PACK: _Importer._pack,
+    BO.REDUCE_MAX: _Importer._reducer,
     BO.RESIZE_BILINEAR: _Importer._resize,
     BO.RESIZE_NEAREST_NEIGHBOR: _Importer._resize,
     BO.SHAPE: _Importer._shape,
@@ -375,5 +386,6 @@ _HANDLERS = {
     BO.SPACE_TO_DEPTH: _Importer._space_to_depth,
     BO.SPLIT: _Importer._split,
     BO.SPLIT_V: _Importer._split_v,
+    BO.SUM: _Importer._reducer,
     BO.UNPACK: _Importer._unpack,
 }

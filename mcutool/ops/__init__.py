@@ -52,6 +52,8 @@ def op_def(kind: str) -> OpDef | None:
 # Every operator module, imported once so that each registers its kinds.
 from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, mean, mul, pad, pool,  # noqa: E402,F401
                          quantize, reshape, softmax, transpose)
-# data movement, reductions, matmul and the constant-folded shape ops (ops8b)
-from mcutool.ops import (broadcast_to, depth_to_space, fill, gather, pack, resize_bilinear,  # noqa: E402,F401
-                         resize_nearest_neighbor, shape, slice, space_to_depth, split)
+# data movement, reductions, matmul and the constant-folded shape ops (ops8b). (Submodules `slice` and `sum`
+# become attributes of this package, as any submodule does; nothing here calls the builtins of those names.)
+from mcutool.ops import (arg_min_max, broadcast_to, depth_to_space, fill, gather, pack,  # noqa: E402,F401
+                         reduce_max, resize_bilinear, resize_nearest_neighbor, shape, slice, space_to_depth, split,
+                         sum)

@@ -40,6 +40,7 @@ class KernelParams:
     input_array: bool = False    # inputs passed as one `const int8_t *const *` (concatenation, pack)
     num_outputs: int = 1         # outputs the kernel writes
     output_array: bool = False   # outputs passed as one `int8_t *const *` (split, unpack)
+    output_ctype: str = "int8_t"  # C element type of the outputs (int32_t: arg_max / arg_min indices)
 
 
 def kernel_where(op: Op) -> str:
