@@ -159,6 +159,12 @@ class ResizeAttrs:  # resize_nearest_neighbor, resize_bilinear (the output size 
 
 
 @dataclass
+class BatchMatMulAttrs:  # batch_matmul: output[..., i, j] = sum_k lhs[..., i, k] * rhs[..., k, j]
+    adj_x: bool = False  # lhs stored transposed ([..., k, i])
+    adj_y: bool = False  # rhs stored transposed ([..., j, k])
+
+
+@dataclass
 class AxisAttrs:  # split (SPLIT, SPLIT_V: the outputs' extents along the axis say where), pack, unpack
     axis: int = 0
 

@@ -288,6 +288,27 @@ typedef struct {
 
 mcu_status mcu_arg_min_max_s8(const mcu_arg_min_max_params *params, const int8_t *input, int32_t *output);
 
+/* ---- batch matmul, ops8b (mcu_batch_matmul_s8.c) ---------------------------------------------------------- */
+/* reference_ops::BatchMatMul (int8): per matrix, sum_k (lhs(i,k) + lhs_offset) * (rhs(k,j) + rhs_offset),
+ * requantized, + output_offset, clamped. A constant operand is passed as its array like an activation. */
+typedef struct {
+    int32_t batch[2];      /* the output's two batch extents (rank < 4 padded with 1) */
+    int32_t lhs_stride[2]; /* elements between lhs matrices along each batch axis; 0 broadcasts */
+    int32_t rhs_stride[2];
+    int32_t rows;          /* output rows (i) */
+    int32_t cols;          /* output columns (j) */
+    int32_t depth;         /* the summed extent (k) */
+    int32_t adj_x;         /* lhs stored [k][i] */
+    int32_t adj_y;         /* rhs stored [j][k] */
+    int32_t lhs_offset;    /* -zp_lhs */
+    int32_t rhs_offset;    /* -zp_rhs */
+    int32_t output_offset;
+    mcu_quant quant;
+} mcu_batch_matmul_params;
+
+mcu_status mcu_batch_matmul_s8(const mcu_batch_matmul_params *params, const int8_t *lhs, const int8_t *rhs,
+                               int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

@@ -103,7 +103,7 @@ def harness_source(cases: list[OpCase]) -> str:
         prefix = f"C{i}"
         kp = rp.kernel_params(c.graph, op)
         defs.append(rp.c_definitions(kp, prefix))
-        ins = [f"in[{k}]" for k in range(kp.num_inputs)]
+        ins = [f"in[{k}]" for k in range(kp.num_inputs - len(kp.const_inputs))]  # constants: the call adds them
         outs = [f"out[{k}]" for k in range(len(op.outputs))]
         call = rp.c_call(kp, prefix, ins, outs, status="st")
         defs.append(f"static mcu_status run_{prefix}(int8_t *const *in, int8_t *const *out)\n"

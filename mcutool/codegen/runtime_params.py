@@ -82,11 +82,16 @@ def _pointers(prefix: str, role: str, ctype: str, exprs: list[str], as_array: bo
 def c_call(kp: KernelParams, prefix: str, inputs: list[str], outputs: str | list[str],
            status: str | None = None) -> str:
     """The C statement that runs the kernel; `inputs` / `outputs` are C pointer expressions (one output may be
-    given as a string). Inputs, then outputs, are passed one by one or, for a kernel taking them as an array
-    (KernelParams.input_array / output_array), as one local array of pointers. The kernel's mcu_status is
+    given as a string). `inputs` are the activations; the constant operands a kernel takes as data inputs
+    (KernelParams.const_inputs) are inserted at their positions as their companion arrays. Inputs, then outputs,
+    are passed one by one or, for a kernel taking them as an array (KernelParams.input_array /
+    output_array), as one local array of pointers. The kernel's mcu_status is
     assigned to the variable `status` when given, else discarded (kernels only fail on parameters inconsistent
     with themselves, which kernel_params never produces)."""
     outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    inputs = list(inputs)
+    for position, suffix in sorted(kp.const_inputs.items()):
+        inputs.insert(position, f"{prefix}_{suffix}")
     if len(inputs) != kp.num_inputs:
         raise ValueError(f"{kp.function} takes {kp.num_inputs} inputs, got {len(inputs)}")
     if len(outputs) != kp.num_outputs:
@@ -104,5 +109,5 @@ def kernel_code(graph: Graph, op: Op, prefix: str, inputs: list[str],
     kp = kernel_params(graph, op)
     if kp is None:
         return None
-    data_inputs = inputs[:kp.num_inputs]
+    data_inputs = inputs[:kp.num_inputs - len(kp.const_inputs)]
     return c_definitions(kp, prefix), c_call(kp, prefix, data_inputs, outputs)

@@ -16,7 +16,7 @@ from tflite.TensorType import TensorType as TT
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
-from ..ir import AxisAttrs, BlockAttrs, GatherAttrs, ResizeAttrs, SliceAttrs
+from ..ir import AxisAttrs, BatchMatMulAttrs, BlockAttrs, GatherAttrs, ResizeAttrs, SliceAttrs
 from ..fold import fold_ops, prune_unread
 from ..ops.slice import resolve_slice
 
@@ -312,6 +312,14 @@ class _Importer:
         kind = {BO.ARG_MAX: "arg_max", BO.ARG_MIN: "arg_min"}[self._opcode(op)[0]]
         return kind, ins[:1], AxisAttrs(int(self._const(ins[1], "axis", outs[0]).reshape(-1)[0]))
 
+    def _batch_matmul(self, op, ins, outs):
+        o = self._options(op, tflite.BatchMatMulOptions)
+        if o is not None and o.AsymmetricQuantizeInputs():
+            raise UserError(f"{self.path.name}: BATCH_MATMUL producing {outs[0]!r} quantizes its inputs at run time "
+                            "(asymmetric_quantize_inputs, a hybrid model); mcutool runs integer-only models.")
+        return "batch_matmul", ins[:2], BatchMatMulAttrs(bool(o.AdjX()) if o else False,
+                                                         bool(o.AdjY()) if o else False)
+
     def _fill(self, op, ins, outs):  # (dims, value)
         return "fill", ins[:2], NoAttrs()
 
@@ -373,6 +381,7 @@ _HANDLERS = {
     # data movement, reductions, matmul, constant-folded shape ops (ops8b)
     BO.ARG_MAX: _Importer._arg_min_max,
     BO.ARG_MIN: _Importer._arg_min_max,
+    BO.BATCH_MATMUL: _Importer._batch_matmul,
     BO.BROADCAST_TO: _Importer._broadcast_to,
     BO.DEPTH_TO_SPACE: _Importer._depth_to_space,
     BO.FILL: _Importer._fill,

@@ -54,6 +54,6 @@ from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, m
                          quantize, reshape, softmax, transpose)
 # data movement, reductions, matmul and the constant-folded shape ops (ops8b). (Submodules `slice` and `sum`
 # become attributes of this package, as any submodule does; nothing here calls the builtins of those names.)
-from mcutool.ops import (arg_min_max, broadcast_to, depth_to_space, fill, gather, pack,  # noqa: E402,F401
+from mcutool.ops import (arg_min_max, batch_matmul, broadcast_to, depth_to_space, fill, gather, pack,  # noqa: E402,F401
                          reduce_max, resize_bilinear, resize_nearest_neighbor, shape, slice, space_to_depth, split,
                          sum)

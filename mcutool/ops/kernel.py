@@ -41,6 +41,8 @@ class KernelParams:
     num_outputs: int = 1         # outputs the kernel writes
     output_array: bool = False   # outputs passed as one `int8_t *const *` (split, unpack)
     output_ctype: str = "int8_t"  # C element type of the outputs (int32_t: arg_max / arg_min indices)
+    const_inputs: dict[int, str] = field(default_factory=dict)  # data input position -> companion array suffix
+    # (an operand that may be an activation or a constant, e.g. BATCH_MATMUL's: the call passes the array)
 
 
 def kernel_where(op: Op) -> str:
