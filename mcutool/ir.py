@@ -321,7 +321,7 @@ class Graph:
 
 
 def op_macs(graph: Graph, op: Op) -> int:
-    """Multiply-accumulates of conv, depthwise and fully connected ops (0 for every other op)."""
+    """Multiply-accumulates of conv, depthwise, fully connected and batch matmul ops (0 for every other op)."""
     if op.kind == "conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * int(np.prod(w.shape[1:]))
@@ -335,6 +335,9 @@ def op_macs(graph: Graph, op: Op) -> int:
     if op.kind == "fully_connected":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * w.shape[1]
+    if op.kind == "batch_matmul":  # each output element sums `depth` products
+        lhs = graph.tensor(op.inputs[0])
+        return graph.tensor(op.outputs[0]).size * lhs.shape[-2 if op.attrs.adj_x else -1]
     return 0
 
 

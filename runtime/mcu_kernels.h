@@ -6,6 +6,9 @@
  *
  *     mcu_status mcu_<op>_s8(const mcu_<op>_params *params, <inputs>, int8_t *output);
  *
+ * (a kernel with several outputs takes `int8_t *const *outputs`, as concatenation takes its inputs; arg_min_max
+ * writes int32_t indices.)
+ *
  * The parameter struct holds shapes (NHWC; a tensor of lower rank has its leading dimensions set to 1)
  * and quantization parameters that mcutool precomputes at compile time in Python
  * (mcutool/codegen/runtime_params.py: multipliers, shifts, zero points, clamp ranges, lookup tables).

@@ -3,6 +3,8 @@
 The file is parsed with the `tflite` package (Python bindings of TFLite's schema), never by running an
 interpreter. TFLite is NHWC with the IR's weight layouts already, so this only translates: options become typed
 attributes, SAME/VALID padding becomes explicit pads, constant operands (paddings, perms, axes) become attributes.
+Ops whose inputs are all constants (a Keras model's batch-None shape arithmetic) are folded into constants by
+mcutool/fold.py once the graph is read, or earlier when an attribute is read from such an op's output.
 """
 from __future__ import annotations
 
