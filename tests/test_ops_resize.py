@@ -46,3 +46,28 @@ def test_reference_matches_tflite_micro(checked, kind):
 def test_kernels_match_reference(checked):
     _, tmp = checked
     check_kernels(CASES, tmp)
+
+
+def test_float_resize_bilinear_close_to_tflite_runtime(tmp_path):
+    """The float32 path (calibration of float models) agrees with tflite-runtime's float kernel to float
+    rounding, over the same configurations."""
+    import numpy as np
+
+    from tflite_builder import ModelBuilder, RefInterpreter
+
+    from mcutool import reference
+    from mcutool.frontends.tflite import load_tflite
+
+    rng = np.random.default_rng(4)
+    for i, (shape, (oh, ow), align, half) in enumerate(CONFIGS):
+        b = ModelBuilder()
+        x = b.tensor("x", shape, "float32")
+        y = b.tensor("y", (shape[0], oh, ow, shape[3]), "float32")
+        b.op("RESIZE_BILINEAR", [x, b.const("size", np.array([oh, ow], np.int32))], [y], "ResizeBilinearOptions",
+             AlignCorners=align, HalfPixelCenters=half)
+        b.inputs, b.outputs = [x], [y]
+        path = b.write(tmp_path / f"f{i}.tflite")
+        v = rng.uniform(-3, 3, size=shape).astype(np.float32)
+        want = RefInterpreter(path)(v)[0]
+        got = reference.run(load_tflite(path), {"x": v})["y"]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
