@@ -1,6 +1,7 @@
 /*
  * mcu_kernels.h - mcutool's portable int8 kernels (TFLite int8 spec, NHWC), bit-exact with TFLite 2.14's
- * reference integer kernels (the BUILTIN_REF resolver of tflite-runtime, DESIGN.md section 6).
+ * reference integer kernels (the BUILTIN_REF resolver of tflite-runtime, DESIGN.md section 6), and int16 ones
+ * (TFLite's 16x8 scheme, zero points 0: mcu_<op>_s16, bit-exact with TFLite Micro's interpreter).
  *
  * One kernel family per file: runtime/mcu_<op>[_<case>]_s8.c. Every kernel has the same shape:
  *
@@ -16,7 +17,8 @@
  *   - a mcu_quant is TFLite's (Q31 multiplier, shift) pair: real multiplier = multiplier * 2^(shift - 31);
  *     it is applied with MultiplyByQuantizedMultiplier (mcu_requantize in mcu_fixedpoint.h).
  *   - mcu_activation is the fused activation as a clamp of the int8 output ([-128, 127] for none).
- *   - in place: add, mul, softmax, lut/logistic and quantize may write their output over their first input
+ *   - in place: add (and sub), mul, softmax, lut/logistic, leaky relu and quantize (between equal-sized
+ *     dtypes) may write their output over their first input
  *     when both have the same shape (each output element is written after the inputs it depends on are
  *     read); the other kernels need distinct buffers.
  *
