@@ -119,6 +119,24 @@ class SoftmaxAttrs:
 
 
 @dataclass
+class LeakyReluAttrs:
+    alpha: float = 0.2  # the slope for x < 0, as the model stores it (float32)
+
+
+@dataclass
+class StridedSliceAttrs:
+    """TFLite's STRIDED_SLICE with constant begin/end/strides (one value per input axis) and its masks (bit i is
+    axis i): begin_mask / end_mask ignore begin[i] / end[i], shrink_axis_mask drops axis i (taking begin[i]).
+    TFLite's ellipsis and new-axis masks and `offset` are not represented (TFLite Micro ignores them)."""
+    begin: tuple[int, ...] = ()
+    end: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    begin_mask: int = 0
+    end_mask: int = 0
+    shrink_axis_mask: int = 0
+
+
+@dataclass
 class PadAttrs:
     pads: tuple[tuple[int, int], ...] = ()  # (before, after) per dimension; pads with the output zero point
 

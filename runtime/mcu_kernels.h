@@ -1,6 +1,7 @@
 /*
  * mcu_kernels.h - mcutool's portable int8 kernels (TFLite int8 spec, NHWC), bit-exact with TFLite 2.14's
- * reference integer kernels (the BUILTIN_REF resolver of tflite-runtime, DESIGN.md section 6).
+ * reference integer kernels (the BUILTIN_REF resolver of tflite-runtime, DESIGN.md section 6), and int16 ones
+ * (TFLite's 16x8 scheme, zero points 0: mcu_<op>_s16, bit-exact with TFLite Micro's interpreter).
  *
  * One kernel family per file: runtime/mcu_<op>[_<case>]_s8.c. Every kernel has the same shape:
  *
@@ -19,7 +20,8 @@
  *   - a mcu_quant is TFLite's (Q31 multiplier, shift) pair: real multiplier = multiplier * 2^(shift - 31);
  *     it is applied with MultiplyByQuantizedMultiplier (mcu_requantize in mcu_fixedpoint.h).
  *   - mcu_activation is the fused activation as a clamp of the int8 output ([-128, 127] for none).
- *   - in place: add, mul, softmax, lut/logistic and quantize may write their output over their first input
+ *   - in place: add (and sub), mul, softmax, lut/logistic, leaky relu and quantize (between equal-sized
+ *     dtypes) may write their output over their first input
  *     when both have the same shape (each output element is written after the inputs it depends on are
  *     read); the other kernels need distinct buffers.
  *
@@ -88,9 +90,11 @@ typedef struct {
 mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 
-/* ---- add (mcu_add_s8.c) ----------------------------------------------------------------------------- */
-/* reference_integer_ops::Add / BroadcastAdd: both inputs are shifted left by left_shift (20), rescaled
- * to a common scale, summed and requantized. An input extent of 1 broadcasts over the output's. */
+/* ---- add and sub (mcu_add_s8.c, mcu_add_s16.c) ----------------------------------------------------- */
+/* reference_integer_ops::Add / BroadcastAdd (int8), reference_ops::AddGeneralParamScale (int16) and
+ * reference_ops::Sub / BroadcastQuantSubSlow (both): both inputs are shifted left by left_shift (20 for int8,
+ * 15 for int16), rescaled to a common scale, added (subtracted: input1 - input2 when `subtract` is 1) and
+ * requantized. An input extent of 1 broadcasts over the output's. */
 typedef struct {
     mcu_dims input1;
     mcu_dims input2;
@@ -103,10 +107,13 @@ typedef struct {
     mcu_quant input2_quant;
     mcu_quant output_quant;
     mcu_activation act;
+    int32_t subtract; /* 0: ADD, 1: SUB */
 } mcu_add_params;
 
 mcu_status mcu_add_s8(const mcu_add_params *params, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
+mcu_status mcu_add_s16(const mcu_add_params *params, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
 
 /* ---- mul (mcu_mul_s8.c) ----------------------------------------------------------------------------- */
 /* reference_integer_ops::Mul / BroadcastMul: (x1 + off1) * (x2 + off2) requantized. */
@@ -160,6 +167,7 @@ typedef struct {
 } mcu_pad_params;
 
 mcu_status mcu_pad_s8(const mcu_pad_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_pad_s16(const mcu_pad_params *params, const int16_t *input, int16_t *output);
 
 /* ---- transpose (mcu_transpose_s8.c) ------------------------------------------------------------------ */
 /* reference_ops::Transpose: output dim i is input dim perm[i]. Rank < 4 is padded in front with extents
@@ -199,16 +207,49 @@ typedef struct {
 
 mcu_status mcu_concat_s8(const mcu_concat_params *params, const int8_t *const *inputs, int8_t *output);
 
-/* ---- quantize int8 -> int8 (mcu_quantize_s8.c) ------------------------------------------------------- */
-/* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped. */
+/* ---- quantize int -> int (mcu_quantize_s8.c, mcu_quantize_s16.c, mcu_quantize_s32.c) ----------------- */
+/* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped to
+ * act (the output dtype's range). Named by input dtype, then output dtype where it differs. */
 typedef struct {
     int32_t size;
     int32_t input_offset;
     int32_t output_offset;
     mcu_quant quant;
+    mcu_activation act;
 } mcu_quantize_params;
 
 mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_quantize_s8_s16(const mcu_quantize_params *params, const int8_t *input, int16_t *output);
+mcu_status mcu_quantize_s16_s8(const mcu_quantize_params *params, const int16_t *input, int8_t *output);
+mcu_status mcu_quantize_s16(const mcu_quantize_params *params, const int16_t *input, int16_t *output);
+mcu_status mcu_quantize_s16_s32(const mcu_quantize_params *params, const int16_t *input, int32_t *output);
+mcu_status mcu_quantize_s32_s8(const mcu_quantize_params *params, const int32_t *input, int8_t *output);
+mcu_status mcu_quantize_s32_s16(const mcu_quantize_params *params, const int32_t *input, int16_t *output);
+
+/* ---- leaky relu int16 (mcu_leaky_relu_s16.c; int8 runs as a mcu_lut_s8 table) ----------------------- */
+/* reference_ops::QuantizeLeakyRelu (zero points 0): MultiplyByQuantizedMultiplier(x, x >= 0 ? identity :
+ * alpha), clamped to int16. */
+typedef struct {
+    int32_t size;
+    mcu_quant identity;
+    mcu_quant alpha;
+} mcu_leaky_relu_params;
+
+mcu_status mcu_leaky_relu_s16(const mcu_leaky_relu_params *params, const int16_t *input, int16_t *output);
+
+/* ---- strided slice (mcu_strided_slice_s8.c, mcu_strided_slice_s16.c) --------------------------------- */
+/* reference_ops::StridedSlice with the begin/end/shrink logic resolved at compile time: output element
+ * (n, h, w, c) of the extents count[] is input element start[] + (n, h, w, c) * stride[] (NHWC; strides may
+ * be negative). Rank < 4 is padded in front with start 0, stride 1, count 1. */
+typedef struct {
+    mcu_dims input;
+    int32_t start[4];
+    int32_t stride[4];
+    int32_t count[4];
+} mcu_strided_slice_params;
+
+mcu_status mcu_strided_slice_s8(const mcu_strided_slice_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_strided_slice_s16(const mcu_strided_slice_params *params, const int16_t *input, int16_t *output);
 
 /* ---- data movement, ops8b: slice (mcu_slice_s8.c), split / split_v / unpack (mcu_split_s8.c), gather ---- */
 /* PACK runs on mcu_concat_s8 (CONCATENATION of blocks, one per input). */

@@ -21,16 +21,16 @@ ROW = [3, -7, 12, 0, -128, 127, 5, -1, 9, 44, -60, 2, 0, 1, -2, 70]
 
 
 def keras_chain_model() -> bytes:
-    """x (1, 2, 4, 2) -> RESHAPE to (batch, 16), the batch read at run time: SHAPE -> SLICE -> SQUEEZE -> PACK
-    with 16; a FULLY_CONNECTED whose weights are BROADCAST_TO of a (1, 16) constant and whose bias is FILL'd."""
+    """x (1, 2, 4, 2) -> RESHAPE to (batch, 16), the batch read at run time as the converter writes it for a
+    Keras 3 model with a None batch: SHAPE -> STRIDED_SLICE (shrink) -> PACK with 16; a FULLY_CONNECTED whose
+    weights are BROADCAST_TO of a (1, 16) constant and whose bias is FILL'd."""
     b = ModelBuilder()
     x = b.tensor("x", (1, 2, 4, 2), "int8", scale=SX, zero_point=ZX)
     shape = b.tensor("shape", (4,), "int32")
     b.op("SHAPE", [x], [shape], "ShapeOptions", OutType=2)  # TensorType.INT32
-    batch1 = b.tensor("batch1", (1,), "int32")
-    b.op("SLICE", [shape, b.const("begin", [0]), b.const("size", [1])], [batch1])
-    batch = b.tensor("batch", (), "int32")
-    b.op("SQUEEZE", [batch1], [batch])
+    batch = b.tensor("batch", (), "int32")  # shape[0] as a scalar: STRIDED_SLICE with shrink_axis_mask
+    b.op("STRIDED_SLICE", [shape, b.const("begin", [0]), b.const("end", [1]), b.const("strides", [1])], [batch],
+         "StridedSliceOptions", ShrinkAxisMask=1)
     new_shape = b.tensor("new_shape", (2,), "int32")
     b.op("PACK", [batch, b.const("sixteen", np.array(16, np.int32))], [new_shape], "PackOptions", ValuesCount=2, Axis=0)
     flat = b.tensor("flat", (1, 16), "int8", scale=SX, zero_point=ZX)
@@ -61,8 +61,8 @@ def test_chain_folds_to_constants(chain):
     assert w.is_const and np.array_equal(w.data, np.tile([ROW], (5, 1)))
     assert bias.is_const and np.array_equal(bias.data, np.full(5, -40))
     # the shape arithmetic is gone with the constants only it read (operands an importer turns into attributes,
-    # like SLICE's begin/size, stay, as for any op)
-    gone = {"shape", "batch1", "batch", "new_shape", "sixteen", "w_row", "bias_dims", "bias_value"}
+    # like STRIDED_SLICE's begin/end/strides, stay, as for any op)
+    gone = {"shape", "batch", "new_shape", "sixteen", "w_row", "bias_dims", "bias_value"}
     assert not gone & set(g.tensors)
 
 

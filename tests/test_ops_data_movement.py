@@ -1,5 +1,6 @@
-"""SLICE, SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH: the reference equals the tflite-micro interpreter on one-op int8 models,
-and the runtime/ kernels (several outputs for SPLIT / UNPACK, several inputs for PACK) equal the reference."""
+"""SLICE, SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH: the reference equals the
+tflite-micro interpreter on one-op int8 models, and the runtime/ kernels (several outputs for SPLIT / UNPACK,
+several inputs for PACK) equal the reference."""
 from __future__ import annotations
 
 import numpy as np

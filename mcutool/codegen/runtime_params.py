@@ -85,7 +85,8 @@ def c_call(kp: KernelParams, prefix: str, inputs: list[str], outputs: str | list
     given as a string). `inputs` are the activations; the constant operands a kernel takes as data inputs
     (KernelParams.const_inputs) are inserted at their positions as their companion arrays. Inputs, then outputs,
     are passed one by one or, for a kernel taking them as an array (KernelParams.input_array /
-    output_array), as one local array of pointers. The kernel's mcu_status is
+    output_array), as one local array of pointers; every pointer is cast to the kernel's element type
+    (KernelParams.in_ctype / out_ctype). The kernel's mcu_status is
     assigned to the variable `status` when given, else discarded (kernels only fail on parameters inconsistent
     with themselves, which kernel_params never produces)."""
     outputs = [outputs] if isinstance(outputs, str) else list(outputs)
@@ -97,8 +98,8 @@ def c_call(kp: KernelParams, prefix: str, inputs: list[str], outputs: str | list
     if len(outputs) != kp.num_outputs:
         raise ValueError(f"{kp.function} writes {kp.num_outputs} outputs, got {len(outputs)}")
     lhs = f"{status} = " if status else "(void)"
-    in_decl, in_arg = _pointers(prefix, "inputs", "const int8_t", inputs, kp.input_array)
-    out_decl, out_arg = _pointers(prefix, "outputs", kp.output_ctype, outputs, kp.output_array)
+    in_decl, in_arg = _pointers(prefix, "inputs", f"const {kp.in_ctype}", inputs, kp.input_array)
+    out_decl, out_arg = _pointers(prefix, "outputs", kp.out_ctype, outputs, kp.output_array)
     call = f"{lhs}{kp.function}(&{prefix}_params, {in_arg}, {out_arg});"
     return f"{{ {in_decl}{out_decl}{call} }}" if in_decl or out_decl else call
 

@@ -17,7 +17,8 @@ from tflite.TensorType import TensorType as TT
 
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
-                  MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs)
+                  LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs,
+                  StridedSliceAttrs, Tensor, TransposeAttrs)
 from ..ir import AxisAttrs, BatchMatMulAttrs, BlockAttrs, GatherAttrs, ResizeAttrs, SliceAttrs
 from ..fold import fold_ops, prune_unread
 from ..ops.slice import resolve_slice
@@ -337,6 +338,24 @@ class _Importer:
         return "unpack", ins[:1], AxisAttrs(o.Axis() if o else 0)
 
 
+    def _leaky_relu(self, op, ins, outs):
+        o = self._options(op, tflite.LeakyReluOptions)
+        return "leaky_relu", ins[:1], LeakyReluAttrs(float(o.Alpha()) if o else 0.0)
+
+    def _strided_slice(self, op, ins, outs):
+        o = self._options(op, tflite.StridedSliceOptions)
+        begin, end, strides = (tuple(int(v) for v in self._const(n, what, outs[0]).reshape(-1))
+                               for n, what in zip(ins[1:4], ("begin", "end", "strides")))
+        ellipsis, new_axis, offset = (o.EllipsisMask(), o.NewAxisMask(), o.Offset()) if o else (0, 0, False)
+        if ellipsis or new_axis or offset:
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r} has an ellipsis mask, a new-axis "
+                            f"mask or offset set ({ellipsis}, {new_axis}, {offset}); TFLite Micro's kernel ignores "
+                            "them (it sets them to 0), so it does not run this slice as TensorFlow means it, and "
+                            "neither does mcutool. Re-export the model with explicit begin/end for every axis (and a "
+                            "RESHAPE for a new axis).")
+        masks = (o.BeginMask(), o.EndMask(), o.ShrinkAxisMask()) if o else (0, 0, 0)
+        return "strided_slice", ins[:1], StridedSliceAttrs(begin, end, strides, *masks)
+
 
 def _pool(kind):
     def handler(self, op, ins, outs):
@@ -367,6 +386,7 @@ _HANDLERS = {
     BO.AVERAGE_POOL_2D: _pool("avg_pool2d"),
     BO.MAX_POOL_2D: _pool("max_pool2d"),
     BO.ADD: _elementwise("add", tflite.AddOptions),
+    BO.SUB: _elementwise("sub", tflite.SubOptions),
     BO.MUL: _elementwise("mul", tflite.MulOptions),
     BO.RESHAPE: _Importer._reshape,
     BO.SQUEEZE: _Importer._reshape,
@@ -378,6 +398,8 @@ _HANDLERS = {
     BO.TRANSPOSE: _Importer._transpose,
     BO.MEAN: _Importer._mean,
     BO.CONCATENATION: _Importer._concat,
+    BO.LEAKY_RELU: _Importer._leaky_relu,
+    BO.STRIDED_SLICE: _Importer._strided_slice,
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
     # data movement, reductions, matmul, constant-folded shape ops (ops8b)

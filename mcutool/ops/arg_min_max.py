@@ -45,7 +45,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
         raise kernel_error(op, f"the index output {y.name!r} is {y.dtype}; the kernel writes int32")
     _, outer, axis_size, inner = _geometry(graph, op)
     fields = {"outer": outer, "axis_size": axis_size, "inner": inner, "is_min": int(op.kind == "arg_min")}
-    return KernelParams("mcu_arg_min_max_s8", "mcu_arg_min_max_params", fields, output_ctype="int32_t")
+    return KernelParams("mcu_arg_min_max_s8", "mcu_arg_min_max_params", fields, out_ctype="int32_t")
 
 
 register("arg_max", AxisAttrs, _reference(np.argmax), kernel_params)

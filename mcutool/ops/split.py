@@ -63,7 +63,8 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     fields = {"num_outputs": len(sizes), "outer": int(np.prod(x4[:axis + k], dtype=np.int64)),
               "copy_size": CRef("copy_size")}
     return KernelParams("mcu_split_s8", "mcu_split_params", fields,
-                        arrays={"copy_size": ("int32_t", [s * inner for s in sizes])}, num_outputs=len(sizes), output_array=True)
+                        arrays={"copy_size": ("int32_t", [s * inner for s in sizes])}, num_outputs=len(sizes),
+                        output_array=True)
 
 
 register("split", AxisAttrs, _reference_split, kernel_params)
