@@ -43,25 +43,31 @@ class OpCase:
 
 
 def one_op_model(opname, in_shapes, out_shapes, consts=(), options=None, const_first=False,
-                 in_q=(0.05, -3), out_q=None, **fields) -> ModelBuilder:
-    """A model of one int8 op: data inputs x0.. (quantization in_q), int32 constant inputs c0.. after the data
-    inputs (or first), outputs y0.. (out_q, default in_q); `options`/`fields`: its builtin options."""
+                 in_q=(0.05, -3), out_q=None, dtype="int8", **fields) -> ModelBuilder:
+    """A model of one op on `dtype` (int8, or int16 with zero point 0): data inputs x0.. (quantization in_q),
+    int32 constant inputs c0.. after the data inputs (or first), outputs y0.. (out_q, default in_q);
+    `options`/`fields`: its builtin options."""
     b = ModelBuilder()
+    if dtype == "int16":
+        in_q, out_q = (in_q[0], 0), (out_q[0], 0) if out_q else None
     out_q = out_q or in_q
-    xs = [b.tensor(f"x{i}", s, "int8", scale=in_q[0], zero_point=in_q[1]) for i, s in enumerate(in_shapes)]
+    xs = [b.tensor(f"x{i}", s, dtype, scale=in_q[0], zero_point=in_q[1]) for i, s in enumerate(in_shapes)]
     cs = [b.const(f"c{i}", np.asarray(c, dtype=np.int32)) for i, c in enumerate(consts)]
-    ys = [b.tensor(f"y{i}", s, "int8", scale=out_q[0], zero_point=out_q[1]) for i, s in enumerate(out_shapes)]
+    ys = [b.tensor(f"y{i}", s, dtype, scale=out_q[0], zero_point=out_q[1]) for i, s in enumerate(out_shapes)]
     b.op(opname, cs + xs if const_first else xs + cs, ys, options, **fields)
     b.inputs, b.outputs = xs, ys
     return b
 
 
 def random_runs(graph: Graph, runs: int, seed: int) -> list[list[np.ndarray]]:
-    """Uniform int8 inputs, the two extremes first."""
+    """Uniform inputs over each input's integer range, the two extremes first."""
     rng = np.random.default_rng(seed)
-    shapes = [graph.tensor(n).shape for n in graph.inputs]
-    out = [[np.full(s, -128, np.int8) for s in shapes], [np.full(s, 127, np.int8) for s in shapes]]
-    out += [[rng.integers(-128, 128, size=s, dtype=np.int8) for s in shapes] for _ in range(runs - 2)]
+    ts = [graph.tensor(n) for n in graph.inputs]
+    info = [np.iinfo(t.dtype) for t in ts]
+    out = [[np.full(t.shape, i.min, t.dtype) for t, i in zip(ts, info)],
+           [np.full(t.shape, i.max, t.dtype) for t, i in zip(ts, info)]]
+    out += [[rng.integers(i.min, i.max + 1, size=t.shape).astype(t.dtype) for t, i in zip(ts, info)]
+            for _ in range(runs - 2)]
     return out
 
 
@@ -184,7 +190,7 @@ def run_kernels(cases: list[OpCase], tmp: Path) -> dict[str, list[list[np.ndarra
     records = bytearray()
     for i, c in enumerate(cases):
         for run in c.inputs:
-            records += struct.pack("<i", i) + b"".join(np.ascontiguousarray(x, np.int8).tobytes() for x in run)
+            records += struct.pack("<i", i) + b"".join(np.ascontiguousarray(x).tobytes() for x in run)
     (tmp / "in.bin").write_bytes(bytes(records))
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1")
     proc = subprocess.run([str(tmp / "harness"), str(tmp / "in.bin"), str(tmp / "out.bin")], capture_output=True,

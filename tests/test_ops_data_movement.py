@@ -12,18 +12,18 @@ from tflite_builder import ModelBuilder
 _one_op = one_op_model
 
 
-def slice_case(i, shape, begin, size, out):
-    return OpCase(f"slice_{i}", _one_op("SLICE", [shape], [out], [begin, size]), seed=i)
+def slice_case(i, shape, begin, size, out, dtype="int8"):
+    return OpCase(f"slice_{i}", _one_op("SLICE", [shape], [out], [begin, size], dtype=dtype), seed=i)
 
 
-def split_case(i, shape, axis, n):
+def split_case(i, shape, axis, n, dtype="int8"):
     out = list(shape)
     out[axis] //= n
     return OpCase(f"split_{i}", _one_op("SPLIT", [shape], [tuple(out)] * n, [[axis]], "SplitOptions",
-                                        const_first=True, NumSplits=n), seed=10 + i)
+                                        const_first=True, dtype=dtype, NumSplits=n), seed=10 + i)
 
 
-def split_v_case(i, shape, axis, sizes):
+def split_v_case(i, shape, axis, sizes, dtype="int8"):
     outs = []
     resolved = [s if s != -1 else shape[axis] - sum(v for v in sizes if v != -1) for s in sizes]
     for s in resolved:
@@ -31,21 +31,21 @@ def split_v_case(i, shape, axis, sizes):
         o[axis] = s
         outs.append(tuple(o))
     return OpCase(f"split_v_{i}", _one_op("SPLIT_V", [shape], outs, [sizes, [axis]], "SplitVOptions",
-                                          NumSplits=len(sizes)), seed=20 + i)
+                                          dtype=dtype, NumSplits=len(sizes)), seed=20 + i)
 
 
-def pack_case(i, shape, n, axis):
+def pack_case(i, shape, n, axis, dtype="int8"):
     out = list(shape)
     out.insert(axis % (len(shape) + 1), n)
-    return OpCase(f"pack_{i}", _one_op("PACK", [shape] * n, [tuple(out)], options="PackOptions",
+    return OpCase(f"pack_{i}", _one_op("PACK", [shape] * n, [tuple(out)], options="PackOptions", dtype=dtype,
                                        ValuesCount=n, Axis=axis), seed=30 + i)
 
 
-def unpack_case(i, shape, axis):
+def unpack_case(i, shape, axis, dtype="int8"):
     a = axis % len(shape)
     out = tuple(d for k, d in enumerate(shape) if k != a)
     return OpCase(f"unpack_{i}", _one_op("UNPACK", [shape], [out] * shape[a], options="UnpackOptions",
-                                         Num=shape[a], Axis=axis), seed=40 + i)
+                                         dtype=dtype, Num=shape[a], Axis=axis), seed=40 + i)
 
 
 def gather_case(i, shape, indices, axis, batch_dims=0):
@@ -100,7 +100,18 @@ CASES = [
     space_to_depth_case(0, (1, 6, 4, 2), 2),
     space_to_depth_case(1, (2, 6, 3, 3), 3),
     space_to_depth_case(2, (1, 4, 8, 1), 2),
+    # int16 (TFLite Micro has int16 SLICE, SPLIT, SPLIT_V, PACK, UNPACK): the same kernels move bytes
+    slice_case(10, (2, 5, 3), [1, 1, 1], [1, 3, -1], (1, 3, 2), dtype="int16"),
+    slice_case(11, (1, 4, 6, 5), [0, 2, 0, 3], [1, 2, 6, 2], (1, 2, 6, 2), dtype="int16"),
+    split_case(10, (2, 6, 4), 2, 2, dtype="int16"),
+    split_v_case(10, (3, 7), 1, [3, -1, 1], dtype="int16"),
+    pack_case(10, (3, 5), 2, 2, dtype="int16"),
+    unpack_case(10, (2, 3, 4), 1, dtype="int16"),
 ]
+
+
+def test_int16_cases_are_int16(checked):
+    assert sum(c.graph.tensor(c.graph.inputs[0]).dtype == "int16" for c in CASES) == 6
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +126,7 @@ def checked(tmp_path_factory):
                                   "space_to_depth"])
 def test_reference_matches_tflite_micro(checked, kind):
     counts, _ = checked
-    mine = {n: k for n, k in counts.items() if n.rsplit("_", 1)[0] == kind}
+    mine = {n: k for n, k in counts.items() if n.rsplit("_", 1)[0] == kind}  # int8 and int16 cases
     assert len(mine) >= 3 and all(k >= 12 for k in mine.values())
 
 

@@ -17,17 +17,21 @@ CONFIGS = [  # input shape, output H, W, align_corners, half_pixel_centers
 ]
 
 
-def _cases(op: str, options: str) -> list[OpCase]:
+def _cases(op: str, options: str, dtype: str = "int8") -> list[OpCase]:
     cases = []
     for i, (shape, (oh, ow), align, half) in enumerate(CONFIGS):
-        b = one_op_model(op, [shape], [(shape[0], oh, ow, shape[3])], [[oh, ow]], options,
+        b = one_op_model(op, [shape], [(shape[0], oh, ow, shape[3])], [[oh, ow]], options, dtype=dtype,
                          AlignCorners=align, HalfPixelCenters=half)
-        cases.append(OpCase(f"{op.lower()}_{i}", b, seed=i, runs=10))
+        suffix = "_int16" if dtype == "int16" else ""
+        cases.append(OpCase(f"{op.lower()}{suffix}_{i}", b, seed=i, runs=10))
     return cases
 
 
-CASES = _cases("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions") + _cases("RESIZE_BILINEAR",
-                                                                                   "ResizeBilinearOptions")
+# TFLite Micro has an int16 RESIZE_NEAREST_NEIGHBOR (its kernel copies pixels; so does mcutool's, as bytes), and
+# no int16 RESIZE_BILINEAR.
+CASES = (_cases("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions") + _cases("RESIZE_BILINEAR",
+                                                                                    "ResizeBilinearOptions")
+         + _cases("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions", "int16"))
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def checked(tmp_path_factory):
     return {c.name: check_reference(c, tmp) for c in CASES}, tmp
 
 
-@pytest.mark.parametrize("kind", ["resize_nearest_neighbor", "resize_bilinear"])
+@pytest.mark.parametrize("kind", ["resize_nearest_neighbor", "resize_bilinear", "resize_nearest_neighbor_int16"])
 def test_reference_matches_tflite_micro(checked, kind):
     counts, _ = checked
     mine = [k for n, k in counts.items() if n.rsplit("_", 1)[0] == kind]

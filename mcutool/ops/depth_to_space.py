@@ -10,7 +10,7 @@ from mcutool.errors import UserError
 from mcutool.ir import BlockAttrs, Graph, Op, Tensor
 from mcutool.ops import register
 from mcutool.ops.common import require_same_quant, where
-from mcutool.ops.kernel import KernelParams, check_moved_int8, dims
+from mcutool.ops.kernel import KernelParams, check_moved, dims
 
 
 def check_blocks(op: Op, space: Tensor, depth: Tensor) -> tuple[int, int, int, int, int]:
@@ -37,7 +37,7 @@ def _reference_depth_to_space(graph, op, args):
 def middle_transpose(graph: Graph, op: Op, space: Tensor, depth: Tensor, from_depth: bool) -> KernelParams:
     """mcu_transpose_s8 with perm (0, 2, 1, 3) over the input viewed as (N*H, W, b, b*C) (depth to space) or
     (N*H, b, W, b*C) (space to depth)."""
-    check_moved_int8(op, [graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])])
+    check_moved(op, [graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])])
     n, h, w, c, b = check_blocks(op, space, depth)
     view = (n * h, w, b, b * c) if from_depth else (n * h, b, w, b * c)
     return KernelParams("mcu_transpose_s8", "mcu_transpose_params", {"input": dims(view), "perm": [0, 2, 1, 3]})

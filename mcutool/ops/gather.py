@@ -10,7 +10,7 @@ from mcutool.errors import UserError
 from mcutool.ir import GatherAttrs, Graph, Op
 from mcutool.ops import register
 from mcutool.ops.common import same_quant, unsupported, where
-from mcutool.ops.kernel import CRef, KernelParams, check_moved_int8, kernel_error
+from mcutool.ops.kernel import CRef, KernelParams, check_moved, kernel_error
 
 
 def _geometry(graph: Graph, op: Op) -> tuple[int, int, int, int, int, int]:
@@ -55,7 +55,7 @@ def _reference_gather(graph, op, args):
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     """GATHER: TFLite Micro's loops (batch, outer, coordinate), one memcpy of `inner` bytes each."""
     x, idx, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    check_moved_int8(op, [x, y])
+    check_moved(op, [x, y])
     if not idx.is_const:
         raise kernel_error(op, f"indices {idx.name!r} are computed at run time; the firmware kernel takes "
                            "constant indices")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mcutool.errors import UserError
-from mcutool.ir import Op, Tensor
+from mcutool.ir import DTYPE_BYTES, Op, Tensor
 from mcutool.ops.fixedpoint import f32, requantize, requantize_multiplier
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -153,11 +153,22 @@ def check_broadcast(op: Op, a: Tensor, b: Tensor, y: Tensor) -> None:
             raise kernel_error(op, f"input {t.name!r} of shape {t.shape} does not broadcast to the output {y.shape}")
 
 
-def check_moved_int8(op: Op, tensors: list[Tensor]) -> None:
-    """A data-movement op's tensors (inputs then outputs) are int8 with one scale and zero point: the kernel
-    moves bytes without rescaling them, as TFLite Micro's does."""
-    first = int8_qparams(op, tensors[0], "input")
+MOVED_DTYPES = ("int8", "int16")  # what the byte-moving kernels (slice, split, concat for pack, resize_nn) take
+
+
+def check_moved(op: Op, tensors: list[Tensor], dtypes=("int8",)) -> int:
+    """A data-movement op's tensors (inputs then outputs) share one dtype of `dtypes`, scale and zero point: the
+    kernel moves values without rescaling them, as TFLite Micro's does. Returns the element size in bytes: the
+    kernels move bytes, so an int16 tensor is moved as a tensor of twice as many int8 channels (byte_dims)."""
+    first = int_qparams(op, tensors[0], "input", dtypes)
     for t in tensors[1:]:
-        if not same_qparams(first, int8_qparams(op, t, "input/output")):
-            raise kernel_error(op, f"tensor {t.name!r} is quantized differently from {tensors[0].name!r} "
+        if t.dtype != tensors[0].dtype or not same_qparams(first, int_qparams(op, t, "input/output", dtypes)):
+            raise kernel_error(op, f"tensor {t.name!r} differs from {tensors[0].name!r} in dtype or quantization "
                                f"({op.kind} moves values without rescaling them)")
+    return DTYPE_BYTES[tensors[0].dtype]
+
+
+def byte_dims(shape, element_bytes: int) -> dict:
+    """dims() of a tensor seen as bytes: the innermost extent times the element size."""
+    n, h, w, c = dims4(shape)
+    return {"n": n, "h": h, "w": w, "c": c * element_bytes}

@@ -10,7 +10,7 @@ from mcutool.errors import UserError
 from mcutool.ir import AxisAttrs, Graph, Op
 from mcutool.ops import register
 from mcutool.ops.common import same_quant, unsupported, where
-from mcutool.ops.kernel import CRef, KernelParams, check_moved_int8, dims4, rank_pad
+from mcutool.ops.kernel import MOVED_DTYPES, CRef, KernelParams, check_moved, dims4, rank_pad
 
 
 def _axis(graph: Graph, op: Op) -> int:
@@ -39,14 +39,15 @@ def _reference_pack(graph, op, args):
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """PACK: for each of `outer` slices (the output's extents before the axis), every input's next block."""
+    """PACK: for each of `outer` slices (the output's extents before the axis), every input's next block (of
+    bytes: int16 too)."""
     y = graph.tensor(op.outputs[0])
     inputs = [graph.tensor(n) for n in op.inputs]
-    check_moved_int8(op, inputs + [y])
+    es = check_moved(op, inputs + [y], MOVED_DTYPES)
     k, _ = rank_pad(op, y.shape)
     axis = _axis(graph, op)
     y4 = dims4(y.shape)
-    block = int(np.prod(y4[axis + k + 1:], dtype=np.int64))
+    block = int(np.prod(y4[axis + k + 1:], dtype=np.int64)) * es  # bytes
     fields = {"num_inputs": len(inputs), "outer": int(np.prod(y4[:axis + k], dtype=np.int64)),
               "copy_size": CRef("copy_size"), "table": None}
     return KernelParams("mcu_concat_s8", "mcu_concat_params", fields,
@@ -54,4 +55,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
                         num_inputs=len(inputs), input_array=True)
 
 
-register("pack", AxisAttrs, _reference_pack, kernel_params)
+register("pack", AxisAttrs, _reference_pack, kernel_params, dtypes=MOVED_DTYPES)

@@ -9,7 +9,7 @@ import numpy as np
 from mcutool.ir import Graph, MeanAttrs, Op
 from mcutool.ops import register
 from mcutool.ops.common import require_same_quant
-from mcutool.ops.kernel import KernelParams, check_moved_int8, dims, kernel_error, rank_pad
+from mcutool.ops.kernel import KernelParams, check_moved, dims, kernel_error, rank_pad
 
 
 def _reference_reduce_max(graph, op, args):
@@ -32,7 +32,7 @@ def reduce_fields(graph: Graph, op: Op) -> dict:
 
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    check_moved_int8(op, [graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])])
+    check_moved(op, [graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])])
     return KernelParams("mcu_reduce_max_s8", "mcu_reduce_params", reduce_fields(graph, op))
 
 

@@ -13,7 +13,7 @@ from mcutool.ir import Graph, Op, ResizeAttrs
 from mcutool.ops import register
 from mcutool.ops.common import require_same_quant, unsupported
 from mcutool.ops.fixedpoint import c_div, i64
-from mcutool.ops.kernel import CRef, KernelParams, check_moved_int8, dims
+from mcutool.ops.kernel import CRef, KernelParams, check_moved, dims
 from mcutool.ops.resize_nearest_neighbor import check_resize
 
 ONE = 1 << 10
@@ -89,7 +89,7 @@ def _reference_resize_bilinear(graph, op, args):
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    check_moved_int8(op, [x, y])
+    check_moved(op, [x, y])
     (y0, y1, fy), (x0, x1, fx) = _tables(graph, op)
     arrays = {name: ("int32_t", [int(v) for v in values])
               for name, values in (("y0", y0), ("y1", y1), ("fy", fy), ("x0", x0), ("x1", x1), ("fx", fx))}

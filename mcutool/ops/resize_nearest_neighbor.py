@@ -12,7 +12,7 @@ from mcutool.ir import Graph, Op, ResizeAttrs
 from mcutool.ops import register
 from mcutool.ops.common import require_same_quant, where
 from mcutool.ops.fixedpoint import tflite_round
-from mcutool.ops.kernel import CRef, KernelParams, check_moved_int8, dims
+from mcutool.ops.kernel import MOVED_DTYPES, CRef, KernelParams, byte_dims, check_moved
 
 
 def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
@@ -57,11 +57,13 @@ def _reference_resize_nearest_neighbor(graph, op, args):
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    check_moved_int8(op, [x, y])
+    es = check_moved(op, [x, y], MOVED_DTYPES)  # int16 pixels are copied as bytes
     ys, xs = _tables(graph, op)
-    fields = {"input": dims(x.shape), "output": dims(y.shape), "in_y": CRef("in_y"), "in_x": CRef("in_x")}
+    fields = {"input": byte_dims(x.shape, es), "output": byte_dims(y.shape, es), "in_y": CRef("in_y"),
+              "in_x": CRef("in_x")}
     return KernelParams("mcu_resize_nearest_neighbor_s8", "mcu_resize_nearest_neighbor_params", fields,
                         arrays={"in_y": ("int32_t", [int(v) for v in ys]), "in_x": ("int32_t", [int(v) for v in xs])})
 
 
-register("resize_nearest_neighbor", ResizeAttrs, _reference_resize_nearest_neighbor, kernel_params)
+register("resize_nearest_neighbor", ResizeAttrs, _reference_resize_nearest_neighbor, kernel_params,
+         dtypes=MOVED_DTYPES)

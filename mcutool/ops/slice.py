@@ -9,7 +9,7 @@ from mcutool.errors import UserError
 from mcutool.ir import Graph, Op, SliceAttrs
 from mcutool.ops import register
 from mcutool.ops.common import require_same_quant, where
-from mcutool.ops.kernel import KernelParams, check_moved_int8, dims, rank_pad
+from mcutool.ops.kernel import MOVED_DTYPES, KernelParams, byte_dims, check_moved, rank_pad
 
 
 def resolve_slice(shape, begin, size) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -45,13 +45,15 @@ def _reference_slice(graph, op, args):
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """SLICE: reference_ops::Slice over NHWC extents (rank < 4 padded in front)."""
+    """SLICE: reference_ops::Slice over NHWC extents (rank < 4 padded in front); int16 as bytes."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    check_moved_int8(op, [x, y])
+    es = check_moved(op, [x, y], MOVED_DTYPES)
     k, _ = rank_pad(op, x.shape)
-    begin, _ = _check(graph, op)
+    begin = [0] * k + list(_check(graph, op)[0])
+    if len(x.shape):
+        begin[3] *= es
     return KernelParams("mcu_slice_s8", "mcu_slice_params",
-                        {"input": dims(x.shape), "output": dims(y.shape), "begin": [0] * k + list(begin)})
+                        {"input": byte_dims(x.shape, es), "output": byte_dims(y.shape, es), "begin": begin})
 
 
-register("slice", SliceAttrs, _reference_slice, kernel_params)
+register("slice", SliceAttrs, _reference_slice, kernel_params, dtypes=MOVED_DTYPES)

@@ -11,7 +11,7 @@ from mcutool.errors import UserError
 from mcutool.ir import AxisAttrs, Graph, Op
 from mcutool.ops import register
 from mcutool.ops.common import same_quant, unsupported, where
-from mcutool.ops.kernel import CRef, KernelParams, check_moved_int8, dims4, kernel_error, rank_pad
+from mcutool.ops.kernel import MOVED_DTYPES, CRef, KernelParams, check_moved, dims4, kernel_error, rank_pad
 
 
 def _pieces(graph: Graph, op: Op) -> tuple[int, list[int]]:
@@ -51,15 +51,15 @@ def _reference_split(graph, op, args):
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     """SPLIT / SPLIT_V / UNPACK: for each of `outer` slices (the extents before the axis), output i gets the
-    next copy_size[i] bytes -- the inverse of CONCATENATION's copy."""
+    next copy_size[i] bytes -- the inverse of CONCATENATION's copy; int16 as bytes."""
     x = graph.tensor(op.inputs[0])
-    check_moved_int8(op, [x] + [graph.tensor(n) for n in op.outputs])
+    es = check_moved(op, [x] + [graph.tensor(n) for n in op.outputs], MOVED_DTYPES)
     k, r = rank_pad(op, x.shape)
     if r == 0:
         raise kernel_error(op, "a scalar input")
     axis, sizes = _pieces(graph, op)
     x4 = dims4(x.shape)
-    inner = int(np.prod(x4[axis + k + 1:], dtype=np.int64))
+    inner = int(np.prod(x4[axis + k + 1:], dtype=np.int64)) * es  # bytes
     fields = {"num_outputs": len(sizes), "outer": int(np.prod(x4[:axis + k], dtype=np.int64)),
               "copy_size": CRef("copy_size")}
     return KernelParams("mcu_split_s8", "mcu_split_params", fields,
@@ -67,5 +67,5 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
                         output_array=True)
 
 
-register("split", AxisAttrs, _reference_split, kernel_params)
-register("unpack", AxisAttrs, _reference_split, kernel_params)
+register("split", AxisAttrs, _reference_split, kernel_params, dtypes=MOVED_DTYPES)
+register("unpack", AxisAttrs, _reference_split, kernel_params, dtypes=MOVED_DTYPES)
