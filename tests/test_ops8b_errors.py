@@ -26,7 +26,7 @@ def test_split_outputs_quantized_differently(tmp_path):
     b.op("SPLIT", [b.const("axis", np.array([1], np.int32)), x], [y0, y1], "SplitOptions", NumSplits=2)
     b.inputs, b.outputs = [x], [y0, y1]
     g = _load(tmp_path, b)
-    with pytest.raises(UserError, match=r"split_0.*'y1' differs from the input in dtype or quantization"):
+    with pytest.raises(UserError, match=r"split_0.*tensor 'y1' differs from 'x' in dtype or quantization"):
         reference.run(g, {"x": np.zeros((1, 4), np.int8)})
     with pytest.raises(UserError, match=r"layer 'split_0' \(split\): tensor 'y1' differs"):
         kernel_params(g, g.ops[0])

@@ -115,7 +115,6 @@ def test_net_bit_exact_in_qemu(net, tmp_path):
     board = require_board_tools("stm32f746")
     out = tmp_path / "proj"
     compile_model(net, "stm32f746", out, Options())
-    g = load_tflite(net)
     for x in _inputs(5):
         ys, info = run_build(out, [x])
         want = _micro(net, x)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from op_cases import OpCase, check_kernels, check_reference, one_op_model
-from tflite_builder import ModelBuilder
 
 _one_op = one_op_model
 

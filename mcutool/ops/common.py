@@ -124,6 +124,17 @@ def require_same_quant(graph, op):
                           "them, as TFLite's does); insert a quantize op")
 
 
+def require_moved_values(graph, op, names):
+    """Every tensor of `names` has the dtype and quantization of the first: the op moves values without
+    rescaling them (PACK's inputs and output, SPLIT's input and outputs, GATHER's data)."""
+    first = graph.tensor(names[0])
+    for n in names[1:]:
+        t = graph.tensor(n)
+        if t.dtype != first.dtype or not same_quant(t, first):
+            raise unsupported(op, f"tensor {n!r} differs from {first.name!r} in dtype or quantization ({op.kind} "
+                              "moves values without rescaling them)")
+
+
 def weight_zero_point(op: Op, w: Tensor, channel_axis: int):
     """The weights' zero point: an int, or a vector along the output channels (whose axis is checked)."""
     q = w.quant

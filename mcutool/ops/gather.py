@@ -9,7 +9,7 @@ import numpy as np
 from mcutool.errors import UserError
 from mcutool.ir import GatherAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import same_quant, unsupported, where
+from mcutool.ops.common import require_moved_values, unsupported, where
 from mcutool.ops.kernel import CRef, KernelParams, check_moved, kernel_error
 
 
@@ -41,9 +41,7 @@ def _checked_indices(op: Op, indices, axis_size: int) -> np.ndarray:
 
 
 def _reference_gather(graph, op, args):
-    x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    if x_t.dtype != y_t.dtype or not same_quant(x_t, y_t):
-        raise unsupported(op, "input and output differ in dtype or quantization (GATHER moves values)")
+    require_moved_values(graph, op, [op.inputs[0], op.outputs[0]])
     _, batch, outer, axis_size, coords, inner = _geometry(graph, op)
     idx = _checked_indices(op, args[1], axis_size).reshape(batch, coords)
     x = np.asarray(args[0]).reshape(batch, outer, axis_size, inner)

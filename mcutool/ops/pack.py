@@ -9,7 +9,7 @@ import numpy as np
 from mcutool.errors import UserError
 from mcutool.ir import AxisAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import same_quant, unsupported, where
+from mcutool.ops.common import require_moved_values, where
 from mcutool.ops.kernel import MOVED_DTYPES, CRef, KernelParams, check_moved, dims4, rank_pad
 
 
@@ -27,12 +27,7 @@ def _axis(graph: Graph, op: Op) -> int:
 
 
 def _reference_pack(graph, op, args):
-    y_t = graph.tensor(op.outputs[0])
-    for n in op.inputs:
-        t = graph.tensor(n)
-        if t.dtype != y_t.dtype or not same_quant(t, y_t):
-            raise unsupported(op, f"input {n!r} differs from the output in dtype or quantization (PACK moves "
-                              "values without rescaling them)")
+    require_moved_values(graph, op, op.outputs[:1] + op.inputs)
     return [np.stack([np.asarray(a) for a in args], axis=_axis(graph, op))]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from mcutool.errors import UserError
 from mcutool.ir import AxisAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import same_quant, unsupported, where
+from mcutool.ops.common import require_moved_values, where
 from mcutool.ops.kernel import MOVED_DTYPES, CRef, KernelParams, check_moved, dims4, kernel_error, rank_pad
 
 
@@ -36,12 +36,7 @@ def _pieces(graph: Graph, op: Op) -> tuple[int, list[int]]:
 
 
 def _reference_split(graph, op, args):
-    x_t = graph.tensor(op.inputs[0])
-    for n in op.outputs:
-        t = graph.tensor(n)
-        if t.dtype != x_t.dtype or not same_quant(t, x_t):
-            raise unsupported(op, f"output {n!r} differs from the input in dtype or quantization ({op.kind} moves "
-                              "values without rescaling them)")
+    require_moved_values(graph, op, op.inputs[:1] + op.outputs)
     axis, sizes = _pieces(graph, op)
     parts = np.split(np.asarray(args[0]), np.cumsum(sizes)[:-1], axis=axis)
     return [p.reshape(graph.tensor(n).shape) for p, n in zip(parts, op.outputs)]
