@@ -4,6 +4,8 @@ are static), is run once through the reference (`mcutool.reference.run_op`) and 
 This is what makes Keras models converted with batch-None shapes compile: their shape arithmetic (SHAPE ->
 STRIDED_SLICE -> PACK -> RESHAPE's shape operand, FILL, BROADCAST_TO of constants) is all constant once the
 input shape is fixed. An op producing a graph output is kept (the graph still computes its outputs).
+The TFLite importer runs it (`fold_ops`, then `prune_unread` on what it touched) once the graph is read, and
+earlier when an attribute must be read from such an op's output.
 """
 from __future__ import annotations
 
@@ -42,9 +44,3 @@ def prune_unread(graph: Graph, names: set[str]) -> None:
     for name in sorted(names - read):
         if name in graph.tensors and graph.tensor(name).is_const:
             del graph.tensors[name]
-
-
-def fold_constants(graph: Graph) -> Graph:
-    """The pass: fold every constant op (in place), drop the constants only they read or wrote."""
-    prune_unread(graph, fold_ops(graph))
-    return graph
