@@ -9,6 +9,7 @@ earlier when an attribute must be read from such an op's output.
 """
 from __future__ import annotations
 
+from mcutool.errors import UserError
 from mcutool.ir import Graph, Op
 
 # ops whose outputs depend on their inputs' shapes only, never on values
@@ -31,7 +32,15 @@ def fold_ops(graph: Graph) -> set[str]:
             kept.append(op)
             continue
         args = [graph.tensor(n).data if n else None for n in op.inputs]
-        for name, value in zip(op.outputs, run_op(graph, op, args)):
+        try:
+            values = run_op(graph, op, args)
+        except UserError:
+            raise
+        except Exception as exc:  # a malformed constant operand the reference cannot take
+            raise UserError(f"op {op.name!r} ({op.kind}) reads only constants, so mcutool computes it at compile "
+                            f"time, and that failed ({type(exc).__name__}: {exc}); the model's constant operands "
+                            "do not fit the operator.") from None
+        for name, value in zip(op.outputs, values):
             graph.tensor(name).data = value
         touched.update(n for n in op.inputs + op.outputs if n)
     graph.ops = kept

@@ -96,3 +96,19 @@ def test_chain_compiles_and_runs_on_the_host(chain, tmp_path):
     subprocess.run([str(exe), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")], check=True)
     got = np.frombuffer((tmp_path / "y.bin").read_bytes(), np.int8).reshape(1, 5)
     assert np.array_equal(got, reference.run(load_tflite(chain), {"x": x})["y"])
+
+
+def test_a_constant_op_that_cannot_be_computed_is_a_user_error(tmp_path):
+    """FILL whose extents disagree with its output: folding names the op instead of failing inside numpy."""
+    from mcutool.errors import UserError
+
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 4), "int8", scale=0.1, zero_point=0)
+    filled = b.tensor("filled", (1, 4), "int8", scale=0.1, zero_point=0)
+    b.op("FILL", [b.const("dims", [2, 4]), b.const("value", np.array(3, np.int8), "int8")], [filled])
+    y = b.tensor("y", (1, 4), "int8", scale=0.2, zero_point=0)
+    b.op("ADD", [x, filled], [y], "AddOptions")
+    b.inputs, b.outputs = [x], [y]
+    path = b.write(tmp_path / "bad_fill.tflite")
+    with pytest.raises(UserError, match=r"op 'fill_0' \(fill\): fills extents \(2, 4\)"):
+        load_tflite(path)
