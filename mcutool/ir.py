@@ -127,7 +127,8 @@ class LeakyReluAttrs:
 class StridedSliceAttrs:
     """TFLite's STRIDED_SLICE with constant begin/end/strides (one value per input axis) and its masks (bit i is
     axis i): begin_mask / end_mask ignore begin[i] / end[i], shrink_axis_mask drops axis i (taking begin[i]).
-    TFLite's ellipsis and new-axis masks and `offset` are not represented (TFLite Micro ignores them)."""
+    One entry per input axis: importers make TensorFlow's sparse spec (ellipsis, new axes) dense
+    (mcutool.ops.strided_slice.dense_spec)."""
     begin: tuple[int, ...] = ()
     end: tuple[int, ...] = ()
     strides: tuple[int, ...] = ()

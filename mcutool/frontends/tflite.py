@@ -16,9 +16,10 @@ from tflite.BuiltinOperator import BuiltinOperator as BO
 from tflite.TensorType import TensorType as TT
 
 from ..errors import UserError
+from ..ops.strided_slice import dense_spec, sliced_shape
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
-                  LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs,
-                  StridedSliceAttrs, Tensor, TransposeAttrs)
+                  LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor,
+                  TransposeAttrs)
 from ..ir import AxisAttrs, BatchMatMulAttrs, BlockAttrs, GatherAttrs, ResizeAttrs, SliceAttrs
 from ..fold import fold_ops, prune_unread
 from ..ops.slice import resolve_slice
@@ -346,16 +347,24 @@ class _Importer:
         o = self._options(op, tflite.StridedSliceOptions)
         begin, end, strides = (tuple(int(v) for v in self._const(n, what, outs[0]).reshape(-1))
                                for n, what in zip(ins[1:4], ("begin", "end", "strides")))
-        ellipsis, new_axis, offset = (o.EllipsisMask(), o.NewAxisMask(), o.Offset()) if o else (0, 0, False)
-        if ellipsis or new_axis or offset:
-            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r} has an ellipsis mask, a new-axis "
-                            f"mask or offset set ({ellipsis}, {new_axis}, {offset}); TFLite Micro's kernel ignores "
-                            "them (it sets them to 0), so it does not run this slice as TensorFlow means it, and "
-                            "neither does mcutool. Re-export the model with explicit begin/end for every axis (and a "
-                            "RESHAPE for a new axis).")
-        masks = (o.BeginMask(), o.EndMask(), o.ShrinkAxisMask()) if o else (0, 0, 0)
-        return "strided_slice", ins[:1], StridedSliceAttrs(begin, end, strides, *masks)
-
+        if o is not None and o.Offset():
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r} sets `offset` (end relative to "
+                            "begin), which TFLite Micro's kernel ignores; mcutool does not run it. Re-export the "
+                            "model with absolute end indices.")
+        masks = ((o.BeginMask(), o.EndMask(), o.EllipsisMask(), o.NewAxisMask(), o.ShrinkAxisMask()) if o
+                 else (0, 0, 0, 0, 0))
+        x = self.graph.tensor(ins[0])
+        try:
+            attrs = dense_spec(len(x.shape), begin, end, strides, *masks)
+        except ValueError as exc:
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r}: {exc}.") from None
+        if not masks[3]:  # no new axis: one op
+            return "strided_slice", ins[:1], attrs
+        # new axes only insert extents of 1: the dense slice, then a reshape to the model's output
+        y = self.graph.tensor(outs[0])
+        mid = self.graph.add_tensor(Tensor(f"{outs[0]}/dense", sliced_shape(x.shape, attrs), y.dtype, y.quant))
+        self.graph.ops.append(Op(self._name("strided_slice"), "strided_slice", ins[:1], [mid.name], attrs))
+        return "reshape", [mid.name], NoAttrs()
 
 def _pool(kind):
     def handler(self, op, ins, outs):
