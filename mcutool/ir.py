@@ -128,7 +128,8 @@ class LeakyReluAttrs:
 class StridedSliceAttrs:
     """TFLite's STRIDED_SLICE with constant begin/end/strides (one value per input axis) and its masks (bit i is
     axis i): begin_mask / end_mask ignore begin[i] / end[i], shrink_axis_mask drops axis i (taking begin[i]).
-    TFLite's ellipsis and new-axis masks and `offset` are not represented (TFLite Micro ignores them)."""
+    One entry per input axis: importers make TensorFlow's sparse spec (ellipsis, new axes) dense
+    (mcutool.ops.strided_slice.dense_spec)."""
     begin: tuple[int, ...] = ()
     end: tuple[int, ...] = ()
     strides: tuple[int, ...] = ()
@@ -151,6 +152,41 @@ class TransposeAttrs:
 class MeanAttrs:
     axes: tuple[int, ...] = ()
     keep_dims: bool = True
+
+
+# -- data movement (ops8b): values moved, never rescaled ----------------------------------------------------------
+@dataclass
+class SliceAttrs:  # slice
+    begin: tuple[int, ...] = ()
+    size: tuple[int, ...] = ()  # every extent resolved (TFLite's -1 "to the end" made explicit)
+
+
+@dataclass
+class GatherAttrs:  # gather: indices along `axis`; the first batch_dims axes of input and indices are paired
+    axis: int = 0
+    batch_dims: int = 0
+
+
+@dataclass
+class BlockAttrs:  # depth_to_space, space_to_depth
+    block_size: int = 2
+
+
+@dataclass
+class ResizeAttrs:  # resize_nearest_neighbor, resize_bilinear (the output size is the output tensor's H, W)
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+
+
+@dataclass
+class BatchMatMulAttrs:  # batch_matmul: output[..., i, j] = sum_k lhs[..., i, k] * rhs[..., k, j]
+    adj_x: bool = False  # lhs stored transposed ([..., k, i])
+    adj_y: bool = False  # rhs stored transposed ([..., j, k])
+
+
+@dataclass
+class AxisAttrs:  # split (SPLIT, SPLIT_V: the outputs' extents along the axis say where), pack, unpack
+    axis: int = 0
 
 
 @dataclass
@@ -318,7 +354,7 @@ class Graph:
 
 
 def op_macs(graph: Graph, op: Op) -> int:
-    """Multiply-accumulates of conv, depthwise and fully connected ops (0 for every other op)."""
+    """Multiply-accumulates of conv, depthwise, fully connected and batch matmul ops (0 for every other op)."""
     if op.kind == "conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * int(np.prod(w.shape[1:]))
@@ -332,6 +368,9 @@ def op_macs(graph: Graph, op: Op) -> int:
     if op.kind == "fully_connected":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * w.shape[1]
+    if op.kind == "batch_matmul":  # each output element sums `depth` products
+        lhs = graph.tensor(op.inputs[0])
+        return graph.tensor(op.outputs[0]).size * lhs.shape[-2 if op.attrs.adj_x else -1]
     return 0
 
 

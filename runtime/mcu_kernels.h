@@ -1,10 +1,14 @@
 /*
  * mcu_kernels.h - mcutool's portable int8 kernels (TFLite int8 spec, NHWC), bit-exact with TFLite 2.14's
- * reference integer kernels (the BUILTIN_REF resolver of tflite-runtime, DESIGN.md section 6).
+ * reference integer kernels (the BUILTIN_REF resolver of tflite-runtime, DESIGN.md section 6), and int16 ones
+ * (TFLite's 16x8 scheme, zero points 0: mcu_<op>_s16, bit-exact with TFLite Micro's interpreter).
  *
  * One kernel family per file: runtime/mcu_<op>[_<case>]_s8.c. Every kernel has the same shape:
  *
  *     mcu_status mcu_<op>_s8(const mcu_<op>_params *params, <inputs>, int8_t *output);
+ *
+ * (a kernel with several outputs takes `int8_t *const *outputs`, as concatenation takes its inputs; arg_min_max
+ * writes int32_t indices.)
  *
  * The parameter struct holds shapes (NHWC; a tensor of lower rank has its leading dimensions set to 1)
  * and quantization parameters that mcutool precomputes at compile time in Python
@@ -16,7 +20,8 @@
  *   - a mcu_quant is TFLite's (Q31 multiplier, shift) pair: real multiplier = multiplier * 2^(shift - 31);
  *     it is applied with MultiplyByQuantizedMultiplier (mcu_requantize in mcu_fixedpoint.h).
  *   - mcu_activation is the fused activation as a clamp of the int8 output ([-128, 127] for none).
- *   - in place: add, mul, softmax, lut/logistic and quantize may write their output over their first input
+ *   - in place: add (and sub), mul, softmax, lut/logistic, leaky relu and quantize (between equal-sized
+ *     dtypes) may write their output over their first input
  *     when both have the same shape (each output element is written after the inputs it depends on are
  *     read); the other kernels need distinct buffers.
  *
@@ -302,6 +307,108 @@ mcu_status mcu_lstm_s8(const mcu_lstm_params *params, const int8_t *input, int8_
 
 /* TFLite's sigmoid_table_uint16 (mcu_tables.c): sigmoid(i / 24) in 0.16 fixed point. */
 extern const uint16_t mcu_sigmoid_table_u16[256];
+
+/* ---- data movement, ops8b: slice (mcu_slice_s8.c), split / split_v / unpack (mcu_split_s8.c), gather ---- */
+/* PACK runs on mcu_concat_s8 (CONCATENATION of blocks, one per input). */
+
+/* reference_ops::Slice: output[n][h][w][c] = input[begin[0] + n][begin[1] + h][begin[2] + w][begin[3] + c]. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    int32_t begin[4]; /* N, H, W, C */
+} mcu_slice_params;
+
+mcu_status mcu_slice_s8(const mcu_slice_params *params, const int8_t *input, int8_t *output);
+
+/* SPLIT / SPLIT_V / UNPACK: for each of `outer` slices, output i receives the next copy_size[i] bytes. */
+typedef struct {
+    int32_t num_outputs;
+    int32_t outer;            /* product of the extents before the axis */
+    const int32_t *copy_size; /* num_outputs entries */
+} mcu_split_params;
+
+mcu_status mcu_split_s8(const mcu_split_params *params, const int8_t *input, int8_t *const *outputs);
+
+/* TFLite Micro's GATHER with constant indices: for each batch, outer slice and index, `inner` bytes. */
+typedef struct {
+    int32_t batch;          /* product of the first batch_dims extents */
+    int32_t outer;          /* product of the extents between batch_dims and the axis */
+    int32_t axis_size;      /* extent of the gathered axis */
+    int32_t coords;         /* indices per batch */
+    int32_t inner;          /* product of the extents after the axis */
+    const int32_t *indices; /* batch * coords entries in [0, axis_size) */
+} mcu_gather_params;
+
+mcu_status mcu_gather_s8(const mcu_gather_params *params, const int8_t *input, int8_t *output);
+
+/* DEPTH_TO_SPACE and SPACE_TO_DEPTH run on mcu_transpose_s8 (a transpose of the middle axes of a 4-D view). */
+
+/* ---- resize, ops8b (mcu_resize_nearest_neighbor_s8.c, mcu_resize_bilinear_s8.c) ------------------------- */
+/* reference_ops::ResizeNearestNeighbor: output (n, y, x) copies input (n, in_y[y], in_x[x]) (tables from
+ * TFLite's float GetNearestNeighbor, computed at compile time). Input and output share N and C. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    const int32_t *in_y; /* output.h entries */
+    const int32_t *in_x; /* output.w entries */
+} mcu_resize_nearest_neighbor_params;
+
+mcu_status mcu_resize_nearest_neighbor_s8(const mcu_resize_nearest_neighbor_params *params, const int8_t *input,
+                                          int8_t *output);
+
+/* reference_ops::ResizeBilinearInteger: rows y0[y], y1[y] with 10-bit fraction fy[y] (may be negative with
+ * half-pixel centers, as in TFLite), columns x0, x1, fx likewise; 20-bit weights, rounded half away from 0. */
+typedef struct {
+    mcu_dims input;
+    mcu_dims output;
+    const int32_t *y0, *y1, *fy; /* output.h entries each */
+    const int32_t *x0, *x1, *fx; /* output.w entries each */
+} mcu_resize_bilinear_params;
+
+mcu_status mcu_resize_bilinear_s8(const mcu_resize_bilinear_params *params, const int8_t *input, int8_t *output);
+
+/* ---- reductions, ops8b: reduce_max (mcu_reduce_max_s8.c), arg_max / arg_min (mcu_arg_min_max_s8.c) ------ */
+/* SUM runs on mcu_mean_s8 (QuantizedMeanOrSum with compute_sum: the multiplier is s_in / s_out, unfolded). */
+
+/* reference_ops::ReduceGeneric with max: input and output share scale and zero point. axis_mask bit 0..3 =
+ * N, H, W, C reduced. */
+typedef struct {
+    mcu_dims input;
+    int32_t axis_mask;
+} mcu_reduce_params;
+
+mcu_status mcu_reduce_max_s8(const mcu_reduce_params *params, const int8_t *input, int8_t *output);
+
+/* reference_ops::ArgMinMax: int32 index along the axis of the max (is_min 0) or min (1); first on ties. */
+typedef struct {
+    int32_t outer;     /* product of the extents before the axis */
+    int32_t axis_size;
+    int32_t inner;     /* product of the extents after the axis */
+    int32_t is_min;
+} mcu_arg_min_max_params;
+
+mcu_status mcu_arg_min_max_s8(const mcu_arg_min_max_params *params, const int8_t *input, int32_t *output);
+
+/* ---- batch matmul, ops8b (mcu_batch_matmul_s8.c) ---------------------------------------------------------- */
+/* reference_ops::BatchMatMul (int8): per matrix, sum_k (lhs(i,k) + lhs_offset) * (rhs(k,j) + rhs_offset),
+ * requantized, + output_offset, clamped. A constant operand is passed as its array like an activation. */
+typedef struct {
+    int32_t batch[2];      /* the output's two batch extents (rank < 4 padded with 1) */
+    int32_t lhs_stride[2]; /* elements between lhs matrices along each batch axis; 0 broadcasts */
+    int32_t rhs_stride[2];
+    int32_t rows;          /* output rows (i) */
+    int32_t cols;          /* output columns (j) */
+    int32_t depth;         /* the summed extent (k) */
+    int32_t adj_x;         /* lhs stored [k][i] */
+    int32_t adj_y;         /* rhs stored [j][k] */
+    int32_t lhs_offset;    /* -zp_lhs */
+    int32_t rhs_offset;    /* -zp_rhs */
+    int32_t output_offset;
+    mcu_quant quant;
+} mcu_batch_matmul_params;
+
+mcu_status mcu_batch_matmul_s8(const mcu_batch_matmul_params *params, const int8_t *lhs, const int8_t *rhs,
+                               int8_t *output);
 
 #ifdef __cplusplus
 }

@@ -93,3 +93,14 @@ def test_one_model_of_each_kind_in_qemu(model, tmp_path):
     assert ys[0].dtype == expected.dtype and np.array_equal(ys[0], expected)
     assert info["instructions"] > 0
     assert_no_floating_point(board, tmp_path / "proj" / "board.elf")
+
+
+@pytest.mark.parametrize("model", ["leaky_relu/leaky_relu0", "sub/sub0", "quantize/quantize0"])
+def test_elementwise_int16_ops_run_in_place(model, tmp_path):
+    """LEAKY_RELU and SUB (int16) write over their dying full-shaped input: the arena holds the inputs only.
+    QUANTIZE int32 -> int16 cannot (its output is half the input's bytes): inputs and output."""
+    path, graph, _, _, _ = case(model)
+    report = compile_model(path, "stm32f746", tmp_path / "lib", Options(emit="library"))
+    inputs = sum(graph.tensor(n).nbytes for n in graph.inputs)  # each a multiple of 8 bytes here
+    x, y = graph.tensor(graph.inputs[0]), graph.tensor(graph.outputs[0])
+    assert report["memory"]["arena_bytes"] == inputs + (y.nbytes if x.dtype != y.dtype else 0)

@@ -74,27 +74,45 @@ def c_definitions(kp: KernelParams, prefix: str) -> str:
     return "".join(out)
 
 
-def c_call(kp: KernelParams, prefix: str, inputs: list[str], output: str, status: str | None = None) -> str:
-    """The C statement that runs the kernel; `inputs` / `output` are C pointer expressions, cast to the kernel's
-    element types (KernelParams.in_ctype / out_ctype). The kernel's
-    mcu_status is assigned to the variable `status` when given, else discarded (kernels only fail on
-    parameters inconsistent with themselves, which runtime_params never produces)."""
+def _pointers(prefix: str, role: str, ctype: str, exprs: list[str], as_array: bool) -> tuple[str, str]:
+    """(declaration, argument) for a kernel's data pointers: each cast to `ctype *` and passed one by one, or
+    gathered in a local array `<prefix>_<role>` passed as `ctype *const *`."""
+    casts = [f"({ctype} *)({e})" for e in exprs]
+    if not as_array:
+        return "", ", ".join(casts)
+    return (f"{ctype} *const {prefix}_{role}[{len(casts)}] = {{{', '.join(casts)}}}; ", f"{prefix}_{role}")
+
+
+def c_call(kp: KernelParams, prefix: str, inputs: list[str], outputs: str | list[str],
+           status: str | None = None) -> str:
+    """The C statement that runs the kernel; `inputs` / `outputs` are C pointer expressions (one output may be
+    given as a string). `inputs` are the activations; the constant operands a kernel takes as data inputs
+    (KernelParams.const_inputs) are inserted at their positions as their companion arrays. Inputs, then outputs,
+    are passed one by one or, for a kernel taking them as an array (KernelParams.input_array /
+    output_array), as one local array of pointers; every pointer is cast to the kernel's element type
+    (KernelParams.in_ctype / out_ctype). The kernel's mcu_status is
+    assigned to the variable `status` when given, else discarded (kernels only fail on parameters inconsistent
+    with themselves, which kernel_params never produces)."""
+    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    inputs = list(inputs)
+    for position, suffix in sorted(kp.const_inputs.items()):
+        inputs.insert(position, f"{prefix}_{suffix}")
     if len(inputs) != kp.num_inputs:
         raise ValueError(f"{kp.function} takes {kp.num_inputs} inputs, got {len(inputs)}")
+    if len(outputs) != kp.num_outputs:
+        raise ValueError(f"{kp.function} writes {kp.num_outputs} outputs, got {len(outputs)}")
     lhs = f"{status} = " if status else "(void)"
-    cin, cout = kp.in_ctype, kp.out_ctype
-    if kp.input_array:
-        items = ", ".join(f"(const {cin} *)({e})" for e in inputs)
-        return (f"{{ const {cin} *const {prefix}_inputs[{len(inputs)}] = {{{items}}}; "
-                f"{lhs}{kp.function}(&{prefix}_params, {prefix}_inputs, ({cout} *)({output})); }}")
-    args = ", ".join(f"(const {cin} *)({e})" for e in inputs)
-    return f"{lhs}{kp.function}(&{prefix}_params, {args}, ({cout} *)({output}));"
+    in_decl, in_arg = _pointers(prefix, "inputs", f"const {kp.in_ctype}", inputs, kp.input_array)
+    out_decl, out_arg = _pointers(prefix, "outputs", kp.out_ctype, outputs, kp.output_array)
+    call = f"{lhs}{kp.function}(&{prefix}_params, {in_arg}, {out_arg});"
+    return f"{{ {in_decl}{out_decl}{call} }}" if in_decl or out_decl else call
 
 
-def kernel_code(graph: Graph, op: Op, prefix: str, inputs: list[str], output: str) -> tuple[str, str] | None:
+def kernel_code(graph: Graph, op: Op, prefix: str, inputs: list[str],
+                outputs: str | list[str]) -> tuple[str, str] | None:
     """(file-scope definitions, call statement) for `op`, or None for a reshape."""
     kp = kernel_params(graph, op)
     if kp is None:
         return None
-    data_inputs = inputs[:kp.num_inputs]
-    return c_definitions(kp, prefix), c_call(kp, prefix, data_inputs, output)
+    data_inputs = inputs[:kp.num_inputs - len(kp.const_inputs)]
+    return c_definitions(kp, prefix), c_call(kp, prefix, data_inputs, outputs)

@@ -3,6 +3,8 @@
 The file is parsed with the `tflite` package (Python bindings of TFLite's schema), never by running an
 interpreter. TFLite is NHWC with the IR's weight layouts already, so this only translates: options become typed
 attributes, SAME/VALID padding becomes explicit pads, constant operands (paddings, perms, axes) become attributes.
+Ops whose inputs are all constants (a Keras model's batch-None shape arithmetic) are folded into constants by
+mcutool/fold.py once the graph is read, or earlier when an attribute is read from such an op's output.
 """
 from __future__ import annotations
 
@@ -15,10 +17,14 @@ from tflite.BuiltinOperator import BuiltinOperator as BO
 from tflite.TensorType import TensorType as TT
 
 from ..errors import UserError
-from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
-                  LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs,
-                  StridedSliceAttrs, Tensor, TransposeAttrs, UnsupportedAttrs)
+from ..fold import fold_ops, prune_unread
+from ..ir import (AxisAttrs, BatchMatMulAttrs, BlockAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs,
+                  ElementwiseAttrs, FullyConnectedAttrs, GatherAttrs, Graph, LeakyReluAttrs, MeanAttrs, NoAttrs, Op,
+                  PadAttrs, Pool2DAttrs, Quant, ResizeAttrs, SliceAttrs, SoftmaxAttrs, StridedSliceAttrs, Tensor,
+                  TransposeAttrs, UnsupportedAttrs)
 from ..ops.lstm import LstmAttrs
+from ..ops.slice import resolve_slice
+from ..ops.strided_slice import dense_spec, sliced_shape
 from ..ops.svdf import SvdfAttrs
 from . import refuse_unsupported
 
@@ -97,6 +103,7 @@ class _Importer:
         self.graph = Graph(name=path.stem)
         self.names: dict[int, str] = {}
         self.counts: dict[str, int] = {}
+        self.folded: set[str] = set()  # tensors constant folding touched (mcutool/fold.py)
 
     # -- tensors -------------------------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -107,6 +114,8 @@ class _Importer:
         self._check_static()
         for i in range(self.sg.OperatorsLength()):
             self._op(i, self.sg.Operators(i))
+        self.folded |= fold_ops(self.graph)
+        prune_unread(self.graph, self.folded)
         try:
             self.graph.validate()
         except ValueError as exc:
@@ -194,6 +203,8 @@ class _Importer:
 
     def _const(self, name: str, what: str, layer: str) -> np.ndarray:
         t = self.graph.tensor(name)
+        if not t.is_const:  # computed from constants or shapes only (a Keras batch-None shape chain)?
+            self.folded |= fold_ops(self.graph)
         if not t.is_const:
             raise UserError(f"{self.path.name}: layer {layer!r} takes its {what} from a computed tensor {name!r}; "
                             "mcutool needs it to be a constant (static shapes).")
@@ -316,6 +327,91 @@ class _Importer:
         rank = len(self.graph.tensor(outs[0]).shape)
         return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
 
+    # -- data movement (ops8b) ---------------------------------------------------------------------------------
+    @_produces("slice")
+    def _slice(self, op, ins, outs):
+        begin = self._const(ins[1], "begin", outs[0]).reshape(-1)
+        size = self._const(ins[2], "size", outs[0]).reshape(-1)
+        try:
+            begin, size = resolve_slice(self.graph.tensor(ins[0]).shape, begin, size)
+        except ValueError as exc:
+            raise UserError(f"{self.path.name}: SLICE producing {outs[0]!r}: {exc}.") from None
+        return "slice", ins[:1], SliceAttrs(begin, size)
+
+    @_produces("split")
+    def _split(self, op, ins, outs):  # SPLIT: (axis, input)
+        return "split", ins[1:2], AxisAttrs(int(self._const(ins[0], "axis", outs[0]).reshape(-1)[0]))
+
+    @_produces("split")
+    def _split_v(self, op, ins, outs):  # SPLIT_V: (input, size_splits, axis); the outputs' shapes say the sizes
+        return "split", ins[:1], AxisAttrs(int(self._const(ins[2], "axis", outs[0]).reshape(-1)[0]))
+
+    @_produces("broadcast_to")
+    def _broadcast_to(self, op, ins, outs):  # the shape operand is the output tensor's shape
+        return "broadcast_to", ins[:1], NoAttrs()
+
+    @_produces("depth_to_space")
+    def _depth_to_space(self, op, ins, outs):
+        o = self._options(op, tflite.DepthToSpaceOptions)
+        return "depth_to_space", ins[:1], BlockAttrs(o.BlockSize())
+
+    @_produces("space_to_depth")
+    def _space_to_depth(self, op, ins, outs):
+        o = self._options(op, tflite.SpaceToDepthOptions)
+        return "space_to_depth", ins[:1], BlockAttrs(o.BlockSize())
+
+    @_produces("gather")
+    def _gather(self, op, ins, outs):
+        o = self._options(op, tflite.GatherOptions)
+        return "gather", ins[:2], GatherAttrs(o.Axis() if o else 0, o.BatchDims() if o else 0)
+
+    def _resize(self, op, ins, outs):  # (input, size); the size is the output tensor's H, W
+        kind, cls = {BO.RESIZE_BILINEAR: ("resize_bilinear", tflite.ResizeBilinearOptions),
+                     BO.RESIZE_NEAREST_NEIGHBOR: ("resize_nearest_neighbor", tflite.ResizeNearestNeighborOptions)}[
+                         self._opcode(op)[0]]
+        size = [int(v) for v in self._const(ins[1], "size", outs[0]).reshape(-1)]
+        if size != list(self.graph.tensor(outs[0]).shape[1:3]):
+            raise UserError(f"{self.path.name}: {kind.upper()} producing {outs[0]!r} resizes to {size}, but its "
+                            f"output has shape {self.graph.tensor(outs[0]).shape}; the file is inconsistent.")
+        o = self._options(op, cls)
+        return kind, ins[:1], ResizeAttrs(bool(o.AlignCorners()) if o else False,
+                                          bool(o.HalfPixelCenters()) if o else False)
+
+    def _reducer(self, op, ins, outs):  # REDUCE_MAX, SUM: MEAN's operands and options
+        kind, ins, attrs = self._mean(op, ins, outs)
+        return {BO.REDUCE_MAX: "reduce_max", BO.SUM: "sum"}[self._opcode(op)[0]], ins, attrs
+
+    def _arg_min_max(self, op, ins, outs):  # (input, axis)
+        kind = {BO.ARG_MAX: "arg_max", BO.ARG_MIN: "arg_min"}[self._opcode(op)[0]]
+        return kind, ins[:1], AxisAttrs(int(self._const(ins[1], "axis", outs[0]).reshape(-1)[0]))
+
+    @_produces("batch_matmul")
+    def _batch_matmul(self, op, ins, outs):
+        o = self._options(op, tflite.BatchMatMulOptions)
+        if o is not None and o.AsymmetricQuantizeInputs():
+            raise UserError(f"{self.path.name}: BATCH_MATMUL producing {outs[0]!r} quantizes its inputs at run time "
+                            "(asymmetric_quantize_inputs, a hybrid model); mcutool runs integer-only models.")
+        return "batch_matmul", ins[:2], BatchMatMulAttrs(bool(o.AdjX()) if o else False,
+                                                         bool(o.AdjY()) if o else False)
+
+    @_produces("fill")
+    def _fill(self, op, ins, outs):  # (dims, value)
+        return "fill", ins[:2], NoAttrs()
+
+    @_produces("shape")
+    def _shape(self, op, ins, outs):
+        return "shape", ins[:1], NoAttrs()
+
+    @_produces("pack")
+    def _pack(self, op, ins, outs):
+        o = self._options(op, tflite.PackOptions)
+        return "pack", ins, AxisAttrs(o.Axis() if o else 0)
+
+    @_produces("unpack")
+    def _unpack(self, op, ins, outs):
+        o = self._options(op, tflite.UnpackOptions)
+        return "unpack", ins[:1], AxisAttrs(o.Axis() if o else 0)
+
 
     @_produces("leaky_relu")
     def _leaky_relu(self, op, ins, outs):
@@ -327,16 +423,24 @@ class _Importer:
         o = self._options(op, tflite.StridedSliceOptions)
         begin, end, strides = (tuple(int(v) for v in self._const(n, what, outs[0]).reshape(-1))
                                for n, what in zip(ins[1:4], ("begin", "end", "strides")))
-        ellipsis, new_axis, offset = (o.EllipsisMask(), o.NewAxisMask(), o.Offset()) if o else (0, 0, False)
-        if ellipsis or new_axis or offset:
-            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r} has an ellipsis mask, a new-axis "
-                            f"mask or offset set ({ellipsis}, {new_axis}, {offset}); TFLite Micro's kernel ignores "
-                            "them (it sets them to 0), so it does not run this slice as TensorFlow means it, and "
-                            "neither does mcutool. Re-export the model with explicit begin/end for every axis (and a "
-                            "RESHAPE for a new axis).")
-        masks = (o.BeginMask(), o.EndMask(), o.ShrinkAxisMask()) if o else (0, 0, 0)
-        return "strided_slice", ins[:1], StridedSliceAttrs(begin, end, strides, *masks)
-
+        if o is not None and o.Offset():
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r} sets `offset` (end relative to "
+                            "begin), which TFLite Micro's kernel ignores; mcutool does not run it. Re-export the "
+                            "model with absolute end indices.")
+        masks = ((o.BeginMask(), o.EndMask(), o.EllipsisMask(), o.NewAxisMask(), o.ShrinkAxisMask()) if o
+                 else (0, 0, 0, 0, 0))
+        x = self.graph.tensor(ins[0])
+        try:
+            attrs = dense_spec(len(x.shape), begin, end, strides, *masks)
+        except ValueError as exc:
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r}: {exc}.") from None
+        if not masks[3]:  # no new axis: one op
+            return "strided_slice", ins[:1], attrs
+        # new axes only insert extents of 1: the dense slice, then a reshape to the model's output
+        y = self.graph.tensor(outs[0])
+        mid = self.graph.add_tensor(Tensor(f"{outs[0]}/dense", sliced_shape(x.shape, attrs), y.dtype, y.quant))
+        self.graph.ops.append(Op(self._name("strided_slice"), "strided_slice", ins[:1], [mid.name], attrs))
+        return "reshape", [mid.name], NoAttrs()
 
 def _pool(kind):
     def handler(self, op, ins, outs):
@@ -361,6 +465,14 @@ def _plain(kind):
         return kind, ins[:1], NoAttrs()
     handler.kind = kind
     return handler
+
+
+def _labelled(kind: str, handler):
+    """A handler shared by several builtins, labelled with the IR kind it makes for one of them."""
+    def labelled(self, op, ins, outs):
+        return handler(self, op, ins, outs)
+    labelled.kind = kind
+    return labelled
 
 
 def builtin_kinds() -> dict[str, str]:
@@ -393,4 +505,23 @@ _HANDLERS = {
     BO.DEQUANTIZE: _plain("dequantize"),
     BO.SVDF: _Importer._svdf,
     BO.UNIDIRECTIONAL_SEQUENCE_LSTM: _Importer._lstm,
+    # data movement, reductions, matmul, constant-folded shape ops (ops8b)
+    BO.ARG_MAX: _labelled("arg_max", _Importer._arg_min_max),
+    BO.ARG_MIN: _labelled("arg_min", _Importer._arg_min_max),
+    BO.BATCH_MATMUL: _Importer._batch_matmul,
+    BO.BROADCAST_TO: _Importer._broadcast_to,
+    BO.DEPTH_TO_SPACE: _Importer._depth_to_space,
+    BO.FILL: _Importer._fill,
+    BO.GATHER: _Importer._gather,
+    BO.PACK: _Importer._pack,
+    BO.REDUCE_MAX: _labelled("reduce_max", _Importer._reducer),
+    BO.RESIZE_BILINEAR: _labelled("resize_bilinear", _Importer._resize),
+    BO.RESIZE_NEAREST_NEIGHBOR: _labelled("resize_nearest_neighbor", _Importer._resize),
+    BO.SHAPE: _Importer._shape,
+    BO.SLICE: _Importer._slice,
+    BO.SPACE_TO_DEPTH: _Importer._space_to_depth,
+    BO.SPLIT: _Importer._split,
+    BO.SPLIT_V: _Importer._split_v,
+    BO.SUM: _labelled("sum", _Importer._reducer),
+    BO.UNPACK: _Importer._unpack,
 }

@@ -5,9 +5,10 @@ An op module (`mcutool/ops/<op>.py`) holds everything about one operator that is
     models), with the IR checks that make it well defined (shapes, dtypes, quantization) -- the golden model the
     generated C is compared with (mcutool/reference.py runs a graph through these);
   * its Prepare: every number TFLite computes once from scales and shapes (multipliers, clamps, tables);
-  * `kernel_params(graph, op)`: the parameter struct its runtime/ C kernel (`runtime/mcu_<op>_s8.c`) gets, for the
-    ops whose kernel is hand-written (TVM generates conv, depthwise and fully connected; codegen/binary_kernels.py
-    lays out the binary kernels).
+  * `kernel_params(graph, op)`: the parameter struct its runtime/ C kernel (`runtime/mcu_<op>_s8.c`, and
+    `mcu_<op>_s16.c` where it runs in int16: a `KERNELS` table by (input, output) dtype, `kernel.kernel_for`)
+    gets, for the ops whose kernel is hand-written (TVM generates conv, depthwise and fully connected;
+    codegen/binary_kernels.py lays out the binary kernels).
 It registers itself with `register(kind, attrs, reference, kernel, dtypes)`. Shared fixed-point math lives in
 `fixedpoint.py`, shared reference helpers in `common.py`, the kernel-parameter containers in `kernel.py`.
 Op modules import nothing of codegen, schedule or emulate. Adding an operator: one module here, its runtime/ C
@@ -52,3 +53,8 @@ def op_def(kind: str) -> OpDef | None:
 # Every operator module, imported once so that each registers its kinds.
 from mcutool.ops import (add, binary, concat, conv, fully_connected, leaky_relu, logistic, lstm, mean,  # noqa: E402,F401
                          mul, pad, pool, quantize, reshape, softmax, strided_slice, sub, svdf, transpose)
+# data movement, reductions, matmul and the constant-folded shape ops (ops8b). (Submodules `slice` and `sum`
+# become attributes of this package, as any submodule does; nothing here calls the builtins of those names.)
+from mcutool.ops import (arg_min_max, batch_matmul, broadcast_to, depth_to_space, fill, gather, pack,  # noqa: E402,F401
+                         reduce_max, resize_bilinear, resize_nearest_neighbor, shape, slice, space_to_depth, split,
+                         sum)

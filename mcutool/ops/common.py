@@ -16,8 +16,8 @@ def where(op: Op) -> str:
 
 def unsupported(op: Op, detail: str) -> UserError:
     return UserError(f"{where(op)}: {detail}. The numpy reference (mcutool/reference.py) supports int8/uint8 "
-                     "tensors with TFLite quantization (int16 ones with TFLite's 16x8 scheme where TFLite Micro "
-                     "runs the op in int16) and all-float32 ops; quantize the model, or change this layer to a "
+                     "tensors with TFLite quantization (int16 ones, TFLite's 16x8 scheme, for the ops the README "
+                     "lists as int16) and all-float32 ops; quantize the model, or change this layer to a "
                      "supported form.")
 
 
@@ -122,6 +122,17 @@ def require_same_quant(graph, op):
     if x_t.dtype in QUANTIZED_16 and not same_quant(x_t, out_t):
         raise unsupported(op, "input and output quantization differ (this op moves values without rescaling "
                           "them, as TFLite's does); insert a quantize op")
+
+
+def require_moved_values(graph, op, names):
+    """Every tensor of `names` has the dtype and quantization of the first: the op moves values without
+    rescaling them (PACK's inputs and output, SPLIT's input and outputs, GATHER's data)."""
+    first = graph.tensor(names[0])
+    for n in names[1:]:
+        t = graph.tensor(n)
+        if t.dtype != first.dtype or not same_quant(t, first):
+            raise unsupported(op, f"tensor {n!r} differs from {first.name!r} in dtype or quantization ({op.kind} "
+                              "moves values without rescaling them)")
 
 
 def weight_zero_point(op: Op, w: Tensor, channel_axis: int):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mcutool.errors import UserError
-from mcutool.ir import Op, Tensor
+from mcutool.ir import DTYPE_BYTES, Op, Tensor
 from mcutool.ops.fixedpoint import f32, requantize, requantize_multiplier
 
 INT8_MIN, INT8_MAX = -128, 127
@@ -43,9 +43,13 @@ class KernelParams:
     fields: dict
     arrays: dict[str, tuple[str, list]] = field(default_factory=dict)
     num_inputs: int = 1          # data inputs the kernel takes
-    input_array: bool = False    # inputs passed as one `const <in_ctype> *const *` (concatenation)
+    input_array: bool = False    # inputs passed as one `const <in_ctype> *const *` (concatenation, pack)
     in_ctype: str = "int8_t"     # C element type of the data inputs (the kernel's own signature)
-    out_ctype: str = "int8_t"    # C element type of the output
+    out_ctype: str = "int8_t"    # C element type of the outputs (int32_t: arg_max / arg_min indices)
+    num_outputs: int = 1         # outputs the kernel writes
+    output_array: bool = False   # outputs passed as one `<out_ctype> *const *` (split, unpack)
+    const_inputs: dict[int, str] = field(default_factory=dict)  # data input position -> companion array suffix
+    # (an operand that may be an activation or a constant, e.g. BATCH_MATMUL's: the call passes the array)
 
 
 def kernel_where(op: Op) -> str:
@@ -54,8 +58,8 @@ def kernel_where(op: Op) -> str:
 
 def kernel_error(op: Op, detail: str) -> UserError:
     return UserError(f"{kernel_where(op)}: {detail}. The firmware kernels (runtime/) run int8 tensors with TFLite's "
-                     "int8 quantization (per-tensor scale and zero point), and int16 ones with TFLite's 16x8 scheme "
-                     "(zero point 0) where TFLite Micro has an int16 kernel, of rank at most 4; change the layer or "
+                     "int8 quantization (per-tensor scale and zero point), int16 ones (TFLite's 16x8 scheme, zero "
+                     "point 0) for the ops the README lists as int16, of rank at most 4; change the layer or "
                      "quantize the model to int8.")
 
 
@@ -153,3 +157,24 @@ def check_broadcast(op: Op, a: Tensor, b: Tensor, y: Tensor) -> None:
     for t in (a, b):
         if any(d not in (1, o) for d, o in zip(dims4(t.shape), ya)):
             raise kernel_error(op, f"input {t.name!r} of shape {t.shape} does not broadcast to the output {y.shape}")
+
+
+MOVED_DTYPES = ("int8", "int16")  # what the byte-moving kernels (slice, split, concat for pack, resize_nn) take
+
+
+def check_moved(op: Op, tensors: list[Tensor], dtypes=("int8",)) -> int:
+    """A data-movement op's tensors (inputs then outputs) share one dtype of `dtypes`, scale and zero point: the
+    kernel moves values without rescaling them, as TFLite Micro's does. Returns the element size in bytes: the
+    kernels move bytes, so an int16 tensor is moved as a tensor of twice as many int8 channels (byte_dims)."""
+    first = int_qparams(op, tensors[0], "input", dtypes)
+    for t in tensors[1:]:
+        if t.dtype != tensors[0].dtype or not same_qparams(first, int_qparams(op, t, "input/output", dtypes)):
+            raise kernel_error(op, f"tensor {t.name!r} differs from {tensors[0].name!r} in dtype or quantization "
+                               f"({op.kind} moves values without rescaling them)")
+    return DTYPE_BYTES[tensors[0].dtype]
+
+
+def byte_dims(shape, element_bytes: int) -> dict:
+    """dims() of a tensor seen as bytes: the innermost extent times the element size."""
+    n, h, w, c = dims4(shape)
+    return {"n": n, "h": h, "w": w, "c": c * element_bytes}

@@ -29,15 +29,17 @@ def mean_multiplier(input_scale, output_scale, num_elements: int) -> tuple[int, 
     return fold_mean_divisor(*requantize_multiplier(input_scale, output_scale), num_elements)
 
 
-def mean_int8(x, *, axes, keep_dims, in_zp, multiplier, shift, out_zp, out_dtype="int8") -> np.ndarray:
+def mean_int8(x, *, axes, keep_dims, in_zp, multiplier, shift, out_zp, out_dtype="int8",
+              compute_sum: bool = False) -> np.ndarray:
     """MEAN, quantized (`reference/reduce.h` QuantizedMeanOrSum with compute_sum=false, which TFLite 2.14's
     reference MEAN uses for every int8/uint8 case): integer sum, then one MultiplyByQuantizedMultiplier whose
-    multiplier has 1/num_elements folded in. `multiplier`/`shift` are reduce.cc's (s_in / s_out)."""
+    multiplier has 1/num_elements folded in. `multiplier`/`shift` are reduce.cc's (s_in / s_out).
+    compute_sum=True is SUM (the same function without the 1/num_elements fold; mcutool/ops/sum.py)."""
     x64 = i64(x)
     axes = tuple(sorted({a % x64.ndim for a in axes}))
     n = int(np.prod([x64.shape[a] for a in axes], dtype=np.int64))
     total = x64.sum(axis=axes, keepdims=keep_dims)
-    m, s = fold_mean_divisor(multiplier, shift, n)
+    m, s = (multiplier, shift) if compute_sum else fold_mean_divisor(multiplier, shift, n)
     shifted_sum = wrap_int32(total - int(in_zp) * n)
     out = multiply_by_quantized_multiplier(shifted_sum, m, s) + int(out_zp)
     qmin, qmax = dtype_range(out_dtype)
