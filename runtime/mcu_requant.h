@@ -28,6 +28,15 @@
 #endif
 #endif
 
+/* The generated kernels write large int8 constant arrays as string literals exactly as long as the array
+ * (no terminating NUL; mcutool/codegen/carray.py). GCC >= 15 warns about that under -Wextra
+ * (-Wunterminated-string-initialization) unless the array is marked `nonstring`. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define MCU_NONSTRING __attribute__((nonstring))
+#else
+#define MCU_NONSTRING
+#endif
+
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
 #include <arm_acle.h>
 #define MCU_HAVE_SSAT 1

@@ -107,7 +107,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import tvm_intrin
+from . import carray, tvm_intrin
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -249,12 +249,12 @@ _CBYTES = {"int8": 1, "int16": 2, "int32": 4, "int64": 8}
 
 
 def _c_array(cname: str, values: np.ndarray, dtype: str, attr: str = "") -> str:
-    vals = np.asarray(values).reshape(-1).astype(np.int64)
-    per_line = 16 if dtype == "int8" else 8
-    rows = [", ".join(str(int(v)) for v in vals[i:i + per_line]) for i in range(0, vals.size, per_line)]
+    vals = np.asarray(values).reshape(-1)
     attr = f" {attr}" if attr else ""
-    return (f"static const {_CTYPE[dtype]} {cname}[{vals.size}]{attr} = {{\n    "
-            + ",\n    ".join(rows) + "\n};\n")
+    head = f"static const {_CTYPE[dtype]} {cname}[{vals.size}]{attr}"
+    if dtype == "int8" and vals.size >= carray.BYTES_LITERAL_MIN:  # MCU_NONSTRING: runtime/mcu_requant.h
+        return f"{head} MCU_NONSTRING =\n    {carray.int8_initializer(vals)};\n"
+    return f"{head} = {{\n    {carray.numbers(vals, 16 if dtype == 'int8' else 8)}\n}};\n"
 
 
 def _assemble(name, op, body, params, consts, in_shape, out_shape, macs, includes, schedule, tir,
