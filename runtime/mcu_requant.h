@@ -71,11 +71,19 @@ static inline int32_t mcu_requant_s8(int32_t acc, int32_t multiplier, int32_t sh
  * 31 + e >= 32, so the result is the high word shifted right by e - 1: SMLAL, SUBS/SBC, ASR.
  * `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1 are precomputed per channel.
  */
+static inline int32_t mcu_requantize_fast(int32_t acc, int32_t multiplier, int64_t round, int32_t shift_hi)
+{
+    const int64_t t = (int64_t)acc * multiplier + round - (acc < 0 ? ((int64_t)1 << 31) : 0);
+    return (int32_t)(t >> 32) >> shift_hi;
+}
+
+/* `round` and `shift_hi` of a right shift e = -shift >= 1 */
+static inline int64_t mcu_requant_round(int32_t shift) { return ((int64_t)1 << 30) + ((int64_t)1 << (30 - shift)); }
+
 static inline int32_t mcu_requant_fast_s8(int32_t acc, int32_t multiplier, int64_t round, int32_t shift_hi,
                                           int32_t out_zp, int32_t act_min, int32_t act_max)
 {
-    const int64_t t = (int64_t)acc * multiplier + round - (acc < 0 ? ((int64_t)1 << 31) : 0);
-    return mcu_clamp_s8(((int32_t)(t >> 32) >> shift_hi) + out_zp, act_min, act_max);
+    return mcu_clamp_s8(mcu_requantize_fast(acc, multiplier, round, shift_hi) + out_zp, act_min, act_max);
 }
 
 #endif /* MCU_REQUANT_H */
