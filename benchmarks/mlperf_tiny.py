@@ -16,7 +16,6 @@ the issue's (.text: code and harness, its weights being in the flatbuffer in .ro
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from mcutool.boards import load_board  # noqa: E402
-from mcutool.compiler import Options, compile_model, profile_layers, run_build  # noqa: E402
+from mcutool.compiler import Options, compile_model, function_sizes, profile_layers, run_build  # noqa: E402
 from mcutool.frontends import load_model  # noqa: E402
 from mcutool.quantize.ptq import integer_io, quantize_model  # noqa: E402
 
@@ -73,15 +72,8 @@ NAMES = {"kws": "KWS (DS-CNN)", "ad": "AD (FC autoencoder)", "vww": "VWW-shaped 
 
 
 def code_bytes(board, elf: Path) -> int:
-    """Bytes of the image's functions (symbol table, FUNC symbols): code without the constant arrays."""
-    text = subprocess.run([board.toolchain.tool("readelf"), "-sW", str(elf)], capture_output=True, text=True,
-                          check=True).stdout
-    sizes = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 8 and parts[3] == "FUNC" and parts[6] != "UND":
-            sizes[(parts[1], parts[7])] = int(parts[2], 0)
-    return sum(sizes.values())
+    """Bytes of the image's functions: code without the constant arrays."""
+    return sum(function_sizes(board, elf).values())
 
 
 def kernel_class(layer: dict, graph) -> str:
