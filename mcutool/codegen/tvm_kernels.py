@@ -334,8 +334,12 @@ class _Requant:
         self.zp, self.lo, self.hi = int(out_zp), int(act_min), int(act_max)
         if self.fast:
             e = -shift
-            cols = {"mult": (mult, "int32"), "round": ((1 << 30) + (1 << (30 + e)), "int64"),
-                    "shift_hi": (e - 1, "int32")}
+            # the output zero point rides in the rounding constant when that stays well inside int64
+            # (zp * 2^(31+e) added before the division by 2^(31+e) adds exactly zp): one ADD less per output
+            fold = bool(np.all(e <= 23))
+            round_ = (1 << 30) + (1 << (30 + e)) + (self.zp << (31 + e) if fold else 0)
+            self.zp = 0 if fold else self.zp
+            cols = {"mult": (mult, "int32"), "round": (round_, "int64"), "shift_hi": (e - 1, "int32")}
         else:
             cols = {"mult": (mult, "int32"), "shift": (shift, "int32")}
         self.consts, self.args, self.values = {}, [], []
