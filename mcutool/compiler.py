@@ -115,9 +115,10 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     placement = _place_weights(graph, board, opts)
     from .codegen.model import generate_model
     from .codegen.project import write_firmware_project, write_library
+    kernels: dict = {}  # generated kernels, reused by the next round for the layers whose placement is unchanged
     for attempt in range(MAX_PLACEMENT_ROUNDS):
         step("generating kernels (TVM)")
-        sources = generate_model(scheduled, plan, board.name, _const_sections(placement))
+        sources = generate_model(scheduled, plan, board.name, _const_sections(placement), kernels)
         if out.exists():
             shutil.rmtree(out)
         if opts.emit == "library":
