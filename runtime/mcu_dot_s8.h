@@ -230,9 +230,22 @@ MCU_DOT_INLINE void mcu_dot4_s8_w16(const int8_t* x, const int16_t* w, int32_t w
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
-#else
-    for (int32_t j = 0; j < 4; j++)
-        acc[j] = mcu_dot_w16_row(x, w + j * w_stride, n, x_offset, acc[j]);
+#else /* each input loaded and offset once for the 4 channels (RV32: 3.5 instead of 5 instructions per MAC) */
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    for (; n >= 4; n -= 4, x += 4, w += 4) {
+        for (int32_t t = 0; t < 4; t++) {
+            const int32_t xi = (int32_t)x[t] + x_offset;
+            const int32_t p = t == 1 ? 2 : t == 2 ? 1 : t; /* the lane order w0 w2 w1 w3 */
+            a0 += xi * w[p];
+            a1 += xi * w[w_stride + p];
+            a2 += xi * w[2 * w_stride + p];
+            a3 += xi * w[3 * w_stride + p];
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
 #endif
 }
 
