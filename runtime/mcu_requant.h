@@ -69,7 +69,9 @@ static inline int32_t mcu_requant_s8(int32_t acc, int32_t multiplier, int32_t sh
  *     result = floor((acc*m + 2^30 + 2^(30+e) - 2^31 [q < 0]) / 2^(31+e)).
  * [q < 0] may be replaced by [acc < 0] (m >= 0): they differ only where q == 0, and there both give 0.
  * 31 + e >= 32, so the result is the high word shifted right by e - 1: SMLAL, SUBS/SBC, ASR.
- * `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1 are precomputed per channel.
+ * `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1 are precomputed per channel. Adding zp * 2^(31+e) to `round`
+ * adds exactly zp to the result (the generated kernels and the ADD kernel fold the output zero point so, with
+ * e <= 23 keeping the sum inside int64).
  */
 static inline int32_t mcu_requantize_fast(int32_t acc, int32_t multiplier, int64_t round, int32_t shift_hi)
 {

@@ -322,7 +322,8 @@ class _Requant:
     """The output stage of a layer: its constants (TE placeholders + C arrays) and the TIR call.
 
     Right shifts >= 1 on every channel (the normal case) use `mcu_requant_fast_s8` (one SMLAL and one shift,
-    per-channel `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1, see runtime/mcu_requant.h); otherwise the
+    per-channel `round` = 2^30 + 2^(30+e) (+ zp * 2^(31+e), the output zero point, when every e <= 23) and
+    `shift_hi` = e - 1, see runtime/mcu_requant.h); otherwise the
     literal TFLite sequence `mcu_requant_s8`. Per-tensor values are inlined as immediates.
     """
 
