@@ -322,19 +322,21 @@ def bench(model, board, out, emit, no_build, **options):
 
 def _print_layer_profile(report: dict, counts: list[dict]) -> None:
     """Per layer: op, MACs, instructions (from the profiling build) and MACs per instruction."""
-    click.echo(f"\n{'layer':<32}{'op':<20}{'MACs':>12}{'instructions':>14}{'MACs/instr':>12}")
+    click.echo(f"\n{'layer':<32}{'op':<20}{'MACs':>12}{'instructions':>14}{'MACs/instr':>12}{'code B':>9}")
     rows = {layer["name"]: layer for layer in report["layers"]}
     patch = report["schedule"].get("patch")
     for count in counts:
         name, n = count["name"], count["instructions"]
+        code = None
         if name in rows:
-            op, macs = rows[name]["op"], rows[name]["macs"]
+            op, macs, code = rows[name]["op"], rows[name]["macs"], rows[name].get("code_bytes")
         elif patch and name.startswith("patch_stage"):  # the patched stage: its layers' MACs + the recomputed halo
             op, macs = "patch_stage", sum(rows[s]["macs"] for s in patch["stage_layers"] if s in rows) + patch["extra_macs"]
         else:  # a layer the scheduler inserted (an explicit pad)
             op, macs = "pad", 0
         ratio = f"{macs / n:.3f}" if n and macs else "-"
-        click.echo(f"{name[:31]:<32}{op:<20}{macs:>12,}{n:>14,}{ratio:>12}")
+        code = "shared" if code is None else f"{code:,}"  # None: a runtime kernel all such layers share
+        click.echo(f"{name[:31]:<32}{op:<20}{macs:>12,}{n:>14,}{ratio:>12}{code:>9}")
     binary = [c for c in counts if c["op"].startswith("binary_")]
     if binary:
         click.echo(f"binary layers: {sum(c['instructions'] for c in binary):,} instructions in {len(binary)} layers")

@@ -129,9 +129,10 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     placement = _place_weights(graph, board, opts)
     from .codegen.model import generate_model
     from .codegen.project import write_firmware_project, write_library
+    kernels: dict = {}  # generated kernels, reused by the next round for the layers whose placement is unchanged
     for attempt in range(MAX_PLACEMENT_ROUNDS):
         step("generating kernels (TVM)")
-        sources = generate_model(scheduled, plan, board.name, _const_sections(placement))
+        sources = generate_model(scheduled, plan, board.name, _const_sections(placement), kernels)
         if out.exists():
             shutil.rmtree(out)
         if opts.emit == "library":
@@ -161,6 +162,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
                 raise
             placement = placement.with_more(graph, overflow.extra + PLACEMENT_SLACK_BYTES)
             continue
+        _add_kernel_code_bytes(report["layers"], function_sizes(board, out / "board.elf"))
         report["memory"].update(_memory_from_elf(board, out / "board.elf", stack["bytes"]))
         report["flash"].update(_flash_from_elf(board, out / "board.elf"))
         in_flash = report["flash"]["weights_bytes"] - report["flash"]["ext_flash_weights_bytes"]
@@ -345,6 +347,33 @@ def _region_bytes(board: Board, elf: Path, region: str, loaded_only: bool = Fals
         if r.origin <= addr < r.origin + r.length and name not in (".comment",):
             total += size
     return total
+
+
+def function_sizes(board: Board, elf: Path) -> dict[str, int]:
+    """Function name -> bytes of code, from the ELF's symbol table."""
+    text = subprocess.run([board.toolchain.tool("readelf"), "-sW", str(elf)], capture_output=True, text=True,
+                          check=True).stdout
+    sizes = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[3] == "FUNC" and parts[6] != "UND":
+            sizes[parts[7]] = int(parts[2], 0)
+    return sizes
+
+
+def _add_kernel_code_bytes(layers: list[dict], functions: dict[str, int]) -> None:
+    """layers[i]["code_bytes"]: the bytes of the functions generated for that layer (`L_<layer>` and its
+    helpers `L_<layer>_...`; a function goes to the longest layer name it starts with); None for a layer that
+    calls a shared runtime kernel (mcu_<op>_s8, whose code all such layers share)."""
+    from .codegen.carray import c_identifier
+    prefix = {"L_" + c_identifier(r["name"]): r for r in layers}
+    for r in layers:
+        r["code_bytes"] = 0 if r["kernel"] == "tvm" else None
+    for fn, size in functions.items():
+        owners = [p for p in prefix if fn == p or fn.startswith(p + "_")]
+        if owners:
+            r = prefix[max(owners, key=len)]
+            r["code_bytes"] = (r["code_bytes"] or 0) + size
 
 
 def _memory_from_elf(board: Board, elf: Path, stack: int) -> dict:

@@ -28,6 +28,15 @@
 #endif
 #endif
 
+/* The generated kernels write large int8 constant arrays as string literals exactly as long as the array
+ * (no terminating NUL; mcutool/codegen/carray.py). GCC >= 15 warns about that under -Wextra
+ * (-Wunterminated-string-initialization) unless the array is marked `nonstring`. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define MCU_NONSTRING __attribute__((nonstring))
+#else
+#define MCU_NONSTRING
+#endif
+
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
 #include <arm_acle.h>
 #define MCU_HAVE_SSAT 1
@@ -60,13 +69,23 @@ static inline int32_t mcu_requant_s8(int32_t acc, int32_t multiplier, int32_t sh
  *     result = floor((acc*m + 2^30 + 2^(30+e) - 2^31 [q < 0]) / 2^(31+e)).
  * [q < 0] may be replaced by [acc < 0] (m >= 0): they differ only where q == 0, and there both give 0.
  * 31 + e >= 32, so the result is the high word shifted right by e - 1: SMLAL, SUBS/SBC, ASR.
- * `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1 are precomputed per channel.
+ * `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1 are precomputed per channel. Adding zp * 2^(31+e) to `round`
+ * adds exactly zp to the result (the generated kernels and the ADD kernel fold the output zero point so, with
+ * e <= 23 keeping the sum inside int64).
  */
+static inline int32_t mcu_requantize_fast(int32_t acc, int32_t multiplier, int64_t round, int32_t shift_hi)
+{
+    const int64_t t = (int64_t)acc * multiplier + round - (acc < 0 ? ((int64_t)1 << 31) : 0);
+    return (int32_t)(t >> 32) >> shift_hi;
+}
+
+/* `round` and `shift_hi` of a right shift e = -shift >= 1 */
+static inline int64_t mcu_requant_round(int32_t shift) { return ((int64_t)1 << 30) + ((int64_t)1 << (30 - shift)); }
+
 static inline int32_t mcu_requant_fast_s8(int32_t acc, int32_t multiplier, int64_t round, int32_t shift_hi,
                                           int32_t out_zp, int32_t act_min, int32_t act_max)
 {
-    const int64_t t = (int64_t)acc * multiplier + round - (acc < 0 ? ((int64_t)1 << 31) : 0);
-    return mcu_clamp_s8(((int32_t)(t >> 32) >> shift_hi) + out_zp, act_min, act_max);
+    return mcu_clamp_s8(mcu_requantize_fast(acc, multiplier, round, shift_hi) + out_zp, act_min, act_max);
 }
 
 #endif /* MCU_REQUANT_H */

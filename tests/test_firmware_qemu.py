@@ -4,6 +4,7 @@ The expected outputs come from mcutool.reference, which tests/test_reference_mod
 tflite-runtime's BUILTIN_REF and TFLite Micro bit for bit.
 """
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -85,6 +86,25 @@ def test_report_json_reads_the_elf(tmp_path):
     assert report["flash"]["used_bytes"] > report["flash"]["weights_bytes"]
     assert {layer["kernel"] for layer in report["layers"] if layer["macs"]} == {"tvm"}
     assert report["build"]["objects_sha256"]["model.c.o"]
+
+
+def test_report_json_gives_each_generated_kernels_code_bytes(tmp_path):
+    """layers[].code_bytes: the sizes objdump's symbol table gives for the layer's functions (L_<layer> and
+    any L_<layer>_... helper GCC did not inline); None for layers that call a shared runtime kernel."""
+    require_board_tools("stm32f746")
+    out = tmp_path / "proj"
+    compile_model(shared_model("kws_ref_model.tflite"), "stm32f746", out, Options())
+    report = json.loads((out / "report.json").read_text())
+    table = subprocess.run(["arm-none-eabi-objdump", "-t", str(out / "board.elf")], capture_output=True, text=True,
+                           check=True).stdout
+    # "<address> <scope> F <section>\t<size> <name>" for functions
+    funcs = {ln.split()[-1]: int(ln.split()[-2], 16) for ln in table.splitlines() if " F " in ln}
+    layers = {r["name"]: r for r in report["layers"]}
+    for name in ("depthwise_conv2d_0", "conv2d_1", "fully_connected_0"):
+        own = [f for f in funcs if f == "L_" + name or f.startswith("L_" + name + "_")]
+        assert own and layers[name]["code_bytes"] == sum(funcs[f] for f in own) > 0
+    assert layers["softmax_0"]["code_bytes"] is None and layers["avg_pool2d_0"]["code_bytes"] is None
+    assert all(r["code_bytes"] > 0 for r in report["layers"] if r["kernel"] == "tvm")
 
 
 def test_same_inputs_give_identical_sources_and_objects(tmp_path):

@@ -198,6 +198,25 @@ def binary_cases(rng) -> list[Case]:
     return cases
 
 
+def add_table_cases(rng) -> list[Case]:
+    """Same-shaped ADDs of >= 1024 elements, which runtime/mcu_add_s8.c computes through per-input tables of
+    the 256 int8 values: right-shifted output multipliers (the usual case) and one in [1/2, 1) (shift 0)."""
+    configs = [
+        # shape, (s1, z1), (s2, z2), (so, zo), act
+        ((1, 16, 16, 8), (0.05, -3), (0.07, 12), (0.1, 2), "none"),
+        ((1, 8, 8, 20), (0.02, -128), (0.9, 100), (0.3, -10), "relu6"),
+        ((2, 32, 17), (0.0123, 127), (0.0123, -128), (0.03, -128), "relu"),
+        ((1, 4, 16, 16), (0.5, 7), (0.25, -9), (1.4e-6, 0), "none"),  # output multiplier 0.68: shift 0
+    ]
+    cases = []
+    for i, (shape, q1, q2, qo, act) in enumerate(configs):
+        s = Spec(f"add_table_{i}")
+        a, b, y = s.t("a", shape, *q1), s.t("b", shape, *q2), s.t("y", shape, *qo)
+        op = Op(f"add_table_{i}", "add", [a, b], [y], ElementwiseAttrs(activation=act))
+        cases.append(s.case(op, "ADD", [a, b], "AddOptions", rng=rng, FusedActivationFunction=_ACT_TFL[act]))
+    return cases
+
+
 def softmax_cases(rng) -> list[Case]:
     cases = []
     configs = [((1, 10), 0.1, 5, 1.0), ((1, 10), 0.02, -10, 1.0), ((2, 3, 17), 0.5, 0, 1.0),
@@ -330,7 +349,8 @@ def quantize_cases(rng) -> list[Case]:
 def all_cases() -> list[Case]:
     rng = np.random.default_rng(20240531)
     return (pool_cases(rng) + binary_cases(rng) + softmax_cases(rng) + logistic_cases(rng) + pad_cases(rng)
-            + transpose_cases(rng) + mean_cases(rng) + concat_cases(rng) + quantize_cases(rng))
+            + transpose_cases(rng) + mean_cases(rng) + concat_cases(rng) + quantize_cases(rng)
+            + add_table_cases(np.random.default_rng(11)))
 
 
 # ============================================================================ the C harness

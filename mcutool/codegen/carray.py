@@ -28,3 +28,25 @@ def c_array(name: str, values: np.ndarray, ctype: str | None = None, per_line: i
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     body = ",\n    ".join(lines)
     return f"static const {ctype} {name}[{len(items)}]{attr} = {{\n    {body}\n}};\n"
+
+
+# int8 arrays of at least this many values are written as a string literal ("\x01\xff..."): GCC parses one
+# string token per line instead of an initializer element per value (MobileNetV2-1.0's 3.5 MB of weights: model.c
+# compiles in 3.3 s instead of 14 s). C11 6.7.9 (14) allows a character array, int8_t included, to be initialized by
+# a string literal; with the array's size given, the literal's terminating NUL is not stored.
+BYTES_LITERAL_MIN = 64
+
+_HEX = [f"\\x{b:02x}" for b in range(256)]
+
+
+def int8_initializer(values: np.ndarray) -> str:
+    """The initializer of an int8 array, as a string literal 32 bytes to a line (see BYTES_LITERAL_MIN)."""
+    data = np.asarray(values).astype(np.int8).reshape(-1).tobytes()
+    lines = ['"' + "".join(_HEX[b] for b in data[i:i + 32]) + '"' for i in range(0, len(data), 32)]
+    return "\n    ".join(lines)
+
+
+def numbers(values: np.ndarray, per_line: int) -> str:
+    """Integer values as C initializer elements, `per_line` to a line."""
+    items = [str(v) for v in np.asarray(values).reshape(-1).astype(np.int64).tolist()]
+    return ",\n    ".join(", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line))

@@ -16,16 +16,22 @@ RUNTIME_KINDS = tuple(sorted(kind for kind, spec in OPS.items() if spec.kernel i
 def tvm_layer(ctx: Context, op: Op) -> LayerCode:
     name = ctx.prefix(op)
     line = ctx.plan.line_buffers.get(op.name)
-    try:
-        if line is not None:  # in place over its input, through the line buffer (schedule/inplace.py)
-            k = row_inplace.row_kernel(ctx.graph, op, row_buffer(ctx.graph, op), name, ctx.const_attr(op))
-        else:
-            k = tvm_kernels.kernel_for_op(ctx.graph, op, name=name, const_attr=ctx.const_attr(op))
-    except ValueError as exc:
-        raise UserError(f"layer {op.name!r} ({op.kind}) cannot be compiled to firmware: {exc}.") from None
+    key = (op.name, ctx.const_attr(op))
+    if key not in ctx.kernels:
+        ctx.kernels[key] = _generate(ctx, op, name, line is not None)
+    k = ctx.kernels[key]
     second = f"(int8_t *)(arena + {line[0]}u)" if line is not None else ctx.ptr(op.outputs[0])
     call = f"{name}({ctx.ptr(op.inputs[0])}, {second});"
     return LayerCode(op.name, op.kind, k.source, call, "tvm")
+
+
+def _generate(ctx: Context, op: Op, name: str, in_place: bool) -> tvm_kernels.Kernel:
+    try:
+        if in_place:  # over its input, through the line buffer (schedule/inplace.py)
+            return row_inplace.row_kernel(ctx.graph, op, row_buffer(ctx.graph, op), name, ctx.const_attr(op))
+        return tvm_kernels.kernel_for_op(ctx.graph, op, name=name, const_attr=ctx.const_attr(op))
+    except ValueError as exc:
+        raise UserError(f"layer {op.name!r} ({op.kind}) cannot be compiled to firmware: {exc}.") from None
 
 
 @emitter(*RUNTIME_KINDS)

@@ -33,6 +33,9 @@ class Context:
     graph: Graph
     plan: ArenaPlan
     sections: dict[str, str] = field(default_factory=dict)  # layer -> linker section of its constants (".ext_flash")
+    # generated kernels by (layer, constants' section), kept across the calls of one compile: when the link asks
+    # for more weights in ext_flash, only the layers whose section changed are generated again
+    kernels: dict = field(default_factory=dict)
 
     def const_attr(self, op: Op) -> str:
         """The attribute that puts `op`'s constant arrays in their section ('' for the default, .rodata)."""
@@ -75,10 +78,11 @@ def _reshape(ctx: Context, op: Op) -> LayerCode:
                      f"arena + {ctx.plan.offsets[src]}u, {nbytes}u);", "template")
 
 
-def emit_layers(graph: Graph, plan: ArenaPlan, sections: dict[str, str] | None = None) -> list[LayerCode]:
+def emit_layers(graph: Graph, plan: ArenaPlan, sections: dict[str, str] | None = None,
+                kernel_cache: dict | None = None) -> list[LayerCode]:
     from . import kernels, patch_stage  # noqa: F401  (register the emitters of the remaining op kinds)
 
-    ctx = Context(graph, plan, dict(sections or {}))
+    ctx = Context(graph, plan, dict(sections or {}), {} if kernel_cache is None else kernel_cache)
     layers = []
     for op in graph.ops:
         fn = EMITTERS.get(op.kind)
@@ -112,11 +116,12 @@ def _states(graph: Graph) -> list[dict]:
     return out
 
 
-def generate_model(graph: Graph, plan: ArenaPlan, board: str,
-                   sections: dict[str, str] | None = None) -> dict[str, str]:
+def generate_model(graph: Graph, plan: ArenaPlan, board: str, sections: dict[str, str] | None = None,
+                   kernel_cache: dict | None = None) -> dict[str, str]:
     """The sources model.c and model.h, as {file name: text}. `sections`: layer name -> the linker section its
-    constants go to (".ext_flash"); other layers' constants stay in .rodata."""
-    layers = emit_layers(graph, plan, sections)
+    constants go to (".ext_flash"); other layers' constants stay in .rodata. `kernel_cache`: a dict the caller
+    passes to every call for the same graph and plan (generated kernels are reused from it)."""
+    layers = emit_layers(graph, plan, sections, kernel_cache)
     inputs, outputs = _io(graph, plan, graph.inputs), _io(graph, plan, graph.outputs)
     ctypes = {t["ctype"] for t in inputs + outputs}
     values = {

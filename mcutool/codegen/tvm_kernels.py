@@ -107,7 +107,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import tvm_intrin
+from . import carray, tvm_intrin
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -249,12 +249,12 @@ _CBYTES = {"int8": 1, "int16": 2, "int32": 4, "int64": 8}
 
 
 def _c_array(cname: str, values: np.ndarray, dtype: str, attr: str = "") -> str:
-    vals = np.asarray(values).reshape(-1).astype(np.int64)
-    per_line = 16 if dtype == "int8" else 8
-    rows = [", ".join(str(int(v)) for v in vals[i:i + per_line]) for i in range(0, vals.size, per_line)]
+    vals = np.asarray(values).reshape(-1)
     attr = f" {attr}" if attr else ""
-    return (f"static const {_CTYPE[dtype]} {cname}[{vals.size}]{attr} = {{\n    "
-            + ",\n    ".join(rows) + "\n};\n")
+    head = f"static const {_CTYPE[dtype]} {cname}[{vals.size}]{attr}"
+    if dtype == "int8" and vals.size >= carray.BYTES_LITERAL_MIN:  # MCU_NONSTRING: runtime/mcu_requant.h
+        return f"{head} MCU_NONSTRING =\n    {carray.int8_initializer(vals)};\n"
+    return f"{head} = {{\n    {carray.numbers(vals, 16 if dtype == 'int8' else 8)}\n}};\n"
 
 
 def _assemble(name, op, body, params, consts, in_shape, out_shape, macs, includes, schedule, tir,
@@ -329,7 +329,8 @@ class _Requant:
     """The output stage of a layer: its constants (TE placeholders + C arrays) and the TIR call.
 
     Right shifts >= 1 on every channel (the normal case) use `mcu_requant_fast_s8` (one SMLAL and one shift,
-    per-channel `round` = 2^30 + 2^(30+e) and `shift_hi` = e - 1, see runtime/mcu_requant.h); otherwise the
+    per-channel `round` = 2^30 + 2^(30+e) (+ zp * 2^(31+e), the output zero point, when every e <= 23) and
+    `shift_hi` = e - 1, see runtime/mcu_requant.h); otherwise the
     literal TFLite sequence `mcu_requant_s8`. Per-tensor values are inlined as immediates.
     """
 
@@ -341,8 +342,12 @@ class _Requant:
         self.zp, self.lo, self.hi = int(out_zp), int(act_min), int(act_max)
         if self.fast:
             e = -shift
-            cols = {"mult": (mult, "int32"), "round": ((1 << 30) + (1 << (30 + e)), "int64"),
-                    "shift_hi": (e - 1, "int32")}
+            # the output zero point rides in the rounding constant when that stays well inside int64
+            # (zp * 2^(31+e) added before the division by 2^(31+e) adds exactly zp): one ADD less per output
+            fold = bool(np.all(e <= 23))
+            round_ = (1 << 30) + (1 << (30 + e)) + (self.zp << (31 + e) if fold else 0)
+            self.zp = 0 if fold else self.zp
+            cols = {"mult": (mult, "int32"), "round": (round_, "int64"), "shift_hi": (e - 1, "int32")}
         else:
             cols = {"mult": (mult, "int32"), "shift": (shift, "int32")}
         self.consts, self.args, self.values = {}, [], []
