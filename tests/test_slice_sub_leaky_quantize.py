@@ -147,8 +147,10 @@ def test_quantize_requantizes(in_dtype, out_dtype, s_in, s_out, tmp_path):
 
 def test_float_model_with_sub_leaky_relu_and_strided_slice_quantizes(tmp_path):
     """A float model with these ops goes through post-training quantization (the slice keeps its input's
-    quantization; calibration batches a slice whose batch range is [0, 1)), and its int8 firmware graph, built on
-    the host, equals the reference; the int8 result stays within two output steps of the float one."""
+    quantization; calibration batches a slice whose batch range is [0, 1)): the int8 result stays within two
+    output steps of the float one, the written TFLite file runs in tflite-runtime and TFLite Micro as the
+    reference does, and the int8 firmware graph built on the host equals the reference."""
+    from mcutool.export.tflite import write_tflite
     from mcutool.quantize.ptq import calibrate, integer_io, quantize_graph
 
     b = ModelBuilder()
@@ -174,6 +176,10 @@ def test_float_model_with_sub_leaky_relu_and_strided_slice_quantizes(tmp_path):
     xs = {"x": rng.normal(size=(1, 6, 8, 4)).astype(np.float32), "c": rng.normal(size=(1, 1, 1, 4)).astype(np.float32)}
     step = float(fw.tensor("y").quant.scale[0])
     assert np.abs(reference.run(qgraph, xs)["y"] - reference.run(graph, xs)["y"]).max() <= 2 * step
+    (tmp_path / "q.tflite").write_bytes(write_tflite(qgraph))  # what `mcutool quantize` writes
+    for oracle in (RefInterpreter, MicroInterpreter):
+        got = oracle(tmp_path / "q.tflite")(xs["x"], xs["c"])[0]
+        assert np.array_equal(got, reference.run(qgraph, xs)["y"]), oracle.__name__
     lib, options = tmp_path / "lib", Options(emit="library", calib=_npz(tmp_path, calib))
     compile_model(tmp_path / "f.tflite", "stm32f746", lib, options)
     fw, _ = firmware_graph(tmp_path / "f.tflite", options)  # what the firmware computes
