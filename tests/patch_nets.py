@@ -13,6 +13,9 @@ tests/tflite_builder.py. Specs:
     ("gap",)                                     MEAN over H, W (keep dims) then RESHAPE to (1, C)
     ("nchw",)   (first only) the model's input is NCHW and a TRANSPOSE to NHWC comes first (PyTorch exports)
     ("fc", n)
+
+`build_net(..., explicit_pad=True)` writes every padded 3x3 conv/depthwise ("SAME", and the block's depthwise)
+as PyTorch -> ONNX -> TensorFlow exports do: a PAD of 1 on every side, then the conv with VALID padding.
 """
 from __future__ import annotations
 
@@ -226,7 +229,14 @@ def calibration_images(rng, n: int, shape) -> np.ndarray:
     return np.clip(out, -1, 1)
 
 
-def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> Path:
+def _padded_conv(net: _Net, x, out_c, k, s, padding, act, explicit_pad: bool, depthwise=False, d=1):
+    """A conv; with `explicit_pad`, a SAME 3x3 one as an exporter writes it (PAD 1 on each side, VALID)."""
+    if explicit_pad and padding == "SAME" and k == 3 and d == 1:
+        x, padding = net.pad(x, 1, 1, 1, 1), "VALID"
+    return net.conv(x, out_c, k, s, padding, act, depthwise=depthwise, d=d)
+
+
+def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8, explicit_pad: bool = False) -> Path:
     """The int8 model of `specs` for an NHWC `in_shape` (the model takes it as NCHW after ("nchw",))."""
     rng = np.random.default_rng(seed)
     images = calibration_images(rng, n_calib, in_shape)
@@ -236,10 +246,10 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> P
     for spec in specs[1:] if nchw else specs:
         kind, args = spec[0], spec[1:]
         if kind == "conv":
-            x = net.conv(x, *args)
+            x = _padded_conv(net, x, *args, explicit_pad)
         elif kind == "dwconv":
             k, s, padding, act, *d = args
-            x = net.conv(x, None, k, s, padding, act, depthwise=True, d=d[0] if d else 1)
+            x = _padded_conv(net, x, None, k, s, padding, act, explicit_pad, depthwise=True, d=d[0] if d else 1)
         elif kind == "pad":
             x = net.pad(x, *args)
         elif kind in ("maxpool", "avgpool"):
@@ -248,7 +258,7 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> P
             t, out_c, s = args
             c = net.values[x].shape[3]
             h = net.conv(x, c * t, 1, 1, "VALID", "RELU6") if t != 1 else x
-            h = net.conv(h, None, 3, s, "SAME", "RELU6", depthwise=True)
+            h = _padded_conv(net, h, None, 3, s, "SAME", "RELU6", explicit_pad, depthwise=True)
             h = net.conv(h, out_c, 1, 1, "VALID", "NONE")
             x = net.add(x, h) if s == 1 and c == out_c else h
         elif kind == "gap":

@@ -21,6 +21,7 @@ from mcutool.errors import UserError
 from mcutool.frontends import load_model
 from mcutool.schedule import patch
 from mcutool.schedule.arena import plan_arena
+from mcutool.schedule.padding import fold_pads
 from patch_nets import MOBILENETV2_035, assert_not_degenerate, build_net, sample_images
 from tflite_builder import RefInterpreter
 
@@ -103,7 +104,7 @@ def test_stage_spans_residual_blocks_and_stops_at_padded_average_pool(nets):
     assert [(c.src, c.shape[:2], c.dy, c.dx) for c in plan.crops] == [(6, (4, 4), 1, 1)]
     g = load_model(nets["k5_then_padded_avgpool"])
     assert [op.kind for op in patch.stage_ops(g)] == ["conv2d", "depthwise_conv2d", "max_pool2d"]
-    g = load_model(nets["nchw_transpose_pad"])  # a PyTorch-style NCHW input: the transpose stays outside
+    g = load_model(nets["nchw_transpose_pad"])  # a PyTorch-style NCHW input: the transpose is no stage layer
     assert g.ops[0].kind == "transpose" and [op.kind for op in patch.stage_ops(g)] == [
         "pad", "conv2d", "depthwise_conv2d", "conv2d"]
 
@@ -120,7 +121,7 @@ def _check_patched(graph, images, grids=(2, 3, 4)):
             got = patch.run(rewritten, {graph.inputs[0]: x})
             for name in graph.outputs:
                 assert np.array_equal(got[name], want[name]), f"split {plan.split_layer}, grid {plan.grid}"
-            stage_out = patch.run_stage(graph, plan, want[plan.tensors[0]])
+            stage_out = patch.run_stage(graph, plan, want[plan.source])
             assert np.array_equal(stage_out, want[plan.tensors[-1]]), f"split {plan.split_layer}, grid {plan.grid}"
     return plans
 
@@ -135,6 +136,24 @@ def test_patched_equals_layer_by_layer(nets, name):
         assert np.array_equal(oracle(x)[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
     plans = _check_patched(graph, images[:3])
     assert {p.grid for p in plans} == {2, 3, 4} and len({p.split for p in plans}) >= 2
+
+
+def test_exporter_pads_fold_and_the_tile_load_reads_nchw(nets):
+    """A PAD before a VALID conv becomes the conv's padding (same quantization: the fill is the zero point);
+    the NCHW -> NHWC transpose of the input is absorbed by the tile load, so neither copy exists whole."""
+    graph = load_model(nets["nchw_transpose_pad"])
+    folded = fold_pads(graph)
+    assert [op.kind for op in folded.ops][:2] == ["transpose", "conv2d"] and folded.ops[1].attrs.pads == (1, 1, 1, 1)
+    images = sample_images(graph, 3, seed=101)
+    for x in images:  # folding is exact: the layer-by-layer reference gives the same output
+        assert np.array_equal(reference.run(folded, {graph.inputs[0]: x})[graph.outputs[0]],
+                              reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+    plans = _check_patched(folded, images)
+    assert all(p.transpose is folded.ops[0] and p.source == graph.inputs[0] for p in plans)
+    rewritten = patch.apply_plan(folded, plans[0])
+    assert "transpose" not in [op.kind for op in rewritten.ops] and rewritten.ops[0].inputs == graph.inputs
+    # 18x18x3 input (972 B), 9x9x8 after the stride-2 conv (648 B): the transposed copy would add 972 B
+    assert folded.tensors[folded.ops[0].outputs[0]].nbytes == 972 and folded.ops[0].outputs[0] not in rewritten.tensors
 
 
 def test_patched_kws_equals_layer_by_layer():
@@ -251,7 +270,7 @@ def test_mobilenetv2_224_fits_stm32f746_with_patches_bit_exact(mobilenet, tmp_pa
     assert info["instructions"] > report["macs"] / 2
 
 
-@pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("k5_then_padded_avgpool", 4)])
+@pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("k5_then_padded_avgpool", 4), ("nchw_transpose_pad", 3)])
 def test_patched_library_under_asan_on_the_host(nets, name, grid, tmp_path):
     """The tile loop's copies and fills stay inside the arena (AddressSanitizer, arena of exactly its size)."""
     import subprocess
@@ -299,3 +318,53 @@ def test_sram_budget_patches_to_fit_and_refuses_what_cannot(nets, tmp_path):
     with pytest.raises(UserError, match="no patch plan fits the SRAM budget of 1,024 bytes"):
         compile_model(nets["pad_maxpool"], "stm32f746", tmp_path / "b", Options(sram_budget_kib=1))
     assert not (tmp_path / "b").exists()  # refused before any project was written
+
+
+# ----------------------------------------------------------------------- "does not fit" from the plan (issue 12)
+
+# 96x96x3 input (27,648 B) -> 48x48x8 (18,432 B) -> 24x24x8 (4,608 B): layer by layer the first conv needs its
+# input and output, 46,080 B. Any patch plan keeps the whole input and the split layer's whole output, at least
+# 27,648 + 4,608 = 32,256 B: more than hifive1-revb's 16 KiB, however the tiles are cut.
+TOO_BIG = ([("conv", 8, 3, 2, "SAME", "RELU"), ("conv", 8, 3, 2, "SAME", "RELU6"), ("gap",), ("fc", 10)],
+           (1, 96, 96, 3), 3)
+SMALLEST = re.compile(r"smallest arena any patch plan reaches is ([\d,]+) bytes \((\d+)x\d+ patches up to (\S+), "
+                      r"\+([\d.]+) % MACs\), i\.e\. at least ([\d,]+) bytes of SRAM")
+
+
+@pytest.fixture(scope="module")
+def too_big(tmp_path_factory):
+    specs, shape, seed = TOO_BIG
+    return build_net(tmp_path_factory.mktemp("too_big") / "too_big.tflite", specs, shape, seed=seed)
+
+
+def test_does_not_fit_is_decided_from_the_plan_before_any_kernel(too_big, tmp_path, monkeypatch):
+    import mcutool.codegen.model as codegen_model
+
+    def no_kernels(*args, **kwargs):
+        raise AssertionError("kernels were generated for a model that cannot fit")
+    monkeypatch.setattr(codegen_model, "generate_model", no_kernels)
+    start = time.perf_counter()
+    with pytest.raises(UserError) as err:
+        compile_model(too_big, "hifive1-revb", tmp_path / "p", Options())
+    seconds = time.perf_counter() - start
+    message = str(err.value)
+    assert "does not fit hifive1-revb" in message and "16,384 are available" in message
+    found = SMALLEST.search(message)
+    assert found, message
+    arena, grid, split, _, sram = found.groups()
+    arena, sram = int(arena.replace(",", "")), int(sram.replace(",", ""))
+    assert 27_648 + 4_608 <= arena < 46_080 and sram == arena + 256  # bounds by hand (above); 256 B least stack
+    assert split == "conv2d_1"  # the only split whose output is smaller than the first conv's
+    assert "--patch auto" not in message  # it is the default, already in use
+    assert not (tmp_path / "p").exists()
+    print(f"\ndoes-not-fit decided in {seconds:.2f} s")
+
+
+def test_does_not_fit_suggests_only_options_not_in_use(too_big, tmp_path):
+    from test_bad_input import assert_clear_error, run_cli
+    off = run_cli("compile", too_big, "--board", "hifive1-revb", "-o", tmp_path / "a", "--patch", "off")
+    assert_clear_error(off, "does not fit hifive1-revb", "--patch auto")
+    assert "layer by layer: --patch off" in off.stderr
+    auto = run_cli("compile", too_big, "--board", "hifive1-revb", "-o", tmp_path / "b")
+    assert_clear_error(auto, "does not fit hifive1-revb", "smallest arena any patch plan reaches")
+    assert "--patch auto" not in auto.stderr

@@ -189,6 +189,12 @@ class PatchPlan:
     offsets: dict[str, int] = field(default_factory=dict)  # tile buffer -> byte offset in the scratch tensor
     scratch_bytes: int = 0
     tile: Graph | None = field(default=None, repr=False)  # one tile as a graph (see tile_graph)
+    transpose: Op | None = None  # an NCHW -> NHWC transpose of a graph input the tile load does instead
+
+    @property
+    def source(self) -> str:
+        """The tensor the tile load reads: the stage input, or the NCHW graph input it is a transpose of."""
+        return self.transpose.inputs[0] if self.transpose else self.tensors[0]
 
     @property
     def split_layer(self) -> str:
@@ -302,6 +308,21 @@ def _tile_regions(graph: Graph, ops: list[Op], index: dict[str, int], out_region
     return regions, needs
 
 
+NCHW_TO_NHWC = (0, 2, 3, 1)
+
+
+def _absorbed_transpose(graph: Graph, ops: list[Op]) -> Op | None:
+    """The NCHW -> NHWC transpose of a graph input that makes the stage input, when only the stage reads it: the
+    tile load then reads the NCHW input through strides and the transposed copy never exists."""
+    name = ops[0].inputs[0]
+    producer = next((op for op in graph.ops if name in op.outputs), None)
+    if producer is None or producer.kind != "transpose" or producer.inputs[0] not in graph.inputs \
+            or tuple(producer.attrs.perm) != NCHW_TO_NHWC or name in graph.outputs:
+        return None
+    inside = {op.name for op in ops}
+    return producer if all(c.name in inside for c in graph.consumers()[name]) else None
+
+
 def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan:
     """The plan for ops stage[0..split] on a grid x grid tiling of stage[split]'s output."""
     if not valid_split(graph, stage, split):
@@ -348,7 +369,8 @@ def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan
         per_patch += op_macs(graph, op) // (out.shape[1] * out.shape[2]) * shapes[i + 1][0] * shapes[i + 1][1]
     plan = PatchPlan(split, grid, ops, tensors, shapes, full, origins, fills, crops=crops,
                      stage_macs=sum(op_macs(graph, op) for op in ops), patched_macs=per_patch * grid * grid,
-                     model_macs=sum(op_macs(graph, op) for op in graph.ops))
+                     model_macs=sum(op_macs(graph, op) for op in graph.ops),
+                     transpose=_absorbed_transpose(graph, ops))
     for i in range(len(ops)):
         plan.steps += [("crop", c) for c in crops if reads.get((i, 0)) == c.name or reads.get((i, 1)) == c.name]
         plan.steps.append(("op", i))
@@ -363,7 +385,7 @@ def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan
 
 def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
     """A copy of `graph` whose ops[0..split] are one `patch_stage` op; the original graph is left as is."""
-    inner = set(plan.tensors[1:-1])
+    inner = set(plan.tensors[1:-1]) | ({plan.tensors[0]} if plan.transpose else set())
     g = Graph(graph.name, {n: t for n, t in graph.tensors.items() if n not in inner},
               inputs=list(graph.inputs), outputs=list(graph.outputs))
     name = STAGE_OP
@@ -373,9 +395,10 @@ def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
     while scratch in g.tensors:
         scratch += "_"
     g.add_tensor(Tensor(scratch, (plan.scratch_bytes,), "int8"))
-    stage = Op(name, STAGE_OP, [plan.tensors[0]], [plan.tensors[-1], scratch], PatchStageAttrs(plan))
+    stage = Op(name, STAGE_OP, [plan.source], [plan.tensors[-1], scratch], PatchStageAttrs(plan))
     first = next(i for i, op in enumerate(graph.ops) if op is plan.ops[0])
-    g.ops = list(graph.ops[:first]) + [stage] + list(graph.ops[first + plan.split + 1:])
+    g.ops = [op for op in graph.ops[:first] if op is not plan.transpose] + [stage] \
+        + list(graph.ops[first + plan.split + 1:])
     g.validate()
     return g
 
@@ -407,6 +430,12 @@ def candidates(graph: Graph, grids=None) -> list[PatchPlan]:
     return plans
 
 
+def lowest_plan(graph: Graph) -> PatchPlan | None:
+    """The plan of any (split, grid) with the lowest arena (ties: fewer extra MACs), whatever its overhead."""
+    plans = candidates(graph)
+    return min(plans, key=lambda p: (p.arena_bytes, p.extra_macs)) if plans else None
+
+
 def parse_mode(value: str | int) -> str | int:
     """'auto' | 'off' | N (an int >= 1); anything else is the user's error."""
     if isinstance(value, int):
@@ -428,7 +457,8 @@ def positions_in(graph: Graph, scheduled: Graph) -> list[int]:
     index = {op.name: i for i, op in enumerate(scheduled.ops)}
     for i, op in enumerate(scheduled.ops):
         if op.kind == STAGE_OP:
-            index.update({inner.name: i for inner in op.attrs.plan.ops})
+            plan = op.attrs.plan
+            index.update({inner.name: i for inner in plan.ops + ([plan.transpose] if plan.transpose else [])})
     return [index[op.name] for op in graph.ops]
 
 
@@ -503,6 +533,8 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray) -> np.ndarray:
     the generated C runs, step for step)."""
     from .. import reference
     tile = plan.tile
+    if plan.transpose:  # x is the NCHW graph input; the load reads it through strides
+        x = x.transpose(NCHW_TO_NHWC)
     out = np.zeros((1,) + plan.full[-1], dtype=x.dtype)
     last = len(plan.ops)
     for org in plan.origins:
