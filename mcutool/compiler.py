@@ -24,7 +24,7 @@ from .schedule.arena import arena_in_use_per_op
 from .schedule.liveness import layerwise_peak_bytes
 from .schedule.order import schedule_ops
 from .schedule.padding import explicit_row_padding, fold_pads
-from .schedule.patch import apply_plan, choose_plan, parse_mode
+from .schedule.patch import choose_plan, parse_mode
 from .schedule.weight_placement import EXT_FLASH, WeightPlacement, place_weights
 from .summary import layer_rows
 
@@ -109,11 +109,12 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(fold_pads(graph))
     choice = _choose_patch(graph, board, opts)
-    scheduled = apply_plan(graph, choice.plan) if choice.plan else graph
-    if choice.plan:
-        p = choice.plan
+    scheduled = choice.apply(graph)
+    for p in choice.plans:
         step(f"patch plan: layers {p.ops[0].name}..{p.split_layer} on a {p.grid}x{p.grid} grid, "
-             f"+{p.extra_macs_pct:.1f} % MACs, arena {p.arena_bytes:,} B instead of {choice.unpatched_bytes:,} B")
+             f"+{p.extra_macs_pct:.1f} % MACs")
+    if choice.plan:
+        step(f"patched arena {choice.arena_bytes:,} B instead of {choice.unpatched_bytes:,} B")
     model_order = [op.name for op in scheduled.ops]
     scheduled, plan = schedule_ops(scheduled)
     _check_plan_fits(graph, board, opts, choice, plan.size)
@@ -202,12 +203,11 @@ def _check_plan_fits(graph: Graph, board: Board, opts: Options, choice, arena: i
     limit, what = _sram_limit(board, opts)
     if arena + MIN_OTHER_SRAM <= limit:
         return
-    from .schedule.patch import lowest_plan
-    low = lowest_plan(graph)
-    reach = (f"The smallest arena any patch plan reaches is {low.arena_bytes:,} bytes ({low.grid}x{low.grid} "
-             f"patches up to {low.split_layer}, +{low.extra_macs_pct:.1f} % MACs), i.e. at least "
-             f"{low.arena_bytes + MIN_OTHER_SRAM:,} bytes of SRAM. " if low and low.arena_bytes < arena else
-             "No patch plan lowers it (the largest tensors lie outside any patchable first stage). ")
+    from .schedule.patch import lowest_reach
+    low = lowest_reach(graph)
+    reach = (f"The smallest arena any patch schedule reaches is {low.arena_bytes:,} bytes ({_plan_words(low)}), "
+             f"i.e. at least {low.arena_bytes + MIN_OTHER_SRAM:,} bytes of SRAM. " if low and low.arena_bytes < arena
+             else "No patch plan lowers it (the largest tensors lie outside any patchable first stage). ")
     raise UserError(
         f"the model does not fit {what}: its planned arena is {arena:,} bytes "
         f"({_plan_words(choice)}); with the smallest stack ({MIN_OTHER_SRAM} B) that is "
@@ -216,23 +216,26 @@ def _check_plan_fits(graph: Graph, board: Board, opts: Options, choice, arena: i
 
 
 def _plan_words(choice) -> str:
-    p = choice.plan
-    if p is None:
+    if choice.plan is None:
         return f"layer by layer: {choice.reason}"
-    return f"{p.grid}x{p.grid} patches up to {p.split_layer}, +{p.extra_macs_pct:.1f} % MACs"
+    stages = " then ".join(f"{p.grid}x{p.grid} patches up to {p.split_layer}" for p in choice.plans)
+    return f"{stages}, +{choice.extra_macs_pct:.1f} % MACs"
 
 
 def _sram_hints(opts: Options, low, limit: int) -> str:
-    """Options that could lower the SRAM needed and that the user has not set that way already."""
+    """Options that could lower the SRAM needed and that the user has not set that way already (`low`: the
+    lowest patch schedule, a patch.Choice)."""
+    mode = parse_mode(opts.patch)
+    if low is None or low.arena_bytes + MIN_OTHER_SRAM > limit:
+        return ""
+    if mode == "off":
+        return "--patch auto (patch-based inference lowers peak activation memory), "
     hints = []
-    if parse_mode(opts.patch) == "off" and low is not None:
-        hints.append("--patch auto (patch-based inference lowers peak activation memory)")
-    reachable = low is not None and low.arena_bytes + MIN_OTHER_SRAM <= limit
-    if reachable and low.extra_macs_pct > opts.max_overhead:
-        hints.append(f"--max-overhead {math.ceil(low.extra_macs_pct)} (the lowest plan adds "
+    if low.extra_macs_pct > opts.max_overhead:
+        hints.append(f"--max-overhead {math.ceil(low.extra_macs_pct)} (the lowest schedule adds "
                      f"{low.extra_macs_pct:.1f} % MACs; the bound now is {opts.max_overhead:g} %)")
-    if reachable and isinstance(parse_mode(opts.patch), int) and parse_mode(opts.patch) != low.grid:
-        hints.append(f"--patch {low.grid} or auto instead of --patch {opts.patch}")
+    if isinstance(mode, int):
+        hints.append(f"--patch auto instead of --patch {mode}")
     return "".join(h + ", " for h in hints)
 
 
@@ -257,7 +260,7 @@ def _schedule_report(model: Path, graph: Graph, scheduled: Graph, board: Board, 
                      layerwise: int) -> dict:
     """report.json before building: the model's layers (graph) and what runs (scheduled: patches, padding, order)."""
     report = _base_report(model, graph, board, plan.size, layerwise)
-    report["schedule"]["patch"] = choice.plan.to_json() if choice.plan else None
+    report["schedule"]["patch"] = choice.to_json()
     report["schedule"]["patch_reason"] = choice.reason
     report["schedule"]["arena"] = dict(plan.to_json(), layerwise_peak_bytes_run_order=layerwise_peak_bytes(scheduled))
     report["schedule"]["run_order"] = [op.name for op in scheduled.ops]  # the layer calls of model.c, in order

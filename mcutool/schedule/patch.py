@@ -113,18 +113,22 @@ def _local(graph: Graph, op: Op) -> bool:
 PROLOGUE_KINDS = ("transpose", "reshape", "quantize")  # e.g. a PyTorch export's NCHW -> NHWC transpose
 
 
-def stage_ops(graph: Graph) -> list[Op]:
+def stage_ops(graph: Graph, start: int | None = None) -> list[Op]:
     """The patchable run of ops at the start of the network: after an optional prologue (a chain of
     transpose / reshape / quantize ops from a graph input), the local ops that read only the stage input and
     each other's outputs (residual adds included), up to the first op that does not. Which prefixes of it can
-    be one stage (no inner tensor read after it) says `valid_split`."""
+    be one stage (no inner tensor read after it) says `valid_split`. `start`: the run beginning at op
+    `start` instead, reading a whole tensor made before it (a stage after layers run whole, or a second one)."""
     consumers = graph.consumers()
     stage: list[Op] = []
     inside: set[str] = set()
     chain, source = set(graph.inputs), None
-    for op in graph.ops:
+    if start is not None:
+        chain = {graph.ops[start].inputs[0]} if start < len(graph.ops) else set()
+    for op in graph.ops[start or 0:]:
         src = op.inputs[0]
-        if not stage and src in chain and op.kind in PROLOGUE_KINDS and len(consumers[src]) == 1:
+        if start is None and not stage and src in chain and op.kind in PROLOGUE_KINDS \
+                and len(consumers[src]) == 1:
             chain = {op.outputs[0]}
             continue
         if not _local(graph, op):
@@ -217,6 +221,11 @@ class PatchPlan:
         h, w, _ = self.shapes[j]
         H, W, _ = self.full[j]
         return any(y < 0 or x < 0 or y + h > H or x + w > W for y, x in (o[j] for o in self.origins))
+
+    @property
+    def stage_bytes(self) -> int:
+        """Bytes live while the stage runs, whatever the planner does: its input, its output and the tiles."""
+        return math.prod(self.full[0]) + math.prod(self.full[-1]) + self.scratch_bytes
 
     def to_json(self) -> dict:
         return {"split_layer": self.split_layer, "grid": [self.grid, self.grid],
@@ -407,15 +416,80 @@ def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
 
 @dataclass
 class Choice:
-    plan: PatchPlan | None
+    plan: PatchPlan | None  # the first stage
     arena_bytes: int        # of the schedule chosen
     unpatched_bytes: int    # arena layer by layer
     reason: str
+    later: list[PatchPlan] = field(default_factory=list)  # stages after the first (on the graph it rewrites)
+
+    @property
+    def plans(self) -> list[PatchPlan]:
+        return ([self.plan] if self.plan else []) + self.later
+
+    @property
+    def extra_macs_pct(self) -> float:
+        return sum(p.extra_macs_pct for p in self.plans)
+
+    def to_json(self) -> dict | None:
+        """report.json schedule.patch: the first stage's split and grid, the extra MACs of all stages, and each
+        stage under `stages` when there are several."""
+        if not self.plan:
+            return None
+        out = dict(self.plan.to_json(), extra_macs_pct=round(self.extra_macs_pct, 2))
+        if self.later:
+            out["stages"] = [p.to_json() for p in self.plans]
+        return out
+
+    def apply(self, graph: Graph) -> Graph:
+        for p in self.plans:
+            graph = apply_plan(graph, p)
+        return graph
 
 
-def candidates(graph: Graph, grids=None) -> list[PatchPlan]:
-    """Every (split, grid) plan of the graph's patchable stage, each with the arena it gives."""
-    stage = stage_ops(graph)
+MAX_FIRST_STAGES = 3  # first stages (the lowest stage_bytes, one per split layer) tried under a second stage
+
+
+def _after_stage(graph: Graph) -> int:
+    return max(i for i, op in enumerate(graph.ops) if op.kind == STAGE_OP) + 1
+
+
+def second_stage(graph: Graph, firsts: list[PatchPlan], best: int, max_overhead: float):
+    """A second patched stage, run on the whole output of a first one, when together they lower the arena below
+    `best` within `max_overhead` % extra MACs: (first, second, arena) or None. The first stage of MobileNetV2
+    ends where a tensor is small enough to hold whole (56x56x24); its next blocks expand to 144 channels at the
+    same resolution, which a second grid cuts. Only first stages whose own live bytes (`stage_bytes`) are under
+    `best` are tried, and second-stage plans are planned only when theirs are."""
+    found, tried = None, set()
+    for p1 in sorted(firsts, key=lambda p: (p.stage_bytes, p.extra_macs)):
+        if p1.stage_bytes > best or len(tried) == MAX_FIRST_STAGES:
+            break
+        if p1.split in tried:
+            continue
+        tried.add(p1.split)
+        g1 = apply_plan(graph, p1)
+        start = _after_stage(g1)
+        stage = stage_ops(g1, start)
+        for split in range(len(stage)):
+            if not valid_split(g1, stage, split):
+                continue
+            _, H, W, _ = g1.tensor(stage[split].outputs[0]).shape
+            for n in range(2, min(MAX_GRID, H, W) + 1):
+                p2 = make_plan(g1, stage, split, n)
+                if p1.extra_macs_pct + p2.extra_macs_pct > max_overhead:
+                    break  # finer grids recompute more
+                if p2.stage_bytes > best:
+                    continue
+                arena = plan_arena(apply_plan(g1, p2)).size
+                extra = p1.extra_macs + p2.extra_macs
+                if arena < best or (found and arena == best and extra < found[0].extra_macs + found[1].extra_macs):
+                    best, found = arena, (p1, p2, arena)
+    return found
+
+
+def candidates(graph: Graph, grids=None, start: int | None = None) -> list[PatchPlan]:
+    """Every (split, grid) plan of the graph's patchable stage (the one from op `start`: `stage_ops`), each
+    with the arena it gives."""
+    stage = stage_ops(graph, start)
     plans = []
     for split in range(len(stage)):
         _, H, W, _ = graph.tensor(stage[split].outputs[0]).shape
@@ -430,10 +504,19 @@ def candidates(graph: Graph, grids=None) -> list[PatchPlan]:
     return plans
 
 
-def lowest_plan(graph: Graph) -> PatchPlan | None:
-    """The plan of any (split, grid) with the lowest arena (ties: fewer extra MACs), whatever its overhead."""
+
+
+def lowest_reach(graph: Graph) -> Choice | None:
+    """The lowest arena any patch schedule the search knows reaches (one stage of any (split, grid), or two
+    stages), whatever its extra MACs; None when nothing is patchable."""
     plans = candidates(graph)
-    return min(plans, key=lambda p: (p.arena_bytes, p.extra_macs)) if plans else None
+    if not plans:
+        return None
+    low = min(plans, key=lambda p: (p.arena_bytes, p.extra_macs))
+    two = second_stage(graph, plans, low.arena_bytes, math.inf)
+    if two:
+        return Choice(two[0], two[2], 0, "two patched stages", [two[1]])
+    return Choice(low, low.arena_bytes, 0, "one patched stage")
 
 
 def parse_mode(value: str | int) -> str | int:
@@ -501,6 +584,9 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
     if not within:
         return Choice(None, base, base, f"no patch plan within --max-overhead {max_overhead:g} %")
     best = min(within, key=lambda p: (p.arena_bytes, p.extra_macs))
+    two = second_stage(graph, within, min(best.arena_bytes, base), max_overhead)
+    if two:
+        return Choice(two[0], two[2], base, "the lowest arena within --max-overhead (two patched stages)", [two[1]])
     if best.arena_bytes >= base:
         return Choice(None, base, base, "patching does not lower the arena")
     return Choice(best, best.arena_bytes, base, "the lowest arena within --max-overhead")
