@@ -347,3 +347,22 @@ def assert_not_degenerate(graph, images, min_classes=5):
     values = R.run(graph, {graph.inputs[0]: images[0]}, keep=True)
     constant = [n for n, t in graph.tensors.items() if not t.is_const and np.unique(values[n]).size < 2]
     assert not constant, f"constant intermediate tensors: {constant}"
+
+
+# MobileNetV1, width 0.25, 96x96x3: the Visual Wake Words shape (MLPerf Tiny's VWW model is this
+# network: 13 depthwise-separable blocks after a stride-2 conv, global average pooling), with 10 classes instead of
+# 2 so that tests can check >= 5 predicted classes (DESIGN.md section 11); 7.49 M MACs as VWW itself + 2,048.
+MOBILENETV1_025 = [
+    ("conv", 8, 3, 2, "SAME", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 16, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 32, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 32, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 64, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 64, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 128, 1, 1, "VALID", "RELU6"),
+] + [("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 128, 1, 1, "VALID", "RELU6")] * 5 + [
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 256, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 256, 1, 1, "VALID", "RELU6"),
+    ("gap",),
+    ("fc", 10),
+]

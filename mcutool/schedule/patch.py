@@ -34,7 +34,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph, Op, PatchStageAttrs, Tensor, op_macs
-from .arena import plan_arena
+from .arena import align, plan_arena
+from .liveness import lifetimes
 
 LOCAL_KINDS = ("conv2d", "depthwise_conv2d", "pad", "max_pool2d", "avg_pool2d", "add")
 MAX_GRID = 8
@@ -223,14 +224,41 @@ class PatchPlan:
         return any(y < 0 or x < 0 or y + h > H or x + w > W for y, x in (o[j] for o in self.origins))
 
     @property
+    def release_lead(self) -> int | None:
+        """How far before its input the output may start so that every output tile lands on input rows no later
+        tile reads (tiles run row by row; tile p reads input rows from origins[p][0] on, and so does every
+        tile after it): the output then shares the input's buffer (schedule/arena.py). None for an NCHW input
+        read through strides (its rows are not contiguous)."""
+        if self.transpose:
+            return None
+        (_, w_in, c_in), (_, w, c) = self.full[0], self.full[-1]
+        th = self.shapes[-1][0]
+        return max(0, max((o[-1][0] + th) * w * c - max(o[0][0], 0) * w_in * c_in for o in self.origins))
+
+    def _whole_bytes(self) -> int:
+        """Bytes of the stage's input and output, sharing a buffer when input rows are released."""
+        whole_in, whole_out = math.prod(self.full[0]), math.prod(self.full[-1])
+        lead = self.release_lead
+        return whole_in + whole_out if lead is None else max(lead + whole_in, whole_out)
+
+    @property
     def stage_bytes(self) -> int:
-        """Bytes live while the stage runs, whatever the planner does: its input, its output and the tiles."""
-        return math.prod(self.full[0]) + math.prod(self.full[-1]) + self.scratch_bytes
+        """Bytes live while the stage runs, whatever the planner does: its input and output and the tiles."""
+        self.place()
+        return self._whole_bytes() + self.scratch_bytes
+
+    @property
+    def stage_bound(self) -> int:
+        """stage_bytes without planning the tile buffers (their live bytes instead): a bound the arena of any
+        schedule with this stage cannot go below, cheap enough to rank every candidate by."""
+        return self._whole_bytes() + self.scratch_bound
 
     def to_json(self) -> dict:
+        self.place()
         return {"split_layer": self.split_layer, "grid": [self.grid, self.grid],
                 "extra_macs_pct": round(self.extra_macs_pct, 2), "stage_layers": [op.name for op in self.ops],
-                "extra_macs": self.extra_macs, "scratch_bytes": self.scratch_bytes}
+                "extra_macs": self.extra_macs, "scratch_bytes": self.scratch_bytes,
+                "release_lead_bytes": self.release_lead}
 
     def tile_graph(self, graph: Graph, reads: dict[tuple[int, int], str]) -> Graph:
         """One tile as a graph: buffers as tensors, the stage's ops with their padding removed ("valid"),
@@ -257,17 +285,28 @@ class PatchPlan:
         g.inputs, g.outputs = [self.buffer_name(0)], [self.buffer_name(len(self.ops))]
         return g
 
-    def _place_buffers(self) -> None:
-        """Offsets of the tile buffers in the scratch tensor: the arena planner on the tile's program (a crop
-        counts as an op reading its source and writing the crop; only the lifetimes matter)."""
+    def _program(self) -> Graph:
+        """The tile's program as a graph for planning its buffers (a crop counts as an op reading its source and
+        writing the crop; only the lifetimes matter)."""
         g = Graph("tile", dict(self.tile.tensors), inputs=list(self.tile.inputs), outputs=list(self.tile.outputs))
         for kind, arg in self.steps:
             if kind == "crop":
                 g.ops.append(Op(f"crop_{arg.name}", "pad", [self.buffer_name(arg.src)], [arg.name]))
             elif kind == "op":
                 g.ops.append(self.tile.ops[arg])
-        arena = plan_arena(g, line_buffers=False)  # the tile program emits the plain conv kernels
-        self.offsets, self.scratch_bytes = dict(arena.offsets), arena.size
+        return g
+
+    @property
+    def scratch_bound(self) -> int:
+        """The most tile-buffer bytes live at one step: what the scratch tensor cannot be smaller than."""
+        spans = lifetimes(self._program()).values()
+        return max(sum(align(s.nbytes) for s in spans if s.first <= i <= s.last) for i in range(len(self.ops)))
+
+    def place(self) -> None:
+        """Offsets of the tile buffers in the scratch tensor (once): the arena planner on the tile's program."""
+        if not self.offsets:
+            arena = plan_arena(self._program(), line_buffers=False)  # the tile program runs the plain kernels
+            self.offsets, self.scratch_bytes = dict(arena.offsets), arena.size
 
 
 def _valid_attrs(op: Op):
@@ -344,19 +383,22 @@ def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan
     if grid < 1 or grid > min(H, W):
         raise ValueError(f"a {grid}x{grid} grid does not fit a {H}x{W} output")
     th, tw = math.ceil(H / grid), math.ceil(W / grid)
-    origins, shapes, reads_at = [], None, None
-    for y0 in tile_starts(H, grid):
-        for x0 in tile_starts(W, grid):
-            regions, needs = _tile_regions(graph, ops, index, (y0, th, x0, tw))
-            sh = [(regions[j][1], regions[j][3], full[j][2]) for j in range(len(tensors))]
-            at = {key: (ny - regions[index[n]][0], nh, nx - regions[index[n]][2], nw)
-                  for key, (ny, nh, nx, nw) in needs.items()
-                  for n in [activation_inputs(graph, ops[key[0]])[key[1]]]}
-            if shapes is None:
-                shapes, reads_at = sh, at
-            elif sh != shapes or at != reads_at:  # cannot happen for equal tiles; refuse rather than guess
-                raise ValueError("tiles of different buffer shapes")
-            origins.append([(regions[j][0], regions[j][2]) for j in range(len(tensors))])
+    # rows and columns are independent: walking back tile (i, i) gives the rows of tile row i and the columns of
+    # tile column i
+    rows, cols, shapes, reads_at = [], [], None, None
+    for y0, x0 in zip(tile_starts(H, grid), tile_starts(W, grid)):
+        regions, needs = _tile_regions(graph, ops, index, (y0, th, x0, tw))
+        sh = [(regions[j][1], regions[j][3], full[j][2]) for j in range(len(tensors))]
+        at = {key: (ny - regions[index[n]][0], nh, nx - regions[index[n]][2], nw)
+              for key, (ny, nh, nx, nw) in needs.items()
+              for n in [activation_inputs(graph, ops[key[0]])[key[1]]]}
+        if shapes is None:
+            shapes, reads_at = sh, at
+        elif sh != shapes or at != reads_at:  # cannot happen for equal tiles; refuse rather than guess
+            raise ValueError("tiles of different buffer shapes")
+        rows.append([regions[j][0] for j in range(len(tensors))])
+        cols.append([regions[j][2] for j in range(len(tensors))])
+    origins = [list(zip(r, c)) for r in rows for c in cols]
     crops, reads = [], {}
     for (i, k), (dy, h, dx, w) in sorted(reads_at.items()):
         j = index[activation_inputs(graph, ops[i])[k]]
@@ -386,7 +428,6 @@ def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan
         if i + 1 < len(ops) and plan.outside(i + 1):
             plan.steps.append(("fill", i + 1))
     plan.tile = plan.tile_graph(graph, reads)
-    plan._place_buffers()
     return plan
 
 
@@ -403,6 +444,7 @@ def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
     scratch = SCRATCH
     while scratch in g.tensors:
         scratch += "_"
+    plan.place()
     g.add_tensor(Tensor(scratch, (plan.scratch_bytes,), "int8"))
     stage = Op(name, STAGE_OP, [plan.source], [plan.tensors[-1], scratch], PatchStageAttrs(plan))
     first = next(i for i, op in enumerate(graph.ops) if op is plan.ops[0])
@@ -446,7 +488,7 @@ class Choice:
         return graph
 
 
-MAX_FIRST_STAGES = 3  # first stages (the lowest stage_bytes, one per split layer) tried under a second stage
+MAX_FIRST_STAGES = 3  # first stages (the lowest stage_bound, one per split layer) tried under a second stage
 
 
 def _after_stage(graph: Graph) -> int:
@@ -457,11 +499,11 @@ def second_stage(graph: Graph, firsts: list[PatchPlan], best: int, max_overhead:
     """A second patched stage, run on the whole output of a first one, when together they lower the arena below
     `best` within `max_overhead` % extra MACs: (first, second, arena) or None. The first stage of MobileNetV2
     ends where a tensor is small enough to hold whole (56x56x24); its next blocks expand to 144 channels at the
-    same resolution, which a second grid cuts. Only first stages whose own live bytes (`stage_bytes`) are under
+    same resolution, which a second grid cuts. Only first stages whose own live bytes (`stage_bound`) are under
     `best` are tried, and second-stage plans are planned only when theirs are."""
     found, tried = None, set()
-    for p1 in sorted(firsts, key=lambda p: (p.stage_bytes, p.extra_macs)):
-        if p1.stage_bytes > best or len(tried) == MAX_FIRST_STAGES:
+    for p1 in sorted(firsts, key=lambda p: (p.stage_bound, p.extra_macs)):
+        if p1.stage_bound > best or len(tried) == MAX_FIRST_STAGES:
             break
         if p1.split in tried:
             continue
@@ -477,7 +519,7 @@ def second_stage(graph: Graph, firsts: list[PatchPlan], best: int, max_overhead:
                 p2 = make_plan(g1, stage, split, n)
                 if p1.extra_macs_pct + p2.extra_macs_pct > max_overhead:
                     break  # finer grids recompute more
-                if p2.stage_bytes > best:
+                if p2.stage_bound > best:
                     continue
                 arena = plan_arena(apply_plan(g1, p2)).size
                 extra = p1.extra_macs + p2.extra_macs
@@ -486,33 +528,54 @@ def second_stage(graph: Graph, firsts: list[PatchPlan], best: int, max_overhead:
     return found
 
 
-def candidates(graph: Graph, grids=None, start: int | None = None) -> list[PatchPlan]:
-    """Every (split, grid) plan of the graph's patchable stage (the one from op `start`: `stage_ops`), each
-    with the arena it gives."""
+def stage_plans(graph: Graph, grids=None, start: int | None = None) -> list[PatchPlan]:
+    """Every (split, grid) plan of the graph's patchable stage (the one from op `start`: `stage_ops`), not yet
+    planned in the whole graph's arena (`evaluate`)."""
     stage = stage_ops(graph, start)
     plans = []
     for split in range(len(stage)):
         _, H, W, _ = graph.tensor(stage[split].outputs[0]).shape
-        for n in grids or range(2, MAX_GRID + 1):
-            if n > min(H, W):
-                continue
-            if not valid_split(graph, stage, split):
-                continue
-            plan = make_plan(graph, stage, split, n)
-            plan.arena_bytes = plan_arena(apply_plan(graph, plan)).size
-            plans.append(plan)
+        if not valid_split(graph, stage, split):
+            continue
+        plans += [make_plan(graph, stage, split, n) for n in grids or range(2, MAX_GRID + 1) if n <= min(H, W)]
     return plans
 
 
+def evaluate(graph: Graph, plan: PatchPlan) -> int:
+    """The arena of `graph` with `plan` applied (planned once, kept in plan.arena_bytes)."""
+    if not plan.arena_bytes:
+        plan.arena_bytes = plan_arena(apply_plan(graph, plan)).size
+    return plan.arena_bytes
+
+
+def lowest(graph: Graph, plans: list[PatchPlan]) -> PatchPlan | None:
+    """The plan of the lowest arena (ties: fewer extra MACs). Plans are planned in the order of their
+    `stage_bound`, a bound the arena cannot go below, until that bound passes the best arena found."""
+    best = None
+    for p in sorted(plans, key=lambda p: (p.stage_bound, p.extra_macs)):
+        if best is not None and p.stage_bound > best.arena_bytes:
+            break
+        evaluate(graph, p)
+        if best is None or (p.arena_bytes, p.extra_macs) < (best.arena_bytes, best.extra_macs):
+            best = p
+    return best
+
+
+def candidates(graph: Graph, grids=None, start: int | None = None) -> list[PatchPlan]:
+    """Every (split, grid) plan of the graph's patchable stage, each with the arena it gives."""
+    plans = stage_plans(graph, grids, start)
+    for p in plans:
+        evaluate(graph, p)
+    return plans
 
 
 def lowest_reach(graph: Graph) -> Choice | None:
     """The lowest arena any patch schedule the search knows reaches (one stage of any (split, grid), or two
     stages), whatever its extra MACs; None when nothing is patchable."""
-    plans = candidates(graph)
-    if not plans:
+    plans = stage_plans(graph)
+    low = lowest(graph, plans)
+    if low is None:
         return None
-    low = min(plans, key=lambda p: (p.arena_bytes, p.extra_macs))
     two = second_stage(graph, plans, low.arena_bytes, math.inf)
     if two:
         return Choice(two[0], two[2], 0, "two patched stages", [two[1]])
@@ -555,7 +618,7 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
         return Choice(None, base, base, "--patch off")
     if mode == "auto" and base + other_bytes <= limit_bytes:
         return Choice(None, base, base, f"the layer-by-layer arena ({base:,} B) fits")
-    plans = candidates(graph, [mode] if isinstance(mode, int) else None)
+    plans = stage_plans(graph, [mode] if isinstance(mode, int) else None)
     if not plans:
         if isinstance(mode, int):
             raise UserError(f"--patch {mode}: the model has no stage that a {mode}x{mode} grid can patch (the "
@@ -564,15 +627,13 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
         return Choice(None, base, base, "no patchable first stage")
     within = [p for p in plans if p.extra_macs_pct <= max_overhead]
     if isinstance(mode, int):
-        best = min(within or plans, key=lambda p: (p.arena_bytes, p.extra_macs))
+        best = lowest(graph, within or plans)
         return Choice(best, best.arena_bytes, base, f"--patch {mode}")
-    fits = [p for p in within if p.arena_bytes + other_bytes <= limit_bytes]
-    if budget_given and fits:
-        best = min(fits, key=lambda p: (p.extra_macs, p.arena_bytes))
-        return Choice(best, best.arena_bytes, base, "the least extra MACs that fits the SRAM budget")
     if budget_given:
-        low = min(plans, key=lambda p: (p.arena_bytes, p.extra_macs))
-        near = min(within, key=lambda p: (p.arena_bytes, p.extra_macs)) if within else None
+        for p in sorted(within, key=lambda p: (p.extra_macs, p.stage_bound)):
+            if p.stage_bound + other_bytes <= limit_bytes and evaluate(graph, p) + other_bytes <= limit_bytes:
+                return Choice(p, p.arena_bytes, base, "the least extra MACs that fits the SRAM budget")
+        low, near = lowest(graph, plans), lowest(graph, within)
         raise UserError(
             f"no patch plan fits the SRAM budget of {limit_bytes:,} bytes with at most {max_overhead:g} % extra "
             f"MACs (--max-overhead): "
@@ -583,7 +644,7 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
             f"+{low.extra_macs_pct:.1f} % MACs). What would help: a larger --sram-budget or --max-overhead.")
     if not within:
         return Choice(None, base, base, f"no patch plan within --max-overhead {max_overhead:g} %")
-    best = min(within, key=lambda p: (p.arena_bytes, p.extra_macs))
+    best = lowest(graph, within)
     two = second_stage(graph, within, min(best.arena_bytes, base), max_overhead)
     if two:
         return Choice(two[0], two[2], base, "the lowest arena within --max-overhead (two patched stages)", [two[1]])
