@@ -21,6 +21,7 @@ from .errors import UserError
 from .frontends import load_model
 from .ir import Graph
 from .schedule.arena import arena_in_use_per_op
+from .schedule.fuse import fuse_swish
 from .schedule.liveness import layerwise_peak_bytes
 from .schedule.order import schedule_ops
 from .schedule.padding import explicit_row_padding, fold_pads
@@ -107,7 +108,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     graph, quantization = firmware_graph(model, opts) if graph is None else (graph, None)
     graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
-    graph = explicit_row_padding(fold_pads(graph))
+    graph = explicit_row_padding(fold_pads(fuse_swish(graph)))
     choice = _choose_patch(graph, board, opts)
     scheduled = choice.apply(graph)
     for p in choice.plans:

@@ -142,6 +142,13 @@ class PatchStageAttrs:
 
 
 @dataclass
+class LutAttrs:
+    """An int8 -> int8 lookup table (256 entries, indexed by the input value + 128): ops whose output depends on
+    one input value alone, fused at compile time (schedule/fuse.py: swish x * logistic(x))."""
+    table: tuple[int, ...] = ()
+
+
+@dataclass
 class NoAttrs:  # reshape, logistic, quantize, dequantize, sign
     pass
 
@@ -205,6 +212,7 @@ OP_ATTRS: dict[str, type] = {
     "concat": ConcatAttrs,
     "quantize": NoAttrs,
     "dequantize": NoAttrs,
+    "lut": LutAttrs,  # made by the scheduler (schedule/fuse.py), never by an importer
     "patch_stage": PatchStageAttrs,  # made by the scheduler (schedule/patch.py), never by an importer
     "sign": NoAttrs,
     "binary_pack": BinaryPackAttrs,

@@ -1312,6 +1312,10 @@ def _exec_binary_max_pool2d(graph, op, args):
     return [pack_bits(out)]
 
 
+def _exec_lut(graph, op, args):  # a fused elementwise op (schedule/fuse.py): the table holds its values
+    return [np.asarray(op.attrs.table, np.int8)[np.asarray(args[0]).astype(np.int16) + 128]]
+
+
 _EXEC = {
     "conv2d": _exec_conv2d,
     "depthwise_conv2d": _exec_depthwise_conv2d,
@@ -1323,6 +1327,7 @@ _EXEC = {
     "reshape": _exec_reshape,
     "softmax": _exec_softmax,
     "logistic": _exec_logistic,
+    "lut": _exec_lut,
     "pad": _exec_pad,
     "transpose": _exec_transpose,
     "mean": _exec_mean,

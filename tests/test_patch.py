@@ -311,10 +311,10 @@ def test_cli_patch_options(nets, tmp_path):
 @qemu
 def test_sram_budget_patches_to_fit_and_refuses_what_cannot(nets, tmp_path):
     require_board_tools("stm32f746")
-    # layer by layer the arena is 3,176 B; with ~2 KiB of stack and data that is over a 5 KiB budget
-    report = compile_model(nets["pad_maxpool"], "stm32f746", tmp_path / "a", Options(sram_budget_kib=5))
+    # layer by layer the arena is 2,416 B (its PAD folded into the conv's padding); with ~2 KiB of stack and data that is over a 4 KiB budget
+    report = compile_model(nets["pad_maxpool"], "stm32f746", tmp_path / "a", Options(sram_budget_kib=4))
     assert report["schedule"]["patch"] is not None
-    assert report["memory"]["sram_used_bytes"] <= 5 * 1024 == report["memory"]["sram_budget_bytes"]
+    assert report["memory"]["sram_used_bytes"] <= 4 * 1024 == report["memory"]["sram_budget_bytes"]
     graph = load_model(nets["pad_maxpool"])
     x = sample_images(graph, 1, seed=400)[0]
     ys, _ = run_build(tmp_path / "a", [x])

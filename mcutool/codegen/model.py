@@ -72,7 +72,7 @@ def _reshape(ctx: Context, op: Op) -> LayerCode:
 
 
 def emit_layers(graph: Graph, plan: ArenaPlan, sections: dict[str, str] | None = None) -> list[LayerCode]:
-    from . import kernels, patch_stage  # noqa: F401  (register the emitters of the remaining op kinds)
+    from . import kernels, lut, patch_stage  # noqa: F401  (register the emitters of the remaining op kinds)
 
     ctx = Context(graph, plan, dict(sections or {}))
     layers = []

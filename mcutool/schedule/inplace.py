@@ -8,7 +8,7 @@ dies at this op. The kernels this holds for (runtime/):
   input, output element (b, y, x, c) is written after reading element (b, y, x, c) of the full-shaped input
   (the other input is read through strides, and it is a different buffer). Only an input with exactly the
   output's shape and dtype is overwritten, so its byte i is output byte i.
-- mcu_lut_s8 (logistic): `output[i] = table[input[i]]`.
+- mcu_lut_s8 (logistic, and the fused swish `lut`): `output[i] = table[input[i]]`.
 - mcu_quantize_s8 (int8 -> int8): `output[i] = requantize(input[i])`.
 
 Convolutions in place with a line buffer (`row_buffer`): a depthwise conv (multiplier 1) or a conv2d with
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from ..ir import Graph, Op
 
-IN_PLACE_KINDS = ("add", "mul", "logistic", "quantize")
+IN_PLACE_KINDS = ("add", "mul", "logistic", "lut", "quantize")
 ROW_BUFFER_KINDS = ("conv2d", "depthwise_conv2d")
 
 
