@@ -403,3 +403,19 @@ def test_vww_mobilenetv1_in_40_kib_releases_input_rows(tmp_path):
     for x in images[:2]:
         ys, _ = run_build(tmp_path / "proj", [x])
         assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+
+
+@qemu
+def test_two_stages_with_released_input_rows_bit_exact_on_hifive1(nets, tmp_path):
+    """hifive1-revb (16 KiB): layer by layer the inverted-residual net needs 15,360 B of arena plus its stack;
+    two patched stages, each writing its output over its input's released rows, run bit-exact on RV32."""
+    require_board_tools("hifive1-revb")
+    report = compile_model(nets["inverted_residual"], "hifive1-revb", tmp_path / "p", Options())
+    m, p = report["memory"], report["schedule"]["patch"]
+    assert m["unpatched_arena_bytes"] == 15_360 and len(p["stages"]) == 2
+    assert all(s["release_lead_bytes"] is not None for s in p["stages"])
+    assert m["arena_bytes"] < 15_360 and m["sram_used_bytes"] <= 16_384
+    graph = load_model(nets["inverted_residual"])
+    for x in sample_images(graph, 3, seed=9):
+        ys, _ = run_build(tmp_path / "p", [x])
+        assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])

@@ -477,7 +477,8 @@ class Choice:
         stage under `stages` when there are several."""
         if not self.plan:
             return None
-        out = dict(self.plan.to_json(), extra_macs_pct=round(self.extra_macs_pct, 2))
+        out = dict(self.plan.to_json(), extra_macs_pct=round(self.extra_macs_pct, 2),
+                   extra_macs=sum(p.extra_macs for p in self.plans))
         if self.later:
             out["stages"] = [p.to_json() for p in self.plans]
         return out
