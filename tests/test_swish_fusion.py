@@ -50,7 +50,7 @@ def test_efficientnet_b0_96_fits_stm32f746_bit_exact(tmp_path):
     images = sample_images(graph, 8, seed=5)
     assert_not_degenerate(graph, images)
     # unfused, block 2's expansion (48x48x96 = 221,184 B) and its LOGISTIC (221,184 B) are live together
-    assert plan_arena(graph).size > 2 * 221_184
+    assert plan_arena(graph).size >= 2 * 221_184
     report = compile_model(model, "stm32f746", tmp_path / "proj", Options())
     m = report["memory"]
     # fused: block 2's depthwise (stride 2) reads 48x48x96 and writes 24x24x96: 221,184 + 55,296 = 276,480 B
@@ -58,5 +58,7 @@ def test_efficientnet_b0_96_fits_stm32f746_bit_exact(tmp_path):
     oracle = RefInterpreter(model)
     assert np.array_equal(oracle(images[0])[0], reference.run(graph, {graph.inputs[0]: images[0]})[graph.outputs[0]])
     for x in images[:2]:
-        ys, _ = run_build(tmp_path / "proj", [x], timeout=600)
+        ys, info = run_build(tmp_path / "proj", [x], timeout=600)
         assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+    print(f"\nEfficientNet-B0 96: arena {m['arena_bytes']:,} B, SRAM {m['sram_used_bytes']:,} B, MACs "
+          f"{report['macs']:,}, {info['instructions']:,} instructions")
