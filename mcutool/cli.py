@@ -176,8 +176,9 @@ def _patch_line(report: dict) -> str:
     p = report["schedule"].get("patch")
     if not p:
         return f"patches: none ({report['schedule'].get('patch_reason', 'not needed')})"
-    return (f"patches: {' -> '.join(p['stage_layers'])} on a {p['grid'][0]}x{p['grid'][1]} grid, split layer "
-            f"{p['split_layer']}, +{p['extra_macs_pct']:.2f} % MACs, arena {report['memory']['arena_bytes']:,} B "
+    stages = "; then ".join(f"{' -> '.join(s['stage_layers'])} on a {s['grid'][0]}x{s['grid'][1]} grid, split layer "
+                            f"{s['split_layer']}" for s in p.get("stages", [p]))
+    return (f"patches: {stages}, +{p['extra_macs_pct']:.2f} % MACs, arena {report['memory']['arena_bytes']:,} B "
             f"instead of {report['memory']['unpatched_arena_bytes']:,} B")
 
 

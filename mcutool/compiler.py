@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -21,10 +22,11 @@ from .errors import UserError
 from .frontends import load_model
 from .ir import Graph
 from .schedule.arena import arena_in_use_per_op
+from .schedule.fuse import fuse_swish
 from .schedule.liveness import layerwise_peak_bytes
 from .schedule.order import schedule_ops
-from .schedule.padding import explicit_row_padding
-from .schedule.patch import apply_plan, choose_plan
+from .schedule.padding import explicit_row_padding, fold_pads
+from .schedule.patch import choose_plan, parse_mode
 from .schedule.weight_placement import EXT_FLASH, WeightPlacement, place_weights
 from .summary import layer_rows
 
@@ -37,6 +39,9 @@ PLACEMENT_SLACK_BYTES = 4096  # moved beyond the linker's overflow figure: align
 # SRAM besides the arena (stack reserve, .data/.bss of the firmware layer), estimated before building to decide
 # whether the layer-by-layer arena fits; the built ELF is checked exactly afterwards.
 OTHER_SRAM_ESTIMATE = 2 * 1024
+# The least SRAM the firmware needs besides the arena: the smallest stack reserve the linker script sets. An arena
+# that leaves less than this under the limit cannot fit, whatever the build; that is decided before generating.
+MIN_OTHER_SRAM = 256
 
 
 class RegionOverflow(UserError):
@@ -117,15 +122,17 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     graph, quantization, float_io = _firmware_graph(model, opts) if graph is None else (graph, None, [])
     graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
-    graph = explicit_row_padding(graph)
+    graph = explicit_row_padding(fold_pads(fuse_swish(graph)))
     choice = _choose_patch(graph, board, opts)
-    scheduled = apply_plan(graph, choice.plan) if choice.plan else graph
-    if choice.plan:
-        p = choice.plan
+    scheduled = choice.apply(graph)
+    for p in choice.plans:
         step(f"patch plan: layers {p.ops[0].name}..{p.split_layer} on a {p.grid}x{p.grid} grid, "
-             f"+{p.extra_macs_pct:.1f} % MACs, arena {p.arena_bytes:,} B instead of {choice.unpatched_bytes:,} B")
+             f"+{p.extra_macs_pct:.1f} % MACs")
+    if choice.plan:
+        step(f"patched arena {choice.arena_bytes:,} B instead of {choice.unpatched_bytes:,} B")
     model_order = [op.name for op in scheduled.ops]
     scheduled, plan = schedule_ops(scheduled)
+    _check_plan_fits(graph, board, opts, choice, plan.size)
     placement = _place_weights(graph, board, opts)
     from .codegen.model import generate_model
     from .codegen.project import write_firmware_project, write_library
@@ -155,7 +162,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
             break
         step("building")
         try:
-            stack = build_project(board, out, opts.stack_size)
+            stack = build_project(board, out, opts.stack_size, _link_hints(opts))
         except RegionOverflow as overflow:
             # The code took more internal flash than the planner's reserve: move more weights out, link again.
             if overflow.region != "flash" or not placement.ext_flash_bytes or attempt + 1 == MAX_PLACEMENT_ROUNDS:
@@ -174,7 +181,7 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
                 _split_image(board, out)
         report["build"] = _build_info(board, model, out)
         report["build"]["stack_analysis"] = stack
-        _check_fits(report, board)
+        _check_fits(report, board, _link_hints(opts))
         break
     _write_report(out, report)
     return report
@@ -201,6 +208,62 @@ def _budget_bytes(opts: Options) -> int:
     return int(opts.sram_budget_kib * 1024)
 
 
+def _sram_limit(board: Board, opts: Options) -> tuple[int, str]:
+    """The SRAM the firmware may use and what sets it (the board, or --sram-budget)."""
+    if opts.sram_budget_kib is not None and _budget_bytes(opts) < board.sram_bytes:
+        return _budget_bytes(opts), f"--sram-budget {opts.sram_budget_kib:g} KiB"
+    return board.sram_bytes, board.name
+
+
+def _check_plan_fits(graph: Graph, board: Board, opts: Options, choice, arena: int) -> None:
+    """Refuse, before any kernel is generated, an arena that cannot fit with the smallest stack beside it; the
+    message names the smallest SRAM any patch plan reaches and only options the user has not already set."""
+    limit, what = _sram_limit(board, opts)
+    if arena + MIN_OTHER_SRAM <= limit:
+        return
+    from .schedule.patch import lowest_reach
+    low = lowest_reach(graph)
+    reach = (f"The smallest arena any patch schedule reaches is {low.arena_bytes:,} bytes ({_plan_words(low)}), "
+             f"i.e. at least {low.arena_bytes + MIN_OTHER_SRAM:,} bytes of SRAM. " if low and low.arena_bytes < arena
+             else "No patch plan lowers it (the largest tensors lie outside any patchable first stage). ")
+    raise UserError(
+        f"the model does not fit {what}: its planned arena is {arena:,} bytes "
+        f"({_plan_words(choice)}); with the smallest stack ({MIN_OTHER_SRAM} B) that is "
+        f"{arena + MIN_OTHER_SRAM:,} bytes of SRAM, and {limit:,} are available. {reach}What would help: "
+        f"{_sram_hints(opts, low, limit)}a smaller model, or a board with more SRAM (mcutool boards lists them).")
+
+
+def _plan_words(choice) -> str:
+    if choice.plan is None:
+        return f"layer by layer: {choice.reason}"
+    stages = " then ".join(f"{p.grid}x{p.grid} patches up to {p.split_layer}" for p in choice.plans)
+    return f"{stages}, +{choice.extra_macs_pct:.1f} % MACs"
+
+
+def _sram_hints(opts: Options, low, limit: int) -> str:
+    """Options that could lower the SRAM needed and that the user has not set that way already (`low`: the
+    lowest patch schedule, a patch.Choice)."""
+    mode = parse_mode(opts.patch)
+    if low is None or low.arena_bytes + MIN_OTHER_SRAM > limit:
+        return ""
+    if mode == "off":
+        return "--patch auto (patch-based inference lowers peak activation memory), "
+    hints = []
+    if low.extra_macs_pct > opts.max_overhead:
+        hints.append(f"--max-overhead {math.ceil(low.extra_macs_pct)} (the lowest schedule adds "
+                     f"{low.extra_macs_pct:.1f} % MACs; the bound now is {opts.max_overhead:g} %)")
+    if isinstance(mode, int):
+        hints.append(f"--patch auto instead of --patch {mode}")
+    return "".join(h + ", " for h in hints)
+
+
+def _link_hints(opts: Options) -> str:
+    """What could lower the SRAM when the arena fitted but the linked image (stack, data) did not."""
+    if parse_mode(opts.patch) == "off":
+        return "--patch auto (patch-based inference lowers peak activation memory), "
+    return "a larger --max-overhead or a finer --patch N (more recomputation, smaller tiles), "
+
+
 def _choose_patch(graph: Graph, board: Board, opts: Options):
     if opts.max_overhead < 0:
         raise UserError(f"--max-overhead {opts.max_overhead:g}: the extra-MAC bound is a percentage >= 0.")
@@ -215,7 +278,7 @@ def _schedule_report(model: Path, graph: Graph, scheduled: Graph, board: Board, 
                      layerwise: int) -> dict:
     """report.json before building: the model's layers (graph) and what runs (scheduled: patches, padding, order)."""
     report = _base_report(model, graph, board, plan.size, layerwise)
-    report["schedule"]["patch"] = choice.plan.to_json() if choice.plan else None
+    report["schedule"]["patch"] = choice.to_json()
     report["schedule"]["patch_reason"] = choice.reason
     report["schedule"]["arena"] = dict(plan.to_json(), layerwise_peak_bytes_run_order=layerwise_peak_bytes(scheduled))
     report["schedule"]["run_order"] = [op.name for op in scheduled.ops]  # the layer calls of model.c, in order
@@ -277,7 +340,7 @@ def _layers(graph: Graph, model_c: str, placement: WeightPlacement) -> list[dict
     return rows
 
 
-def build_project(board: Board, out: Path, stack_size: int | None = None) -> dict:
+def build_project(board: Board, out: Path, stack_size: int | None = None, sram_hints: str = "") -> dict:
     """Build in two phases: compile every object (make objects), size the stack reserve from the call graph
     the compiler wrote (obj/**/*.ci) and render the linker scripts with it, then link (make all).
     `stack_size` given: that reserve instead. Returns the stack analysis ({"bytes": reserve, ...})."""
@@ -299,11 +362,11 @@ def build_project(board: Board, out: Path, stack_size: int | None = None) -> dic
         analysis = dict(analysis, bytes=stack_size)
     write_linker_scripts(board, out, stack_size, note)
     # link one image at a time (the linkers' messages stay whole) and both even if one fails: each must fit
-    _make(board, out, "all", ["-j1", "-k"])
+    _make(board, out, "all", ["-j1", "-k"], sram_hints)
     return analysis
 
 
-def _make(board: Board, out: Path, target: str, flags=("-j2",)) -> None:
+def _make(board: Board, out: Path, target: str, flags=("-j2",), sram_hints: str = "") -> None:
     done = subprocess.run(["make", "-C", str(out), *flags, target], capture_output=True, text=True)
     if done.returncode != 0:
         overflows: dict[str, int] = {}
@@ -311,20 +374,21 @@ def _make(board: Board, out: Path, target: str, flags=("-j2",)) -> None:
             overflows[region] = max(overflows.get(region, 0), int(extra))
         if overflows:
             region = "flash" if "flash" in overflows else next(iter(overflows))
-            message = " ".join(_too_large_message(board, r, e) for r, e in overflows.items())
+            message = " ".join(_too_large_message(board, r, e, sram_hints) for r, e in overflows.items())
             raise RegionOverflow(message, region, overflows[region])
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         raise UserError(f"building the firmware in {out} failed (make exited {done.returncode}); the project is "
                         f"left there to inspect. Last lines of the compiler's output:\n{tail}")
 
 
-def _too_large_message(board: Board, region: str, extra: int) -> str:
+def _too_large_message(board: Board, region: str, extra: int, sram_hints: str = "") -> str:
+    """`sram_hints`: options that could lower the SRAM needed, each followed by ", " (_link_hints)."""
     limit = board.memory[region].length if region in board.memory else 0
     what = "SRAM" if region == "sram" else "flash" if region == "flash" else region
     stack = " (stack reserve included)" if what == "SRAM" else ""
     return (f"the model does not fit {board.name}: {what} needs {limit + extra:,} bytes{stack} but the "
             f"board has {limit:,} ({extra:,} bytes too many). What would help: "
-            f"{'--patch auto or --sram-budget (patch-based inference lowers peak activation memory), ' if what == 'SRAM' else ''}"
+            f"{sram_hints if what == 'SRAM' else ''}"
             f"a smaller model, or a board with more {what} (mcutool boards lists them).")
 
 
@@ -408,10 +472,10 @@ def _split_image(board: Board, out: Path) -> None:
         subprocess.run(command, cwd=out, check=True, capture_output=True)
 
 
-def _check_fits(report: dict, board: Board) -> None:
+def _check_fits(report: dict, board: Board, sram_hints: str = "") -> None:
     m = report["memory"]
     if m["sram_used_bytes"] > board.sram_bytes:
-        raise UserError(_too_large_message(board, "sram", m["sram_used_bytes"] - board.sram_bytes))
+        raise UserError(_too_large_message(board, "sram", m["sram_used_bytes"] - board.sram_bytes, sram_hints))
     if "sram_budget_bytes" in m and m["sram_used_bytes"] > m["sram_budget_bytes"]:
         raise UserError(f"the firmware uses {m['sram_used_bytes']:,} bytes of SRAM (arena {m['arena_bytes']:,}, "
                         f"stack {m['stack_bytes']:,}), more than --sram-budget {m['sram_budget_bytes']:,} bytes. "

@@ -197,6 +197,13 @@ class PatchStageAttrs:
 
 
 @dataclass
+class LutAttrs:
+    """An int8 -> int8 lookup table (256 entries, indexed by the input value + 128): ops whose output depends on
+    one input value alone, fused at compile time (schedule/fuse.py: swish x * logistic(x))."""
+    table: tuple[int, ...] = ()
+
+
+@dataclass
 class NoAttrs:  # reshape, logistic, quantize, dequantize, sign
     pass
 

@@ -22,6 +22,10 @@ extern "C" {
 void mcu_patch_load_s8(const int8_t *src, int32_t H, int32_t W, int32_t c, int8_t *buf, int32_t h, int32_t w,
                        int32_t y0, int32_t x0, int8_t fill);
 
+/* the same from an NCHW src (c x H x W): buf stays h x w x c, read through strides (a PyTorch export's input) */
+void mcu_patch_load_nchw_s8(const int8_t *src, int32_t H, int32_t W, int32_t c, int8_t *buf, int32_t h,
+                            int32_t w, int32_t y0, int32_t x0, int8_t fill);
+
 /* positions of buf (h x w x c, origin y0, x0) outside [0, H) x [0, W) = fill; the rest is left as is */
 void mcu_patch_fill_s8(int8_t *buf, int32_t h, int32_t w, int32_t c, int32_t y0, int32_t x0, int32_t H,
                        int32_t W, int8_t fill);

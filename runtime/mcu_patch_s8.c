@@ -39,6 +39,28 @@ void mcu_patch_load_s8(const int8_t *src, int32_t H, int32_t W, int32_t c, int8_
     }
 }
 
+void mcu_patch_load_nchw_s8(const int8_t *src, int32_t H, int32_t W, int32_t c, int8_t *buf, int32_t h,
+                            int32_t w, int32_t y0, int32_t x0, int8_t fill)
+{
+    const int32_t xs = x0 < 0 ? 0 : x0;
+    const int32_t xe = x0 + w > W ? W : x0 + w;
+    int32_t y, x, ch;
+    mcu_patch_fill_s8(buf, h, w, c, y0, x0, H, W, fill); /* what lies outside the image */
+    for (y = 0; y < h; y++) {
+        const int32_t sy = y0 + y;
+        if (sy < 0 || sy >= H) {
+            continue;
+        }
+        for (ch = 0; ch < c; ch++) {
+            const int8_t *in = src + ((size_t)ch * H + sy) * W;
+            int8_t *out = buf + (size_t)y * w * c + ch;
+            for (x = xs; x < xe; x++) {
+                out[(size_t)(x - x0) * c] = in[x];
+            }
+        }
+    }
+}
+
 void mcu_patch_store_s8(const int8_t *buf, int32_t h, int32_t w, int32_t c, int8_t *dst, int32_t W,
                         int32_t y0, int32_t x0)
 {

@@ -12,7 +12,14 @@ tests/tflite_builder.py. Specs:
     ("block", expand, out_c, stride)             MobileNetV2 inverted residual (add when stride 1, in == out)
     ("gap",)                                     MEAN over H, W (keep dims) then RESHAPE to (1, C)
     ("nchw",)   (first only) the model's input is NCHW and a TRANSPOSE to NHWC comes first (PyTorch exports)
+    ("swish",)                                   x * LOGISTIC(x) (a LOGISTIC and a MUL, as exporters write SiLU)
+    ("mbconv", expand, k, stride, out_c)         EfficientNet's block: expand 1x1 + swish, depthwise k + swish,
+                                                 squeeze-excitation (MEAN, 1x1 to in_c / 4 + swish, 1x1 back +
+                                                 LOGISTIC, MUL), project 1x1; add when stride 1 and in == out
     ("fc", n)
+
+`build_net(..., explicit_pad=True)` writes every padded 3x3 conv/depthwise ("SAME", and the block's depthwise)
+as PyTorch -> ONNX -> TensorFlow exports do: a PAD of 1 on every side, then the conv with VALID padding.
 """
 from __future__ import annotations
 
@@ -107,6 +114,21 @@ class _Net:
         self.layers.append((kind + "pool", [x], dict(k=k, s=s, padding=padding), y))
         return y
 
+    def logistic(self, x):
+        y = self._new((1.0 / (1.0 + np.exp(-self.values[x]))).astype(np.float32))
+        self.layers.append(("logistic", [x], {}, y))
+        return y
+
+    def mul(self, a, b):  # b may broadcast (an SE block's per-channel scale)
+        y = self._new(self.values[a] * self.values[b])
+        self.layers.append(("mul", [a, b], {}, y))
+        return y
+
+    def mean(self, x):
+        y = self._new(self.values[x].mean(axis=(1, 2), keepdims=True))
+        self.layers.append(("mean", [x], {}, y))
+        return y
+
     def add(self, a, b):
         y = self._new(self.values[a] + self.values[b])
         self.layers.append(("add", [a, b], {}, y))
@@ -149,6 +171,9 @@ class _Net:
                 q[vid] = _range([v])
         for vid, root in same_as.items():
             q[vid] = q[root]
+        for kind, _ins, _p, y in self.layers:
+            if kind == "logistic":  # TFLite's int8 LOGISTIC output
+                q[y] = (1.0 / 256, -128)
         t = {}
 
         def tensor(vid):
@@ -192,6 +217,10 @@ class _Net:
                      FilterWidth=p["k"], FusedActivationFunction="NONE")
             elif kind == "add":
                 b.op("ADD", [xt, tensor(ins[1])], [yt], "AddOptions", version=2, FusedActivationFunction="NONE")
+            elif kind == "mul":
+                b.op("MUL", [xt, tensor(ins[1])], [yt], "MulOptions", version=2, FusedActivationFunction="NONE")
+            elif kind == "logistic":
+                b.op("LOGISTIC", [xt], [yt], version=2)
             elif kind == "mean":
                 at = b.const(f"axes{i}", np.asarray([1, 2], np.int32))
                 b.op("MEAN", [xt, at], [yt], "ReducerOptions", version=2, KeepDims=True)
@@ -226,7 +255,28 @@ def calibration_images(rng, n: int, shape) -> np.ndarray:
     return np.clip(out, -1, 1)
 
 
-def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> Path:
+def _padded_conv(net: _Net, x, out_c, k, s, padding, act, explicit_pad: bool, depthwise=False, d=1):
+    """A conv; with `explicit_pad`, a SAME 3x3 one as an exporter writes it (PAD 1 on each side, VALID)."""
+    if explicit_pad and padding == "SAME" and k == 3 and d == 1:
+        x, padding = net.pad(x, 1, 1, 1, 1), "VALID"
+    return net.conv(x, out_c, k, s, padding, act, depthwise=depthwise, d=d)
+
+
+def _swish(net: _Net, x):
+    return net.mul(x, net.logistic(x))
+
+
+def _mbconv(net: _Net, x, expand: int, k: int, s: int, out_c: int):
+    c = net.values[x].shape[3]
+    h = _swish(net, net.conv(x, c * expand, 1, 1, "VALID", "NONE")) if expand != 1 else x
+    h = _swish(net, net.conv(h, None, k, s, "SAME", "NONE", depthwise=True))
+    se = _swish(net, net.conv(net.mean(h), max(1, c // 4), 1, 1, "VALID", "NONE"))
+    h = net.mul(h, net.logistic(net.conv(se, net.values[h].shape[3], 1, 1, "VALID", "NONE")))
+    h = net.conv(h, out_c, 1, 1, "VALID", "NONE")
+    return net.add(x, h) if s == 1 and c == out_c else h
+
+
+def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8, explicit_pad: bool = False) -> Path:
     """The int8 model of `specs` for an NHWC `in_shape` (the model takes it as NCHW after ("nchw",))."""
     rng = np.random.default_rng(seed)
     images = calibration_images(rng, n_calib, in_shape)
@@ -236,10 +286,10 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> P
     for spec in specs[1:] if nchw else specs:
         kind, args = spec[0], spec[1:]
         if kind == "conv":
-            x = net.conv(x, *args)
+            x = _padded_conv(net, x, *args, explicit_pad)
         elif kind == "dwconv":
             k, s, padding, act, *d = args
-            x = net.conv(x, None, k, s, padding, act, depthwise=True, d=d[0] if d else 1)
+            x = _padded_conv(net, x, None, k, s, padding, act, explicit_pad, depthwise=True, d=d[0] if d else 1)
         elif kind == "pad":
             x = net.pad(x, *args)
         elif kind in ("maxpool", "avgpool"):
@@ -248,9 +298,13 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8) -> P
             t, out_c, s = args
             c = net.values[x].shape[3]
             h = net.conv(x, c * t, 1, 1, "VALID", "RELU6") if t != 1 else x
-            h = net.conv(h, None, 3, s, "SAME", "RELU6", depthwise=True)
+            h = _padded_conv(net, h, None, 3, s, "SAME", "RELU6", explicit_pad, depthwise=True)
             h = net.conv(h, out_c, 1, 1, "VALID", "NONE")
             x = net.add(x, h) if s == 1 and c == out_c else h
+        elif kind == "swish":
+            x = net.mul(x, net.logistic(x))
+        elif kind == "mbconv":
+            x = _mbconv(net, x, *args)
         elif kind == "gap":
             x = net.gap(x)
         elif kind == "fc":
@@ -337,3 +391,39 @@ def assert_not_degenerate(graph, images, min_classes=5):
     values = R.run(graph, {graph.inputs[0]: images[0]}, keep=True)
     constant = [n for n, t in graph.tensors.items() if not t.is_const and np.unique(values[n]).size < 2]
     assert not constant, f"constant intermediate tensors: {constant}"
+
+
+# MobileNetV1, width 0.25, 96x96x3: the Visual Wake Words shape (MLPerf Tiny's VWW model is this
+# network: 13 depthwise-separable blocks after a stride-2 conv, global average pooling), with 10 classes instead of
+# 2 so that tests can check >= 5 predicted classes (DESIGN.md section 11); 7.49 M MACs as VWW itself + 2,048.
+MOBILENETV1_025 = [
+    ("conv", 8, 3, 2, "SAME", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 16, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 32, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 32, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 64, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 64, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 128, 1, 1, "VALID", "RELU6"),
+] + [("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 128, 1, 1, "VALID", "RELU6")] * 5 + [
+    ("dwconv", 3, 2, "SAME", "RELU6"), ("conv", 256, 1, 1, "VALID", "RELU6"),
+    ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 256, 1, 1, "VALID", "RELU6"),
+    ("gap",),
+    ("fc", 10),
+]
+
+
+# EfficientNet-B0 (Tan & Le 2019, table 1) at 96x96x3, 1000 classes: stem conv + swish, 16 MBConv blocks with
+# squeeze-excitation (ratio 0.25 of the block input), head 1x1 conv to 1280 + swish, pooling, classifier.
+EFFICIENTNET_B0 = [
+    ("conv", 32, 3, 2, "SAME", "NONE"), ("swish",),
+    ("mbconv", 1, 3, 1, 16),
+    ("mbconv", 6, 3, 2, 24), ("mbconv", 6, 3, 1, 24),
+    ("mbconv", 6, 5, 2, 40), ("mbconv", 6, 5, 1, 40),
+    ("mbconv", 6, 3, 2, 80), ("mbconv", 6, 3, 1, 80), ("mbconv", 6, 3, 1, 80),
+    ("mbconv", 6, 5, 1, 112), ("mbconv", 6, 5, 1, 112), ("mbconv", 6, 5, 1, 112),
+    ("mbconv", 6, 5, 2, 192), ("mbconv", 6, 5, 1, 192), ("mbconv", 6, 5, 1, 192), ("mbconv", 6, 5, 1, 192),
+    ("mbconv", 6, 3, 1, 320),
+    ("conv", 1280, 1, 1, "VALID", "NONE"), ("swish",),
+    ("gap",),
+    ("fc", 1000),
+]

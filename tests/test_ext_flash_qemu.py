@@ -207,3 +207,44 @@ def test_mobilenetv2_weights_in_ext_flash_with_patches_bit_exact_in_qemu(mobilen
 def test_mobilenetv2_flash_dry_run_programs_internal_and_qspi_flash(mobilenet_v2):
     _, out, _ = mobilenet_v2
     check_flash_dry_run(out)
+
+
+# ---------------------------------------------- issue 12 must-show 1: the same network as exporters write it
+
+@pytest.fixture(scope="module")
+def mobilenet_v2_exported(tmp_path_factory):
+    """MobileNetV2-1.0 224x224, 1000 classes, as PyTorch -> ONNX -> TensorFlow writes it: a 1x3x224x224 (NCHW)
+    input and a TRANSPOSE to NHWC, a PAD of 1 on every side before each of the 18 3x3 convs (all VALID)."""
+    require_board_tools("stm32f746")
+    path = build_net(tmp_path_factory.mktemp("mbv2x") / "mobilenetv2_100_exported.tflite",
+                     [("nchw",)] + MOBILENETV2_100, (1, 224, 224, 3), seed=1, n_calib=4, explicit_pad=True)
+    out = path.parent / "proj"
+    return path, out, compile_model(path, "stm32f746", out, Options())
+
+
+def test_exported_mobilenetv2_fits_stm32f746_bit_exact_in_qemu(mobilenet_v2_exported):
+    from tflite_builder import RefInterpreter
+    model, out, report = mobilenet_v2_exported
+    graph = load_model(model)
+    kinds = [op.kind for op in graph.ops]
+    assert graph.tensor(graph.inputs[0]).shape == (1, 3, 224, 224) and kinds[0] == "transpose"
+    assert kinds.count("pad") == 18 and kinds.count("conv2d") == 35 and kinds.count("depthwise_conv2d") == 17
+    assert all(op.attrs.pads == (0, 0, 0, 0) for op in graph.ops if op.kind in ("conv2d", "depthwise_conv2d"))
+    m, f = report["memory"], report["flash"]
+    # hand-derived layer-wise peak: block 2's expansion output 112x112x96 and its PAD's 114x114x96 copy:
+    # 1,204,224 + 1,247,616 = 2,451,840 B
+    assert m["layerwise_peak_bytes"] == 2_451_840
+    assert report["schedule"]["patch"] is not None and m["sram_used_bytes"] <= 327_680
+    assert f["weights_bytes"] > 1 << 20 > f["used_bytes"] and f["ext_flash_used_bytes"] > 0
+    assert any(r["placement"] == "ext_flash" for r in report["layers"])
+    # the PADs are the convs' padding and the transpose is the tile load's: neither runs as a layer
+    assert not [n for n in report["schedule"]["run_order"] if n.startswith(("pad", "transpose"))]
+    images = sample_images(graph, 8, seed=98)
+    assert_not_degenerate(graph, images)
+    oracle = RefInterpreter(model)  # the golden model is tflite-runtime's reference kernels on this network
+    assert np.array_equal(oracle(images[0])[0], reference.run(graph, {graph.inputs[0]: images[0]})[graph.outputs[0]])
+    for x in images[:2]:
+        ys, info = run_build(out, [x], timeout=600)
+        assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+    print(f"\nexported MobileNetV2-1.0: arena {m['arena_bytes']:,} B, SRAM {m['sram_used_bytes']:,} B, "
+          f"{info['instructions']:,} instructions")

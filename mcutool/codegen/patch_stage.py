@@ -2,7 +2,8 @@
 
 Each layer of the stage is emitted by the ordinary emitters (TVM kernels, runtime/ kernels) for the tile's
 buffer shapes with its padding removed; the tile buffers are addressed inside the stage's scratch tensor in
-the arena. Per tile the loop loads the stage input's region (mcu_patch_load_s8, border positions filled),
+the arena. Per tile the loop loads the stage input's region (mcu_patch_load_s8, border positions filled; from an NCHW
+graph input whose transpose the stage absorbed, mcu_patch_load_nchw_s8),
 runs the tile program (schedule/patch.py PatchPlan.steps: layers, crops of a buffer for a reader that needs
 less of it, re-fills of border positions of buffers that reach outside their tensor with mcu_patch_fill_s8)
 and stores the output tile (mcu_patch_store_s8). The tiles' origins are one constant table in flash.
@@ -39,8 +40,8 @@ def patch_stage_layer(ctx: Context, op: Op) -> LayerCode:
     listing = "".join(f" *   {lc.name:<28} {lc.op:<18} kernel: {lc.kernel}\n" for lc in layers)
     h0, w0, c0 = plan.shapes[0]
     H0, W0, _ = plan.full[0]
-    body = [f"mcu_patch_load_s8({ctx.ptr(plan.tensors[0])}, {H0}, {W0}, {c0}, {buf(0)}, {h0}, {w0}, "
-            f"o[0], o[1], {plan.fills[0]});"]
+    load = "mcu_patch_load_nchw_s8" if plan.transpose else "mcu_patch_load_s8"  # NCHW: through strides
+    body = [f"{load}({ctx.ptr(plan.source)}, {H0}, {W0}, {c0}, {buf(0)}, {h0}, {w0}, o[0], o[1], {plan.fills[0]});"]
     for kind, arg in plan.steps:
         if kind == "crop":  # a sub-region of a tile buffer, inside it: the load without fill
             hs, ws, c = plan.shapes[arg.src]

@@ -51,7 +51,7 @@ def op_def(kind: str) -> OpDef | None:
 
 
 # Every operator module, imported once so that each registers its kinds.
-from mcutool.ops import (add, binary, concat, conv, fully_connected, leaky_relu, logistic, lstm, mean,  # noqa: E402,F401
+from mcutool.ops import (add, binary, concat, conv, fully_connected, leaky_relu, logistic, lstm, lut, mean,  # noqa: E402,F401
                          mul, pad, pool, quantize, reshape, softmax, strided_slice, sub, svdf, transpose)
 # data movement, reductions, matmul and the constant-folded shape ops (ops8b). (Submodules `slice` and `sum`
 # become attributes of this package, as any submodule does; nothing here calls the builtins of those names.)

@@ -6,7 +6,12 @@
    is the union of theirs; a line buffer is one more buffer, live only during its op.
 2. Offsets: `placement.pack_best` (several orders x first/best fit, exact search for small graphs).
 
-Both the plan with in-place sharing and the one without are packed, and the smaller arena wins (sharing forces
+3. A patch stage (schedule/patch.py) whose input dies there writes its output over the input rows its tiles no
+   longer read ("input rows released"): one buffer holds both, the output `release_lead` bytes before the
+   input (`stage_overlaps`). The 96x96x3 image of a VWW network (27,648 B) then holds most of the stage's
+   24x24x16 output (9,216 B) instead of lying beside it.
+
+The plan with in-place sharing (with and without released input rows) and the one without are packed, and the smaller arena wins (sharing forces
 two buffers to one offset, which a packer could in rare cases have used better apart); ties go to in place.
 """
 from __future__ import annotations
@@ -79,16 +84,34 @@ def storage_roots(graph: Graph, in_place: bool, line_buffers: bool = True) -> tu
     return roots, chosen
 
 
-def buffers(graph: Graph, roots: dict[str, str]) -> list[Lifetime]:
-    """One buffer per storage root, its lifetime the union of the lifetimes of the tensors sharing it."""
+def stage_overlaps(graph: Graph, roots: dict[str, str]) -> dict[str, int]:
+    """Adds to `roots` the input of each patch stage whose tiles release its rows (plan.release_lead not None)
+    and that dies at the stage, sharing the output's buffer; returns tensor -> its byte offset in that buffer."""
+    shifts: dict[str, int] = {}
+    spans = lifetimes(graph)
+    last = _last_use(spans, roots)
+    for i, op in enumerate(graph.ops):
+        lead = op.attrs.plan.release_lead if op.kind == "patch_stage" else None
+        src, out = op.inputs[0], op.outputs[0]
+        if lead is None or src in graph.outputs or src in roots or src in roots.values() or last.get(src) != i \
+                or roots.get(out, out) != out:
+            continue
+        roots[src], shifts[src] = out, lead
+    return shifts
+
+
+def buffers(graph: Graph, roots: dict[str, str], shifts: dict[str, int] | None = None) -> list[Lifetime]:
+    """One buffer per storage root, its lifetime the union of the lifetimes of the tensors sharing it; a tensor
+    lies `shifts[name]` bytes into its root's buffer (0 by default)."""
     merged: dict[str, Lifetime] = {}
     for name, s in lifetimes(graph).items():
         root = roots.get(name, name)
+        end = (shifts or {}).get(name, 0) + s.nbytes
         m = merged.get(root)
         if m is None:
-            merged[root] = Lifetime(root, s.first, s.last, s.nbytes)
+            merged[root] = Lifetime(root, s.first, s.last, end)
         else:
-            merged[root] = Lifetime(root, min(s.first, m.first), max(s.last, m.last), max(s.nbytes, m.nbytes))
+            merged[root] = Lifetime(root, min(s.first, m.first), max(s.last, m.last), max(end, m.nbytes))
     return list(merged.values())
 
 
@@ -105,14 +128,17 @@ def line_buffer_spans(graph: Graph, chosen: dict[str, str]) -> dict[str, Lifetim
 def plan_arena(graph: Graph, in_place: bool = True, line_buffers: bool = True) -> ArenaPlan:
     """`line_buffers=False`: no convolution in place (for code that emits the plain kernels whatever the plan)."""
     best: ArenaPlan | None = None
-    for sharing in ((True, False) if in_place else (False,)):
+    overlaps = any(op.kind == "patch_stage" and op.attrs.plan.release_lead is not None for op in graph.ops)
+    variants = [(True, True)] * overlaps + [(True, False), (False, False)] if in_place else [(False, False)]
+    for sharing, overlap in variants:
         roots, chosen = storage_roots(graph, sharing, line_buffers)
+        shifts = stage_overlaps(graph, roots) if overlap else {}
         lines = line_buffer_spans(graph, chosen)
-        p = pack_best(buffers(graph, roots) + list(lines.values()))
+        p = pack_best(buffers(graph, roots, shifts) + list(lines.values()))
         if best is None or p.size < best.size:
             offsets = {t: o for t, o in p.offsets.items() if t not in {s.tensor for s in lines.values()}}
             for t, r in roots.items():
-                offsets[t] = offsets[r]
+                offsets[t] = offsets[r] + shifts.get(t, 0)
             best = ArenaPlan(p.size, offsets, p.strategy, alias_roots(graph), chosen, p.exact,
                              {op: (p.offsets[s.tensor], s.nbytes) for op, s in lines.items()})
     return best

@@ -9,7 +9,7 @@ dies at this op. The kernels this holds for (runtime/):
   input, output element (b, y, x, c) is written after reading element (b, y, x, c) of the full-shaped input
   (the other input is read through strides, and it is a different buffer). Only an input with exactly the
   output's shape and dtype is overwritten, so its byte i is output byte i.
-- mcu_lut_s8 (logistic, int8 leaky relu): `output[i] = table[input[i]]`; mcu_leaky_relu_s16 likewise.
+- mcu_lut_s8 (logistic, int8 leaky relu, the fused swish `lut`): `output[i] = table[input[i]]`; mcu_leaky_relu_s16 likewise.
 - mcu_quantize_s8 / _s16 (int8 -> int8, int16 -> int16): `output[i] = requantize(input[i])` (a quantize between
   dtypes of different sizes is not in place: the byte check below refuses it).
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from ..ir import Graph, Op
 
-IN_PLACE_KINDS = ("add", "sub", "mul", "logistic", "leaky_relu", "quantize")
+IN_PLACE_KINDS = ("add", "sub", "mul", "logistic", "leaky_relu", "lut", "quantize")
 ROW_BUFFER_KINDS = ("conv2d", "depthwise_conv2d")
 
 

@@ -1,4 +1,13 @@
-"""Explicit input padding for convolutions whose kernels reduce whole kernel rows ("row mode").
+"""Explicit padding: fold exporters' PAD ops into the convolutions they feed, and insert PADs for convolutions
+whose kernels reduce whole kernel rows ("row mode").
+
+`fold_pads`: PyTorch -> ONNX -> TensorFlow exports write a padded conv as a PAD (1 on every side) then a VALID
+conv. A PAD whose output has its input's quantization fills with that zero point, which is what a convolution's
+own padding means in TFLite int8 (a padded tap contributes (zp - zp) * w = 0), so a conv reading a spatial PAD
+that nothing else reads may pad by the same amounts itself: bit-exact, one whole tensor less, and the patch
+planner sees the layers a stage can tile.
+
+`explicit_row_padding`:
 
 A convolution over few input channels (C % 4 != 0, e.g. the first layer of an audio or image model) reduces
 each kernel row's KW * C contiguous taps as one vector (mcutool.codegen.tvm_kernels). Where left/right padding
@@ -43,6 +52,50 @@ def _with_explicit_pad(graph: Graph, index: int) -> Graph:
     out = Graph(graph.name, dict(graph.tensors), list(graph.ops), list(graph.inputs), list(graph.outputs))
     out.add_tensor(padded)
     out.ops[index:index + 1] = [pad, conv]
+    return out
+
+
+def _foldable(graph: Graph, pad: Op, consumers) -> Op | None:
+    """The conv/depthwise that may take `pad`'s padding over (see the module notes), or None."""
+    if pad.kind != "pad" or pad.outputs[0] in graph.outputs or len(consumers[pad.outputs[0]]) != 1:
+        return None
+    conv = consumers[pad.outputs[0]][0]
+    x, y = graph.tensor(pad.inputs[0]), graph.tensor(pad.outputs[0])
+    pads = pad.attrs.pads
+    if conv.kind not in ("conv2d", "depthwise_conv2d") or conv.inputs[0] != y.name or len(pads) != 4 \
+            or tuple(pads[0]) != (0, 0) or tuple(pads[3]) != (0, 0) or any(v < 0 for p in pads for v in p):
+        return None
+    same_quant = x.quant is not None and y.quant is not None and not x.quant.per_channel \
+        and float(x.quant.scale[0]) == float(y.quant.scale[0]) and x.quant.zero_point[0] == y.quant.zero_point[0]
+    return conv if x.dtype == y.dtype == "int8" and same_quant else None
+
+
+def fold_pads(graph: Graph) -> Graph:
+    """`graph` with every foldable spatial PAD merged into the padding of the conv/depthwise that reads it."""
+    consumers = graph.consumers()
+    folded = {}  # conv name -> (pad op, conv)
+    for op in graph.ops:
+        conv = _foldable(graph, op, consumers)
+        if conv is not None:
+            folded[conv.name] = op
+    if not folded:
+        return graph
+    gone = {pad.name for pad in folded.values()}
+    ops = []
+    for op in graph.ops:
+        if op.name in gone:
+            continue
+        pad = folded.get(op.name)
+        if pad is not None:
+            (t, b), (le, r) = pad.attrs.pads[1], pad.attrs.pads[2]
+            pt, pl, pb, pr = op.attrs.pads
+            op = replace(op, inputs=[pad.inputs[0], *op.inputs[1:]],
+                         attrs=replace(op.attrs, pads=(pt + t, pl + le, pb + b, pr + r)))
+        ops.append(op)
+    dropped = {pad.outputs[0] for pad in folded.values()}
+    out = Graph(graph.name, {n: t for n, t in graph.tensors.items() if n not in dropped}, ops, list(graph.inputs),
+                list(graph.outputs))
+    out.validate()
     return out
 
 

@@ -34,7 +34,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph, Op, PatchStageAttrs, Tensor, op_macs
-from .arena import plan_arena
+from .arena import align, plan_arena
+from .liveness import lifetimes
 
 LOCAL_KINDS = ("conv2d", "depthwise_conv2d", "pad", "max_pool2d", "avg_pool2d", "add")
 MAX_GRID = 8
@@ -113,18 +114,22 @@ def _local(graph: Graph, op: Op) -> bool:
 PROLOGUE_KINDS = ("transpose", "reshape", "quantize")  # e.g. a PyTorch export's NCHW -> NHWC transpose
 
 
-def stage_ops(graph: Graph) -> list[Op]:
+def stage_ops(graph: Graph, start: int | None = None) -> list[Op]:
     """The patchable run of ops at the start of the network: after an optional prologue (a chain of
     transpose / reshape / quantize ops from a graph input), the local ops that read only the stage input and
     each other's outputs (residual adds included), up to the first op that does not. Which prefixes of it can
-    be one stage (no inner tensor read after it) says `valid_split`."""
+    be one stage (no inner tensor read after it) says `valid_split`. `start`: the run beginning at op
+    `start` instead, reading a whole tensor made before it (a stage after layers run whole, or a second one)."""
     consumers = graph.consumers()
     stage: list[Op] = []
     inside: set[str] = set()
     chain, source = set(graph.inputs), None
-    for op in graph.ops:
+    if start is not None:
+        chain = {graph.ops[start].inputs[0]} if start < len(graph.ops) else set()
+    for op in graph.ops[start or 0:]:
         src = op.inputs[0]
-        if not stage and src in chain and op.kind in PROLOGUE_KINDS and len(consumers[src]) == 1:
+        if start is None and not stage and src in chain and op.kind in PROLOGUE_KINDS \
+                and len(consumers[src]) == 1:
             chain = {op.outputs[0]}
             continue
         if not _local(graph, op):
@@ -189,6 +194,12 @@ class PatchPlan:
     offsets: dict[str, int] = field(default_factory=dict)  # tile buffer -> byte offset in the scratch tensor
     scratch_bytes: int = 0
     tile: Graph | None = field(default=None, repr=False)  # one tile as a graph (see tile_graph)
+    transpose: Op | None = None  # an NCHW -> NHWC transpose of a graph input the tile load does instead
+
+    @property
+    def source(self) -> str:
+        """The tensor the tile load reads: the stage input, or the NCHW graph input it is a transpose of."""
+        return self.transpose.inputs[0] if self.transpose else self.tensors[0]
 
     @property
     def split_layer(self) -> str:
@@ -212,10 +223,42 @@ class PatchPlan:
         H, W, _ = self.full[j]
         return any(y < 0 or x < 0 or y + h > H or x + w > W for y, x in (o[j] for o in self.origins))
 
+    @property
+    def release_lead(self) -> int | None:
+        """How far before its input the output may start so that every output tile lands on input rows no later
+        tile reads (tiles run row by row; tile p reads input rows from origins[p][0] on, and so does every
+        tile after it): the output then shares the input's buffer (schedule/arena.py). None for an NCHW input
+        read through strides (its rows are not contiguous)."""
+        if self.transpose:
+            return None
+        (_, w_in, c_in), (_, w, c) = self.full[0], self.full[-1]
+        th = self.shapes[-1][0]
+        return max(0, max((o[-1][0] + th) * w * c - max(o[0][0], 0) * w_in * c_in for o in self.origins))
+
+    def _whole_bytes(self) -> int:
+        """Bytes of the stage's input and output, sharing a buffer when input rows are released."""
+        whole_in, whole_out = math.prod(self.full[0]), math.prod(self.full[-1])
+        lead = self.release_lead
+        return whole_in + whole_out if lead is None else max(lead + whole_in, whole_out)
+
+    @property
+    def stage_bytes(self) -> int:
+        """Bytes live while the stage runs, whatever the planner does: its input and output and the tiles."""
+        self.place()
+        return self._whole_bytes() + self.scratch_bytes
+
+    @property
+    def stage_bound(self) -> int:
+        """stage_bytes without planning the tile buffers (their live bytes instead): a bound the arena of any
+        schedule with this stage cannot go below, cheap enough to rank every candidate by."""
+        return self._whole_bytes() + self.scratch_bound
+
     def to_json(self) -> dict:
+        self.place()
         return {"split_layer": self.split_layer, "grid": [self.grid, self.grid],
                 "extra_macs_pct": round(self.extra_macs_pct, 2), "stage_layers": [op.name for op in self.ops],
-                "extra_macs": self.extra_macs, "scratch_bytes": self.scratch_bytes}
+                "extra_macs": self.extra_macs, "scratch_bytes": self.scratch_bytes,
+                "release_lead_bytes": self.release_lead}
 
     def tile_graph(self, graph: Graph, reads: dict[tuple[int, int], str]) -> Graph:
         """One tile as a graph: buffers as tensors, the stage's ops with their padding removed ("valid"),
@@ -242,17 +285,28 @@ class PatchPlan:
         g.inputs, g.outputs = [self.buffer_name(0)], [self.buffer_name(len(self.ops))]
         return g
 
-    def _place_buffers(self) -> None:
-        """Offsets of the tile buffers in the scratch tensor: the arena planner on the tile's program (a crop
-        counts as an op reading its source and writing the crop; only the lifetimes matter)."""
+    def _program(self) -> Graph:
+        """The tile's program as a graph for planning its buffers (a crop counts as an op reading its source and
+        writing the crop; only the lifetimes matter)."""
         g = Graph("tile", dict(self.tile.tensors), inputs=list(self.tile.inputs), outputs=list(self.tile.outputs))
         for kind, arg in self.steps:
             if kind == "crop":
                 g.ops.append(Op(f"crop_{arg.name}", "pad", [self.buffer_name(arg.src)], [arg.name]))
             elif kind == "op":
                 g.ops.append(self.tile.ops[arg])
-        arena = plan_arena(g, line_buffers=False)  # the tile program emits the plain conv kernels
-        self.offsets, self.scratch_bytes = dict(arena.offsets), arena.size
+        return g
+
+    @property
+    def scratch_bound(self) -> int:
+        """The most tile-buffer bytes live at one step: what the scratch tensor cannot be smaller than."""
+        spans = lifetimes(self._program()).values()
+        return max(sum(align(s.nbytes) for s in spans if s.first <= i <= s.last) for i in range(len(self.ops)))
+
+    def place(self) -> None:
+        """Offsets of the tile buffers in the scratch tensor (once): the arena planner on the tile's program."""
+        if not self.offsets:
+            arena = plan_arena(self._program(), line_buffers=False)  # the tile program runs the plain kernels
+            self.offsets, self.scratch_bytes = dict(arena.offsets), arena.size
 
 
 def _valid_attrs(op: Op):
@@ -302,6 +356,21 @@ def _tile_regions(graph: Graph, ops: list[Op], index: dict[str, int], out_region
     return regions, needs
 
 
+NCHW_TO_NHWC = (0, 2, 3, 1)
+
+
+def _absorbed_transpose(graph: Graph, ops: list[Op]) -> Op | None:
+    """The NCHW -> NHWC transpose of a graph input that makes the stage input, when only the stage reads it: the
+    tile load then reads the NCHW input through strides and the transposed copy never exists."""
+    name = ops[0].inputs[0]
+    producer = next((op for op in graph.ops if name in op.outputs), None)
+    if producer is None or producer.kind != "transpose" or producer.inputs[0] not in graph.inputs \
+            or tuple(producer.attrs.perm) != NCHW_TO_NHWC or name in graph.outputs:
+        return None
+    inside = {op.name for op in ops}
+    return producer if all(c.name in inside for c in graph.consumers()[name]) else None
+
+
 def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan:
     """The plan for ops stage[0..split] on a grid x grid tiling of stage[split]'s output."""
     if not valid_split(graph, stage, split):
@@ -314,19 +383,22 @@ def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan
     if grid < 1 or grid > min(H, W):
         raise ValueError(f"a {grid}x{grid} grid does not fit a {H}x{W} output")
     th, tw = math.ceil(H / grid), math.ceil(W / grid)
-    origins, shapes, reads_at = [], None, None
-    for y0 in tile_starts(H, grid):
-        for x0 in tile_starts(W, grid):
-            regions, needs = _tile_regions(graph, ops, index, (y0, th, x0, tw))
-            sh = [(regions[j][1], regions[j][3], full[j][2]) for j in range(len(tensors))]
-            at = {key: (ny - regions[index[n]][0], nh, nx - regions[index[n]][2], nw)
-                  for key, (ny, nh, nx, nw) in needs.items()
-                  for n in [activation_inputs(graph, ops[key[0]])[key[1]]]}
-            if shapes is None:
-                shapes, reads_at = sh, at
-            elif sh != shapes or at != reads_at:  # cannot happen for equal tiles; refuse rather than guess
-                raise ValueError("tiles of different buffer shapes")
-            origins.append([(regions[j][0], regions[j][2]) for j in range(len(tensors))])
+    # rows and columns are independent: walking back tile (i, i) gives the rows of tile row i and the columns of
+    # tile column i
+    rows, cols, shapes, reads_at = [], [], None, None
+    for y0, x0 in zip(tile_starts(H, grid), tile_starts(W, grid)):
+        regions, needs = _tile_regions(graph, ops, index, (y0, th, x0, tw))
+        sh = [(regions[j][1], regions[j][3], full[j][2]) for j in range(len(tensors))]
+        at = {key: (ny - regions[index[n]][0], nh, nx - regions[index[n]][2], nw)
+              for key, (ny, nh, nx, nw) in needs.items()
+              for n in [activation_inputs(graph, ops[key[0]])[key[1]]]}
+        if shapes is None:
+            shapes, reads_at = sh, at
+        elif sh != shapes or at != reads_at:  # cannot happen for equal tiles; refuse rather than guess
+            raise ValueError("tiles of different buffer shapes")
+        rows.append([regions[j][0] for j in range(len(tensors))])
+        cols.append([regions[j][2] for j in range(len(tensors))])
+    origins = [list(zip(r, c)) for r in rows for c in cols]
     crops, reads = [], {}
     for (i, k), (dy, h, dx, w) in sorted(reads_at.items()):
         j = index[activation_inputs(graph, ops[i])[k]]
@@ -348,14 +420,14 @@ def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan
         per_patch += op_macs(graph, op) // (out.shape[1] * out.shape[2]) * shapes[i + 1][0] * shapes[i + 1][1]
     plan = PatchPlan(split, grid, ops, tensors, shapes, full, origins, fills, crops=crops,
                      stage_macs=sum(op_macs(graph, op) for op in ops), patched_macs=per_patch * grid * grid,
-                     model_macs=sum(op_macs(graph, op) for op in graph.ops))
+                     model_macs=sum(op_macs(graph, op) for op in graph.ops),
+                     transpose=_absorbed_transpose(graph, ops))
     for i in range(len(ops)):
         plan.steps += [("crop", c) for c in crops if reads.get((i, 0)) == c.name or reads.get((i, 1)) == c.name]
         plan.steps.append(("op", i))
         if i + 1 < len(ops) and plan.outside(i + 1):
             plan.steps.append(("fill", i + 1))
     plan.tile = plan.tile_graph(graph, reads)
-    plan._place_buffers()
     return plan
 
 
@@ -363,7 +435,7 @@ def make_plan(graph: Graph, stage: list[Op], split: int, grid: int) -> PatchPlan
 
 def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
     """A copy of `graph` whose ops[0..split] are one `patch_stage` op; the original graph is left as is."""
-    inner = set(plan.tensors[1:-1])
+    inner = set(plan.tensors[1:-1]) | ({plan.tensors[0]} if plan.transpose else set())
     g = Graph(graph.name, {n: t for n, t in graph.tensors.items() if n not in inner},
               inputs=list(graph.inputs), outputs=list(graph.outputs))
     name = STAGE_OP
@@ -372,10 +444,12 @@ def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
     scratch = SCRATCH
     while scratch in g.tensors:
         scratch += "_"
+    plan.place()
     g.add_tensor(Tensor(scratch, (plan.scratch_bytes,), "int8"))
-    stage = Op(name, STAGE_OP, [plan.tensors[0]], [plan.tensors[-1], scratch], PatchStageAttrs(plan))
+    stage = Op(name, STAGE_OP, [plan.source], [plan.tensors[-1], scratch], PatchStageAttrs(plan))
     first = next(i for i, op in enumerate(graph.ops) if op is plan.ops[0])
-    g.ops = list(graph.ops[:first]) + [stage] + list(graph.ops[first + plan.split + 1:])
+    g.ops = [op for op in graph.ops[:first] if op is not plan.transpose] + [stage] \
+        + list(graph.ops[first + plan.split + 1:])
     g.validate()
     return g
 
@@ -384,27 +458,129 @@ def apply_plan(graph: Graph, plan: PatchPlan) -> Graph:
 
 @dataclass
 class Choice:
-    plan: PatchPlan | None
+    plan: PatchPlan | None  # the first stage
     arena_bytes: int        # of the schedule chosen
     unpatched_bytes: int    # arena layer by layer
     reason: str
+    later: list[PatchPlan] = field(default_factory=list)  # stages after the first (on the graph it rewrites)
+
+    @property
+    def plans(self) -> list[PatchPlan]:
+        return ([self.plan] if self.plan else []) + self.later
+
+    @property
+    def extra_macs_pct(self) -> float:
+        return sum(p.extra_macs_pct for p in self.plans)
+
+    def to_json(self) -> dict | None:
+        """report.json schedule.patch: the first stage's split and grid, the extra MACs of all stages, and each
+        stage under `stages` when there are several."""
+        if not self.plan:
+            return None
+        out = dict(self.plan.to_json(), extra_macs_pct=round(self.extra_macs_pct, 2),
+                   extra_macs=sum(p.extra_macs for p in self.plans))
+        if self.later:
+            out["stages"] = [p.to_json() for p in self.plans]
+        return out
+
+    def apply(self, graph: Graph) -> Graph:
+        for p in self.plans:
+            graph = apply_plan(graph, p)
+        return graph
 
 
-def candidates(graph: Graph, grids=None) -> list[PatchPlan]:
-    """Every (split, grid) plan of the graph's patchable stage, each with the arena it gives."""
-    stage = stage_ops(graph)
+MAX_FIRST_STAGES = 3  # first stages (the lowest stage_bound, one per split layer) tried under a second stage
+
+
+def _after_stage(graph: Graph) -> int:
+    return max(i for i, op in enumerate(graph.ops) if op.kind == STAGE_OP) + 1
+
+
+def second_stage(graph: Graph, firsts: list[PatchPlan], best: int, max_overhead: float):
+    """A second patched stage, run on the whole output of a first one, when together they lower the arena below
+    `best` within `max_overhead` % extra MACs: (first, second, arena) or None. The first stage of MobileNetV2
+    ends where a tensor is small enough to hold whole (56x56x24); its next blocks expand to 144 channels at the
+    same resolution, which a second grid cuts. Only first stages whose own live bytes (`stage_bound`) are under
+    `best` are tried, and second-stage plans are planned only when theirs are."""
+    found, tried = None, set()
+    for p1 in sorted(firsts, key=lambda p: (p.stage_bound, p.extra_macs)):
+        if p1.stage_bound > best or len(tried) == MAX_FIRST_STAGES:
+            break
+        if p1.split in tried:
+            continue
+        tried.add(p1.split)
+        g1 = apply_plan(graph, p1)
+        start = _after_stage(g1)
+        stage = stage_ops(g1, start)
+        for split in range(len(stage)):
+            if not valid_split(g1, stage, split):
+                continue
+            _, H, W, _ = g1.tensor(stage[split].outputs[0]).shape
+            for n in range(2, min(MAX_GRID, H, W) + 1):
+                p2 = make_plan(g1, stage, split, n)
+                if p1.extra_macs_pct + p2.extra_macs_pct > max_overhead:
+                    break  # finer grids recompute more
+                if p2.stage_bound > best:
+                    continue
+                arena = plan_arena(apply_plan(g1, p2)).size
+                extra = p1.extra_macs + p2.extra_macs
+                if arena < best or (found and arena == best and extra < found[0].extra_macs + found[1].extra_macs):
+                    best, found = arena, (p1, p2, arena)
+    return found
+
+
+def stage_plans(graph: Graph, grids=None, start: int | None = None) -> list[PatchPlan]:
+    """Every (split, grid) plan of the graph's patchable stage (the one from op `start`: `stage_ops`), not yet
+    planned in the whole graph's arena (`evaluate`)."""
+    stage = stage_ops(graph, start)
     plans = []
     for split in range(len(stage)):
         _, H, W, _ = graph.tensor(stage[split].outputs[0]).shape
-        for n in grids or range(2, MAX_GRID + 1):
-            if n > min(H, W):
-                continue
-            if not valid_split(graph, stage, split):
-                continue
-            plan = make_plan(graph, stage, split, n)
-            plan.arena_bytes = plan_arena(apply_plan(graph, plan)).size
-            plans.append(plan)
+        if not valid_split(graph, stage, split):
+            continue
+        plans += [make_plan(graph, stage, split, n) for n in grids or range(2, MAX_GRID + 1) if n <= min(H, W)]
     return plans
+
+
+def evaluate(graph: Graph, plan: PatchPlan) -> int:
+    """The arena of `graph` with `plan` applied (planned once, kept in plan.arena_bytes)."""
+    if not plan.arena_bytes:
+        plan.arena_bytes = plan_arena(apply_plan(graph, plan)).size
+    return plan.arena_bytes
+
+
+def lowest(graph: Graph, plans: list[PatchPlan]) -> PatchPlan | None:
+    """The plan of the lowest arena (ties: fewer extra MACs). Plans are planned in the order of their
+    `stage_bound`, a bound the arena cannot go below, until that bound passes the best arena found."""
+    best = None
+    for p in sorted(plans, key=lambda p: (p.stage_bound, p.extra_macs)):
+        if best is not None and p.stage_bound > best.arena_bytes:
+            break
+        evaluate(graph, p)
+        if best is None or (p.arena_bytes, p.extra_macs) < (best.arena_bytes, best.extra_macs):
+            best = p
+    return best
+
+
+def candidates(graph: Graph, grids=None, start: int | None = None) -> list[PatchPlan]:
+    """Every (split, grid) plan of the graph's patchable stage, each with the arena it gives."""
+    plans = stage_plans(graph, grids, start)
+    for p in plans:
+        evaluate(graph, p)
+    return plans
+
+
+def lowest_reach(graph: Graph) -> Choice | None:
+    """The lowest arena any patch schedule the search knows reaches (one stage of any (split, grid), or two
+    stages), whatever its extra MACs; None when nothing is patchable."""
+    plans = stage_plans(graph)
+    low = lowest(graph, plans)
+    if low is None:
+        return None
+    two = second_stage(graph, plans, low.arena_bytes, math.inf)
+    if two:
+        return Choice(two[0], two[2], 0, "two patched stages", [two[1]])
+    return Choice(low, low.arena_bytes, 0, "one patched stage")
 
 
 def parse_mode(value: str | int) -> str | int:
@@ -428,7 +604,8 @@ def positions_in(graph: Graph, scheduled: Graph) -> list[int]:
     index = {op.name: i for i, op in enumerate(scheduled.ops)}
     for i, op in enumerate(scheduled.ops):
         if op.kind == STAGE_OP:
-            index.update({inner.name: i for inner in op.attrs.plan.ops})
+            plan = op.attrs.plan
+            index.update({inner.name: i for inner in plan.ops + ([plan.transpose] if plan.transpose else [])})
     return [index[op.name] for op in graph.ops]
 
 
@@ -442,7 +619,7 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
         return Choice(None, base, base, "--patch off")
     if mode == "auto" and base + other_bytes <= limit_bytes:
         return Choice(None, base, base, f"the layer-by-layer arena ({base:,} B) fits")
-    plans = candidates(graph, [mode] if isinstance(mode, int) else None)
+    plans = stage_plans(graph, [mode] if isinstance(mode, int) else None)
     if not plans:
         if isinstance(mode, int):
             raise UserError(f"--patch {mode}: the model has no stage that a {mode}x{mode} grid can patch (the "
@@ -451,15 +628,13 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
         return Choice(None, base, base, "no patchable first stage")
     within = [p for p in plans if p.extra_macs_pct <= max_overhead]
     if isinstance(mode, int):
-        best = min(within or plans, key=lambda p: (p.arena_bytes, p.extra_macs))
+        best = lowest(graph, within or plans)
         return Choice(best, best.arena_bytes, base, f"--patch {mode}")
-    fits = [p for p in within if p.arena_bytes + other_bytes <= limit_bytes]
-    if budget_given and fits:
-        best = min(fits, key=lambda p: (p.extra_macs, p.arena_bytes))
-        return Choice(best, best.arena_bytes, base, "the least extra MACs that fits the SRAM budget")
     if budget_given:
-        low = min(plans, key=lambda p: (p.arena_bytes, p.extra_macs))
-        near = min(within, key=lambda p: (p.arena_bytes, p.extra_macs)) if within else None
+        for p in sorted(within, key=lambda p: (p.extra_macs, p.stage_bound)):
+            if p.stage_bound + other_bytes <= limit_bytes and evaluate(graph, p) + other_bytes <= limit_bytes:
+                return Choice(p, p.arena_bytes, base, "the least extra MACs that fits the SRAM budget")
+        low, near = lowest(graph, plans), lowest(graph, within)
         raise UserError(
             f"no patch plan fits the SRAM budget of {limit_bytes:,} bytes with at most {max_overhead:g} % extra "
             f"MACs (--max-overhead): "
@@ -470,7 +645,10 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
             f"+{low.extra_macs_pct:.1f} % MACs). What would help: a larger --sram-budget or --max-overhead.")
     if not within:
         return Choice(None, base, base, f"no patch plan within --max-overhead {max_overhead:g} %")
-    best = min(within, key=lambda p: (p.arena_bytes, p.extra_macs))
+    best = lowest(graph, within)
+    two = second_stage(graph, within, min(best.arena_bytes, base), max_overhead)
+    if two:
+        return Choice(two[0], two[2], base, "the lowest arena within --max-overhead (two patched stages)", [two[1]])
     if best.arena_bytes >= base:
         return Choice(None, base, base, "patching does not lower the arena")
     return Choice(best, best.arena_bytes, base, "the lowest arena within --max-overhead")
@@ -503,6 +681,8 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray) -> np.ndarray:
     the generated C runs, step for step)."""
     from .. import reference
     tile = plan.tile
+    if plan.transpose:  # x is the NCHW graph input; the load reads it through strides
+        x = x.transpose(NCHW_TO_NHWC)
     out = np.zeros((1,) + plan.full[-1], dtype=x.dtype)
     last = len(plan.ops)
     for org in plan.origins:
