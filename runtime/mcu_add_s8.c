@@ -8,7 +8,8 @@
  *   v_i   = MultiplyByQuantizedMultiplierSmallerThanOneExp((x_i + offset_i) << left_shift, m_i, shift_i)
  *   out   = MultiplyByQuantizedMultiplierSmallerThanOneExp(v_1 + v_2, m_out, shift_out) + output_offset
  *
- * clamped to the activation range. (MultiplyByQuantizedMultiplierSmallerThanOneExp equals
+ * clamped to the activation range; with `subtract` set, v_1 - v_2 (SUB: reference_ops::Sub /
+ * BroadcastQuantSubSlow, reference/sub.h, with TFLite Micro's sub_common.cc Prepare). (MultiplyByQuantizedMultiplierSmallerThanOneExp equals
  * MultiplyByQuantizedMultiplier for the shifts <= 0 used here.) An input extent of 1 repeats over the
  * output's extent (NumPy broadcasting, what TFLite's BroadcastAdd does). Portable C for every core.
  */
@@ -20,7 +21,8 @@ static inline int8_t mcu_add_one(const mcu_add_params *p, int32_t x1, int32_t x2
     const int32_t in2 = mcu_fp_shl(x2 + p->input2_offset, p->left_shift);
     const int32_t s1 = mcu_requantize(in1, p->input1_quant.multiplier, p->input1_quant.shift);
     const int32_t s2 = mcu_requantize(in2, p->input2_quant.multiplier, p->input2_quant.shift);
-    const int32_t out = mcu_requantize(s1 + s2, p->output_quant.multiplier, p->output_quant.shift)
+    const int32_t raw = p->subtract ? mcu_fp_sub(s1, s2) : mcu_fp_add(s1, s2);
+    const int32_t out = mcu_requantize(raw, p->output_quant.multiplier, p->output_quant.shift)
                         + p->output_offset;
     return (int8_t)mcu_clamp_i32(out, p->act.min, p->act.max);
 }

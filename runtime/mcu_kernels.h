@@ -85,9 +85,11 @@ typedef struct {
 mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 
-/* ---- add (mcu_add_s8.c) ----------------------------------------------------------------------------- */
-/* reference_integer_ops::Add / BroadcastAdd: both inputs are shifted left by left_shift (20), rescaled
- * to a common scale, summed and requantized. An input extent of 1 broadcasts over the output's. */
+/* ---- add and sub (mcu_add_s8.c, mcu_add_s16.c) ----------------------------------------------------- */
+/* reference_integer_ops::Add / BroadcastAdd (int8), reference_ops::AddGeneralParamScale (int16) and
+ * reference_ops::Sub / BroadcastQuantSubSlow (both): both inputs are shifted left by left_shift (20 for int8,
+ * 15 for int16), rescaled to a common scale, added (subtracted: input1 - input2 when `subtract` is 1) and
+ * requantized. An input extent of 1 broadcasts over the output's. */
 typedef struct {
     mcu_dims input1;
     mcu_dims input2;
@@ -100,10 +102,13 @@ typedef struct {
     mcu_quant input2_quant;
     mcu_quant output_quant;
     mcu_activation act;
+    int32_t subtract; /* 0: ADD, 1: SUB */
 } mcu_add_params;
 
 mcu_status mcu_add_s8(const mcu_add_params *params, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
+mcu_status mcu_add_s16(const mcu_add_params *params, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
 
 /* ---- mul (mcu_mul_s8.c) ----------------------------------------------------------------------------- */
 /* reference_integer_ops::Mul / BroadcastMul: (x1 + off1) * (x2 + off2) requantized. */
@@ -157,6 +162,7 @@ typedef struct {
 } mcu_pad_params;
 
 mcu_status mcu_pad_s8(const mcu_pad_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_pad_s16(const mcu_pad_params *params, const int16_t *input, int16_t *output);
 
 /* ---- transpose (mcu_transpose_s8.c) ------------------------------------------------------------------ */
 /* reference_ops::Transpose: output dim i is input dim perm[i]. Rank < 4 is padded in front with extents

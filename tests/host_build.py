@@ -11,16 +11,31 @@ HOST_MAIN = r"""
 #include <stdlib.h>
 #include "model.h"
 
+static const size_t input_sizes[] = {
+    MCU_MODEL_INPUT0_SIZE,
+#if MCU_MODEL_NUM_INPUTS > 1
+    MCU_MODEL_INPUT1_SIZE,
+#endif
+#if MCU_MODEL_NUM_INPUTS > 2
+#error "the host test program reads at most two inputs"
+#endif
+};
+
+/* host in0.bin [in1.bin] out.bin: raw tensors in the model's own dtypes */
 int main(int argc, char **argv)
 {
-    if (argc != 3) return 2;
+    int i;
+    if (argc != MCU_MODEL_NUM_INPUTS + 2) return 2;
     uint8_t *arena = malloc(MCU_MODEL_ARENA_SIZE);
-    FILE *in = fopen(argv[1], "rb");
-    if (!arena || !in) return 3;
-    if (fread(mcu_model_input(arena, 0), 1, MCU_MODEL_INPUT0_SIZE, in) != MCU_MODEL_INPUT0_SIZE) return 4;
-    fclose(in);
+    if (!arena) return 3;
+    for (i = 0; i < MCU_MODEL_NUM_INPUTS; i++) {
+        FILE *in = fopen(argv[1 + i], "rb");
+        if (!in) return 3;
+        if (fread(mcu_model_input(arena, i), 1, input_sizes[i], in) != input_sizes[i]) return 4;
+        fclose(in);
+    }
     mcu_model_run(arena);
-    FILE *out = fopen(argv[2], "wb");
+    FILE *out = fopen(argv[argc - 1], "wb");
     if (!out) return 5;
     fwrite(mcu_model_output(arena, 0), 1, MCU_MODEL_OUTPUT0_SIZE, out);
     fclose(out);
@@ -31,8 +46,8 @@ int main(int argc, char **argv)
 
 
 def build_host_program(lib: Path, exe: Path) -> Path:
-    """Compile `lib` (an --emit library folder) with HOST_MAIN into `exe`: `exe x.bin y.bin` runs one inference
-    on the int8 input in x.bin and writes the output to y.bin."""
+    """Compile `lib` (an --emit library folder) with HOST_MAIN into `exe`: `exe x.bin [x1.bin] y.bin` runs one
+    inference on the raw input tensors (each in its own dtype) and writes output 0 to y.bin."""
     gcc = require_tool("gcc")
     main = exe.parent / f"{exe.stem}_main.c"
     main.write_text(HOST_MAIN)
@@ -41,3 +56,16 @@ def build_host_program(lib: Path, exe: Path) -> Path:
                     "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
                    check=True, capture_output=True, text=True)
     return exe
+
+
+def run_host_program(exe: Path, inputs: list, out_shape, out_dtype):
+    """Run `exe` (build_host_program) on numpy inputs; returns output 0 as an array of `out_dtype`."""
+    import numpy as np
+    paths = []
+    for i, x in enumerate(inputs):
+        paths.append(exe.parent / f"{exe.stem}_x{i}.bin")
+        paths[-1].write_bytes(np.ascontiguousarray(x).tobytes())
+    y = exe.parent / f"{exe.stem}_y.bin"
+    done = subprocess.run([str(exe), *map(str, paths), str(y)], capture_output=True, text=True)
+    assert done.returncode == 0, f"{exe.name} exited with {done.returncode}: {done.stderr[-2000:]}"
+    return np.frombuffer(y.read_bytes(), dtype=out_dtype).reshape(out_shape)

@@ -34,7 +34,7 @@ def test_operator_modules_import_no_later_stage():
 def test_runtime_kernels_named_by_operators_exist():
     header = (RUNTIME / "mcu_kernels.h").read_text()
     sources = "".join(p.read_text() for p in RUNTIME.glob("*.c"))
-    named = {m for path in OPS_DIR.glob("*.py") for m in re.findall(r'"(mcu_\w+_s8)"', path.read_text())}
+    named = {m for path in OPS_DIR.glob("*.py") for m in re.findall(r'"(mcu_\w+_s(?:8|16|32))"', path.read_text())}
     assert len(named) >= 12
     for fn in sorted(named):
         assert re.search(rf"\bmcu_status {fn}\(", header), f"{fn} is not declared in runtime/mcu_kernels.h"

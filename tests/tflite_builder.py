@@ -27,3 +27,25 @@ class RefInterpreter:
             self.it.set_tensor(detail["index"], x)
         self.it.invoke()
         return [self.it.get_tensor(d["index"]).copy() for d in self.output_details]
+
+
+class MicroInterpreter:
+    """TFLite Micro's own interpreter (the `tflite-micro` pip package), the oracle for the ops and dtypes
+    TFLite Micro runs (int16 activations among them): `[output0] = oracle(x1, x2, ...)`. `model` is a path or the
+    flatbuffer's bytes."""
+
+    ARENA = 1 << 22  # plenty for the single-op test models; TFLite Micro fails to allocate, never truncates
+
+    def __init__(self, model):
+        from tflite_micro.python.tflite_micro import runtime
+
+        if isinstance(model, (bytes, bytearray)):
+            self.it = runtime.Interpreter.from_bytes(bytes(model), arena_size=self.ARENA)
+        else:
+            self.it = runtime.Interpreter.from_file(str(model), arena_size=self.ARENA)
+
+    def __call__(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        for i, x in enumerate(inputs):
+            self.it.set_input(x, i)
+        self.it.invoke()
+        return [self.it.get_output(0).copy()]

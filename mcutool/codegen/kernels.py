@@ -31,8 +31,8 @@ def tvm_layer(ctx: Context, op: Op) -> LayerCode:
 @emitter(*RUNTIME_KINDS)
 def runtime_layer(ctx: Context, op: Op) -> LayerCode:
     prefix = ctx.prefix(op)
-    inputs = [ctx.ptr(n) for n in op.inputs if n and not ctx.graph.tensor(n).is_const]
-    definitions, call = runtime_params.kernel_code(ctx.graph, op, prefix, inputs, ctx.ptr(op.outputs[0]))
+    inputs = [ctx.addr(n) for n in op.inputs if n and not ctx.graph.tensor(n).is_const]
+    definitions, call = runtime_params.kernel_code(ctx.graph, op, prefix, inputs, ctx.addr(op.outputs[0]))
     return LayerCode(op.name, op.kind, definitions, call, "template", headers=("mcu_kernels.h",))
 
 

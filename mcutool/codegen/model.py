@@ -41,7 +41,11 @@ class Context:
 
     def ptr(self, tensor: str, ctype: str = "int8_t") -> str:
         """C expression for a tensor's address in the arena (`arena` is mcu_model_run's parameter)."""
-        return f"({ctype} *)(arena + {self.plan.offsets[tensor]}u)"
+        return f"({ctype} *)({self.addr(tensor)})"
+
+    def addr(self, tensor: str) -> str:
+        """A tensor's address in the arena as a `uint8_t *` expression (the caller casts it)."""
+        return f"arena + {self.plan.offsets[tensor]}u"
 
     @staticmethod
     def prefix(op: Op) -> str:

@@ -71,18 +71,20 @@ def c_definitions(kp: KernelParams, prefix: str) -> str:
 
 
 def c_call(kp: KernelParams, prefix: str, inputs: list[str], output: str, status: str | None = None) -> str:
-    """The C statement that runs the kernel; `inputs` / `output` are C pointer expressions. The kernel's
+    """The C statement that runs the kernel; `inputs` / `output` are C pointer expressions, cast to the kernel's
+    element types (KernelParams.in_ctype / out_ctype). The kernel's
     mcu_status is assigned to the variable `status` when given, else discarded (kernels only fail on
     parameters inconsistent with themselves, which runtime_params never produces)."""
     if len(inputs) != kp.num_inputs:
         raise ValueError(f"{kp.function} takes {kp.num_inputs} inputs, got {len(inputs)}")
     lhs = f"{status} = " if status else "(void)"
+    cin, cout = kp.in_ctype, kp.out_ctype
     if kp.input_array:
-        items = ", ".join(f"(const int8_t *)({e})" for e in inputs)
-        return (f"{{ const int8_t *const {prefix}_inputs[{len(inputs)}] = {{{items}}}; "
-                f"{lhs}{kp.function}(&{prefix}_params, {prefix}_inputs, (int8_t *)({output})); }}")
-    args = ", ".join(f"(const int8_t *)({e})" for e in inputs)
-    return f"{lhs}{kp.function}(&{prefix}_params, {args}, (int8_t *)({output}));"
+        items = ", ".join(f"(const {cin} *)({e})" for e in inputs)
+        return (f"{{ const {cin} *const {prefix}_inputs[{len(inputs)}] = {{{items}}}; "
+                f"{lhs}{kp.function}(&{prefix}_params, {prefix}_inputs, ({cout} *)({output})); }}")
+    args = ", ".join(f"(const {cin} *)({e})" for e in inputs)
+    return f"{lhs}{kp.function}(&{prefix}_params, {args}, ({cout} *)({output}));"
 
 
 def kernel_code(graph: Graph, op: Op, prefix: str, inputs: list[str], output: str) -> tuple[str, str] | None:

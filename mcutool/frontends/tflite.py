@@ -323,6 +323,7 @@ _HANDLERS = {
     BO.AVERAGE_POOL_2D: _pool("avg_pool2d"),
     BO.MAX_POOL_2D: _pool("max_pool2d"),
     BO.ADD: _elementwise("add", tflite.AddOptions),
+    BO.SUB: _elementwise("sub", tflite.SubOptions),
     BO.MUL: _elementwise("mul", tflite.MulOptions),
     BO.RESHAPE: _Importer._reshape,
     BO.SQUEEZE: _Importer._reshape,

@@ -46,4 +46,4 @@ def op_def(kind: str) -> OpDef | None:
 
 # Every operator module, imported once so that each registers its kinds.
 from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, mean, mul, pad, pool,  # noqa: E402,F401
-                         quantize, reshape, softmax, transpose, transpose_conv)
+                         quantize, reshape, softmax, sub, transpose, transpose_conv)

@@ -7,7 +7,7 @@ import numpy as np
 
 from mcutool.errors import UserError
 from mcutool.ir import Graph, Op, Tensor
-from mcutool.ops.fixedpoint import QUANTIZED, f32, i64
+from mcutool.ops.fixedpoint import QUANTIZED, QUANTIZED_16, f32, i64
 
 
 def where(op: Op) -> str:
@@ -16,8 +16,9 @@ def where(op: Op) -> str:
 
 def unsupported(op: Op, detail: str) -> UserError:
     return UserError(f"{where(op)}: {detail}. The numpy reference (mcutool/reference.py) supports int8/uint8 "
-                     "tensors with TFLite quantization and all-float32 ops; quantize the model, or change this "
-                     "layer to a supported form.")
+                     "tensors with TFLite quantization (int16 ones with TFLite's 16x8 scheme where TFLite Micro "
+                     "runs the op in int16) and all-float32 ops; quantize the model, or change this layer to a "
+                     "supported form.")
 
 
 def qparams(op: Op, t: Tensor, role: str) -> tuple[np.float32, int]:
@@ -37,15 +38,16 @@ def same_quant(a: Tensor, b: Tensor) -> bool:
             and np.array_equal(a.quant.zero_point, b.quant.zero_point))
 
 
-def kind_of(graph: Graph, op: Op) -> str:
-    """'float' when the op's data tensors are all float32, 'quant' when they are int8/uint8, else unsupported."""
+def kind_of(graph: Graph, op: Op, int16: bool = False) -> str:
+    """'float' when the op's data tensors are all float32, 'quant' when they are all int8 or all uint8 (or, for
+    an op TFLite Micro runs in 16x8, `int16`, all int16), else unsupported."""
     data = [graph.tensor(n) for n in op.inputs[:1] + op.outputs if n]
-    if op.kind in ("add", "mul", "concat"):
+    if op.kind in ("add", "sub", "mul", "concat"):
         data = [graph.tensor(n) for n in op.inputs + op.outputs if n]
     dtypes = {t.dtype for t in data}
     if dtypes == {"float32"}:
         return "float"
-    if dtypes <= set(QUANTIZED) and len(dtypes) == 1:
+    if dtypes <= set(QUANTIZED_16 if int16 else QUANTIZED) and len(dtypes) == 1:
         return "quant"
     raise unsupported(op, f"tensor dtypes {sorted(dtypes)} are not a supported combination")
 
@@ -117,7 +119,7 @@ def require_same_quant(graph, op):
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     if x_t.dtype != out_t.dtype:
         raise unsupported(op, f"input dtype {x_t.dtype} differs from output dtype {out_t.dtype}")
-    if x_t.dtype in QUANTIZED and not same_quant(x_t, out_t):
+    if x_t.dtype in QUANTIZED_16 and not same_quant(x_t, out_t):
         raise unsupported(op, "input and output quantization differ (this op moves values without rescaling "
                           "them, as TFLite's does); insert a quantize op")
 

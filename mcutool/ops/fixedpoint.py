@@ -39,6 +39,10 @@ NP_DTYPES = {
 
 QUANTIZED = ("int8", "uint8")
 
+# Quantized activation dtypes, int16 included (TFLite's 16x8 scheme: int16 activations with zero point 0). Ops
+# that TFLite Micro runs in int16 accept these; the others keep to QUANTIZED.
+QUANTIZED_16 = ("int8", "uint8", "int16")
+
 
 def dtype_range(dtype: str) -> tuple[int, int]:
     """The (min, max) integer range of a quantized dtype."""

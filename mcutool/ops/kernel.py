@@ -37,7 +37,9 @@ class KernelParams:
     fields: dict
     arrays: dict[str, tuple[str, list]] = field(default_factory=dict)
     num_inputs: int = 1          # data inputs the kernel takes
-    input_array: bool = False    # inputs passed as one `const int8_t *const *` (concatenation)
+    input_array: bool = False    # inputs passed as one `const <in_ctype> *const *` (concatenation)
+    in_ctype: str = "int8_t"     # C element type of the data inputs (the kernel's own signature)
+    out_ctype: str = "int8_t"    # C element type of the output
 
 
 def kernel_where(op: Op) -> str:
@@ -46,19 +48,44 @@ def kernel_where(op: Op) -> str:
 
 def kernel_error(op: Op, detail: str) -> UserError:
     return UserError(f"{kernel_where(op)}: {detail}. The firmware kernels (runtime/) run int8 tensors with TFLite's "
-                     "int8 quantization (per-tensor scale and zero point) of rank at most 4; change the layer or "
+                     "int8 quantization (per-tensor scale and zero point), and int16 ones with TFLite's 16x8 scheme "
+                     "(zero point 0) where TFLite Micro has an int16 kernel, of rank at most 4; change the layer or "
                      "quantize the model to int8.")
 
 
-def int8_qparams(op: Op, t: Tensor, role: str) -> tuple[np.float32, int]:
-    """(scale as float32, zero point) of an int8, per-tensor quantized tensor."""
-    if t.dtype != "int8":
-        raise kernel_error(op, f"{role} tensor {t.name!r} is {t.dtype}, not int8")
+# C element type of each tensor dtype a runtime/ kernel reads or writes.
+CTYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
+
+
+def int_qparams(op: Op, t: Tensor, role: str, dtypes=("int8",)) -> tuple[np.float32, int]:
+    """(scale as float32, zero point) of a per-tensor quantized tensor of one of `dtypes`. int16 tensors follow
+    TFLite's 16x8 scheme: zero point 0 (TFLite Micro's int16 kernels check it)."""
+    if t.dtype not in dtypes:
+        raise kernel_error(op, f"{role} tensor {t.name!r} is {t.dtype}, not {' or '.join(dtypes)}")
     if t.quant is None:
         raise kernel_error(op, f"{role} tensor {t.name!r} has no quantization parameters")
     if t.quant.per_channel:
         raise kernel_error(op, f"{role} tensor {t.name!r} is quantized per channel")
-    return f32(t.quant.scale[0]), int(t.quant.zero_point[0])
+    zp = int(t.quant.zero_point[0])
+    if t.dtype == "int16" and zp != 0:
+        raise kernel_error(op, f"{role} tensor {t.name!r} is int16 with zero point {zp} (TFLite's 16x8 scheme "
+                           "has zero point 0)")
+    return f32(t.quant.scale[0]), zp
+
+
+def int8_qparams(op: Op, t: Tensor, role: str) -> tuple[np.float32, int]:
+    """(scale as float32, zero point) of an int8, per-tensor quantized tensor."""
+    return int_qparams(op, t, role)
+
+
+def kernel_for(op: Op, x: Tensor, y: Tensor, kernels: dict) -> tuple[str, str, str]:
+    """(function, input C type, output C type) of the kernel that runs (x.dtype, y.dtype): `kernels` maps each
+    (input dtype, output dtype) pair an op's runtime/ kernels cover to the function's name."""
+    function = kernels.get((x.dtype, y.dtype))
+    if function is None:
+        allowed = ", ".join(f"{a} -> {b}" for a, b in kernels)
+        raise kernel_error(op, f"{x.dtype} -> {y.dtype} is not a combination its kernels run ({allowed})")
+    return function, CTYPES[x.dtype], CTYPES[y.dtype]
 
 
 def same_qparams(a: tuple[np.float32, int], b: tuple[np.float32, int]) -> bool:

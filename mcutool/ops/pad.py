@@ -1,5 +1,5 @@
 """PAD / PADV2 (`reference/pad.h`): constant padding; quantized tensors pad with the output zero point.
-Kernel: runtime/mcu_pad_s8.c.
+int8 and int16 (pad.cc runs both the same way). Kernels: runtime/mcu_pad_s8.c, runtime/mcu_pad_s16.c.
 """
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from mcutool.errors import UserError
 from mcutool.ir import Graph, Op, PadAttrs
 from mcutool.ops import register
 from mcutool.ops.common import qparams, require_same_quant, where
-from mcutool.ops.kernel import KernelParams, dims, int8_qparams, kernel_error, rank_pad, same_qparams
+from mcutool.ops.kernel import KernelParams, dims, int_qparams, kernel_error, kernel_for, rank_pad, same_qparams
+
+KERNELS = {("int8", "int8"): "mcu_pad_s8", ("int16", "int16"): "mcu_pad_s16"}
 
 
 def pad(x, pads, value) -> np.ndarray:
@@ -33,7 +35,8 @@ def _reference_pad(graph, op, args):
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     """PAD: reference_ops::Pad, padding with the output zero point."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    xq, yq = int8_qparams(op, x, "input"), int8_qparams(op, y, "output")
+    function, cin, cout = kernel_for(op, x, y, KERNELS)
+    xq, yq = int_qparams(op, x, "input", (x.dtype,)), int_qparams(op, y, "output", (x.dtype,))
     if not same_qparams(xq, yq):
         raise kernel_error(op, "input and output quantization differ (PAD moves values without rescaling them)")
     k, r = rank_pad(op, x.shape)
@@ -50,7 +53,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
         "pad_before": [0] * k + [b for b, _ in pads],
         "pad_value": yq[1],
     }
-    return KernelParams("mcu_pad_s8", "mcu_pad_params", fields)
+    return KernelParams(function, "mcu_pad_params", fields, in_ctype=cin, out_ctype=cout)
 
 
 register("pad", PadAttrs, _reference_pad, kernel_params)
