@@ -13,6 +13,7 @@ from mcutool.ir import Conv2DAttrs, DepthwiseConv2DAttrs, Graph, Op, Tensor
 from mcutool.ops import register
 from mcutool.ops.common import (check_window, float_activation, im2col, out_hw_of, padded, qparams, taps,
                                 unsupported, weight_zero_point, where)
+from mcutool.ops.kernel import CTYPES, CRef, KernelParams, act, dims, kernel_error
 from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, clamp, f32, i64,
                                     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
                                     quantize_multiplier, quantize_multipliers, requantize_accumulator, wrap_int32)
@@ -251,6 +252,65 @@ def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depth
     return conv2d_int8(x, w, bias, **geometry, **common)
 
 
+# ---- the runtime/ kernels' parameters (TFLite's Prepare, at compile time): the 16x8 conv here, the transpose
+# conv in transpose_conv.py; int8 conv / depthwise kernels are TVM's (mcutool/codegen/tvm_kernels.py)
+
+def conv_kernel_params(function: str, x_t: Tensor, w_t: Tensor, out_t: Tensor, bias_t: Tensor | None, *, stride,
+                       dilation, pad_top: int, pad_left: int, input_offset: int, output_offset: int, lo: int, hi: int,
+                       multiplier, shift) -> KernelParams:
+    """The mcu_conv_params call of mcu_conv2d_s16 / mcu_transpose_conv2d_s8 / _s16 (runtime/mcu_kernels.h): shapes,
+    geometry, offsets, the clamp, and companion arrays for the weights, the bias (int32 as bias32; int64, or
+    int16 widened as TFLM does, as bias64) and the per-channel multipliers and shifts."""
+    cout = out_t.shape[3]
+    fields = {
+        "input": dims(x_t.shape), "filter": dims(w_t.shape), "output": dims(out_t.shape),
+        "stride_h": int(stride[0]), "stride_w": int(stride[1]),
+        "dilation_h": int(dilation[0]), "dilation_w": int(dilation[1]),
+        "pad_top": int(pad_top), "pad_left": int(pad_left),
+        "input_offset": int(input_offset), "output_offset": int(output_offset), "act": act(lo, hi),
+        "weights": CRef("weights"), "bias32": None, "bias64": None,
+        "multiplier": CRef("multiplier"), "shift": CRef("shift"),
+    }
+    arrays = {
+        "weights": ("int8_t", [int(v) for v in np.asarray(w_t.data).reshape(-1)]),
+        "multiplier": ("int32_t", [int(v) for v in np.broadcast_to(multiplier, (cout,))]),
+        "shift": ("int32_t", [int(v) for v in np.broadcast_to(shift, (cout,))]),
+    }
+    if bias_t is not None:
+        key, ctype = ("bias32", "int32_t") if bias_t.dtype == "int32" else ("bias64", "int64_t")
+        fields[key] = CRef(key)
+        arrays[key] = (ctype, [int(v) for v in np.asarray(bias_t.data).reshape(-1)])
+    ctype = CTYPES[x_t.dtype]
+    return KernelParams(function, "mcu_conv_params", fields, arrays, in_ctype=ctype, out_ctype=ctype)
+
+
+def bias_tensor(graph: Graph, op: Op, index: int) -> Tensor | None:
+    """The op's constant bias operand at `index`, or None when it has none."""
+    if len(op.inputs) <= index or not op.inputs[index]:
+        return None
+    t = graph.tensor(op.inputs[index])
+    if not t.is_const:
+        raise kernel_error(op, f"its bias {t.name!r} is computed, not a constant")
+    return t
+
+
+def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c (int8 convolutions get TVM kernels instead)."""
+    x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    if x_t.dtype != "int16":
+        raise kernel_error(op, f"a {x_t.dtype} convolution has a TVM kernel, not a runtime/ one")
+    bias_t = bias_tensor(graph, op, 2)
+    check_16x8(op, x_t, w_t, out_t, bias_t)
+    if not w_t.is_const:
+        raise kernel_error(op, f"its weights {w_t.name!r} are computed, not constants")
+    a = op.attrs
+    lo, hi = activation_range(a.activation, out_t.quant.scale[0], 0, "int16")
+    mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
+    return conv_kernel_params("mcu_conv2d_s16", x_t, w_t, out_t, bias_t, stride=a.stride, dilation=a.dilation,
+                              pad_top=a.pads[0], pad_left=a.pads[1], input_offset=0, output_offset=0, lo=lo, hi=hi,
+                              multiplier=mult, shift=shift)
+
+
 def _reference_conv2d(graph, op, args):
     return _conv_like(graph, op, args, depthwise=False)
 
@@ -259,5 +319,5 @@ def _reference_depthwise_conv2d(graph, op, args):
     return _conv_like(graph, op, args, depthwise=True)
 
 
-register("conv2d", Conv2DAttrs, _reference_conv2d)
+register("conv2d", Conv2DAttrs, _reference_conv2d, conv2d_kernel_params)
 register("depthwise_conv2d", DepthwiseConv2DAttrs, _reference_depthwise_conv2d)

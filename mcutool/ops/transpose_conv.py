@@ -21,8 +21,9 @@ from mcutool.errors import UserError
 from mcutool.ir import Graph, Op, Tensor, TransposeConv2DAttrs
 from mcutool.ops import register
 from mcutool.ops.common import float_activation, qparams, unsupported, weight_zero_point, where
-from mcutool.ops.conv import check_16x8, conv_output_multipliers, requantize_16x8
+from mcutool.ops.conv import bias_tensor, check_16x8, conv_kernel_params, conv_output_multipliers, requantize_16x8
 from mcutool.ops.fixedpoint import activation_range, i64, requantize_accumulator, wrap_int32
+from mcutool.ops.kernel import KernelParams, int_qparams, kernel_error
 
 
 def transpose_conv2d_sums(x, w, stride, pads, out_hw, dtype=np.int64) -> np.ndarray:
@@ -115,4 +116,31 @@ def _reference(graph: Graph, op: Op, args):
                                   act_min=lo, act_max=hi)]
 
 
-register("transpose_conv2d", TransposeConv2DAttrs, _reference)
+# ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
+
+def kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """TRANSPOSE_CONV: runtime/mcu_transpose_conv2d_s8.c (int8) or _s16.c (16x8), the checks of the reference."""
+    x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    bias_t = bias_tensor(graph, op, 2)
+    check_geometry(op, x_t, w_t, out_t)
+    if not w_t.is_const:
+        raise kernel_error(op, f"its weights {w_t.name!r} are computed, not constants")
+    a = op.attrs
+    if x_t.dtype == "int16":
+        check_16x8(op, x_t, w_t, out_t, bias_t, bias_dtypes=("int16", "int64"))
+        function, x_zp, o_zp = "mcu_transpose_conv2d_s16", 0, 0
+    elif x_t.dtype == w_t.dtype == out_t.dtype == "int8":
+        x_zp, o_zp = int_qparams(op, x_t, "input")[1], int_qparams(op, out_t, "output")[1]
+        if np.any(w_t.quant.zero_point != 0) or (bias_t is not None and bias_t.dtype != "int32"):
+            raise kernel_error(op, "int8 weights need zero point 0 and the bias int32")
+        function = "mcu_transpose_conv2d_s8"
+    else:
+        raise kernel_error(op, f"input {x_t.dtype}, weights {w_t.dtype}, output {out_t.dtype}")
+    lo, hi = activation_range(a.activation, out_t.quant.scale[0], o_zp, out_t.dtype)
+    mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
+    return conv_kernel_params(function, x_t, w_t, out_t, bias_t, stride=a.stride, dilation=(1, 1), pad_top=a.pads[0],
+                              pad_left=a.pads[1], input_offset=-x_zp, output_offset=o_zp, lo=lo, hi=hi,
+                              multiplier=mult, shift=shift)
+
+
+register("transpose_conv2d", TransposeConv2DAttrs, _reference, kernel_params)
