@@ -66,3 +66,54 @@ def test_reference_matches_tflite_micro(kind, name):
     assert np.array_equal(got, expected), f"{name}: {int((got != expected).sum())} of {got.size} values differ"
     assert np.array_equal(expected, golden), f"{name}: the interpreter differs from the shipped golden"
     assert np.unique(expected).size >= min(64, expected.size // 4), f"{name}: the output is nearly constant"
+
+
+def compile_library(path: Path, out: Path) -> Path:
+    from mcutool.compiler import Options, compile_model
+
+    compile_model(path, "stm32f746", out, Options(emit="library"))
+    return out
+
+
+@pytest.mark.parametrize("kind,name", MODELS, ids=[m[1] for m in MODELS])
+def test_host_build_matches_reference(kind, name, tmp_path):
+    """--emit library output, compiled by the host gcc with ASan/UBSan (tests/host_build.py), gives the
+    reference's output (which equals the interpreter's, above)."""
+    from host_build import build_host_program, run_host_program
+
+    path, inputs, _ = seanet_case(kind, name)
+    graph = load_tflite(path)
+    (x_name,), (y_name,) = graph.inputs, graph.outputs
+    lib = compile_library(path, tmp_path / "lib")
+    kernel = {"conv": "mcu_conv2d_s16(", "transpose_conv": "mcu_transpose_conv2d_s16("}[kind]
+    assert kernel in (lib / "model.c").read_text()
+    exe = build_host_program(lib, tmp_path / "host")
+    x = data_input(inputs)
+    want = R.run(graph, {x_name: x})[y_name]
+    got = run_host_program(exe, [x], want.shape, np.int16)
+    assert np.array_equal(got, want), f"{name}: {int((got != want).sum())} of {got.size} values differ"
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("kind,name", [("conv", "conv5"), ("transpose_conv", "transpose_conv2")])
+def test_firmware_in_qemu_matches_reference(kind, name, tmp_path):
+    """One model of each kind built for stm32f746 and run in QEMU (mps2-an500): the shipped input and two random
+    ones give the reference's output; the ELF holds no floating point."""
+    from conftest import assert_no_floating_point, require_board_tools
+    from mcutool.compiler import Options, compile_model, run_build
+
+    board = require_board_tools("stm32f746")
+    path, inputs, _ = seanet_case(kind, name)
+    graph = load_tflite(path)
+    (x_name,), (y_name,) = graph.inputs, graph.outputs
+    out = tmp_path / "proj"
+    compile_model(path, "stm32f746", out, Options())
+    rng = np.random.default_rng(5)
+    x_t = graph.tensor(x_name)
+    samples = [data_input(inputs)] + [rng.integers(-32768, 32768, size=x_t.shape).astype(np.int16) for _ in range(2)]
+    for x in samples:
+        (y,), info = run_build(out, [x])
+        want = R.run(graph, {x_name: x})[y_name]
+        assert y.dtype == np.int16 and np.array_equal(y, want), f"{name}: {int((y != want).sum())} values differ"
+        assert info["instructions"] > 0
+    assert_no_floating_point(board, out / "emulator.elf")
