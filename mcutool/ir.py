@@ -297,7 +297,7 @@ class Graph:
 
 
 def op_macs(graph: Graph, op: Op) -> int:
-    """Multiply-accumulates of conv, depthwise and fully connected ops (0 for every other op)."""
+    """Multiply-accumulates of conv, transpose conv, depthwise and fully connected ops (0 for every other op)."""
     if op.kind == "conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * int(np.prod(w.shape[1:]))
@@ -305,6 +305,14 @@ def op_macs(graph: Graph, op: Op) -> int:
         out = graph.tensor(op.outputs[0])
         w = graph.tensor(op.inputs[1])
         return int(np.prod(out.shape[:3])) * op.attrs.out_channels * w.shape[1] * w.shape[2] * op.attrs.in_channels
+    if op.kind == "transpose_conv2d":  # the (input pixel, tap) pairs that land inside the output
+        x, w, out = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+        pairs = 1
+        for axis in (1, 2):
+            stride, pad = op.attrs.stride[axis - 1], op.attrs.pads[axis - 1]
+            pairs *= sum(1 for i in range(x.shape[axis]) for k in range(w.shape[axis])
+                         if 0 <= i * stride - pad + k < out.shape[axis])
+        return x.shape[0] * pairs * w.shape[0] * w.shape[3]
     if op.kind == "depthwise_conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * w.shape[1] * w.shape[2]
