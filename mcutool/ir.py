@@ -130,6 +130,25 @@ class SoftmaxAttrs:
 
 
 @dataclass
+class LeakyReluAttrs:
+    alpha: float = 0.2  # the slope for x < 0, as the model stores it (float32)
+
+
+@dataclass
+class StridedSliceAttrs:
+    """TFLite's STRIDED_SLICE with constant begin/end/strides (one value per input axis) and its masks (bit i is
+    axis i): begin_mask / end_mask ignore begin[i] / end[i], shrink_axis_mask drops axis i (taking begin[i]).
+    One entry per input axis: importers make TensorFlow's sparse spec (ellipsis, new axes) dense
+    (mcutool.ops.strided_slice.dense_spec)."""
+    begin: tuple[int, ...] = ()
+    end: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    begin_mask: int = 0
+    end_mask: int = 0
+    shrink_axis_mask: int = 0
+
+
+@dataclass
 class PadAttrs:
     pads: tuple[tuple[int, int], ...] = ()  # (before, after) per dimension; pads with the output zero point
 

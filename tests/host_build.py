@@ -1,7 +1,9 @@
 """The hand-written host program that drives an `--emit library` build (a user's own project, in small), and
 how the tests compile it: host gcc, -Wall -Wextra -Werror, AddressSanitizer + UBSan, an arena of exactly
 MCU_MODEL_ARENA_SIZE bytes from malloc (so an overrun of the planned arena is caught)."""
+import hashlib
 import subprocess
+import tempfile
 from pathlib import Path
 
 from conftest import require_tool
@@ -45,16 +47,38 @@ int main(int argc, char **argv)
 """
 
 
+FLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all"]
+_RUNTIME_ARCHIVES: dict[str, Path] = {}
+
+
+def _runtime_archive(gcc: str, runtime: Path) -> Path:
+    """The runtime/ kernels of an --emit library folder compiled once (same FLAGS) into a static archive, shared
+    by every program built from identical runtime sources in this test session: the ~30 kernels take most of a
+    host build's time, and every model's library carries the same ones."""
+    files = sorted(runtime.glob("*.[ch]"))
+    key = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()
+    if key not in _RUNTIME_ARCHIVES:
+        work = Path(tempfile.mkdtemp(prefix="mcutool_host_runtime_"))
+        sources = [str(f) for f in files if f.suffix == ".c"]
+        subprocess.run([gcc, *FLAGS, "-c", f"-I{runtime}", *sources], cwd=work, check=True, capture_output=True,
+                       text=True)
+        archive = work / "libmcu_runtime.a"
+        subprocess.run(["ar", "rcs", str(archive), *sorted(map(str, work.glob("*.o")))], check=True,
+                       capture_output=True, text=True)
+        _RUNTIME_ARCHIVES[key] = archive
+    return _RUNTIME_ARCHIVES[key]
+
+
 def build_host_program(lib: Path, exe: Path) -> Path:
     """Compile `lib` (an --emit library folder) with HOST_MAIN into `exe`: `exe x.bin [x1.bin] y.bin` runs one
     inference on the raw input tensors (each in its own dtype) and writes output 0 to y.bin."""
     gcc = require_tool("gcc")
     main = exe.parent / f"{exe.stem}_main.c"
     main.write_text(HOST_MAIN)
-    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(main)]
-    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
+    archive = _runtime_archive(gcc, lib / "runtime")
+    subprocess.run([gcc, *FLAGS, f"-I{lib}", f"-I{lib / 'runtime'}", str(lib / "model.c"), str(main), str(archive),
+                    "-o", str(exe)], check=True, capture_output=True, text=True)
     return exe
 
 

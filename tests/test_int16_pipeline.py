@@ -1,7 +1,12 @@
 """int16 activations (TFLite's 16x8 scheme) through the pipeline: import, reference, arena (2-byte tensors),
 runtime kernel calls with the kernel's own element types, model.h I/O types, the host build."""
-import numpy as np
+import subprocess
+import sys
 
+import numpy as np
+import pytest
+
+from conftest import require_board_tools
 from host_build import build_host_program, run_host_program
 from mcutool import reference
 from mcutool.compiler import Options, compile_model
@@ -43,3 +48,23 @@ def test_int16_pad_compiles_and_runs_on_the_host_like_tflite_micro(tmp_path):
         assert want.dtype == np.int16
         assert np.array_equal(reference.run(graph, {t.name: x})[out.name], want)
         assert np.array_equal(run_host_program(exe, [x], out.shape, np.int16), want)
+
+
+@pytest.mark.qemu
+def test_cli_run_and_validate_take_int16_npy(tmp_path):
+    """`mcutool run --input x.npy --output y.npy` with an int16 tensor, and `validate`'s random int16 inputs."""
+    require_board_tools("stm32f746")
+    model = pad_int16_model(tmp_path / "pad16.tflite")
+    x = np.random.default_rng(5).integers(-32768, 32768, size=(1, 3, 5, 4)).astype(np.int16)
+    np.save(tmp_path / "x.npy", x)
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "mcutool", *map(str, args)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("compile", model, "--board", "stm32f746", "-o", tmp_path / "fw")
+    cli("run", tmp_path / "fw", "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy")
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.int16 and np.array_equal(y, MicroInterpreter(model)(x)[0])
+    assert "bit-exact: 2 of 2" in cli("validate", model, "--board", "stm32f746", "--samples", 2, "-o", tmp_path / "v")

@@ -14,9 +14,10 @@ from tflite.BuiltinOperator import BuiltinOperator as BO
 from tflite.TensorType import TensorType as TT
 
 from ..errors import UserError
+from ..ops.strided_slice import dense_spec, sliced_shape
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
-                  MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs,
-                  TransposeConv2DAttrs)
+                  LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor,
+                  TransposeAttrs, TransposeConv2DAttrs)
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
            TT.INT16: "int16", TT.INT8: "int8"}
@@ -292,6 +293,32 @@ class _Importer:
         return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
 
 
+    def _leaky_relu(self, op, ins, outs):
+        o = self._options(op, tflite.LeakyReluOptions)
+        return "leaky_relu", ins[:1], LeakyReluAttrs(float(o.Alpha()) if o else 0.0)
+
+    def _strided_slice(self, op, ins, outs):
+        o = self._options(op, tflite.StridedSliceOptions)
+        begin, end, strides = (tuple(int(v) for v in self._const(n, what, outs[0]).reshape(-1))
+                               for n, what in zip(ins[1:4], ("begin", "end", "strides")))
+        if o is not None and o.Offset():
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r} sets `offset` (end relative to "
+                            "begin), which TFLite Micro's kernel ignores; mcutool does not run it. Re-export the "
+                            "model with absolute end indices.")
+        masks = ((o.BeginMask(), o.EndMask(), o.EllipsisMask(), o.NewAxisMask(), o.ShrinkAxisMask()) if o
+                 else (0, 0, 0, 0, 0))
+        x = self.graph.tensor(ins[0])
+        try:
+            attrs = dense_spec(len(x.shape), begin, end, strides, *masks)
+        except ValueError as exc:
+            raise UserError(f"{self.path.name}: STRIDED_SLICE producing {outs[0]!r}: {exc}.") from None
+        if not masks[3]:  # no new axis: one op
+            return "strided_slice", ins[:1], attrs
+        # new axes only insert extents of 1: the dense slice, then a reshape to the model's output
+        y = self.graph.tensor(outs[0])
+        mid = self.graph.add_tensor(Tensor(f"{outs[0]}/dense", sliced_shape(x.shape, attrs), y.dtype, y.quant))
+        self.graph.ops.append(Op(self._name("strided_slice"), "strided_slice", ins[:1], [mid.name], attrs))
+        return "reshape", [mid.name], NoAttrs()
 
 def _pool(kind):
     def handler(self, op, ins, outs):
@@ -335,6 +362,8 @@ _HANDLERS = {
     BO.TRANSPOSE: _Importer._transpose,
     BO.MEAN: _Importer._mean,
     BO.CONCATENATION: _Importer._concat,
+    BO.LEAKY_RELU: _Importer._leaky_relu,
+    BO.STRIDED_SLICE: _Importer._strided_slice,
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
 }

@@ -5,9 +5,10 @@ An op module (`mcutool/ops/<op>.py`) holds everything about one operator that is
     models), with the IR checks that make it well defined (shapes, dtypes, quantization) -- the golden model the
     generated C is compared with (mcutool/reference.py runs a graph through these);
   * its Prepare: every number TFLite computes once from scales and shapes (multipliers, clamps, tables);
-  * `kernel_params(graph, op)`: the parameter struct its runtime/ C kernel (`runtime/mcu_<op>_s8.c`) gets, for the
-    ops whose kernel is hand-written (TVM generates conv, depthwise and fully connected; codegen/binary_kernels.py
-    lays out the binary kernels).
+  * `kernel_params(graph, op)`: the parameter struct its runtime/ C kernel (`runtime/mcu_<op>_s8.c`, and
+    `mcu_<op>_s16.c` where it runs in int16: a `KERNELS` table by (input, output) dtype, `kernel.kernel_for`)
+    gets, for the ops whose kernel is hand-written (TVM generates conv, depthwise and fully connected;
+    codegen/binary_kernels.py lays out the binary kernels).
 It registers itself with `register(kind, attrs, reference, kernel)`. Shared fixed-point math lives in
 `fixedpoint.py`, shared reference helpers in `common.py`, the kernel-parameter containers in `kernel.py`.
 Op modules import nothing of codegen, schedule or emulate. Adding an operator: one module here, its runtime/ C
@@ -45,5 +46,5 @@ def op_def(kind: str) -> OpDef | None:
 
 
 # Every operator module, imported once so that each registers its kinds.
-from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, mean, mul, pad, pool,  # noqa: E402,F401
-                         quantize, reshape, softmax, sub, transpose, transpose_conv)
+from mcutool.ops import (add, binary, concat, conv, fully_connected, leaky_relu, logistic, mean,  # noqa: E402,F401
+                         mul, pad, pool, quantize, reshape, softmax, strided_slice, sub, transpose, transpose_conv)

@@ -1,6 +1,8 @@
 """QUANTIZE and DEQUANTIZE: float32 -> int (`reference/quantize.h` AffineQuantize), int -> int
-(`reference/requantize.h` Requantize) and int -> float32 (`reference/dequantize.h`). In firmware only int8 ->
-int8 requantization runs (runtime/mcu_quantize_s8.c); float <-> int conversion happens on the host.
+(`reference/requantize.h` Requantize, with TFLite Micro's quantize_common.cc Prepare: QuantizeMultiplier of
+(double)s_in / (double)s_out) and int -> float32 (`reference/dequantize.h`). In firmware the int -> int
+requantizations TFLite Micro runs between int8, int16 and int32 run (runtime/mcu_quantize_s8.c, _s16.c, _s32.c);
+float <-> int conversion happens on the host.
 """
 from __future__ import annotations
 
@@ -9,9 +11,18 @@ import numpy as np
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
 from mcutool.ops.common import qparams, unsupported
-from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, clamp, dtype_range, f32, i64, requantize,
-                                    requantize_multiplier, tflite_round)
-from mcutool.ops.kernel import KernelParams, int8_qparams, kernel_error, quant
+from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, QUANTIZED_16, clamp, dtype_range, f32, i64,
+                                    requantize, requantize_multiplier, tflite_round)
+from mcutool.ops.kernel import KernelParams, act, int_qparams, kernel_error, kernel_for, quant
+
+# The int -> int requantizations TFLite Micro's quantize_common.cc runs (uint8 aside), by (input, output) dtype.
+KERNELS = {
+    ("int8", "int8"): "mcu_quantize_s8", ("int8", "int16"): "mcu_quantize_s8_s16",
+    ("int16", "int8"): "mcu_quantize_s16_s8", ("int16", "int16"): "mcu_quantize_s16",
+    ("int16", "int32"): "mcu_quantize_s16_s32",
+    ("int32", "int8"): "mcu_quantize_s32_s8", ("int32", "int16"): "mcu_quantize_s32_s16",
+}
+REQUANTIZED = QUANTIZED_16 + ("int32",)
 
 
 def quantize_float(x, *, scale, zero_point, out_dtype) -> np.ndarray:
@@ -31,12 +42,12 @@ def dequantize(x, *, scale, zero_point) -> np.ndarray:
 
 def _reference_quantize(graph, op, args):
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    if out_t.dtype not in QUANTIZED:
-        raise unsupported(op, f"quantize to {out_t.dtype}")
+    if out_t.dtype not in REQUANTIZED or (x_t.dtype == "float32" and out_t.dtype == "int32"):
+        raise unsupported(op, f"quantize {x_t.dtype} to {out_t.dtype}")
     so, zo = qparams(op, out_t, "output")
     if x_t.dtype == "float32":
         return [quantize_float(args[0], scale=so, zero_point=zo, out_dtype=out_t.dtype)]
-    if x_t.dtype in QUANTIZED:
+    if x_t.dtype in REQUANTIZED:
         s, z = qparams(op, x_t, "input")
         m, sh = requantize_multiplier(s, so)
         return [requantize(args[0], in_zp=z, multiplier=m, shift=sh, out_zp=zo, out_dtype=out_t.dtype)]
@@ -45,7 +56,7 @@ def _reference_quantize(graph, op, args):
 
 def _reference_dequantize(graph, op, args):
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    if x_t.dtype not in QUANTIZED or out_t.dtype != "float32":
+    if x_t.dtype not in QUANTIZED_16 or out_t.dtype != "float32":
         raise unsupported(op, f"dequantize {x_t.dtype} -> {out_t.dtype}")
     s, z = qparams(op, x_t, "input")
     return [dequantize(args[0], scale=s, zero_point=z)]
@@ -54,15 +65,18 @@ def _reference_dequantize(graph, op, args):
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """QUANTIZE int8 -> int8: reference_ops::Requantize with quantize.cc's (double)s_in / (double)s_out."""
+    """QUANTIZE int -> int: reference_ops::Requantize with quantize_common.cc's (double)s_in / (double)s_out,
+    clamped to the output dtype's range."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     if x.dtype == "float32" or y.dtype == "float32":
-        raise kernel_error(op, "float <-> int8 conversion happens on the host (the firmware's I/O is integer); only "
-                           "int8 -> int8 requantization runs in firmware")
-    xq, yq = int8_qparams(op, x, "input"), int8_qparams(op, y, "output")
+        raise kernel_error(op, "float <-> int conversion happens on the host (the firmware's I/O is integer); only "
+                           "int -> int requantization runs in firmware")
+    function, cin, cout = kernel_for(op, x, y, KERNELS)
+    xq, yq = int_qparams(op, x, "input", REQUANTIZED), int_qparams(op, y, "output", REQUANTIZED)
     m, sh = requantize_multiplier(xq[0], yq[0])
-    fields = {"size": x.size, "input_offset": -xq[1], "output_offset": yq[1], "quant": quant(m, sh)}
-    return KernelParams("mcu_quantize_s8", "mcu_quantize_params", fields)
+    fields = {"size": x.size, "input_offset": -xq[1], "output_offset": yq[1], "quant": quant(m, sh),
+              "act": act(*dtype_range(y.dtype))}
+    return KernelParams(function, "mcu_quantize_params", fields, in_ctype=cin, out_ctype=cout)
 
 
 register("quantize", NoAttrs, _reference_quantize, kernel_params)

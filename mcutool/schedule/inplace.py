@@ -4,12 +4,14 @@ An elementwise op whose runtime kernel reads element i of each input before it w
 and never reads an element it has already written, can take an input's storage for its output when that input
 dies at this op. The kernels this holds for (runtime/):
 
-- mcu_add_s8, mcu_mul_s8: equal shapes -> one flat loop `output[i] = f(input1[i], input2[i])`; with a broadcast
+- mcu_add_s8, mcu_add_s16 (ADD and SUB), mcu_mul_s8: equal shapes -> one flat loop
+  `output[i] = f(input1[i], input2[i])`; with a broadcast
   input, output element (b, y, x, c) is written after reading element (b, y, x, c) of the full-shaped input
   (the other input is read through strides, and it is a different buffer). Only an input with exactly the
   output's shape and dtype is overwritten, so its byte i is output byte i.
-- mcu_lut_s8 (logistic): `output[i] = table[input[i]]`.
-- mcu_quantize_s8 (int8 -> int8): `output[i] = requantize(input[i])`.
+- mcu_lut_s8 (logistic, int8 leaky relu): `output[i] = table[input[i]]`; mcu_leaky_relu_s16 likewise.
+- mcu_quantize_s8 / _s16 (int8 -> int8, int16 -> int16): `output[i] = requantize(input[i])` (a quantize between
+  dtypes of different sizes is not in place: the byte check below refuses it).
 
 Convolutions in place with a line buffer (`row_buffer`): a depthwise conv (multiplier 1) or a conv2d with
 stride 1, dilation 1, int8, and an output of exactly its input's shape (SAME padding: pt + pb = kh - 1, and as
@@ -21,7 +23,7 @@ step s, copies slot s - pt back over its input rows; the last pt steps are copie
 except for 1 x 1 kernels (pt = 0) on odd widths, where 2 rows give the SIMD fully connected kernel an even
 number of pixels (it takes them in pairs).
 
-Not in place: softmax, pools, concat, pad, transpose, mean, strided or dilated convs, convs whose output
+Not in place: softmax, pools, concat, pad, transpose, mean, strided slice, strided or dilated convs, convs whose output
 shape differs from their input's, FC.
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 from ..ir import Graph, Op
 
-IN_PLACE_KINDS = ("add", "mul", "logistic", "quantize")
+IN_PLACE_KINDS = ("add", "sub", "mul", "logistic", "leaky_relu", "quantize")
 ROW_BUFFER_KINDS = ("conv2d", "depthwise_conv2d")
 
 
