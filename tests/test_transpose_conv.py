@@ -11,6 +11,7 @@ import pytest
 from mcutool import reference as R
 from mcutool.frontends.tflite import load_tflite
 
+from conftest import SHARED_MODELS
 from tflite_builder import ModelBuilder
 
 
@@ -201,3 +202,14 @@ def test_int8_transpose_conv_in_qemu_matches_reference(tmp_path):
         (y,), _ = run_build(out, [x])
         want = R.run(graph, {"x": x})["y"]
         assert y.dtype == np.int8 and np.array_equal(y, want), f"{int((y != want).sum())} values differ"
+
+
+def test_transpose_conv_macs_count_the_taps_inside_the_output():
+    """transpose_conv2: input 1x1x20x32, kernel 3x4, stride (1, 2), output 1x3x42x32. Rows: the one input row meets
+    all 3 kernel rows inside the 3 output rows; columns: 20 inputs x 4 taps, the last landing on column
+    19 * 2 + 3 = 41 < 42, so 80. MACs = 3 * 80 * 32 out * 32 in = 245,760 (hand-derived)."""
+    from mcutool.ir import op_macs
+
+    graph = load_tflite(SHARED_MODELS / "tflm_seanet" / "transpose_conv" / "transpose_conv2.tflite")
+    (op,) = graph.ops
+    assert op_macs(graph, op) == 245_760

@@ -13,7 +13,7 @@ from mcutool.ir import Conv2DAttrs, DepthwiseConv2DAttrs, Graph, Op, Tensor
 from mcutool.ops import register
 from mcutool.ops.common import (check_window, float_activation, im2col, out_hw_of, padded, qparams, taps,
                                 unsupported, weight_zero_point, where)
-from mcutool.ops.kernel import CTYPES, CRef, KernelParams, act, dims, kernel_error
+from mcutool.ops.kernel import CTYPES, CRef, KernelParams, act, dims, kernel_error, kernel_for
 from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, clamp, f32, i64,
                                     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
                                     quantize_multiplier, quantize_multipliers, requantize_accumulator, wrap_int32)
@@ -280,8 +280,8 @@ def conv_kernel_params(function: str, x_t: Tensor, w_t: Tensor, out_t: Tensor, b
         key, ctype = ("bias32", "int32_t") if bias_t.dtype == "int32" else ("bias64", "int64_t")
         fields[key] = CRef(key)
         arrays[key] = (ctype, [int(v) for v in np.asarray(bias_t.data).reshape(-1)])
-    ctype = CTYPES[x_t.dtype]
-    return KernelParams(function, "mcu_conv_params", fields, arrays, in_ctype=ctype, out_ctype=ctype)
+    return KernelParams(function, "mcu_conv_params", fields, arrays, in_ctype=CTYPES[x_t.dtype],
+                        out_ctype=CTYPES[out_t.dtype])
 
 
 def bias_tensor(graph: Graph, op: Op, index: int) -> Tensor | None:
@@ -294,11 +294,13 @@ def bias_tensor(graph: Graph, op: Op, index: int) -> Tensor | None:
     return t
 
 
+CONV2D_KERNELS = {("int16", "int16"): "mcu_conv2d_s16"}  # int8 convolutions get TVM kernels instead
+
+
 def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c (int8 convolutions get TVM kernels instead)."""
+    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c."""
     x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
-    if x_t.dtype != "int16":
-        raise kernel_error(op, f"a {x_t.dtype} convolution has a TVM kernel, not a runtime/ one")
+    function = kernel_for(op, x_t, out_t, CONV2D_KERNELS)[0]
     bias_t = bias_tensor(graph, op, 2)
     check_16x8(op, x_t, w_t, out_t, bias_t)
     if not w_t.is_const:
@@ -306,7 +308,7 @@ def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
     a = op.attrs
     lo, hi = activation_range(a.activation, out_t.quant.scale[0], 0, "int16")
     mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
-    return conv_kernel_params("mcu_conv2d_s16", x_t, w_t, out_t, bias_t, stride=a.stride, dilation=a.dilation,
+    return conv_kernel_params(function, x_t, w_t, out_t, bias_t, stride=a.stride, dilation=a.dilation,
                               pad_top=a.pads[0], pad_left=a.pads[1], input_offset=0, output_offset=0, lo=lo, hi=hi,
                               multiplier=mult, shift=shift)
 

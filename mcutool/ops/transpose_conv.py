@@ -23,7 +23,7 @@ from mcutool.ops import register
 from mcutool.ops.common import float_activation, qparams, unsupported, weight_zero_point, where
 from mcutool.ops.conv import bias_tensor, check_16x8, conv_kernel_params, conv_output_multipliers, requantize_16x8
 from mcutool.ops.fixedpoint import activation_range, i64, requantize_accumulator, wrap_int32
-from mcutool.ops.kernel import KernelParams, int_qparams, kernel_error
+from mcutool.ops.kernel import KernelParams, int_qparams, kernel_error, kernel_for
 
 
 def transpose_conv2d_sums(x, w, stride, pads, out_hw, dtype=np.int64) -> np.ndarray:
@@ -118,9 +118,13 @@ def _reference(graph: Graph, op: Op, args):
 
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
+KERNELS = {("int8", "int8"): "mcu_transpose_conv2d_s8", ("int16", "int16"): "mcu_transpose_conv2d_s16"}
+
+
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     """TRANSPOSE_CONV: runtime/mcu_transpose_conv2d_s8.c (int8) or _s16.c (16x8), the checks of the reference."""
     x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    function = kernel_for(op, x_t, out_t, KERNELS)[0]
     bias_t = bias_tensor(graph, op, 2)
     check_geometry(op, x_t, w_t, out_t)
     if not w_t.is_const:
@@ -128,14 +132,11 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     a = op.attrs
     if x_t.dtype == "int16":
         check_16x8(op, x_t, w_t, out_t, bias_t, bias_dtypes=("int16", "int64"))
-        function, x_zp, o_zp = "mcu_transpose_conv2d_s16", 0, 0
-    elif x_t.dtype == w_t.dtype == out_t.dtype == "int8":
-        x_zp, o_zp = int_qparams(op, x_t, "input")[1], int_qparams(op, out_t, "output")[1]
-        if np.any(w_t.quant.zero_point != 0) or (bias_t is not None and bias_t.dtype != "int32"):
-            raise kernel_error(op, "int8 weights need zero point 0 and the bias int32")
-        function = "mcu_transpose_conv2d_s8"
+        x_zp = o_zp = 0
     else:
-        raise kernel_error(op, f"input {x_t.dtype}, weights {w_t.dtype}, output {out_t.dtype}")
+        x_zp, o_zp = int_qparams(op, x_t, "input")[1], int_qparams(op, out_t, "output")[1]
+        if w_t.dtype != "int8" or np.any(w_t.quant.zero_point != 0) or (bias_t is not None and bias_t.dtype != "int32"):
+            raise kernel_error(op, "int8 TRANSPOSE_CONV needs int8 weights with zero point 0 and an int32 bias")
     lo, hi = activation_range(a.activation, out_t.quant.scale[0], o_zp, out_t.dtype)
     mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
     return conv_kernel_params(function, x_t, w_t, out_t, bias_t, stride=a.stride, dilation=(1, 1), pad_top=a.pads[0],
