@@ -2,7 +2,9 @@
 DepthwiseConvPerChannel (uint8: `reference/conv.h`, `depthwiseconv_uint8.h`); float32 versions for calibration.
 They share geometry, checks and the requantization, so they live together. Their firmware kernels are
 generated per layer by TVM (mcutool/codegen/tvm_kernels.py); `weighted_op_multipliers` is the requantization
-those kernels get.
+those kernels get. CONV_2D in TFLite's 16x8 scheme (int16 activations, int8 weights, int64 bias) has a
+hand-written kernel instead (runtime/mcu_conv2d_s16.c, `conv2d_kernel_params`), whose parameter struct the
+transpose conv kernels share (`conv_kernel_params`).
 """
 from __future__ import annotations
 
@@ -109,8 +111,9 @@ def requantize_16x8(sums, bias, multiplier, shift, act_min, act_max, wide: bool)
 
 def conv2d_16x8(x, w, bias, *, stride, dilation, pads, out_hw, multiplier, shift, act_min, act_max) -> np.ndarray:
     """CONV_2D with int16 input and output, int8 weights (TFLite's 16x8 scheme; `reference/integer_ops/conv.h`
-    ConvPerChannel for int16 data, as `micro/kernels/conv.cc` calls it: int64 accumulator when the bias is
-    int64, int32 without bias or with an int32 bias)."""
+    ConvPerChannel for int16 data, as `micro/kernels/conv.cc` calls it: an int32 accumulator with an int32
+    bias, else int64 -- also without bias: the tflite-micro interpreter takes the int64 path then, checked in
+    tests/test_transpose_conv.py, although the conv.cc read here routes a missing bias to int32)."""
     sums = conv2d_sums(x, 0, w, 0, stride, dilation, pads, out_hw)
     wide = bias is None or np.asarray(bias).dtype == np.int64
     return requantize_16x8(sums, bias, multiplier, shift, act_min, act_max, wide)
