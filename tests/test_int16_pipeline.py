@@ -10,6 +10,7 @@ from conftest import require_board_tools
 from host_build import build_host_program, run_host_program
 from mcutool import reference
 from mcutool.compiler import Options, compile_model
+from mcutool.errors import UserError
 from mcutool.frontends import load_model
 from tflite_builder import MicroInterpreter, ModelBuilder
 
@@ -68,3 +69,15 @@ def test_cli_run_and_validate_take_int16_npy(tmp_path):
     y = np.load(tmp_path / "y.npy")
     assert y.dtype == np.int16 and np.array_equal(y, MicroInterpreter(model)(x)[0])
     assert "bit-exact: 2 of 2" in cli("validate", model, "--board", "stm32f746", "--samples", 2, "-o", tmp_path / "v")
+
+
+def test_an_op_without_an_int16_kernel_is_a_user_error(tmp_path):
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 4, 4, 2), "int16", scale=0.01, zero_point=0)
+    y = b.tensor("y", (1, 2, 2, 2), "int16", scale=0.01, zero_point=0)
+    b.op("MAX_POOL_2D", [x], [y], "Pool2DOptions", Padding="VALID", StrideW=2, StrideH=2, FilterWidth=2,
+         FilterHeight=2)
+    b.inputs, b.outputs = [x], [y]
+    (tmp_path / "m.tflite").write_bytes(b.build())
+    with pytest.raises(UserError, match=r"max_pool2d_0.*int16, not int8"):
+        compile_model(tmp_path / "m.tflite", "stm32f746", tmp_path / "lib", Options(emit="library"))

@@ -8,7 +8,7 @@ import pytest
 
 from host_build import build_host_program, run_host_program
 from mcutool import reference
-from mcutool.compiler import Options, compile_model
+from mcutool.compiler import Options, compile_model, firmware_graph
 from mcutool.frontends import load_model
 from tflite_builder import MicroInterpreter, ModelBuilder, RefInterpreter
 
@@ -143,3 +143,52 @@ def test_strided_slice_sparse_spec_like_tflite_runtime(dtype, shape, begin, end,
 ])
 def test_quantize_requantizes(in_dtype, out_dtype, s_in, s_out, tmp_path):
     check(quantize_model(in_dtype, out_dtype, (1, 4, 6, 3), s_in, s_out), tmp_path)
+
+
+def test_float_model_with_sub_leaky_relu_and_strided_slice_quantizes(tmp_path):
+    """A float model with these ops goes through post-training quantization (the slice keeps its input's
+    quantization; calibration batches a slice whose batch range is [0, 1)): the int8 result stays within two
+    output steps of the float one, the written TFLite file runs in tflite-runtime and TFLite Micro as the
+    reference does, and the int8 firmware graph built on the host equals the reference."""
+    from mcutool.export.tflite import write_tflite
+    from mcutool.quantize.ptq import calibrate, integer_io, quantize_graph
+
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 6, 8, 4), "float32")
+    c = b.tensor("c", (1, 1, 1, 4), "float32")
+    s, l = b.tensor("s", (1, 6, 8, 4), "float32"), b.tensor("l", (1, 6, 8, 4), "float32")
+    y = b.tensor("y", (1, 3, 8, 2), "float32")
+    b.op("SUB", [x, c], [s], "SubOptions")
+    b.op("LEAKY_RELU", [s], [l], "LeakyReluOptions", Alpha=0.2)
+    consts = [b.const(n, np.array(v, dtype=np.int32)) for n, v in (("b", (0, 0, 0, 1)), ("e", (1, 6, 8, 4)),
+                                                                     ("st", (1, 2, 1, 2)))]
+    b.op("STRIDED_SLICE", [l, *consts], [y], "StridedSliceOptions")
+    b.inputs, b.outputs = [x, c], [y]
+    (tmp_path / "f.tflite").write_bytes(b.build())
+    graph = load_model(tmp_path / "f.tflite")
+    rng = np.random.default_rng(3)
+    calib = {"x": rng.normal(size=(16, 6, 8, 4)).astype(np.float32),
+             "c": rng.normal(size=(16, 1, 1, 4)).astype(np.float32)}
+    qgraph = quantize_graph(graph, calibrate(graph, calib))
+    fw = integer_io(qgraph)
+    assert [op.kind for op in fw.ops] == ["sub", "leaky_relu", "strided_slice"]
+    assert fw.tensor("y").quant.scale[0] == fw.tensor(fw.ops[2].inputs[0]).quant.scale[0]
+    xs = {"x": rng.normal(size=(1, 6, 8, 4)).astype(np.float32), "c": rng.normal(size=(1, 1, 1, 4)).astype(np.float32)}
+    step = float(fw.tensor("y").quant.scale[0])
+    assert np.abs(reference.run(qgraph, xs)["y"] - reference.run(graph, xs)["y"]).max() <= 2 * step
+    (tmp_path / "q.tflite").write_bytes(write_tflite(qgraph))  # what `mcutool quantize` writes
+    for oracle in (RefInterpreter, MicroInterpreter):
+        got = oracle(tmp_path / "q.tflite")(xs["x"], xs["c"])[0]
+        assert np.array_equal(got, reference.run(qgraph, xs)["y"]), oracle.__name__
+    lib, options = tmp_path / "lib", Options(emit="library", calib=_npz(tmp_path, calib))
+    compile_model(tmp_path / "f.tflite", "stm32f746", lib, options)
+    fw, _ = firmware_graph(tmp_path / "f.tflite", options)  # what the firmware computes
+    exe = build_host_program(lib, tmp_path / "host")
+    xq = [rng.integers(-128, 128, size=fw.tensor(n).shape).astype(np.int8) for n in fw.inputs]
+    want = reference.run(fw, dict(zip(fw.inputs, xq)))["y"]
+    assert np.array_equal(run_host_program(exe, xq, want.shape, np.int8), want)
+
+
+def _npz(tmp_path, arrays):
+    np.savez(tmp_path / "calib.npz", **arrays)
+    return str(tmp_path / "calib.npz")

@@ -301,9 +301,14 @@ class _Writer:
             self.b.op("AVERAGE_POOL_2D" if op.kind == "avg_pool2d" else "MAX_POOL_2D", [x], outs, "Pool2DOptions",
                       Padding=padding, StrideH=a.stride[0], StrideW=a.stride[1], FilterHeight=a.filter[0],
                       FilterWidth=a.filter[1], FusedActivationFunction=act)
-        elif op.kind in ("add", "mul"):
-            self.b.op(op.kind.upper(), [x] + rest, outs, "AddOptions" if op.kind == "add" else "MulOptions",
-                      FusedActivationFunction=act)
+        elif op.kind in ("add", "sub", "mul"):
+            self.b.op(op.kind.upper(), [x] + rest, outs, f"{op.kind.capitalize()}Options", FusedActivationFunction=act)
+        elif op.kind == "leaky_relu":
+            self.b.op("LEAKY_RELU", [x], outs, "LeakyReluOptions", Alpha=float(a.alpha))
+        elif op.kind == "strided_slice":
+            consts = [self.const(f"{op.name}/{k}", list(getattr(a, k))) for k in ("begin", "end", "strides")]
+            self.b.op("STRIDED_SLICE", [x] + consts, outs, "StridedSliceOptions", BeginMask=a.begin_mask,
+                      EndMask=a.end_mask, ShrinkAxisMask=a.shrink_axis_mask)
         elif op.kind == "reshape":
             shape = list(self.graph.tensor(op.outputs[0]).shape)
             self.b.op("RESHAPE", [x, self.const(f"{op.name}/shape", shape)], outs, "ReshapeOptions", NewShape=shape)

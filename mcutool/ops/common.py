@@ -16,8 +16,8 @@ def where(op: Op) -> str:
 
 def unsupported(op: Op, detail: str) -> UserError:
     return UserError(f"{where(op)}: {detail}. The numpy reference (mcutool/reference.py) supports int8/uint8 "
-                     "tensors with TFLite quantization (int16 ones with TFLite's 16x8 scheme where TFLite Micro "
-                     "runs the op in int16) and all-float32 ops; quantize the model, or change this layer to a "
+                     "tensors with TFLite quantization (int16 ones, TFLite's 16x8 scheme, for the ops the README "
+                     "lists as int16) and all-float32 ops; quantize the model, or change this layer to a "
                      "supported form.")
 
 

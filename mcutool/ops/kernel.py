@@ -48,8 +48,8 @@ def kernel_where(op: Op) -> str:
 
 def kernel_error(op: Op, detail: str) -> UserError:
     return UserError(f"{kernel_where(op)}: {detail}. The firmware kernels (runtime/) run int8 tensors with TFLite's "
-                     "int8 quantization (per-tensor scale and zero point), and int16 ones with TFLite's 16x8 scheme "
-                     "(zero point 0) where TFLite Micro has an int16 kernel, of rank at most 4; change the layer or "
+                     "int8 quantization (per-tensor scale and zero point), int16 ones (TFLite's 16x8 scheme, zero "
+                     "point 0) for the ops the README lists as int16, of rank at most 4; change the layer or "
                      "quantize the model to int8.")
 
 

@@ -33,24 +33,20 @@ def dense_spec(rank: int, begin, end, strides, begin_mask=0, end_mask=0, ellipsi
     named = sum(1 for i in range(len(begin)) if not (ellipsis_mask | new_axis_mask) & (1 << i))
     if named > rank:
         raise ValueError(f"the slice names {named} axes of a rank-{rank} tensor")
-    d = {"begin": [], "end": [], "strides": [], "begin_mask": 0, "end_mask": 0, "shrink_axis_mask": 0}
+    entries = []  # (begin, end, stride, begin bit, end bit, shrink bit) per input axis
     for i in range(len(begin)):
         bit = 1 << i
         if ellipsis_mask & bit:
-            for _ in range(rank - named):
-                axis = 1 << len(d["begin"])
-                d["begin_mask"] |= axis
-                d["end_mask"] |= axis
-                d["begin"].append(0), d["end"].append(0), d["strides"].append(1)
+            entries += [(0, 0, 1, True, True, False)] * (rank - named)
         elif not new_axis_mask & bit:
-            axis = 1 << len(d["begin"])
-            for mask, key in ((begin_mask, "begin_mask"), (end_mask, "end_mask"), (shrink_axis_mask,
-                                                                                   "shrink_axis_mask")):
-                if mask & bit:
-                    d[key] |= axis
-            d["begin"].append(int(begin[i])), d["end"].append(int(end[i])), d["strides"].append(int(strides[i]))
-    return StridedSliceAttrs(tuple(d["begin"]), tuple(d["end"]), tuple(d["strides"]), d["begin_mask"],
-                             d["end_mask"], d["shrink_axis_mask"])
+            entries.append((int(begin[i]), int(end[i]), int(strides[i]), bool(begin_mask & bit),
+                            bool(end_mask & bit), bool(shrink_axis_mask & bit)))
+
+    def mask(k: int) -> int:
+        return sum(1 << axis for axis, e in enumerate(entries) if e[k])
+
+    return StridedSliceAttrs(tuple(e[0] for e in entries), tuple(e[1] for e in entries),
+                             tuple(e[2] for e in entries), mask(3), mask(4), mask(5))
 
 
 def sliced_shape(in_shape, a: StridedSliceAttrs) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ with float I/O gives, and everything downstream is shared.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +22,9 @@ import numpy as np
 from .. import reference
 from ..errors import UserError
 from ..ir import Graph, NoAttrs, Op, Quant, Tensor
+from ..ops.strided_slice import axis_ranges
 
-SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose")
+SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice")
 FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, -128)}
 WEIGHTED_OPS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None}  # per-channel axis (None: per tensor)
 
@@ -39,9 +41,20 @@ class Range:
 BATCH = 64  # samples per reference call: the numpy executor runs a whole batch in one pass
 
 
+def _batched_op(op: Op) -> Op:
+    """`op` as it runs on a batch: a strided slice that keeps the whole batch axis of 1 (start 0, one element,
+    no shrink) keeps the whole batch of n (its begin/end mask bit 0 set)."""
+    a = op.attrs
+    if op.kind != "strided_slice" or a.shrink_axis_mask & 1 or axis_ranges((1,), a)[0] != (0, 1, 1):
+        return op
+    return Op(op.name, op.kind, op.inputs, op.outputs,
+              dataclasses.replace(a, begin_mask=a.begin_mask | 1, end_mask=a.end_mask | 1))
+
+
 def batched(graph: Graph, n: int) -> Graph:
     """A copy of `graph` whose activations have batch size n (constants are shared, not copied)."""
-    g = Graph(name=graph.name, ops=graph.ops, inputs=list(graph.inputs), outputs=list(graph.outputs))
+    g = Graph(name=graph.name, ops=[_batched_op(op) for op in graph.ops], inputs=list(graph.inputs),
+              outputs=list(graph.outputs))
     for name, t in graph.tensors.items():
         if t.is_const or not t.shape or t.shape[0] != 1:
             g.tensors[name] = t
