@@ -213,3 +213,45 @@ def test_transpose_conv_macs_count_the_taps_inside_the_output():
     graph = load_tflite(SHARED_MODELS / "tflm_seanet" / "transpose_conv" / "transpose_conv2.tflite")
     (op,) = graph.ops
     assert op_macs(graph, op) == 245_760
+
+
+def test_float_transpose_conv_quantizes_and_its_firmware_equals_the_reference(tmp_path):
+    """Post-training quantization takes TRANSPOSE_CONV like CONV_2D (weights int8 per output channel, axis 0; bias
+    int32 at s_in * s_w): the int8 graph stays within a few output steps of float, and the --emit library build
+    of the float model (calibrated on the same samples) equals the reference on the int8 graph."""
+    from host_build import build_host_program, run_host_program
+    from mcutool.compiler import Options, compile_model
+    from mcutool.quantize.ptq import calibrate, integer_io, quantize_graph
+
+    rng = np.random.default_rng(21)
+    b = ModelBuilder()
+    shape = b.const("shape", np.array([1, 10, 12, 3], np.int32))
+    w = b.tensor("w", (3, 3, 4, 2), "float32", data=rng.normal(0, 0.5, size=(3, 3, 4, 2)))
+    x = b.tensor("x", (1, 5, 6, 2), "float32")
+    bias = b.tensor("bias", (3,), "float32", data=np.array([0.3, -0.2, 0.1]))
+    y = b.tensor("y", (1, 10, 12, 3), "float32")
+    b.op("TRANSPOSE_CONV", [shape, w, x, bias], [y], "TransposeConvOptions", Padding="SAME", StrideH=2, StrideW=2)
+    b.inputs, b.outputs = [x], [y]
+    path = tmp_path / "float_tconv.tflite"
+    path.write_bytes(b.build())
+    graph = load_tflite(path)
+    calib = rng.normal(0, 1, size=(32, 5, 6, 2)).astype(np.float32)
+    qg = quantize_graph(graph, calibrate(graph, {"x": calib}))
+    (w_q,) = [qg.tensor(n) for op in qg.ops if op.kind == "transpose_conv2d" for n in op.inputs[1:2]]
+    assert w_q.dtype == "int8" and w_q.quant.scale.size == 3 and w_q.quant.axis == 0
+    test = rng.normal(0, 1, size=(4, 5, 6, 2)).astype(np.float32)
+    for sample in test:
+        want = R.run(graph, {"x": sample[None]})["y"]
+        got = R.run(qg, {"x": sample[None]})["y"]
+        assert np.abs(got - want).max() < 0.03 * np.abs(want).max()
+    np.savez(tmp_path / "calib.npz", x=calib)
+    lib = tmp_path / "lib"
+    compile_model(path, "stm32f746", lib, Options(emit="library", calib=str(tmp_path / "calib.npz")))
+    assert "mcu_transpose_conv2d_s8(" in (lib / "model.c").read_text()
+    fw = integer_io(qg)
+    x_t, y_t = fw.tensor(fw.inputs[0]), fw.tensor(fw.outputs[0])
+    exe = build_host_program(lib, tmp_path / "host")
+    for _ in range(3):
+        xq = rng.integers(-128, 128, size=x_t.shape).astype(np.int8)
+        want = R.run(fw, {x_t.name: xq})[y_t.name]
+        assert np.array_equal(run_host_program(exe, [xq], y_t.shape, np.int8), want)
