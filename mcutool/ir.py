@@ -90,6 +90,17 @@ class DepthwiseConv2DAttrs(Conv2DAttrs):
 
 
 @dataclass
+class TransposeConv2DAttrs:
+    """TRANSPOSE_CONV: input pixel (iy, ix) adds w[:, ky, kx, :] into output (iy * sy - top + ky, ix * sx - left
+    + kx); contributions falling outside the output are dropped. pads = (top, left, bottom, right), where
+    bottom / right = the rows / columns of the full scatter ((in - 1) * s + k) cut after the output (negative
+    when the output extends past it: those positions get the bias alone)."""
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    activation: str = "none"
+
+
+@dataclass
 class FullyConnectedAttrs:
     activation: str = "none"
 
@@ -361,7 +372,8 @@ class Graph:
 
 
 def op_macs(graph: Graph, op: Op) -> int:
-    """Multiply-accumulates of conv, depthwise, fully connected and batch matmul ops (0 for every other op)."""
+    """Multiply-accumulates of conv, transpose conv, depthwise, fully connected and batch matmul ops (0 for every
+    other op)."""
     if op.kind == "conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * int(np.prod(w.shape[1:]))
@@ -369,6 +381,14 @@ def op_macs(graph: Graph, op: Op) -> int:
         out = graph.tensor(op.outputs[0])
         w = graph.tensor(op.inputs[1])
         return int(np.prod(out.shape[:3])) * op.attrs.out_channels * w.shape[1] * w.shape[2] * op.attrs.in_channels
+    if op.kind == "transpose_conv2d":  # the (input pixel, tap) pairs that land inside the output
+        x, w, out = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+        pairs = 1
+        for axis in (1, 2):
+            stride, pad = op.attrs.stride[axis - 1], op.attrs.pads[axis - 1]
+            pairs *= sum(1 for i in range(x.shape[axis]) for k in range(w.shape[axis])
+                         if 0 <= i * stride - pad + k < out.shape[axis])
+        return x.shape[0] * pairs * w.shape[0] * w.shape[3]
     if op.kind == "depthwise_conv2d":
         w = graph.tensor(op.inputs[1])
         return graph.tensor(op.outputs[0]).size * w.shape[1] * w.shape[2]

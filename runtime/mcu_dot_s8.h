@@ -1,5 +1,6 @@
 /*
- * mcu_dot_s8.h - int8 dot-product micro-kernels called by TVM-tensorized kernels (mcutool/codegen/tvm_intrin.py).
+ * mcu_dot_s8.h - int8 dot-product micro-kernels called by TVM-tensorized kernels (mcutool/codegen/tvm_intrin.py), and
+ * the int16 x int8 ones of the hand-written 16x8 conv kernels (mcu_dot_s16_s8, mcu_dot2_s16_s8, at the end).
  *
  * Cortex-M with the DSP extension (M4, M7, M33 with DSP: __ARM_FEATURE_SIMD32): four int8 products per
  * two SMLAD, operands widened with SXTB16 (bytes 0,2) and SXTB16 ROR #8 (bytes 1,3); the pairing is the same
@@ -437,6 +438,69 @@ MCU_DOT_INLINE void mcu_dot4x2_s8_w16(const int8_t* x0, const int16_t* w, int32_
 #else
     MCU_DOT4X2_PLAIN(2, 1)
 #endif
+}
+
+/* The 16x8 conv's dot products: int16 inputs, int8 weights, exact. |x * w| <= 2^22, so runs of 256 products
+ * are summed in int32 and the runs in int64. With DSP: input pairs (x0, x2), (x1, x3) packed (PKHBT/PKHTB)
+ * from two word loads against SXTB16 of weight bytes 0,2 and 1,3: two SMLAD per four products.
+ * mcu_dot2_s16_s8 adds x . w0 to *acc0 and x . w1 to *acc1 (two output channels share the input loads). */
+#if MCU_DOT_SIMD32
+MCU_DOT_INLINE void mcu_ld_s16x4_pairs(const int16_t* x, int16x2_t* x02, int16x2_t* x13)
+{
+    uint32_t x01, x23;
+    __builtin_memcpy(&x01, x, 4);
+    __builtin_memcpy(&x23, x + 2, 4);
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(*x02) : "r"(x01), "r"(x23));
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(*x13) : "r"(x23), "r"(x01));
+}
+#endif
+
+MCU_DOT_INLINE void mcu_dot2_s16_s8(const int16_t* x, const int8_t* w0, const int8_t* w1, int32_t n,
+                                    int64_t* acc0, int64_t* acc1)
+{
+    while (n > 0) {
+        int32_t run0 = 0, run1 = 0, m = n < 256 ? n : 256;
+        n -= m;
+#if MCU_DOT_SIMD32
+        for (; m >= 4; m -= 4, x += 4, w0 += 4, w1 += 4) {
+            int16x2_t x02, x13;
+            const int8x4_t v0 = mcu_ld_s8x4(w0), v1 = mcu_ld_s8x4(w1);
+            mcu_ld_s16x4_pairs(x, &x02, &x13);
+            run0 = __smlad(x02, __sxtb16(v0), run0);
+            run0 = __smlad(x13, mcu_sxtb16_ror8(v0), run0);
+            run1 = __smlad(x02, __sxtb16(v1), run1);
+            run1 = __smlad(x13, mcu_sxtb16_ror8(v1), run1);
+        }
+#endif
+        for (; m > 0; --m, ++x) {
+            run0 += (int32_t)*x * (int32_t)*w0++;
+            run1 += (int32_t)*x * (int32_t)*w1++;
+        }
+        *acc0 += run0;
+        *acc1 += run1;
+    }
+}
+
+MCU_DOT_INLINE int64_t mcu_dot_s16_s8(const int16_t* x, const int8_t* w, int32_t n)
+{
+    int64_t acc = 0;
+    while (n > 0) {
+        int32_t run = 0, m = n < 256 ? n : 256;
+        n -= m;
+#if MCU_DOT_SIMD32
+        for (; m >= 4; m -= 4, x += 4, w += 4) {
+            int16x2_t x02, x13;
+            const int8x4_t v = mcu_ld_s8x4(w);
+            mcu_ld_s16x4_pairs(x, &x02, &x13);
+            run = __smlad(x02, __sxtb16(v), run);
+            run = __smlad(x13, mcu_sxtb16_ror8(v), run);
+        }
+#endif
+        for (; m > 0; --m)
+            run += (int32_t)*x++ * (int32_t)*w++;
+        acc += run;
+    }
+    return acc;
 }
 
 #endif /* MCU_DOT_S8_H */

@@ -4,8 +4,9 @@ Micro's own interpreter (the tflite-micro pip package, the oracle) on the shippe
 `--emit library` built on the host under ASan/UBSan (tests/host_build.py) -- gives the same output; one model
 of each kind also runs in QEMU on stm32f746.
 
-KINDS lists the folders covered here; a kind is added by extending it (the conv and transpose_conv kinds come
-with their operators). The goldens are a second check: 4 leaky_relu goldens are 1 LSB off the interpreter
+KINDS lists the folders covered here; a kind is added by extending it. TRANSPOSE_CONV's models also take the
+output shape (int32) as their first input, which TFLite Micro ignores and mcutool's graph drops: the
+interpreter gets every shipped input, mcutool's graph the others. The goldens are a second check: 4 leaky_relu goldens are 1 LSB off the interpreter
 (KNOWN_GOLDEN_OFF; mcutool/ops/leaky_relu.py says why), every other one equals it.
 """
 from functools import lru_cache
@@ -21,11 +22,12 @@ from mcutool.frontends import load_model
 from tflite_builder import MicroInterpreter
 
 SEANET = SHARED_MODELS / "tflm_seanet"
-KINDS = ["add", "leaky_relu", "pad", "quantize", "strided_slice", "sub"]
-COUNTS = {"add": 17, "leaky_relu": 23, "pad": 19, "quantize": 2, "strided_slice": 34, "sub": 5}
+KINDS = ["add", "conv", "leaky_relu", "pad", "quantize", "strided_slice", "sub", "transpose_conv"]
+COUNTS = {"add": 17, "conv": 22, "leaky_relu": 23, "pad": 19, "quantize": 2, "strided_slice": 34, "sub": 5,
+          "transpose_conv": 5}
 KNOWN_GOLDEN_OFF = {"leaky_relu3", "leaky_relu11", "leaky_relu18", "leaky_relu19"}
 QEMU_MODELS = ["add/add0", "leaky_relu/leaky_relu0", "pad/pad0", "quantize/quantize0", "quantize/quantize1",
-               "strided_slice/strided_slice0", "sub/sub0"]
+               "strided_slice/strided_slice0", "sub/sub0", "conv/conv5", "transpose_conv/transpose_conv2"]
 
 
 def models(kinds) -> list[str]:
@@ -40,20 +42,29 @@ def _csv(path, dtype) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", dtype=np.int64).reshape(-1).astype(dtype)
 
 
+def model_input_names(path) -> list[str]:
+    """The .tflite's input tensor names as mcutool's importer names them (an unnamed tensor i is tensor_i)."""
+    import tflite
+    sg = tflite.Model.GetRootAsModel(path.read_bytes(), 0).Subgraphs(0)
+    return [(sg.Tensors(int(i)).Name() or b"").decode() or f"tensor_{int(i)}" for i in sg.InputsAsNumpy()]
+
+
 @lru_cache(maxsize=None)
 def case(model: str):
     """(path, graph, inputs, interpreter output, golden) of one SEANet model."""
     kind, name = model.split("/")
     path = SEANET / kind / f"{name}.tflite"
     graph = load_model(path)
-    inputs = []
-    for i, n in enumerate(graph.inputs):
-        t = graph.tensor(n)
+    oracle = MicroInterpreter(path)
+    feeds = []  # every input of the .tflite, in its order
+    for i, input_name in enumerate(model_input_names(path)):
+        detail = oracle.it.get_input_details(i)
         (csv,) = (SEANET / kind).glob(f"{name}_input{i}_*.csv")
-        inputs.append(_csv(csv, t.dtype).reshape(t.shape))
+        feeds.append((input_name, _csv(csv, detail["dtype"]).reshape(detail["shape"])))
+    inputs = [dict(feeds)[n] for n in graph.inputs]
     out = graph.tensor(graph.outputs[0])
     (golden,) = (SEANET / kind).glob(f"{name}_golden_*.csv")
-    expected = MicroInterpreter(path)(*inputs)[0]
+    expected = oracle(*(x for _, x in feeds))[0]
     assert expected.dtype == np.dtype(out.dtype) and expected.shape == out.shape
     return path, graph, inputs, expected, _csv(golden, out.dtype).reshape(out.shape)
 

@@ -52,7 +52,8 @@ def op_def(kind: str) -> OpDef | None:
 
 # Every operator module, imported once so that each registers its kinds.
 from mcutool.ops import (add, binary, concat, conv, fully_connected, leaky_relu, logistic, lstm, lut, mean,  # noqa: E402,F401
-                         mul, pad, pool, quantize, reshape, softmax, strided_slice, sub, svdf, transpose)
+                         mul, pad, pool, quantize, reshape, softmax, strided_slice, sub, svdf, transpose,
+                         transpose_conv)
 # data movement, reductions, matmul and the constant-folded shape ops (ops8b). (Submodules `slice` and `sum`
 # become attributes of this package, as any submodule does; nothing here calls the builtins of those names.)
 from mcutool.ops import (arg_min_max, batch_matmul, broadcast_to, depth_to_space, fill, gather, pack,  # noqa: E402,F401

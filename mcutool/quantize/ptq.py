@@ -4,7 +4,8 @@
     qgraph = quantize_graph(graph, ranges)        # same ops, int8 tensors; float I/O kept at the border
     fw = integer_io(qgraph)                       # the border QUANTIZE/DEQUANTIZE dropped: int8 I/O for firmware
 
-Weights: int8 symmetric, per output channel for conv2d/depthwise (axis 0 / 3), per tensor for fully_connected.
+Weights: int8 symmetric, per output channel for conv2d/depthwise/transpose_conv2d (axis 0 / 3 / 0), per tensor for
+fully_connected.
 Biases: int32 at scale s_in·s_w (zero point 0). Activations: int8 asymmetric from the calibrated range (always
 containing 0). Ops that TFLite requires to keep their input's quantization (reshape, pools, pad, transpose)
 keep it; softmax and logistic outputs are fixed at scale 1/256, zero point -128. The graph's float inputs
@@ -26,7 +27,8 @@ from ..ops.strided_slice import axis_ranges
 
 SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice")
 FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, -128)}
-WEIGHTED_OPS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None}  # per-channel axis (None: per tensor)
+WEIGHTED_OPS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None,  # per-channel axis (None: per tensor)
+                "transpose_conv2d": 0}
 
 
 @dataclass
