@@ -90,6 +90,17 @@ class DepthwiseConv2DAttrs(Conv2DAttrs):
 
 
 @dataclass
+class TransposeConv2DAttrs:
+    """TRANSPOSE_CONV: input pixel (iy, ix) adds w[:, ky, kx, :] into output (iy * sy - top + ky, ix * sx - left
+    + kx); contributions falling outside the output are dropped. pads = (top, left, bottom, right), where
+    bottom / right = the rows / columns of the full scatter ((in - 1) * s + k) cut after the output (negative
+    when the output extends past it: those positions get the bias alone)."""
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    activation: str = "none"
+
+
+@dataclass
 class FullyConnectedAttrs:
     activation: str = "none"
 

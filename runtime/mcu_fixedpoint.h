@@ -8,6 +8,7 @@
  *   mcu_fp_rdbp                gemmlowp::RoundingDivideByPOT (int32, exponent 0..31)
  *   mcu_fp_sat_mul_pot         gemmlowp::SaturatingRoundingMultiplyByPOT<exponent > 0>
  *   mcu_requantize             tflite::MultiplyByQuantizedMultiplier (double rounding, TFLite's default)
+ *   mcu_requantize_s64         tflite::MultiplyByQuantizedMultiplier for an int64 accumulator
  *   mcu_requantize_gt_one      tflite::MultiplyByQuantizedMultiplierGreaterThanOne
  *   mcu_fp_exp_on_negative_values_q5   gemmlowp::exp_on_negative_values, FixedPoint<int32, 5> -> Q0.31
  *   mcu_fp_one_over_one_plus_x_q0      gemmlowp::one_over_one_plus_x_for_x_in_0_1, Q0.31 -> Q0.31
@@ -88,6 +89,19 @@ static inline int32_t mcu_requantize(int32_t acc, int32_t multiplier, int shift)
     const int left_shift = shift > 0 ? shift : 0;
     const int right_shift = shift > 0 ? 0 : -shift;
     return mcu_fp_rdbp(mcu_fp_srdhm(mcu_fp_shl(acc, left_shift), multiplier), right_shift);
+}
+
+/*
+ * MultiplyByQuantizedMultiplier(int64 acc, multiplier, shift) (TFLite's `internal/common.cc`, the same in its
+ * single- and double-rounding builds; the 16x8 conv / transpose conv use it): the Q31 multiplier rounded to
+ * 16 bits (0x7FFF if that would reach 2^15), then (acc * reduced + 2^(14 - shift)) >> (15 - shift),
+ * truncated to int32. TFLite assumes |acc| < 2^47 and -31 <= shift < 8.
+ */
+static inline int32_t mcu_requantize_s64(int64_t acc, int32_t multiplier, int shift)
+{
+    const int32_t reduced = multiplier < 0x7FFF0000 ? ((multiplier + (1 << 15)) >> 16) : 0x7FFF;
+    const int total_shift = 15 - shift;
+    return (int32_t)((acc * reduced + ((int64_t)1 << (total_shift - 1))) >> total_shift);
 }
 
 /* MultiplyByQuantizedMultiplierGreaterThanOne: SRDHM(x * 2^left_shift, multiplier), left_shift >= 0. */

@@ -12,6 +12,7 @@
 #ifndef MCU_REQUANT_H
 #define MCU_REQUANT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mcu_fixedpoint.h"
@@ -51,6 +52,21 @@ static inline int32_t mcu_requant_s8(int32_t acc, int32_t multiplier, int32_t sh
                                      int32_t out_zp, int32_t act_min, int32_t act_max)
 {
     return mcu_clamp_s8(mcu_requantize(acc, multiplier, shift) + out_zp, act_min, act_max);
+}
+
+/* The output stage of the 16x8 conv / transpose conv (zero points 0): an int32 accumulator (wrapping, the
+ * int32 bias added) through mcu_requantize when bias32 is given, else the int64 one (bias64 added when
+ * given) through mcu_requantize_s64; then the clamp [act_min, act_max]. */
+static inline int16_t mcu_requant_s16(int64_t acc, const int32_t *bias32, const int64_t *bias64, int32_t channel,
+                                      int32_t multiplier, int32_t shift, int32_t act_min, int32_t act_max)
+{
+    int32_t y;
+    if (bias32 != NULL) {
+        y = mcu_requantize((int32_t)(uint32_t)((uint64_t)acc + (uint64_t)(int64_t)bias32[channel]), multiplier, shift);
+    } else {
+        y = mcu_requantize_s64(bias64 != NULL ? acc + bias64[channel] : acc, multiplier, shift);
+    }
+    return (int16_t)mcu_clamp_i32(y, act_min, act_max);
 }
 
 /*

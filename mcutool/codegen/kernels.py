@@ -9,11 +9,13 @@ from . import row_inplace, runtime_params, tvm_kernels
 from .model import Context, LayerCode, emitter
 
 TVM_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
-RUNTIME_KINDS = tuple(sorted(kind for kind, spec in OPS.items() if spec.kernel is not None))
+RUNTIME_KINDS = tuple(sorted(kind for kind, spec in OPS.items() if spec.kernel is not None and kind not in TVM_KINDS))
 
 
 @emitter(*TVM_KINDS)
 def tvm_layer(ctx: Context, op: Op) -> LayerCode:
+    if ctx.graph.tensor(op.inputs[0]).dtype == "int16":  # TVM's kernels are int8; 16x8 ones are in runtime/
+        return runtime_layer(ctx, op)
     name = ctx.prefix(op)
     line = ctx.plan.line_buffers.get(op.name)
     try:

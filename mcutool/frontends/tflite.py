@@ -16,7 +16,7 @@ from tflite.TensorType import TensorType as TT
 from ..errors import UserError
 from ..ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs, Graph,
                   LeakyReluAttrs, MeanAttrs, NoAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs,
-                  StridedSliceAttrs, Tensor, TransposeAttrs)
+                  StridedSliceAttrs, Tensor, TransposeAttrs, TransposeConv2DAttrs)
 from ..ops.lstm import LstmAttrs
 from ..ops.svdf import SvdfAttrs
 
@@ -82,6 +82,7 @@ class _Importer:
         self.graph = Graph(name=path.stem)
         self.names: dict[int, str] = {}
         self.counts: dict[str, int] = {}
+        self.shape_operands: set[str] = set()  # TRANSPOSE_CONV output-shape graph inputs, ignored as TFLM does
 
     # -- tensors -------------------------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -92,6 +93,7 @@ class _Importer:
         self._check_static()
         for i in range(self.sg.OperatorsLength()):
             self._op(i, self.sg.Operators(i))
+        self._drop_unread_inputs(self.shape_operands)
         try:
             self.graph.validate()
         except ValueError as exc:
@@ -107,6 +109,14 @@ class _Importer:
             for vec in (op.InputsAsNumpy() if op.InputsLength() else [], op.OutputsAsNumpy()):
                 used |= {int(i) for i in vec if i >= 0}
         return {i for i in used if 0 <= i < self.sg.TensorsLength()}
+
+    def _drop_unread_inputs(self, names) -> None:
+        """Remove graph inputs that only fed operands mcutool ignores (and that no op reads)."""
+        read = {n for op in self.graph.ops for n in op.inputs}
+        for n in names:
+            if n in self.graph.inputs and n not in read and n not in self.graph.outputs:
+                self.graph.inputs.remove(n)
+                del self.graph.tensors[n]
 
     def _tensor(self, i: int) -> None:
         t = self.sg.Tensors(i)
@@ -203,7 +213,7 @@ class _Importer:
         self.graph.ops.append(Op(self._name(kind), kind, ins, outs, attrs))
 
     def _check_hybrid(self, kind: str, ins: list[str], outs: list[str]) -> None:
-        if kind in ("conv2d", "depthwise_conv2d", "fully_connected") and len(ins) > 1:
+        if kind in ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d") and len(ins) > 1:
             x, w = self.graph.tensor(ins[0]), self.graph.tensor(ins[1])
             if x.dtype == "float32" and w.dtype in ("int8", "uint8"):
                 raise UserError(f"{self.path.name}: the layer producing {outs[0]!r} is hybrid-quantized (float "
@@ -235,6 +245,34 @@ class _Importer:
         mult = w.shape[3] // self.graph.tensor(ins[0]).shape[3]
         return "depthwise_conv2d", ins, DepthwiseConv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()],
                                                              depth_multiplier=mult)
+
+    @_produces("transpose_conv2d")
+    def _transpose_conv(self, op, ins, outs):
+        """Inputs (output_shape, weights, input[, bias]) -> IR (input, weights[, bias]). The output shape operand
+        is dropped, as TFLite Micro ignores it (the output tensor's static shape rules); a constant one must
+        agree with that shape, and a graph input holding it is removed from the graph's inputs in `run`."""
+        o = self._options(op, tflite.TransposeConvOptions)
+        shape_name, w_name, x_name = ins[0], ins[1], ins[2]
+        out_shape = self.graph.tensor(outs[0]).shape
+        shape_t = self.graph.tensor(shape_name)
+        if shape_t.is_const and tuple(int(d) for d in shape_t.data.reshape(-1)) != tuple(out_shape):
+            raise UserError(f"{self.path.name}: TRANSPOSE_CONV producing {outs[0]!r} has the output shape operand "
+                            f"{list(shape_t.data.reshape(-1))} but its output tensor is {list(out_shape)}.")
+        if not shape_t.is_const:
+            self.shape_operands.add(shape_name)
+        w = self.graph.tensor(w_name)
+        _, ih, iw, _ = self.graph.tensor(x_name).shape
+        _, oh, ow, _ = out_shape
+        stride = (o.StrideH(), o.StrideW())
+        pads = []
+        for out_size, k, s in ((oh, w.shape[1], stride[0]), (ow, w.shape[2], stride[1])):
+            # TFLite's ComputePaddingHeightWidth with the output as the "input" of the equivalent conv
+            conv_out = (out_size + s - 1) // s if o.Padding() == 0 else (out_size + s - k) // s
+            pads.append(_tflite_padding(o.Padding(), out_size, k, s, 1, conv_out)[0])
+        pads += [(ih - 1) * stride[0] + w.shape[1] - pads[0] - oh, (iw - 1) * stride[1] + w.shape[2] - pads[1] - ow]
+        act = _ACTIVATIONS[o.FusedActivationFunction()]
+        bias = ins[3:4] if len(ins) > 3 and ins[3] else []
+        return "transpose_conv2d", [x_name, w_name, *bias], TransposeConv2DAttrs(stride, tuple(pads), act)
 
     @_produces("fully_connected")
     def _fully_connected(self, op, ins, outs):
@@ -349,6 +387,7 @@ def builtin_kinds() -> dict[str, str]:
 
 _HANDLERS = {
     BO.CONV_2D: _Importer._conv,
+    BO.TRANSPOSE_CONV: _Importer._transpose_conv,
     BO.DEPTHWISE_CONV_2D: _Importer._depthwise,
     BO.FULLY_CONNECTED: _Importer._fully_connected,
     BO.AVERAGE_POOL_2D: _pool("avg_pool2d"),

@@ -51,4 +51,5 @@ def op_def(kind: str) -> OpDef | None:
 
 # Every operator module, imported once so that each registers its kinds.
 from mcutool.ops import (add, binary, concat, conv, fully_connected, leaky_relu, logistic, lstm, mean,  # noqa: E402,F401
-                         mul, pad, pool, quantize, reshape, softmax, strided_slice, sub, svdf, transpose)
+                         mul, pad, pool, quantize, reshape, softmax, strided_slice, sub, svdf, transpose,
+                         transpose_conv)

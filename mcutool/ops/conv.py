@@ -13,8 +13,10 @@ from mcutool.ir import Conv2DAttrs, DepthwiseConv2DAttrs, Graph, Op, Tensor
 from mcutool.ops import register
 from mcutool.ops.common import (check_window, float_activation, im2col, out_hw_of, padded, qparams, taps,
                                 unsupported, weight_zero_point, where)
-from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, f32, i64, quantize_multiplier,
-                                    quantize_multipliers, requantize_accumulator, wrap_int32)
+from mcutool.ops.kernel import CTYPES, CRef, KernelParams, act, dims, kernel_error
+from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, clamp, f32, i64,
+                                    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
+                                    quantize_multiplier, quantize_multipliers, requantize_accumulator, wrap_int32)
 
 
 def legacy_conv_output_multiplier(input_scale, weight_scale, output_scale) -> tuple[int, int]:
@@ -56,8 +58,8 @@ def weighted_op_multipliers(kind: str, x: Tensor, w: Tensor, out: Tensor):
     return mult, shift
 
 
-def conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw) -> np.ndarray:
-    """int32 accumulators of a conv: acc[n, oy, ox, oc] = sum (x - x_zp) * (w - w_zp), padding contributing 0.
+def conv2d_sums(x, x_zp, w, w_zp, stride, dilation, pads, out_hw) -> np.ndarray:
+    """Exact (int64) sums of a conv: acc[n, oy, ox, oc] = sum (x - x_zp) * (w - w_zp), padding contributing 0.
 
     x (N, H, W, Cin) integers; w (Cout, KH, KW, Cin); w_zp scalar or per output channel."""
     w64 = i64(w)
@@ -69,7 +71,12 @@ def conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw) -> np.nd
     n, oh, ow = cols.shape[:3]
     wmat = (w64 - wz).reshape(cout, kh * kw * cin).T
     acc = cols.reshape(n * oh * ow, kh * kw * cin) @ wmat
-    return wrap_int32(acc.reshape(n, oh, ow, cout))
+    return acc.reshape(n, oh, ow, cout)
+
+
+def conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw) -> np.ndarray:
+    """int32 accumulators of a conv (conv2d_sums wrapped to int32, as TFLite's int32 accumulator wraps)."""
+    return wrap_int32(conv2d_sums(x, x_zp, w, w_zp, stride, dilation, pads, out_hw))
 
 
 def conv2d_int8(x, w, bias, *, x_zp, w_zp, stride, dilation, pads, out_hw, multiplier, shift, out_zp,
@@ -84,6 +91,29 @@ def conv2d_int8(x, w, bias, *, x_zp, w_zp, stride, dilation, pads, out_hw, multi
     if multiplier is None:
         return acc
     return requantize_accumulator(acc, multiplier, shift, out_zp, act_min, act_max)
+
+
+def requantize_16x8(sums, bias, multiplier, shift, act_min, act_max, wide: bool) -> np.ndarray:
+    """The output stage of TFLite's 16x8 conv / transpose conv (`reference/integer_ops/conv.h`
+    ConvPerChannel<AccumScalar>, `transpose_conv.h`): zero points are 0, so no offsets. A `wide` (int64)
+    accumulator is requantized by the int64 MultiplyByQuantizedMultiplier (16-bit multiplier), an int32 one
+    (wrapping) by the int32 one."""
+    if wide:
+        acc = i64(sums) + (0 if bias is None else i64(bias))
+        out = multiply_by_quantized_multiplier_int64(acc, multiplier, shift)
+    else:
+        acc = wrap_int32(i64(sums) + (0 if bias is None else i64(bias)))
+        out = multiply_by_quantized_multiplier(acc, multiplier, shift)
+    return clamp(out, act_min, act_max)
+
+
+def conv2d_16x8(x, w, bias, *, stride, dilation, pads, out_hw, multiplier, shift, act_min, act_max) -> np.ndarray:
+    """CONV_2D with int16 input and output, int8 weights (TFLite's 16x8 scheme; `reference/integer_ops/conv.h`
+    ConvPerChannel for int16 data, as `micro/kernels/conv.cc` calls it: int64 accumulator when the bias is
+    int64, int32 without bias or with an int32 bias)."""
+    sums = conv2d_sums(x, 0, w, 0, stride, dilation, pads, out_hw)
+    wide = bias is None or np.asarray(bias).dtype == np.int64
+    return requantize_16x8(sums, bias, multiplier, shift, act_min, act_max, wide)
 
 
 def depthwise_conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw, depth_multiplier) -> np.ndarray:
@@ -169,7 +199,36 @@ def _conv_like(graph: Graph, op: Op, args, depthwise: bool):
     return [_quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise)]
 
 
+def check_16x8(op: Op, x_t: Tensor, w_t: Tensor, out_t: Tensor, bias_t: Tensor | None,
+               bias_dtypes=("int32", "int64")) -> None:
+    """TFLite's 16x8 scheme: int16 input and output, int8 weights, all with zero point 0 (the 16x8 kernels
+    ignore zero points, so others would be silently wrong); bias of one of `bias_dtypes`."""
+    if not (x_t.dtype == out_t.dtype == "int16" and w_t.dtype == "int8"):
+        raise unsupported(op, f"input {x_t.dtype}, weights {w_t.dtype}, output {out_t.dtype} (the 16x8 scheme is "
+                          "int16 input and output with int8 weights)")
+    for role, t in (("input", x_t), ("weights", w_t), ("output", out_t)):
+        if t.quant is None:
+            raise unsupported(op, f"{role} tensor {t.name!r} has no quantization parameters")
+        if np.any(t.quant.zero_point != 0):
+            raise unsupported(op, f"{role} tensor {t.name!r} has a zero point other than 0, which TFLite's 16x8 "
+                              "scheme does not allow")
+    if bias_t is not None and bias_t.dtype not in bias_dtypes:
+        raise unsupported(op, f"a {bias_t.dtype} bias with int16 activations (TFLite Micro takes "
+                          f"{' or '.join(bias_dtypes)})")
+
+
+def _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry):
+    bias_t = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+    check_16x8(op, x_t, w_t, out_t, bias_t)
+    weight_zero_point(op, w_t, 0)
+    lo, hi = activation_range(op.attrs.activation, out_t.quant.scale[0], 0, "int16")
+    mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
+    return conv2d_16x8(x, w, bias, **geometry, multiplier=mult, shift=shift, act_min=lo, act_max=hi)
+
+
 def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise):
+    if x_t.dtype == "int16" and not depthwise:
+        return _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry)
     if x_t.dtype not in QUANTIZED or w_t.dtype not in QUANTIZED:
         raise unsupported(op, f"input {x_t.dtype} with weights {w_t.dtype}")
     _, x_zp = qparams(op, x_t, "input")
@@ -193,6 +252,65 @@ def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depth
     return conv2d_int8(x, w, bias, **geometry, **common)
 
 
+# ---- the runtime/ kernels' parameters (TFLite's Prepare, at compile time): the 16x8 conv here, the transpose
+# conv in transpose_conv.py; int8 conv / depthwise kernels are TVM's (mcutool/codegen/tvm_kernels.py)
+
+def conv_kernel_params(function: str, x_t: Tensor, w_t: Tensor, out_t: Tensor, bias_t: Tensor | None, *, stride,
+                       dilation, pad_top: int, pad_left: int, input_offset: int, output_offset: int, lo: int, hi: int,
+                       multiplier, shift) -> KernelParams:
+    """The mcu_conv_params call of mcu_conv2d_s16 / mcu_transpose_conv2d_s8 / _s16 (runtime/mcu_kernels.h): shapes,
+    geometry, offsets, the clamp, and companion arrays for the weights, the bias (int32 as bias32; int64, or
+    int16 widened as TFLM does, as bias64) and the per-channel multipliers and shifts."""
+    cout = out_t.shape[3]
+    fields = {
+        "input": dims(x_t.shape), "filter": dims(w_t.shape), "output": dims(out_t.shape),
+        "stride_h": int(stride[0]), "stride_w": int(stride[1]),
+        "dilation_h": int(dilation[0]), "dilation_w": int(dilation[1]),
+        "pad_top": int(pad_top), "pad_left": int(pad_left),
+        "input_offset": int(input_offset), "output_offset": int(output_offset), "act": act(lo, hi),
+        "weights": CRef("weights"), "bias32": None, "bias64": None,
+        "multiplier": CRef("multiplier"), "shift": CRef("shift"),
+    }
+    arrays = {
+        "weights": ("int8_t", [int(v) for v in np.asarray(w_t.data).reshape(-1)]),
+        "multiplier": ("int32_t", [int(v) for v in np.broadcast_to(multiplier, (cout,))]),
+        "shift": ("int32_t", [int(v) for v in np.broadcast_to(shift, (cout,))]),
+    }
+    if bias_t is not None:
+        key, ctype = ("bias32", "int32_t") if bias_t.dtype == "int32" else ("bias64", "int64_t")
+        fields[key] = CRef(key)
+        arrays[key] = (ctype, [int(v) for v in np.asarray(bias_t.data).reshape(-1)])
+    ctype = CTYPES[x_t.dtype]
+    return KernelParams(function, "mcu_conv_params", fields, arrays, in_ctype=ctype, out_ctype=ctype)
+
+
+def bias_tensor(graph: Graph, op: Op, index: int) -> Tensor | None:
+    """The op's constant bias operand at `index`, or None when it has none."""
+    if len(op.inputs) <= index or not op.inputs[index]:
+        return None
+    t = graph.tensor(op.inputs[index])
+    if not t.is_const:
+        raise kernel_error(op, f"its bias {t.name!r} is computed, not a constant")
+    return t
+
+
+def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c (int8 convolutions get TVM kernels instead)."""
+    x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    if x_t.dtype != "int16":
+        raise kernel_error(op, f"a {x_t.dtype} convolution has a TVM kernel, not a runtime/ one")
+    bias_t = bias_tensor(graph, op, 2)
+    check_16x8(op, x_t, w_t, out_t, bias_t)
+    if not w_t.is_const:
+        raise kernel_error(op, f"its weights {w_t.name!r} are computed, not constants")
+    a = op.attrs
+    lo, hi = activation_range(a.activation, out_t.quant.scale[0], 0, "int16")
+    mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
+    return conv_kernel_params("mcu_conv2d_s16", x_t, w_t, out_t, bias_t, stride=a.stride, dilation=a.dilation,
+                              pad_top=a.pads[0], pad_left=a.pads[1], input_offset=0, output_offset=0, lo=lo, hi=hi,
+                              multiplier=mult, shift=shift)
+
+
 def _reference_conv2d(graph, op, args):
     return _conv_like(graph, op, args, depthwise=False)
 
@@ -201,5 +319,5 @@ def _reference_depthwise_conv2d(graph, op, args):
     return _conv_like(graph, op, args, depthwise=True)
 
 
-register("conv2d", Conv2DAttrs, _reference_conv2d)
+register("conv2d", Conv2DAttrs, _reference_conv2d, conv2d_kernel_params)
 register("depthwise_conv2d", DepthwiseConv2DAttrs, _reference_depthwise_conv2d)

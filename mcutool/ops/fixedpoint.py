@@ -100,6 +100,18 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 
 
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier for an int64 accumulator (`internal/common.cc`, the same in its
+    single- and double-rounding builds; the 16x8 conv / transpose conv with int64 bias use it): the Q31
+    multiplier is first rounded to 16 bits (0x7FFF when it would reach 2^15), then
+    (x * reduced + 2^(total_shift - 1)) >> total_shift with total_shift = 15 - shift, truncated to int32.
+    TFLite assumes |x| < 2^47 and -31 <= shift < 8."""
+    x, multiplier, shift = i64(x), i64(multiplier), i64(shift)
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total_shift = 15 - shift
+    return wrap_int32((x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift)
+
+
 def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift) -> np.ndarray:
     """TFLite's MultiplyByQuantizedMultiplierGreaterThanOne: SRDHM(x * 2^left_shift, multiplier)."""
     shifted = wrap_int32(i64(x) * (np.int64(1) << i64(left_shift)))

@@ -26,8 +26,8 @@ ARENA_TOLERANCE = 0.01  # the explicit padding may raise the planned arena by th
 def _row_mode_with_padding(graph: Graph, op: Op) -> bool:
     if op.kind != "conv2d" or not any(op.attrs.pads):
         return False
-    x = graph.tensor(op.inputs[0])
-    return x.shape[-1] % 4 != 0 and tuple(op.attrs.dilation) == (1, 1)
+    x = graph.tensor(op.inputs[0])  # row mode is the int8 TVM kernels' (a 16x8 conv has a runtime/ kernel)
+    return x.dtype == "int8" and x.shape[-1] % 4 != 0 and tuple(op.attrs.dilation) == (1, 1)
 
 
 def _with_explicit_pad(graph: Graph, index: int) -> Graph:
