@@ -165,6 +165,17 @@ typedef struct {
 mcu_status mcu_lut_s8(const mcu_lut_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_logistic_s8(const mcu_lut_params *params, const int8_t *input, int8_t *output);
 
+/* ---- int16 sigmoid / tanh (mcu_logistic_s16.c; the per-value functions in mcu_activation_s16.h) ------- */
+/* reference_integer_ops::Logistic / Tanh for int16 (zero points 0, output 2^-15): the input scaled by
+ * (input_multiplier, input_left_shift) as TFLite Micro's Prepare sets them (multiplier 0: 3 << shift). */
+typedef struct {
+    int32_t size;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+} mcu_activation_s16_params;
+
+mcu_status mcu_logistic_s16(const mcu_activation_s16_params *params, const int16_t *input, int16_t *output);
+
 /* ---- pad (mcu_pad_s8.c) ------------------------------------------------------------------------------ */
 /* reference_ops::Pad: the input placed at pad_before[] inside the output; the rest is pad_value
  * (the output zero point for PAD, the constant for PADV2). Index order of pad_before: N, H, W, C. */

@@ -1,5 +1,5 @@
 """TFLite's 16x8 scheme (int16 activations with zero point 0, int8 weights, int64 bias) for DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, MEAN and SOFTMAX on single-op models built with tests/tflite_builder.py: mcutool's reference
+FULLY_CONNECTED, MEAN, SOFTMAX and LOGISTIC on single-op models built with tests/tflite_builder.py: mcutool's reference
 equals TFLite Micro's own interpreter (the tflite-micro pip package) bit for bit, and the runtime/ kernels
 (host build, ASan/UBSan) equal the reference."""
 from __future__ import annotations
@@ -74,6 +74,16 @@ def softmax16_model(*, shape=(3, 10), in_scale=0.0004, beta=1.0) -> bytes:
     return b.build()
 
 
+def unary16_model(opname: str, options: str | None, *, shape=(2, 9, 11), in_scale=X_SCALE,
+                  out_scale=1.0 / 32768, **fields) -> bytes:
+    b = ModelBuilder()
+    x = b.tensor("x", shape, "int16", scale=in_scale, zero_point=0)
+    y = b.tensor("y", shape, "int16", scale=out_scale, zero_point=0)
+    b.op(opname, [x], [y], options, **fields)
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
 def _inputs(shape, n, seed, spread=16384):
     """int16 inputs around +-spread (some at the extremes), so outputs neither vanish nor saturate."""
     rng = np.random.default_rng(seed)
@@ -99,6 +109,10 @@ CASES = {
     "softmax": lambda rng: softmax16_model(),
     "softmax_beta_wide": lambda rng: softmax16_model(shape=(2, 3, 40), in_scale=0.002, beta=0.6),
     "softmax_narrow_scale": lambda rng: softmax16_model(shape=(4, 5), in_scale=0.00003),
+    # LOGISTIC: the power-of-two input scale 2^-12 (multiplier 0) and two general ones
+    "logistic_pot": lambda rng: unary16_model("LOGISTIC", None, in_scale=2.0 ** -12),
+    "logistic_scale": lambda rng: unary16_model("LOGISTIC", None, in_scale=0.00037),
+    "logistic_small_scale": lambda rng: unary16_model("LOGISTIC", None, in_scale=0.0000213),
 }
 
 

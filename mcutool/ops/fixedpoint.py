@@ -447,3 +447,28 @@ def lut_lookup_int16(value, lut) -> np.ndarray:
     slope = (lut[index + 1] - base).astype(np.int16).astype(np.int64)
     return (base + ((slope * (v & 0x7F) + 64) >> 7)).astype(np.int16).astype(np.int64)
 
+
+
+def checked_log2(x) -> tuple[bool, int]:
+    """TFLite's CheckedLog2(float x, int*) (`kernels/internal/quantization_util.h`): (whether x is a power of two
+    within 1e-3 in log2, round(log2 x)), in float32 as the C++ computes it."""
+    x_log2 = np.float32(np.log(np.float32(x)) * np.float32(np.float32(1.0) / np.log(np.float32(2.0))))
+    rounded = np.float32(tflite_round(x_log2))
+    return bool(abs(np.float32(x_log2 - rounded)) < np.float32(1e-3)), int(rounded)
+
+
+def int16_sigmoid_tanh_input_params(input_scale, pot_shifts=(0,)) -> tuple[int, int]:
+    """(input_multiplier, input_left_shift) of the int16 LOGISTIC (`micro/kernels/logistic_common.cc`, pot_shifts
+    (0,)) and TANH (`micro/kernels/tanh.cc`, pot_shifts (0, 1)) Prepare: multiplier 0 when the input scale is
+    2^(shift - 12) for a shift in pot_shifts (logistic_int16 / tanh_int16 then scale by 3 << shift); otherwise
+    scale * 4096 * 3 doubled while <= 32767 / 2 (at most 31 times), truncated, with the number of doublings as the
+    right shift."""
+    pot, log2 = checked_log2(input_scale)
+    left_shift = (15 - 3) + log2
+    if pot and left_shift in pot_shifts:
+        return 0, left_shift
+    multiplier, left_shift = float(f32(input_scale)) * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
+        left_shift += 1
+        multiplier *= 2.0
+    return int(multiplier), left_shift
