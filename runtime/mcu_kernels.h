@@ -125,6 +125,9 @@ typedef struct {
 
 mcu_status mcu_mul_s8(const mcu_mul_params *params, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
+/* int16 (zero points 0; mcu_mul_s16.c): the same with MUL's double-precision multiplier (mul_common.cc). */
+mcu_status mcu_mul_s16(const mcu_mul_params *params, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
 
 /* ---- softmax (mcu_softmax_s8.c) ----------------------------------------------------------------------- */
 /* reference_ops::Softmax (int8 in, int8 out with scale 1/256 and zero point -128), gemmlowp fixed point:

@@ -1,5 +1,5 @@
 """TFLite's 16x8 scheme (int16 activations with zero point 0, int8 weights, int64 bias) for DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, MEAN, SOFTMAX and LOGISTIC on single-op models built with tests/tflite_builder.py: mcutool's reference
+FULLY_CONNECTED, MEAN, SOFTMAX, LOGISTIC and MUL on single-op models built with tests/tflite_builder.py: mcutool's reference
 equals TFLite Micro's own interpreter (the tflite-micro pip package) bit for bit, and the runtime/ kernels
 (host build, ASan/UBSan) equal the reference."""
 from __future__ import annotations
@@ -84,6 +84,19 @@ def unary16_model(opname: str, options: str | None, *, shape=(2, 9, 11), in_scal
     return b.build()
 
 
+def mul16_model(*, shape1=(1, 4, 5, 6), shape2=(1, 4, 5, 6), scales=(0.0007, 0.0003), out_scale=0.004,
+                act="NONE") -> bytes:
+    """x * x2 (two graph inputs) -> y."""
+    out_shape = tuple(np.broadcast_shapes(shape1, shape2))
+    b = ModelBuilder()
+    x = b.tensor("x", shape1, "int16", scale=scales[0], zero_point=0)
+    x2 = b.tensor("x2", shape2, "int16", scale=scales[1], zero_point=0)
+    y = b.tensor("y", out_shape, "int16", scale=out_scale, zero_point=0)
+    b.op("MUL", [x, x2], [y], "MulOptions", FusedActivationFunction=act)
+    b.inputs, b.outputs = [x, x2], [y]
+    return b.build()
+
+
 def _inputs(shape, n, seed, spread=16384):
     """int16 inputs around +-spread (some at the extremes), so outputs neither vanish nor saturate."""
     rng = np.random.default_rng(seed)
@@ -113,7 +126,16 @@ CASES = {
     "logistic_pot": lambda rng: unary16_model("LOGISTIC", None, in_scale=2.0 ** -12),
     "logistic_scale": lambda rng: unary16_model("LOGISTIC", None, in_scale=0.00037),
     "logistic_small_scale": lambda rng: unary16_model("LOGISTIC", None, in_scale=0.0000213),
+    "mul": lambda rng: mul16_model(),
+    "mul_broadcast_relu": lambda rng: mul16_model(shape2=(1, 1, 5, 1), act="RELU"),
+    "mul_broadcast_channels": lambda rng: mul16_model(shape1=(2, 3, 1, 6), shape2=(1, 1, 4, 6), out_scale=0.002),
 }
+
+
+def _samples(graph, n, seed):
+    """n input sets: one list of int16 arrays (_inputs) per sample, an array per graph input."""
+    per_input = [_inputs(graph.tensor(name).shape, n, seed + k) for k, name in enumerate(graph.inputs)]
+    return [list(xs) for xs in zip(*per_input)]
 
 
 def _model(tmp_path, case):
@@ -128,9 +150,9 @@ def test_reference_matches_tflite_micro(case, tmp_path):
     graph = load_tflite(path)
     oracle = MicroInterpreter(path)
     outputs = []
-    for x in _inputs(graph.tensor("x").shape, 4, seed=5):
-        want = oracle(x)[0]
-        got = R.run(graph, {"x": x})["y"]
+    for xs in _samples(graph, 4, seed=5):
+        want = oracle(*xs)[0]
+        got = R.run(graph, dict(zip(graph.inputs, xs)))["y"]
         assert want.dtype == np.int16 and got.shape == want.shape
         assert np.array_equal(got, want), f"{int((got != want).sum())} of {got.size} values differ"
         outputs.append(want)
@@ -148,9 +170,9 @@ def test_host_build_matches_reference(case, tmp_path):
     assert "_s16(" in (lib / "model.c").read_text()
     exe = build_host_program(lib, tmp_path / "host")
     y_t = graph.tensor("y")
-    for x in _inputs(graph.tensor("x").shape, 3, seed=9):
-        want = R.run(graph, {"x": x})["y"]
-        got = run_host_program(exe, [x], y_t.shape, np.int16)
+    for xs in _samples(graph, 3, seed=9):
+        want = R.run(graph, dict(zip(graph.inputs, xs)))["y"]
+        got = run_host_program(exe, xs, y_t.shape, np.int16)
         assert np.array_equal(got, want), f"{int((got != want).sum())} of {got.size} values differ"
 
 
