@@ -35,6 +35,10 @@
 extern "C" {
 #endif
 
+/* A loop body shared by a kernel's int8 and int16 entry points (given one pointer pair, the other NULL): inlined
+ * into each, so that the element-type test is resolved at compile time. */
+#define MCU_DTYPE_BODY static inline __attribute__((always_inline))
+
 typedef enum {
     MCU_OK = 0,
     MCU_ERROR_ARGUMENT = -1, /* a NULL pointer or inconsistent shapes in the parameters */
@@ -84,6 +88,9 @@ typedef struct {
 
 mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
+/* int16 (TFLite's 16x8 scheme), the same arithmetic (reference_integer_ops::AveragePool / MaxPool for int16) */
+mcu_status mcu_avg_pool2d_s16(const mcu_pool_params *params, const int16_t *input, int16_t *output);
+mcu_status mcu_max_pool2d_s16(const mcu_pool_params *params, const int16_t *input, int16_t *output);
 
 /* ---- add and sub (mcu_add_s8.c, mcu_add_s16.c) ----------------------------------------------------- */
 /* reference_integer_ops::Add / BroadcastAdd (int8), reference_ops::AddGeneralParamScale (int16) and

@@ -19,7 +19,7 @@
  */
 #include "mcu_kernels.h"
 
-static void mean_run(const mcu_mean_params *params, const int8_t *in8, const int16_t *in16, int8_t *out8,
+MCU_DTYPE_BODY void mean_run(const mcu_mean_params *params, const int8_t *in8, const int16_t *in16, int8_t *out8,
                      int16_t *out16)
 {
     {

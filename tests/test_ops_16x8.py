@@ -1,5 +1,5 @@
 """TFLite's 16x8 scheme (int16 activations with zero point 0, int8 weights, int64 bias) for DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, MEAN, SOFTMAX, LOGISTIC and MUL on single-op models built with tests/tflite_builder.py: mcutool's reference
+FULLY_CONNECTED, MEAN, SOFTMAX, LOGISTIC, MUL, AVERAGE_POOL_2D and MAX_POOL_2D on single-op models built with tests/tflite_builder.py: mcutool's reference
 equals TFLite Micro's own interpreter (the tflite-micro pip package) bit for bit, and the runtime/ kernels
 (host build, ASan/UBSan) equal the reference."""
 from __future__ import annotations
@@ -97,6 +97,19 @@ def mul16_model(*, shape1=(1, 4, 5, 6), shape2=(1, 4, 5, 6), scales=(0.0007, 0.0
     return b.build()
 
 
+def pool16_model(opname: str, *, shape=(1, 7, 9, 3), filter=(3, 3), stride=(2, 2), padding="SAME",
+                 act="NONE") -> bytes:
+    out_hw = tuple((i + s - 1) // s if padding == "SAME" else (i - f) // s + 1
+                   for i, s, f in zip(shape[1:3], stride, filter))
+    b = ModelBuilder()
+    x = b.tensor("x", shape, "int16", scale=X_SCALE, zero_point=0)
+    y = b.tensor("y", (shape[0], *out_hw, shape[3]), "int16", scale=X_SCALE, zero_point=0)
+    b.op(opname, [x], [y], "Pool2DOptions", Padding=padding, StrideH=stride[0], StrideW=stride[1],
+         FilterHeight=filter[0], FilterWidth=filter[1], FusedActivationFunction=act)
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
 def _inputs(shape, n, seed, spread=16384):
     """int16 inputs around +-spread (some at the extremes), so outputs neither vanish nor saturate."""
     rng = np.random.default_rng(seed)
@@ -129,6 +142,12 @@ CASES = {
     "mul": lambda rng: mul16_model(),
     "mul_broadcast_relu": lambda rng: mul16_model(shape2=(1, 1, 5, 1), act="RELU"),
     "mul_broadcast_channels": lambda rng: mul16_model(shape1=(2, 3, 1, 6), shape2=(1, 1, 4, 6), out_scale=0.002),
+    "avg_pool_same": lambda rng: pool16_model("AVERAGE_POOL_2D"),
+    "avg_pool_valid_relu6_2x4": lambda rng: pool16_model("AVERAGE_POOL_2D", padding="VALID", filter=(2, 4),
+                                                         stride=(1, 2), act="RELU6"),
+    "avg_pool_global": lambda rng: pool16_model("AVERAGE_POOL_2D", shape=(2, 5, 6, 4), filter=(5, 6), padding="VALID"),
+    "max_pool_same": lambda rng: pool16_model("MAX_POOL_2D"),
+    "max_pool_valid_relu": lambda rng: pool16_model("MAX_POOL_2D", padding="VALID", filter=(2, 2), act="RELU"),
 }
 
 
