@@ -208,6 +208,7 @@ typedef struct {
 } mcu_transpose_params;
 
 mcu_status mcu_transpose_s8(const mcu_transpose_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_transpose_s16(const mcu_transpose_params *params, const int16_t *input, int16_t *output);
 
 /* ---- mean (mcu_mean_s8.c: mcu_mean_s8, mcu_mean_s16) ---------------------------------------------------- */
 /* reference_ops::QuantizedMeanOrSum (TFLite 2.14's int8 MEAN, any keep_dims): sum of (x + input_offset)
@@ -229,7 +230,8 @@ mcu_status mcu_mean_s16(const mcu_mean_params *params, const int16_t *input, int
 /* reference_ops::Concatenation: for each of `outer` slices, the inputs' blocks of copy_size[i] bytes one
  * after another (copy_size[i] = extent of input i along the axis * product of the extents after it).
  * Input i is copied as is when table[i] is NULL (same scale and zero point as the output), else mapped
- * through its 256-entry requantization table (table[i][(uint8_t)x]). */
+ * through its 256-entry requantization table (table[i][(uint8_t)x]). An int16 concatenation (no tables: TFLite
+ * Micro requires equal quantization) runs as a byte concatenation with copy sizes in bytes. */
 typedef struct {
     int32_t num_inputs;
     int32_t outer;              /* product of the extents before the axis */

@@ -1,5 +1,5 @@
 """TFLite's 16x8 scheme (int16 activations with zero point 0, int8 weights, int64 bias) for DEPTHWISE_CONV_2D,
-FULLY_CONNECTED, MEAN, SOFTMAX, LOGISTIC, MUL, AVERAGE_POOL_2D and MAX_POOL_2D on single-op models built with tests/tflite_builder.py: mcutool's reference
+FULLY_CONNECTED, MEAN, SOFTMAX, LOGISTIC, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, CONCATENATION, TRANSPOSE and RESHAPE on single-op models built with tests/tflite_builder.py: mcutool's reference
 equals TFLite Micro's own interpreter (the tflite-micro pip package) bit for bit, and the runtime/ kernels
 (host build, ASan/UBSan) equal the reference."""
 from __future__ import annotations
@@ -110,6 +110,35 @@ def pool16_model(opname: str, *, shape=(1, 7, 9, 3), filter=(3, 3), stride=(2, 2
     return b.build()
 
 
+def transpose16_model(*, shape=(2, 3, 4, 5), perm=(0, 2, 3, 1), reshape_to=None) -> bytes:
+    """x -> TRANSPOSE(perm) [-> RESHAPE(reshape_to)] -> y."""
+    b = ModelBuilder()
+    x = b.tensor("x", shape, "int16", scale=X_SCALE, zero_point=0)
+    t_shape = tuple(shape[p] for p in perm)
+    t = b.tensor("t" if reshape_to else "y", t_shape, "int16", scale=X_SCALE, zero_point=0)
+    b.op("TRANSPOSE", [x, b.const("perm", np.array(perm, np.int32))], [t])
+    y = t
+    if reshape_to:
+        y = b.tensor("y", reshape_to, "int16", scale=X_SCALE, zero_point=0)
+        b.op("RESHAPE", [t, b.const("shape", np.array(reshape_to, np.int32))], [y], "ReshapeOptions",
+             NewShape=list(reshape_to))
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
+def concat16_model(*, shapes=((1, 3, 4, 2), (1, 3, 4, 5)), axis=3) -> bytes:
+    """x ++ x2 along axis -> y (both quantized as the output)."""
+    out_shape = list(shapes[0])
+    out_shape[axis] = sum(sh[axis] for sh in shapes)
+    b = ModelBuilder()
+    x = b.tensor("x", shapes[0], "int16", scale=X_SCALE, zero_point=0)
+    x2 = b.tensor("x2", shapes[1], "int16", scale=X_SCALE, zero_point=0)
+    y = b.tensor("y", tuple(out_shape), "int16", scale=X_SCALE, zero_point=0)
+    b.op("CONCATENATION", [x, x2], [y], "ConcatenationOptions", Axis=axis)
+    b.inputs, b.outputs = [x, x2], [y]
+    return b.build()
+
+
 def _inputs(shape, n, seed, spread=16384):
     """int16 inputs around +-spread (some at the extremes), so outputs neither vanish nor saturate."""
     rng = np.random.default_rng(seed)
@@ -148,6 +177,10 @@ CASES = {
     "avg_pool_global": lambda rng: pool16_model("AVERAGE_POOL_2D", shape=(2, 5, 6, 4), filter=(5, 6), padding="VALID"),
     "max_pool_same": lambda rng: pool16_model("MAX_POOL_2D"),
     "max_pool_valid_relu": lambda rng: pool16_model("MAX_POOL_2D", padding="VALID", filter=(2, 2), act="RELU"),
+    "transpose": lambda rng: transpose16_model(),
+    "transpose_3d_reshape": lambda rng: transpose16_model(shape=(3, 4, 5), perm=(2, 0, 1), reshape_to=(5, 12)),
+    "concat_channels": lambda rng: concat16_model(),
+    "concat_height": lambda rng: concat16_model(shapes=((1, 2, 4, 3), (1, 5, 4, 3)), axis=1),
 }
 
 
@@ -186,7 +219,7 @@ def test_host_build_matches_reference(case, tmp_path):
     graph = load_tflite(path)
     lib = tmp_path / "lib"
     compile_model(path, "stm32f746", lib, Options(emit="library"))
-    assert "_s16(" in (lib / "model.c").read_text()
+    assert "int16_t *mcu_model_input(uint8_t *arena, int index);" in (lib / "model.h").read_text()
     exe = build_host_program(lib, tmp_path / "host")
     y_t = graph.tensor("y")
     for xs in _samples(graph, 3, seed=9):

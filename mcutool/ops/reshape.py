@@ -15,4 +15,4 @@ def _reference_reshape(graph, op, args):
     return [np.asarray(args[0]).reshape(graph.tensor(op.outputs[0]).shape)]
 
 
-register("reshape", NoAttrs, _reference_reshape)
+register("reshape", NoAttrs, _reference_reshape, dtypes=("int8", "int16"))
