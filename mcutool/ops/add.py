@@ -109,4 +109,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return elementwise_kernel(graph, op, add_params, subtract=False)
 
 
-register("add", ElementwiseAttrs, _reference, kernel_params)
+register("add", ElementwiseAttrs, _reference, kernel_params, dtypes=("int8", "int16"))

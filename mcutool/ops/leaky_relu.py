@@ -71,4 +71,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return KernelParams(function, "mcu_leaky_relu_params", fields, in_ctype=cin, out_ctype=cout)
 
 
-register("leaky_relu", LeakyReluAttrs, _reference, kernel_params)
+register("leaky_relu", LeakyReluAttrs, _reference, kernel_params, dtypes=("int8", "int16"))

@@ -56,4 +56,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return KernelParams(function, "mcu_pad_params", fields, in_ctype=cin, out_ctype=cout)
 
 
-register("pad", PadAttrs, _reference_pad, kernel_params)
+register("pad", PadAttrs, _reference_pad, kernel_params, dtypes=("int8", "int16"))

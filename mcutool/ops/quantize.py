@@ -79,5 +79,5 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return KernelParams(function, "mcu_quantize_params", fields, in_ctype=cin, out_ctype=cout)
 
 
-register("quantize", NoAttrs, _reference_quantize, kernel_params)
+register("quantize", NoAttrs, _reference_quantize, kernel_params, dtypes=("int8", "int16"))
 register("dequantize", NoAttrs, _reference_dequantize, dtypes=())  # float output: on the host

@@ -93,4 +93,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return KernelParams(function, "mcu_strided_slice_params", fields, in_ctype=cin, out_ctype=cout)
 
 
-register("strided_slice", StridedSliceAttrs, _reference, kernel_params)
+register("strided_slice", StridedSliceAttrs, _reference, kernel_params, dtypes=("int8", "int16"))

@@ -21,4 +21,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return elementwise_kernel(graph, op, add_params, subtract=True)
 
 
-register("sub", ElementwiseAttrs, _reference, kernel_params)
+register("sub", ElementwiseAttrs, _reference, kernel_params, dtypes=("int8", "int16"))

@@ -143,4 +143,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
                               multiplier=mult, shift=shift)
 
 
-register("transpose_conv2d", TransposeConv2DAttrs, _reference, kernel_params)
+register("transpose_conv2d", TransposeConv2DAttrs, _reference, kernel_params, dtypes=("int8", "int16"))
