@@ -245,3 +245,37 @@ def test_depthwise_16x8_with_an_int32_bias_is_refused(tmp_path):
     graph = load_tflite(path)
     with pytest.raises(UserError, match="int32 bias"):
         R.run(graph, {"x": np.zeros((1, 4, 4, 2), np.int16)})
+
+
+@pytest.mark.qemu
+def test_16x8_weights_beyond_internal_flash_go_to_ext_flash_in_qemu(tmp_path):
+    """A 16x8 fully connected layer with 1.1 MB of weights (more than stm32f746's 1 MB internal flash): its
+    runtime/ kernel's weight array is placed in ext_flash like a TVM kernel's, and the firmware equals the
+    reference, which equals the tflite-micro interpreter."""
+    from conftest import require_board_tools
+    from mcutool.compiler import run_build
+
+    require_board_tools("stm32f746")
+    rng = np.random.default_rng(16)
+    in_c, out_c = 1024, 1100
+    b = ModelBuilder()
+    x = b.tensor("x", (1, in_c), "int16", scale=X_SCALE, zero_point=0)
+    w = b.tensor("w", (out_c, in_c), "int8", scale=0.01, zero_point=0, data=rng.integers(-127, 128, (out_c, in_c)))
+    bias = b.tensor("bias", (out_c,), "int64", scale=X_SCALE * 0.01, zero_point=0,
+                    data=rng.integers(-10 ** 6, 10 ** 6, out_c))
+    out_scale = X_SCALE * 0.01 * 16384 * 127 * np.sqrt(in_c) / 2 / 15000
+    y = b.tensor("y", (1, out_c), "int16", scale=out_scale, zero_point=0)
+    b.op("FULLY_CONNECTED", [x, w, bias], [y], "FullyConnectedOptions", version=7)
+    b.inputs, b.outputs = [x], [y]
+    path = b.write(tmp_path / "fc16_big.tflite")
+    graph = load_tflite(path)
+    out = tmp_path / "proj"
+    report = compile_model(path, "stm32f746", out, Options())
+    assert report["flash"]["ext_flash_weights_bytes"] >= in_c * out_c
+    assert '__attribute__((section(".ext_flash")))' in (out / "model.c").read_text()
+    oracle = MicroInterpreter(path)
+    for (xv,) in _samples(graph, 2, seed=3):
+        want = oracle(xv)[0]
+        assert np.array_equal(R.run(graph, {"x": xv})["y"], want)
+        (got,), _ = run_build(out, [xv])
+        assert np.array_equal(got, want), f"{int((got != want).sum())} of {got.size} values differ"
