@@ -38,8 +38,8 @@ static inline int32_t mcu_pool_div_round(int32_t acc, int32_t count, uint32_t re
 }
 
 /* The pool over int8 (in8/out8) or int16 (in16/out16) tensors: whichever pointers are given. */
-MCU_DTYPE_BODY mcu_status avg_pool_run(const mcu_pool_params *params, const int8_t *in8, const int16_t *in16, int8_t *out8,
-                               int16_t *out16)
+MCU_DTYPE_BODY mcu_status avg_pool_run(const mcu_pool_params *params, const int8_t *in8, const int16_t *in16,
+                                       int8_t *out8, int16_t *out16)
 {
     int32_t b, oy, ox, ch, fy, fx;
     int32_t last_count = -1;

@@ -13,7 +13,8 @@ from mcutool.ops.common import kind_of, qparams, unsupported
 from mcutool.ops.fixedpoint import (calculate_input_radius, checked_log2, clamp, dtype_range, expf, f32, i64,
                                     int16_sigmoid_tanh_input_params, logistic_fixed_point, logistic_int16,
                                     multiply_by_quantized_multiplier, rounding_divide_by_pot, tflite_round, wrap_int32)
-from mcutool.ops.kernel import CRef, CTYPES, INT8_MIN, KernelParams, byte_indexed, int8_qparams, int_qparams, kernel_error
+from mcutool.ops.kernel import (CRef, CTYPES, INT8_MIN, KernelParams, byte_indexed, int8_qparams, int_qparams,
+                                kernel_error)
 import math
 from dataclasses import dataclass
 
