@@ -12,6 +12,9 @@
  *
  * count_include_pad (ONNX's AveragePool option; TFLite never sets it) also counts the window positions that
  * fall inside the explicit pads, each holding pad_value (the zero point), as mcutool.reference does.
+ *
+ * mcu_avg_pool2d_s16: the same for int16 tensors (TFLite's 16x8 scheme; reference_integer_ops::AveragePool for
+ * int16, as TFLite Micro's pooling.cc runs it), dividing without the reciprocal (its numerators are larger).
  */
 #include "mcu_kernels.h"
 
@@ -34,15 +37,14 @@ static inline int32_t mcu_pool_div_round(int32_t acc, int32_t count, uint32_t re
     }
 }
 
-mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output)
+/* The pool over int8 (in8/out8) or int16 (in16/out16) tensors: whichever pointers are given. */
+MCU_DTYPE_BODY mcu_status avg_pool_run(const mcu_pool_params *params, const int8_t *in8, const int16_t *in16,
+                                       int8_t *out8, int16_t *out16)
 {
     int32_t b, oy, ox, ch, fy, fx;
     int32_t last_count = -1;
     uint32_t recip = 0;
 
-    if (params == NULL || input == NULL || output == NULL) {
-        return MCU_ERROR_ARGUMENT;
-    }
     {
         const mcu_dims in = params->input;
         const mcu_dims out = params->output;
@@ -52,7 +54,7 @@ mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input,
             return MCU_ERROR_ARGUMENT;
         }
         for (b = 0; b < out.n; b++) {
-            const int8_t *in_b = input + (size_t)b * in.h * row_stride;
+            const size_t in_b = (size_t)b * in.h * row_stride;
             for (oy = 0; oy < out.h; oy++) {
                 const int32_t in_y0 = oy * params->stride_h - params->pad_top;
                 const int32_t fy_start = in_y0 < 0 ? -in_y0 : 0;
@@ -64,7 +66,7 @@ mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input,
                     const int32_t valid = (fy_end - fy_start) * (fx_end - fx_start);
                     int32_t count = valid;
                     int32_t pad_sum = 0;
-                    int8_t *out_px = output + (((size_t)b * out.h + oy) * out.w + ox) * depth;
+                    const size_t out_px = (((size_t)b * out.h + oy) * out.w + ox) * depth;
                     if (params->count_include_pad) {
                         /* window positions inside input + explicit pads */
                         const int32_t py0 = in_y0 < -params->pad_top ? -params->pad_top - in_y0 : 0;
@@ -81,7 +83,7 @@ mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input,
                     }
                     if (count != last_count) {
                         last_count = count;
-                        recip = (count > 1 && count <= MCU_POOL_MAX_RECIP_COUNT)
+                        recip = (in8 != NULL && count > 1 && count <= MCU_POOL_MAX_RECIP_COUNT)
                                     ? 0xFFFFFFFFu / (uint32_t)count + 1u
                                     : 0u;
                     }
@@ -89,17 +91,39 @@ mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input,
                         int32_t acc = pad_sum;
                         int32_t v;
                         for (fy = fy_start; fy < fy_end; fy++) {
-                            const int8_t *row = in_b + (size_t)(in_y0 + fy) * row_stride + ch;
+                            const size_t row = in_b + (size_t)(in_y0 + fy) * row_stride + ch;
                             for (fx = fx_start; fx < fx_end; fx++) {
-                                acc += row[(size_t)(in_x0 + fx) * depth];
+                                const size_t i = row + (size_t)(in_x0 + fx) * depth;
+                                acc += in8 != NULL ? in8[i] : in16[i];
                             }
                         }
                         v = mcu_pool_div_round(acc, count, recip);
-                        out_px[ch] = (int8_t)mcu_clamp_i32(v, params->act.min, params->act.max);
+                        v = mcu_clamp_i32(v, params->act.min, params->act.max);
+                        if (out8 != NULL) {
+                            out8[out_px + ch] = (int8_t)v;
+                        } else {
+                            out16[out_px + ch] = (int16_t)v;
+                        }
                     }
                 }
             }
         }
     }
     return MCU_OK;
+}
+
+mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output)
+{
+    if (params == NULL || input == NULL || output == NULL) {
+        return MCU_ERROR_ARGUMENT;
+    }
+    return avg_pool_run(params, input, NULL, output, NULL);
+}
+
+mcu_status mcu_avg_pool2d_s16(const mcu_pool_params *params, const int16_t *input, int16_t *output)
+{
+    if (params == NULL || input == NULL || output == NULL) {
+        return MCU_ERROR_ARGUMENT;
+    }
+    return avg_pool_run(params, NULL, input, NULL, output);
 }

@@ -40,6 +40,10 @@
 extern "C" {
 #endif
 
+/* A loop body shared by a kernel's int8 and int16 entry points (given one pointer pair, the other NULL): inlined
+ * into each, so that the element-type test is resolved at compile time. */
+#define MCU_DTYPE_BODY static inline __attribute__((always_inline))
+
 typedef enum {
     MCU_OK = 0,
     MCU_ERROR_ARGUMENT = -1, /* a NULL pointer or inconsistent shapes in the parameters */
@@ -89,6 +93,9 @@ typedef struct {
 
 mcu_status mcu_avg_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output);
+/* int16 (TFLite's 16x8 scheme), the same arithmetic (reference_integer_ops::AveragePool / MaxPool for int16) */
+mcu_status mcu_avg_pool2d_s16(const mcu_pool_params *params, const int16_t *input, int16_t *output);
+mcu_status mcu_max_pool2d_s16(const mcu_pool_params *params, const int16_t *input, int16_t *output);
 
 /* ---- add and sub (mcu_add_s8.c, mcu_add_s16.c) ----------------------------------------------------- */
 /* reference_integer_ops::Add / BroadcastAdd (int8), reference_ops::AddGeneralParamScale (int16) and
@@ -130,6 +137,9 @@ typedef struct {
 
 mcu_status mcu_mul_s8(const mcu_mul_params *params, const int8_t *input1, const int8_t *input2,
                       int8_t *output);
+/* int16 (zero points 0; mcu_mul_s16.c): the same with MUL's double-precision multiplier (mul_common.cc). */
+mcu_status mcu_mul_s16(const mcu_mul_params *params, const int16_t *input1, const int16_t *input2,
+                       int16_t *output);
 
 /* ---- softmax (mcu_softmax_s8.c) ----------------------------------------------------------------------- */
 /* reference_ops::Softmax (int8 in, int8 out with scale 1/256 and zero point -128), gemmlowp fixed point:
@@ -145,6 +155,20 @@ typedef struct {
 
 mcu_status mcu_softmax_s8(const mcu_softmax_params *params, const int8_t *input, int8_t *output);
 
+/* reference_ops::SoftmaxInt16 (int16 in, int16 out with scale 1/32768, zero points 0; mcu_softmax_s16.c): input
+ * differences scaled by (input_multiplier, input_shift) (MultiplyByQuantizedMultiplier), exp and the sum's
+ * reciprocal read from TFLite Micro's two 513-entry tables. */
+typedef struct {
+    int32_t outer;
+    int32_t depth;
+    int32_t input_multiplier;
+    int32_t input_shift;
+    const int16_t *exp_lut;        /* exp over [-10, 0], Q0.15 */
+    const int16_t *reciprocal_lut; /* 1 / (1 + x) over [0, 1], Q0.15 */
+} mcu_softmax_s16_params;
+
+mcu_status mcu_softmax_s16(const mcu_softmax_s16_params *params, const int16_t *input, int16_t *output);
+
 /* ---- lookup table (mcu_lut_s8.c): logistic, and any other int8 -> int8 function -------------------- */
 /* TFLite 2.14's int8 LOGISTIC (reference and optimized resolvers alike) is a 256-entry table filled at
  * Prepare time; mcutool fills the same table at compile time. table[(uint8_t)x] is the output for x. */
@@ -155,6 +179,17 @@ typedef struct {
 
 mcu_status mcu_lut_s8(const mcu_lut_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_logistic_s8(const mcu_lut_params *params, const int8_t *input, int8_t *output);
+
+/* ---- int16 sigmoid / tanh (mcu_logistic_s16.c; the per-value functions in mcu_activation_s16.h) ------- */
+/* reference_integer_ops::Logistic / Tanh for int16 (zero points 0, output 2^-15): the input scaled by
+ * (input_multiplier, input_left_shift) as TFLite Micro's Prepare sets them (multiplier 0: 3 << shift). */
+typedef struct {
+    int32_t size;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+} mcu_activation_s16_params;
+
+mcu_status mcu_logistic_s16(const mcu_activation_s16_params *params, const int16_t *input, int16_t *output);
 
 /* ---- pad (mcu_pad_s8.c) ------------------------------------------------------------------------------ */
 /* reference_ops::Pad: the input placed at pad_before[] inside the output; the rest is pad_value
@@ -178,11 +213,13 @@ typedef struct {
 } mcu_transpose_params;
 
 mcu_status mcu_transpose_s8(const mcu_transpose_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_transpose_s16(const mcu_transpose_params *params, const int16_t *input, int16_t *output);
 
-/* ---- mean (mcu_mean_s8.c) ----------------------------------------------------------------------------- */
+/* ---- mean (mcu_mean_s8.c: mcu_mean_s8, mcu_mean_s16) ---------------------------------------------------- */
 /* reference_ops::QuantizedMeanOrSum (TFLite 2.14's int8 MEAN, any keep_dims): sum of (x + input_offset)
  * over the reduced axes, times quant (= in_scale / out_scale with 1/count folded into the multiplier as
- * TFLite does), plus output_offset, clamped to int8. axis_mask bit 0..3 = N, H, W, C reduced. */
+ * TFLite does), plus output_offset, clamped to int8. axis_mask bit 0..3 = N, H, W, C reduced.
+ * mcu_mean_s16: the same for int16 (zero points 0), clamped to int16. */
 typedef struct {
     mcu_dims input;
     int32_t axis_mask;
@@ -192,12 +229,14 @@ typedef struct {
 } mcu_mean_params;
 
 mcu_status mcu_mean_s8(const mcu_mean_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_mean_s16(const mcu_mean_params *params, const int16_t *input, int16_t *output);
 
 /* ---- concatenation (mcu_concat_s8.c) ----------------------------------------------------------------- */
 /* reference_ops::Concatenation: for each of `outer` slices, the inputs' blocks of copy_size[i] bytes one
  * after another (copy_size[i] = extent of input i along the axis * product of the extents after it).
  * Input i is copied as is when table[i] is NULL (same scale and zero point as the output), else mapped
- * through its 256-entry requantization table (table[i][(uint8_t)x]). */
+ * through its 256-entry requantization table (table[i][(uint8_t)x]). An int16 concatenation (no tables: TFLite
+ * Micro requires equal quantization) runs as a byte concatenation with copy sizes in bytes. */
 typedef struct {
     int32_t num_inputs;
     int32_t outer;              /* product of the extents before the axis */
@@ -413,7 +452,10 @@ mcu_status mcu_batch_matmul_s8(const mcu_batch_matmul_params *params, const int8
 /* ---- convolutions with hand-written kernels: 16x8 conv, transpose conv ------------------------------ */
 /* (int8 conv / depthwise / fully connected kernels are generated by TVM.) One parameter struct for all:
  *   mcu_conv2d_s16            reference_integer_ops::ConvPerChannel, int16 input/output, int8 weights
- *                             (TFLite's 16x8 scheme, zero points 0) (mcu_conv2d_s16.c)
+ *                             (TFLite's 16x8 scheme, zero points 0) (mcu_conv2d_s16.c); also the 16x8
+ *                             FULLY_CONNECTED, as a 1x1 conv over (batches, 1, 1, input size)
+ *   mcu_depthwise_conv2d_s16  reference_integer_ops::DepthwiseConvPerChannel, 16x8, int64 bias; weights
+ *                             (1, kh, kw, output channels) (mcu_depthwise_conv2d_s16.c)
  *   mcu_transpose_conv2d_s8   reference_integer_ops::TransposeConv, int8 (mcu_transpose_conv2d_s8.c)
  *   mcu_transpose_conv2d_s16  its int16 template with TFLM's int64 scratch (mcu_transpose_conv2d_s16.c)
  * Weights are (out channels, kh, kw, in channels). A conv reads input (oy * stride - pad + k * dilation); a
@@ -442,6 +484,7 @@ typedef struct {
 } mcu_conv_params;
 
 mcu_status mcu_conv2d_s16(const mcu_conv_params *params, const int16_t *input, int16_t *output);
+mcu_status mcu_depthwise_conv2d_s16(const mcu_conv_params *params, const int16_t *input, int16_t *output);
 mcu_status mcu_transpose_conv2d_s8(const mcu_conv_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_transpose_conv2d_s16(const mcu_conv_params *params, const int16_t *input, int16_t *output);
 

@@ -10,52 +10,12 @@
  * The hidden (int8) and cell (int16) states persist across calls in model.c. The gate vectors live on the stack
  * (MCU_LSTM_MAX_UNITS int16 each); int32 sums wrap as uint32 (defined C, TFLite's results).
  */
+#include "mcu_activation_s16.h"
 #include "mcu_kernels.h"
 
 #define MCU_LSTM_MAX_UNITS 128
 
 static int32_t clamp16(int32_t v) { return mcu_clamp_i32(v, -32768, 32767); }
-
-/* reference_integer_ops::Logistic for int16 with input_multiplier 0, left shift 0 (multiplier 3): Q3.12 -> Q0.15 */
-static int16_t sigmoid_s16(int32_t x)
-{
-    const int32_t v = x * 3;
-    const uint32_t a = (uint32_t)(v < 0 ? -v : v);
-    const uint32_t uh = a >> 9;
-    uint32_t r;
-    if (uh >= 255u) {
-        r = 0x7FFFu << 10;
-    } else {
-        const uint32_t ua = mcu_sigmoid_table_u16[uh];
-        const uint32_t ub = mcu_sigmoid_table_u16[uh + 1u];
-        r = (ua << 9) + (a & 0x1FFu) * (ub - ua);
-    }
-    r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1u;
-    return (int16_t)(r >> 10);
-}
-
-/* reference_integer_ops::Tanh for int16: multiplier 0 means 3 << shift with no shift. Q0.15 out. */
-static int16_t tanh_s16(int32_t x, int32_t multiplier, int32_t shift)
-{
-    if (multiplier == 0) {
-        multiplier = 3 << shift;
-        shift = 0;
-    }
-    const int32_t round = shift > 0 ? 1 << (shift - 1) : 0;
-    const int32_t v = (x * multiplier + round) >> shift;
-    const uint32_t a = (uint32_t)(v < 0 ? -v : v);
-    const uint32_t uh = a >> 8;
-    int32_t r;
-    if (uh >= 255u) {
-        r = 0xFFFF << 8;
-    } else {
-        const uint32_t ua = mcu_sigmoid_table_u16[uh];
-        const uint32_t ub = mcu_sigmoid_table_u16[uh + 1u];
-        r = (int32_t)((ua << 8) + (a & 0xFFu) * (ub - ua));
-    }
-    r = v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
-    return (int16_t)(r >> 8);
-}
 
 static int32_t mul_s16(int32_t a, int32_t b, mcu_quant q, int32_t zero_point, int32_t lo, int32_t hi)
 {
@@ -82,7 +42,7 @@ static void gate(const mcu_lstm_params *p, int32_t g, const int8_t *x, const int
         const int32_t r = clamp16(mcu_requantize((int32_t)rec, p->recurrent_fc[g].multiplier,
                                                  p->recurrent_fc[g].shift));
         const int32_t s = clamp16(a + r);
-        out[u] = sigmoid ? sigmoid_s16(s) : tanh_s16(s, 0, 0);
+        out[u] = sigmoid ? mcu_logistic_value_s16(s, 0, 0) : mcu_tanh_value_s16(s, 0, 0);
     }
 }
 
@@ -115,7 +75,7 @@ mcu_status mcu_lstm_s8(const mcu_lstm_params *params, const int8_t *input, int8_
             gate(p, OUTPUT_GATE, x, h, 1, forget); /* the output gate reuses the forget gate's vector */
             int8_t *out = output + (b * p->time_steps + t) * p->units;
             for (int32_t u = 0; u < p->units; u++) {
-                const int32_t th = tanh_s16(c[u], p->cell_tanh_multiplier, p->cell_tanh_shift);
+                const int32_t th = mcu_tanh_value_s16(c[u], p->cell_tanh_multiplier, p->cell_tanh_shift);
                 h[u] = (int8_t)mul_s16(th, forget[u], p->hidden_mul, p->hidden_zero_point, -128, 127);
                 out[u] = h[u];
             }

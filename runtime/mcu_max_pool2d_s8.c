@@ -4,16 +4,16 @@
  * Follows TFLite 2.14 reference_integer_ops::MaxPool (kernels/internal/reference/integer_ops/pooling.h):
  * the maximum of the valid (unpadded) int8 values under the window (starting from -128), clamped to the
  * fused activation range. Input and output share scale and zero point. Portable C for every core.
+ * mcu_max_pool2d_s16: the same for int16 tensors (starting from -32768), as TFLite Micro's pooling.cc runs them.
  */
 #include "mcu_kernels.h"
 
-mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output)
+/* The pool over int8 (in8/out8) or int16 (in16/out16) tensors: whichever pointers are given. */
+MCU_DTYPE_BODY mcu_status max_pool_run(const mcu_pool_params *params, const int8_t *in8, const int16_t *in16,
+                                       int8_t *out8, int16_t *out16)
 {
     int32_t b, oy, ox, ch, fy, fx;
 
-    if (params == NULL || input == NULL || output == NULL) {
-        return MCU_ERROR_ARGUMENT;
-    }
     {
         const mcu_dims in = params->input;
         const mcu_dims out = params->output;
@@ -23,7 +23,7 @@ mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input,
             return MCU_ERROR_ARGUMENT;
         }
         for (b = 0; b < out.n; b++) {
-            const int8_t *in_b = input + (size_t)b * in.h * row_stride;
+            const size_t in_b = (size_t)b * in.h * row_stride;
             for (oy = 0; oy < out.h; oy++) {
                 const int32_t in_y0 = oy * params->stride_h - params->pad_top;
                 const int32_t fy_start = in_y0 < 0 ? -in_y0 : 0;
@@ -32,21 +32,43 @@ mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input,
                     const int32_t in_x0 = ox * params->stride_w - params->pad_left;
                     const int32_t fx_start = in_x0 < 0 ? -in_x0 : 0;
                     const int32_t fx_end = params->filter_w < in.w - in_x0 ? params->filter_w : in.w - in_x0;
-                    int8_t *out_px = output + (((size_t)b * out.h + oy) * out.w + ox) * depth;
+                    const size_t out_px = (((size_t)b * out.h + oy) * out.w + ox) * depth;
                     for (ch = 0; ch < depth; ch++) {
-                        int32_t max = -128;
+                        int32_t max = in8 != NULL ? -128 : -32768;
                         for (fy = fy_start; fy < fy_end; fy++) {
-                            const int8_t *row = in_b + (size_t)(in_y0 + fy) * row_stride + ch;
+                            const size_t row = in_b + (size_t)(in_y0 + fy) * row_stride + ch;
                             for (fx = fx_start; fx < fx_end; fx++) {
-                                const int32_t v = row[(size_t)(in_x0 + fx) * depth];
+                                const size_t i = row + (size_t)(in_x0 + fx) * depth;
+                                const int32_t v = in8 != NULL ? in8[i] : in16[i];
                                 max = v > max ? v : max;
                             }
                         }
-                        out_px[ch] = (int8_t)mcu_clamp_i32(max, params->act.min, params->act.max);
+                        max = mcu_clamp_i32(max, params->act.min, params->act.max);
+                        if (out8 != NULL) {
+                            out8[out_px + ch] = (int8_t)max;
+                        } else {
+                            out16[out_px + ch] = (int16_t)max;
+                        }
                     }
                 }
             }
         }
     }
     return MCU_OK;
+}
+
+mcu_status mcu_max_pool2d_s8(const mcu_pool_params *params, const int8_t *input, int8_t *output)
+{
+    if (params == NULL || input == NULL || output == NULL) {
+        return MCU_ERROR_ARGUMENT;
+    }
+    return max_pool_run(params, input, NULL, output, NULL);
+}
+
+mcu_status mcu_max_pool2d_s16(const mcu_pool_params *params, const int16_t *input, int16_t *output)
+{
+    if (params == NULL || input == NULL || output == NULL) {
+        return MCU_ERROR_ARGUMENT;
+    }
+    return max_pool_run(params, NULL, input, NULL, output);
 }

@@ -41,7 +41,8 @@ def runtime_layer(ctx: Context, op: Op) -> LayerCode:
     prefix = ctx.prefix(op)
     inputs = [ctx.addr(n) for n in op.inputs if n and not ctx.graph.tensor(n).is_const
               and not ctx.graph.tensor(n).variable]  # a variable tensor is reached through the kernel's params
-    definitions, call = runtime_params.kernel_code(ctx.graph, op, prefix, inputs, [ctx.addr(n) for n in op.outputs])
+    definitions, call = runtime_params.kernel_code(ctx.graph, op, prefix, inputs, [ctx.addr(n) for n in op.outputs],
+                                                   ctx.const_attr(op))
     return LayerCode(op.name, op.kind, definitions, call, "template", headers=("mcu_kernels.h",))
 
 

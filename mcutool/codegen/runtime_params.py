@@ -57,19 +57,21 @@ def c_struct_init(fields: dict, prefix: str = "") -> str:
     return "{" + ", ".join(f".{k} = {_c_value(v, prefix)}" for k, v in fields.items()) + "}"
 
 
-def c_array(name: str, ctype: str, values: list, prefix: str) -> str:
+def c_array(name: str, ctype: str, values: list, prefix: str, attr: str = "") -> str:
+    """`static const <ctype> <name>[n] <attr> = {...};` (attr: e.g. the section attribute of weights in ext_flash)."""
     items = [_c_value(v, prefix) for v in values]
     lines = [", ".join(items[i:i + 16]) for i in range(0, len(items), 16)]
-    return f"static const {ctype} {name}[{len(items)}] = {{\n    " + ",\n    ".join(lines) + "\n};\n"
+    attr = f" {attr}" if attr else ""
+    return f"static const {ctype} {name}[{len(items)}]{attr} = {{\n    " + ",\n    ".join(lines) + "\n};\n"
 
 
-def c_definitions(kp: KernelParams, prefix: str) -> str:
-    """File-scope C for one layer: its companion arrays, then `static const <struct> <prefix>_params`.
-    Arrays of pointers come after the arrays they point to."""
+def c_definitions(kp: KernelParams, prefix: str, const_attr: str = "") -> str:
+    """File-scope C for one layer: its companion arrays (with `const_attr`, the layer's weight placement), then
+    `static const <struct> <prefix>_params`. Arrays of pointers come after the arrays they point to."""
     out = []
     ordered = sorted(kp.arrays.items(), key=lambda kv: kv[1][0].endswith("*const"))
     for suffix, (ctype, values) in ordered:
-        out.append(c_array(f"{prefix}_{suffix}", ctype, values, prefix))
+        out.append(c_array(f"{prefix}_{suffix}", ctype, values, prefix, const_attr))
     out.append(f"static const {kp.struct} {prefix}_params = {c_struct_init(kp.fields, prefix)};\n")
     return "".join(out)
 
@@ -108,11 +110,12 @@ def c_call(kp: KernelParams, prefix: str, inputs: list[str], outputs: str | list
     return f"{{ {in_decl}{out_decl}{call} }}" if in_decl or out_decl else call
 
 
-def kernel_code(graph: Graph, op: Op, prefix: str, inputs: list[str],
-                outputs: str | list[str]) -> tuple[str, str] | None:
-    """(file-scope definitions, call statement) for `op`, or None for a reshape."""
+def kernel_code(graph: Graph, op: Op, prefix: str, inputs: list[str], outputs: str | list[str],
+                const_attr: str = "") -> tuple[str, str] | None:
+    """(file-scope definitions, call statement) for `op`, or None for a reshape. `const_attr` goes on its arrays
+    (a 16x8 conv / FC layer whose weights schedule/weight_placement.py moved to ext_flash)."""
     kp = kernel_params(graph, op)
     if kp is None:
         return None
     data_inputs = inputs[:kp.num_inputs - len(kp.const_inputs)]
-    return c_definitions(kp, prefix), c_call(kp, prefix, data_inputs, outputs)
+    return c_definitions(kp, prefix, const_attr), c_call(kp, prefix, data_inputs, outputs)

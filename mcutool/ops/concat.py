@@ -1,5 +1,6 @@
-"""CONCATENATION (`reference/concatenation.h`); inputs quantized differently from the output are requantized
-first. Kernel: runtime/mcu_concat_s8.c.
+"""CONCATENATION (`reference/concatenation.h`); int8 inputs quantized differently from the output are requantized
+first. int16 (TFLite Micro's concatenation.cc copies int16 values as they are, whatever their scales): inputs
+quantized as the output, no fused activation. Kernel: runtime/mcu_concat_s8.c (int16 as a byte concatenation).
 """
 from __future__ import annotations
 
@@ -7,15 +8,31 @@ import numpy as np
 
 from mcutool.ir import ConcatAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import float_activation, kind_of, qparams, same_quant
+from mcutool.ops.common import float_activation, kind_of, qparams, same_quant, unsupported
 from mcutool.ops.fixedpoint import activation_range, clamp, i64, requantize, requantize_multiplier
-from mcutool.ops.kernel import (CRef, INT8_MAX, INT8_MIN, KernelParams, dims4, int8_qparams, kernel_error, rank_pad,
-                                requant_table, same_qparams)
+from mcutool.ops.kernel import (CRef, INT8_MAX, INT8_MIN, KernelParams, dims4, int8_qparams, int_qparams, kernel_error,
+                                rank_pad, requant_table, same_qparams)
+
+
+def _check_int16(graph, op, error) -> None:
+    """An int16 CONCATENATION moves values unchanged (TFLite Micro does not rescale them): every input must be
+    quantized as the output, and there is no fused activation to apply."""
+    out_t = graph.tensor(op.outputs[0])
+    for name in op.inputs:
+        if not same_quant(graph.tensor(name), out_t):
+            raise error(op, f"int16 input {name!r} is quantized differently from the output (TFLite Micro copies "
+                        "int16 values without rescaling them); give the inputs the output's scale")
+    if op.attrs.activation != "none":
+        raise error(op, f"a fused {op.attrs.activation} on an int16 concatenation (TFLite Micro does not apply it)")
 
 
 def _reference_concat(graph, op, args):
     out_t = graph.tensor(op.outputs[0])
     axis = op.attrs.axis
+    if out_t.dtype == "int16":
+        kind_of(graph, op, int16=True)
+        _check_int16(graph, op, unsupported)
+        return [np.concatenate([i64(a) for a in args], axis=axis)]
     if kind_of(graph, op) == "float":
         return [float_activation(np.concatenate([np.asarray(a, np.float32) for a in args], axis=axis),
                                  op.attrs.activation)]
@@ -40,6 +57,8 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     requantized first (reference_ops::Requantize, as an int8 QUANTIZE in front of them would), through a
     256-entry table; a fused activation is folded into the tables too."""
     y = graph.tensor(op.outputs[0])
+    if y.dtype == "int16":
+        return _int16_kernel_params(graph, op)
     yq = int8_qparams(op, y, "output")
     k, r = rank_pad(op, y.shape)
     if r == 0:
@@ -81,4 +100,29 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
                         num_inputs=len(inputs), input_array=True)
 
 
-register("concat", ConcatAttrs, _reference_concat, kernel_params)
+def _int16_kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """int16 CONCATENATION: the int8 kernel's copy of byte blocks, each block twice as many bytes."""
+    y = graph.tensor(op.outputs[0])
+    for i, name in enumerate(op.inputs):
+        int_qparams(op, graph.tensor(name), f"input {i}", ("int16",))
+    int_qparams(op, y, "output", ("int16",))
+    _check_int16(graph, op, kernel_error)
+    k, r = rank_pad(op, y.shape)
+    if r == 0:
+        raise kernel_error(op, "concatenation of scalars")
+    axis = int(op.attrs.axis) % r
+    y4 = dims4(y.shape)
+    inner = int(np.prod(y4[axis + k + 1:], dtype=np.int64))
+    inputs = [graph.tensor(n) for n in op.inputs]
+    if sum(t.shape[axis] for t in inputs) != y.shape[axis] or any(
+            len(t.shape) != r or any(d != e for j, (d, e) in enumerate(zip(t.shape, y.shape)) if j != axis)
+            for t in inputs):
+        raise kernel_error(op, f"inputs {[t.shape for t in inputs]} do not concatenate to {y.shape} along axis {axis}")
+    arrays = {"copy_size": ("int32_t", [2 * int(t.shape[axis]) * inner for t in inputs])}
+    fields = {"num_inputs": len(inputs), "outer": int(np.prod(y4[:axis + k], dtype=np.int64)),
+              "copy_size": CRef("copy_size"), "table": None}
+    return KernelParams("mcu_concat_s8", "mcu_concat_params", fields, arrays=arrays, num_inputs=len(inputs),
+                        input_array=True)
+
+
+register("concat", ConcatAttrs, _reference_concat, kernel_params, dtypes=("int8", "int16"))

@@ -119,8 +119,8 @@ def conv2d_16x8(x, w, bias, *, stride, dilation, pads, out_hw, multiplier, shift
     return requantize_16x8(sums, bias, multiplier, shift, act_min, act_max, wide)
 
 
-def depthwise_conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw, depth_multiplier) -> np.ndarray:
-    """int32 accumulators of a depthwise conv; output channel c*dm + m reads input channel c.
+def depthwise_conv2d_sums(x, x_zp, w, w_zp, stride, dilation, pads, out_hw, depth_multiplier) -> np.ndarray:
+    """Exact (int64) sums of a depthwise conv; output channel c*dm + m reads input channel c.
 
     w (1, KH, KW, Cin * dm); w_zp scalar or per output channel."""
     w64 = i64(w)
@@ -135,7 +135,21 @@ def depthwise_conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw
     wsub = w64[0] - wz
     for ky, kx, view in taps(canvas, out_hw, stride, dilation, (kh, kw)):
         acc += view * wsub[ky, kx]
-    return wrap_int32(acc)
+    return acc
+
+
+def depthwise_conv2d_accumulate(x, x_zp, w, w_zp, stride, dilation, pads, out_hw, depth_multiplier) -> np.ndarray:
+    """int32 accumulators of a depthwise conv (depthwise_conv2d_sums wrapped to int32)."""
+    return wrap_int32(depthwise_conv2d_sums(x, x_zp, w, w_zp, stride, dilation, pads, out_hw, depth_multiplier))
+
+
+def depthwise_conv2d_16x8(x, w, bias, *, stride, dilation, pads, out_hw, depth_multiplier, multiplier, shift,
+                          act_min, act_max) -> np.ndarray:
+    """DEPTHWISE_CONV_2D with int16 input and output, int8 weights (`reference/integer_ops/depthwise_conv.h`
+    DepthwiseConvPerChannel for int16 data, as `micro/kernels/depthwise_conv.cc` calls it: always an int64
+    accumulator and an int64 bias)."""
+    sums = depthwise_conv2d_sums(x, 0, w, 0, stride, dilation, pads, out_hw, depth_multiplier)
+    return requantize_16x8(sums, bias, multiplier, shift, act_min, act_max, wide=True)
 
 
 def depthwise_conv2d_int8(x, w, bias, *, x_zp, w_zp, stride, dilation, pads, out_hw, depth_multiplier,
@@ -220,18 +234,23 @@ def check_16x8(op: Op, x_t: Tensor, w_t: Tensor, out_t: Tensor, bias_t: Tensor |
                           f"{' or '.join(bias_dtypes)})")
 
 
-def _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry):
+# TFLite Micro's 16x8 depthwise conv always reads its bias as int64 (depthwise_conv.cc)
+DEPTHWISE_16X8_BIAS = ("int64",)
+
+
+def _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise):
     bias_t = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
-    check_16x8(op, x_t, w_t, out_t, bias_t)
-    weight_zero_point(op, w_t, 0)
+    check_16x8(op, x_t, w_t, out_t, bias_t, DEPTHWISE_16X8_BIAS if depthwise else ("int32", "int64"))
+    weight_zero_point(op, w_t, 3 if depthwise else 0)
     lo, hi = activation_range(op.attrs.activation, out_t.quant.scale[0], 0, "int16")
     mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
-    return conv2d_16x8(x, w, bias, **geometry, multiplier=mult, shift=shift, act_min=lo, act_max=hi)
+    fn = depthwise_conv2d_16x8 if depthwise else conv2d_16x8
+    return fn(x, w, bias, **geometry, multiplier=mult, shift=shift, act_min=lo, act_max=hi)
 
 
 def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise):
-    if x_t.dtype == "int16" and not depthwise:
-        return _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry)
+    if x_t.dtype == "int16":
+        return _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise)
     if x_t.dtype not in QUANTIZED or w_t.dtype not in QUANTIZED:
         raise unsupported(op, f"input {x_t.dtype} with weights {w_t.dtype}")
     _, x_zp = qparams(op, x_t, "input")
@@ -260,13 +279,15 @@ def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depth
 
 def conv_kernel_params(function: str, x_t: Tensor, w_t: Tensor, out_t: Tensor, bias_t: Tensor | None, *, stride,
                        dilation, pad_top: int, pad_left: int, input_offset: int, output_offset: int, lo: int, hi: int,
-                       multiplier, shift) -> KernelParams:
+                       multiplier, shift, shapes=None) -> KernelParams:
     """The mcu_conv_params call of mcu_conv2d_s16 / mcu_transpose_conv2d_s8 / _s16 (runtime/mcu_kernels.h): shapes,
     geometry, offsets, the clamp, and companion arrays for the weights, the bias (int32 as bias32; int64, or
-    int16 widened as TFLM does, as bias64) and the per-channel multipliers and shifts."""
-    cout = out_t.shape[3]
+    int16 widened as TFLM does, as bias64) and the per-channel multipliers and shifts. `shapes` (input, filter,
+    output) overrides the tensors' shapes (a fully connected layer runs as a 1x1 conv)."""
+    in_shape, w_shape, out_shape = shapes or (x_t.shape, w_t.shape, out_t.shape)
+    cout = dims(out_shape)["c"]
     fields = {
-        "input": dims(x_t.shape), "filter": dims(w_t.shape), "output": dims(out_t.shape),
+        "input": dims(in_shape), "filter": dims(w_shape), "output": dims(out_shape),
         "stride_h": int(stride[0]), "stride_w": int(stride[1]),
         "dilation_h": int(dilation[0]), "dilation_w": int(dilation[1]),
         "pad_top": int(pad_top), "pad_left": int(pad_left),
@@ -297,23 +318,37 @@ def bias_tensor(graph: Graph, op: Op, index: int) -> Tensor | None:
     return t
 
 
-CONV2D_KERNELS = {("int16", "int16"): "mcu_conv2d_s16"}  # int8 convolutions get TVM kernels instead
-
-
-def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c."""
+def kernel_operands_16x8(graph: Graph, op: Op, bias_dtypes):
+    """(input, weights, output, bias or None) of a 16x8 conv / depthwise / fully connected layer whose runtime/
+    kernel is being prepared, checked: int16 activations (int8 layers get TVM kernels), constant weights."""
     x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
-    function = kernel_for(op, x_t, out_t, CONV2D_KERNELS)[0]
+    if x_t.dtype != "int16":
+        raise kernel_error(op, f"a {x_t.dtype} {op.kind} has a TVM kernel, not a runtime/ one")
     bias_t = bias_tensor(graph, op, 2)
-    check_16x8(op, x_t, w_t, out_t, bias_t)
+    check_16x8(op, x_t, w_t, out_t, bias_t, bias_dtypes)
     if not w_t.is_const:
         raise kernel_error(op, f"its weights {w_t.name!r} are computed, not constants")
+    return x_t, w_t, out_t, bias_t
+
+
+def _conv_16x8_kernel_params(graph: Graph, op: Op, function: str, bias_dtypes) -> KernelParams:
+    x_t, w_t, out_t, bias_t = kernel_operands_16x8(graph, op, bias_dtypes)
     a = op.attrs
     lo, hi = activation_range(a.activation, out_t.quant.scale[0], 0, "int16")
     mult, shift = conv_output_multipliers(x_t.quant.scale[0], w_t.quant.scale, out_t.quant.scale[0])
     return conv_kernel_params(function, x_t, w_t, out_t, bias_t, stride=a.stride, dilation=a.dilation,
                               pad_top=a.pads[0], pad_left=a.pads[1], input_offset=0, output_offset=0, lo=lo, hi=hi,
                               multiplier=mult, shift=shift)
+
+
+def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c (int8 convolutions get TVM kernels instead)."""
+    return _conv_16x8_kernel_params(graph, op, "mcu_conv2d_s16", ("int32", "int64"))
+
+
+def depthwise_conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
+    """DEPTHWISE_CONV_2D in the 16x8 scheme: runtime/mcu_depthwise_conv2d_s16.c (int8: TVM kernels)."""
+    return _conv_16x8_kernel_params(graph, op, "mcu_depthwise_conv2d_s16", DEPTHWISE_16X8_BIAS)
 
 
 def _reference_conv2d(graph, op, args):
@@ -325,4 +360,5 @@ def _reference_depthwise_conv2d(graph, op, args):
 
 
 register("conv2d", Conv2DAttrs, _reference_conv2d, conv2d_kernel_params, dtypes=("int8", "int16"))
-register("depthwise_conv2d", DepthwiseConv2DAttrs, _reference_depthwise_conv2d)
+register("depthwise_conv2d", DepthwiseConv2DAttrs, _reference_depthwise_conv2d, depthwise_conv2d_kernel_params,
+         dtypes=("int8", "int16"))

@@ -410,3 +410,65 @@ def tanh_int16(x, input_multiplier: int = 0, input_left_shift: int = 0) -> np.nd
     r = _interpolate(np.abs(v), 8, 0xFFFF << 8)
     r = np.where(v >= 0, r - (1 << 23) + (1 << 7), -r + (1 << 23) + (1 << 7) - 1)
     return (r >> 8).astype(np.int16).astype(np.int64)
+
+
+def gen_lut_int16(func, input_min: float, input_max: float) -> np.ndarray:
+    """TFLite's gen_lut<float, int16_t, int16_t>(func, input_min, input_max, -1.0f, 1.0f) (`internal/common.h`):
+    513 int16 entries, func sampled at 512 steps over [input_min, input_max] in Q0.15, each biased by half its
+    midpoint interpolation error, plus func(input_max) for the last slope. Every step in float32, as the C++
+    does; `func` takes and returns np.float32."""
+    lo, hi = np.float32(input_min), np.float32(input_max)
+    step = np.float32((hi - lo) / np.float32(512))
+    half_step = np.float32(step / np.float32(2))
+    scale = np.float32(32768)  # (int16 max - min + 1) / (output_max - output_min)
+
+    def q(v):
+        return np.float32(tflite_round(np.float32(v * scale)))
+
+    lut = np.zeros(513, dtype=np.int64)
+    for i in range(512):
+        x = np.float32(lo + np.float32(np.float32(i) * step))
+        val, val_mid = func(x), func(np.float32(x + half_step))
+        val_next = func(np.float32(lo + np.float32(np.float32(i + 1) * step)))
+        interp = tflite_round(np.float32(np.float32(np.float32(val_next * scale) + q(val)) / np.float32(2)))
+        bias = tflite_round(np.float32(np.float32(np.float32(interp) - q(val_mid)) / np.float32(2)))
+        lut[i] = min(max(float(q(val)) - bias, -32768.0), 32767.0)
+    lut[512] = min(max(float(q(func(hi))), -32768.0), 32767.0)
+    return lut
+
+
+def lut_lookup_int16(value, lut) -> np.ndarray:
+    """TFLite's int16 table lookup with interpolation (`internal/common.h` lut_lookup / generic_int16_table_lookup):
+    index 256 + (v >> 7), base + ((slope * (v & 0x7f) + 64) >> 7), slope and result as int16."""
+    v = i64(value)
+    lut = i64(lut)
+    index = 256 + (v >> 7)
+    base = lut[index]
+    slope = (lut[index + 1] - base).astype(np.int16).astype(np.int64)
+    return (base + ((slope * (v & 0x7F) + 64) >> 7)).astype(np.int16).astype(np.int64)
+
+
+
+def checked_log2(x) -> tuple[bool, int]:
+    """TFLite's CheckedLog2(float x, int*) (`kernels/internal/quantization_util.h`): (whether x is a power of two
+    within 1e-3 in log2, round(log2 x)), in float32 as the C++ computes it."""
+    x_log2 = np.float32(np.log(np.float32(x)) * np.float32(np.float32(1.0) / np.log(np.float32(2.0))))
+    rounded = np.float32(tflite_round(x_log2))
+    return bool(abs(np.float32(x_log2 - rounded)) < np.float32(1e-3)), int(rounded)
+
+
+def int16_sigmoid_tanh_input_params(input_scale, pot_shifts=(0,)) -> tuple[int, int]:
+    """(input_multiplier, input_left_shift) of the int16 LOGISTIC (`micro/kernels/logistic_common.cc`, pot_shifts
+    (0,)) and TANH (`micro/kernels/tanh.cc`, pot_shifts (0, 1)) Prepare: multiplier 0 when the input scale is
+    2^(shift - 12) for a shift in pot_shifts (logistic_int16 / tanh_int16 then scale by 3 << shift); otherwise
+    scale * 4096 * 3 doubled while <= 32767 / 2 (at most 31 times), truncated, with the number of doublings as the
+    right shift."""
+    pot, log2 = checked_log2(input_scale)
+    left_shift = (15 - 3) + log2
+    if pot and left_shift in pot_shifts:
+        return 0, left_shift
+    multiplier, left_shift = float(f32(input_scale)) * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
+        left_shift += 1
+        multiplier *= 2.0
+    return int(multiplier), left_shift

@@ -1,5 +1,7 @@
 """LOGISTIC: TFLite 2.14's int8 kernel (a LUTPopulate table, `activations.cc` SigmoidPrepare) and TFLite Micro's
-fixed-point one (`reference/integer_ops/logistic.h`); float32 for calibration. Kernel: mcu_logistic_s8.
+fixed-point one (`reference/integer_ops/logistic.h`); int16 as TFLite Micro runs it (`logistic_common.cc`
+Prepare, reference_integer_ops::Logistic for int16: the sigmoid table interpolated); float32 for calibration.
+Kernels: mcu_logistic_s8, mcu_logistic_s16.
 """
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import numpy as np
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
 from mcutool.ops.common import kind_of, qparams, unsupported
-from mcutool.ops.fixedpoint import (calculate_input_radius, clamp, dtype_range, expf, f32, i64, logistic_fixed_point,
+from mcutool.ops.fixedpoint import (calculate_input_radius, checked_log2, clamp, dtype_range, expf, f32, i64,
+                                    int16_sigmoid_tanh_input_params, logistic_fixed_point, logistic_int16,
                                     multiply_by_quantized_multiplier, rounding_divide_by_pot, tflite_round, wrap_int32)
-from mcutool.ops.kernel import CRef, INT8_MIN, KernelParams, byte_indexed, int8_qparams, kernel_error
+from mcutool.ops.kernel import (CRef, CTYPES, INT8_MIN, KernelParams, byte_indexed, int8_qparams, int_qparams,
+                                kernel_error)
 import math
 from dataclasses import dataclass
 
@@ -71,8 +75,24 @@ def logistic_float(x) -> np.ndarray:
     return (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32)
 
 
+def int16_params(op: Op, x_t, out_t, error) -> tuple[int, int]:
+    """LogisticPrepare for int16 (`logistic_common.cc`): zero points 0, an output scale of 2^-15, the input
+    multiplier and shift of int16_sigmoid_tanh_input_params."""
+    if out_t.dtype != "int16":
+        raise error(op, f"an int16 input with a {out_t.dtype} output")
+    s, _ = int_qparams(op, x_t, "input", ("int16",))
+    so, _ = int_qparams(op, out_t, "output", ("int16",))
+    pot, log2 = checked_log2(so)
+    if not pot or log2 != -15:
+        raise error(op, f"an int16 logistic output needs scale 2^-15 and zero point 0 (TFLite Micro's requirement); it "
+                    f"has scale {float(so)}")
+    return int16_sigmoid_tanh_input_params(s, pot_shifts=(0,))
+
+
 def _reference_logistic(graph, op, args):
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x_t.dtype == "int16":
+        return [logistic_int16(args[0], *int16_params(op, x_t, out_t, unsupported))]
     if kind_of(graph, op) == "float":
         return [logistic_float(args[0])]
     s, z = qparams(op, x_t, "input")
@@ -87,8 +107,14 @@ def _reference_logistic(graph, op, args):
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """LOGISTIC: TFLite 2.14's int8 kernel is a LUTPopulate table (activations.cc SigmoidPrepare) + lookup."""
+    """LOGISTIC: TFLite 2.14's int8 kernel is a LUTPopulate table (activations.cc SigmoidPrepare) + lookup; int16:
+    TFLite Micro's interpolated sigmoid table (mcu_logistic_s16)."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x.dtype == "int16":
+        multiplier, shift = int16_params(op, x, y, kernel_error)
+        fields = {"size": x.size, "input_multiplier": multiplier, "input_left_shift": shift}
+        return KernelParams("mcu_logistic_s16", "mcu_activation_s16_params", fields, in_ctype=CTYPES["int16"],
+                            out_ctype=CTYPES["int16"])
     xq, yq = int8_qparams(op, x, "input"), int8_qparams(op, y, "output")
     if yq[1] != INT8_MIN or float(yq[0]) != 1.0 / 256:
         raise kernel_error(op, f"an int8 logistic output needs scale 1/256 and zero point -128 (TFLite's requirement); "
@@ -98,4 +124,4 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return KernelParams("mcu_logistic_s8", "mcu_lut_params", fields, arrays={"table": ("int8_t", byte_indexed(table))})
 
 
-register("logistic", NoAttrs, _reference_logistic, kernel_params)
+register("logistic", NoAttrs, _reference_logistic, kernel_params, dtypes=("int8", "int16"))

@@ -1,5 +1,7 @@
-"""MEAN: `reference/reduce.h` QuantizedMeanOrSum (TFLite 2.14's int8 MEAN for every keep_dims / axis set);
-float32 for calibration. Kernel: runtime/mcu_mean_s8.c.
+"""MEAN: `reference/reduce.h` QuantizedMeanOrSum (TFLite 2.14's int8 MEAN for every keep_dims / axis set, and
+the tflite-micro interpreter's int16 MEAN for every case tested: keep_dims or not, the 4-D H,W mean, equal input
+and output scales -- where the older reduce_common.cc sources have separate paths); float32 for calibration.
+Kernels: runtime/mcu_mean_s8.c, mcu_mean_s16.c.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from mcutool.ops import register
 from mcutool.ops.common import kind_of, qparams
 from mcutool.ops.fixedpoint import (clamp, dtype_range, i64, multiply_by_quantized_multiplier, requantize_multiplier,
                                     wrap_int32)
-from mcutool.ops.kernel import KernelParams, dims, int8_qparams, kernel_error, quant, rank_pad
+from mcutool.ops.kernel import CTYPES, KernelParams, dims, int_qparams, kernel_error, quant, rank_pad
 
 
 def fold_mean_divisor(multiplier: int, shift: int, num_elements: int) -> tuple[int, int]:
@@ -49,7 +51,7 @@ def mean_int8(x, *, axes, keep_dims, in_zp, multiplier, shift, out_zp, out_dtype
 def _reference_mean(graph, op, args):
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
     axes = tuple(op.attrs.axes)
-    if kind_of(graph, op) == "float":
+    if kind_of(graph, op, int16=True) == "float":
         return [np.mean(np.asarray(args[0], np.float32), axis=axes, keepdims=op.attrs.keep_dims).astype(np.float32)]
     s, z = qparams(op, x_t, "input")
     so, zo = qparams(op, out_t, "output")
@@ -61,9 +63,11 @@ def _reference_mean(graph, op, args):
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """MEAN: reference_ops::QuantizedMeanOrSum (TFLite 2.14's int8 MEAN for every keep_dims / axis set)."""
+    """MEAN: reference_ops::QuantizedMeanOrSum (int8, and int16 with zero points 0)."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    xq, yq = int8_qparams(op, x, "input"), int8_qparams(op, y, "output")
+    xq, yq = int_qparams(op, x, "input", ("int8", "int16")), int_qparams(op, y, "output", ("int8", "int16"))
+    if x.dtype != y.dtype:
+        raise kernel_error(op, f"input {x.dtype} and output {y.dtype} differ")
     k, r = rank_pad(op, x.shape)
     axes = sorted({int(a) % r for a in op.attrs.axes}) if r else []
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) if axes else 1
@@ -76,7 +80,9 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
         "input_offset": -xq[1], "output_offset": yq[1],
         "quant": quant(m, sh),
     }
-    return KernelParams("mcu_mean_s8", "mcu_mean_params", fields)
+    ctype = CTYPES[x.dtype]
+    return KernelParams(f"mcu_mean_{'s8' if x.dtype == 'int8' else 's16'}", "mcu_mean_params", fields,
+                        in_ctype=ctype, out_ctype=ctype)
 
 
-register("mean", MeanAttrs, _reference_mean, kernel_params)
+register("mean", MeanAttrs, _reference_mean, kernel_params, dtypes=("int8", "int16"))

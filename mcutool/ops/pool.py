@@ -1,5 +1,6 @@
-"""AVERAGE_POOL_2D and MAX_POOL_2D: `reference/integer_ops/pooling.h` AveragePool / MaxPool; float32 for
-calibration. Kernels: runtime/mcu_avg_pool2d_s8.c, runtime/mcu_max_pool2d_s8.c.
+"""AVERAGE_POOL_2D and MAX_POOL_2D: `reference/integer_ops/pooling.h` AveragePool / MaxPool, int8 and int16 (the
+same arithmetic; TFLite Micro's pooling.cc runs both); float32 for calibration. Kernels: runtime/mcu_avg_pool2d_s8.c,
+runtime/mcu_max_pool2d_s8.c (each with its _s16 entry point).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from mcutool.ops import register
 from mcutool.ops.common import (check_window, float_activation, kind_of, out_hw_of, padded, qparams, same_quant,
                                 taps, unsupported)
 from mcutool.ops.fixedpoint import activation_range, c_div, clamp, i64
-from mcutool.ops.kernel import KernelParams, act, dims, int8_qparams, kernel_error, same_qparams
+from mcutool.ops.kernel import CTYPES, KernelParams, act, dims, int_qparams, kernel_error, same_qparams
 
 
 def avg_pool2d_int8(x, *, filter, stride, pads, out_hw, act_min, act_max, count_include_pad=False,
@@ -89,7 +90,7 @@ def _pool(graph, op, args, is_max: bool):
     a = op.attrs
     check_window(op, x_t, out_t, a.filter, a.stride, (1, 1), a.pads)
     geometry = dict(filter=tuple(a.filter), stride=tuple(a.stride), pads=tuple(a.pads), out_hw=out_hw_of(out_t))
-    if kind_of(graph, op) == "float":
+    if kind_of(graph, op, int16=True) == "float":
         if is_max:
             return [max_pool2d_float(args[0], activation=a.activation, **geometry)]
         return [avg_pool2d_float(args[0], activation=a.activation, count_include_pad=a.count_include_pad,
@@ -118,13 +119,14 @@ def _reference_max_pool2d(graph, op, args):
 def pool_params(graph: Graph, op: Op) -> KernelParams:
     """AVERAGE_POOL_2D / MAX_POOL_2D: reference_integer_ops::AveragePool / MaxPool (pooling.h)."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    xq, yq = int8_qparams(op, x, "input"), int8_qparams(op, y, "output")
-    if not same_qparams(xq, yq):
-        raise kernel_error(op, "input and output quantization differ (TFLite's int8 pools require them equal)")
+    dtypes = ("int8", "int16")
+    xq, yq = int_qparams(op, x, "input", dtypes), int_qparams(op, y, "output", dtypes)
+    if not same_qparams(xq, yq) or x.dtype != y.dtype:
+        raise kernel_error(op, "input and output quantization differ (TFLite's pools require them equal)")
     if len(x.shape) != 4 or len(y.shape) != 4:
         raise kernel_error(op, f"pooling needs 4-D NHWC tensors, got {x.shape} -> {y.shape}")
     a = op.attrs
-    lo, hi = activation_range(a.activation, yq[0], yq[1], "int8")
+    lo, hi = activation_range(a.activation, yq[0], yq[1], y.dtype)
     top, left, bottom, right = (int(p) for p in a.pads)
     fields = {
         "input": dims(x.shape), "output": dims(y.shape),
@@ -135,9 +137,9 @@ def pool_params(graph: Graph, op: Op) -> KernelParams:
         "pad_value": yq[1],
         "act": act(lo, hi),
     }
-    fn = "mcu_avg_pool2d_s8" if op.kind == "avg_pool2d" else "mcu_max_pool2d_s8"
-    return KernelParams(fn, "mcu_pool_params", fields)
+    fn = f"mcu_{op.kind}_{'s8' if x.dtype == 'int8' else 's16'}"
+    return KernelParams(fn, "mcu_pool_params", fields, in_ctype=CTYPES[x.dtype], out_ctype=CTYPES[y.dtype])
 
 
-register("avg_pool2d", Pool2DAttrs, _reference_avg_pool2d, pool_params)
-register("max_pool2d", Pool2DAttrs, _reference_max_pool2d, pool_params)
+register("avg_pool2d", Pool2DAttrs, _reference_avg_pool2d, pool_params, dtypes=("int8", "int16"))
+register("max_pool2d", Pool2DAttrs, _reference_max_pool2d, pool_params, dtypes=("int8", "int16"))

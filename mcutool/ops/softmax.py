@@ -1,18 +1,23 @@
 """SOFTMAX: `reference/softmax.h` (int8 -> int8, gemmlowp fixed point) with SoftmaxPrepare<kReference>'s
-parameters; float32 for calibration. Kernel: runtime/mcu_softmax_s8.c.
+parameters; int16 -> int16 as TFLite Micro runs it (SoftmaxInt16 with the exp and 1/(1+x) tables of
+`micro/kernels/softmax_common.cc`); float32 for calibration. Kernels: runtime/mcu_softmax_s8.c, mcu_softmax_s16.c.
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from mcutool.ir import Graph, Op, SoftmaxAttrs
 from mcutool.ops import register
 from mcutool.ops.common import kind_of, qparams, unsupported
-from mcutool.ops.fixedpoint import (NP_DTYPES, calculate_input_radius, clamp, dtype_range, exp_on_negative_values, f32,
-                                    get_reciprocal, i64, multiply_by_quantized_multiplier_greater_than_one,
+from mcutool.ops.fixedpoint import (NP_DTYPES, calculate_input_radius, clamp, count_leading_zeros_u32, dtype_range,
+                                    exp_on_negative_values, expf, f32, gen_lut_int16, get_reciprocal, i64,
+                                    lut_lookup_int16, multiply_by_quantized_multiplier,
+                                    multiply_by_quantized_multiplier_greater_than_one, quantize_multiplier,
                                     quantize_multiplier_greater_than_one, rounding_divide_by_pot,
                                     saturating_rounding_doubling_high_mul, wrap_int32)
-from mcutool.ops.kernel import INT8_MIN, KernelParams, int8_qparams, kernel_error
+from mcutool.ops.kernel import CRef, CTYPES, INT8_MIN, KernelParams, int8_qparams, int_qparams, kernel_error
 from dataclasses import dataclass
 
 
@@ -66,6 +71,46 @@ def softmax_int8(x, params: SoftmaxParams, out_dtype: str = "int8") -> np.ndarra
     return np.where(valid, out, qmin)
 
 
+@functools.lru_cache(maxsize=None)
+def softmax_exp_lut() -> np.ndarray:
+    """SOFTMAX int16's exp table: exp over [-10, 0] (softmax_common.cc SoftmaxPrepare)."""
+    return _frozen(gen_lut_int16(expf, -10.0, 0.0))
+
+
+@functools.lru_cache(maxsize=None)
+def softmax_reciprocal_lut() -> np.ndarray:
+    """SOFTMAX int16's 1 / (1 + x) table over [0, 1], in float32 (softmax_common.cc SoftmaxPrepare)."""
+    return _frozen(gen_lut_int16(lambda x: np.float32(np.float32(1) / np.float32(np.float32(1) + x)), 0.0, 1.0))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def softmax_int16_multiplier(beta: float, input_scale) -> tuple[int, int]:
+    """CalculateSoftmaxParams for int16: QuantizeMultiplier((double)s_in * (double)beta / (10.0 / 65535.0)), which
+    maps an input difference of [-65535, 0] steps to [-10, 0]."""
+    return quantize_multiplier(float(f32(input_scale)) * float(f32(beta)) / (10.0 / 65535.0))
+
+
+def softmax_int16(x, multiplier: int, shift: int, exp_lut, reciprocal_lut) -> np.ndarray:
+    """SOFTMAX int16 -> int16 over the last axis (`reference/softmax.h` SoftmaxInt16): exp of the scaled
+    difference to the row maximum from exp_lut (Q0.15), their sum's reciprocal from reciprocal_lut after
+    normalizing it by its leading zeros, the product rounded back to Q0.15 and clamped to [0, 32767]."""
+    x64 = i64(x)
+    diff = x64 - x64.max(axis=-1, keepdims=True)
+    scaled = multiply_by_quantized_multiplier(diff, multiplier, shift)
+    exps = lut_lookup_int16(clamp(scaled + 32767, -32768, 32767), exp_lut)
+    sums = exps.sum(axis=-1, keepdims=True)  # < 2^31 for any row TFLite Micro accepts
+    headroom_plus_one = count_leading_zeros_u32(sums)
+    shifted = ((sums << (headroom_plus_one - 1)) + (1 << 13)) >> 14
+    reciprocal = lut_lookup_int16(clamp(shifted - ((1 << 15) + (1 << 16)), -32768, 32767), reciprocal_lut)
+    right_shift = 31 - headroom_plus_one
+    out = (exps * reciprocal + (np.int64(1) << (right_shift - 1))) >> right_shift
+    return clamp(out, 0, 32767)
+
+
 def softmax_float(x, beta: float = 1.0) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     e = np.exp((x - x.max(axis=-1, keepdims=True)) * np.float32(beta))
@@ -74,6 +119,9 @@ def softmax_float(x, beta: float = 1.0) -> np.ndarray:
 
 def _reference_softmax(graph, op, args):
     x_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x_t.dtype == "int16":
+        return [softmax_int16(args[0], *_int16_prepare(op, x_t, out_t, unsupported), softmax_exp_lut(),
+                              softmax_reciprocal_lut())]
     if kind_of(graph, op) == "float":
         return [softmax_float(args[0], op.attrs.beta)]
     s, _ = qparams(op, x_t, "input")
@@ -85,11 +133,26 @@ def _reference_softmax(graph, op, args):
     return [softmax_int8(args[0], softmax_params(op.attrs.beta, s), out_t.dtype)]
 
 
+def _int16_prepare(op: Op, x_t, out_t, error) -> tuple[int, int]:
+    """SoftmaxPrepare's checks and input multiplier for int16 -> int16 (zero points 0, output scale 1/32768)."""
+    if out_t.dtype != "int16":
+        raise error(op, f"an int16 input with a {out_t.dtype} output (TFLite Micro's int16 softmax writes int16)")
+    s, _ = int_qparams(op, x_t, "input", ("int16",))
+    so, _ = int_qparams(op, out_t, "output", ("int16",))
+    if abs(float(so) - 1.0 / 32768) > 0.001 / 32768:
+        raise error(op, f"an int16 softmax output needs scale 1/32768 and zero point 0 (TFLite Micro's requirement); "
+                    f"it has scale {float(so)}")
+    return softmax_int16_multiplier(op.attrs.beta, s)
+
+
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """SOFTMAX: reference_ops::Softmax (int8 -> int8) with SoftmaxPrepare<kReference>'s parameters."""
+    """SOFTMAX: reference_ops::Softmax (int8 -> int8) with SoftmaxPrepare<kReference>'s parameters; int16 ->
+    int16: SoftmaxInt16 with its two tables as companion arrays."""
     x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x.dtype == "int16":
+        return _int16_kernel_params(op, x, y)
     xq, yq = int8_qparams(op, x, "input"), int8_qparams(op, y, "output")
     if yq[1] != INT8_MIN or abs(float(yq[0]) - 1.0 / 256) > 0.001 / 256:
         raise kernel_error(op, f"an int8 softmax output needs scale 1/256 and zero point -128 (TFLite's requirement); "
@@ -106,4 +169,17 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return KernelParams("mcu_softmax_s8", "mcu_softmax_params", fields)
 
 
-register("softmax", SoftmaxAttrs, _reference_softmax, kernel_params)
+def _int16_kernel_params(op: Op, x, y) -> KernelParams:
+    multiplier, shift = _int16_prepare(op, x, y, kernel_error)
+    if x.shape != y.shape or len(x.shape) < 1:
+        raise kernel_error(op, f"input shape {x.shape} and output shape {y.shape} differ")
+    depth = int(x.shape[-1])
+    fields = {"outer": x.size // depth, "depth": depth, "input_multiplier": multiplier, "input_shift": shift,
+              "exp_lut": CRef("exp_lut"), "reciprocal_lut": CRef("reciprocal_lut")}
+    arrays = {"exp_lut": ("int16_t", [int(v) for v in softmax_exp_lut()]),
+              "reciprocal_lut": ("int16_t", [int(v) for v in softmax_reciprocal_lut()])}
+    return KernelParams("mcu_softmax_s16", "mcu_softmax_s16_params", fields, arrays, in_ctype=CTYPES["int16"],
+                        out_ctype=CTYPES["int16"])
+
+
+register("softmax", SoftmaxAttrs, _reference_softmax, kernel_params, dtypes=("int8", "int16"))
