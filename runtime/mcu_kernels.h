@@ -207,6 +207,26 @@ typedef struct {
 
 mcu_status mcu_quantize_s8(const mcu_quantize_params *params, const int8_t *input, int8_t *output);
 
+/* ==== elementwise and activation operators (issue 10, branch ops8a) ===================================
+ * ABS, RELU, RELU6, HARD_SWISH, TANH, ELU and RSQRT on int8 are tables for mcu_lut_s8 (computed at compile time
+ * from the numpy reference, which follows TFLite Micro's integer arithmetic); the ops below have kernels. */
+
+/* ---- binary elementwise ops with broadcasting (mcu_broadcast.h): shapes of both inputs and the output ---- */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+} mcu_broadcast_params;
+
+/* ---- maximum / minimum (mcu_minmax_s8.c) -------------------------------------------------------------- */
+/* reference_ops::MaximumMinimumBroadcastSlow: raw int8 values compared (one shared quantization). */
+mcu_status mcu_maximum_s8(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                          int8_t *output);
+mcu_status mcu_minimum_s8(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                          int8_t *output);
+
+/* ==== end of the ops8a block ========================================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -277,6 +277,12 @@ def _plain(kind):
     return handler
 
 
+def _binary(kind):
+    def handler(self, op, ins, outs):
+        return kind, ins[:2], NoAttrs()
+    return handler
+
+
 _HANDLERS = {
     BO.CONV_2D: _Importer._conv,
     BO.DEPTHWISE_CONV_2D: _Importer._depthwise,
@@ -297,4 +303,15 @@ _HANDLERS = {
     BO.CONCATENATION: _Importer._concat,
     BO.QUANTIZE: _plain("quantize"),
     BO.DEQUANTIZE: _plain("dequantize"),
+    # elementwise and activation operators (issue 10, branch ops8a)
+    BO.ABS: _plain("abs"),
+    BO.ELU: _plain("elu"),
+    BO.HARD_SWISH: _plain("hard_swish"),
+    BO.MAXIMUM: _binary("maximum"),
+    BO.MINIMUM: _binary("minimum"),
+    BO.NEG: _plain("neg"),
+    BO.RELU: _plain("relu"),
+    BO.RELU6: _plain("relu6"),
+    BO.RSQRT: _plain("rsqrt"),
+    BO.TANH: _plain("tanh"),
 }

@@ -133,3 +133,21 @@ def weight_zero_point(op: Op, w: Tensor, channel_axis: int):
                               f"(axis {channel_axis}, {w.shape[channel_axis]} channels)")
     zp = q.zero_point
     return int(zp[0]) if zp.size == 1 else i64(zp)
+
+
+def kind_of_all(graph: Graph, op: Op) -> str:
+    """kind_of over every input and output of a binary elementwise op (MINIMUM, MAXIMUM, SQUARED_DIFFERENCE,
+    DIV, PRELU): 'float' when all are float32, 'quant' when all are the same 8-bit type."""
+    dtypes = {graph.tensor(n).dtype for n in op.inputs + op.outputs if n}
+    if dtypes == {"float32"}:
+        return "float"
+    if dtypes <= set(QUANTIZED) and len(dtypes) == 1:
+        return "quant"
+    raise unsupported(op, f"tensor dtypes {sorted(dtypes)} are not a supported combination")
+
+
+def require_int8(op: Op, t: Tensor, role: str) -> None:
+    """The int8 arithmetic of TFLite Micro's kernels; uint8 (TFLite's legacy scheme) has no such kernel there."""
+    if t.dtype != "int8":
+        raise unsupported(op, f"{role} tensor {t.name!r} is {t.dtype}; TFLite Micro runs this op on int8 (and "
+                          "float32) tensors only")

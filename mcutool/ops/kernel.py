@@ -120,3 +120,19 @@ def check_broadcast(op: Op, a: Tensor, b: Tensor, y: Tensor) -> None:
     for t in (a, b):
         if any(d not in (1, o) for d, o in zip(dims4(t.shape), ya)):
             raise kernel_error(op, f"input {t.name!r} of shape {t.shape} does not broadcast to the output {y.shape}")
+
+
+def lut_kernel(graph, op: Op, int8_function) -> KernelParams:
+    """An int8 -> int8 elementwise op as a 256-entry table (runtime/mcu_lut_s8.c): `int8_function(q)` -- the op's
+    reference on int8 values -- evaluated once per input value at compile time, so the firmware's lookup gives
+    the reference's result for every input. (TFLite does the same for LOGISTIC and ELU at Prepare time.)"""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    int8_qparams(op, x, "input")
+    int8_qparams(op, y, "output")
+    if x.size != y.size:
+        raise kernel_error(op, f"input {x.shape} and output {y.shape} differ in size")
+    table = np.asarray(int8_function(np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)), dtype=np.int64)
+    if table.min() < INT8_MIN or table.max() > INT8_MAX:
+        raise ValueError(f"{kernel_where(op)}: a table value lies outside int8")
+    fields = {"size": x.size, "table": CRef("table")}
+    return KernelParams("mcu_lut_s8", "mcu_lut_params", fields, arrays={"table": ("int8_t", byte_indexed(table))})

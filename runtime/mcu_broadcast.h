@@ -1,0 +1,43 @@
+/*
+ * mcu_broadcast.h - element offsets of a 4-D (NHWC) input broadcast to an output shape, for the binary
+ * elementwise kernels (NumPy broadcasting, what TFLite's Broadcast*4DSlow / NdArrayDescsForElementwiseBroadcast
+ * do): an input extent of 1 is repeated over the output's extent, i.e. its stride along that axis is 0.
+ * Static inline, C99, freestanding.
+ */
+#ifndef MCU_BROADCAST_H
+#define MCU_BROADCAST_H
+
+#include "mcu_kernels.h"
+
+/* Element strides of an input along N, H, W, C; 0 along an extent of 1. */
+typedef struct {
+    int32_t n;
+    int32_t h;
+    int32_t w;
+    int32_t c;
+} mcu_strides;
+
+static inline mcu_strides mcu_broadcast_strides(mcu_dims in)
+{
+    mcu_strides s;
+    s.c = in.c == 1 ? 0 : 1;
+    s.w = in.w == 1 ? 0 : in.c;
+    s.h = in.h == 1 ? 0 : in.w * in.c;
+    s.n = in.n == 1 ? 0 : in.h * in.w * in.c;
+    return s;
+}
+
+/* Whether `in` broadcasts to `out` (every extent equal or 1). */
+static inline int mcu_broadcasts_to(mcu_dims in, mcu_dims out)
+{
+    return (in.n == out.n || in.n == 1) && (in.h == out.h || in.h == 1) && (in.w == out.w || in.w == 1)
+           && (in.c == out.c || in.c == 1);
+}
+
+/* Offset of output position (b, y, x, 0) in an input with strides s. */
+static inline int32_t mcu_broadcast_offset(mcu_strides s, int32_t b, int32_t y, int32_t x)
+{
+    return b * s.n + y * s.h + x * s.w;
+}
+
+#endif /* MCU_BROADCAST_H */

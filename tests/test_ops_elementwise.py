@@ -1,0 +1,226 @@
+"""The elementwise and activation operators of issue 10 (mcutool/ops/{minmax,abs,relu,hard_swish,tanh,elu,rsqrt,
+prelu,squared_difference,div,l2_normalization}.py), int8.
+
+Oracle: TFLite Micro's own interpreter (the tflite-micro pip package) on one-op .tflite models written with
+tests/tflite_builder.py; the model goes through mcutool's TFLite importer and mcutool.reference must equal the
+interpreter bit for bit. A unary int8 op is checked on all 256 input values at once, for many scales and zero
+points. Then the runtime/ kernels (a lookup table for the unary ops, C kernels for the others) are compiled on
+the host with -Wall -Wextra -Werror and ASan/UBSan and must equal the reference on every run.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from tflite_builder import ModelBuilder
+
+from mcutool import reference
+from mcutool.errors import UserError
+from mcutool.frontends.tflite import load_tflite
+
+EVERY_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+
+
+def micro_outputs(model: bytes, runs: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """TFLite Micro's interpreter on each run (a list of input arrays)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model)
+    outs = []
+    for run in runs:
+        for i, x in enumerate(run):
+            interp.set_input(x, i)
+        interp.invoke()
+        outs.append(interp.get_output(0).copy())
+    return outs
+
+
+def unary_model(op_name: str, shape, qin, qout, options=None, **fields) -> bytes:
+    b = ModelBuilder()
+    x = b.tensor("x", shape, "int8", scale=qin[0], zero_point=qin[1])
+    y = b.tensor("y", shape, "int8", scale=qout[0], zero_point=qout[1])
+    b.op(op_name, [x], [y], options, **fields)
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
+def load(tmp_path, name: str, model: bytes):
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(model)
+    return load_tflite(path)
+
+
+def assert_reference_equals_micro(tmp_path, name, model, runs, min_distinct=2):
+    graph = load(tmp_path, name, model)
+    want = micro_outputs(model, runs)
+    for k, (run, w) in enumerate(zip(runs, want)):
+        got = reference.run(graph, dict(zip(graph.inputs, run)))[graph.outputs[0]]
+        assert got.dtype == np.int8 and w.dtype == np.int8
+        bad = np.argwhere(got != w)
+        assert bad.size == 0, (f"{name} run {k}: {len(bad)} of {got.size} outputs differ from TFLite Micro, first "
+                               f"at {bad[0]}: input {[r.reshape(-1)[0] for r in run]}, got {got[tuple(bad[0])]}, "
+                               f"TFLite Micro {w[tuple(bad[0])]}")
+    assert len(np.unique(np.concatenate([w.reshape(-1) for w in want]))) >= min_distinct, f"{name}: output constant"
+    return graph
+
+
+# ------------------------------------------------------------------------------------------- unary ops
+
+# (op, [(input quant, output quant)]): scales and zero points from small to large, odd ones included
+UNARY = {
+    "ABS": [((0.05, 3), (0.05, 3)), ((0.02, -100), (0.03, -128)), ((0.5, 60), (0.25, -20)), ((0.007, 0), (0.1, 5))],
+    "RELU": [((0.05, 3), (0.05, 3)), ((0.1, -128), (0.04, -128)), ((0.013, 40), (0.02, -7)), ((0.3, -5), (0.3, 90))],
+    "RELU6": [((0.05, 3), (0.05, 3)), ((0.03, -128), (0.03, -128)), ((0.1, 100), (0.1, 100)), ((0.01, -20), (0.01, -20))],
+    "HARD_SWISH": [((0.05, 3), (0.04, -90)), ((0.1, -20), (0.05, -120)), ((0.02, 0), (0.012, -100)),
+                   ((0.3, 10), (0.2, -110)), ((0.8, -3), (0.5, -120))],
+    "TANH": [((0.05, 3), (1 / 128, 0)), ((0.01, -50), (1 / 128, 0)), ((0.15, 20), (1 / 128, 0)),
+             ((0.5, 0), (1 / 128, 0)), ((0.0234, -128), (1 / 128, 0)), ((0.4, 9), (1 / 128, 0))],
+    "ELU": [((0.05, 3), (0.05, 3)), ((0.02, 60), (0.01, -30)), ((0.1, -70), (0.06, -100))],
+    "RSQRT": [((0.05, -128), (0.05, -120)), ((0.01, -128), (0.2, -128)), ((0.5, -100), (0.01, -128)),
+              ((0.002, -128), (0.9, -128))],
+}
+
+
+def unary_runs(op_name: str, qin) -> list[list[np.ndarray]]:
+    if op_name == "RSQRT":  # TFLite Micro refuses inputs below the zero point; they are checked apart
+        return [[np.clip(EVERY_INT8, qin[1], 127).astype(np.int8)]]
+    return [[EVERY_INT8]]
+
+
+@pytest.mark.parametrize("op_name,qin,qout", [(k, qi, qo) for k, v in UNARY.items() for qi, qo in v],
+                         ids=lambda v: str(v))
+def test_unary_reference_equals_tflite_micro_on_every_int8(tmp_path, op_name, qin, qout):
+    model = unary_model(op_name, (1, 256), qin, qout)
+    assert_reference_equals_micro(tmp_path, op_name.lower(), model, unary_runs(op_name, qin), min_distinct=8)
+
+
+def test_rsqrt_below_zero_point_is_the_int8_max(tmp_path):
+    """TFLite Micro fails on inputs below the zero point (negative reals); mcutool's table gives them 127, as TFLite
+    gives q == zp."""
+    graph = load(tmp_path, "rsqrt", unary_model("RSQRT", (1, 256), (0.05, -20), (0.05, -120)))
+    y = reference.run(graph, {"x": EVERY_INT8})["y"].reshape(-1)
+    assert np.all(y[:109] == 127) and y[108] == 127 and y[109] < 127
+
+
+# ------------------------------------------------------------------------------------------ binary ops
+
+def binary_model(op_name: str, shapes, quants, out_shape, options=None, **fields) -> bytes:
+    b = ModelBuilder()
+    x1 = b.tensor("x1", shapes[0], "int8", scale=quants[0][0], zero_point=quants[0][1])
+    x2 = b.tensor("x2", shapes[1], "int8", scale=quants[1][0], zero_point=quants[1][1])
+    y = b.tensor("y", out_shape, "int8", scale=quants[2][0], zero_point=quants[2][1])
+    b.op(op_name, [x1, x2], [y], options, **fields)
+    b.inputs, b.outputs = [x1, x2], [y]
+    return b.build()
+
+
+def binary_runs(rng, shapes, n=12, avoid=None) -> list[list[np.ndarray]]:
+    """Uniform int8, both extremes, narrow ranges; `avoid` = (input index, value) never drawn there."""
+    runs = [[np.full(s, -128, np.int8) for s in shapes], [np.full(s, 127, np.int8) for s in shapes]]
+    for k in range(n):
+        run = []
+        for s in shapes:
+            if k % 3 == 2:
+                c = int(rng.integers(-100, 100))
+                run.append(np.clip(rng.integers(c - 15, c + 15, size=s), -128, 127).astype(np.int8))
+            else:
+                run.append(rng.integers(-128, 128, size=s, dtype=np.int8))
+        runs.append(run)
+    if avoid is not None:
+        i, v = avoid
+        for run in runs:
+            run[i] = np.where(run[i] == v, np.int8(v + 1 if v < 127 else v - 1), run[i]).astype(np.int8)
+    return runs
+
+
+BROADCASTS = [  # shape 1, shape 2, output shape
+    ((1, 4, 5, 3), (1, 4, 5, 3), (1, 4, 5, 3)),
+    ((1, 4, 5, 3), (1, 1, 1, 3), (1, 4, 5, 3)),
+    ((2, 1, 6, 1), (1, 3, 1, 4), (2, 3, 6, 4)),
+    ((7, 9), (9,), (7, 9)),
+    ((1, 1, 1, 1), (2, 3, 2, 5), (2, 3, 2, 5)),
+]
+
+
+@pytest.mark.parametrize("op_name", ["MAXIMUM", "MINIMUM"])
+@pytest.mark.parametrize("shapes", BROADCASTS, ids=str)
+def test_minmax_reference_equals_tflite_micro(tmp_path, op_name, shapes):
+    rng = np.random.default_rng(len(str(shapes)) + len(op_name))
+    q = (0.05, -3)
+    model = binary_model(op_name, shapes[:2], [q, q, q], shapes[2])
+    assert_reference_equals_micro(tmp_path, op_name.lower(), model, binary_runs(rng, shapes[:2]), min_distinct=50)
+
+
+def test_minmax_refuses_differing_quantization(tmp_path):
+    graph = load(tmp_path, "max", binary_model("MAXIMUM", [(1, 4), (1, 4)], [(0.05, 0), (0.1, 0), (0.05, 0)], (1, 4)))
+    x = np.zeros((1, 4), np.int8)
+    with pytest.raises(UserError, match="share one scale and zero point"):
+        reference.run(graph, {"x1": x, "x2": x})
+
+
+# ---------------------------------------------------------------- runtime/ kernels on the host (ASan/UBSan)
+
+def kernel_cases(tmp_path) -> list:
+    """(Case, runs) for every op of this file: the one-op models above, imported; inputs as in the oracle tests
+    (all 256 values for unary ops, which is every input a table can see)."""
+    from test_runtime_kernels import Case
+
+    specs = []
+    for op_name, quants in UNARY.items():
+        for i, (qi, qo) in enumerate(quants):
+            runs = [[EVERY_INT8], [np.full((1, 256), qi[1], np.int8)]]
+            specs.append((f"{op_name.lower()}_{i}", unary_model(op_name, (1, 256), qi, qo), runs))
+    rng = np.random.default_rng(11)
+    for op_name in ("MAXIMUM", "MINIMUM"):
+        for i, shapes in enumerate(BROADCASTS):
+            q = (0.05, -3)
+            specs.append((f"{op_name.lower()}_{i}", binary_model(op_name, shapes[:2], [q, q, q], shapes[2]),
+                          binary_runs(rng, shapes[:2], n=4)))
+    specs += extra_kernel_specs(rng)
+    cases = []
+    for name, model, runs in specs:
+        graph = load(tmp_path, name, model)
+        cases.append(Case(name, graph, graph.ops[0], model, runs))
+    return cases
+
+
+def extra_kernel_specs(rng) -> list:
+    return []
+
+
+def test_kernels_equal_reference_on_the_host(tmp_path):
+    from test_runtime_kernels import CFLAGS, RUNTIME, SANITIZE, harness_source, kernel_sources
+
+    gcc = require_tool("gcc")
+    cases = kernel_cases(tmp_path)
+    (tmp_path / "harness.c").write_text(harness_source(cases))
+    exe = tmp_path / "harness"
+    proc = subprocess.run([gcc, *CFLAGS, *SANITIZE, "-I", str(RUNTIME), str(tmp_path / "harness.c"),
+                           *map(str, kernel_sources()), "-o", str(exe)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    records = bytearray()
+    for i, c in enumerate(cases):
+        for run in c.inputs:
+            records += struct.pack("<i", i) + b"".join(np.ascontiguousarray(x, np.int8).tobytes() for x in run)
+    (tmp_path / "in.bin").write_bytes(bytes(records))
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
+    proc = subprocess.run([str(exe), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype=np.int8)
+    pos, kinds = 0, set()
+    for c in cases:
+        y = c.graph.tensor(c.op.outputs[0])
+        for run in c.inputs:
+            got = data[pos:pos + y.size].reshape(y.shape)
+            pos += y.size
+            want = reference.run(c.graph, dict(zip(c.graph.inputs, run)))[y.name]
+            assert np.array_equal(got, want), f"{c.name}: the C kernel differs from mcutool.reference"
+        kinds.add(c.op.kind)
+    assert pos == data.size
+    assert kinds >= {"abs", "relu", "relu6", "hard_swish", "tanh", "elu", "rsqrt", "maximum", "minimum"}
