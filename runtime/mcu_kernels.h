@@ -225,6 +225,54 @@ mcu_status mcu_maximum_s8(const mcu_broadcast_params *params, const int8_t *inpu
 mcu_status mcu_minimum_s8(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
                           int8_t *output);
 
+/* ---- prelu (mcu_prelu_s8.c) --------------------------------------------------------------------------- */
+/* reference_ops::BroadcastPrelu4DSlow: input1 = x, input2 = alpha (broadcast). */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t input_offset;
+    int32_t alpha_offset;
+    int32_t output_offset;
+    mcu_quant positive_quant; /* s_in / s_out */
+    mcu_quant negative_quant; /* s_in * s_alpha / s_out */
+} mcu_prelu_params;
+
+mcu_status mcu_prelu_s8(const mcu_prelu_params *params, const int8_t *input, const int8_t *alpha, int8_t *output);
+
+/* ---- squared difference (mcu_squared_difference_s8.c) -------------------------------------------------- */
+/* TFLite Micro's int8 SquaredDifference: ADD-like input rescaling (left_shift 7), difference squared. */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t input1_offset;
+    int32_t input2_offset;
+    int32_t output_offset;
+    int32_t left_shift;
+    mcu_quant input1_quant;
+    mcu_quant input2_quant;
+    mcu_quant output_quant;
+} mcu_squared_difference_params;
+
+mcu_status mcu_squared_difference_s8(const mcu_squared_difference_params *params, const int8_t *input1,
+                                     const int8_t *input2, int8_t *output);
+
+/* ---- div (mcu_div_s8.c) ------------------------------------------------------------------------------- */
+/* reference_ops::DivElementwise: quotient through GetReciprocal, requantized by output_quant (s1 / (s2 s_out)). */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t input1_offset;
+    int32_t input2_offset;
+    int32_t output_offset;
+    mcu_quant output_quant;
+    mcu_activation act;
+} mcu_div_params;
+
+mcu_status mcu_div_s8(const mcu_div_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
+
 /* ==== end of the ops8a block ========================================================================== */
 
 #ifdef __cplusplus

@@ -62,9 +62,12 @@ def assert_reference_equals_micro(tmp_path, name, model, runs, min_distinct=2):
         got = reference.run(graph, dict(zip(graph.inputs, run)))[graph.outputs[0]]
         assert got.dtype == np.int8 and w.dtype == np.int8
         bad = np.argwhere(got != w)
-        assert bad.size == 0, (f"{name} run {k}: {len(bad)} of {got.size} outputs differ from TFLite Micro, first "
-                               f"at {bad[0]}: input {[r.reshape(-1)[0] for r in run]}, got {got[tuple(bad[0])]}, "
-                               f"TFLite Micro {w[tuple(bad[0])]}")
+        if bad.size:
+            at = tuple(bad[0])
+            ins = [np.broadcast_to(r.reshape(graph.tensor(n).shape), got.shape)[at] if r.size > 1 else r.reshape(-1)[0]
+                   for r, n in zip(run, graph.inputs)]
+            pytest.fail(f"{name} run {k}: {len(bad)} of {got.size} outputs differ from TFLite Micro, first at {at}: "
+                        f"inputs {ins}, got {got[at]}, TFLite Micro {w[at]}")
     assert len(np.unique(np.concatenate([w.reshape(-1) for w in want]))) >= min_distinct, f"{name}: output constant"
     return graph
 
@@ -190,7 +193,29 @@ def kernel_cases(tmp_path) -> list:
 
 
 def extra_kernel_specs(rng) -> list:
-    return []
+    """The binary ops' cases (defined below) for the host build: divisors at their zero point included (the C
+    kernel must give the reference's saturated quotient), constant operands (PRELU's alpha, a MAXIMUM bound)."""
+    specs = []
+    for i, (shapes, quants) in enumerate(SQDIFF):
+        specs.append((f"sqdiff_{i}", binary_model("SQUARED_DIFFERENCE", shapes[:2], quants, shapes[2]),
+                      binary_runs(rng, shapes[:2], n=4)))
+    for i, (shapes, quants, activation) in enumerate(DIV):
+        model = binary_model("DIV", shapes[:2], quants, shapes[2], "DivOptions", FusedActivationFunction=activation)
+        specs.append((f"div_{i}", model, binary_runs(rng, shapes[:2], n=4)))
+    for i, (shape, alpha_shape, quants) in enumerate(PRELU):
+        alpha = rng.integers(-128, 128, size=alpha_shape, dtype=np.int8)
+        specs.append((f"prelu_{i}", prelu_model(shape, alpha_shape, quants), binary_runs(rng, [shape, alpha_shape], n=4)))
+        specs.append((f"prelu_const_{i}", prelu_model(shape, alpha_shape, quants, alpha),
+                      [run[:1] for run in binary_runs(rng, [shape], n=4)]))
+    b = ModelBuilder()  # MAXIMUM(x, constant)
+    q = (0.05, -3)
+    x = b.tensor("x", (1, 6, 7, 4), "int8", scale=q[0], zero_point=q[1])
+    c = b.tensor("c", (4,), "int8", scale=q[0], zero_point=q[1], data=np.array([-128, -3, 20, 127], np.int8))
+    y = b.tensor("y", (1, 6, 7, 4), "int8", scale=q[0], zero_point=q[1])
+    b.op("MAXIMUM", [x, c], [y])
+    b.inputs, b.outputs = [x], [y]
+    specs.append(("maximum_const", b.build(), [run[:1] for run in binary_runs(rng, [(1, 6, 7, 4)], n=4)]))
+    return specs
 
 
 def test_kernels_equal_reference_on_the_host(tmp_path):
@@ -223,4 +248,100 @@ def test_kernels_equal_reference_on_the_host(tmp_path):
             assert np.array_equal(got, want), f"{c.name}: the C kernel differs from mcutool.reference"
         kinds.add(c.op.kind)
     assert pos == data.size
-    assert kinds >= {"abs", "relu", "relu6", "hard_swish", "tanh", "elu", "rsqrt", "maximum", "minimum"}
+    assert kinds >= {"abs", "relu", "relu6", "hard_swish", "tanh", "elu", "rsqrt", "maximum", "minimum",
+                     "squared_difference", "div", "prelu"}
+
+
+# (shapes, quantizations of x1, x2, y)
+SQDIFF = [
+    (BROADCASTS[0], [(0.05, 3), (0.05, 3), (0.1, -128)]),
+    (BROADCASTS[1], [(0.02, -10), (0.07, 20), (0.3, -120)]),
+    (BROADCASTS[2], [(0.1, 0), (0.03, -50), (0.5, -128)]),
+    (BROADCASTS[3], [(0.01, 100), (0.01, -100), (0.02, -128)]),
+]
+DIV = [  # the last quantization is the output's; a zero point of the divisor is never drawn (see div.py)
+    (BROADCASTS[0], [(0.05, 3), (0.05, 3), (0.1, -10)], "NONE"),
+    (BROADCASTS[1], [(0.02, -10), (0.07, 20), (0.01, 5)], "RELU"),
+    (BROADCASTS[2], [(0.1, 0), (0.03, -50), (0.5, -128)], "NONE"),
+    (BROADCASTS[3], [(0.2, 100), (0.01, -100), (0.04, 0)], "RELU6"),
+    (BROADCASTS[4], [(0.05, 3), (0.2, 7), (0.3, -1)], "NONE"),
+]
+
+
+@pytest.mark.parametrize("shapes,quants", SQDIFF, ids=str)
+def test_squared_difference_reference_equals_tflite_micro(tmp_path, shapes, quants):
+    rng = np.random.default_rng(len(str(quants)))
+    model = binary_model("SQUARED_DIFFERENCE", shapes[:2], quants, shapes[2])
+    assert_reference_equals_micro(tmp_path, "sqdiff", model, binary_runs(rng, shapes[:2]), min_distinct=30)
+
+
+def _bit_length(v):
+    return np.array([int(x).bit_length() for x in np.asarray(v).reshape(-1)]).reshape(np.shape(v))
+
+
+def div_undefined_in_tflite(x1, x2, quants) -> np.ndarray:
+    """Where TFLite's DivElementwise shifts an int32 right by 32 or more (undefined behaviour): output shift
+    (frexp exponent of s1 / (s2 s_out)) - reciprocal shift (bit length of |v2| - 1) - headroom of v1 < -31."""
+    (s1, z1), (s2, z2), (so, _) = quants
+    v1, v2 = np.broadcast_arrays(x1.astype(np.int64) - z1, x2.astype(np.int64) - z2)
+    v1 = np.where(v2 < 0, -v1, v1)
+    shift = np.frexp(np.float32(np.float32(s1) / np.float32(np.float32(s2) * np.float32(so))))[1]
+    headroom = np.where(v1 >= 0, 31 - _bit_length(v1), 32 - _bit_length(2 * np.abs(v1) - 1))
+    return shift - (_bit_length(np.abs(v2)) - 1) - headroom < -31
+
+
+@pytest.mark.parametrize("shapes,quants,activation", DIV, ids=str)
+def test_div_reference_equals_tflite_micro(tmp_path, shapes, quants, activation):
+    """Bit-exact with TFLite Micro wherever its arithmetic is defined; where it shifts by 32 or more (a numerator
+    small against the divisor) the real quotient is below half an output step, and mcutool gives the output zero
+    point (clamped to the activation range) -- hand-derived, checked against the float quotient."""
+    rng = np.random.default_rng(len(str(quants)))
+    model = binary_model("DIV", shapes[:2], quants, shapes[2], "DivOptions", FusedActivationFunction=activation)
+    runs = binary_runs(rng, shapes[:2], avoid=(1, quants[1][1]))
+    graph = load(tmp_path, "div", model)
+    want = micro_outputs(model, runs)
+    (s1, z1), (s2, z2), (so, zo) = quants
+    lo = {"NONE": -128, "RELU": max(-128, zo), "RELU6": max(-128, zo)}[activation]
+    undefined_total, checked = 0, 0
+    for run, w in zip(runs, want):
+        got = reference.run(graph, {"x1": run[0], "x2": run[1]})["y"]
+        undefined = div_undefined_in_tflite(run[0], run[1], quants)
+        undefined_total += int(undefined.sum())
+        assert np.array_equal(got[~undefined], w[~undefined]), "differs from TFLite Micro where it is defined"
+        checked += int((~undefined).sum())
+        real = (s1 * (run[0].astype(np.float64) - z1)) / (s2 * (run[1].astype(np.float64) - z2))
+        real = np.broadcast_to(real, got.shape)
+        assert np.all(np.abs(real[undefined] / so) < 0.5)
+        assert np.all(got[undefined] == max(zo, lo))
+    assert checked > 4 * undefined_total, (checked, undefined_total)
+    assert len(np.unique(np.concatenate([w.reshape(-1) for w in want]))) >= 20
+
+
+def prelu_model(shape, alpha_shape, quants, alpha=None) -> bytes:
+    """PRELU with a computed alpha, or a constant one (`alpha` given), as the converter writes it."""
+    b = ModelBuilder()
+    x = b.tensor("x", shape, "int8", scale=quants[0][0], zero_point=quants[0][1])
+    a = b.tensor("alpha", alpha_shape, "int8", scale=quants[1][0], zero_point=quants[1][1], data=alpha)
+    y = b.tensor("y", shape, "int8", scale=quants[2][0], zero_point=quants[2][1])
+    b.op("PRELU", [x, a], [y])
+    b.inputs, b.outputs = ([x] if alpha is not None else [x, a]), [y]
+    return b.build()
+
+
+PRELU = [  # x shape, alpha shape, quantizations of x, alpha, y
+    ((1, 4, 5, 3), (1, 4, 5, 3), [(0.05, 3), (0.01, -10), (0.04, -20)]),
+    ((1, 4, 5, 3), (1, 1, 3), [(0.1, -30), (0.004, 0), (0.08, -60)]),
+    ((2, 3, 6, 4), (4,), [(0.02, 10), (0.02, 100), (0.03, 7)]),
+]
+
+
+@pytest.mark.parametrize("shape,alpha_shape,quants", PRELU, ids=str)
+@pytest.mark.parametrize("const_alpha", [False, True])
+def test_prelu_reference_equals_tflite_micro(tmp_path, shape, alpha_shape, quants, const_alpha):
+    rng = np.random.default_rng(len(shape) + len(alpha_shape))
+    alpha = rng.integers(-128, 128, size=alpha_shape, dtype=np.int8) if const_alpha else None
+    model = prelu_model(shape, alpha_shape, quants, alpha)
+    runs = binary_runs(rng, [shape, alpha_shape])
+    if const_alpha:
+        runs = [run[:1] for run in runs]
+    assert_reference_equals_micro(tmp_path, "prelu", model, runs, min_distinct=30)

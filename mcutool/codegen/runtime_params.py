@@ -74,8 +74,12 @@ def c_call(kp: KernelParams, prefix: str, inputs: list[str], output: str, status
     """The C statement that runs the kernel; `inputs` / `output` are C pointer expressions. The kernel's
     mcu_status is assigned to the variable `status` when given, else discarded (kernels only fail on
     parameters inconsistent with themselves, which runtime_params never produces)."""
-    if len(inputs) != kp.num_inputs:
+    if len(inputs) + len(kp.const_inputs) != kp.num_inputs:
         raise ValueError(f"{kp.function} takes {kp.num_inputs} inputs, got {len(inputs)}")
+    if kp.const_inputs:  # constant operands are companion arrays, in their input positions
+        rest = iter(inputs)
+        inputs = [f"{prefix}_{kp.const_inputs[k]}" if k in kp.const_inputs else next(rest)
+                  for k in range(kp.num_inputs)]
     lhs = f"{status} = " if status else "(void)"
     if kp.input_array:
         items = ", ".join(f"(const int8_t *)({e})" for e in inputs)
@@ -90,5 +94,5 @@ def kernel_code(graph: Graph, op: Op, prefix: str, inputs: list[str], output: st
     kp = kernel_params(graph, op)
     if kp is None:
         return None
-    data_inputs = inputs[:kp.num_inputs]
+    data_inputs = inputs[:kp.num_inputs - len(kp.const_inputs)]
     return c_definitions(kp, prefix), c_call(kp, prefix, data_inputs, output)

@@ -305,13 +305,16 @@ _HANDLERS = {
     BO.DEQUANTIZE: _plain("dequantize"),
     # elementwise and activation operators (issue 10, branch ops8a)
     BO.ABS: _plain("abs"),
+    BO.DIV: _elementwise("div", tflite.DivOptions),
     BO.ELU: _plain("elu"),
     BO.HARD_SWISH: _plain("hard_swish"),
     BO.MAXIMUM: _binary("maximum"),
     BO.MINIMUM: _binary("minimum"),
     BO.NEG: _plain("neg"),
+    BO.PRELU: _binary("prelu"),
     BO.RELU: _plain("relu"),
     BO.RELU6: _plain("relu6"),
     BO.RSQRT: _plain("rsqrt"),
+    BO.SQUARED_DIFFERENCE: _binary("squared_difference"),
     BO.TANH: _plain("tanh"),
 }

@@ -38,6 +38,8 @@ class KernelParams:
     arrays: dict[str, tuple[str, list]] = field(default_factory=dict)
     num_inputs: int = 1          # data inputs the kernel takes
     input_array: bool = False    # inputs passed as one `const int8_t *const *` (concatenation)
+    const_inputs: dict[int, str] = field(default_factory=dict)  # kernel input position -> companion array suffix
+                                 # (a constant operand, e.g. PRELU's alpha: passed as that array)
 
 
 def kernel_where(op: Op) -> str:
@@ -136,3 +138,14 @@ def lut_kernel(graph, op: Op, int8_function) -> KernelParams:
         raise ValueError(f"{kernel_where(op)}: a table value lies outside int8")
     fields = {"size": x.size, "table": CRef("table")}
     return KernelParams("mcu_lut_s8", "mcu_lut_params", fields, arrays={"table": ("int8_t", byte_indexed(table))})
+
+
+def const_operands(graph, op: Op, kp: KernelParams) -> KernelParams:
+    """Constant int8 data inputs of `op` (a MAXIMUM with a constant, PRELU's alpha) become companion arrays passed
+    in their input position (`const_inputs`); the other inputs come from the arena."""
+    for k, name in enumerate(op.inputs[:kp.num_inputs]):
+        t = graph.tensor(name)
+        if t.is_const:
+            kp.arrays[f"in{k}"] = ("int8_t", [int(v) for v in np.asarray(t.data).reshape(-1)])
+            kp.const_inputs[k] = f"in{k}"
+    return kp

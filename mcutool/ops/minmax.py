@@ -9,7 +9,7 @@ import numpy as np
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
 from mcutool.ops.common import kind_of_all, require_int8, same_quant, unsupported
-from mcutool.ops.kernel import KernelParams, check_broadcast, dims, int8_qparams, kernel_error
+from mcutool.ops.kernel import KernelParams, check_broadcast, const_operands, dims, int8_qparams, kernel_error
 
 _NUMPY = {"maximum": np.maximum, "minimum": np.minimum}
 
@@ -41,7 +41,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     _check_same_quant(graph, op, kernel_error)
     check_broadcast(op, a, b, y)
     fields = {"input1": dims(a.shape), "input2": dims(b.shape), "output": dims(y.shape)}
-    return KernelParams(f"mcu_{op.kind}_s8", "mcu_broadcast_params", fields, num_inputs=2)
+    return const_operands(graph, op, KernelParams(f"mcu_{op.kind}_s8", "mcu_broadcast_params", fields, num_inputs=2))
 
 
 register("maximum", NoAttrs, _reference, kernel_params)
