@@ -273,6 +273,16 @@ typedef struct {
 
 mcu_status mcu_div_s8(const mcu_div_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
 
+/* ---- L2 normalization (mcu_l2_normalization_s8.c) ------------------------------------------------------ */
+/* reference_integer_ops::L2Normalization over the last axis; output scale 1/128, zero point 0. */
+typedef struct {
+    int32_t outer; /* number of rows: the product of all extents but the last */
+    int32_t depth; /* the last extent (<= 2^15) */
+    int32_t input_offset;
+} mcu_l2_normalization_params;
+
+mcu_status mcu_l2_normalization_s8(const mcu_l2_normalization_params *params, const int8_t *input, int8_t *output);
+
 /* ==== end of the ops8a block ========================================================================== */
 
 #ifdef __cplusplus

@@ -215,6 +215,9 @@ def extra_kernel_specs(rng) -> list:
     b.op("MAXIMUM", [x, c], [y])
     b.inputs, b.outputs = [x], [y]
     specs.append(("maximum_const", b.build(), [run[:1] for run in binary_runs(rng, [(1, 6, 7, 4)], n=4)]))
+    for i, (shape, qin) in enumerate(L2NORM):
+        specs.append((f"l2norm_{i}", unary_model("L2_NORMALIZATION", shape, qin, (1 / 128, 0), "L2NormOptions"),
+                      l2norm_runs(rng, shape, qin[1])))
     return specs
 
 
@@ -249,7 +252,7 @@ def test_kernels_equal_reference_on_the_host(tmp_path):
         kinds.add(c.op.kind)
     assert pos == data.size
     assert kinds >= {"abs", "relu", "relu6", "hard_swish", "tanh", "elu", "rsqrt", "maximum", "minimum",
-                     "squared_difference", "div", "prelu"}
+                     "squared_difference", "div", "prelu", "l2_normalization"}
 
 
 # (shapes, quantizations of x1, x2, y)
@@ -345,3 +348,74 @@ def test_prelu_reference_equals_tflite_micro(tmp_path, shape, alpha_shape, quant
     if const_alpha:
         runs = [run[:1] for run in runs]
     assert_reference_equals_micro(tmp_path, "prelu", model, runs, min_distinct=30)
+
+
+L2NORM = [  # shape, input quantization
+    ((1, 8), (0.05, 3)), ((4, 16), (0.1, -128)), ((1, 3, 5, 24), (0.02, 40)), ((2, 1, 1), (0.3, -7)),
+    ((3, 64), (0.004, 0)),
+]
+
+
+def l2norm_runs(rng, shape, zp) -> list[list[np.ndarray]]:
+    """Random rows, rows at the zero point (a zero norm), single spikes, and nearly constant rows."""
+    runs = binary_runs(rng, [shape], n=8)
+    runs.append([np.full(shape, zp, np.int8)])
+    spike = np.full(shape, zp, np.int8)
+    spike[..., 0] = 127 if zp < 100 else -128
+    runs.append([spike])
+    runs.append([np.clip(zp + rng.integers(-1, 2, size=shape), -128, 127).astype(np.int8)])
+    return runs
+
+
+@pytest.mark.parametrize("shape,qin", L2NORM, ids=str)
+def test_l2_normalization_reference_equals_tflite_micro(tmp_path, shape, qin):
+    rng = np.random.default_rng(len(shape) * 13 + qin[1] + 128)
+    model = unary_model("L2_NORMALIZATION", shape, qin, (1 / 128, 0), "L2NormOptions")
+    assert_reference_equals_micro(tmp_path, "l2norm", model, l2norm_runs(rng, shape, qin[1]),
+                                  min_distinct=3 if shape[-1] == 1 else 30)
+
+
+INV_SQRT_HARNESS = r"""
+#include <stdio.h>
+#include "mcu_fixedpoint.h"
+int main(int argc, char **argv)
+{
+    FILE *fi, *fo;
+    int32_t x, r[2];
+    int shift;
+    if (argc != 3 || (fi = fopen(argv[1], "rb")) == NULL || (fo = fopen(argv[2], "wb")) == NULL) return 2;
+    while (fread(&x, sizeof x, 1, fi) == 1) {
+        mcu_fp_inv_sqrt(x, &r[0], &shift);
+        r[1] = shift;
+        fwrite(r, sizeof r[0], 2, fo);
+    }
+    fclose(fi);
+    fclose(fo);
+    return 0;
+}
+"""
+
+
+def test_inv_sqrt_primitive_matches_reference(tmp_path):
+    """mcu_fp_inv_sqrt (C) against fixedpoint.get_inv_sqrt_quantized_multiplier_exp on the whole int32 >= 0 range
+    (the L2 sums of squares reach 2^31 - 1), and the reference against 1/sqrt(x) within 1e-5 relative."""
+    from test_runtime_kernels import CFLAGS, RUNTIME, SANITIZE
+
+    from mcutool.ops.fixedpoint import get_inv_sqrt_quantized_multiplier_exp
+
+    gcc = require_tool("gcc")
+    rng = np.random.default_rng(5)
+    xs = np.concatenate([np.arange(0, 300), 1 << np.arange(0, 31), (1 << np.arange(1, 31)) - 1,
+                         rng.integers(0, 1 << 31, 3000), np.exp(rng.uniform(0, 21, 2000)).astype(np.int64)])
+    xs = xs.astype(np.int64)
+    (tmp_path / "h.c").write_text(INV_SQRT_HARNESS)
+    subprocess.run([gcc, *CFLAGS, *SANITIZE, "-I", str(RUNTIME), str(tmp_path / "h.c"), "-o", str(tmp_path / "h")],
+                   check=True, capture_output=True)
+    (tmp_path / "in.bin").write_bytes(xs.astype("<i4").tobytes())
+    subprocess.run([str(tmp_path / "h"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], check=True, timeout=60)
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype="<i4").reshape(-1, 2)
+    m, sh = get_inv_sqrt_quantized_multiplier_exp(xs, -1)
+    assert np.array_equal(got[:, 0], m) and np.array_equal(got[:, 1], sh)
+    big = xs >= 2
+    real = m[big].astype(np.float64) / 2**31 * 2.0 ** sh[big]
+    assert np.all(np.abs(real * np.sqrt(xs[big]) - 1) < 1e-5)

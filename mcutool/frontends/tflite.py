@@ -253,6 +253,12 @@ class _Importer:
         rank = len(self.graph.tensor(outs[0]).shape)
         return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
 
+    def _l2_normalization(self, op, ins, outs):
+        o = self._options(op, tflite.L2NormOptions)
+        if o is not None and o.FusedActivationFunction() != 0:
+            raise UserError(f"{self.path.name}: L2_NORMALIZATION producing {outs[0]!r} has a fused activation; "
+                            "TFLite Micro (and mcutool) support it without one.")
+        return "l2_normalization", ins[:1], NoAttrs()
 
 
 def _pool(kind):
@@ -308,6 +314,7 @@ _HANDLERS = {
     BO.DIV: _elementwise("div", tflite.DivOptions),
     BO.ELU: _plain("elu"),
     BO.HARD_SWISH: _plain("hard_swish"),
+    BO.L2_NORMALIZATION: _Importer._l2_normalization,
     BO.MAXIMUM: _binary("maximum"),
     BO.MINIMUM: _binary("minimum"),
     BO.NEG: _plain("neg"),
