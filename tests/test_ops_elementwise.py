@@ -320,6 +320,25 @@ def test_div_reference_equals_tflite_micro(tmp_path, shapes, quants, activation)
     assert len(np.unique(np.concatenate([w.reshape(-1) for w in want]))) >= 20
 
 
+@pytest.mark.parametrize("quants", [
+    [(0.05, -10), (0.02, -128), (0.1, 0)],      # exact ratios: many quotients are exact ties
+    [(0.5, 0), (0.5, 0), (1.0, 0)],
+    [(0.013, 40), (0.2, -100), (0.004, -20)],
+    [(0.3, -5), (0.01, 0), (0.9, 10)],
+], ids=str)
+def test_div_every_int8_pair_equals_tflite_micro(tmp_path, quants):
+    """All 256 x 255 (numerator, divisor) pairs: equal to TFLite Micro wherever its arithmetic is defined (this is
+    what pins the multiplier's precision: s1 / (s2 s_out) in double), the output zero point elsewhere."""
+    model = binary_model("DIV", [(1, 256), (1, 256)], quants, (1, 256), "DivOptions")
+    runs = [[EVERY_INT8, np.full((1, 256), b, np.int8)] for b in range(-128, 128) if b != quants[1][1]]
+    graph = load(tmp_path, "div", model)
+    for run, w in zip(runs, micro_outputs(model, runs)):
+        got = reference.run(graph, {"x1": run[0], "x2": run[1]})["y"]
+        undefined = div_undefined_in_tflite(run[0], run[1], quants)
+        assert np.array_equal(got[~undefined], w[~undefined]), f"divisor {run[1][0, 0]}"
+        assert np.all(got[undefined] == quants[2][1])
+
+
 def prelu_model(shape, alpha_shape, quants, alpha=None) -> bytes:
     """PRELU with a computed alpha, or a constant one (`alpha` given), as the converter writes it."""
     b = ModelBuilder()

@@ -1,4 +1,5 @@
-"""DIV: TFLite Micro's `div.cc` (CalculateOpDataDiv: multiplier s1 / (s2 s_out), computed in float32) and
+"""DIV: TFLite Micro's `div.cc` (CalculateOpDataDiv: multiplier s1 / (s2 s_out), in double -- what the tflite-micro
+interpreter computes, exhaustively tested; a div.cc that forms the product in float32 moves exact ties) and
 reference_ops::DivElementwise / BroadcastDivSlowQuantized (`reference/div.h`): the quotient through
 GetReciprocal of the divisor and the numerator's headroom, requantized, clamped to the fused activation's range;
 broadcasting. float32 for calibration. Kernel: runtime/mcu_div_s8.c.
@@ -27,7 +28,7 @@ MAX_OUTPUT_SHIFT = 23
 
 
 def div_multiplier(op: Op, scale1, scale2, output_scale, error=unsupported) -> tuple[int, int]:
-    m, sh = quantize_multiplier(float(np.float32(f32(scale1) / np.float32(f32(scale2) * f32(output_scale)))))
+    m, sh = quantize_multiplier(float(f32(scale1)) / (float(f32(scale2)) * float(f32(output_scale))))
     if sh > MAX_OUTPUT_SHIFT:
         raise error(op, f"the scales give a requantization multiplier of 2^{sh - 1} or more (s1 / (s2 s_out) with "
                     f"s1 = {float(scale1)}, s2 = {float(scale2)}, s_out = {float(output_scale)}); TFLite's int8 "
