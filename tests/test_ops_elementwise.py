@@ -438,3 +438,23 @@ def test_inv_sqrt_primitive_matches_reference(tmp_path):
     big = xs >= 2
     real = m[big].astype(np.float64) / 2**31 * 2.0 ** sh[big]
     assert np.all(np.abs(real * np.sqrt(xs[big]) - 1) < 1e-5)
+
+
+@pytest.mark.parametrize("op_name,quants", [
+    ("SQUARED_DIFFERENCE", [(0.05, -10), (0.05, 3), (0.1, -128)]),
+    ("SQUARED_DIFFERENCE", [(0.5, 0), (0.25, 0), (8.0, -128)]),
+    ("SQUARED_DIFFERENCE", [(0.013, 40), (0.2, -100), (0.9, -128)]),
+    ("PRELU", [(0.05, -10), (0.02, -128), (0.1, 0)]),
+    ("PRELU", [(0.5, 0), (0.25, 0), (1.0, 0)]),
+    ("PRELU", [(0.013, 40), (0.2, -100), (0.04, -20)]),
+    ("MAXIMUM", [(0.05, -10), (0.05, -10), (0.05, -10)]),
+    ("MINIMUM", [(0.05, -10), (0.05, -10), (0.05, -10)]),
+], ids=str)
+def test_binary_every_int8_pair_equals_tflite_micro(tmp_path, op_name, quants):
+    """All 256 x 256 input pairs, scales whose ratios are exact (ties) and arbitrary."""
+    if op_name == "PRELU":
+        model = prelu_model((1, 256), (1, 256), quants)
+    else:
+        model = binary_model(op_name, [(1, 256), (1, 256)], quants, (1, 256))
+    runs = [[EVERY_INT8, np.full((1, 256), b, np.int8)] for b in range(-128, 128)]
+    assert_reference_equals_micro(tmp_path, op_name.lower(), model, runs, min_distinct=60)
