@@ -283,6 +283,16 @@ typedef struct {
 
 mcu_status mcu_l2_normalization_s8(const mcu_l2_normalization_params *params, const int8_t *input, int8_t *output);
 
+/* ---- cast (mcu_cast_s8.c) ---------------------------------------------------------------------------- */
+/* static_cast between int8, int16 and int32 elements (1, 2 or 4 bytes; input and output passed as bytes). */
+typedef struct {
+    int32_t size;         /* number of elements */
+    int32_t input_bytes;  /* 1, 2 or 4 */
+    int32_t output_bytes; /* 1, 2 or 4 */
+} mcu_cast_params;
+
+mcu_status mcu_cast_s8(const mcu_cast_params *params, const int8_t *input, int8_t *output);
+
 /* ==== end of the ops8a block ========================================================================== */
 
 #ifdef __cplusplus

@@ -7,6 +7,7 @@ written with tests/tflite_builder.py; the QEMU test and the host library test co
     x ─ HARD_SWISH ─┐
     x ─ RELU ───────┴ SQUARED_DIFFERENCE ─ L2_NORMALIZATION ─> out1
     x ─ TANH ─> out2
+    HARD_SWISH ─ CAST int32 ─ CAST int8 ─> out3 (raw values, through an int32 tensor)
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def elementwise_net() -> bytes:
     hs, r = t("hard_swish", (0.04, -90)), t("relu", (0.03, -128))
     sd, l2 = t("sqdiff", (0.001, -128)), t("out1", (1 / 128, 0))
     th = t("out2", (1 / 128, 0))
+    wide, back = b.tensor("wide", SHAPE, "int32"), b.tensor("out3", SHAPE, "int8")
     b.op("ABS", [x], [ab])
     b.op("RSQRT", [ab], [rs])
     b.op("RELU6", [x], [r6])
@@ -47,7 +49,9 @@ def elementwise_net() -> bytes:
     b.op("SQUARED_DIFFERENCE", [hs, r], [sd])
     b.op("L2_NORMALIZATION", [sd], [l2], "L2NormOptions")
     b.op("TANH", [x], [th])
-    b.inputs, b.outputs = [x], [dv, l2, th]
+    b.op("CAST", [hs], [wide])
+    b.op("CAST", [wide], [back])
+    b.inputs, b.outputs = [x], [dv, l2, th, back]
     return b.build()
 
 

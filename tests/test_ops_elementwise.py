@@ -458,3 +458,72 @@ def test_binary_every_int8_pair_equals_tflite_micro(tmp_path, op_name, quants):
         model = binary_model(op_name, [(1, 256), (1, 256)], quants, (1, 256))
     runs = [[EVERY_INT8, np.full((1, 256), b, np.int8)] for b in range(-128, 128)]
     assert_reference_equals_micro(tmp_path, op_name.lower(), model, runs, min_distinct=60)
+
+
+# ------------------------------------------------------------------------------------------------- CAST
+
+CAST_VALUES = {
+    "int8": np.arange(-128, 128),
+    "int16": np.array([-32768, -30000, -300, -129, -128, -1, 0, 1, 127, 128, 255, 256, 300, 32767]),
+    "int32": np.array([-2**31, -70000, -32769, -32768, -129, -1, 0, 1, 127, 128, 255, 32768, 70000, 2**31 - 1]),
+}
+CAST_PAIRS = [(a, b) for a in CAST_VALUES for b in CAST_VALUES if a != b]
+
+
+def cast_model(src: str, dst: str, n: int) -> bytes:
+    b = ModelBuilder()
+    x, y = b.tensor("x", (1, n), src), b.tensor("y", (1, n), dst)
+    b.op("CAST", [x], [y])
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
+@pytest.mark.parametrize("src,dst", CAST_PAIRS, ids=str)
+def test_cast_reference_equals_tflite_micro(tmp_path, src, dst):
+    x = CAST_VALUES[src].astype(src).reshape(1, -1)
+    model = cast_model(src, dst, x.shape[1])
+    graph = load(tmp_path, "cast", model)
+    want = micro_outputs(model, [[x]])[0]
+    got = reference.run(graph, {"x": x})["y"]
+    assert got.dtype == want.dtype == np.dtype(dst) and np.array_equal(got, want)
+
+
+CAST_HARNESS = """#include <stdio.h>
+#include <string.h>
+#include "mcu_kernels.h"
+{definitions}
+int main(void)
+{{
+    {cases}
+    return 0;
+}}
+"""
+
+
+def test_cast_kernel_equals_reference_on_the_host(tmp_path):
+    """mcu_cast_s8 for every pair, on exactly sized heap buffers under ASan/UBSan; it prints the output bytes."""
+    from test_runtime_kernels import CFLAGS, RUNTIME, SANITIZE
+
+    from mcutool.codegen import runtime_params as rp
+
+    gcc = require_tool("gcc")
+    definitions, cases, expected = [], [], b""
+    for k, (src, dst) in enumerate(CAST_PAIRS):
+        x = CAST_VALUES[src].astype(src).reshape(1, -1)
+        graph = load(tmp_path, f"cast{k}", cast_model(src, dst, x.shape[1]))
+        kp = rp.kernel_params(graph, graph.ops[0])
+        definitions.append(rp.c_definitions(kp, f"C{k}"))
+        data = ", ".join(str(v) for v in x.tobytes())
+        call = rp.c_call(kp, f"C{k}", ["in"], "out", status="st")
+        cases.append(f"{{ static const uint8_t bytes[] = {{{data}}}; int8_t *in = malloc(sizeof bytes); "
+                     f"int8_t *out = malloc({x.size * np.dtype(dst).itemsize}); mcu_status st; "
+                     f"memcpy(in, bytes, sizeof bytes); {call} if (st != MCU_OK) return 1; "
+                     f"fwrite(out, 1, {x.size * np.dtype(dst).itemsize}, stdout); free(in); free(out); }}")
+        expected += reference.run(graph, {"x": x})["y"].tobytes()
+    src_c = CAST_HARNESS.format(definitions="#include <stdlib.h>\n" + "\n".join(definitions),
+                                cases="\n    ".join(cases))
+    (tmp_path / "cast.c").write_text(src_c)
+    subprocess.run([gcc, *CFLAGS, *SANITIZE, "-I", str(RUNTIME), str(tmp_path / "cast.c"),
+                    str(RUNTIME / "mcu_cast_s8.c"), "-o", str(tmp_path / "cast")], check=True, capture_output=True)
+    out = subprocess.run([str(tmp_path / "cast")], capture_output=True, check=True, timeout=60).stdout
+    assert out == expected

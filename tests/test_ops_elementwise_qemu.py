@@ -19,14 +19,14 @@ def micro(model: bytes, x: np.ndarray) -> list[np.ndarray]:
     it = runtime.Interpreter.from_bytes(model)
     it.set_input(x, 0)
     it.invoke()
-    return [it.get_output(i).copy() for i in range(3)]
+    return [it.get_output(i).copy() for i in range(4)]
 
 
 def test_elementwise_net_reference_equals_tflite_micro(tmp_path):
     path = tmp_path / "elementwise_net.tflite"
     path.write_bytes(elementwise_net())
     graph = load_tflite(path)
-    assert len(graph.ops) == 13
+    assert len(graph.ops) == 15
     div_quants = [(0.05, -10), (0.02, -128), (0.1, 0)]  # prelu, rsqrt, out0 (tests/elementwise_net.py)
     for x in net_inputs(6):
         want = micro(path.read_bytes(), x)
@@ -41,6 +41,7 @@ def test_elementwise_net_reference_equals_tflite_micro(tmp_path):
             assert np.array_equal(got[name], w), f"output {name} differs from TFLite Micro"
         for t in graph.activations():
             assert np.unique(got[t.name]).size > 3, f"tensor {t.name} is (nearly) constant"
+        assert got["wide"].dtype == np.int32 and np.array_equal(got["out3"], got["hard_swish"])
 
 
 @pytest.mark.qemu

@@ -311,6 +311,7 @@ _HANDLERS = {
     BO.DEQUANTIZE: _plain("dequantize"),
     # elementwise and activation operators (issue 10, branch ops8a)
     BO.ABS: _plain("abs"),
+    BO.CAST: _plain("cast"),
     BO.DIV: _elementwise("div", tflite.DivOptions),
     BO.ELU: _plain("elu"),
     BO.HARD_SWISH: _plain("hard_swish"),

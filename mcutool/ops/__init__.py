@@ -53,5 +53,5 @@ def op_def(kind: str) -> OpDef | None:
 from mcutool.ops import (add, binary, concat, conv, fully_connected, logistic, mean, mul, pad, pool,  # noqa: E402,F401
                          quantize, reshape, softmax, transpose)
 # elementwise and activation operators (issue 10, branch ops8a)
-from mcutool.ops import (abs, div, elu, hard_swish, l2_normalization, minmax, prelu, relu, rsqrt, squared_difference,  # noqa: E402,F401
-                         tanh)
+from mcutool.ops import (abs, cast, div, elu, hard_swish, l2_normalization, minmax, prelu, relu,  # noqa: E402,F401
+                         rsqrt, squared_difference, tanh)
