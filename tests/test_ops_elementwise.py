@@ -527,3 +527,70 @@ def test_cast_kernel_equals_reference_on_the_host(tmp_path):
                     str(RUNTIME / "mcu_cast_s8.c"), "-o", str(tmp_path / "cast")], check=True, capture_output=True)
     out = subprocess.run([str(tmp_path / "cast")], capture_output=True, check=True, timeout=60).stdout
     assert out == expected
+
+
+# ----------------------------------------------------- float models: calibrated, quantized, written, run by TFLM
+
+def float_net() -> bytes:
+    """A float32 network of the new operators, as a float model to be quantized by mcutool (MAXIMUM of two
+    differently ranged tensors, constant operands, fixed-output-scale TANH and L2_NORMALIZATION)."""
+    rng = np.random.default_rng(3)
+    b = ModelBuilder()
+    shape = (1, 6, 5, 8)
+
+    def t(name, data=None, s=shape):
+        return b.tensor(name, s if data is None else data.shape, "float32", data=data)
+
+    x = t("x")
+    names = ["hs", "th", "mx", "mn", "pr", "el", "sd", "out0", "ab", "r6", "out1", "out2"]
+    hs, th, mx, mn, pr, el, sd, out0, ab, r6, out1, out2 = (t(n) for n in names)
+    bound = t("bound", rng.uniform(0.5, 2.0, 8).astype(np.float32))
+    alpha = t("alpha", rng.uniform(-0.3, 0.6, 8).astype(np.float32))
+    divisor = t("divisor", rng.uniform(1.0, 3.0, 8).astype(np.float32))
+    for op, ins, out in [("HARD_SWISH", [x], hs), ("TANH", [x], th), ("MAXIMUM", [hs, th], mx),
+                         ("MINIMUM", [mx, bound], mn), ("PRELU", [mn, alpha], pr), ("ELU", [x], el),
+                         ("SQUARED_DIFFERENCE", [pr, el], sd), ("L2_NORMALIZATION", [sd], out0), ("ABS", [x], ab),
+                         ("RELU6", [ab], r6), ("RELU", [x], out2)]:
+        b.op(op, ins, [out])
+    b.op("DIV", [r6, divisor], [out1], "DivOptions")
+    b.inputs, b.outputs = [x], [out0, out1, out2]
+    return b.build()
+
+
+def test_float_model_quantizes_and_the_written_model_runs_in_tflite_micro(tmp_path):
+    from tflite_micro.python.tflite_micro import runtime
+
+    from mcutool.export.tflite import write_tflite
+    from mcutool.quantize.ptq import quantize_model
+
+    graph = load(tmp_path, "float_net", float_net())
+    rng = np.random.default_rng(0)
+    calib = {"x": rng.normal(0, 2.0, (64, 6, 5, 8)).astype(np.float32)}
+    qgraph, report = quantize_model(graph, calib)
+    requantized = [op for op in qgraph.ops if op.kind == "quantize" and op.inputs[0] not in graph.inputs]
+    assert requantized, "MAXIMUM's inputs have different ranges: one at least is requantized to the shared scale"
+    for r in requantized:
+        consumer = next(op for op in qgraph.ops if r.outputs[0] in op.inputs)
+        assert consumer.kind in ("maximum", "minimum")
+        assert all(qgraph.tensor(n).quant.scale[0] == qgraph.tensor(consumer.outputs[0]).quant.scale[0]
+                   for n in consumer.inputs)
+    tanh_out = qgraph.tensor(next(op.outputs[0] for op in qgraph.ops if op.kind == "tanh"))
+    assert float(tanh_out.quant.scale[0]) == 1 / 128 and int(tanh_out.quant.zero_point[0]) == 0
+    for row in report["outputs"]:
+        assert row["sqnr_db"] > 15, report
+    model = write_tflite(qgraph)
+    micro = runtime.Interpreter.from_bytes(model)
+    written = load(tmp_path, "written", model)
+    div = next(op for op in written.ops if op.kind == "div")
+    div_quants = [(float(written.tensor(n).quant.scale[0]), int(written.tensor(n).quant.zero_point[0]))
+                  for n in (*div.inputs, div.outputs[0])]
+    for _ in range(4):
+        x = rng.normal(0, 2.0, (1, 6, 5, 8)).astype(np.float32)
+        micro.set_input(x, 0)
+        micro.invoke()
+        got = reference.run(written, {written.inputs[0]: x}, keep=True)
+        want = [micro.get_output(i) for i in range(3)]
+        undefined = div_undefined_in_tflite(got[div.inputs[0]], written.tensor(div.inputs[1]).data, div_quants)
+        for k, (name, w) in enumerate(zip(written.outputs, want)):
+            same = got[name] == w
+            assert np.all(same | undefined) if k == 1 else np.all(same), f"output {name} differs from TFLite Micro"
