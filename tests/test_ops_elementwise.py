@@ -221,8 +221,15 @@ def extra_kernel_specs(rng) -> list:
     return specs
 
 
-def test_kernels_equal_reference_on_the_host(tmp_path):
+def test_kernels_equal_reference_on_the_host(tmp_path, monkeypatch):
+    """Every case also runs with its output written over its first input where the scheduler allows that
+    (mcutool/schedule/inplace.py IN_PLACE_KINDS): the harness compares both results."""
+    import test_runtime_kernels
     from test_runtime_kernels import CFLAGS, RUNTIME, SANITIZE, harness_source, kernel_sources
+
+    from mcutool.schedule.inplace import IN_PLACE_KINDS
+    monkeypatch.setattr(test_runtime_kernels, "IN_PLACE_KINDS", set(test_runtime_kernels.IN_PLACE_KINDS)
+                        | set(IN_PLACE_KINDS))
 
     gcc = require_tool("gcc")
     cases = kernel_cases(tmp_path)

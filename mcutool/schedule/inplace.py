@@ -8,7 +8,10 @@ dies at this op. The kernels this holds for (runtime/):
   input, output element (b, y, x, c) is written after reading element (b, y, x, c) of the full-shaped input
   (the other input is read through strides, and it is a different buffer). Only an input with exactly the
   output's shape and dtype is overwritten, so its byte i is output byte i.
-- mcu_lut_s8 (logistic): `output[i] = table[input[i]]`.
+- mcu_lut_s8 (logistic, abs, elu, hard_swish, relu, relu6, rsqrt, tanh): `output[i] = table[input[i]]`.
+- mcu_maximum_s8, mcu_minimum_s8, mcu_squared_difference_s8, mcu_div_s8, mcu_prelu_s8: the loop of mcu_add_s8's
+  broadcast case (output element (b, y, x, c) written after reading that element of each input).
+- mcu_l2_normalization_s8: each row is summed, then each element read before it is written.
 - mcu_quantize_s8 (int8 -> int8): `output[i] = requantize(input[i])`.
 
 Convolutions in place with a line buffer (`row_buffer`): a depthwise conv (multiplier 1) or a conv2d with
@@ -30,7 +33,12 @@ from dataclasses import dataclass
 
 from ..ir import Graph, Op
 
-IN_PLACE_KINDS = ("add", "mul", "logistic", "quantize")
+IN_PLACE_KINDS = ("add", "mul", "logistic", "quantize",
+                  # elementwise and activation operators (issue 10, branch ops8a): tables (mcu_lut_s8), binary
+                  # kernels that read element i of each input before writing output element i, and L2
+                  # normalization, which reads a whole row before writing it
+                  "abs", "elu", "hard_swish", "relu", "relu6", "rsqrt", "tanh",
+                  "div", "maximum", "minimum", "prelu", "squared_difference", "l2_normalization")
 ROW_BUFFER_KINDS = ("conv2d", "depthwise_conv2d")
 
 
