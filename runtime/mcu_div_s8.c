@@ -8,6 +8,8 @@
  * clamped to the activation range. v2 == 0 (undefined in TFLite) gives act.max for v1 >= 0, act.min otherwise.
  * A total right shift above 31 (a small numerator over a large divisor) is rounded exactly here; TFLite's
  * RoundingDivideByPOT is undefined there (it shifts an int32 by 32 or more) and its results differ.
+ * The reciprocal of each of the 256 possible divisors is a table of the layer (recip, recip_shift: GetReciprocal
+ * of |x2 - zp2|, indexed by the byte (uint8_t)x2), computed at compile time.
  * Portable C for every core.
  */
 #include "mcu_kernels.h"
@@ -22,20 +24,20 @@ static inline int mcu_clsb_i32(int32_t x)
     return x == MCU_INT32_MIN ? 0 : mcu_clz_u32(2u * (uint32_t)(-x) - 1u);
 }
 
-static inline int8_t mcu_div_one(const mcu_div_params *p, int32_t x1, int32_t x2)
+static inline int8_t mcu_div_one(const mcu_div_params *p, int32_t x1, int8_t x2)
 {
     int32_t v1 = x1 + p->input1_offset;
-    int32_t v2 = x2 + p->input2_offset;
+    const int32_t v2 = x2 + p->input2_offset;
     int recip_shift, headroom, total_shift;
     int32_t inv, unscaled, out;
     if (v2 == 0) {
         return (int8_t)(v1 >= 0 ? p->act.max : p->act.min);
     }
-    if (v2 < 0) {
+    if (v2 < 0) {  /* the quotient of -v1 by |v2| */
         v1 = -v1;
-        v2 = -v2;
     }
-    inv = mcu_fp_get_reciprocal(v2, 31, &recip_shift);
+    inv = p->recip[(uint8_t)x2];  /* GetReciprocal(|v2|, 31), tabulated at compile time */
+    recip_shift = p->recip_shift[(uint8_t)x2];
     headroom = mcu_clsb_i32(v1);
     unscaled = mcu_requantize_gt_one(v1, inv, headroom);
     total_shift = p->output_quant.shift - recip_shift - headroom;
@@ -52,7 +54,8 @@ static inline int8_t mcu_div_one(const mcu_div_params *p, int32_t x1, int32_t x2
 
 mcu_status mcu_div_s8(const mcu_div_params *params, const int8_t *input1, const int8_t *input2, int8_t *output)
 {
-    if (params == NULL || input1 == NULL || input2 == NULL || output == NULL
+    if (params == NULL || input1 == NULL || input2 == NULL || output == NULL || params->recip == NULL
+        || params->recip_shift == NULL
         || !mcu_broadcasts_to(params->input1, params->output) || !mcu_broadcasts_to(params->input2, params->output)) {
         return MCU_ERROR_ARGUMENT;
     }

@@ -269,6 +269,8 @@ typedef struct {
     int32_t output_offset;
     mcu_quant output_quant;
     mcu_activation act;
+    const int32_t *recip;      /* 256 entries: GetReciprocal(|x2 + input2_offset|, 31), by the byte (uint8_t)x2 */
+    const int8_t *recip_shift; /* 256 entries: its num_bits_over_unit */
 } mcu_div_params;
 
 mcu_status mcu_div_s8(const mcu_div_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);

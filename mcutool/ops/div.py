@@ -21,7 +21,8 @@ from mcutool.ops.common import float_activation, kind_of_all, qparams, require_i
 from mcutool.ops.fixedpoint import (activation_range, clamp, count_leading_sign_bits, f32, get_reciprocal, i64,
                                     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,
                                     quantize_multiplier)
-from mcutool.ops.kernel import KernelParams, act, check_broadcast, const_operands, dims, int8_qparams, quant
+from mcutool.ops.kernel import (CRef, KernelParams, act, byte_indexed, check_broadcast, const_operands, dims,
+                                int8_qparams, quant)
 
 # The numerator's headroom is at least 23 bits for int8 operands, so the total right shift is >= 23 - shift.
 MAX_OUTPUT_SHIFT = 23
@@ -75,8 +76,19 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     lo, hi = activation_range(op.attrs.activation, so, zo, "int8")
     fields = {"input1": dims(a.shape), "input2": dims(b.shape), "output": dims(y.shape),
               "input1_offset": -z1, "input2_offset": -z2, "output_offset": zo,
-              "output_quant": quant(m, sh), "act": act(lo, hi)}
-    return const_operands(graph, op, KernelParams("mcu_div_s8", "mcu_div_params", fields, num_inputs=2))
+              "output_quant": quant(m, sh), "act": act(lo, hi),
+              "recip": CRef("recip"), "recip_shift": CRef("recip_shift")}
+    inv, shift = reciprocal_table(z2)
+    arrays = {"recip": ("int32_t", byte_indexed(inv)), "recip_shift": ("int8_t", byte_indexed(shift))}
+    return const_operands(graph, op, KernelParams("mcu_div_s8", "mcu_div_params", fields, arrays, num_inputs=2))
+
+
+def reciprocal_table(divisor_zero_point: int) -> tuple[np.ndarray, np.ndarray]:
+    """GetReciprocal(|q - zp|, 31) for every int8 divisor q (index q + 128): the kernel's Prepare, so that the
+    firmware looks the reciprocal up instead of running the Newton-Raphson per element (0 where q == zp)."""
+    v2 = np.abs(np.arange(-128, 128, dtype=np.int64) - int(divisor_zero_point))
+    inv, shift = get_reciprocal(np.maximum(v2, 1), 31)
+    return np.where(v2 == 0, 0, inv), np.where(v2 == 0, 0, shift)
 
 
 register("div", ElementwiseAttrs, _reference, kernel_params)
