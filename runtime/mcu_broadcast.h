@@ -40,4 +40,32 @@ static inline int32_t mcu_broadcast_offset(mcu_strides s, int32_t b, int32_t y, 
     return b * s.n + y * s.h + x * s.w;
 }
 
+/* Whether both inputs of a binary kernel's parameters P (fields input1, input2, output) broadcast to its output. */
+#define MCU_BROADCAST_OK(P) (mcu_broadcasts_to((P)->input1, (P)->output) && mcu_broadcasts_to((P)->input2, (P)->output))
+
+/*
+ * The loop every binary elementwise kernel shares: for each output element (b, y, x, c), in order,
+ * *OUT++ = ELEMENT(P, input1 element, input2 element), where ELEMENT is the kernel's static inline element
+ * function. Each input element is read before the output element at the same position is written (in place).
+ */
+#define MCU_BROADCAST_BINARY(P, IN1, IN2, OUT, ELEMENT)                                            \
+    do {                                                                                          \
+        const mcu_dims o_ = (P)->output;                                                          \
+        const mcu_strides s1_ = mcu_broadcast_strides((P)->input1);                               \
+        const mcu_strides s2_ = mcu_broadcast_strides((P)->input2);                               \
+        int8_t *out_ = (OUT);                                                                     \
+        int32_t b_, y_, x_, c_;                                                                   \
+        for (b_ = 0; b_ < o_.n; b_++) {                                                           \
+            for (y_ = 0; y_ < o_.h; y_++) {                                                       \
+                for (x_ = 0; x_ < o_.w; x_++) {                                                   \
+                    const int8_t *p1_ = (IN1) + mcu_broadcast_offset(s1_, b_, y_, x_);            \
+                    const int8_t *p2_ = (IN2) + mcu_broadcast_offset(s2_, b_, y_, x_);            \
+                    for (c_ = 0; c_ < o_.c; c_++) {                                               \
+                        *out_++ = ELEMENT((P), p1_[c_ * s1_.c], p2_[c_ * s2_.c]);                 \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
 #endif /* MCU_BROADCAST_H */

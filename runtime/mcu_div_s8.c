@@ -24,7 +24,7 @@ static inline int mcu_clsb_i32(int32_t x)
     return x == MCU_INT32_MIN ? 0 : mcu_clz_u32(2u * (uint32_t)(-x) - 1u);
 }
 
-static inline int8_t mcu_div_one(const mcu_div_params *p, int32_t x1, int8_t x2)
+static inline int8_t mcu_div_one(const mcu_div_params *p, int8_t x1, int8_t x2)
 {
     int32_t v1 = x1 + p->input1_offset;
     const int32_t v2 = x2 + p->input2_offset;
@@ -55,26 +55,9 @@ static inline int8_t mcu_div_one(const mcu_div_params *p, int32_t x1, int8_t x2)
 mcu_status mcu_div_s8(const mcu_div_params *params, const int8_t *input1, const int8_t *input2, int8_t *output)
 {
     if (params == NULL || input1 == NULL || input2 == NULL || output == NULL || params->recip == NULL
-        || params->recip_shift == NULL
-        || !mcu_broadcasts_to(params->input1, params->output) || !mcu_broadcasts_to(params->input2, params->output)) {
+        || params->recip_shift == NULL || !MCU_BROADCAST_OK(params)) {
         return MCU_ERROR_ARGUMENT;
     }
-    {
-        const mcu_dims o = params->output;
-        const mcu_strides s1 = mcu_broadcast_strides(params->input1);
-        const mcu_strides s2 = mcu_broadcast_strides(params->input2);
-        int32_t b, y, x, c;
-        for (b = 0; b < o.n; b++) {
-            for (y = 0; y < o.h; y++) {
-                for (x = 0; x < o.w; x++) {
-                    const int8_t *p1 = input1 + mcu_broadcast_offset(s1, b, y, x);
-                    const int8_t *p2 = input2 + mcu_broadcast_offset(s2, b, y, x);
-                    for (c = 0; c < o.c; c++) {
-                        *output++ = mcu_div_one(params, p1[c * s1.c], p2[c * s2.c]);
-                    }
-                }
-            }
-        }
-    }
+    MCU_BROADCAST_BINARY(params, input1, input2, output, mcu_div_one);
     return MCU_OK;
 }

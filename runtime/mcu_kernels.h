@@ -241,18 +241,16 @@ typedef struct {
 mcu_status mcu_prelu_s8(const mcu_prelu_params *params, const int8_t *input, const int8_t *alpha, int8_t *output);
 
 /* ---- squared difference (mcu_squared_difference_s8.c) -------------------------------------------------- */
-/* TFLite Micro's int8 SquaredDifference: ADD-like input rescaling (left_shift 7), difference squared. */
+/* TFLite Micro's int8 SquaredDifference: each input rescaled as ADD does (left shift 7, to 2 max(s1, s2)) --
+ * tabulated at compile time, scaledN[(uint8_t)x] --, the difference squared and requantized by output_quant. */
 typedef struct {
     mcu_dims input1;
     mcu_dims input2;
     mcu_dims output;
-    int32_t input1_offset;
-    int32_t input2_offset;
     int32_t output_offset;
-    int32_t left_shift;
-    mcu_quant input1_quant;
-    mcu_quant input2_quant;
     mcu_quant output_quant;
+    const int32_t *scaled1; /* 256 entries, by the byte (uint8_t)x1 */
+    const int32_t *scaled2; /* 256 entries, by the byte (uint8_t)x2 */
 } mcu_squared_difference_params;
 
 mcu_status mcu_squared_difference_s8(const mcu_squared_difference_params *params, const int8_t *input1,

@@ -151,3 +151,12 @@ def require_int8(op: Op, t: Tensor, role: str) -> None:
     if t.dtype != "int8":
         raise unsupported(op, f"{role} tensor {t.name!r} is {t.dtype}; TFLite Micro runs this op on int8 (and "
                           "float32) tensors only")
+
+
+def int8_operands(graph: Graph, op: Op, roles: tuple[str, ...], qp=qparams) -> list:
+    """(scale, zero point) of the op's first len(roles) - 1 inputs and its output, each required to be int8 (the
+    int8-only kernels of TFLite Micro); `qp` reads one tensor's (the kernels' int8_qparams, or qparams)."""
+    tensors = [graph.tensor(n) for n in op.inputs[:len(roles) - 1]] + [graph.tensor(op.outputs[0])]
+    for t, role in zip(tensors, roles):
+        require_int8(op, t, role)
+    return [qp(op, t, role) for t, role in zip(tensors, roles)]

@@ -17,7 +17,7 @@ import numpy as np
 
 from mcutool.ir import ElementwiseAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import float_activation, kind_of_all, qparams, require_int8, unsupported
+from mcutool.ops.common import float_activation, int8_operands, kind_of_all, unsupported
 from mcutool.ops.fixedpoint import (activation_range, clamp, count_leading_sign_bits, f32, get_reciprocal, i64,
                                     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_greater_than_one,
                                     quantize_multiplier)
@@ -51,18 +51,14 @@ def div_int8(a, b, *, a_zp: int, b_zp: int, out_zp: int, multiplier: int, shift:
     return np.where(zero, np.where(v1 >= 0, hi, lo), out)
 
 
-def _quant(graph: Graph, op: Op, qp):
-    a, b, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    for t, role in ((a, "first input"), (b, "second input"), (y, "output")):
-        require_int8(op, t, role)
-    return qp(op, a, "first input"), qp(op, b, "second input"), qp(op, y, "output")
+_ROLES = ("first input", "second input", "output")
 
 
 def _reference(graph, op, args):
     if kind_of_all(graph, op) == "float":
         q = np.asarray(args[0], np.float32) / np.asarray(args[1], np.float32)
         return [float_activation(q.astype(np.float32), op.attrs.activation)]
-    (s1, z1), (s2, z2), (so, zo) = _quant(graph, op, qparams)
+    (s1, z1), (s2, z2), (so, zo) = int8_operands(graph, op, _ROLES)
     m, sh = div_multiplier(op, s1, s2, so)
     lo, hi = activation_range(op.attrs.activation, so, zo, "int8")
     return [div_int8(args[0], args[1], a_zp=z1, b_zp=z2, out_zp=zo, multiplier=m, shift=sh, lo=lo, hi=hi)]
@@ -70,7 +66,7 @@ def _reference(graph, op, args):
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     a, b, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    (s1, z1), (s2, z2), (so, zo) = _quant(graph, op, int8_qparams)
+    (s1, z1), (s2, z2), (so, zo) = int8_operands(graph, op, _ROLES, int8_qparams)
     check_broadcast(op, a, b, y)
     m, sh = div_multiplier(op, s1, s2, so)
     lo, hi = activation_range(op.attrs.activation, so, zo, "int8")

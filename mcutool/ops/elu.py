@@ -9,7 +9,7 @@ import numpy as np
 
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
-from mcutool.ops.common import kind_of, qparams, require_int8
+from mcutool.ops.common import int8_operands, kind_of
 from mcutool.ops.fixedpoint import expf, i64, lut_populate
 from mcutool.ops.kernel import KernelParams, lut_kernel
 
@@ -24,10 +24,7 @@ def elu_table(in_scale, in_zp: int, out_scale, out_zp: int) -> np.ndarray:
 
 
 def _int8_function(graph: Graph, op: Op):
-    x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    require_int8(op, x_t, "input")
-    require_int8(op, y_t, "output")
-    (s, z), (so, zo) = qparams(op, x_t, "input"), qparams(op, y_t, "output")
+    (s, z), (so, zo) = int8_operands(graph, op, ("input", "output"))
     table = elu_table(s, z, so, zo)
     return lambda q: table[i64(q) + 128]
 

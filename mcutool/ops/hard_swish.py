@@ -10,7 +10,7 @@ import numpy as np
 
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
-from mcutool.ops.common import kind_of, qparams, require_int8, unsupported
+from mcutool.ops.common import int8_operands, kind_of, unsupported
 from mcutool.ops.fixedpoint import (clamp, down_scale_int32_to_int16_multiplier, i64, quantize_multiplier,
                                     rounding_divide_by_pot, saturating_doubling_high_mul_int16,
                                     saturating_left_shift_int16, saturating_rounding_doubling_high_mul_int16)
@@ -67,10 +67,7 @@ def hard_swish_float(x) -> np.ndarray:
 
 
 def _int8_function(graph: Graph, op: Op):
-    x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    require_int8(op, x_t, "input")
-    require_int8(op, y_t, "output")
-    (s, z), (so, zo) = qparams(op, x_t, "input"), qparams(op, y_t, "output")
+    (s, z), (so, zo) = int8_operands(graph, op, ("input", "output"))
     p = hard_swish_params(op, s, z, so, zo)
     return lambda q: hard_swish_int8(q, p)
 

@@ -8,10 +8,11 @@ import numpy as np
 
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
-from mcutool.ops.common import kind_of_all, require_int8, same_quant, unsupported
+from mcutool.ops.common import int8_operands, kind_of_all, same_quant, unsupported
 from mcutool.ops.kernel import KernelParams, check_broadcast, const_operands, dims, int8_qparams, kernel_error
 
 _NUMPY = {"maximum": np.maximum, "minimum": np.minimum}
+_ROLES = ("first input", "second input", "output")
 
 
 def _check_same_quant(graph: Graph, op: Op, error) -> None:
@@ -27,8 +28,7 @@ def _reference(graph, op, args):
     fn = _NUMPY[op.kind]
     if kind_of_all(graph, op) == "float":
         return [fn(np.asarray(args[0], np.float32), np.asarray(args[1], np.float32))]
-    for n, role in ((op.inputs[0], "first input"), (op.inputs[1], "second input"), (op.outputs[0], "output")):
-        require_int8(op, graph.tensor(n), role)
+    int8_operands(graph, op, _ROLES)
     _check_same_quant(graph, op, unsupported)
     return [fn(np.asarray(args[0]), np.asarray(args[1]))]
 
@@ -36,8 +36,7 @@ def _reference(graph, op, args):
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     """reference_ops::MaximumMinimumBroadcastSlow on int8: shapes only."""
     a, b, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    for t, role in ((a, "first input"), (b, "second input"), (y, "output")):
-        int8_qparams(op, t, role)
+    int8_operands(graph, op, _ROLES, int8_qparams)
     _check_same_quant(graph, op, kernel_error)
     check_broadcast(op, a, b, y)
     fields = {"input1": dims(a.shape), "input2": dims(b.shape), "output": dims(y.shape)}

@@ -9,7 +9,7 @@ import numpy as np
 
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
-from mcutool.ops.common import kind_of_all, qparams, require_int8
+from mcutool.ops.common import int8_operands, kind_of_all
 from mcutool.ops.fixedpoint import clamp, f32, i64, multiply_by_quantized_multiplier, quantize_multiplier
 from mcutool.ops.kernel import KernelParams, check_broadcast, const_operands, dims, int8_qparams, quant
 
@@ -29,25 +29,21 @@ def prelu_int8(x, alpha, *, in_zp: int, alpha_zp: int, out_zp: int, positive, ne
     return clamp(np.where(xv >= 0, pos, neg) + int(out_zp), -128, 127)
 
 
-def _quant(graph: Graph, op: Op):
-    x, a, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    for t, role in ((x, "input"), (a, "alpha"), (y, "output")):
-        require_int8(op, t, role)
-    return qparams(op, x, "input"), qparams(op, a, "alpha"), qparams(op, y, "output")
+_ROLES = ("input", "alpha", "output")
 
 
 def _reference(graph, op, args):
     if kind_of_all(graph, op) == "float":
         x, a = np.asarray(args[0], np.float32), np.asarray(args[1], np.float32)
         return [np.where(x >= 0, x, x * a).astype(np.float32)]
-    (s, z), (sa, za), (so, zo) = _quant(graph, op)
+    (s, z), (sa, za), (so, zo) = int8_operands(graph, op, _ROLES)
     positive, negative = prelu_multipliers(s, sa, so)
     return [prelu_int8(args[0], args[1], in_zp=z, alpha_zp=za, out_zp=zo, positive=positive, negative=negative)]
 
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     x, a, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    (s, z), (sa, za), (so, zo) = (int8_qparams(op, t, r) for t, r in ((x, "input"), (a, "alpha"), (y, "output")))
+    (s, z), (sa, za), (so, zo) = int8_operands(graph, op, _ROLES, int8_qparams)
     check_broadcast(op, x, a, y)
     positive, negative = prelu_multipliers(s, sa, so)
     fields = {"input1": dims(x.shape), "input2": dims(a.shape), "output": dims(y.shape),

@@ -10,7 +10,7 @@ import numpy as np
 
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
-from mcutool.ops.common import kind_of, qparams, require_int8, same_quant, unsupported
+from mcutool.ops.common import int8_operands, kind_of, same_quant, unsupported
 from mcutool.ops.fixedpoint import clamp, f32, i64, multiply_by_quantized_multiplier, quantize_multiplier, tflite_round
 from mcutool.ops.kernel import KernelParams, lut_kernel
 
@@ -29,10 +29,8 @@ def relu6_int8(x, in_zp: int, in_scale) -> np.ndarray:
 
 
 def _int8_function(graph: Graph, op: Op):
+    (s, z), (so, zo) = int8_operands(graph, op, ("input", "output"))
     x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    require_int8(op, x_t, "input")
-    require_int8(op, y_t, "output")
-    (s, z), (so, zo) = qparams(op, x_t, "input"), qparams(op, y_t, "output")
     if op.kind == "relu":
         return lambda q: relu_int8(q, z, s, zo, so)
     if not same_quant(x_t, y_t):

@@ -8,7 +8,7 @@ import numpy as np
 
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
-from mcutool.ops.common import kind_of, qparams, require_int8, unsupported
+from mcutool.ops.common import int8_operands, kind_of, unsupported
 from mcutool.ops.fixedpoint import clamp, i64, multiply_by_quantized_multiplier, rounding_divide_by_pot, tanh_fixed_point
 from mcutool.ops.logistic import LogisticParams, logistic_params
 from mcutool.ops.kernel import KernelParams, lut_kernel
@@ -27,10 +27,7 @@ def tanh_int8(x, input_zero_point: int, p: LogisticParams) -> np.ndarray:
 
 
 def _int8_function(graph: Graph, op: Op):
-    x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
-    require_int8(op, x_t, "input")
-    require_int8(op, y_t, "output")
-    (s, z), (so, zo) = qparams(op, x_t, "input"), qparams(op, y_t, "output")
+    (s, z), (so, zo) = int8_operands(graph, op, ("input", "output"))
     if zo != 0 or float(so) != 1.0 / 128:
         raise unsupported(op, f"an int8 tanh output must have scale 1/128 and zero point 0 (TFLite's requirement); "
                           f"it has scale {float(so)} and zero point {zo}")
