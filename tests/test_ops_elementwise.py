@@ -601,3 +601,21 @@ def test_float_model_quantizes_and_the_written_model_runs_in_tflite_micro(tmp_pa
         for k, (name, w) in enumerate(zip(written.outputs, want)):
             same = got[name] == w
             assert np.all(same | undefined) if k == 1 else np.all(same), f"output {name} differs from TFLite Micro"
+
+
+def test_int8_neg_is_refused_with_the_reason_and_float_neg_runs(tmp_path):
+    """Neither TFLite Micro nor TFLite has an int8 NEG: compiling one names that cause (no traceback, no generic
+    'no code generator'); a float NEG (float models, calibration) is numpy's negation."""
+    from mcutool.compiler import Options, compile_model
+
+    path = tmp_path / "neg.tflite"
+    path.write_bytes(unary_model("NEG", (1, 8), (0.1, 0), (0.1, 0)))
+    with pytest.raises(UserError, match="no int8 NEG"):
+        compile_model(path, "stm32f746", tmp_path / "out", Options(build=False))
+    b = ModelBuilder()
+    x, y = b.tensor("x", (1, 4), "float32"), b.tensor("y", (1, 4), "float32")
+    b.op("NEG", [x], [y])
+    b.inputs, b.outputs = [x], [y]
+    graph = load(tmp_path, "neg_float", b.build())
+    v = np.array([[1.5, -2.0, 0.0, 3.25]], np.float32)
+    assert np.array_equal(reference.run(graph, {"x": v})["y"], -v)

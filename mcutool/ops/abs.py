@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from mcutool.errors import UserError
 from mcutool.ir import Graph, NoAttrs, Op
 from mcutool.ops import register
 from mcutool.ops.common import int8_operands, kind_of, unsupported
 from mcutool.ops.fixedpoint import clamp, f32, i64, multiply_by_quantized_multiplier, quantize_multiplier
-from mcutool.ops.kernel import KernelParams, lut_kernel
+from mcutool.ops.kernel import KernelParams, kernel_where, lut_kernel
 
 
 def abs_int8(x, in_zp: int, in_scale, out_zp: int, out_scale) -> np.ndarray:
@@ -37,12 +38,20 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return lut_kernel(graph, op, _int8_function(graph, op))
 
 
+_NO_INT8_NEG = ("TFLite Micro and TFLite run NEG on float32 (and int32/int64) tensors only, so there is no int8 "
+                "NEG to match; keep it out of the quantized part of the model")
+
+
 def _reference_neg(graph, op, args):
     if kind_of(graph, op) == "float":
         return [np.negative(np.asarray(args[0], np.float32))]
-    raise unsupported(op, "TFLite Micro and TFLite run NEG on float32 (and int32/int64) tensors only, so there is "
-                      "no int8 NEG to match; keep it out of the quantized part of the model")
+    raise unsupported(op, _NO_INT8_NEG)
+
+
+def _kernel_neg(graph: Graph, op: Op) -> KernelParams:
+    """No firmware NEG: the reason, instead of codegen's generic 'no code generator'."""
+    raise UserError(f"{kernel_where(op)}: {_NO_INT8_NEG}.")
 
 
 register("abs", NoAttrs, _reference, kernel_params)
-register("neg", NoAttrs, _reference_neg, None, dtypes=())
+register("neg", NoAttrs, _reference_neg, _kernel_neg, dtypes=())
