@@ -293,6 +293,17 @@ typedef struct {
 
 mcu_status mcu_cast_s8(const mcu_cast_params *params, const int8_t *input, int8_t *output);
 
+/* ---- tanh, int16 (mcu_tanh_s16.c) ------------------------------------------------------------------------ */
+/* reference_integer_ops::Tanh for int16 (16x8 scheme); input and output are int16 tensors passed as bytes. */
+typedef struct {
+    int32_t size;
+    int32_t input_multiplier;  /* a power-of-two input scale comes as 3 << shift with input_left_shift 0 */
+    int32_t input_left_shift;  /* 0..30 */
+    const uint16_t *sigmoid_table; /* 256 entries: TFLite's sigmoid_table_uint16 */
+} mcu_tanh_s16_params;
+
+mcu_status mcu_tanh_s16(const mcu_tanh_s16_params *params, const int8_t *input, int8_t *output);
+
 /* ==== end of the ops8a block ========================================================================== */
 
 #ifdef __cplusplus

@@ -619,3 +619,65 @@ def test_int8_neg_is_refused_with_the_reason_and_float_neg_runs(tmp_path):
     graph = load(tmp_path, "neg_float", b.build())
     v = np.array([[1.5, -2.0, 0.0, 3.25]], np.float32)
     assert np.array_equal(reference.run(graph, {"x": v})["y"], -v)
+
+
+# ------------------------------------------------------------------------------------------------ TANH int16
+
+TANH16_SCALES = [2**-12, 2**-11, 2**-13, 0.0003, 3 / 4096, 0.001, 7 * 2**-15]
+EVERY_INT16 = np.arange(-32768, 32768, dtype=np.int16).reshape(1, 65536)
+
+
+def tanh16_model(scale: float) -> bytes:
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 65536), "int16", scale=scale, zero_point=0)
+    y = b.tensor("y", (1, 65536), "int16", scale=2**-15, zero_point=0)
+    b.op("TANH", [x], [y])
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
+@pytest.mark.parametrize("scale", TANH16_SCALES)
+def test_tanh_int16_reference_equals_tflite_micro_on_every_int16(tmp_path, scale):
+    """Power-of-two input scales (TFLite's fast path, multiplier 3 << shift) and others, all 65,536 inputs."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = tanh16_model(scale)
+    interp = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    interp.set_input(EVERY_INT16, 0)
+    interp.invoke()
+    want = interp.get_output(0)
+    got = reference.run(load(tmp_path, "tanh16", model), {"x": EVERY_INT16})["y"]
+    assert got.dtype == np.int16 and np.array_equal(got, want)
+    assert len(np.unique(want)) > 5000
+
+
+def test_tanh_int16_kernel_equals_reference_on_the_host(tmp_path):
+    """mcu_tanh_s16 on all 65,536 inputs per scale (ASan/UBSan, exactly sized buffers), and once in place."""
+    from test_runtime_kernels import CFLAGS, RUNTIME, SANITIZE
+
+    from mcutool.codegen import runtime_params as rp
+
+    gcc = require_tool("gcc")
+    definitions, calls, expected = [], [], b""
+    for k, scale in enumerate(TANH16_SCALES):
+        graph = load(tmp_path, f"tanh16_{k}", tanh16_model(scale))
+        kp = rp.kernel_params(graph, graph.ops[0])
+        definitions.append(rp.c_definitions(kp, f"C{k}"))
+        calls.append(rp.c_call(kp, f"C{k}", ["in"], "out", status="st") + " if (st != MCU_OK) return 1;"
+                     " fwrite(out, 1, sizeof(int16_t) * 65536, stdout);"
+                     + rp.c_call(kp, f"C{k}", ["in"], "in", status="st") + " if (st != MCU_OK) return 1;"
+                     " if (memcmp(in, out, sizeof(int16_t) * 65536) != 0) return 2; fill(in);")
+        expected += reference.run(graph, {"x": EVERY_INT16})["y"].tobytes()
+    src = ("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"mcu_kernels.h\"\n"
+           + "\n".join(definitions)
+           + "\nstatic void fill(int8_t *b) { int16_t *v = (int16_t *)(void *)b; int32_t i;"
+           " for (i = 0; i < 65536; i++) v[i] = (int16_t)(i - 32768); }\n"
+           "int main(void)\n{\n    mcu_status st;\n"
+           "    int8_t *in = malloc(sizeof(int16_t) * 65536), *out = malloc(sizeof(int16_t) * 65536);\n"
+           "    if (in == NULL || out == NULL) return 3;\n    fill(in);\n    "
+           + "\n    ".join(calls) + "\n    free(in);\n    free(out);\n    return 0;\n}\n")
+    (tmp_path / "t.c").write_text(src)
+    subprocess.run([gcc, *CFLAGS, *SANITIZE, "-I", str(RUNTIME), str(tmp_path / "t.c"),
+                    str(RUNTIME / "mcu_tanh_s16.c"), "-o", str(tmp_path / "t")], check=True, capture_output=True)
+    out = subprocess.run([str(tmp_path / "t")], capture_output=True, check=True, timeout=60).stdout
+    assert out == expected

@@ -62,3 +62,39 @@ def test_elementwise_net_bit_exact_in_qemu(tmp_path):
         assert info["instructions"] > 0
     assert len(distinct) > 3
     assert_no_floating_point(board, out / "emulator.elf")
+
+
+def tanh16_net() -> bytes:
+    """int8 input -> CAST to int16 (read at scale 2^-5) -> TANH int16 -> int16 output (scale 2^-15)."""
+    from tflite_builder import ModelBuilder
+
+    b = ModelBuilder()
+    s = (1, 8, 8, 4)
+    x = b.tensor("x", s, "int8", scale=0.05, zero_point=0)
+    w = b.tensor("w", s, "int16", scale=2**-5, zero_point=0)
+    y = b.tensor("y", s, "int16", scale=2**-15, zero_point=0)
+    b.op("CAST", [x], [w])
+    b.op("TANH", [w], [y])
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
+@pytest.mark.qemu
+def test_tanh_int16_net_bit_exact_in_qemu_and_equal_to_tflite_micro(tmp_path):
+    require_board_tools("stm32f746")
+    path = tmp_path / "tanh16.tflite"
+    path.write_bytes(tanh16_net())
+    out = tmp_path / "proj"
+    compile_model(path, "stm32f746", out, Options())
+    graph = load_tflite(path)
+    rng = np.random.default_rng(1)
+    from tflite_micro.python.tflite_micro import runtime
+    micro = runtime.Interpreter.from_bytes(path.read_bytes())
+    for _ in range(3):
+        x = rng.integers(-128, 128, size=(1, 8, 8, 4), dtype=np.int8)
+        ys, _ = run_build(out, [x])
+        micro.set_input(x, 0)
+        micro.invoke()
+        want = reference.run(graph, {"x": x})["y"]
+        assert ys[0].dtype == np.int16 and np.array_equal(ys[0], want)
+        assert np.array_equal(micro.get_output(0), want)
