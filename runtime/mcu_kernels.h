@@ -304,6 +304,21 @@ typedef struct {
 
 mcu_status mcu_tanh_s16(const mcu_tanh_s16_params *params, const int8_t *input, int8_t *output);
 
+/* ---- requantize and clamp, int16: RELU, RELU6, ABS (mcu_requant_clamp_s16.c) --------------------------- */
+/* v = x + input_offset, |v| if take_abs, MultiplyByQuantizedMultiplier(v, quant) if rescale, + output_offset,
+ * clamped to act; int16 input and output passed as bytes. */
+typedef struct {
+    int32_t size;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t take_abs;
+    int32_t rescale;
+    mcu_quant quant;
+    mcu_activation act; /* int16 bounds */
+} mcu_requant_clamp_params;
+
+mcu_status mcu_requant_clamp_s16(const mcu_requant_clamp_params *params, const int8_t *input, int8_t *output);
+
 /* ==== end of the ops8a block ========================================================================== */
 
 #ifdef __cplusplus

@@ -651,16 +651,16 @@ def test_tanh_int16_reference_equals_tflite_micro_on_every_int16(tmp_path, scale
     assert len(np.unique(want)) > 5000
 
 
-def test_tanh_int16_kernel_equals_reference_on_the_host(tmp_path):
-    """mcu_tanh_s16 on all 65,536 inputs per scale (ASan/UBSan, exactly sized buffers), and once in place."""
+def assert_int16_kernels_equal_reference(tmp_path, graphs, kernel_source: str):
+    """Each one-op int16 graph's runtime kernel on all 65,536 inputs (ASan/UBSan, exactly sized heap buffers),
+    then once over its own input: both must equal mcutool.reference."""
     from test_runtime_kernels import CFLAGS, RUNTIME, SANITIZE
 
     from mcutool.codegen import runtime_params as rp
 
     gcc = require_tool("gcc")
     definitions, calls, expected = [], [], b""
-    for k, scale in enumerate(TANH16_SCALES):
-        graph = load(tmp_path, f"tanh16_{k}", tanh16_model(scale))
+    for k, graph in enumerate(graphs):
         kp = rp.kernel_params(graph, graph.ops[0])
         definitions.append(rp.c_definitions(kp, f"C{k}"))
         calls.append(rp.c_call(kp, f"C{k}", ["in"], "out", status="st") + " if (st != MCU_OK) return 1;"
@@ -678,6 +678,55 @@ def test_tanh_int16_kernel_equals_reference_on_the_host(tmp_path):
            + "\n    ".join(calls) + "\n    free(in);\n    free(out);\n    return 0;\n}\n")
     (tmp_path / "t.c").write_text(src)
     subprocess.run([gcc, *CFLAGS, *SANITIZE, "-I", str(RUNTIME), str(tmp_path / "t.c"),
-                    str(RUNTIME / "mcu_tanh_s16.c"), "-o", str(tmp_path / "t")], check=True, capture_output=True)
+                    str(RUNTIME / kernel_source), "-o", str(tmp_path / "t")], check=True, capture_output=True)
     out = subprocess.run([str(tmp_path / "t")], capture_output=True, check=True, timeout=60).stdout
     assert out == expected
+
+
+def test_tanh_int16_kernel_equals_reference_on_the_host(tmp_path):
+    graphs = [load(tmp_path, f"tanh16_{k}", tanh16_model(s)) for k, s in enumerate(TANH16_SCALES)]
+    assert_int16_kernels_equal_reference(tmp_path, graphs, "mcu_tanh_s16.c")
+
+
+# ------------------------------------------------------------------------------------ RELU, RELU6, ABS int16
+
+UNARY16 = [  # op, input scale, output scale (zero points 0)
+    ("RELU", 0.001, 0.001), ("RELU", 0.001, 0.0004), ("RELU", 0.0003, 0.002),
+    ("RELU6", 0.0005, 0.0005), ("RELU6", 0.00003, 0.00003),
+    ("ABS", 0.001, 0.001), ("ABS", 0.0007, 0.0002), ("ABS", 0.0002, 0.003),
+]
+
+
+def unary16_model(op_name: str, s_in: float, s_out: float) -> bytes:
+    b = ModelBuilder()
+    x = b.tensor("x", (1, 65536), "int16", scale=s_in, zero_point=0)
+    y = b.tensor("y", (1, 65536), "int16", scale=s_out, zero_point=0)
+    b.op(op_name, [x], [y])
+    b.inputs, b.outputs = [x], [y]
+    return b.build()
+
+
+@pytest.mark.parametrize("op_name,s_in,s_out", UNARY16, ids=str)
+def test_unary_int16_reference_equals_tflite_micro_on_every_int16(tmp_path, op_name, s_in, s_out):
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = unary16_model(op_name, s_in, s_out)
+    interp = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    interp.set_input(EVERY_INT16, 0)
+    interp.invoke()
+    want = interp.get_output(0)
+    got = reference.run(load(tmp_path, op_name, model), {"x": EVERY_INT16})["y"]
+    assert got.dtype == np.int16 and np.array_equal(got, want)
+    assert len(np.unique(want)) > 1000
+
+
+def test_requant_clamp_int16_kernel_equals_reference_on_the_host(tmp_path):
+    """mcu_requant_clamp_s16 runs the int16 RELU, RELU6 and ABS."""
+    graphs = [load(tmp_path, f"u16_{k}", unary16_model(*case)) for k, case in enumerate(UNARY16)]
+    assert all(rp_function(g) == "mcu_requant_clamp_s16" for g in graphs)
+    assert_int16_kernels_equal_reference(tmp_path, graphs, "mcu_requant_clamp_s16.c")
+
+
+def rp_function(graph) -> str:
+    from mcutool.codegen import runtime_params as rp
+    return rp.kernel_params(graph, graph.ops[0]).function

@@ -65,22 +65,26 @@ def test_elementwise_net_bit_exact_in_qemu(tmp_path):
 
 
 def tanh16_net() -> bytes:
-    """int8 input -> CAST to int16 (read at scale 2^-5) -> TANH int16 -> int16 output (scale 2^-15)."""
+    """int8 input -> CAST to int16 (read at scale 2^-5) -> RELU -> TANH -> ABS, int16 (16x8 scales, zero points 0)."""
     from tflite_builder import ModelBuilder
 
     b = ModelBuilder()
     s = (1, 8, 8, 4)
     x = b.tensor("x", s, "int8", scale=0.05, zero_point=0)
     w = b.tensor("w", s, "int16", scale=2**-5, zero_point=0)
-    y = b.tensor("y", s, "int16", scale=2**-15, zero_point=0)
+    r = b.tensor("r", s, "int16", scale=0.02, zero_point=0)
+    t = b.tensor("t", s, "int16", scale=2**-15, zero_point=0)
+    y = b.tensor("y", s, "int16", scale=2**-14, zero_point=0)
     b.op("CAST", [x], [w])
-    b.op("TANH", [w], [y])
+    b.op("RELU", [w], [r])
+    b.op("TANH", [r], [t])
+    b.op("ABS", [t], [y])
     b.inputs, b.outputs = [x], [y]
     return b.build()
 
 
 @pytest.mark.qemu
-def test_tanh_int16_net_bit_exact_in_qemu_and_equal_to_tflite_micro(tmp_path):
+def test_int16_net_bit_exact_in_qemu_and_equal_to_tflite_micro(tmp_path):
     require_board_tools("stm32f746")
     path = tmp_path / "tanh16.tflite"
     path.write_bytes(tanh16_net())

@@ -149,3 +149,15 @@ def const_operands(graph, op: Op, kp: KernelParams) -> KernelParams:
             kp.arrays[f"in{k}"] = ("int8_t", [int(v) for v in np.asarray(t.data).reshape(-1)])
             kp.const_inputs[k] = f"in{k}"
     return kp
+
+
+def requant_clamp_s16_kernel(graph, op: Op, fn) -> KernelParams:
+    """An int16 elementwise op given as a RequantClamp (ops/common.py: RELU, RELU6, ABS) for
+    runtime/mcu_requant_clamp_s16.c."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x.size != y.size or (x.dtype, y.dtype) != ("int16", "int16"):
+        raise kernel_error(op, f"input {x.dtype} {x.shape} and output {y.dtype} {y.shape}")
+    fields = {"size": x.size, "input_offset": -fn.in_zp, "output_offset": fn.out_zp, "take_abs": int(fn.take_abs),
+              "rescale": int(fn.multiplier is not None), "quant": quant(fn.multiplier or 0, fn.shift),
+              "act": act(fn.lo, fn.hi)}
+    return KernelParams("mcu_requant_clamp_s16", "mcu_requant_clamp_params", fields)
