@@ -46,20 +46,24 @@ static inline int32_t mcu_broadcast_offset(mcu_strides s, int32_t b, int32_t y, 
 /*
  * The loop every binary elementwise kernel shares: for each output element (b, y, x, c), in order,
  * *OUT++ = ELEMENT(P, input1 element, input2 element), where ELEMENT is the kernel's static inline element
- * function. Each input element is read before the output element at the same position is written (in place).
+ * function and T1, T2, TO the element types of input1, input2 and the output (the tensors are passed as bytes;
+ * arena offsets are 8-byte aligned). Each input element is read before the output element at the same position
+ * is written (in place).
  */
-#define MCU_BROADCAST_BINARY(P, IN1, IN2, OUT, ELEMENT)                                            \
+#define MCU_BROADCAST_BINARY_T(T1, T2, TO, P, IN1, IN2, OUT, ELEMENT)                              \
     do {                                                                                          \
         const mcu_dims o_ = (P)->output;                                                          \
         const mcu_strides s1_ = mcu_broadcast_strides((P)->input1);                               \
         const mcu_strides s2_ = mcu_broadcast_strides((P)->input2);                               \
-        int8_t *out_ = (OUT);                                                                     \
+        const T1 *in1_ = (const T1 *)(const void *)(IN1);                                         \
+        const T2 *in2_ = (const T2 *)(const void *)(IN2);                                         \
+        TO *out_ = (TO *)(void *)(OUT);                                                           \
         int32_t b_, y_, x_, c_;                                                                   \
         for (b_ = 0; b_ < o_.n; b_++) {                                                           \
             for (y_ = 0; y_ < o_.h; y_++) {                                                       \
                 for (x_ = 0; x_ < o_.w; x_++) {                                                   \
-                    const int8_t *p1_ = (IN1) + mcu_broadcast_offset(s1_, b_, y_, x_);            \
-                    const int8_t *p2_ = (IN2) + mcu_broadcast_offset(s2_, b_, y_, x_);            \
+                    const T1 *p1_ = in1_ + mcu_broadcast_offset(s1_, b_, y_, x_);                 \
+                    const T2 *p2_ = in2_ + mcu_broadcast_offset(s2_, b_, y_, x_);                 \
                     for (c_ = 0; c_ < o_.c; c_++) {                                               \
                         *out_++ = ELEMENT((P), p1_[c_ * s1_.c], p2_[c_ * s2_.c]);                 \
                     }                                                                             \
@@ -67,5 +71,9 @@ static inline int32_t mcu_broadcast_offset(mcu_strides s, int32_t b, int32_t y, 
             }                                                                                     \
         }                                                                                         \
     } while (0)
+
+/* The int8 instance. */
+#define MCU_BROADCAST_BINARY(P, IN1, IN2, OUT, ELEMENT) \
+    MCU_BROADCAST_BINARY_T(int8_t, int8_t, int8_t, P, IN1, IN2, OUT, ELEMENT)
 
 #endif /* MCU_BROADCAST_H */

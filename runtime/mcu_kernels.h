@@ -224,6 +224,11 @@ mcu_status mcu_maximum_s8(const mcu_broadcast_params *params, const int8_t *inpu
                           int8_t *output);
 mcu_status mcu_minimum_s8(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
                           int8_t *output);
+/* int16 tensors, passed as bytes */
+mcu_status mcu_maximum_s16(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                           int8_t *output);
+mcu_status mcu_minimum_s16(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                           int8_t *output);
 
 /* ---- prelu (mcu_prelu_s8.c) --------------------------------------------------------------------------- */
 /* reference_ops::BroadcastPrelu4DSlow: input1 = x, input2 = alpha (broadcast). */

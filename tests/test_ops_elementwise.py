@@ -651,36 +651,86 @@ def test_tanh_int16_reference_equals_tflite_micro_on_every_int16(tmp_path, scale
     assert len(np.unique(want)) > 5000
 
 
-def assert_int16_kernels_equal_reference(tmp_path, graphs, kernel_source: str):
-    """Each one-op int16 graph's runtime kernel on all 65,536 inputs (ASan/UBSan, exactly sized heap buffers),
-    then once over its own input: both must equal mcutool.reference."""
+BYTES_HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mcu_kernels.h"
+%s
+typedef struct { mcu_status (*run)(const int8_t *const *in, int8_t *out); int n; long in_bytes[4]; long out_bytes;
+                 int in_place; } bcase;
+static const bcase cases[] = {
+%s
+};
+/* argv[1]: records (int32 case, then its inputs' bytes); each output's bytes to argv[2]; an in-place case runs
+   again over its first input, which must give the same bytes */
+int main(int argc, char **argv)
+{
+    FILE *fi, *fo;
+    int32_t idx;
+    if (argc != 3 || (fi = fopen(argv[1], "rb")) == NULL || (fo = fopen(argv[2], "wb")) == NULL) return 2;
+    while (fread(&idx, sizeof idx, 1, fi) == 1) {
+        const bcase *c = &cases[idx];
+        int8_t *in[4], *out;
+        int k;
+        for (k = 0; k < c->n; k++) {
+            in[k] = malloc((size_t)c->in_bytes[k]);
+            if (in[k] == NULL || fread(in[k], 1, (size_t)c->in_bytes[k], fi) != (size_t)c->in_bytes[k]) return 3;
+        }
+        out = malloc((size_t)c->out_bytes);
+        if (out == NULL || c->run((const int8_t *const *)in, out) != MCU_OK) return 4;
+        fwrite(out, 1, (size_t)c->out_bytes, fo);
+        if (c->in_place && (c->run((const int8_t *const *)in, in[0]) != MCU_OK
+                            || memcmp(in[0], out, (size_t)c->out_bytes) != 0)) return 5;
+        for (k = 0; k < c->n; k++) free(in[k]);
+        free(out);
+    }
+    fclose(fi);
+    fclose(fo);
+    return 0;
+}
+"""
+
+
+def assert_kernels_equal_reference(tmp_path, cases, kernel_sources: list[str]):
+    """cases: (graph of one op, [runs: list of input arrays of any dtype]). Each op's runtime kernel runs every
+    run on exactly sized heap buffers (ASan/UBSan) -- and once more over its first input where the output has that
+    input's shape and dtype -- and must equal mcutool.reference."""
     from test_runtime_kernels import CFLAGS, RUNTIME, SANITIZE
 
     from mcutool.codegen import runtime_params as rp
+    from mcutool.ir import DTYPE_BYTES
 
     gcc = require_tool("gcc")
-    definitions, calls, expected = [], [], b""
-    for k, graph in enumerate(graphs):
-        kp = rp.kernel_params(graph, graph.ops[0])
-        definitions.append(rp.c_definitions(kp, f"C{k}"))
-        calls.append(rp.c_call(kp, f"C{k}", ["in"], "out", status="st") + " if (st != MCU_OK) return 1;"
-                     " fwrite(out, 1, sizeof(int16_t) * 65536, stdout);"
-                     + rp.c_call(kp, f"C{k}", ["in"], "in", status="st") + " if (st != MCU_OK) return 1;"
-                     " if (memcmp(in, out, sizeof(int16_t) * 65536) != 0) return 2; fill(in);")
-        expected += reference.run(graph, {"x": EVERY_INT16})["y"].tobytes()
-    src = ("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"mcu_kernels.h\"\n"
-           + "\n".join(definitions)
-           + "\nstatic void fill(int8_t *b) { int16_t *v = (int16_t *)(void *)b; int32_t i;"
-           " for (i = 0; i < 65536; i++) v[i] = (int16_t)(i - 32768); }\n"
-           "int main(void)\n{\n    mcu_status st;\n"
-           "    int8_t *in = malloc(sizeof(int16_t) * 65536), *out = malloc(sizeof(int16_t) * 65536);\n"
-           "    if (in == NULL || out == NULL) return 3;\n    fill(in);\n    "
-           + "\n    ".join(calls) + "\n    free(in);\n    free(out);\n    return 0;\n}\n")
-    (tmp_path / "t.c").write_text(src)
-    subprocess.run([gcc, *CFLAGS, *SANITIZE, "-I", str(RUNTIME), str(tmp_path / "t.c"),
-                    str(RUNTIME / kernel_source), "-o", str(tmp_path / "t")], check=True, capture_output=True)
-    out = subprocess.run([str(tmp_path / "t")], capture_output=True, check=True, timeout=60).stdout
-    assert out == expected
+    defs, table, records, expected = [], [], bytearray(), b""
+    for k, (graph, runs) in enumerate(cases):
+        op = graph.ops[0]
+        kp = rp.kernel_params(graph, op)
+        defs.append(rp.c_definitions(kp, f"C{k}"))
+        ins = [f"in[{i}]" for i in range(len(graph.inputs))]
+        defs.append(f"static mcu_status run{k}(const int8_t *const *in, int8_t *out)\n{{\n    mcu_status st;\n    "
+                    f"{rp.c_call(kp, f'C{k}', ins, 'out', status='st')}\n    return st;\n}}\n")
+        x, y = graph.tensor(graph.inputs[0]), graph.tensor(op.outputs[0])
+        in_bytes = ", ".join(str(graph.tensor(n).nbytes) for n in graph.inputs)
+        in_place = int(x.shape == y.shape and x.dtype == y.dtype)
+        table.append(f"    {{run{k}, {len(graph.inputs)}, {{{in_bytes}}}, {y.nbytes}, {in_place}}},")
+        for run in runs:
+            records += struct.pack("<i", k) + b"".join(np.ascontiguousarray(v).tobytes() for v in run)
+            expected += reference.run(graph, dict(zip(graph.inputs, run)))[y.name].tobytes()
+        assert DTYPE_BYTES[y.dtype] * y.size == y.nbytes
+    (tmp_path / "h.c").write_text(BYTES_HARNESS % ("\n".join(defs), "\n".join(table)))
+    subprocess.run([gcc, *CFLAGS, *SANITIZE, "-I", str(RUNTIME), str(tmp_path / "h.c"),
+                    *[str(RUNTIME / f) for f in kernel_sources], "-o", str(tmp_path / "h")], check=True,
+                   capture_output=True)
+    (tmp_path / "in.bin").write_bytes(bytes(records))
+    subprocess.run([str(tmp_path / "h"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], check=True,
+                   timeout=120)
+    assert (tmp_path / "out.bin").read_bytes() == expected
+
+
+def assert_int16_kernels_equal_reference(tmp_path, graphs, kernel_source: str):
+    """Each one-op int16 graph's kernel on all 65,536 inputs."""
+    assert_kernels_equal_reference(tmp_path, [(g, [[EVERY_INT16]]) for g in graphs], [kernel_source])
 
 
 def test_tanh_int16_kernel_equals_reference_on_the_host(tmp_path):
@@ -730,3 +780,76 @@ def test_requant_clamp_int16_kernel_equals_reference_on_the_host(tmp_path):
 def rp_function(graph) -> str:
     from mcutool.codegen import runtime_params as rp
     return rp.kernel_params(graph, graph.ops[0]).function
+
+
+# ---------------------------------------------------------------------------------------- binary ops, int16
+
+def binary16_model(op_name: str, shapes, quants, out_shape, alpha_int8=False, options=None, **fields) -> bytes:
+    """A one-op model on int16 tensors (zero points 0); PRELU's alpha (second input) int8 when alpha_int8."""
+    b = ModelBuilder()
+    x1 = b.tensor("x1", shapes[0], "int16", scale=quants[0], zero_point=0)
+    x2 = b.tensor("x2", shapes[1], "int8" if alpha_int8 else "int16", scale=quants[1], zero_point=0)
+    y = b.tensor("y", out_shape, "int16", scale=quants[2], zero_point=0)
+    b.op(op_name, [x1, x2], [y], options, **fields)
+    b.inputs, b.outputs = [x1, x2], [y]
+    return b.build()
+
+
+def int16_runs(rng, shapes, dtypes=("int16", "int16"), n=6) -> list[list[np.ndarray]]:
+    runs = []
+    for k in range(n):
+        run = []
+        for s, dt in zip(shapes, dtypes):
+            info = np.iinfo(dt)
+            if k == 0:
+                run.append(np.full(s, info.min, dt))
+            elif k == 1:
+                run.append(np.full(s, info.max, dt))
+            elif k % 2:
+                run.append(rng.integers(info.min, info.max + 1, size=s).astype(dt))
+            else:
+                run.append(np.clip(rng.normal(0, info.max / 20, size=s), info.min, info.max).astype(dt))
+        runs.append(run)
+    return runs
+
+
+def micro16(model: bytes, runs) -> list[np.ndarray]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model, arena_size=1 << 20)
+    outs = []
+    for run in runs:
+        for i, x in enumerate(run):
+            interp.set_input(x, i)
+        interp.invoke()
+        outs.append(interp.get_output(0).copy())
+    return outs
+
+
+BINARY16 = [  # op, shapes (x1, x2, y), scales (x1, x2, y), alpha int8
+    ("MAXIMUM", BROADCASTS[0], (0.001, 0.001, 0.001), False),
+    ("MINIMUM", BROADCASTS[2], (0.001, 0.001, 0.001), False),
+]
+
+
+@pytest.mark.parametrize("op_name,shapes,scales,alpha8", BINARY16, ids=str)
+def test_binary_int16_reference_equals_tflite_micro(tmp_path, op_name, shapes, scales, alpha8):
+    rng = np.random.default_rng(len(op_name) + len(shapes[0]))
+    model = binary16_model(op_name, shapes[:2], scales, shapes[2], alpha_int8=alpha8)
+    runs = int16_runs(rng, shapes[:2], ("int16", "int8" if alpha8 else "int16"))
+    graph = load(tmp_path, op_name.lower(), model)
+    for run, want in zip(runs, micro16(model, runs)):
+        got = reference.run(graph, {"x1": run[0], "x2": run[1]})["y"]
+        assert got.dtype == np.int16 and np.array_equal(got, want)
+
+
+def test_binary_int16_kernels_equal_reference_on_the_host(tmp_path):
+    rng = np.random.default_rng(16)
+    cases = []
+    for k, (op_name, shapes, scales, alpha8) in enumerate(BINARY16):
+        graph = load(tmp_path, f"b16_{k}", binary16_model(op_name, shapes[:2], scales, shapes[2], alpha_int8=alpha8))
+        cases.append((graph, int16_runs(rng, shapes[:2], ("int16", "int8" if alpha8 else "int16"))))
+    assert_kernels_equal_reference(tmp_path, cases, BINARY16_SOURCES)
+
+
+BINARY16_SOURCES = ["mcu_minmax_s8.c"]

@@ -141,12 +141,13 @@ def lut_kernel(graph, op: Op, int8_function) -> KernelParams:
 
 
 def const_operands(graph, op: Op, kp: KernelParams) -> KernelParams:
-    """Constant int8 data inputs of `op` (a MAXIMUM with a constant, PRELU's alpha) become companion arrays passed
-    in their input position (`const_inputs`); the other inputs come from the arena."""
+    """Constant int8/int16 data inputs of `op` (a MAXIMUM with a constant, PRELU's alpha) become companion arrays
+    passed in their input position (`const_inputs`); the other inputs come from the arena."""
     for k, name in enumerate(op.inputs[:kp.num_inputs]):
         t = graph.tensor(name)
         if t.is_const:
-            kp.arrays[f"in{k}"] = ("int8_t", [int(v) for v in np.asarray(t.data).reshape(-1)])
+            ctype = {"int8": "int8_t", "int16": "int16_t"}[t.dtype]
+            kp.arrays[f"in{k}"] = (ctype, [int(v) for v in np.asarray(t.data).reshape(-1)])
             kp.const_inputs[k] = f"in{k}"
     return kp
 
