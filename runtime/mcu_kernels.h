@@ -244,6 +244,8 @@ typedef struct {
 } mcu_prelu_params;
 
 mcu_status mcu_prelu_s8(const mcu_prelu_params *params, const int8_t *input, const int8_t *alpha, int8_t *output);
+/* int16 input and output (passed as bytes), int8 alpha */
+mcu_status mcu_prelu_s16(const mcu_prelu_params *params, const int8_t *input, const int8_t *alpha, int8_t *output);
 
 /* ---- squared difference (mcu_squared_difference_s8.c) -------------------------------------------------- */
 /* TFLite Micro's int8 SquaredDifference: each input rescaled as ADD does (left shift 7, to 2 max(s1, s2)) --

@@ -1,5 +1,5 @@
 /*
- * mcu_prelu_s8.c - int8 PReLU with alpha broadcast over N, H, W, C.
+ * mcu_prelu_s8.c - PReLU with alpha broadcast over N, H, W, C: int8, and int16 with an int8 alpha.
  *
  * TFLite Micro's PRELU (kernels/prelu_common.cc, reference_ops::BroadcastPrelu4DSlow):
  *   v = x + input_offset;  out = v >= 0 ? MultiplyByQuantizedMultiplier(v, positive_quant)
@@ -27,5 +27,27 @@ mcu_status mcu_prelu_s8(const mcu_prelu_params *params, const int8_t *input, con
         return MCU_ERROR_ARGUMENT;
     }
     MCU_BROADCAST_BINARY(params, input, alpha, output, mcu_prelu_one);
+    return MCU_OK;
+}
+
+/* int16 input and output (16x8 models), int8 alpha: the same arithmetic, clamped to int16. */
+static inline int16_t mcu_prelu_one_s16(const mcu_prelu_params *p, int16_t x, int8_t alpha)
+{
+    const int32_t v = x + p->input_offset;
+    int32_t out;
+    if (v >= 0) {
+        out = mcu_requantize(v, p->positive_quant.multiplier, p->positive_quant.shift);
+    } else {
+        out = mcu_requantize(v * (alpha + p->alpha_offset), p->negative_quant.multiplier, p->negative_quant.shift);
+    }
+    return (int16_t)mcu_clamp_i32(out + p->output_offset, -32768, 32767);
+}
+
+mcu_status mcu_prelu_s16(const mcu_prelu_params *params, const int8_t *input, const int8_t *alpha, int8_t *output)
+{
+    if (params == NULL || input == NULL || alpha == NULL || output == NULL || !MCU_BROADCAST_OK(params)) {
+        return MCU_ERROR_ARGUMENT;
+    }
+    MCU_BROADCAST_BINARY_T(int16_t, int8_t, int16_t, params, input, alpha, output, mcu_prelu_one_s16);
     return MCU_OK;
 }

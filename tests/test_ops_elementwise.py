@@ -829,6 +829,8 @@ def micro16(model: bytes, runs) -> list[np.ndarray]:
 BINARY16 = [  # op, shapes (x1, x2, y), scales (x1, x2, y), alpha int8
     ("MAXIMUM", BROADCASTS[0], (0.001, 0.001, 0.001), False),
     ("MINIMUM", BROADCASTS[2], (0.001, 0.001, 0.001), False),
+    ("PRELU", BROADCASTS[0], (0.001, 0.01, 0.0008), True),
+    ("PRELU", ((1, 4, 5, 3), (3,), (1, 4, 5, 3)), (0.0005, 0.004, 0.001), True),
 ]
 
 
@@ -852,4 +854,4 @@ def test_binary_int16_kernels_equal_reference_on_the_host(tmp_path):
     assert_kernels_equal_reference(tmp_path, cases, BINARY16_SOURCES)
 
 
-BINARY16_SOURCES = ["mcu_minmax_s8.c"]
+BINARY16_SOURCES = ["mcu_minmax_s8.c", "mcu_prelu_s8.c"]

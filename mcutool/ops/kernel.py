@@ -63,6 +63,13 @@ def int8_qparams(op: Op, t: Tensor, role: str) -> tuple[np.float32, int]:
     return f32(t.quant.scale[0]), int(t.quant.zero_point[0])
 
 
+def int8_or_int16_qparams(op: Op, t: Tensor, role: str) -> tuple[np.float32, int]:
+    """(scale as float32, zero point) of an int8 or int16, per-tensor quantized tensor."""
+    if t.dtype == "int16" and t.quant is not None and not t.quant.per_channel:
+        return f32(t.quant.scale[0]), int(t.quant.zero_point[0])
+    return int8_qparams(op, t, role)
+
+
 def same_qparams(a: tuple[np.float32, int], b: tuple[np.float32, int]) -> bool:
     return a[0] == b[0] and a[1] == b[1]
 
