@@ -263,6 +263,19 @@ typedef struct {
 mcu_status mcu_squared_difference_s8(const mcu_squared_difference_params *params, const int8_t *input1,
                                      const int8_t *input2, int8_t *output);
 
+/* int16 (16x8, zero points 0; tensors passed as bytes): inputs rescaled per element by input*_quant. */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    mcu_quant input1_quant;
+    mcu_quant input2_quant;
+    mcu_quant output_quant;
+} mcu_squared_difference_s16_params;
+
+mcu_status mcu_squared_difference_s16(const mcu_squared_difference_s16_params *params, const int8_t *input1,
+                                      const int8_t *input2, int8_t *output);
+
 /* ---- div (mcu_div_s8.c) ------------------------------------------------------------------------------- */
 /* reference_ops::DivElementwise: quotient through GetReciprocal, requantized by output_quant (s1 / (s2 s_out)). */
 typedef struct {

@@ -831,6 +831,8 @@ BINARY16 = [  # op, shapes (x1, x2, y), scales (x1, x2, y), alpha int8
     ("MINIMUM", BROADCASTS[2], (0.001, 0.001, 0.001), False),
     ("PRELU", BROADCASTS[0], (0.001, 0.01, 0.0008), True),
     ("PRELU", ((1, 4, 5, 3), (3,), (1, 4, 5, 3)), (0.0005, 0.004, 0.001), True),
+    ("SQUARED_DIFFERENCE", BROADCASTS[0], (0.001, 0.001, 0.05), False),
+    ("SQUARED_DIFFERENCE", BROADCASTS[2], (0.0003, 0.002, 0.4), False),
 ]
 
 
@@ -840,9 +842,11 @@ def test_binary_int16_reference_equals_tflite_micro(tmp_path, op_name, shapes, s
     model = binary16_model(op_name, shapes[:2], scales, shapes[2], alpha_int8=alpha8)
     runs = int16_runs(rng, shapes[:2], ("int16", "int8" if alpha8 else "int16"))
     graph = load(tmp_path, op_name.lower(), model)
-    for run, want in zip(runs, micro16(model, runs)):
+    wants = micro16(model, runs)
+    for run, want in zip(runs, wants):
         got = reference.run(graph, {"x1": run[0], "x2": run[1]})["y"]
         assert got.dtype == np.int16 and np.array_equal(got, want)
+    assert len(np.unique(np.concatenate([w.reshape(-1) for w in wants]))) > 50
 
 
 def test_binary_int16_kernels_equal_reference_on_the_host(tmp_path):
@@ -854,4 +858,4 @@ def test_binary_int16_kernels_equal_reference_on_the_host(tmp_path):
     assert_kernels_equal_reference(tmp_path, cases, BINARY16_SOURCES)
 
 
-BINARY16_SOURCES = ["mcu_minmax_s8.c", "mcu_prelu_s8.c"]
+BINARY16_SOURCES = ["mcu_minmax_s8.c", "mcu_prelu_s8.c", "mcu_squared_difference_s8.c"]
