@@ -339,6 +339,15 @@ typedef struct {
 
 mcu_status mcu_requant_clamp_s16(const mcu_requant_clamp_params *params, const int8_t *input, int8_t *output);
 
+/* ---- rsqrt, int16 (mcu_rsqrt_s16.c) ---------------------------------------------------------------------- */
+/* RsqrtEvalQuantized<int16_t>; quant = 1 / (sqrt(s_in) s_out); int16 tensors passed as bytes. */
+typedef struct {
+    int32_t size;
+    mcu_quant quant;
+} mcu_rsqrt_s16_params;
+
+mcu_status mcu_rsqrt_s16(const mcu_rsqrt_s16_params *params, const int8_t *input, int8_t *output);
+
 /* ==== end of the ops8a block ========================================================================== */
 
 #ifdef __cplusplus
