@@ -64,41 +64,52 @@ def test_elementwise_net_bit_exact_in_qemu(tmp_path):
     assert_no_floating_point(board, out / "emulator.elf")
 
 
-def tanh16_net() -> bytes:
-    """int8 input -> CAST to int16 (read at scale 2^-5) -> RELU -> TANH -> ABS, int16 (16x8 scales, zero points 0)."""
+def int16_net() -> bytes:
+    """Every int16 kernel of this branch once: an int8 input CAST to int16 (read at scale 2^-5), then RELU, RELU6,
+    MAXIMUM, MINIMUM, PRELU (constant int8 alpha), SQUARED_DIFFERENCE, RSQRT, TANH and ABS, all int16 (16x8 scales,
+    zero points 0); three int16 outputs."""
     from tflite_builder import ModelBuilder
 
     b = ModelBuilder()
     s = (1, 8, 8, 4)
+
+    def t16(name, scale):
+        return b.tensor(name, s, "int16", scale=scale, zero_point=0)
+
     x = b.tensor("x", s, "int8", scale=0.05, zero_point=0)
-    w = b.tensor("w", s, "int16", scale=2**-5, zero_point=0)
-    r = b.tensor("r", s, "int16", scale=0.02, zero_point=0)
-    t = b.tensor("t", s, "int16", scale=2**-15, zero_point=0)
-    y = b.tensor("y", s, "int16", scale=2**-14, zero_point=0)
-    b.op("CAST", [x], [w])
-    b.op("RELU", [w], [r])
-    b.op("TANH", [r], [t])
-    b.op("ABS", [t], [y])
-    b.inputs, b.outputs = [x], [y]
+    w, r, r6, mx, mn = t16("w", 2**-5), t16("r", 0.02), t16("r6", 2**-5), t16("mx", 2**-5), t16("mn", 2**-5)
+    alpha = b.tensor("alpha", (4,), "int8", scale=0.01, zero_point=0, data=np.array([-50, 10, 60, 100], np.int8))
+    pr, sd, rs, th, y = t16("pr", 0.01), t16("sd", 0.05), t16("rs", 0.0003), t16("th", 2**-15), t16("y", 2**-14)
+    for op, ins, out in [("CAST", [x], w), ("RELU", [w], r), ("RELU6", [w], r6), ("MAXIMUM", [w, r6], mx),
+                         ("MINIMUM", [mx, w], mn), ("PRELU", [mn, alpha], pr), ("SQUARED_DIFFERENCE", [r, pr], sd),
+                         ("RSQRT", [r], rs), ("TANH", [r], th), ("ABS", [th], y)]:
+        b.op(op, ins, [out])
+    b.inputs, b.outputs = [x], [y, sd, rs]
     return b.build()
 
 
 @pytest.mark.qemu
 def test_int16_net_bit_exact_in_qemu_and_equal_to_tflite_micro(tmp_path):
     require_board_tools("stm32f746")
-    path = tmp_path / "tanh16.tflite"
-    path.write_bytes(tanh16_net())
+    path = tmp_path / "int16_net.tflite"
+    path.write_bytes(int16_net())
     out = tmp_path / "proj"
     compile_model(path, "stm32f746", out, Options())
     graph = load_tflite(path)
+    assert {graph.tensor(n).dtype for op in graph.ops for n in op.outputs} == {"int16"}
     rng = np.random.default_rng(1)
     from tflite_micro.python.tflite_micro import runtime
     micro = runtime.Interpreter.from_bytes(path.read_bytes())
+    distinct = set()
     for _ in range(3):
         x = rng.integers(-128, 128, size=(1, 8, 8, 4), dtype=np.int8)
         ys, _ = run_build(out, [x])
         micro.set_input(x, 0)
         micro.invoke()
-        want = reference.run(graph, {"x": x})["y"]
-        assert ys[0].dtype == np.int16 and np.array_equal(ys[0], want)
-        assert np.array_equal(micro.get_output(0), want)
+        want = reference.run(graph, {"x": x})
+        for i, name in enumerate(graph.outputs):
+            assert ys[i].dtype == np.int16 and np.array_equal(ys[i], want[name]), f"{name} differs in QEMU"
+            assert np.array_equal(micro.get_output(i), want[name]), f"{name} differs from TFLite Micro"
+            assert np.unique(want[name]).size > 20
+            distinct.add(ys[i].tobytes())
+    assert len(distinct) == 9
