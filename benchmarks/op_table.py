@@ -36,8 +36,9 @@ def support() -> list[tuple[str, str, str, str]]:
             rows.append((name, "", "", ""))
             continue
         dtypes = OPS[kind].dtypes
-        if not dtypes:  # no firmware: DEQUANTIZE converts on the host, the rest only ever see constants
-            where = "host" if kind == "dequantize" else "folded"
+        if not dtypes:  # no firmware: DEQUANTIZE converts on the host, shape ops only ever see constants, NEG is
+            # float-only (neither TFLite Micro nor TFLite has an integer NEG)
+            where = {"dequantize": "host", "neg": "float only"}.get(kind, "folded")
             rows.append((name, kind, where, where))
             continue
         rows.append((name, kind, "yes" if "int8" in dtypes else "", "yes" if "int16" in dtypes else ""))
@@ -49,10 +50,12 @@ def table() -> str:
     n8, n16 = sum(r[2] == "yes" for r in rows), sum(r[3] == "yes" for r in rows)
     host = [r[0] for r in rows if r[2] == "host"]
     folded = [r[0] for r in rows if r[2] == "folded"]
+    float_only = [r[0] for r in rows if r[2] == "float only"]
     lines = [f"TFLite Micro builtins mcutool imports: {sum(bool(r[1]) for r in rows)} of {len(rows)}; in firmware "
              f"with int8 activations: {n8}, with int16 activations: {n16}; on the host (the conversion at a float "
              f"model border): {', '.join(host) or 'none'}; folded at import (they only see constants once the "
-             f"input shape is static): {', '.join(folded) or 'none'}.", "",
+             f"input shape is static): {', '.join(folded) or 'none'}; float models only: "
+             f"{', '.join(float_only) or 'none'}.", "",
              "| TFLite builtin | mcutool op | int8 | int16 |", "|---|---|---|---|"]
     lines += [f"| {name} | {kind or '—'} | {i8 or '—'} | {i16 or '—'} |" for name, kind, i8, i16 in rows]
     return "\n".join(lines) + "\n"

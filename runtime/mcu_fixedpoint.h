@@ -13,6 +13,7 @@
  *   mcu_fp_exp_on_negative_values_q5   gemmlowp::exp_on_negative_values, FixedPoint<int32, 5> -> Q0.31
  *   mcu_fp_one_over_one_plus_x_q0      gemmlowp::one_over_one_plus_x_for_x_in_0_1, Q0.31 -> Q0.31
  *   mcu_fp_get_reciprocal      tflite::GetReciprocal (reference softmax)
+ *   mcu_fp_inv_sqrt            tflite::GetInvSqrtQuantizedMultiplierExp (L2 normalization)
  *
  * Conventions: a Qm.n value is an int32 whose real value is raw / 2^n (m + n = 31). Additions of
  * fixed-point values wrap as gemmlowp's int32 `+` does (they never overflow for the ranges used here);
@@ -210,6 +211,43 @@ static inline int32_t mcu_fp_get_reciprocal(int32_t x, int x_integer_digits, int
         (int32_t)(((uint32_t)x << headroom_plus_one) - ((uint32_t)1 << 31));
     *num_bits_over_unit = x_integer_digits - headroom_plus_one;
     return mcu_fp_one_over_one_plus_x_q0(shifted_sum_minus_one);
+}
+
+/*
+ * tflite::GetInvSqrtQuantizedMultiplierExp(input, kReverseShift = -1, ...): 1/sqrt(input) for input >= 0 as a
+ * Q31 multiplier and a shift to pass to mcu_requantize (a left shift when positive); inputs 0 and 1 give
+ * (INT32_MAX, 0). Newton-Raphson in gemmlowp fixed point with 3 integer bits, 5 iterations. (L2_NORMALIZATION)
+ */
+static inline void mcu_fp_inv_sqrt(int32_t input, int32_t *multiplier, int *shift)
+{
+    int32_t x, half_input;
+    int s = 11, pairs, i;
+    if (input <= 1) {
+        *multiplier = MCU_INT32_MAX;
+        *shift = 0;
+        return;
+    }
+    while (input >= ((int32_t)1 << 29)) {
+        input /= 4;
+        s++;
+    }
+    pairs = (mcu_clz_u32((uint32_t)input) - 1) / 2 - 1;
+    s -= pairs;
+    input = mcu_fp_shl(input, 2 * pairs);
+    half_input = mcu_fp_rdbp(input >> 1, 1);           /* SaturatingRoundingMultiplyByPOT<-1>, Q3.28 */
+    x = (int32_t)1 << 28;                                /* F3::One() */
+    for (i = 0; i < 5; i++) {
+        const int32_t x3 = mcu_fp_sat_mul_pot(mcu_fp_srdhm(mcu_fp_srdhm(x, x), x), 6);      /* Rescale<3>(x^3) */
+        const int32_t half_three_x = mcu_fp_srdhm((1 << 28) + (1 << 27), x);                /* 1.5 x, Q6 */
+        x = mcu_fp_sat_mul_pot(mcu_fp_sub(half_three_x, mcu_fp_srdhm(half_input, x3)), 3);  /* Rescale<3> */
+    }
+    x = mcu_fp_srdhm(x, 1518500250);                     /* * sqrt(2) / 2 */
+    if (s < 0) {
+        x = mcu_fp_shl(x, -s);
+        s = 0;
+    }
+    *multiplier = x;
+    *shift = -s;
 }
 
 #ifdef __cplusplus

@@ -488,6 +488,149 @@ mcu_status mcu_depthwise_conv2d_s16(const mcu_conv_params *params, const int16_t
 mcu_status mcu_transpose_conv2d_s8(const mcu_conv_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_transpose_conv2d_s16(const mcu_conv_params *params, const int16_t *input, int16_t *output);
 
+/* ==== elementwise and activation operators (issue 10, branch ops8a) ===================================
+ * ABS, RELU, RELU6, HARD_SWISH, TANH, ELU and RSQRT on int8 are tables for mcu_lut_s8 (computed at compile time
+ * from the numpy reference, which follows TFLite Micro's integer arithmetic); the ops below have kernels. */
+
+/* ---- binary elementwise ops with broadcasting (mcu_broadcast.h): shapes of both inputs and the output ---- */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+} mcu_broadcast_params;
+
+/* ---- maximum / minimum (mcu_minmax_s8.c) -------------------------------------------------------------- */
+/* reference_ops::MaximumMinimumBroadcastSlow: raw int8 values compared (one shared quantization). */
+mcu_status mcu_maximum_s8(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                          int8_t *output);
+mcu_status mcu_minimum_s8(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                          int8_t *output);
+/* int16 tensors, passed as bytes */
+mcu_status mcu_maximum_s16(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                           int8_t *output);
+mcu_status mcu_minimum_s16(const mcu_broadcast_params *params, const int8_t *input1, const int8_t *input2,
+                           int8_t *output);
+
+/* ---- prelu (mcu_prelu_s8.c) --------------------------------------------------------------------------- */
+/* reference_ops::BroadcastPrelu4DSlow: input1 = x, input2 = alpha (broadcast). */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t input_offset;
+    int32_t alpha_offset;
+    int32_t output_offset;
+    mcu_quant positive_quant; /* s_in / s_out */
+    mcu_quant negative_quant; /* s_in * s_alpha / s_out */
+} mcu_prelu_params;
+
+mcu_status mcu_prelu_s8(const mcu_prelu_params *params, const int8_t *input, const int8_t *alpha, int8_t *output);
+/* int16 input and output (passed as bytes), int8 alpha */
+mcu_status mcu_prelu_s16(const mcu_prelu_params *params, const int8_t *input, const int8_t *alpha, int8_t *output);
+
+/* ---- squared difference (mcu_squared_difference_s8.c) -------------------------------------------------- */
+/* TFLite Micro's int8 SquaredDifference: each input rescaled as ADD does (left shift 7, to 2 max(s1, s2)) --
+ * tabulated at compile time, scaledN[(uint8_t)x] --, the difference squared and requantized by output_quant. */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t output_offset;
+    mcu_quant output_quant;
+    const int32_t *scaled1; /* 256 entries, by the byte (uint8_t)x1 */
+    const int32_t *scaled2; /* 256 entries, by the byte (uint8_t)x2 */
+} mcu_squared_difference_params;
+
+mcu_status mcu_squared_difference_s8(const mcu_squared_difference_params *params, const int8_t *input1,
+                                     const int8_t *input2, int8_t *output);
+
+/* int16 (16x8, zero points 0; tensors passed as bytes): inputs rescaled per element by input*_quant. */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    mcu_quant input1_quant;
+    mcu_quant input2_quant;
+    mcu_quant output_quant;
+} mcu_squared_difference_s16_params;
+
+mcu_status mcu_squared_difference_s16(const mcu_squared_difference_s16_params *params, const int8_t *input1,
+                                      const int8_t *input2, int8_t *output);
+
+/* ---- div (mcu_div_s8.c) ------------------------------------------------------------------------------- */
+/* reference_ops::DivElementwise: quotient through GetReciprocal, requantized by output_quant (s1 / (s2 s_out)). */
+typedef struct {
+    mcu_dims input1;
+    mcu_dims input2;
+    mcu_dims output;
+    int32_t input1_offset;
+    int32_t input2_offset;
+    int32_t output_offset;
+    mcu_quant output_quant;
+    mcu_activation act;
+    const int32_t *recip;      /* 256 entries: GetReciprocal(|x2 + input2_offset|, 31), by the byte (uint8_t)x2 */
+    const int8_t *recip_shift; /* 256 entries: its num_bits_over_unit */
+} mcu_div_params;
+
+mcu_status mcu_div_s8(const mcu_div_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* ---- L2 normalization (mcu_l2_normalization_s8.c) ------------------------------------------------------ */
+/* reference_integer_ops::L2Normalization over the last axis; output scale 1/128, zero point 0. */
+typedef struct {
+    int32_t outer; /* number of rows: the product of all extents but the last */
+    int32_t depth; /* the last extent (<= 2^15) */
+    int32_t input_offset;
+} mcu_l2_normalization_params;
+
+mcu_status mcu_l2_normalization_s8(const mcu_l2_normalization_params *params, const int8_t *input, int8_t *output);
+
+/* ---- cast (mcu_cast_s8.c) ---------------------------------------------------------------------------- */
+/* static_cast between int8, int16 and int32 elements (1, 2 or 4 bytes; input and output passed as bytes). */
+typedef struct {
+    int32_t size;         /* number of elements */
+    int32_t input_bytes;  /* 1, 2 or 4 */
+    int32_t output_bytes; /* 1, 2 or 4 */
+} mcu_cast_params;
+
+mcu_status mcu_cast_s8(const mcu_cast_params *params, const int8_t *input, int8_t *output);
+
+/* ---- tanh, int16 (mcu_tanh_s16.c) ------------------------------------------------------------------------ */
+/* reference_integer_ops::Tanh for int16 (16x8 scheme); input and output are int16 tensors passed as bytes. */
+typedef struct {
+    int32_t size;
+    int32_t input_multiplier;  /* a power-of-two input scale comes as 3 << shift with input_left_shift 0 */
+    int32_t input_left_shift;  /* 0..30 */
+    const uint16_t *sigmoid_table; /* 256 entries: TFLite's sigmoid_table_uint16 */
+} mcu_tanh_s16_params;
+
+mcu_status mcu_tanh_s16(const mcu_tanh_s16_params *params, const int8_t *input, int8_t *output);
+
+/* ---- requantize and clamp, int16: RELU, RELU6, ABS (mcu_requant_clamp_s16.c) --------------------------- */
+/* v = x + input_offset, |v| if take_abs, MultiplyByQuantizedMultiplier(v, quant) if rescale, + output_offset,
+ * clamped to act; int16 input and output passed as bytes. */
+typedef struct {
+    int32_t size;
+    int32_t input_offset;
+    int32_t output_offset;
+    int32_t take_abs;
+    int32_t rescale;
+    mcu_quant quant;
+    mcu_activation act; /* int16 bounds */
+} mcu_requant_clamp_params;
+
+mcu_status mcu_requant_clamp_s16(const mcu_requant_clamp_params *params, const int8_t *input, int8_t *output);
+
+/* ---- rsqrt, int16 (mcu_rsqrt_s16.c) ---------------------------------------------------------------------- */
+/* RsqrtEvalQuantized<int16_t>; quant = 1 / (sqrt(s_in) s_out); int16 tensors passed as bytes. */
+typedef struct {
+    int32_t size;
+    mcu_quant quant;
+} mcu_rsqrt_s16_params;
+
+mcu_status mcu_rsqrt_s16(const mcu_rsqrt_s16_params *params, const int8_t *input, int8_t *output);
+
+/* ==== end of the ops8a block ========================================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -365,11 +365,11 @@ def harness_source(cases: list[Case]) -> str:
         prefix = f"C{i}"
         kp = rp.kernel_params(c.graph, c.op)
         defs.append(rp.c_definitions(kp, prefix))
-        ins = [f"in[{k}]" for k in range(kp.num_inputs)]
+        ins = [f"in[{k}]" for k in range(kp.num_inputs - len(kp.const_inputs))]
         call = rp.c_call(kp, prefix, ins, "out", status="st")
         funcs.append(f"static mcu_status run_{prefix}(const int8_t *const *in, int8_t *out)\n"
                      f"{{\n    mcu_status st;\n    {call}\n    return st;\n}}\n")
-        in_sizes = [c.graph.tensor(n).size for n in c.op.inputs]
+        in_sizes = [c.graph.tensor(n).size for n in c.op.inputs if not c.graph.tensor(n).is_const]
         out_size = c.graph.tensor(c.op.outputs[0]).size
         sizes = ", ".join(str(v) for v in in_sizes)
         in_place = int(c.op.kind in IN_PLACE_KINDS

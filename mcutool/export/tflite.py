@@ -228,6 +228,9 @@ class ModelBuilder:
 
 
 # -- the IR -> TFLite ----------------------------------------------------------------------------------------------
+# IR kinds written as the TFLite builtin of the same name, without options
+_SAME_NAME_OPS = ("abs", "cast", "elu", "hard_swish", "l2_normalization", "maximum", "minimum", "neg", "prelu",
+                  "relu", "relu6", "rsqrt", "squared_difference", "tanh")
 _ACTIVATION_NAMES = {"none": "NONE", "relu": "RELU", "relu6": "RELU6", "relu_n1_to_1": "RELU_N1_TO_1"}
 
 
@@ -332,6 +335,10 @@ class _Writer:
                       FusedActivationFunction=act)
         elif op.kind in ("logistic", "quantize", "dequantize"):
             self.b.op(op.kind.upper(), [x], outs)
+        elif op.kind in _SAME_NAME_OPS:  # elementwise and activation operators (issue 10, branch ops8a)
+            self.b.op(op.kind.upper(), [x] + rest, outs)
+        elif op.kind == "div":
+            self.b.op("DIV", [x] + rest, outs, "DivOptions", FusedActivationFunction=act)
         else:
             raise UserError(f"layer {op.name!r} ({op.kind}) has no TFLite form in mcutool's writer.")
 

@@ -377,6 +377,14 @@ class _Importer:
             raise UserError(f"{self.path.name}: SLICE producing {outs[0]!r}: {exc}.") from None
         return "slice", ins[:1], SliceAttrs(begin, size)
 
+    @_produces("l2_normalization")
+    def _l2_normalization(self, op, ins, outs):
+        o = self._options(op, tflite.L2NormOptions)
+        if o is not None and o.FusedActivationFunction() != 0:
+            raise UserError(f"{self.path.name}: L2_NORMALIZATION producing {outs[0]!r} has a fused activation; "
+                            "TFLite Micro (and mcutool) support it without one.")
+        return "l2_normalization", ins[:1], NoAttrs()
+
     @_produces("split")
     def _split(self, op, ins, outs):  # SPLIT: (axis, input)
         return "split", ins[1:2], AxisAttrs(int(self._const(ins[0], "axis", outs[0]).reshape(-1)[0]))
@@ -506,6 +514,13 @@ def _plain(kind):
     return handler
 
 
+def _binary(kind):
+    def handler(self, op, ins, outs):
+        return kind, ins[:2], NoAttrs()
+    handler.kind = kind
+    return handler
+
+
 def _labelled(kind: str, handler):
     """A handler shared by several builtins, labelled with the IR kind it makes for one of them."""
     def labelled(self, op, ins, outs):
@@ -564,4 +579,20 @@ _HANDLERS = {
     BO.SPLIT_V: _Importer._split_v,
     BO.SUM: _labelled("sum", _Importer._reducer),
     BO.UNPACK: _Importer._unpack,
+    # elementwise and activation operators (ops8a)
+    BO.ABS: _plain("abs"),
+    BO.CAST: _plain("cast"),
+    BO.DIV: _elementwise("div", tflite.DivOptions),
+    BO.ELU: _plain("elu"),
+    BO.HARD_SWISH: _plain("hard_swish"),
+    BO.L2_NORMALIZATION: _Importer._l2_normalization,
+    BO.MAXIMUM: _binary("maximum"),
+    BO.MINIMUM: _binary("minimum"),
+    BO.NEG: _plain("neg"),
+    BO.PRELU: _binary("prelu"),
+    BO.RELU: _plain("relu"),
+    BO.RELU6: _plain("relu6"),
+    BO.RSQRT: _plain("rsqrt"),
+    BO.SQUARED_DIFFERENCE: _binary("squared_difference"),
+    BO.TANH: _plain("tanh"),
 }

@@ -3,11 +3,13 @@ parameters, the float/quantized split, window geometry (padding canvases, taps, 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mcutool.errors import UserError
 from mcutool.ir import Graph, Op, Tensor
-from mcutool.ops.fixedpoint import QUANTIZED, QUANTIZED_16, f32, i64
+from mcutool.ops.fixedpoint import QUANTIZED, QUANTIZED_16, f32, i64, multiply_by_quantized_multiplier
 
 
 def where(op: Op) -> str:
@@ -146,3 +148,65 @@ def weight_zero_point(op: Op, w: Tensor, channel_axis: int):
                               f"(axis {channel_axis}, {w.shape[channel_axis]} channels)")
     zp = q.zero_point
     return int(zp[0]) if zp.size == 1 else i64(zp)
+
+
+def kind_of_all(graph: Graph, op: Op) -> str:
+    """kind_of over every input and output of a binary elementwise op (MINIMUM, MAXIMUM, SQUARED_DIFFERENCE,
+    DIV, PRELU): 'float' when all are float32, 'quant' when all are the same 8-bit type."""
+    dtypes = {graph.tensor(n).dtype for n in op.inputs + op.outputs if n}
+    if dtypes == {"float32"}:
+        return "float"
+    if dtypes <= set(QUANTIZED) and len(dtypes) == 1:
+        return "quant"
+    raise unsupported(op, f"tensor dtypes {sorted(dtypes)} are not a supported combination")
+
+
+def require_int8(op: Op, t: Tensor, role: str) -> None:
+    """The int8 arithmetic of TFLite Micro's kernels; uint8 (TFLite's legacy scheme) has no such kernel there."""
+    if t.dtype != "int8":
+        raise unsupported(op, f"{role} tensor {t.name!r} is {t.dtype}; TFLite Micro runs this op on int8 (and "
+                          "float32) tensors only")
+
+
+def int8_operands(graph: Graph, op: Op, roles: tuple[str, ...], qp=qparams) -> list:
+    """(scale, zero point) of the op's first len(roles) - 1 inputs and its output, each required to be int8 (the
+    int8-only kernels of TFLite Micro); `qp` reads one tensor's (the kernels' int8_qparams, or qparams)."""
+    tensors = [graph.tensor(n) for n in op.inputs[:len(roles) - 1]] + [graph.tensor(op.outputs[0])]
+    for t, role in zip(tensors, roles):
+        require_int8(op, t, role)
+    return [qp(op, t, role) for t, role in zip(tensors, roles)]
+
+
+@dataclass(frozen=True)
+class RequantClamp:
+    """The elementwise arithmetic TFLite Micro's quantized RELU, RELU6 and ABS share (int8 and int16):
+    v = x - in_zp, |v| when take_abs, MultiplyByQuantizedMultiplier(v, multiplier, shift) when multiplier is not
+    None, then v + out_zp clamped to [lo, hi]."""
+    in_zp: int
+    out_zp: int
+    multiplier: int | None
+    shift: int
+    lo: int
+    hi: int
+    take_abs: bool = False
+
+    def __call__(self, x) -> np.ndarray:
+        v = i64(x) - self.in_zp
+        if self.take_abs:
+            v = np.abs(v)
+        if self.multiplier is not None:
+            v = multiply_by_quantized_multiplier(v, self.multiplier, self.shift)
+        return np.minimum(np.maximum(v + self.out_zp, self.lo), self.hi)
+
+
+def quantized_operands(graph: Graph, op: Op, dtypes=("int8", "int16")) -> list:
+    """(scale, zero point) of a unary op's input and output, both of one dtype among `dtypes`; int16 takes zero
+    point 0 (TFLite's 16x8 scheme)."""
+    x_t, y_t = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x_t.dtype not in dtypes or y_t.dtype != x_t.dtype:
+        raise unsupported(op, f"input {x_t.dtype} and output {y_t.dtype}: TFLite Micro runs this op on "
+                          f"{' or '.join(dtypes)} tensors of one type")
+    q = [qparams(op, x_t, "input"), qparams(op, y_t, "output")]
+    if x_t.dtype == "int16" and (q[0][1] != 0 or q[1][1] != 0):
+        raise unsupported(op, "int16 tensors take zero point 0 (TFLite's 16x8 scheme)")
+    return q

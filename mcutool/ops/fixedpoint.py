@@ -352,6 +352,128 @@ def requantize(x, *, in_zp, multiplier, shift, out_zp, out_dtype) -> np.ndarray:
     return clamp(out, qmin, qmax)
 
 
+# ---- added for the elementwise / activation operators (ABS, RSQRT, TANH, HARD_SWISH, ELU, DIV, L2_NORMALIZATION)
+
+def lut_populate(input_scale, input_zero_point: int, output_scale, output_zero_point: int, transform,
+                 dtype: str = "int8") -> np.ndarray:
+    """TFLite's float-computed 8-bit lookup table (TFLite Micro's `PopulateLookupTable` in elu.cc, TFLite's
+    `LUTPopulate`): table[q - qmin] = clamp((int)(round(transform(s_in * (q - zp_in)) * (1 / s_out)) + zp_out)),
+    every step in float32. `transform` maps a float32 to a float32."""
+    qmin, qmax = dtype_range(dtype)
+    in_s, out_s = f32(input_scale), f32(output_scale)
+    inverse_scale = np.float32(1.0) / out_s
+    table = np.empty(qmax - qmin + 1, dtype=np.int64)
+    for val in range(qmin, qmax + 1):
+        dequantized = np.float32(in_s * np.float32(val - input_zero_point))
+        transformed = np.float32(transform(dequantized))
+        rescaled = np.float32(tflite_round(np.float32(transformed * inverse_scale)))
+        quantized = int(np.float32(rescaled + np.float32(output_zero_point)))
+        table[val - qmin] = min(max(quantized, qmin), qmax)
+    return table
+
+
+def count_leading_sign_bits(x) -> np.ndarray:
+    """TFLite's CountLeadingSignBits for int32 (`internal/common.h`)."""
+    x = i64(x)
+    pos = count_leading_zeros_u32(np.where(x >= 0, x, 0)) - 1
+    neg = count_leading_zeros_u32(np.where(x < 0, 2 * (-x) - 1, 0))
+    return np.where(x >= 0, pos, np.where(x == INT32_MIN, 0, neg))
+
+
+def get_inv_sqrt_quantized_multiplier_exp(x, reverse_shift: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's GetInvSqrtQuantizedMultiplierExp (`internal/common.h`): 1/sqrt(x) for int32 x >= 0 as a Q31
+    multiplier and a shift (times reverse_shift; TFLite's kReverseShift is -1), Newton-Raphson in gemmlowp
+    fixed point (F3), inputs 0 and 1 giving (INT32_MAX, 0)."""
+    x = i64(x)
+    shift = np.full(x.shape, 11, dtype=np.int64)
+    big = x >= (1 << 29)
+    while np.any(big):
+        x = np.where(big, c_div(x, 4), x)
+        shift = shift + big
+        big = x >= (1 << 29)
+    safe = np.maximum(x, 2)
+    max_left_shift_bits = count_leading_zeros_u32(safe) - 1
+    left_shift_bit_pairs = max_left_shift_bits // 2 - 1
+    shift = shift - left_shift_bit_pairs
+    safe = safe << (2 * left_shift_bit_pairs)
+    fixedpoint_input = safe >> 1
+    half_input = saturating_rounding_multiply_by_pot(fixedpoint_input, -1)
+    half_three = (1 << 28) + (1 << 27)
+    v = np.full(x.shape, 1 << 28, dtype=np.int64)  # F3::One()
+    for _ in range(5):
+        x3 = saturating_rounding_multiply_by_pot(
+            saturating_rounding_doubling_high_mul(saturating_rounding_doubling_high_mul(v, v), v), 6)
+        v = saturating_rounding_multiply_by_pot(
+            wrap_int32(saturating_rounding_doubling_high_mul(half_three, v)
+                       - saturating_rounding_doubling_high_mul(half_input, x3)), 3)
+    v = saturating_rounding_doubling_high_mul(v, 1518500250)  # * sqrt(2) / 2
+    neg = shift < 0
+    v = np.where(neg, wrap_int32(v << np.where(neg, -shift, 0)), v)
+    shift = np.where(neg, 0, shift)
+    small = x <= 1
+    return np.where(small, INT32_MAX, v), np.where(small, 0, shift * reverse_shift)
+
+
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """gemmlowp: (1 - a) / (1 + a) for a in [0, 1), Q0.31 in and out (Newton-Raphson, 3 iterations)."""
+    half_denominator = rounding_half_sum(a, INT32_MAX)
+    x = _fp_add(1515870810, saturating_rounding_doubling_high_mul(half_denominator, -1010580540))  # Q2.29
+    one_q2 = 1 << 29
+    for _ in range(3):
+        half_denominator_times_x = saturating_rounding_doubling_high_mul(half_denominator, x)
+        one_minus = _fp_add(one_q2, -half_denominator_times_x)
+        x = _fp_add(x, saturating_rounding_multiply_by_pot(saturating_rounding_doubling_high_mul(x, one_minus), 2))
+    return saturating_rounding_multiply_by_pot(_fp_add(x, -one_q2), 2)  # Rescale<0>(x - F2::One())
+
+
+def tanh_fixed_point(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp::tanh for a in Q(integer_bits) (int32 raw), result Q0.31: with n = -|a|,
+    t = one_minus_x_over_one_plus_x(exp_on_negative_values(ExactMulByPot<1>(n))) -- the same raw value read with
+    one more integer bit, i.e. exp(2n) -- and tanh(a) = t for a > 0, -t for a < 0, 0 for a = 0."""
+    a = i64(a)
+    negative = a < 0
+    n = np.where(negative, a, wrap_int32(-a))
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
+    return np.where(a == 0, 0, np.where(negative, wrap_int32(-t), t))
+
+
+# int16 fixed point (gemmlowp's int16 FixedPoint, TFLite's HardSwish)
+
+def saturating_rounding_doubling_high_mul_int16(a, b) -> np.ndarray:
+    """gemmlowp::SaturatingRoundingDoublingHighMul for int16: (a*b + nudge) / 2^15, truncating, saturating."""
+    a, b = i64(a), i64(b)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    out = c_div(ab + nudge, 1 << 15)
+    out = ((out + (1 << 15)) & 0xFFFF) - (1 << 15)  # static_cast<int16_t>
+    return np.where((a == b) & (a == -32768), 32767, out)
+
+
+def saturating_doubling_high_mul_int16(a, b) -> np.ndarray:
+    """TFLite's SaturatingDoublingHighMul (`reference/hard_swish.h`): a*b / 2^15 truncating, saturating."""
+    a, b = i64(a), i64(b)
+    out = c_div(a * b, 1 << 15)
+    out = ((out + (1 << 15)) & 0xFFFF) - (1 << 15)
+    return np.where((a == b) & (a == -32768), 32767, out)
+
+
+def saturating_left_shift_int16(x, amount: int) -> np.ndarray:
+    """TFLite's SaturatingLeftShift (`reference/hard_swish.h`) for int16."""
+    return np.clip(i64(x) * (1 << amount), -32768, 32767)
+
+
+def down_scale_int32_to_int16_multiplier(multiplier: int) -> int:
+    """TFLite's DownScaleInt32ToInt16Multiplier (`internal/common.h`)."""
+    if multiplier >= INT32_MAX - (1 << 15):
+        return 32767
+    return (int(multiplier) + (1 << 15)) >> 16
+
+
+# TFLite's sigmoid_table_uint16 (`internal/common.h`): sigmoid(i / 24) in 0.16 fixed point for i = 0..255, as TFLite
+# tabulates it (its values are not one rounding rule of the real function, so the table is data). The int16 TANH
+# (and LOGISTIC) kernels of TFLite Micro interpolate in it.
+
+
 # TFLite's 16-bit sigmoid/tanh table (`internal/common.h` sigmoid_table_uint16, the same in CMSIS-NN's
 # arm_nntables.c): sigmoid(i / 24) in 0.16 fixed point for i = 0..255, interpolated by the int16 LOGISTIC and
 # TANH kernels (`reference/integer_ops/logistic.h`, `tanh.h`) and by the integer LSTM's gates. It is the data

@@ -98,6 +98,13 @@ def kernel_for(op: Op, x: Tensor, y: Tensor, kernels: dict) -> tuple[str, str, s
     return function, CTYPES[x.dtype], CTYPES[y.dtype]
 
 
+def int8_or_int16_qparams(op: Op, t: Tensor, role: str) -> tuple[np.float32, int]:
+    """(scale as float32, zero point) of an int8 or int16, per-tensor quantized tensor."""
+    if t.dtype == "int16" and t.quant is not None and not t.quant.per_channel:
+        return f32(t.quant.scale[0]), int(t.quant.zero_point[0])
+    return int8_qparams(op, t, role)
+
+
 def same_qparams(a: tuple[np.float32, int], b: tuple[np.float32, int]) -> bool:
     return a[0] == b[0] and a[1] == b[1]
 
@@ -178,3 +185,43 @@ def byte_dims(shape, element_bytes: int) -> dict:
     """dims() of a tensor seen as bytes: the innermost extent times the element size."""
     n, h, w, c = dims4(shape)
     return {"n": n, "h": h, "w": w, "c": c * element_bytes}
+
+
+def lut_kernel(graph, op: Op, int8_function) -> KernelParams:
+    """An int8 -> int8 elementwise op as a 256-entry table (runtime/mcu_lut_s8.c): `int8_function(q)` -- the op's
+    reference on int8 values -- evaluated once per input value at compile time, so the firmware's lookup gives
+    the reference's result for every input. (TFLite does the same for LOGISTIC and ELU at Prepare time.)"""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    int8_qparams(op, x, "input")
+    int8_qparams(op, y, "output")
+    if x.size != y.size:
+        raise kernel_error(op, f"input {x.shape} and output {y.shape} differ in size")
+    table = np.asarray(int8_function(np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int64)), dtype=np.int64)
+    if table.min() < INT8_MIN or table.max() > INT8_MAX:
+        raise ValueError(f"{kernel_where(op)}: a table value lies outside int8")
+    fields = {"size": x.size, "table": CRef("table")}
+    return KernelParams("mcu_lut_s8", "mcu_lut_params", fields, arrays={"table": ("int8_t", byte_indexed(table))})
+
+
+def const_operands(graph, op: Op, kp: KernelParams) -> KernelParams:
+    """Constant int8/int16 data inputs of `op` (a MAXIMUM with a constant, PRELU's alpha) become companion arrays
+    passed in their input position (`const_inputs`); the other inputs come from the arena."""
+    for k, name in enumerate(op.inputs[:kp.num_inputs]):
+        t = graph.tensor(name)
+        if t.is_const:
+            ctype = {"int8": "int8_t", "int16": "int16_t"}[t.dtype]
+            kp.arrays[f"in{k}"] = (ctype, [int(v) for v in np.asarray(t.data).reshape(-1)])
+            kp.const_inputs[k] = f"in{k}"
+    return kp
+
+
+def requant_clamp_s16_kernel(graph, op: Op, fn) -> KernelParams:
+    """An int16 elementwise op given as a RequantClamp (ops/common.py: RELU, RELU6, ABS) for
+    runtime/mcu_requant_clamp_s16.c."""
+    x, y = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+    if x.size != y.size or (x.dtype, y.dtype) != ("int16", "int16"):
+        raise kernel_error(op, f"input {x.dtype} {x.shape} and output {y.dtype} {y.shape}")
+    fields = {"size": x.size, "input_offset": -fn.in_zp, "output_offset": fn.out_zp, "take_abs": int(fn.take_abs),
+              "rescale": int(fn.multiplier is not None), "quant": quant(fn.multiplier or 0, fn.shift),
+              "act": act(fn.lo, fn.hi)}
+    return KernelParams("mcu_requant_clamp_s16", "mcu_requant_clamp_params", fields)

@@ -25,8 +25,15 @@ from ..errors import UserError
 from ..ir import Graph, NoAttrs, Op, Quant, Tensor
 from ..ops.strided_slice import axis_ranges
 
-SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice")
-FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, -128)}
+SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice",
+                  "relu6")  # TFLite Micro's int8 RELU6 clamps raw values
+FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, -128),
+                      "tanh": (1.0 / 128.0, 0), "l2_normalization": (1.0 / 128.0, 0)}
+# ops whose inputs and output share one quantization (TFLite compares raw values): the output gets the union of
+# the inputs' ranges, and an input quantized otherwise is requantized to it by an int8 QUANTIZE first
+SHARED_QUANT_OPS = ("maximum", "minimum")
+# ops whose constant float operands are quantized like activations (per tensor, from their own range)
+CONST_ACTIVATION_OPERANDS = ("maximum", "minimum", "prelu", "squared_difference", "div")
 WEIGHTED_OPS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None,  # per-channel axis (None: per tensor)
                 "transpose_conv2d": 0}
 
@@ -227,17 +234,28 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
             data = real.astype(np.int32)
             q.add_tensor(Tensor(name, t.shape, "int32", Quant(bias_scale, np.zeros(bias_scale.shape, np.int64),
                                                                0 if bias_scale.size > 1 else None), data))
+        elif t.dtype == "float32" and op.kind in CONST_ACTIVATION_OPERANDS:
+            data_f = t.data.astype(np.float32)
+            cq = (_shared_quant(graph, op, ranges) if op.kind in SHARED_QUANT_OPS
+                  else activation_quant(Range(float(data_f.min()), float(data_f.max()))))
+            s, z = float(cq.scale[0]), int(cq.zero_point[0])
+            data = np.clip(np.round(data_f / s) + z, -128, 127).astype(np.int8)
+            q.add_tensor(Tensor(name, t.shape, "int8", cq, data))
         elif t.dtype == "float32":
             raise UserError(f"layer {op.name!r} ({op.kind}) has a float constant operand {name!r}; mcutool cannot "
                             "quantize it yet.")
         else:
             q.add_tensor(copy.deepcopy(t))
         ins.append(name)
+    if op.kind in SHARED_QUANT_OPS:
+        ins = [_requantized(q, n, _shared_quant(graph, op, ranges), quant, op) if n in quant else n for n in ins]
     outs = []
     for name in op.outputs:
         t = graph.tensor(name)
         inner = name + "/int8"
-        if op.kind in SAME_QUANT_OPS:
+        if op.kind in SHARED_QUANT_OPS:
+            oq = _shared_quant(graph, op, ranges)
+        elif op.kind in SAME_QUANT_OPS:
             oq = copy.deepcopy(quant[x_name])
         elif op.kind in FIXED_OUTPUT_QUANT:
             oq = Quant(np.float32(FIXED_OUTPUT_QUANT[op.kind][0]), FIXED_OUTPUT_QUANT[op.kind][1])
@@ -276,6 +294,28 @@ def has_integer_core(graph: Graph) -> bool:
         if name not in border or name in graph.inputs and len(readers.get(name, [])) != 1:
             return False
     return True
+
+
+def _shared_quant(graph: Graph, op: Op, ranges) -> Quant:
+    """One quantization for every input and the output of a SHARED_QUANT_OPS op: the union of their ranges."""
+    lo, hi = 0.0, 0.0
+    for name in op.inputs + op.outputs:
+        t = graph.tensor(name)
+        r = Range(float(t.data.min()), float(t.data.max())) if t.is_const else ranges[name]
+        lo, hi = min(lo, r.lo), max(hi, r.hi)
+    return activation_quant(Range(lo, hi))
+
+
+def _requantized(q: Graph, name: str, target: Quant, quant: dict, op: Op) -> str:
+    """`name` (an int8 activation of q) as quantized by `target`: itself, or the output of an int8 QUANTIZE."""
+    have = quant[name]
+    if np.float32(have.scale[0]) == np.float32(target.scale[0]) and int(have.zero_point[0]) == int(target.zero_point[0]):
+        return name
+    out = f"{name}/requantized_for_{op.name}"
+    quant[out] = target
+    q.add_tensor(Tensor(out, q.tensor(name).shape, "int8", target))
+    q.ops.append(Op(f"{op.name}_requantize_{len(q.ops)}", "quantize", [name], [out], NoAttrs()))
+    return out
 
 
 def integer_io(qgraph: Graph) -> Graph:

@@ -9,7 +9,11 @@ dies at this op. The kernels this holds for (runtime/):
   input, output element (b, y, x, c) is written after reading element (b, y, x, c) of the full-shaped input
   (the other input is read through strides, and it is a different buffer). Only an input with exactly the
   output's shape and dtype is overwritten, so its byte i is output byte i.
-- mcu_lut_s8 (logistic, int8 leaky relu, the fused swish `lut`): `output[i] = table[input[i]]`; mcu_leaky_relu_s16 likewise.
+- mcu_lut_s8 (logistic, int8 leaky relu, the fused swish `lut`, abs, elu, hard_swish, relu, relu6, rsqrt, tanh):
+  `output[i] = table[input[i]]`; mcu_leaky_relu_s16 likewise.
+- mcu_maximum_s8, mcu_minimum_s8, mcu_squared_difference_s8, mcu_div_s8, mcu_prelu_s8: the loop of mcu_add_s8's
+  broadcast case (output element (b, y, x, c) written after reading that element of each input).
+- mcu_l2_normalization_s8: each row is summed, then each element read before it is written.
 - mcu_quantize_s8 / _s16 (int8 -> int8, int16 -> int16): `output[i] = requantize(input[i])` (a quantize between
   dtypes of different sizes is not in place: the byte check below refuses it).
 
@@ -32,7 +36,12 @@ from dataclasses import dataclass
 
 from ..ir import Graph, Op
 
-IN_PLACE_KINDS = ("add", "sub", "mul", "logistic", "leaky_relu", "lut", "quantize")
+IN_PLACE_KINDS = ("add", "sub", "mul", "logistic", "leaky_relu", "lut", "quantize",
+                  # elementwise and activation operators (branch ops8a): tables (mcu_lut_s8), binary kernels that
+                  # read element i of each input before writing output element i, and L2 normalization, which
+                  # reads a whole row before writing it
+                  "abs", "elu", "hard_swish", "relu", "relu6", "rsqrt", "tanh",
+                  "div", "maximum", "minimum", "prelu", "squared_difference", "l2_normalization")
 ROW_BUFFER_KINDS = ("conv2d", "depthwise_conv2d")
 
 
