@@ -13,7 +13,8 @@ from mcutool.ops import register
 from mcutool.ops.common import float_activation, kind_of, qparams
 from mcutool.ops.fixedpoint import (activation_range, clamp, f32, i64, multiply_by_quantized_multiplier,
                                     quantize_multiplier_smaller_than_one_exp, wrap_int32)
-from mcutool.ops.kernel import KernelParams, act, check_broadcast, dims, int_qparams, kernel_for, quant
+from mcutool.ops.kernel import (KernelParams, act, check_broadcast, const_operands, dims, int_qparams, kernel_for,
+                                quant)
 
 KERNELS = {("int8", "int8"): "mcu_add_s8", ("int16", "int16"): "mcu_add_s16"}
 
@@ -101,7 +102,8 @@ def elementwise_kernel(graph: Graph, op: Op, params_fn, subtract: bool) -> Kerne
         "act": act(lo, hi),
         "subtract": int(subtract),
     }
-    return KernelParams(function, "mcu_add_params", fields, num_inputs=2, in_ctype=cin, out_ctype=cout)
+    kp = KernelParams(function, "mcu_add_params", fields, num_inputs=2, in_ctype=cin, out_ctype=cout)
+    return const_operands(graph, op, kp)  # a constant operand (a layer norm's epsilon) as a companion array
 
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:

@@ -11,8 +11,8 @@ from mcutool.ops import register
 from mcutool.ops.common import float_activation, kind_of, qparams, unsupported
 from mcutool.ops.fixedpoint import (activation_range, clamp, f32, i64, multiply_by_quantized_multiplier,
                                     quantize_multiplier)
-from mcutool.ops.kernel import (CTYPES, KernelParams, act, check_broadcast, dims, int8_qparams, int_qparams,
-                                kernel_error, quant)
+from mcutool.ops.kernel import (CTYPES, KernelParams, act, check_broadcast, const_operands, dims, int8_qparams,
+                                int_qparams, kernel_error, quant)
 
 
 def mul_output_multiplier(scale1, scale2, output_scale) -> tuple[int, int]:
@@ -72,8 +72,8 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
         m, sh, lo, hi = _int16_prepare(op, a, b, y, kernel_error)
         fields = {"input1": dims(a.shape), "input2": dims(b.shape), "output": dims(y.shape), "input1_offset": 0,
                   "input2_offset": 0, "output_offset": 0, "output_quant": quant(m, sh), "act": act(lo, hi)}
-        return KernelParams("mcu_mul_s16", "mcu_mul_params", fields, num_inputs=2, in_ctype=CTYPES["int16"],
-                            out_ctype=CTYPES["int16"])
+        return const_operands(graph, op, KernelParams("mcu_mul_s16", "mcu_mul_params", fields, num_inputs=2,
+                                                      in_ctype=CTYPES["int16"], out_ctype=CTYPES["int16"]))
     aq, bq, yq = int8_qparams(op, a, "first input"), int8_qparams(op, b, "second input"), int8_qparams(op, y, "output")
     check_broadcast(op, a, b, y)
     m, sh = mul_output_multiplier(aq[0], bq[0], yq[0])
@@ -84,7 +84,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
         "output_quant": quant(m, sh),
         "act": act(lo, hi),
     }
-    return KernelParams("mcu_mul_s8", "mcu_mul_params", fields, num_inputs=2)
+    return const_operands(graph, op, KernelParams("mcu_mul_s8", "mcu_mul_params", fields, num_inputs=2))
 
 
 register("mul", ElementwiseAttrs, _reference, kernel_params, dtypes=("int8", "int16"))
