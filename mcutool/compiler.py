@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +59,15 @@ class Options:
     sram_budget_kib: float | None = None  # all SRAM the firmware may use; None: the board's SRAM
     max_overhead: float = 20.0  # largest extra-MAC percentage patching may add
     binarize: str = "auto"   # auto | off | LAYER,... (mcutool.binarize; DESIGN.md §8)
+    force: bool = False      # replace a non-empty output folder mcutool did not write (mcutool.outdir)
+    input_shapes: dict[str, tuple[int, ...]] | None = None  # fixed sizes for dynamic input dims (--input-shape)
 
 
-def default_out_dir(model: Path, board: str) -> Path:
-    return Path("build") / f"{model.stem}-{board}"
+def default_out_dir(model: Path, board: str, command: str = "compile") -> Path:
+    """build/<model>-<board>/ for compile, build/<model>-<board>-validate/ (-bench/) for the others, so one
+    command's project never silently replaces another's."""
+    suffix = "" if command == "compile" else f"-{command}"
+    return Path("build") / f"{model.stem}-{board}{suffix}"
 
 
 def _sha256(path: Path) -> str:
@@ -75,8 +81,11 @@ def _is_float_model(graph: Graph) -> bool:
 def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     """The int8 graph the firmware runs (a float model quantized with opts.calib, its border QUANTIZE/DEQUANTIZE
     left to the host) and report.json's `quantization` section (None for an int8 model)."""
-    graph = load_model(model)
+    graph = load_model(model, opts.input_shapes)
     if not _is_float_model(graph):
+        if opts.calib:
+            warnings.warn(f"{Path(model).name} is already an integer model: --calib {opts.calib} is not used "
+                          "(calibration quantizes float models).", stacklevel=2)
         return graph, None
     if not opts.calib:
         floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
@@ -87,20 +96,30 @@ def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     from .quantize.calibdata import load_calibration
     from .quantize.ptq import integer_io, quantize_model
     qgraph, quantization = quantize_model(graph, load_calibration(opts.calib, graph))
+    quantization["data"] = calibration_data_name(opts.calib)
     return integer_io(qgraph), quantization
 
 
+def calibration_data_name(calib: str) -> str:
+    """What report.json's quantization section says the agreement was measured on."""
+    return "random" if calib == "random" else Path(calib).name
+
+
 def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
-                  graph: Graph | None = None) -> dict:
+                  graph: Graph | None = None, quantization: dict | None = None) -> dict:
     """Generate (and build) the project for `model` on `board_name` in `out`; returns the report.
     `graph`: the model's IR when the caller already has it (e.g. quantized from a float model in a test);
-    `model` then only names the project and its report."""
-    step = progress or (lambda message: None)
+    `model` then only names the project and its report (`quantization`: its report section). The project is written beside `out` and renamed into
+    place when complete (mcutool.outdir): a failed compile leaves `out` as it was."""
+    from .outdir import check_target, new_project
+    check_target(out, opts.force)
+    step = progress or (lambda message, n=None, total=None: None)
     board = load_board(board_name)
     if opts.emit == "firmware":
         board.check_io(opts.io)
     step("importing")
-    graph, quantization = firmware_graph(model, opts) if graph is None else (graph, None)
+    if graph is None:
+        graph, quantization = firmware_graph(model, opts)
     graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(graph)
@@ -113,15 +132,24 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     model_order = [op.name for op in scheduled.ops]
     scheduled, plan = schedule_ops(scheduled)
     placement = _place_weights(graph, board, opts)
+    with new_project(out, opts.force) as tmp:
+        return _generate_and_build(model, graph, scheduled, plan, board, choice, opts, layerwise, model_order,
+                                   placement, quantization, binarized, tmp, step)
+
+
+def _generate_and_build(model, graph, scheduled, plan, board, choice, opts, layerwise, model_order, placement,
+                        quantization, binarized, out: Path, step) -> dict:
+    """Write the project into `out` (a fresh folder), build it, and return the report; after a link that
+    overflowed internal flash, move more weights to ext_flash and write it again."""
     from .codegen.model import generate_model
     from .codegen.project import write_firmware_project, write_library
     for attempt in range(MAX_PLACEMENT_ROUNDS):
-        step("generating kernels (TVM)")
-        sources = generate_model(scheduled, plan, board.name, _const_sections(placement))
-        if out.exists():
+        sources = generate_model(scheduled, plan, board.name, _const_sections(placement), step)
+        if attempt:
             shutil.rmtree(out)
+            out.mkdir()
         if opts.emit == "library":
-            write_library(sources, out)
+            write_library(sources, out, graph.name, board.name)
         else:
             write_firmware_project(scheduled, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
         report = _schedule_report(model, graph, scheduled, board, plan, choice, opts, layerwise)
@@ -297,8 +325,9 @@ def _make(board: Board, out: Path, target: str, flags=("-j2",)) -> None:
             message = " ".join(_too_large_message(board, r, e) for r, e in overflows.items())
             raise RegionOverflow(message, region, overflows[region])
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise UserError(f"building the firmware in {out} failed (make exited {done.returncode}); the project is "
-                        f"left there to inspect. Last lines of the compiler's output:\n{tail}")
+        raise UserError(f"building the firmware failed (make {target} exited {done.returncode}); rerun with "
+                        f"MCUTOOL_DEBUG=1 to keep the project ({out}) to inspect. Last lines of the compiler's "
+                        f"output:\n{tail}")
 
 
 def _too_large_message(board: Board, region: str, extra: int) -> str:
@@ -423,8 +452,11 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0,
     io = report.get("io_backend", "semihosting")
     elf = out / ELF
     if port is None and not elf.exists():
-        raise UserError(f"{out} has no {ELF}: it was compiled with --no-build or --emit library. Run make there "
-                        "or compile again.")
+        if (out / "Makefile").exists():
+            raise UserError(f"{out} has no {ELF}: it was compiled with --no-build. Build it (make -C {out}) or "
+                            "compile again without --no-build.")
+        raise UserError(f"{out} is an --emit library folder (model code for your own project, no firmware to "
+                        "run). Compile again with --emit firmware (the default) to run it here.")
     if port is not None and io != "uart":
         raise UserError(f"{out} was built with --io {io}; a board is reached over its serial port only by a "
                         "--io uart build: compile again with --io uart and flash that board.elf.")
