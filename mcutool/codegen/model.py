@@ -71,12 +71,16 @@ def _reshape(ctx: Context, op: Op) -> LayerCode:
                      f"arena + {ctx.plan.offsets[src]}u, {nbytes}u);", "template")
 
 
-def emit_layers(graph: Graph, plan: ArenaPlan, sections: dict[str, str] | None = None) -> list[LayerCode]:
+def emit_layers(graph: Graph, plan: ArenaPlan, sections: dict[str, str] | None = None,
+                progress=None) -> list[LayerCode]:
+    """Each layer's code; `progress(message, n, total)` is told each layer as it starts (TVM takes seconds)."""
     from . import kernels, patch_stage  # noqa: F401  (register the emitters of the remaining op kinds)
 
     ctx = Context(graph, plan, dict(sections or {}))
     layers = []
-    for op in graph.ops:
+    for i, op in enumerate(graph.ops):
+        if progress:
+            progress(f"generating kernels: {op.name}", i + 1, len(graph.ops))
         fn = EMITTERS.get(op.kind)
         if fn is None:
             raise UserError(f"layer {op.name!r} ({op.kind}) has no code generator yet; the reference can run it but "
@@ -98,10 +102,10 @@ def _io(graph: Graph, plan: ArenaPlan, names: list[str]) -> list[dict]:
 
 
 def generate_model(graph: Graph, plan: ArenaPlan, board: str,
-                   sections: dict[str, str] | None = None) -> dict[str, str]:
+                   sections: dict[str, str] | None = None, progress=None) -> dict[str, str]:
     """The sources model.c and model.h, as {file name: text}. `sections`: layer name -> the linker section its
-    constants go to (".ext_flash"); other layers' constants stay in .rodata."""
-    layers = emit_layers(graph, plan, sections)
+    constants go to (".ext_flash"); other layers' constants stay in .rodata. `progress`: see emit_layers."""
+    layers = emit_layers(graph, plan, sections, progress)
     inputs, outputs = _io(graph, plan, graph.inputs), _io(graph, plan, graph.outputs)
     ctypes = {t["ctype"] for t in inputs + outputs}
     values = {
