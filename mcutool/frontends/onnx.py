@@ -60,18 +60,23 @@ _PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Max
 _FUSES_ACTIVATION = ("Conv", "_FC", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalMaxPool", "Concat")
 
 
-def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None) -> Graph:
+def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None,
+              input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     """Import an ONNX model file as a validated IR graph.
 
     `constants` freezes graph inputs to the given values (they become initializers) - for models that take their
     quantization parameters (scales, zero points) as inputs, which the IR needs to know at compile time.
+    `input_shapes` fixes the shapes of inputs with dynamic dimensions (--input-shape NAME=1,3,96,96).
     """
     path = Path(path)
     model = _read_model(path)
     if constants:
         _freeze_inputs(model, constants, path)
+    if input_shapes:
+        _fix_input_shapes(model, input_shapes, path)
     _check_op_support(model, path)
     _run_checker(model, path)
+    _check_weights_are_constant(model, path)
     _check_static_inputs(model, path)
     model = _infer_shapes(model, path)
     _check_dtypes(model, path)
@@ -123,6 +128,44 @@ def _freeze_inputs(model: onnx.ModelProto, constants: dict, path: Path) -> None:
         np_dtype = helper.tensor_dtype_to_np_dtype(inputs[name].type.tensor_type.elem_type)
         model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=np_dtype), name))
         model.graph.input.remove(inputs[name])
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """Give each named input the shape the user fixed; its static dimensions must agree."""
+    inputs = {vi.name: vi for vi in model.graph.input}
+    for name, shape in shapes.items():
+        if name not in inputs:
+            raise UserError(f"--input-shape {name}=...: '{path}' has no input of that name (its inputs: "
+                            f"{', '.join(inputs)}).")
+        dims = inputs[name].type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            raise UserError(f"--input-shape {name}={','.join(map(str, shape))}: input '{name}' has {len(dims)} "
+                            f"dimensions, {len(shape)} given.")
+        for axis, (d, size) in enumerate(zip(dims, shape)):
+            if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != size:
+                raise UserError(f"--input-shape {name}={','.join(map(str, shape))}: axis {axis} of input '{name}' "
+                                f"is fixed to {d.dim_value} in the model, not {size}.")
+            d.Clear()
+            d.dim_value = size
+
+
+# Ops whose inputs at these positions are weights (or biases) mcutool compiles into flash: they must be constant.
+WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "ConvInteger": (1,),
+                 "MatMulInteger": (1,), "QLinearConv": (3, 8), "QLinearMatMul": (3,)}
+
+
+def _check_weights_are_constant(model: onnx.ModelProto, path: Path) -> None:
+    """A weight fed by a graph input (not an initializer) is known only at run time: say so up front."""
+    inits = {t.name for t in model.graph.initializer}
+    runtime_inputs = {vi.name for vi in model.graph.input} - inits
+    for node in model.graph.node:
+        for i in WEIGHT_INPUTS.get(node.op_type, ()):
+            if i < len(node.input) and node.input[i] in runtime_inputs:
+                raise UserError(f"'{path}': node '{node.name or node.op_type}' ({node.op_type}) takes its weights "
+                                f"'{node.input[i]}' from a graph input, so they are known only at run time; mcutool "
+                                "compiles weights into flash and needs them stored in the file (initializers). "
+                                "Re-export the model with its parameters (torch.onnx.export(..., export_params=True)), "
+                                "or freeze that input into an initializer.")
 
 
 def _supported_list() -> str:
@@ -177,17 +220,15 @@ def _check_static_inputs(model: onnx.ModelProto, path: Path) -> None:
                             f"input shape fixed at compile time. Re-export the model with a fixed input shape.")
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?")
                 for d in tt.shape.dim]
-        for axis, d in enumerate(dims):
-            if isinstance(d, int):
-                continue
-            fixed_in = {i.name: list(_dims(i, 1) or ()) for i in model.graph.input if i.name not in inits}
-            fixed_out = {o.name: list(_dims(o, -1) or ()) for o in model.graph.output}
+        dynamic = [f"'{d}' at axis {axis}" for axis, d in enumerate(dims) if not isinstance(d, int)]
+        if dynamic:
+            example = ",".join(str(d) if isinstance(d, int) else "1" if axis == 0 else "N"
+                               for axis, d in enumerate(dims))
             raise UserError(
-                f"'{path}': input '{vi.name}' has a dynamic dimension '{d}' at axis {axis} (shape {dims}); mcutool "
-                f"needs static shapes. Fix the dimensions in the file (here to 1; -1 leaves an output dimension to "
-                f"shape inference): `python -c \"import onnx; from onnx.tools import update_model_dims as u; "
-                f"m = onnx.load('{path}'); m = u.update_inputs_outputs_dims(m, {fixed_in}, {fixed_out}); "
-                f"onnx.save(m, 'fixed.onnx')\"`, or re-export the model with a fixed batch size (and input size).")
+                f"'{path}': input '{vi.name}' has dynamic dimensions ({', '.join(dynamic)}; shape {dims}); mcutool "
+                f"compiles for one fixed shape. Give it with --input-shape {vi.name}={example} (each N the size "
+                f"the firmware takes, e.g. the height and width it was trained at; the batch is 1), or re-export "
+                f"the model with fixed sizes.")
 
 
 def _infer_shapes(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
