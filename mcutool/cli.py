@@ -45,12 +45,12 @@ def inspect(model, as_json, memory, plot):
 
 def _write_memory_plot(graph, title: str, path: str) -> None:
     """The layer-wise profile and the planned arena's (model's op order, no patches) as an SVG."""
-    from .memory_plot import memory_svg
+    from .memory_plot import ARENA_SERIES, memory_svg
     from .schedule.arena import arena_in_use_per_op, plan_arena
     from .schedule.liveness import live_bytes_per_op
     plan = plan_arena(graph)
     series = {"layer-wise (every tensor whole)": live_bytes_per_op(graph),
-              "planned arena (in use)": arena_in_use_per_op(graph, plan)}
+              ARENA_SERIES: arena_in_use_per_op(graph, plan)}
     with open(path, "w") as f:
         f.write(memory_svg(title, [op.name for op in graph.ops], series))
     click.echo(f"\nmemory profile written to {path} (layer-wise peak {max(series[next(iter(series))], default=0):,} B, "

@@ -195,7 +195,7 @@ def _write_memory_plot(out: Path, graph: Graph, scheduled: Graph, plan) -> None:
     """memory.svg next to report.json: live bytes per layer of the model, layer-wise (every tensor whole), as
     the patched schedule holds them (when patched: a layer inside the stage counts the stage's tile buffers and
     its input and output), and as the planned arena uses them."""
-    from .memory_plot import memory_svg
+    from .memory_plot import ARENA_SERIES, memory_svg
     from .schedule.liveness import live_bytes_per_op
     from .schedule.patch import positions_in
     at = positions_in(graph, scheduled)
@@ -204,7 +204,7 @@ def _write_memory_plot(out: Path, graph: Graph, scheduled: Graph, plan) -> None:
         live = live_bytes_per_op(scheduled)
         series["patch-based (live)"] = [live[i] for i in at]
     arena = arena_in_use_per_op(scheduled, plan)
-    series["planned arena (in use)"] = [arena[i] for i in at]
+    series[ARENA_SERIES] = [arena[i] for i in at]
     (out / "memory.svg").write_text(memory_svg(graph.name, [op.name for op in graph.ops], series))
 
 
