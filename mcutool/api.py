@@ -58,6 +58,15 @@ class Firmware:
         return (self.report.get("run") or {}).get("instructions")
 
     @property
+    def inputs(self) -> list[dict]:
+        """The model's inputs: name, shape, dtype (and scale, zero_point) as the firmware takes them."""
+        return self.report["io"]["inputs"]
+
+    @property
+    def outputs(self) -> list[dict]:
+        return self.report["io"]["outputs"]
+
+    @property
     def input_names(self) -> list[str]:
         return [s["name"] for s in self.report["io"]["inputs"]]
 
