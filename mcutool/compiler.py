@@ -82,6 +82,7 @@ def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     """The int8 graph the firmware runs (a float model quantized with opts.calib, its border QUANTIZE/DEQUANTIZE
     left to the host) and report.json's `quantization` section (None for an int8 model)."""
     graph = load_model(model, opts.input_shapes)
+    _check_constant_weights(graph)
     if not _is_float_model(graph):
         if opts.calib:
             warnings.warn(f"{Path(model).name} is already an integer model: --calib {opts.calib} is not used "
@@ -100,23 +101,65 @@ def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     return integer_io(qgraph), quantization
 
 
+WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d")
+
+
+def _check_constant_weights(graph: Graph) -> None:
+    """Firmware keeps weights in flash: a weight or bias computed from a graph input (known only at run time, as
+    the reference can run it) cannot be compiled. Say so before anything else fails on it."""
+    producers = graph.producers()
+    for op in graph.ops:
+        if op.kind not in WEIGHTED_KINDS:
+            continue
+        for name in op.inputs[1:]:
+            if name and name in graph.tensors and not graph.tensor(name).is_const:
+                sources = _graph_inputs_behind(graph, producers, name)
+                raise UserError(f"{graph.name}: layer {op.name!r} ({op.kind}) takes its weights from the graph "
+                                f"input(s) {', '.join(map(repr, sources))}, so they are known only at run time; "
+                                "mcutool compiles weights into flash and needs them stored in the model file (ONNX "
+                                "initializers). Re-export the model with its parameters "
+                                "(torch.onnx.export(..., export_params=True)).")
+
+
+def _graph_inputs_behind(graph: Graph, producers: dict, name: str) -> list[str]:
+    """The graph inputs tensor `name` is computed from."""
+    found, todo, seen = [], [name], set()
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in graph.inputs:
+            found.append(n)
+        elif n in producers:
+            todo += [i for i in producers[n].inputs if i]
+    return sorted(found)
+
+
 def calibration_data_name(calib: str) -> str:
     """What report.json's quantization section says the agreement was measured on."""
     return "random" if calib == "random" else Path(calib).name
 
 
-def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
-                  graph: Graph | None = None, quantization: dict | None = None) -> dict:
-    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report.
-    `graph`: the model's IR when the caller already has it (e.g. quantized from a float model in a test);
-    `model` then only names the project and its report (`quantization`: its report section). The project is written beside `out` and renamed into
-    place when complete (mcutool.outdir): a failed compile leaves `out` as it was."""
-    from .outdir import check_target, new_project
-    check_target(out, opts.force)
+@dataclass
+class Planned:
+    """A model imported and planned for a board: everything compile_model decides before generating code."""
+    graph: Graph            # the firmware's graph in the model's own layer order (binarized, padding made explicit)
+    scheduled: Graph        # what runs: patch stages, the chosen op order
+    plan: object            # the arena plan (schedule.arena.ArenaPlan)
+    choice: object          # the patch decision (schedule.patch)
+    layerwise: int          # the model's layer-wise peak in its own op order
+    model_order: list[str]  # op names before reordering
+    placement: WeightPlacement
+    quantization: dict | None
+    binarized: object
+
+
+def plan_model(model: Path, board: Board, opts: Options, progress=None, graph: Graph | None = None,
+               quantization: dict | None = None) -> Planned:
+    """Import (and quantize) `model` and plan it for `board`: binarization, explicit padding, patches, op order,
+    the arena, where weights live. No code is generated and nothing is written (the fuzzer's --no-build)."""
     step = progress or (lambda message, n=None, total=None: None)
-    board = load_board(board_name)
-    if opts.emit == "firmware":
-        board.check_io(opts.io)
     step("importing")
     if graph is None:
         graph, quantization = firmware_graph(model, opts)
@@ -131,16 +174,33 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
              f"+{p.extra_macs_pct:.1f} % MACs, arena {p.arena_bytes:,} B instead of {choice.unpatched_bytes:,} B")
     model_order = [op.name for op in scheduled.ops]
     scheduled, plan = schedule_ops(scheduled)
-    placement = _place_weights(graph, board, opts)
+    return Planned(graph, scheduled, plan, choice, layerwise, model_order, _place_weights(graph, board, opts),
+                   quantization, binarized)
+
+
+def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
+                  graph: Graph | None = None, quantization: dict | None = None) -> dict:
+    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report.
+    `graph`: the model's IR when the caller already has it (e.g. quantized from a float model in a test);
+    `model` then only names the project and its report (`quantization`: its report section). The project is
+    written beside `out` and renamed into place when complete (mcutool.outdir): a failed compile leaves `out` as
+    it was."""
+    from .outdir import check_target, new_project
+    check_target(out, opts.force)
+    step = progress or (lambda message, n=None, total=None: None)
+    board = load_board(board_name)
+    if opts.emit == "firmware":
+        board.check_io(opts.io)
+    planned = plan_model(model, board, opts, step, graph, quantization)
     with new_project(out, opts.force) as tmp:
-        return _generate_and_build(model, graph, scheduled, plan, board, choice, opts, layerwise, model_order,
-                                   placement, quantization, binarized, tmp, step)
+        return _generate_and_build(model, board, opts, planned, tmp, step)
 
 
-def _generate_and_build(model, graph, scheduled, plan, board, choice, opts, layerwise, model_order, placement,
-                        quantization, binarized, out: Path, step) -> dict:
+def _generate_and_build(model: Path, board: Board, opts: Options, planned: Planned, out: Path, step) -> dict:
     """Write the project into `out` (a fresh folder), build it, and return the report; after a link that
     overflowed internal flash, move more weights to ext_flash and write it again."""
+    graph, scheduled, plan, placement = planned.graph, planned.scheduled, planned.plan, planned.placement
+    choice, quantization = planned.choice, planned.quantization
     from .codegen.model import generate_model
     from .codegen.project import write_firmware_project, write_library
     for attempt in range(MAX_PLACEMENT_ROUNDS):
@@ -152,10 +212,10 @@ def _generate_and_build(model, graph, scheduled, plan, board, choice, opts, laye
             write_library(sources, out, graph.name, board.name)
         else:
             write_firmware_project(scheduled, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
-        report = _schedule_report(model, graph, scheduled, board, plan, choice, opts, layerwise)
-        report["schedule"]["arena"]["reordered"] = [op.name for op in scheduled.ops] != model_order
+        report = _schedule_report(model, graph, scheduled, board, plan, choice, opts, planned.layerwise)
+        report["schedule"]["arena"]["reordered"] = [op.name for op in scheduled.ops] != planned.model_order
         report["io_backend"] = opts.io
-        report["binarization"] = binarized.to_json()
+        report["binarization"] = planned.binarized.to_json()
         report["layers"] = _layers(graph, sources["model.c"], placement)
         report["flash"]["ext_flash_weights_bytes"] = placement.bytes_in(graph, EXT_FLASH)
         _write_memory_plot(out, graph, scheduled, plan)

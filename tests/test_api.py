@@ -45,7 +45,7 @@ def test_compile_run_validate(tmp_path, name, board):
     assert np.array_equal(mcutool.run(fw.path, {fw.input_names[0]: x}), fw.run(x))  # by folder, inputs by name
     result = mcutool.validate(model, board=board, samples=2, seed=3, out=tmp_path / "v")
     assert result.passed and result.samples == 2 and result.mismatches == []
-    assert result.instructions == fw.instructions  # the same code on another random input: same count here
+    assert result.instructions > 0 and result.firmware.path == tmp_path / "v"
 
 
 @pytest.mark.qemu

@@ -76,7 +76,6 @@ def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None,
         _fix_input_shapes(model, input_shapes, path)
     _check_op_support(model, path)
     _run_checker(model, path)
-    _check_weights_are_constant(model, path)
     _check_static_inputs(model, path)
     model = _infer_shapes(model, path)
     _check_dtypes(model, path)
@@ -147,25 +146,6 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
                                 f"is fixed to {d.dim_value} in the model, not {size}.")
             d.Clear()
             d.dim_value = size
-
-
-# Ops whose inputs at these positions are weights (or biases) mcutool compiles into flash: they must be constant.
-WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "ConvInteger": (1,),
-                 "MatMulInteger": (1,), "QLinearConv": (3, 8), "QLinearMatMul": (3,)}
-
-
-def _check_weights_are_constant(model: onnx.ModelProto, path: Path) -> None:
-    """A weight fed by a graph input (not an initializer) is known only at run time: say so up front."""
-    inits = {t.name for t in model.graph.initializer}
-    runtime_inputs = {vi.name for vi in model.graph.input} - inits
-    for node in model.graph.node:
-        for i in WEIGHT_INPUTS.get(node.op_type, ()):
-            if i < len(node.input) and node.input[i] in runtime_inputs:
-                raise UserError(f"'{path}': node '{node.name or node.op_type}' ({node.op_type}) takes its weights "
-                                f"'{node.input[i]}' from a graph input, so they are known only at run time; mcutool "
-                                "compiles weights into flash and needs them stored in the file (initializers). "
-                                "Re-export the model with its parameters (torch.onnx.export(..., export_params=True)), "
-                                "or freeze that input into an initializer.")
 
 
 def _supported_list() -> str:
