@@ -30,14 +30,32 @@ int main(int argc, char **argv)
 """
 
 
-def build_host_program(lib: Path, exe: Path) -> Path:
+FLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all"]
+
+
+def build_host_program(lib: Path, exe: Path, runtime_objects: list[Path] | None = None) -> Path:
     """Compile `lib` (an --emit library folder) with HOST_MAIN into `exe`: `exe x.bin y.bin` runs one inference
-    on the int8 input in x.bin and writes the output to y.bin."""
+    on the int8 input in x.bin and writes the output to y.bin. `runtime_objects`: the runtime already compiled
+    (compile_runtime), so only model.c and the main are compiled here."""
     gcc = require_tool("gcc")
     main = exe.parent / f"{exe.stem}_main.c"
     main.write_text(HOST_MAIN)
-    sources = [str(lib / "model.c"), *map(str, sorted((lib / "runtime").glob("*.c"))), str(main)]
-    subprocess.run([gcc, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
+    runtime = runtime_objects if runtime_objects is not None else sorted((lib / "runtime").glob("*.c"))
+    sources = [str(lib / "model.c"), *map(str, runtime), str(main)]
+    subprocess.run([gcc, *FLAGS, f"-I{lib}", f"-I{lib / 'runtime'}", *sources, "-o", str(exe)],
                    check=True, capture_output=True, text=True)
     return exe
+
+
+def compile_runtime(lib: Path, out: Path) -> list[Path]:
+    """The runtime sources of `lib` compiled once (with build_host_program's flags) into objects in `out`."""
+    gcc = require_tool("gcc")
+    out.mkdir(parents=True, exist_ok=True)
+    objects = []
+    for c in sorted((lib / "runtime").glob("*.c")):
+        obj = out / f"{c.stem}.o"
+        subprocess.run([gcc, *FLAGS, f"-I{lib / 'runtime'}", "-c", str(c), "-o", str(obj)], check=True,
+                       capture_output=True, text=True)
+        objects.append(obj)
+    return objects

@@ -384,7 +384,11 @@ class _Importer:
         for t in g.initializer:
             self.shapes[t.name] = tuple(t.dims)
             self.dtypes[t.name] = _ELEM_TYPES.get(t.data_type, "float32")
-            self.consts[t.name] = _Const(numpy_helper.to_array(t))
+            try:
+                self.consts[t.name] = _Const(numpy_helper.to_array(t))
+            except ValueError as exc:
+                raise UserError(f"'{self.path}': initializer '{t.name}' (dims {list(t.dims)}) does not hold the data "
+                                f"its dims and type say ({exc}); the file is corrupt.") from None
         self.reserved = set(self.shapes) | {o for n in g.node for o in (*n.input, *n.output)}
 
     def _take_types(self, g: onnx.GraphProto) -> None:
@@ -1127,6 +1131,9 @@ class _Importer:
         s = tuple(node.attrs.get("strides", (1, 1)))
         d = tuple(node.attrs.get("dilations", (1, 1)))
         pads = self._pads2d(node, (h, wd), (kh, kw), s, d)
+        if i_per_g * group != c_in:
+            raise self._err(node, f"its weights take {i_per_g * group} input channels ({i_per_g} per group, "
+                                  f"group={group}) but its input has {c_in}; the model is inconsistent.")
         if group == 1:
             kind, depthwise = "conv2d", False
         elif group == c_in and i_per_g == 1 and o % c_in == 0:

@@ -6,6 +6,7 @@ attributes, SAME/VALID padding becomes explicit pads, constant operands (padding
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,26 @@ def load_tflite(path: str | Path) -> Graph:
     if model.SubgraphsLength() != 1:
         raise UserError(f"{path.name}: the model has {model.SubgraphsLength()} subgraphs (control flow such as "
                         "WHILE/IF). mcutool compiles single-subgraph models only.")
-    return _Importer(path, buf, model).run()
+    try:
+        return _Importer(path, buf, model).run()
+    except (struct.error, TypeError, ValueError) as exc:
+        if not _from_flatbuffers(exc):
+            raise
+        raise _corrupt(path, exc) from None
+
+
+def _from_flatbuffers(exc: Exception) -> bool:
+    """True when `exc` was raised while reading the flatbuffer (its generated accessors), not by mcutool."""
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = Path(tb.tb_frame.f_code.co_filename).parts
+    return "flatbuffers" in where or "tflite" in where or isinstance(exc, struct.error)
+
+
+def _corrupt(path: Path, exc: Exception) -> UserError:
+    return UserError(f"{path.name} could not be read as a TFLite model ({type(exc).__name__}: {exc}); the file "
+                     "is truncated or corrupt. Re-export it with the TFLite converter.")
 
 
 def _parse_model(path: Path, buf: bytes):
@@ -50,8 +70,7 @@ def _parse_model(path: Path, buf: bytes):
         for i in range(model.BuffersLength()):
             model.Buffers(i).DataLength()
     except Exception as exc:  # a truncated or corrupt flatbuffer fails inside the generated accessors
-        raise UserError(f"{path.name} could not be read as a TFLite model ({type(exc).__name__}: {exc}); the "
-                        "file is truncated or corrupt. Re-export it with the TFLite converter.") from None
+        raise _corrupt(path, exc) from None
     return model
 
 
@@ -76,8 +95,8 @@ class _Importer:
     def run(self) -> Graph:
         for i in range(self.sg.TensorsLength()):
             self._tensor(i)
-        self.graph.inputs = [self.names[int(i)] for i in self.sg.InputsAsNumpy()]
-        self.graph.outputs = [self.names[int(i)] for i in self.sg.OutputsAsNumpy()]
+        self.graph.inputs = [self._tensor_name(i, "the model's inputs") for i in self.sg.InputsAsNumpy()]
+        self.graph.outputs = [self._tensor_name(i, "the model's outputs") for i in self.sg.OutputsAsNumpy()]
         self._check_static()
         for i in range(self.sg.OperatorsLength()):
             self._op(i, self.sg.Operators(i))
@@ -100,18 +119,37 @@ class _Importer:
                             "int8 with the TFLite converter) first.")
         dtype = _DTYPES[ttype]
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        if any(d == 0 or d < -1 for d in shape):
+            raise UserError(f"{self.path.name}: tensor {name!r} has shape {list(shape)}; a dimension of 0 or below -1 "
+                            "is not a tensor mcutool can compile. The file is corrupt.")
         data = self._buffer(t.Buffer(), dtype, shape, name)
         self.names[i] = name
         self.graph.add_tensor(Tensor(name, shape, dtype, self._quant(t), data))
 
+    def _tensor_name(self, index, where: str) -> str:
+        if int(index) not in self.names:
+            raise UserError(f"{self.path.name}: {where} refer to tensor {int(index)}, but the model has "
+                            f"{self.sg.TensorsLength()} tensors; the file is corrupt.")
+        return self.names[int(index)]
+
     def _buffer(self, index: int, dtype: str, shape, name: str):
+        if not 0 <= index < self.model.BuffersLength():
+            raise UserError(f"{self.path.name}: tensor {name!r} refers to buffer {index}, but the model has "
+                            f"{self.model.BuffersLength()} buffers; the file is corrupt.")
         b = self.model.Buffers(index)
         if b.Offset() > 1:  # large models keep the bytes after the flatbuffer
+            if b.Offset() + b.Size() > len(self.buf):
+                raise UserError(f"{self.path.name}: the data of tensor {name!r} lies past the end of the file "
+                                f"({b.Offset() + b.Size():,} > {len(self.buf):,} bytes); the file is truncated.")
             raw = self.buf[b.Offset():b.Offset() + b.Size()]
         elif b.DataLength():
             raw = b.DataAsNumpy().tobytes()
         else:
             return None
+        itemsize = np.dtype(_NUMPY[dtype]).itemsize
+        if len(raw) % itemsize:
+            raise UserError(f"{self.path.name}: constant tensor {name!r} ({dtype}) holds {len(raw)} bytes, not a "
+                            f"whole number of {itemsize}-byte values; the file is corrupt.")
         arr = np.frombuffer(raw, dtype=_NUMPY[dtype])
         if arr.size != int(np.prod(shape, dtype=np.int64)):
             raise UserError(f"{self.path.name}: constant tensor {name!r} holds {arr.size} values but its shape "
@@ -141,6 +179,9 @@ class _Importer:
 
     # -- ops -----------------------------------------------------------------------------------------------------
     def _opcode(self, op) -> tuple[int, str]:
+        if op.OpcodeIndex() >= self.model.OperatorCodesLength():
+            raise UserError(f"{self.path.name}: an operator refers to operator code {op.OpcodeIndex()}, but the "
+                            f"model has {self.model.OperatorCodesLength()}; the file is corrupt.")
         oc = self.model.OperatorCodes(op.OpcodeIndex())
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         if code == BO.CUSTOM:
@@ -169,8 +210,11 @@ class _Importer:
 
     def _op(self, index: int, op) -> None:
         code, opname = self._opcode(op)
-        ins = [self.names[int(i)] if i >= 0 else "" for i in op.InputsAsNumpy()] if op.InputsLength() else []
-        outs = [self.names[int(i)] for i in op.OutputsAsNumpy()]
+        where = f"the inputs or outputs of operator {index} ({opname})"
+        ins = [self._tensor_name(i, where) if i != -1 else "" for i in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [self._tensor_name(i, where) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        if not outs:
+            raise UserError(f"{self.path.name}: operator {index} ({opname}) has no outputs; the file is corrupt.")
         handler = _HANDLERS.get(code)
         if handler is None:
             supported = ", ".join(sorted(_OP_NAMES[c] for c in _HANDLERS))
