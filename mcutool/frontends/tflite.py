@@ -74,6 +74,11 @@ def _parse_model(path: Path, buf: bytes):
     return model
 
 
+def _vector(table, field: str) -> list[int]:
+    """An int vector field of a flatbuffer table; [] when absent (the generated XAsNumpy returns 0 then)."""
+    return [int(i) for i in getattr(table, f"{field}AsNumpy")()] if getattr(table, f"{field}Length")() else []
+
+
 def _tflite_padding(padding: int, in_size: int, filt: int, stride: int, dilation: int, out_size: int):
     """TFLite's ComputePaddingHeightWidth: (before, after) for SAME (0), zeros for VALID (1)."""
     if padding == 1:
@@ -95,8 +100,10 @@ class _Importer:
     def run(self) -> Graph:
         for i in range(self.sg.TensorsLength()):
             self._tensor(i)
-        self.graph.inputs = [self._tensor_name(i, "the model's inputs") for i in self.sg.InputsAsNumpy()]
-        self.graph.outputs = [self._tensor_name(i, "the model's outputs") for i in self.sg.OutputsAsNumpy()]
+        self.graph.inputs = [self._tensor_name(i, "the model's inputs") for i in _vector(self.sg, "Inputs")]
+        self.graph.outputs = [self._tensor_name(i, "the model's outputs") for i in _vector(self.sg, "Outputs")]
+        if not self.graph.inputs or not self.graph.outputs:
+            raise UserError(f"{self.path.name}: the model declares no inputs or no outputs; the file is corrupt.")
         self._check_static()
         for i in range(self.sg.OperatorsLength()):
             self._op(i, self.sg.Operators(i))
@@ -211,18 +218,36 @@ class _Importer:
     def _op(self, index: int, op) -> None:
         code, opname = self._opcode(op)
         where = f"the inputs or outputs of operator {index} ({opname})"
-        ins = [self._tensor_name(i, where) if i != -1 else "" for i in op.InputsAsNumpy()] if op.InputsLength() else []
-        outs = [self._tensor_name(i, where) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
-        if not outs:
-            raise UserError(f"{self.path.name}: operator {index} ({opname}) has no outputs; the file is corrupt.")
+        ins = [self._tensor_name(i, where) if i != -1 else "" for i in _vector(op, "Inputs")]
+        outs = [self._tensor_name(i, where) for i in _vector(op, "Outputs")]
+        self._check_outputs(index, opname, outs)
         handler = _HANDLERS.get(code)
         if handler is None:
             supported = ", ".join(sorted(_OP_NAMES[c] for c in _HANDLERS))
             raise UserError(f"{self.path.name}: operator {index} ({opname}, producing {outs[0]!r}) is not "
                             f"supported by mcutool. Supported TFLite operators: {supported}.")
-        kind, ins, attrs = handler(self, op, ins, outs)
+        try:
+            kind, ins, attrs = handler(self, op, ins, outs)
+        except IndexError:  # an operand or a dimension the operator must have is missing
+            raise UserError(f"{self.path.name}: operator {index} ({opname}) lacks operands or has operands of the "
+                            f"wrong rank (inputs {[list(self.graph.tensor(n).shape) if n else None for n in ins]}); "
+                            "the file is corrupt.") from None
+        if kind in ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul") and (len(ins) < 2 or not all(ins[:2])):
+            raise UserError(f"{self.path.name}: operator {index} ({opname}) has {len(ins)} input(s); it needs two "
+                            "(its input and weights, or both operands). The file is corrupt.")
         self._check_hybrid(kind, ins, outs)
         self.graph.ops.append(Op(self._name(kind), kind, ins, outs, attrs))
+
+    def _check_outputs(self, index: int, opname: str, outs: list[str]) -> None:
+        """Each tensor is written by one operator, never a model input or a constant."""
+        written = {o for op in self.graph.ops for o in op.outputs}
+        for o in outs:
+            if o in written or o in self.graph.inputs or self.graph.tensor(o).is_const:
+                raise UserError(f"{self.path.name}: operator {index} ({opname}) writes tensor {o!r}, which is "
+                                "already a model input, a constant or another operator's output; the file is corrupt.")
+        if len(outs) != 1:
+            raise UserError(f"{self.path.name}: operator {index} ({opname}) has {len(outs)} outputs; the operators "
+                            "mcutool imports have one. The file is corrupt.")
 
     def _check_hybrid(self, kind: str, ins: list[str], outs: list[str]) -> None:
         if kind in ("conv2d", "depthwise_conv2d", "fully_connected") and len(ins) > 1:
