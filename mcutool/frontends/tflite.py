@@ -235,6 +235,8 @@ class _Importer:
         if kind in ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul") and (len(ins) < 2 or not all(ins[:2])):
             raise UserError(f"{self.path.name}: operator {index} ({opname}) has {len(ins)} input(s); it needs two "
                             "(its input and weights, or both operands). The file is corrupt.")
+        if kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            self._check_channels(kind, ins, outs)
         self._check_hybrid(kind, ins, outs)
         self.graph.ops.append(Op(self._name(kind), kind, ins, outs, attrs))
 
@@ -261,9 +263,32 @@ class _Importer:
     def _spatial(self, x: str, out: str, filt, stride, dilation, padding):
         _, ih, iw, _ = self.graph.tensor(x).shape
         _, oh, ow, _ = self.graph.tensor(out).shape
+        if min(*stride, *dilation, *filt) < 1:
+            raise UserError(f"{self.path.name}: the layer producing {out!r} has stride {list(stride)}, dilation "
+                            f"{list(dilation)} and filter {list(filt)}; each must be at least 1. The file is corrupt.")
         top, bottom = _tflite_padding(padding, ih, filt[0], stride[0], dilation[0], oh)
         left, right = _tflite_padding(padding, iw, filt[1], stride[1], dilation[1], ow)
+        for size, k, st, dl, p0, p1, got in ((ih, filt[0], stride[0], dilation[0], top, bottom, oh),
+                                             (iw, filt[1], stride[1], dilation[1], left, right, ow)):
+            if (size + p0 + p1 - (k - 1) * dl - 1) // st + 1 != got:
+                raise UserError(f"{self.path.name}: the layer producing {out!r} declares output shape "
+                                f"{list(self.graph.tensor(out).shape)}, which its input {list(self.graph.tensor(x).shape)}, "
+                                "filter, stride and padding do not give; the file is corrupt.")
         return (top, left, bottom, right)
+
+    def _check_channels(self, kind: str, ins: list[str], outs: list[str]) -> None:
+        """The weights agree with the input and the output (the reference would compute on until it noticed)."""
+        x, w, y = (self.graph.tensor(n).shape for n in (ins[0], ins[1], outs[0]))
+        size = int(np.prod(x, dtype=np.int64))
+        if kind == "conv2d":
+            ok = len(x) == len(w) == len(y) == 4 and x[3] == w[3] and y[3] == w[0]
+        elif kind == "depthwise_conv2d":
+            ok = len(x) == len(w) == len(y) == 4 and x[3] and w[3] % x[3] == 0 and y[3] == w[3]
+        else:  # fully_connected: the input flattened to (batches, in_features)
+            ok = len(w) == 2 and w[1] and size % w[1] == 0 and size // w[1] * w[0] == int(np.prod(y, dtype=np.int64))
+        if not ok:
+            raise UserError(f"{self.path.name}: the {kind} layer producing {outs[0]!r} has input {list(x)}, weights "
+                            f"{list(w)} and output {list(y)}, which do not agree; the file is corrupt.")
 
     def _conv(self, op, ins, outs):
         o = self._options(op, tflite.Conv2DOptions)
