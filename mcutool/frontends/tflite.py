@@ -203,6 +203,15 @@ class _Importer:
             return opts
         return None
 
+    def _activation(self, options) -> str:
+        """The fused activation of an operator's options ("none" without options)."""
+        code = options.FusedActivationFunction() if options is not None else 0
+        if code not in _ACTIVATIONS:
+            raise UserError(f"{self.path.name}: fused activation {code} is not one mcutool knows (none, relu, "
+                            "relu_n1_to_1, relu6); the file is corrupt or uses a TANH/SIGN_BIT fused activation, "
+                            "which mcutool does not support.")
+        return _ACTIVATIONS[code]
+
     def _const(self, name: str, what: str, layer: str) -> np.ndarray:
         t = self.graph.tensor(name)
         if not t.is_const:
@@ -295,7 +304,7 @@ class _Importer:
         w = self.graph.tensor(ins[1])
         stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
         pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
-        return "conv2d", ins, Conv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()])
+        return "conv2d", ins, Conv2DAttrs(stride, dil, pads, self._activation(o))
 
     def _depthwise(self, op, ins, outs):
         o = self._options(op, tflite.DepthwiseConv2DOptions)
@@ -303,12 +312,12 @@ class _Importer:
         stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
         pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
         mult = w.shape[3] // self.graph.tensor(ins[0]).shape[3]
-        return "depthwise_conv2d", ins, DepthwiseConv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()],
+        return "depthwise_conv2d", ins, DepthwiseConv2DAttrs(stride, dil, pads, self._activation(o),
                                                              depth_multiplier=mult)
 
     def _fully_connected(self, op, ins, outs):
         o = self._options(op, tflite.FullyConnectedOptions)
-        act = _ACTIVATIONS[o.FusedActivationFunction()] if o else "none"
+        act = self._activation(o)
         if o is not None and o.WeightsFormat() != 0:
             raise UserError(f"{self.path.name}: FULLY_CONNECTED producing {outs[0]!r} uses shuffled weights; "
                             "mcutool reads the default weights format only.")
@@ -345,7 +354,7 @@ class _Importer:
     def _concat(self, op, ins, outs):
         o = self._options(op, tflite.ConcatenationOptions)
         rank = len(self.graph.tensor(outs[0]).shape)
-        return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
+        return "concat", ins, ConcatAttrs(o.Axis() % rank, self._activation(o))
 
 
 
@@ -354,14 +363,14 @@ def _pool(kind):
         o = self._options(op, tflite.Pool2DOptions)
         filt, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
         pads = self._spatial(ins[0], outs[0], filt, stride, (1, 1), o.Padding())
-        return kind, ins, Pool2DAttrs(filt, stride, pads, _ACTIVATIONS[o.FusedActivationFunction()])
+        return kind, ins, Pool2DAttrs(filt, stride, pads, self._activation(o))
     return handler
 
 
 def _elementwise(kind, options_cls):
     def handler(self, op, ins, outs):
         o = self._options(op, options_cls)
-        return kind, ins, ElementwiseAttrs(_ACTIVATIONS[o.FusedActivationFunction()] if o else "none")
+        return kind, ins, ElementwiseAttrs(self._activation(o))
     return handler
 
 
