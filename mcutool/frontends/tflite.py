@@ -195,12 +195,16 @@ class _Importer:
             return code, "custom op " + (oc.CustomCode() or b"?").decode("utf-8", "replace")
         return code, _OP_NAMES.get(code, f"builtin {code}")
 
-    def _options(self, op, cls):
+    def _options(self, op, cls, required: bool = False):
+        """The operator's builtin options as `cls`; None when absent (an error when `required`)."""
         opts = cls()
         table = op.BuiltinOptions()
         if table is not None:
             opts.Init(table.Bytes, table.Pos)
             return opts
+        if required:
+            raise UserError(f"{self.path.name}: an operator needs its {cls.__name__} (strides, padding, axis) but the "
+                            "file has none for it; the file is corrupt.")
         return None
 
     def _activation(self, options) -> str:
@@ -237,10 +241,10 @@ class _Importer:
                             f"supported by mcutool. Supported TFLite operators: {supported}.")
         try:
             kind, ins, attrs = handler(self, op, ins, outs)
-        except IndexError:  # an operand or a dimension the operator must have is missing
+        except (IndexError, ValueError):  # an operand or a dimension the operator must have is missing
             raise UserError(f"{self.path.name}: operator {index} ({opname}) lacks operands or has operands of the "
-                            f"wrong rank (inputs {[list(self.graph.tensor(n).shape) if n else None for n in ins]}); "
-                            "the file is corrupt.") from None
+                            f"wrong rank (inputs {[list(self.graph.tensor(n).shape) if n else None for n in ins]}, "
+                            f"output {list(self.graph.tensor(outs[0]).shape)}); the file is corrupt.") from None
         if kind in ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul") and (len(ins) < 2 or not all(ins[:2])):
             raise UserError(f"{self.path.name}: operator {index} ({opname}) has {len(ins)} input(s); it needs two "
                             "(its input and weights, or both operands). The file is corrupt.")
@@ -300,14 +304,14 @@ class _Importer:
                             f"{list(w)} and output {list(y)}, which do not agree; the file is corrupt.")
 
     def _conv(self, op, ins, outs):
-        o = self._options(op, tflite.Conv2DOptions)
+        o = self._options(op, tflite.Conv2DOptions, required=True)
         w = self.graph.tensor(ins[1])
         stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
         pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
         return "conv2d", ins, Conv2DAttrs(stride, dil, pads, self._activation(o))
 
     def _depthwise(self, op, ins, outs):
-        o = self._options(op, tflite.DepthwiseConv2DOptions)
+        o = self._options(op, tflite.DepthwiseConv2DOptions, required=True)
         w = self.graph.tensor(ins[1])
         stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
         pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
@@ -352,7 +356,7 @@ class _Importer:
         return "mean", ins[:1], MeanAttrs(axes, bool(o.KeepDims()) if o else False)
 
     def _concat(self, op, ins, outs):
-        o = self._options(op, tflite.ConcatenationOptions)
+        o = self._options(op, tflite.ConcatenationOptions, required=True)
         rank = len(self.graph.tensor(outs[0]).shape)
         return "concat", ins, ConcatAttrs(o.Axis() % rank, self._activation(o))
 
@@ -360,7 +364,7 @@ class _Importer:
 
 def _pool(kind):
     def handler(self, op, ins, outs):
-        o = self._options(op, tflite.Pool2DOptions)
+        o = self._options(op, tflite.Pool2DOptions, required=True)
         filt, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
         pads = self._spatial(ins[0], outs[0], filt, stride, (1, 1), o.Padding())
         return kind, ins, Pool2DAttrs(filt, stride, pads, self._activation(o))
