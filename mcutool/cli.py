@@ -45,12 +45,12 @@ def inspect(model, as_json, memory, plot):
 
 def _write_memory_plot(graph, title: str, path: str) -> None:
     """The layer-wise profile and the planned arena's (model's op order, no patches) as an SVG."""
-    from .memory_plot import memory_svg
+    from .memory_plot import ARENA_SERIES, memory_svg
     from .schedule.arena import arena_in_use_per_op, plan_arena
     from .schedule.liveness import live_bytes_per_op
     plan = plan_arena(graph)
     series = {"layer-wise (every tensor whole)": live_bytes_per_op(graph),
-              "planned arena (in use)": arena_in_use_per_op(graph, plan)}
+              ARENA_SERIES: arena_in_use_per_op(graph, plan)}
     with open(path, "w") as f:
         f.write(memory_svg(title, [op.name for op in graph.ops], series))
     click.echo(f"\nmemory profile written to {path} (layer-wise peak {max(series[next(iter(series))], default=0):,} B, "
@@ -96,21 +96,23 @@ def _memory_profile(s: dict, width: int = 50) -> str:
     return "\n".join(out)
 
 
-def _progress(message: str) -> None:
-    click.echo(f"  {message} ...", err=True)
-
-
-# The options of compile, validate and bench, in the order --help lists them. Each goes to compiler.Options by
-# name (_compile), so a new option is one entry here and one Options field.
-COMPILE_OPTIONS = [
+# The options of validate and bench (they compile first), in the order --help lists them; compile adds
+# COMPILE_ONLY. Each goes to mcutool.api.options by name (_api_options), so a new option is one entry here and
+# one keyword there.
+SHARED_OPTIONS = [
     click.option("--board", required=True, help="Target board (mcutool boards lists them)."),
     click.option("-o", "out", type=click.Path(file_okay=False), default=None,
-                  help="Project folder (default ./build/<model>-<board>/)."),
-    click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware",
-                  help="firmware: a complete project and ELF; library: model.c/h + runtime for your project."),
-    click.option("--no-build", is_flag=True, help="Generate the project without building it."),
+                  help="Project folder (default ./build/<model>-<board>/; validate and bench add -validate and "
+                       "-bench). Written beside it and renamed into place when complete; replaces only a folder "
+                       "mcutool wrote."),
+    click.option("--force", is_flag=True, help="Replace -o DIR even if it is a non-empty folder mcutool did not "
+                 "write (its contents are deleted). Never '.' or a parent of the current folder."),
     click.option("--calib", default=None, metavar="DATA.npz|random",
-                  help="Float models: calibration samples per input name (or random, with poor scales)."),
+                  help="Float models: calibration samples per input name (or random, with poor scales). Not "
+                       "used for an integer model."),
+    click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D0,D1,...",
+                  help="ONNX inputs with dynamic dimensions: the shape to compile for, e.g. input=1,3,96,96 "
+                       "(repeat for several inputs)."),
     click.option("--io", "io", type=click.Choice(["semihosting", "uart"]), default="semihosting",
                   show_default=True, help="Harness I/O: semihosting (a debugger or QEMU serves host files) or "
                   "uart (framed tensors over the board's serial port; no debugger needed)."),
@@ -125,27 +127,51 @@ COMPILE_OPTIONS = [
                   help="Binary (1-bit) layers: auto (convs with +-alpha weights after a Sign), off (all int8), "
                        "or a comma-separated list of conv layers to binarize."),
 ]
+COMPILE_ONLY = [
+    click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware", show_default=True,
+                  help="firmware: a complete project and ELF; library: model.c/h + runtime for your project."),
+    click.option("--no-build", is_flag=True, help="Generate the project without building it."),
+]
 
 
-def _compile_options(fn):
-    for option in reversed(COMPILE_OPTIONS):
-        fn = option(fn)
-    return fn
+def _options(options):
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
 
 
-def _compile(model, board, out, emit, no_build, patch="auto", sram_budget=None, **options):
-    """Compile with the command's options (the others go to compiler.Options by name)."""
+def _input_shapes(specs) -> dict | None:
+    """--input-shape NAME=1,3,96,96 (repeated) -> {NAME: (1, 3, 96, 96)}."""
+    shapes = {}
+    for spec in specs:
+        name, _, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not name or not shape or min(shape) < 1:
+            raise UserError(f"--input-shape {spec}: give NAME=D0,D1,... with positive sizes, e.g. "
+                            "--input-shape input=1,3,96,96.")
+        shapes[name] = shape
+    return shapes or None
+
+
+def _api_options(input_shape=(), sram_budget=None, **options) -> dict:
+    return dict(options, input_shapes=_input_shapes(input_shape), sram_budget=sram_budget)
+
+
+def _announce(command: str, model: str, board: str, out) -> None:
     from pathlib import Path
-    from .compiler import Options, compile_model, default_out_dir
-    from .schedule.patch import parse_mode
-    model_path = Path(model)
-    out_dir = Path(out) if out else default_out_dir(model_path, board)
-    opts = Options(emit=emit, build=not no_build, patch=parse_mode(patch), sram_budget_kib=sram_budget, **options)
-    click.echo(f"compiling {model_path.name} for {board} into {out_dir}", err=True)
-    report = compile_model(model_path, board, out_dir, opts, _progress)
+    from .compiler import default_out_dir
+    folder = out or default_out_dir(Path(model), board, command)
+    click.echo(f"{command} {Path(model).name} for {board} in {folder}", err=True)
+
+
+def _print_quantization(report: dict) -> None:
     if report.get("quantization"):
         click.echo(_quantization_line(report["quantization"]))
-    return out_dir, report
 
 
 def _quantization_line(q: dict) -> str:
@@ -153,8 +179,14 @@ def _quantization_line(q: dict) -> str:
     for o in q["outputs"]:
         top1 = f"top-1 agreement {o['top1_agreement'] * 100:.1f} %, " if "top1_agreement" in o else ""
         parts.append(f"{o['name']}: {top1}SQNR {o['sqnr_db']:.1f} dB")
-    return (f"quantized to int8 ({q['method']}, {q['samples']} calibration samples); float vs int8 on the "
-            f"calibration set: {'; '.join(parts)}")
+    data = q.get("data")
+    if data == "random":
+        on = (f"on the {q['samples']} random calibration samples themselves (not real data: this says nothing of "
+              "accuracy on real inputs)")
+    else:
+        on = f"on the calibration set{f' ({data})' if data else ''}"
+    return (f"quantized to int8 ({q['method']}, {q['samples']} calibration samples); float vs int8 {on}: "
+            f"{'; '.join(parts)}")
 
 
 def _summary_line(report: dict) -> str:
@@ -184,17 +216,33 @@ def _patch_line(report: dict) -> str:
 
 @cli.command("compile")
 @click.argument("model", type=click.Path())
-@_compile_options
-def compile_cmd(model, board, out, emit, no_build, **options):
+@_options(SHARED_OPTIONS[:3] + COMPILE_ONLY + SHARED_OPTIONS[3:])
+def compile_cmd(model, board, out, no_build, **options):
     """Generate C for MODEL on BOARD and build it; writes DIR/report.json."""
-    out_dir, report = _compile(model, board, out, emit, no_build, **options)
+    from . import api
+    from .progress import Progress
+    _announce("compile", model, board, out)
+    fw = api.compile(model, board, out, progress=Progress(), build=not no_build, **_api_options(**options))
+    report = fw.report
+    _print_quantization(report)
     click.echo(_summary_line(report))
     moved = (report.get("binarization") or {}).get("output_movement")
     if moved:
         click.echo(f"binarized {', '.join(report['binarization']['binary_layers'])}: outputs moved by "
                    f"{moved['mean_abs_lsb']} LSB on average (max {moved['max_abs_lsb']}), top-1 agreement "
                    f"{moved['top1_agreement']:.0%} on {moved['samples']} random inputs")
-    click.echo(f"project: {out_dir}  (report.json, make run, make flash)")
+    click.echo(_where_line(fw.path, options.get("emit", "firmware"), not no_build))
+
+
+def _where_line(folder, emit: str, built: bool) -> str:
+    if emit == "library":
+        return (f"library: {folder}  (no Makefile: add model.c and runtime/*.c to your own build, include . and "
+                "runtime; README.txt there says how, sources.mk lists them; model.h has the I/O sizes, scales, zero "
+                "points and the arena size)")
+    if not built:
+        return f"project: {folder}  (not built: make there builds it; then make run, make flash)"
+    return (f"project: {folder}  (report.json; make run runs it in QEMU on a default input, "
+            f"mcutool run {folder} --input x.npy on yours; make flash)")
 
 
 def _load_inputs(path: str, specs: list[dict]):
@@ -245,79 +293,63 @@ def run(project, input_path, output_path, port, steps):
             click.echo(f"{s['name']}: {y.reshape(-1).tolist()}")
 
 
-def _random_inputs(report: dict, rng):
-    import numpy as np
-    out = []
-    for s in report["io"]["inputs"]:
-        info = np.iinfo(s["dtype"])
-        out.append(rng.integers(info.min, info.max + 1, size=s["shape"]).astype(s["dtype"]))
-    return out
-
-
 @cli.command()
 @click.argument("model", type=click.Path())
-@_compile_options
-@click.option("--samples", default=5, show_default=True, help="Random inputs to compare.")
-@click.option("--seed", default=0, show_default=True)
+@_options(SHARED_OPTIONS)
+@click.option("--samples", type=int, default=5, show_default=True,
+              help="How many random inputs to run and compare (at least 1).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random inputs (the same seed gives the same inputs).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Each sample is a sequence of STEPS random inputs, the state reset before each sample and every "
-                   "step's output compared (stateful models).")
-def validate(model, board, out, emit, no_build, samples, seed, steps, **options):
+                   "step's output compared (stateful models: SVDF, LSTM).")
+def validate(model, board, out, samples, seed, steps, **options):
     """Compile MODEL, run SAMPLES random inputs in the emulator, compare bit for bit with the reference."""
-    import numpy as np
-    from pathlib import Path
-    from . import reference
-    from .binarize import binarize, parse_selection
-    from .compiler import Options, firmware_graph, run_build
-    out_dir, report = _compile(model, board, out, "firmware", False, **options)
-    graph, _ = firmware_graph(Path(model), Options(calib=options.get("calib")))
-    graph, _ = binarize(graph, parse_selection(options.get("binarize", "auto")))  # what the firmware computes
-    rng = np.random.default_rng(seed)
-    bad = 0
-    with click.progressbar(range(samples), label="  emulating", file=sys.stderr) as bar:
-        for i in bar:
-            if steps is None:
-                xs = _random_inputs(report, rng)
-                want = reference.run(graph, dict(zip(graph.inputs, xs)))
-            else:
-                xs = [np.stack(seq) for seq in zip(*(_random_inputs(report, rng) for _ in range(steps)))]
-                want = reference.run_sequence(graph, dict(zip(graph.inputs, xs)))
-            ys, info = run_build(out_dir, xs, steps=steps)
-            for name, y in zip(graph.outputs, ys):
-                if not np.array_equal(y, want[name]):
-                    bad += 1
-                    diff = int(np.max(np.abs(y.astype(np.int64) - want[name].astype(np.int64))))
-                    click.echo(f"\nsample {i}: output {name!r} differs from the reference in "
-                               f"{int(np.sum(y != want[name]))} values (max {diff} LSB)", err=True)
-    if bad:
-        raise UserError(f"validation failed: {bad} of {samples} samples differ from the reference on {board}.")
+    from . import api
+    from .progress import Progress
+    _announce("validate", model, board, out)
+    result = api.validate(model, board, samples, seed, out, progress=Progress(), steps=steps,
+                          **_api_options(**options))
+    _print_quantization(result.firmware.report)
+    for m in result.mismatches:
+        click.echo(f"sample {m.sample}: output {m.output!r} differs from the reference in {m.values} values "
+                   f"(max {m.max_lsb} LSB)", err=True)
+    if not result.passed:
+        failed = len({m.sample for m in result.mismatches})
+        raise UserError(f"validation failed: {failed} of {samples} samples differ from the reference on {board}.")
     click.echo(f"bit-exact: {samples} of {samples} random inputs equal the reference on {board} "
-               f"({info['instructions']:,} instructions per inference)")
+               f"({result.instructions:,} instructions per inference)")
 
 
 @cli.command()
 @click.argument("model", type=click.Path())
-@_compile_options
-def bench(model, board, out, emit, no_build, **options):
+@_options(SHARED_OPTIONS)
+def bench(model, board, out, **options):
     """Instructions per inference, MACs/instruction, arena, SRAM and flash of MODEL on BOARD."""
-    import numpy as np
-    from .compiler import profile_layers, run_build
-    out_dir, report = _compile(model, board, out, "firmware", False, **options)
-    _, info = run_build(out_dir, _random_inputs(report, np.random.default_rng(0)))
+    from . import api
+    from .progress import Progress
+    _announce("bench", model, board, out)
+    result = api.bench(model, board, out, progress=Progress(), **_api_options(**options))
+    report = result.firmware.report
+    _print_quantization(report)
+    info = report["run"]
     m, f = report["memory"], report["flash"]
     rows = [("model", report["model"]), ("board", f"{board} ({info['emulator']}, -icount shift=0)"),
-            ("instructions/inference", f"{info['instructions']:,}"),
+            ("instructions/inference", f"{result.instructions:,}"),
             ("MACs", f"{report['macs']:,}"),
-            ("MACs/instruction", f"{info['macs_per_instruction']:.3f}"),
+            ("MACs/instruction", f"{result.macs_per_instruction:.3f}"),
             ("arena", f"{m['arena_bytes']:,} B (layer-wise bound {m['layerwise_peak_bytes']:,} B)"),
             ("patches", _patch_line(report).split(": ", 1)[1]),
             ("SRAM used", f"{m['sram_used_bytes']:,} B of {m['sram_limit_bytes']:,} (stack reserve {m['stack_bytes']:,}, "
-                          f"high water {info['stack_high_water_bytes']:,})"),
+                          f"high water {result.stack_high_water_bytes:,})"),
             ("flash used", f"{f['used_bytes']:,} B of {f['limit_bytes']:,} (code {f['code_bytes']:,}, weights {f['weights_bytes']:,})")]
     for k, v in rows:
         click.echo(f"{k:<24}{v}")
-    if report.get("io_backend", "semihosting") == "semihosting":
-        _print_layer_profile(report, profile_layers(out_dir, _random_inputs(report, np.random.default_rng(0))))
+    if result.layers is not None:
+        _print_layer_profile(report, result.layers)
+    else:
+        click.echo("\nper-layer instructions: not measured for a --io uart build (the profiling image reports "
+                   "through semihosting); run bench without --io uart for the table.")
     click.echo("(QEMU counts instructions, not cycles: it is not cycle accurate.)")
 
 
@@ -364,7 +396,9 @@ def quantize(model, calib, out, method):
     if not any(graph.tensor(n).dtype == "float32" for n in graph.inputs) or has_integer_core(graph):
         raise UserError(f"{model} is already an integer model (float I/O, if any, only passes through "
                         "QUANTIZE/DEQUANTIZE); quantize takes a float model. Compile it as it is.")
+    from .compiler import calibration_data_name
     qgraph, report = quantize_model(graph, load_calibration(calib, graph), method)
+    report["data"] = calibration_data_name(calib)
     Path(out).write_bytes(write_tflite(qgraph))
     click.echo(_quantization_line(report))
     click.echo(f"wrote {out}")
@@ -416,25 +450,65 @@ def boards():
                    f"emulator: {b.emulator.program} -M {b.emulator.machine}")
 
 
+# The C library of each cross toolchain, by prefix: (name, flags that select it, how to install it). mcutool's
+# firmware links none (it needs only the compiler's own <stdint.h>/<stddef.h>); a user's own code may.
+LIBC_PACKAGES = {"arm-none-eabi-": ("newlib", (), "apt-get install libnewlib-arm-none-eabi"),
+                 "riscv64-unknown-elf-": ("picolibc", ("--specs=picolibc.specs",),
+                                          "apt-get install picolibc-riscv64-unknown-elf")}
+PROBE_TOOLS = {"openocd": "apt-get install openocd", "pyocd": "pip install pyocd",
+               "st-flash": "apt-get install stlink-tools"}
+# The oracles the test suite compares with (DESIGN.md §6): Python modules, not needed to compile.
+ORACLES = {"tflite_runtime": "pip install tflite-runtime==2.14.0 (numpy<2)", "tflite_micro": "pip install --pre tflite-micro",
+           "onnxruntime": "pip install onnxruntime"}
+
+
+def _preprocesses(gcc: str, header: str, flags=()) -> bool:
+    """True when `gcc` finds `header` (with `flags`)."""
+    import subprocess
+    done = subprocess.run([gcc, *flags, "-E", "-x", "c", "-", "-o", os.devnull], input=f"#include <{header}>\n",
+                          capture_output=True, text=True)
+    return done.returncode == 0
+
+
 @cli.command()
 def doctor():
-    """Which toolchains, emulators and probes are present."""
+    """Which toolchains, C libraries, emulators, flash probes and test oracles are present."""
+    import importlib.util
     import shutil as sh
     from .boards import list_boards, load_board
-    needed = {}
+    required, libcs = {}, {}
     for name in list_boards():
         b = load_board(name)
-        needed.setdefault(b.toolchain.tool("gcc"), b.toolchain.install)
-        needed.setdefault(b.emulator.program, b.emulator.install)
-    needed.setdefault("openocd", "apt-get install openocd")
-    needed.setdefault("make", "apt-get install make")
+        required.setdefault(b.toolchain.tool("gcc"), b.toolchain.install)
+        required.setdefault(b.emulator.program, b.emulator.install)
+        libcs.setdefault(b.toolchain.prefix, b.toolchain.tool("gcc"))
+    required.setdefault("make", "apt-get install make")
     missing = 0
-    for tool, install in needed.items():
+    click.echo("needed to compile and run in the emulator:")
+    for tool, install in required.items():
         path = sh.which(tool)
         missing += path is None
-        click.echo(f"{'ok' if path else 'MISSING':<8}{tool:<28}{path or 'install: ' + install}")
+        click.echo(f"  {'ok' if path else 'MISSING':<8}{tool:<36}{path or 'install: ' + install}")
+    for gcc in libcs.values():
+        ok = sh.which(gcc) is not None and _preprocesses(gcc, "stdint.h", ("-ffreestanding",))
+        missing += not ok
+        click.echo(f"  {'ok' if ok else 'MISSING':<8}{gcc + ' <stdint.h>':<36}"
+                   f"{'freestanding headers found' if ok else 'reinstall the cross compiler'}")
+    click.echo("C libraries (optional: mcutool's firmware links none; for your own code on the board):")
+    for prefix, gcc in libcs.items():
+        lib, flags, install = LIBC_PACKAGES.get(prefix, ("C library", (), f"the C library for {gcc}"))
+        ok = sh.which(gcc) is not None and _preprocesses(gcc, "string.h", flags)
+        click.echo(f"  {'ok' if ok else 'absent':<8}{lib:<36}{'<string.h> found' if ok else 'install: ' + install}")
+    click.echo("flash probes (one is needed to program a board; mcutool flash --probe chooses):")
+    for tool, install in PROBE_TOOLS.items():
+        path = sh.which(tool)
+        click.echo(f"  {'ok' if path else 'absent':<8}{tool:<36}{path or 'install: ' + install}")
+    click.echo("test oracles (python -m pytest compares with them; not needed to compile):")
+    for module, install in ORACLES.items():
+        found = importlib.util.find_spec(module) is not None
+        click.echo(f"  {'ok' if found else 'absent':<8}{module:<36}{'importable' if found else 'install: ' + install}")
     if missing:
-        raise UserError(f"{missing} tool(s) missing; bash install.sh installs them all.")
+        raise UserError(f"{missing} tool(s) needed to compile or emulate are missing; bash install.sh installs them all.")
 
 
 def main(argv=None) -> int:

@@ -64,10 +64,15 @@ class Options:
     sram_budget_kib: float | None = None  # all SRAM the firmware may use; None: the board's SRAM
     max_overhead: float = 20.0  # largest extra-MAC percentage patching may add
     binarize: str = "auto"   # auto | off | LAYER,... (mcutool.binarize; DESIGN.md §8)
+    force: bool = False      # replace a non-empty output folder mcutool did not write (mcutool.outdir)
+    input_shapes: dict[str, tuple[int, ...]] | None = None  # fixed sizes for dynamic input dims (--input-shape)
 
 
-def default_out_dir(model: Path, board: str) -> Path:
-    return Path("build") / f"{model.stem}-{board}"
+def default_out_dir(model: Path, board: str, command: str = "compile") -> Path:
+    """build/<model>-<board>/ for compile, build/<model>-<board>-validate/ (-bench/) for the others, so one
+    command's project never silently replaces another's."""
+    suffix = "" if command == "compile" else f"-{command}"
+    return Path("build") / f"{model.stem}-{board}{suffix}"
 
 
 def _sha256(path: Path) -> str:
@@ -88,8 +93,12 @@ def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
 def _firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None, list[str]]:
     """firmware_graph, and the model's float inputs/outputs (the host converts them with their int8 scales)."""
     from .quantize.ptq import has_integer_core, integer_io
-    graph = load_model(model)
+    graph = load_model(model, input_shapes=opts.input_shapes)
+    _check_constant_weights(graph)
     if not _is_float_model(graph):
+        if opts.calib:
+            warnings.warn(f"{Path(model).name} is already an integer model: --calib {opts.calib} is not used "
+                          "(calibration quantizes float models).", stacklevel=2)
         return graph, None, []
     floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
     if has_integer_core(graph):  # already int8: QUANTIZE/DEQUANTIZE at the border only
@@ -106,20 +115,75 @@ def _firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None, lis
     from .quantize.calibdata import load_calibration
     from .quantize.ptq import quantize_model
     qgraph, quantization = quantize_model(graph, load_calibration(opts.calib, graph))
+    quantization["data"] = calibration_data_name(opts.calib)
     return integer_io(qgraph), quantization, floats
 
 
-def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
-                  graph: Graph | None = None) -> dict:
-    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report.
-    `graph`: the model's IR when the caller already has it (e.g. quantized from a float model in a test);
-    `model` then only names the project and its report."""
-    step = progress or (lambda message: None)
-    board = load_board(board_name)
-    if opts.emit == "firmware":
-        board.check_io(opts.io)
+WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d")
+
+
+def _check_constant_weights(graph: Graph) -> None:
+    """Firmware keeps weights in flash: a weight or bias computed from a graph input (known only at run time, as
+    the reference can run it) cannot be compiled. Say so before anything else fails on it."""
+    producers = graph.producers()
+    for op in graph.ops:
+        if op.kind not in WEIGHTED_KINDS:
+            continue
+        for name in op.inputs[1:]:
+            if name and name in graph.tensors and not graph.tensor(name).is_const:
+                sources = _graph_inputs_behind(graph, producers, name)
+                raise UserError(f"{graph.name}: layer {op.name!r} ({op.kind}) takes its weights from the graph "
+                                f"input(s) {', '.join(map(repr, sources))}, so they are known only at run time; "
+                                "mcutool compiles weights into flash and needs them stored in the model file (ONNX "
+                                "initializers). Re-export the model with its parameters "
+                                "(torch.onnx.export(..., export_params=True)).")
+
+
+def _graph_inputs_behind(graph: Graph, producers: dict, name: str) -> list[str]:
+    """The graph inputs tensor `name` is computed from."""
+    found, todo, seen = [], [name], set()
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in graph.inputs:
+            found.append(n)
+        elif n in producers:
+            todo += [i for i in producers[n].inputs if i]
+    return sorted(found)
+
+
+def calibration_data_name(calib: str) -> str:
+    """What report.json's quantization section says the agreement was measured on."""
+    return "random" if calib == "random" else Path(calib).name
+
+
+@dataclass
+class Planned:
+    """A model imported and planned for a board: everything compile_model decides before generating code."""
+    graph: Graph            # the firmware's graph in the model's own layer order (binarized, padding made explicit)
+    scheduled: Graph        # what runs: patch stages, the chosen op order
+    plan: object            # the arena plan (schedule.arena.ArenaPlan)
+    choice: object          # the patch decision (schedule.patch)
+    layerwise: int          # the model's layer-wise peak in its own op order
+    model_order: list[str]  # op names before reordering
+    placement: WeightPlacement
+    quantization: dict | None
+    binarized: object
+    float_io: list[str]     # the model's float inputs/outputs: the host (de)quantizes them with their int8 scales
+
+
+def plan_model(model: Path, board: Board, opts: Options, progress=None, graph: Graph | None = None,
+               quantization: dict | None = None) -> Planned:
+    """Import (and quantize) `model` and plan it for `board`: binarization, explicit padding, patches, op order,
+    the arena, where weights live; a plan that cannot fit the board is refused here, before any code is
+    generated. Nothing is written (the fuzzer's --no-build)."""
+    step = progress or (lambda message, n=None, total=None: None)
     step("importing")
-    graph, quantization, float_io = _firmware_graph(model, opts) if graph is None else (graph, None, [])
+    float_io: list[str] = []
+    if graph is None:
+        graph, quantization, float_io = _firmware_graph(model, opts)
     graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(fold_pads(fuse_swish(graph)))
@@ -133,30 +197,56 @@ def compile_model(model: Path, board_name: str, out: Path, opts: Options, progre
     model_order = [op.name for op in scheduled.ops]
     scheduled, plan = schedule_ops(scheduled)
     _check_plan_fits(graph, board, opts, choice, plan.size)
-    placement = _place_weights(graph, board, opts)
+    return Planned(graph, scheduled, plan, choice, layerwise, model_order, _place_weights(graph, board, opts),
+                   quantization, binarized, float_io)
+
+
+def compile_model(model: Path, board_name: str, out: Path, opts: Options, progress=None,
+                  graph: Graph | None = None, quantization: dict | None = None) -> dict:
+    """Generate (and build) the project for `model` on `board_name` in `out`; returns the report.
+    `graph`: the model's IR when the caller already has it (e.g. quantized from a float model in a test);
+    `model` then only names the project and its report (`quantization`: its report section). The project is
+    written beside `out` and renamed into place when complete (mcutool.outdir): a failed compile leaves `out` as
+    it was."""
+    from .outdir import check_target, new_project
+    check_target(out, opts.force)
+    step = progress or (lambda message, n=None, total=None: None)
+    board = load_board(board_name)
+    if opts.emit == "firmware":
+        board.check_io(opts.io)
+    planned = plan_model(model, board, opts, step, graph, quantization)
+    with new_project(out, opts.force) as tmp:
+        return _generate_and_build(model, board, opts, planned, tmp, step)
+
+
+def _generate_and_build(model: Path, board: Board, opts: Options, planned: Planned, out: Path, step) -> dict:
+    """Write the project into `out` (a fresh folder), build it, and return the report; after a link that
+    overflowed internal flash, move more weights to ext_flash and write it again."""
+    graph, scheduled, plan, placement = planned.graph, planned.scheduled, planned.plan, planned.placement
+    choice, quantization = planned.choice, planned.quantization
     from .codegen.model import generate_model
     from .codegen.project import write_firmware_project, write_library
     kernels: dict = {}  # generated kernels, reused by the next round for the layers whose placement is unchanged
     for attempt in range(MAX_PLACEMENT_ROUNDS):
-        step("generating kernels (TVM)")
-        sources = generate_model(scheduled, plan, board.name, _const_sections(placement), kernels)
-        if out.exists():
+        sources = generate_model(scheduled, plan, board.name, _const_sections(placement), kernels, step)
+        if attempt:
             shutil.rmtree(out)
+            out.mkdir()
         if opts.emit == "library":
-            write_library(sources, out)
+            write_library(sources, out, graph.name, board.name)
         else:
             write_firmware_project(scheduled, board, sources, out, opts.stack_size or STACK_RESERVE, io=opts.io)
-        report = _schedule_report(model, graph, scheduled, board, plan, choice, opts, layerwise)
-        report["schedule"]["arena"]["reordered"] = [op.name for op in scheduled.ops] != model_order
+        report = _schedule_report(model, graph, scheduled, board, plan, choice, opts, planned.layerwise)
+        report["schedule"]["arena"]["reordered"] = [op.name for op in scheduled.ops] != planned.model_order
         report["io_backend"] = opts.io
-        report["binarization"] = binarized.to_json()
+        report["binarization"] = planned.binarized.to_json()
         report["layers"] = _layers(graph, sources["model.c"], placement)
         report["flash"]["ext_flash_weights_bytes"] = placement.bytes_in(graph, EXT_FLASH)
         _write_memory_plot(out, graph, scheduled, plan)
         if quantization is not None:
             report["quantization"] = quantization
         for spec in report["io"]["inputs"] + report["io"]["outputs"]:
-            if spec["name"] in float_io:
+            if spec["name"] in planned.float_io or quantization is not None:
                 spec["host_dtype"] = "float32"  # the model's own I/O is float: the host (de)quantizes with scale/zp
         if not (opts.emit == "firmware" and opts.build):
             break
@@ -191,7 +281,7 @@ def _write_memory_plot(out: Path, graph: Graph, scheduled: Graph, plan) -> None:
     """memory.svg next to report.json: live bytes per layer of the model, layer-wise (every tensor whole), as
     the patched schedule holds them (when patched: a layer inside the stage counts the stage's tile buffers and
     its input and output), and as the planned arena uses them."""
-    from .memory_plot import memory_svg
+    from .memory_plot import ARENA_SERIES, memory_svg
     from .schedule.liveness import live_bytes_per_op
     from .schedule.patch import positions_in
     at = positions_in(graph, scheduled)
@@ -200,7 +290,7 @@ def _write_memory_plot(out: Path, graph: Graph, scheduled: Graph, plan) -> None:
         live = live_bytes_per_op(scheduled)
         series["patch-based (live)"] = [live[i] for i in at]
     arena = arena_in_use_per_op(scheduled, plan)
-    series["planned arena (in use)"] = [arena[i] for i in at]
+    series[ARENA_SERIES] = [arena[i] for i in at]
     (out / "memory.svg").write_text(memory_svg(graph.name, [op.name for op in graph.ops], series))
 
 
@@ -377,8 +467,9 @@ def _make(board: Board, out: Path, target: str, flags=("-j2",), sram_hints: str 
             message = " ".join(_too_large_message(board, r, e, sram_hints) for r, e in overflows.items())
             raise RegionOverflow(message, region, overflows[region])
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise UserError(f"building the firmware in {out} failed (make exited {done.returncode}); the project is "
-                        f"left there to inspect. Last lines of the compiler's output:\n{tail}")
+        raise UserError(f"building the firmware failed (make {target} exited {done.returncode}); rerun with "
+                        f"MCUTOOL_DEBUG=1 to keep the project ({out}) to inspect. Last lines of the compiler's "
+                        f"output:\n{tail}")
 
 
 def _too_large_message(board: Board, region: str, extra: int, sram_hints: str = "") -> str:
@@ -533,8 +624,11 @@ def run_build(out: Path, inputs: list[np.ndarray], timeout: float = 120.0,
     io = report.get("io_backend", "semihosting")
     elf = out / ELF
     if port is None and not elf.exists():
-        raise UserError(f"{out} has no {ELF}: it was compiled with --no-build or --emit library. Run make there "
-                        "or compile again.")
+        if (out / "Makefile").exists():
+            raise UserError(f"{out} has no {ELF}: it was compiled with --no-build. Build it (make -C {out}) or "
+                            "compile again without --no-build.")
+        raise UserError(f"{out} is an --emit library folder (model code for your own project, no firmware to "
+                        "run). Compile again with --emit firmware (the default) to run it here.")
     if port is not None and io != "uart":
         raise UserError(f"{out} was built with --io {io}; a board is reached over its serial port only by a "
                         "--io uart build: compile again with --io uart and flash that board.elf.")

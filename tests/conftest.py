@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# tests/user_repo is a user's repository in small, run by tests/test_api.py as its own pytest session.
+collect_ignore = ["user_repo"]
+
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

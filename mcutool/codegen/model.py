@@ -79,12 +79,15 @@ def _reshape(ctx: Context, op: Op) -> LayerCode:
 
 
 def emit_layers(graph: Graph, plan: ArenaPlan, sections: dict[str, str] | None = None,
-                kernel_cache: dict | None = None) -> list[LayerCode]:
+                kernel_cache: dict | None = None, progress=None) -> list[LayerCode]:
+    """Each layer's code; `progress(message, n, total)` is told each layer as it starts (TVM takes seconds)."""
     from . import kernels, patch_stage  # noqa: F401  (register the emitters of the remaining op kinds)
 
     ctx = Context(graph, plan, dict(sections or {}), {} if kernel_cache is None else kernel_cache)
     layers = []
-    for op in graph.ops:
+    for i, op in enumerate(graph.ops):
+        if progress:
+            progress(f"generating kernels: {op.name}", i + 1, len(graph.ops))
         fn = EMITTERS.get(op.kind)
         if fn is None:
             raise UserError(f"layer {op.name!r} ({op.kind}) has no code generator yet; the reference can run it but "
@@ -117,11 +120,12 @@ def _states(graph: Graph) -> list[dict]:
 
 
 def generate_model(graph: Graph, plan: ArenaPlan, board: str, sections: dict[str, str] | None = None,
-                   kernel_cache: dict | None = None) -> dict[str, str]:
+                   kernel_cache: dict | None = None, progress=None) -> dict[str, str]:
     """The sources model.c and model.h, as {file name: text}. `sections`: layer name -> the linker section its
     constants go to (".ext_flash"); other layers' constants stay in .rodata. `kernel_cache`: a dict the caller
-    passes to every call for the same graph and plan (generated kernels are reused from it)."""
-    layers = emit_layers(graph, plan, sections, kernel_cache)
+    passes to every call for the same graph and plan (generated kernels are reused from it). `progress`: see
+    emit_layers."""
+    layers = emit_layers(graph, plan, sections, kernel_cache, progress)
     inputs, outputs = _io(graph, plan, graph.inputs), _io(graph, plan, graph.outputs)
     ctypes = {t["ctype"] for t in inputs + outputs}
     values = {

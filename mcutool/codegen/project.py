@@ -78,7 +78,9 @@ def write_firmware_project(graph: Graph, board: Board, sources: dict[str, str], 
     # Until the objects exist to size it from (mcutool.compiler.build_project), a fixed reserve.
     write_linker_scripts(board, dest, stack_size, "fixed (not sized from the call graph)")
     flash = board.flash_command("board.elf")
+    io_specs = _default_inputs(graph, dest) if io == "semihosting" else [_io_spec(graph, n) for n in graph.inputs]
     makefile = render("Makefile.j2", {
+        "io": io, "inputs": io_specs, "outputs": [_io_spec(graph, n) for n in graph.outputs],
         "board": board.name, "description": board.description, "machine": board.emulator.machine,
         "prefix": board.toolchain.prefix, "arch_flags": list(board.toolchain.cflags),
         # .su: each function's frame; .ci: the call graph with those frames (mcutool.codegen.stack).
@@ -94,9 +96,32 @@ def write_firmware_project(graph: Graph, board: Board, sources: dict[str, str], 
     (dest / "Makefile").write_text(makefile)
 
 
-def write_library(sources: dict[str, str], dest: Path) -> list[str]:
-    """--emit library: model.c/model.h and the runtime sources, for a user's own project."""
+def _io_spec(graph: Graph, name: str) -> dict:
+    t = graph.tensor(name)
+    return {"name": name, "dtype": t.dtype, "ctype": f"{t.dtype}_t" if t.dtype.startswith(("int", "uint")) else t.dtype}
+
+
+def _default_inputs(graph: Graph, dest: Path) -> list[dict]:
+    """default_input<i>.bin, what `make run` reads when no input<i>.bin is there: every value the input's zero
+    point (a real 0)."""
+    import numpy as np
+    specs = []
+    for i, name in enumerate(graph.inputs):
+        t = graph.tensor(name)
+        zero = int(t.quant.zero_point[0]) if t.quant is not None else 0
+        np.full(t.shape, zero, dtype=t.dtype).tofile(dest / f"default_input{i}.bin")
+        specs.append(_io_spec(graph, name))
+    return specs
+
+
+def write_library(sources: dict[str, str], dest: Path, model: str = "", board: str = "") -> list[str]:
+    """--emit library: model.c/model.h and the runtime sources, for a user's own project, with README.txt (which
+    files to compile, how to call the model) and sources.mk (the same list for a Makefile)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name, text in sources.items():
         (dest / name).write_text(text)
-    return ["model.c", *copy_runtime(dest)]
+    c_files = ["model.c", *copy_runtime(dest)]
+    values = {"model": model, "board": board, "version": __version__, "sources": c_files}
+    (dest / "README.txt").write_text(render("project/library_README.txt.j2", values))
+    (dest / "sources.mk").write_text(render("project/sources.mk.j2", values))
+    return c_files

@@ -62,18 +62,21 @@ _FUSES_ACTIVATION = ("Conv", "_FC", "Add", "Sub", "Mul", "Div", "MaxPool", "Aver
 
 
 def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None,
-              allow_unsupported: bool = False) -> Graph:
+              allow_unsupported: bool = False, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     """Import an ONNX model file as a validated IR graph.
 
     `constants` freezes graph inputs to the given values (they become initializers) - for models that take their
     quantization parameters (scales, zero points) as inputs, which the IR needs to know at compile time.
     `allow_unsupported` (for inspect): a node of an op type mcutool does not import becomes an IR op of kind
     "unsupported" instead of an error (other import errors still stop it).
+    `input_shapes` fixes the shapes of inputs with dynamic dimensions (--input-shape NAME=1,3,96,96).
     """
     path = Path(path)
     model = _read_model(path)
     if constants:
         _freeze_inputs(model, constants, path)
+    if input_shapes:
+        _fix_input_shapes(model, input_shapes, path)
     if not allow_unsupported:
         _check_op_support(model, path)
     _run_checker(model, path)
@@ -128,6 +131,25 @@ def _freeze_inputs(model: onnx.ModelProto, constants: dict, path: Path) -> None:
         np_dtype = helper.tensor_dtype_to_np_dtype(inputs[name].type.tensor_type.elem_type)
         model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=np_dtype), name))
         model.graph.input.remove(inputs[name])
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """Give each named input the shape the user fixed; its static dimensions must agree."""
+    inputs = {vi.name: vi for vi in model.graph.input}
+    for name, shape in shapes.items():
+        if name not in inputs:
+            raise UserError(f"--input-shape {name}=...: '{path}' has no input of that name (its inputs: "
+                            f"{', '.join(inputs)}).")
+        dims = inputs[name].type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            raise UserError(f"--input-shape {name}={','.join(map(str, shape))}: input '{name}' has {len(dims)} "
+                            f"dimensions, {len(shape)} given.")
+        for axis, (d, size) in enumerate(zip(dims, shape)):
+            if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != size:
+                raise UserError(f"--input-shape {name}={','.join(map(str, shape))}: axis {axis} of input '{name}' "
+                                f"is fixed to {d.dim_value} in the model, not {size}.")
+            d.Clear()
+            d.dim_value = size
 
 
 def _supported_list() -> str:
@@ -190,17 +212,15 @@ def _check_static_inputs(model: onnx.ModelProto, path: Path) -> None:
                             f"input shape fixed at compile time. Re-export the model with a fixed input shape.")
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or "?")
                 for d in tt.shape.dim]
-        for axis, d in enumerate(dims):
-            if isinstance(d, int):
-                continue
-            fixed_in = {i.name: list(_dims(i, 1) or ()) for i in model.graph.input if i.name not in inits}
-            fixed_out = {o.name: list(_dims(o, -1) or ()) for o in model.graph.output}
+        dynamic = [f"'{d}' at axis {axis}" for axis, d in enumerate(dims) if not isinstance(d, int)]
+        if dynamic:
+            example = ",".join(str(d) if isinstance(d, int) else "1" if axis == 0 else "N"
+                               for axis, d in enumerate(dims))
             raise UserError(
-                f"'{path}': input '{vi.name}' has a dynamic dimension '{d}' at axis {axis} (shape {dims}); mcutool "
-                f"needs static shapes. Fix the dimensions in the file (here to 1; -1 leaves an output dimension to "
-                f"shape inference): `python -c \"import onnx; from onnx.tools import update_model_dims as u; "
-                f"m = onnx.load('{path}'); m = u.update_inputs_outputs_dims(m, {fixed_in}, {fixed_out}); "
-                f"onnx.save(m, 'fixed.onnx')\"`, or re-export the model with a fixed batch size (and input size).")
+                f"'{path}': input '{vi.name}' has dynamic dimensions ({', '.join(dynamic)}; shape {dims}); mcutool "
+                f"compiles for one fixed shape. Give it with --input-shape {vi.name}={example} (each N the size "
+                f"the firmware takes, e.g. the height and width it was trained at; the batch is 1), or re-export "
+                f"the model with fixed sizes.")
 
 
 def _infer_shapes(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
@@ -376,7 +396,11 @@ class _Importer:
         for t in g.initializer:
             self.shapes[t.name] = tuple(t.dims)
             self.dtypes[t.name] = _ELEM_TYPES.get(t.data_type, "float32")
-            self.consts[t.name] = _Const(numpy_helper.to_array(t))
+            try:
+                self.consts[t.name] = _Const(numpy_helper.to_array(t))
+            except ValueError as exc:
+                raise UserError(f"'{self.path}': initializer '{t.name}' (dims {list(t.dims)}) does not hold the data "
+                                f"its dims and type say ({exc}); the file is corrupt.") from None
         self.reserved = set(self.shapes) | {o for n in g.node for o in (*n.input, *n.output)}
 
     def _take_types(self, g: onnx.GraphProto) -> None:
@@ -1132,6 +1156,9 @@ class _Importer:
         s = tuple(node.attrs.get("strides", (1, 1)))
         d = tuple(node.attrs.get("dilations", (1, 1)))
         pads = self._pads2d(node, (h, wd), (kh, kw), s, d)
+        if i_per_g * group != c_in:
+            raise self._err(node, f"its weights take {i_per_g * group} input channels ({i_per_g} per group, "
+                                  f"group={group}) but its input has {c_in}; the model is inconsistent.")
         if group == 1:
             kind, depthwise = "conv2d", False
         elif group == c_in and i_per_g == 1 and o % c_in == 0:

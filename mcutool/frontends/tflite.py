@@ -9,6 +9,7 @@ mcutool/fold.py once the graph is read, or earlier when an attribute is read fro
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,30 @@ def load_tflite(path: str | Path, allow_unsupported: bool = False) -> Graph:
     if model.SubgraphsLength() != 1:
         raise UserError(f"{path.name}: the model has {model.SubgraphsLength()} subgraphs (control flow such as "
                         "WHILE/IF). mcutool compiles single-subgraph models only.")
-    graph = _Importer(path, buf, model).run()
+    try:
+        graph = _Importer(path, buf, model).run()
+    except (struct.error, TypeError, ValueError) as exc:
+        if not _from_flatbuffers(exc):
+            raise
+        raise _corrupt(path, exc) from None
     if not allow_unsupported:
         supported = ", ".join(sorted(_OP_NAMES[c] for c in _HANDLERS))
         refuse_unsupported(graph, path.name, f"Supported TFLite operators: {supported}.")
     return graph
+
+
+def _from_flatbuffers(exc: Exception) -> bool:
+    """True when `exc` was raised while reading the flatbuffer (its generated accessors), not by mcutool."""
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    where = Path(tb.tb_frame.f_code.co_filename).parts
+    return "flatbuffers" in where or "tflite" in where or isinstance(exc, struct.error)
+
+
+def _corrupt(path: Path, exc: Exception) -> UserError:
+    return UserError(f"{path.name} could not be read as a TFLite model ({type(exc).__name__}: {exc}); the file "
+                     "is truncated or corrupt. Re-export it with the TFLite converter.")
 
 
 def _parse_model(path: Path, buf: bytes):
@@ -74,9 +94,13 @@ def _parse_model(path: Path, buf: bytes):
         for i in range(model.BuffersLength()):
             model.Buffers(i).DataLength()
     except Exception as exc:  # a truncated or corrupt flatbuffer fails inside the generated accessors
-        raise UserError(f"{path.name} could not be read as a TFLite model ({type(exc).__name__}: {exc}); the "
-                        "file is truncated or corrupt. Re-export it with the TFLite converter.") from None
+        raise _corrupt(path, exc) from None
     return model
+
+
+def _vector(table, field: str) -> list[int]:
+    """An int vector field of a flatbuffer table; [] when absent (the generated XAsNumpy returns 0 then)."""
+    return [int(i) for i in getattr(table, f"{field}AsNumpy")()] if getattr(table, f"{field}Length")() else []
 
 
 def _tflite_padding(padding: int, in_size: int, filt: int, stride: int, dilation: int, out_size: int):
@@ -110,8 +134,10 @@ class _Importer:
     def run(self) -> Graph:
         for i in sorted(self._referenced()):
             self._tensor(i)
-        self.graph.inputs = [self.names[int(i)] for i in self.sg.InputsAsNumpy()]
-        self.graph.outputs = [self.names[int(i)] for i in self.sg.OutputsAsNumpy()]
+        self.graph.inputs = [self._tensor_name(i, "the model's inputs") for i in _vector(self.sg, "Inputs")]
+        self.graph.outputs = [self._tensor_name(i, "the model's outputs") for i in _vector(self.sg, "Outputs")]
+        if not self.graph.inputs or not self.graph.outputs:
+            raise UserError(f"{self.path.name}: the model declares no inputs or no outputs; the file is corrupt.")
         self._check_static()
         for i in range(self.sg.OperatorsLength()):
             self._op(i, self.sg.Operators(i))
@@ -155,19 +181,38 @@ class _Importer:
                             "int8 with the TFLite converter) first.")
         dtype = _DTYPES[ttype]
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        if any(d == 0 or d < -1 for d in shape):
+            raise UserError(f"{self.path.name}: tensor {name!r} has shape {list(shape)}; a dimension of 0 or below -1 "
+                            "is not a tensor mcutool can compile. The file is corrupt.")
         variable = bool(t.IsVariable())  # a stateful op's state: TFLite Micro resets it, whatever its buffer holds
         data = None if variable else self._buffer(t.Buffer(), dtype, shape, name)
         self.names[i] = name
         self.graph.add_tensor(Tensor(name, shape, dtype, self._quant(t), data, variable))
 
+    def _tensor_name(self, index, where: str) -> str:
+        if int(index) not in self.names:
+            raise UserError(f"{self.path.name}: {where} refer to tensor {int(index)}, but the model has "
+                            f"{self.sg.TensorsLength()} tensors; the file is corrupt.")
+        return self.names[int(index)]
+
     def _buffer(self, index: int, dtype: str, shape, name: str):
+        if not 0 <= index < self.model.BuffersLength():
+            raise UserError(f"{self.path.name}: tensor {name!r} refers to buffer {index}, but the model has "
+                            f"{self.model.BuffersLength()} buffers; the file is corrupt.")
         b = self.model.Buffers(index)
         if b.Offset() > 1:  # large models keep the bytes after the flatbuffer
+            if b.Offset() + b.Size() > len(self.buf):
+                raise UserError(f"{self.path.name}: the data of tensor {name!r} lies past the end of the file "
+                                f"({b.Offset() + b.Size():,} > {len(self.buf):,} bytes); the file is truncated.")
             raw = self.buf[b.Offset():b.Offset() + b.Size()]
         elif b.DataLength():
             raw = b.DataAsNumpy().tobytes()
         else:
             return None
+        itemsize = np.dtype(_NUMPY[dtype]).itemsize
+        if len(raw) % itemsize:
+            raise UserError(f"{self.path.name}: constant tensor {name!r} ({dtype}) holds {len(raw)} bytes, not a "
+                            f"whole number of {itemsize}-byte values; the file is corrupt.")
         arr = np.frombuffer(raw, dtype=_NUMPY[dtype])
         if arr.size != int(np.prod(shape, dtype=np.int64)):
             raise UserError(f"{self.path.name}: constant tensor {name!r} holds {arr.size} values but its shape "
@@ -197,19 +242,35 @@ class _Importer:
 
     # -- ops -----------------------------------------------------------------------------------------------------
     def _opcode(self, op) -> tuple[int, str]:
+        if op.OpcodeIndex() >= self.model.OperatorCodesLength():
+            raise UserError(f"{self.path.name}: an operator refers to operator code {op.OpcodeIndex()}, but the "
+                            f"model has {self.model.OperatorCodesLength()}; the file is corrupt.")
         oc = self.model.OperatorCodes(op.OpcodeIndex())
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         if code == BO.CUSTOM:
             return code, "custom op " + (oc.CustomCode() or b"?").decode("utf-8", "replace")
         return code, _OP_NAMES.get(code, f"builtin {code}")
 
-    def _options(self, op, cls):
+    def _options(self, op, cls, required: bool = False):
+        """The operator's builtin options as `cls`; None when absent (an error when `required`)."""
         opts = cls()
         table = op.BuiltinOptions()
         if table is not None:
             opts.Init(table.Bytes, table.Pos)
             return opts
+        if required:
+            raise UserError(f"{self.path.name}: an operator needs its {cls.__name__} (strides, padding, axis) but the "
+                            "file has none for it; the file is corrupt.")
         return None
+
+    def _activation(self, options) -> str:
+        """The fused activation of an operator's options ("none" without options)."""
+        code = options.FusedActivationFunction() if options is not None else 0
+        if code not in _ACTIVATIONS:
+            raise UserError(f"{self.path.name}: fused activation {code} is not one mcutool knows (none, relu, "
+                            "relu_n1_to_1, relu6); the file is corrupt or uses a TANH/SIGN_BIT fused activation, "
+                            "which mcutool does not support.")
+        return _ACTIVATIONS[code]
 
     def _const(self, name: str, what: str, layer: str) -> np.ndarray:
         t = self.graph.tensor(name)
@@ -227,8 +288,10 @@ class _Importer:
 
     def _op(self, index: int, op) -> None:
         code, opname = self._opcode(op)
-        ins = [self.names[int(i)] if i >= 0 else "" for i in op.InputsAsNumpy()] if op.InputsLength() else []
-        outs = [self.names[int(i)] for i in op.OutputsAsNumpy()]
+        where = f"the inputs or outputs of operator {index} ({opname})"
+        ins = [self._tensor_name(i, where) if i != -1 else "" for i in _vector(op, "Inputs")]
+        outs = [self._tensor_name(i, where) for i in _vector(op, "Outputs")]
+        self._check_outputs(index, opname, outs)
         handler = _HANDLERS.get(code)
         if handler is None:  # kept, so that inspect lists the whole model; load_tflite refuses it
             custom = opname.removeprefix("custom op ")
@@ -236,9 +299,29 @@ class _Importer:
             label = re.sub(r"\W+", "_", custom if code == BO.CUSTOM else opname).strip("_").lower() or "op"
             self.graph.ops.append(Op(self._name(label), "unsupported", [n for n in ins if n], outs, attrs))
             return
-        kind, ins, attrs = handler(self, op, ins, outs)
+        try:
+            kind, ins, attrs = handler(self, op, ins, outs)
+        except (IndexError, ValueError):  # an operand or a dimension the operator must have is missing
+            raise UserError(f"{self.path.name}: operator {index} ({opname}) lacks operands or has operands of the "
+                            f"wrong rank (inputs {[list(self.graph.tensor(n).shape) if n else None for n in ins]}, "
+                            f"output {list(self.graph.tensor(outs[0]).shape)}); the file is corrupt.") from None
+        if kind in ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul") and (len(ins) < 2 or not all(ins[:2])):
+            raise UserError(f"{self.path.name}: operator {index} ({opname}) has {len(ins)} input(s); it needs two "
+                            "(its input and weights, or both operands). The file is corrupt.")
+        if kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            self._check_channels(kind, ins, outs)
         self._check_hybrid(kind, ins, outs)
         self.graph.ops.append(Op(self._name(kind), kind, ins, outs, attrs))
+
+    def _check_outputs(self, index: int, opname: str, outs: list[str]) -> None:
+        """Each tensor is written by one operator, never a model input or a constant."""
+        written = {o for op in self.graph.ops for o in op.outputs}
+        for o in outs:
+            if o in written or o in self.graph.inputs or self.graph.tensor(o).is_const:
+                raise UserError(f"{self.path.name}: operator {index} ({opname}) writes tensor {o!r}, which is "
+                                "already a model input, a constant or another operator's output; the file is corrupt.")
+        if not outs:
+            raise UserError(f"{self.path.name}: operator {index} ({opname}) has no output; the file is corrupt.")
 
     def _check_hybrid(self, kind: str, ins: list[str], outs: list[str]) -> None:
         if kind in ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d") and len(ins) > 1:
@@ -256,26 +339,49 @@ class _Importer:
     def _spatial(self, x: str, out: str, filt, stride, dilation, padding):
         _, ih, iw, _ = self.graph.tensor(x).shape
         _, oh, ow, _ = self.graph.tensor(out).shape
+        if min(*stride, *dilation, *filt) < 1:
+            raise UserError(f"{self.path.name}: the layer producing {out!r} has stride {list(stride)}, dilation "
+                            f"{list(dilation)} and filter {list(filt)}; each must be at least 1. The file is corrupt.")
         top, bottom = _tflite_padding(padding, ih, filt[0], stride[0], dilation[0], oh)
         left, right = _tflite_padding(padding, iw, filt[1], stride[1], dilation[1], ow)
+        for size, k, st, dl, p0, p1, got in ((ih, filt[0], stride[0], dilation[0], top, bottom, oh),
+                                             (iw, filt[1], stride[1], dilation[1], left, right, ow)):
+            if (size + p0 + p1 - (k - 1) * dl - 1) // st + 1 != got:
+                raise UserError(f"{self.path.name}: the layer producing {out!r} declares output shape "
+                                f"{list(self.graph.tensor(out).shape)}, which its input {list(self.graph.tensor(x).shape)}, "
+                                "filter, stride and padding do not give; the file is corrupt.")
         return (top, left, bottom, right)
+
+    def _check_channels(self, kind: str, ins: list[str], outs: list[str]) -> None:
+        """The weights agree with the input and the output (the reference would compute on until it noticed)."""
+        x, w, y = (self.graph.tensor(n).shape for n in (ins[0], ins[1], outs[0]))
+        size = int(np.prod(x, dtype=np.int64))
+        if kind == "conv2d":
+            ok = len(x) == len(w) == len(y) == 4 and x[3] == w[3] and y[3] == w[0]
+        elif kind == "depthwise_conv2d":
+            ok = len(x) == len(w) == len(y) == 4 and x[3] and w[3] % x[3] == 0 and y[3] == w[3]
+        else:  # fully_connected: the input flattened to (batches, in_features)
+            ok = len(w) == 2 and w[1] and size % w[1] == 0 and size // w[1] * w[0] == int(np.prod(y, dtype=np.int64))
+        if not ok:
+            raise UserError(f"{self.path.name}: the {kind} layer producing {outs[0]!r} has input {list(x)}, weights "
+                            f"{list(w)} and output {list(y)}, which do not agree; the file is corrupt.")
 
     @_produces("conv2d")
     def _conv(self, op, ins, outs):
-        o = self._options(op, tflite.Conv2DOptions)
+        o = self._options(op, tflite.Conv2DOptions, required=True)
         w = self.graph.tensor(ins[1])
         stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
         pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
-        return "conv2d", ins, Conv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()])
+        return "conv2d", ins, Conv2DAttrs(stride, dil, pads, self._activation(o))
 
     @_produces("depthwise_conv2d")
     def _depthwise(self, op, ins, outs):
-        o = self._options(op, tflite.DepthwiseConv2DOptions)
+        o = self._options(op, tflite.DepthwiseConv2DOptions, required=True)
         w = self.graph.tensor(ins[1])
         stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
         pads = self._spatial(ins[0], outs[0], w.shape[1:3], stride, dil, o.Padding())
         mult = w.shape[3] // self.graph.tensor(ins[0]).shape[3]
-        return "depthwise_conv2d", ins, DepthwiseConv2DAttrs(stride, dil, pads, _ACTIVATIONS[o.FusedActivationFunction()],
+        return "depthwise_conv2d", ins, DepthwiseConv2DAttrs(stride, dil, pads, self._activation(o),
                                                              depth_multiplier=mult)
 
     @_produces("transpose_conv2d")
@@ -310,7 +416,7 @@ class _Importer:
     @_produces("fully_connected")
     def _fully_connected(self, op, ins, outs):
         o = self._options(op, tflite.FullyConnectedOptions)
-        act = _ACTIVATIONS[o.FusedActivationFunction()] if o else "none"
+        act = self._activation(o)
         if o is not None and o.WeightsFormat() != 0:
             raise UserError(f"{self.path.name}: FULLY_CONNECTED producing {outs[0]!r} uses shuffled weights; "
                             "mcutool reads the default weights format only.")
@@ -362,9 +468,9 @@ class _Importer:
 
     @_produces("concat")
     def _concat(self, op, ins, outs):
-        o = self._options(op, tflite.ConcatenationOptions)
+        o = self._options(op, tflite.ConcatenationOptions, required=True)
         rank = len(self.graph.tensor(outs[0]).shape)
-        return "concat", ins, ConcatAttrs(o.Axis() % rank, _ACTIVATIONS[o.FusedActivationFunction()])
+        return "concat", ins, ConcatAttrs(o.Axis() % rank, self._activation(o))
 
     # -- data movement (ops8b) ---------------------------------------------------------------------------------
     @_produces("slice")
@@ -491,10 +597,10 @@ class _Importer:
 
 def _pool(kind):
     def handler(self, op, ins, outs):
-        o = self._options(op, tflite.Pool2DOptions)
+        o = self._options(op, tflite.Pool2DOptions, required=True)
         filt, stride = (o.FilterHeight(), o.FilterWidth()), (o.StrideH(), o.StrideW())
         pads = self._spatial(ins[0], outs[0], filt, stride, (1, 1), o.Padding())
-        return kind, ins, Pool2DAttrs(filt, stride, pads, _ACTIVATIONS[o.FusedActivationFunction()])
+        return kind, ins, Pool2DAttrs(filt, stride, pads, self._activation(o))
     handler.kind = kind
     return handler
 
@@ -502,7 +608,7 @@ def _pool(kind):
 def _elementwise(kind, options_cls):
     def handler(self, op, ins, outs):
         o = self._options(op, options_cls)
-        return kind, ins, ElementwiseAttrs(_ACTIVATIONS[o.FusedActivationFunction()] if o else "none")
+        return kind, ins, ElementwiseAttrs(self._activation(o))
     handler.kind = kind
     return handler
 

@@ -141,6 +141,9 @@ def _check_samples(graph: Graph, samples: dict[str, np.ndarray]) -> None:
 def activation_quant(r: Range) -> Quant:
     """int8 asymmetric parameters for [lo, hi] widened to contain 0 (TFLite's nudging: zero is exact)."""
     lo, hi = min(r.lo, 0.0), max(r.hi, 0.0)
+    if not np.isfinite([lo, hi]).all():  # the float model overflows (absurd weights or inputs): no int8 scale
+        raise UserError(f"calibration found a non-finite activation range [{lo}, {hi}]: the float model's "
+                        "arithmetic overflows on the calibration data (weights or inputs far too large).")
     if hi - lo < 1e-8:
         hi = lo + 1e-8
     scale = (hi - lo) / 255.0

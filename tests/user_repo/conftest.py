@@ -1,0 +1,1 @@
+pytest_plugins = ["mcutool.pytest_plugin"]
