@@ -36,6 +36,9 @@ KNOWN_LEAVES = {
     "mcu_semihost_call": 0,  # bkpt 0xab / slli-ebreak-srai; returns
     "mcu_spin": 0,           # a subs/bne loop
     "__clzsi2": 0,           # libgcc (rv32): table lookup, no frame
+    "__ashldi3": 0,          # libgcc (rv32): 64-bit shifts, a few register moves, no frame
+    "__ashrdi3": 0,
+    "__lshrdi3": 0,
 }
 
 # What the start-up code calls on the empty stack, and what the fault path calls on a fresh one.
