@@ -88,6 +88,8 @@ def render_selftest_project(board: Board, dest: Path, stack_size: int = STACK_SI
         board_defines=board.target_defines("board"),
         run_command=shlex.join(qemu_command(board, "emulator.elf")),
         flash_command=shlex.join(flash) if flash else "",
+        io="semihosting",  # the self-test reads input.bin / writes output.bin, raw bytes
+        inputs=[{"ctype": "uint8_t", "dtype": "uint8"}], outputs=[{}],
     )
     (dest / "Makefile").write_text(makefile)
     return dest
