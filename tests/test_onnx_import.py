@@ -1,4 +1,6 @@
 """ONNX importer: ONNX's own conformance cases (exact), models built here against onnxruntime, and user errors."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
