@@ -246,7 +246,7 @@ typedef struct {
 
 mcu_status mcu_concat_s8(const mcu_concat_params *params, const int8_t *const *inputs, int8_t *output);
 
-/* ---- quantize int -> int (mcu_quantize_s8.c, mcu_quantize_s16.c, mcu_quantize_s32.c) ----------------- */
+/* ---- quantize int -> int (mcu_quantize_s8.c) --------------------------------------------------------- */
 /* reference_ops::Requantize: MultiplyByQuantizedMultiplier(x + input_offset) + output_offset, clamped to
  * act (the output dtype's range). Named by input dtype, then output dtype where it differs. */
 typedef struct {
