@@ -123,6 +123,9 @@ def _check_patched(graph, images, grids=(2, 3, 4)):
                 assert np.array_equal(got[name], want[name]), f"split {plan.split_layer}, grid {plan.grid}"
             stage_out = patch.run_stage(graph, plan, want[plan.source])
             assert np.array_equal(stage_out, want[plan.tensors[-1]]), f"split {plan.split_layer}, grid {plan.grid}"
+            # the output over the input bytes its tiles release, as the arena places them: still exact
+            released = patch.run_stage(graph, plan, want[plan.source], lead=plan.release_lead)
+            assert np.array_equal(released, want[plan.tensors[-1]]), f"split {plan.split_layer}, grid {plan.grid}"
     return plans
 
 
@@ -379,6 +382,30 @@ def test_does_not_fit_suggests_only_options_not_in_use(too_big, tmp_path):
     assert "--patch auto" not in auto.stderr
 
 
+def test_vww_input_bytes_released_tile_by_tile(tmp_path):
+    """MobileNetV1-0.25 at 96x96x3 (VWW-shaped), 4x4 tiles of conv2d_2's 24x24x32 output (6x6 each): the output
+    starts release_lead bytes before the 96x96x3 input in one buffer, and a tile's store may cover input bytes
+    no later tile loads, even in the row of tiles still running (issue 12, must-show 3)."""
+    model = build_net(tmp_path / "vww.tflite", MOBILENETV1_025, (1, 96, 96, 3), seed=1)
+    graph = load_model(model)
+    stage = patch.stage_ops(graph)
+    plan = patch.make_plan(graph, stage, [op.name for op in stage].index("conv2d_2"), 4)
+    # by hand: tile (0, 2) stores output rows 0-5, columns 12-17, ending at byte (5 * 24 + 18) * 32 = 4,416; the
+    # next tile (0, 3) loads from input row 0, column 70 (output columns 18.. -> 36.. at the stride-2 depthwise,
+    # 35.. at the 3x3 depthwise, 70.. at the stride-2 first conv), byte 70 * 3 = 210; no later pair needs more.
+    # 4,416 - 210 = 4,206, aligned to 8 bytes: 4,208 (a whole row of tiles before the input would be 4,608)
+    assert plan.release_lead == 4_208
+    assert plan.stage_bytes == 4_208 + 27_648 + plan.scratch_bytes <= 36_864
+    assert plan_arena(patch.apply_plan(graph, plan)).size == plan.stage_bytes
+    for x in sample_images(graph, 2, seed=7):
+        want = reference.run(graph, {graph.inputs[0]: x}, keep=True)
+        got = patch.run_stage(graph, plan, want[plan.source], lead=plan.release_lead)
+        assert np.array_equal(got, want[plan.tensors[-1]])
+        # 8 bytes less and tile (0, 2)'s store lands on input row 0, columns 70-71, before tile (0, 3) loads them
+        clobbered = patch.run_stage(graph, plan, want[plan.source], lead=plan.release_lead - 8)
+        assert not np.array_equal(clobbered, want[plan.tensors[-1]])
+
+
 @qemu
 def test_vww_mobilenetv1_in_40_kib_releases_input_rows(tmp_path):
     """MobileNetV1-0.25 at 96x96x3 (VWW-shaped) with --sram-budget 40: the 96x96x3 input (27,648 B) and a whole
@@ -394,10 +421,10 @@ def test_vww_mobilenetv1_in_40_kib_releases_input_rows(tmp_path):
     # by hand: conv2d_1 reads 48x48x8 and writes 48x48x16: 18,432 + 36,864 = 55,296 B layer-wise
     assert m["layerwise_peak_bytes"] == 55_296
     assert p["extra_macs_pct"] <= 10.0 and m["sram_used_bytes"] <= 40 * 1024
-    # 4x4 tiles of conv2d_2's 24x24x32 output (18,432 B): the first row of output tiles (6 x 24 x 32 = 4,608 B)
-    # lies before the input, every later row over input rows already read; then the tile buffers
-    assert (p["grid"], p["split_layer"]) == ([4, 4], "conv2d_2")
-    assert m["arena_bytes"] == 4_608 + 27_648 + p["scratch_bytes"] < 27_648 + 18_432
+    # 4x4 tiles of conv2d_2's 24x24x32 output (18,432 B), stored over input bytes no later tile loads: it starts
+    # 4,208 B before the input (test_vww_input_bytes_released_tile_by_tile); then the tile buffers
+    assert (p["grid"], p["split_layer"]) == ([4, 4], "conv2d_2") and p["release_lead_bytes"] == 4_208
+    assert m["arena_bytes"] == 4_208 + 27_648 + p["scratch_bytes"] <= 36_864
     oracle = RefInterpreter(model)
     assert np.array_equal(oracle(images[0])[0], reference.run(graph, {graph.inputs[0]: images[0]})[graph.outputs[0]])
     for x in images[:2]:

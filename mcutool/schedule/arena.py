@@ -6,10 +6,10 @@
    is the union of theirs; a line buffer is one more buffer, live only during its op.
 2. Offsets: `placement.pack_best` (several orders x first/best fit, exact search for small graphs).
 
-3. A patch stage (schedule/patch.py) whose input dies there writes its output over the input rows its tiles no
-   longer read ("input rows released"): one buffer holds both, the output `release_lead` bytes before the
-   input (`stage_overlaps`). The 96x96x3 image of a VWW network (27,648 B) then holds most of the stage's
-   24x24x16 output (9,216 B) instead of lying beside it.
+3. A patch stage (schedule/patch.py) whose input dies there writes its output over the input bytes its tiles no
+   longer read ("input rows released", tile by tile): one buffer holds both, the output `release_lead` bytes
+   before the input (`stage_overlaps`). The 96x96x3 image of a VWW network (27,648 B) then holds most of the
+   stage's 24x24x32 output (18,432 B) instead of lying beside it.
 
 The plan with in-place sharing (with and without released input rows) and the one without are packed, and the smaller arena wins (sharing forces
 two buffers to one offset, which a packer could in rare cases have used better apart); ties go to in place.
@@ -85,18 +85,19 @@ def storage_roots(graph: Graph, in_place: bool, line_buffers: bool = True) -> tu
 
 
 def stage_overlaps(graph: Graph, roots: dict[str, str]) -> dict[str, int]:
-    """Adds to `roots` the input of each patch stage whose tiles release its rows (plan.release_lead not None)
-    and that dies at the stage, sharing the output's buffer; returns tensor -> its byte offset in that buffer."""
+    """Adds to `roots` the input of each patch stage that dies at the stage, sharing the output's buffer (its
+    tiles release its bytes: plan.release_lead); returns tensor -> its byte offset in that buffer."""
     shifts: dict[str, int] = {}
     spans = lifetimes(graph)
     last = _last_use(spans, roots)
     for i, op in enumerate(graph.ops):
-        lead = op.attrs.plan.release_lead if op.kind == "patch_stage" else None
+        if op.kind != "patch_stage":
+            continue
         src, out = op.inputs[0], op.outputs[0]
-        if lead is None or src in graph.outputs or src in roots or src in roots.values() or last.get(src) != i \
+        if src in graph.outputs or src in roots or src in roots.values() or last.get(src) != i \
                 or roots.get(out, out) != out:
             continue
-        roots[src], shifts[src] = out, lead
+        roots[src], shifts[src] = out, op.attrs.plan.release_lead
     return shifts
 
 
@@ -128,7 +129,7 @@ def line_buffer_spans(graph: Graph, chosen: dict[str, str]) -> dict[str, Lifetim
 def plan_arena(graph: Graph, in_place: bool = True, line_buffers: bool = True) -> ArenaPlan:
     """`line_buffers=False`: no convolution in place (for code that emits the plain kernels whatever the plan)."""
     best: ArenaPlan | None = None
-    overlaps = any(op.kind == "patch_stage" and op.attrs.plan.release_lead is not None for op in graph.ops)
+    overlaps = any(op.kind == "patch_stage" for op in graph.ops)
     variants = [(True, True)] * overlaps + [(True, False), (False, False)] if in_place else [(False, False)]
     for sharing, overlap in variants:
         roots, chosen = storage_roots(graph, sharing, line_buffers)

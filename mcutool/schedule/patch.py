@@ -223,23 +223,37 @@ class PatchPlan:
         H, W, _ = self.full[j]
         return any(y < 0 or x < 0 or y + h > H or x + w > W for y, x in (o[j] for o in self.origins))
 
+    def _first_read(self, p: int) -> int:
+        """The first byte of the stage input tile p loads; every byte it loads lies at or after it (its region's
+        top-left position, clipped to the tensor; in an NCHW input, that position in channel 0's plane)."""
+        (y, x), (_, w_in, c_in) = self.origins[p][0], self.full[0]
+        pos = max(y, 0) * w_in + max(x, 0)
+        return pos if self.transpose else pos * c_in
+
+    def _written_end(self, p: int) -> int:
+        """One past the last byte of the stage output tile p stores (its bottom-right position)."""
+        (y, x), (th, tw, c), w = self.origins[p][-1], self.shapes[-1], self.full[-1][1]
+        return ((y + th - 1) * w + x + tw) * c
+
     @property
-    def release_lead(self) -> int | None:
-        """How far before its input the output may start so that every output tile lands on input rows no later
-        tile reads (tiles run row by row; tile p reads input rows from origins[p][0] on, and so does every
-        tile after it): the output then shares the input's buffer (schedule/arena.py). None for an NCHW input
-        read through strides (its rows are not contiguous)."""
-        if self.transpose:
-            return None
-        (_, w_in, c_in), (_, w, c) = self.full[0], self.full[-1]
-        th = self.shapes[-1][0]
-        return max(0, max((o[-1][0] + th) * w * c - max(o[0][0], 0) * w_in * c_in for o in self.origins))
+    def release_lead(self) -> int:
+        """How far before its input the output may start so that no tile stores over an input byte a later tile
+        still loads: the output then shares the input's buffer (schedule/arena.py). Input bytes are released tile
+        by tile: tile p loads its input region before it stores its output, and a later tile loads nothing before
+        its region's first byte, so the lead is the largest (end of tile p's output) - (first byte any later
+        tile loads), rounded up to keep tensors aligned. Tiles run row by row, so within a row of tiles the next
+        tile's region starts further right in the same input rows. An NCHW input (read through strides) is
+        released the same way up to its channel-0 plane, where every tile's region begins."""
+        lead, later = 0, math.inf
+        for p in reversed(range(len(self.origins))):
+            lead = max(lead, self._written_end(p) - later)
+            later = min(later, self._first_read(p))
+        return align(int(lead))
 
     def _whole_bytes(self) -> int:
         """Bytes of the stage's input and output, sharing a buffer when input rows are released."""
         whole_in, whole_out = math.prod(self.full[0]), math.prod(self.full[-1])
-        lead = self.release_lead
-        return whole_in + whole_out if lead is None else max(lead + whole_in, whole_out)
+        return max(self.release_lead + whole_in, whole_out)
 
     @property
     def stage_bytes(self) -> int:
@@ -676,14 +690,23 @@ def _refill(buf: np.ndarray, y: int, xo: int, H: int, W: int, fill: int) -> np.n
     return buf
 
 
-def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray) -> np.ndarray:
+def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, lead: int | None = None) -> np.ndarray:
     """Layer `split`'s whole output, computed patch by patch with the reference kernels (the tile program
-    the generated C runs, step for step)."""
+    the generated C runs, step for step). `lead`: the input and the output in one buffer as the arena lays them
+    out when the input dies at the stage (the input `lead` bytes after the output's start, e.g.
+    plan.release_lead), so a tile storing over input bytes a later tile loads changes the result."""
     from .. import reference
     tile = plan.tile
+    out_shape = (1,) + plan.full[-1]
+    if lead is None:
+        out = np.zeros(out_shape, dtype=x.dtype)
+    else:  # views of one buffer: stores into `out` show in `x`
+        flat = np.zeros(max(lead + x.size, math.prod(out_shape)), dtype=x.dtype)
+        shared = flat[lead:lead + x.size].reshape(x.shape)
+        shared[...] = x
+        x, out = shared, flat[:math.prod(out_shape)].reshape(out_shape)
     if plan.transpose:  # x is the NCHW graph input; the load reads it through strides
         x = x.transpose(NCHW_TO_NHWC)
-    out = np.zeros((1,) + plan.full[-1], dtype=x.dtype)
     last = len(plan.ops)
     for org in plan.origins:
         (y, xo), (h, w, _) = org[0], plan.shapes[0]
