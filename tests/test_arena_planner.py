@@ -21,10 +21,10 @@ from host_build import build_host_program
 from mcutool import reference
 from mcutool.compiler import Options, compile_model, run_build
 from mcutool.frontends import load_model
-from mcutool.ir import ElementwiseAttrs, Graph, Op, Quant, Tensor
+from mcutool.ir import ElementwiseAttrs, Graph, NoAttrs, Op, Pool2DAttrs, Quant, Tensor
 from mcutool.schedule.arena import plan_arena
 from mcutool.schedule.liveness import Lifetime
-from mcutool.schedule.order import min_peak_order, reordered
+from mcutool.schedule.order import min_peak_order, reordered, schedule_ops
 from mcutool.schedule.placement import exact_packing, heuristic_packings, pack_best
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -173,6 +173,32 @@ def test_branched_arena_beats_greedy_and_tflite_micro(branched, name, tmp_path):
     assert ours <= report["memory"]["layerwise_peak_bytes"]
 
 
+def _relu_pool_add() -> Graph:
+    """x (8x8x16, 1,024 B) -> relu -> r; x -> 3x3 max pool (SAME, stride 1) -> m; add(r, m): in that order."""
+    q = Quant(0.05, 0)
+    g = Graph("relu_pool_add")
+    for name in ("x", "r", "m", "y"):
+        g.add_tensor(Tensor(name, (1, 8, 8, 16), "int8", q))
+    g.inputs, g.outputs = ["x"], ["y"]
+    g.ops = [Op("relu0", "relu", ["x"], ["r"], NoAttrs()),
+             Op("pool0", "max_pool2d", ["x"], ["m"], Pool2DAttrs((3, 3), (1, 1), (1, 1, 1, 1))),
+             Op("add0", "add", ["r", "m"], ["y"], ElementwiseAttrs())]
+    return g
+
+
+def test_op_order_ranked_by_the_in_place_arena():
+    """Hand-derived: whole tensors peak at 3 x 1,024 = 3,072 B in either order of the two branches (x, r and m
+    live at the pool, or x, m and r at the relu), so the whole-tensor search keeps the model's order, where the
+    relu cannot overwrite x (the pool reads it after) and the pool is never in place: 3,072 B. Pool first, x dies
+    at the relu, which writes r over it, and the add writes y over r: 2,048 B."""
+    g = _relu_pool_add()
+    assert min_peak_order(g) == [0, 1, 2] and plan_arena(g).size == 3_072
+    assert min_peak_order(g, in_place=True) == [1, 0, 2]
+    scheduled, plan = schedule_ops(g)
+    assert [op.name for op in scheduled.ops] == ["pool0", "relu0", "add0"]
+    assert plan.size == 2_048 and plan.in_place["relu0"] == "x"
+
+
 def test_diamond_runs_the_wide_branch_first(branched, tmp_path):
     """Hand-derived: model order keeps the narrow branch's 16x16x16 output (4,096 B) alive across the wide
     branch, whose 64-channel expand and depthwise outputs (16,384 B each) meet the stem's (2,048 B) at the
@@ -180,7 +206,10 @@ def test_diamond_runs_the_wide_branch_first(branched, tmp_path):
     That is the plan without convolutions in place. With them the depthwise writes over the expand output
     through a 2-row line buffer (2 x 16 x 64 = 2,048 B): model order peaks there at 2,048 + 4,096 + 16,384 +
     2,048 = 24,576 B, the order found above at the project conv (16,384 + 4,096 narrow + 4,096 out) = 24,576 B
-    too, and ties keep the model's order."""
+    too. The search counting ops in place runs the whole wide branch first, the narrow conv last: the stem's
+    output (2,048) stays live across the wide branch and peaks at the project conv with the depthwise output
+    and its own: 2,048 + 16,384 + 4,096 = 22,528 B (the depthwise in place: 2,048 + 16,384 + 2,048 line
+    buffer = 20,480)."""
     path = branched["diamond"][0]
     graph = load_model(path)
     order = min_peak_order(graph)
@@ -188,7 +217,9 @@ def test_diamond_runs_the_wide_branch_first(branched, tmp_path):
     assert plan_arena(reordered(graph, order), line_buffers=False).size == 34_816
     report = compile_model(path, "stm32f746", tmp_path / "p", Options(build=False))
     assert report["memory"]["layerwise_peak_bytes"] == 36_864
-    assert report["memory"]["arena_bytes"] == 24_576
+    assert report["memory"]["arena_bytes"] == 22_528
+    assert report["schedule"]["run_order"][:5] == ["conv2d_0", "conv2d_2", "depthwise_conv2d_0", "conv2d_3",
+                                                   "conv2d_1"]
     assert report["schedule"]["arena"]["line_buffer_bytes"]["depthwise_conv2d_0"] == 2_048
     assert greedy_by_size_arena(graph) >= 36_864
 
