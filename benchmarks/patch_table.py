@@ -1,7 +1,8 @@
 """Print the README's patch-based inference table: per model, the layer-wise bound, our arena without patches,
 with patches (the plan `--patch auto` takes when the layer-by-layer arena does not fit: the lowest arena whose
 extra MACs stay within 20 %, one patched stage or two), the grid and split layer of each stage, and the extra
-MACs. Models are planned as compile plans them: exporters' PADs folded into the convs first (fold_pads).
+MACs. Models are planned as compile plans them: swish (x * LOGISTIC(x)) fused into a table and exporters' PADs
+folded into the convs first (fuse_swish, fold_pads).
 
     python benchmarks/patch_table.py          (from the repository root; builds the test networks in a temp dir)
 """
@@ -16,6 +17,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from mcutool.frontends import load_model  # noqa: E402
 from mcutool.schedule import patch  # noqa: E402
+from mcutool.schedule.fuse import fuse_swish  # noqa: E402
 from mcutool.schedule.liveness import layerwise_peak_bytes  # noqa: E402
 from mcutool.schedule.padding import fold_pads  # noqa: E402
 from patch_nets import MOBILENETV2_035, MOBILENETV2_100, build_net  # noqa: E402
@@ -42,7 +44,7 @@ def models(tmp: Path) -> list[tuple[str, Path]]:
 
 def row(name: str, path: Path) -> list[str]:
     model = load_model(path)
-    graph = fold_pads(model)
+    graph = fold_pads(fuse_swish(model))
     # limit 0: the layer-by-layer arena never fits, so this is the plan auto takes when it must patch
     choice = patch.choose_plan(graph, "auto", 0, 0, MAX_OVERHEAD)
     p = choice.plan

@@ -16,6 +16,8 @@ tests/tflite_builder.py. Specs:
     ("mbconv", expand, k, stride, out_c)         EfficientNet's block: expand 1x1 + swish, depthwise k + swish,
                                                  squeeze-excitation (MEAN, 1x1 to in_c / 4 + swish, 1x1 back +
                                                  LOGISTIC, MUL), project 1x1; add when stride 1 and in == out
+    ("fire", squeeze, e1, e3)                    SqueezeNet's fire module: 1x1 squeeze (RELU), then a 1x1 and a 3x3
+                                                 SAME expand (RELU) of it, CONCATENATION along channels
     ("fc", n)
 
 `build_net(..., explicit_pad=True)` writes every padded 3x3 conv/depthwise ("SAME", and the block's depthwise)
@@ -124,6 +126,11 @@ class _Net:
         self.layers.append(("mul", [a, b], {}, y))
         return y
 
+    def concat(self, a, b):  # along channels
+        y = self._new(np.concatenate([self.values[a], self.values[b]], axis=3))
+        self.layers.append(("concat", [a, b], {}, y))
+        return y
+
     def mean(self, x):
         y = self._new(self.values[x].mean(axis=(1, 2), keepdims=True))
         self.layers.append(("mean", [x], {}, y))
@@ -171,6 +178,10 @@ class _Net:
                 q[vid] = _range([v])
         for vid, root in same_as.items():
             q[vid] = q[root]
+        for kind, ins, _p, y in self.layers:
+            if kind == "concat":  # TFLite's int8 CONCATENATION copies values: inputs share the output's scale
+                for vid in ins:
+                    q[vid] = q[y]
         for kind, _ins, _p, y in self.layers:
             if kind == "logistic":  # TFLite's int8 LOGISTIC output
                 q[y] = (1.0 / 256, -128)
@@ -221,6 +232,9 @@ class _Net:
                 b.op("MUL", [xt, tensor(ins[1])], [yt], "MulOptions", version=2, FusedActivationFunction="NONE")
             elif kind == "logistic":
                 b.op("LOGISTIC", [xt], [yt], version=2)
+            elif kind == "concat":
+                b.op("CONCATENATION", [xt, tensor(ins[1])], [yt], "ConcatenationOptions", version=2, Axis=3,
+                     FusedActivationFunction="NONE")
             elif kind == "mean":
                 at = b.const(f"axes{i}", np.asarray([1, 2], np.int32))
                 b.op("MEAN", [xt, at], [yt], "ReducerOptions", version=2, KeepDims=True)
@@ -303,6 +317,11 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8, expl
             x = net.add(x, h) if s == 1 and c == out_c else h
         elif kind == "swish":
             x = net.mul(x, net.logistic(x))
+        elif kind == "fire":
+            squeeze, e1, e3 = args
+            sq = net.conv(x, squeeze, 1, 1, "VALID", "RELU")
+            x = net.concat(net.conv(sq, e1, 1, 1, "VALID", "RELU"), _padded_conv(net, sq, e3, 3, 1, "SAME", "RELU",
+                                                                                explicit_pad))
         elif kind == "mbconv":
             x = _mbconv(net, x, *args)
         elif kind == "gap":

@@ -5,6 +5,7 @@ at 224x224 fits the 320 KB stm32f746 only with patches.
 Expected values come from mcutool.reference run layer by layer (the golden model, itself checked against
 tflite-runtime's BUILTIN_REF on these networks below), or are derived by hand in the comments.
 """
+import dataclasses
 import json
 import re
 import time
@@ -19,8 +20,10 @@ from mcutool.boards import load_board
 from mcutool.compiler import OTHER_SRAM_ESTIMATE, Options, compile_model, run_build
 from mcutool.errors import UserError
 from mcutool.frontends import load_model
+from mcutool.ir import NoAttrs, Op
 from mcutool.schedule import patch
 from mcutool.schedule.arena import plan_arena
+from mcutool.schedule.fuse import fuse_swish
 from mcutool.schedule.padding import fold_pads
 from patch_nets import MOBILENETV1_025, MOBILENETV2_035, assert_not_degenerate, build_net, sample_images
 from tflite_builder import RefInterpreter
@@ -45,6 +48,11 @@ NETS = {
     "nchw_transpose_pad": ([("nchw",), ("pad", 1, 1, 1, 1), ("conv", 8, 3, 2, "VALID", "RELU"),
                             ("dwconv", 3, 1, "SAME", "RELU6"), ("conv", 8, 1, 1, "VALID", "NONE"), ("gap",),
                             ("fc", 10)], (1, 18, 18, 3), 1),
+    # elementwise ops inside the stage: LOGISTIC and MUL (swish as exported; a `lut` once fused), CONCATENATION
+    "swish_stem": ([("conv", 8, 3, 2, "SAME", "NONE"), ("swish",), ("dwconv", 3, 2, "SAME", "NONE"), ("swish",),
+                    ("conv", 8, 1, 1, "VALID", "NONE"), ("gap",), ("fc", 10)], (1, 24, 24, 3), 3),
+    "fire_concat": ([("conv", 8, 3, 2, "SAME", "RELU"), ("fire", 4, 8, 8), ("maxpool", 3, 2, "SAME"),
+                     ("conv", 8, 1, 1, "VALID", "NONE"), ("gap",), ("fc", 10)], (1, 20, 20, 3), 1),
 }
 N_TEST = 8
 
@@ -159,6 +167,24 @@ def test_exporter_pads_fold_and_the_tile_load_reads_nchw(nets):
     assert folded.tensors[folded.ops[0].outputs[0]].nbytes == 972 and folded.ops[0].outputs[0] not in rewritten.tensors
 
 
+def test_elementwise_ops_inside_the_stage(nets):
+    """LOGISTIC, MUL (swish as exported), the `lut` that fuses them, and a channel CONCATENATION (a fire module)
+    run tile by tile: an output element depends on its inputs' elements at the same position only, so a tile
+    needs the same region of each input; the patched stage equals layer by layer."""
+    graph = load_model(nets["swish_stem"])
+    assert [op.kind for op in patch.stage_ops(graph)] == ["conv2d", "logistic", "mul", "depthwise_conv2d", "logistic",
+                                                          "mul", "conv2d"]
+    fused = fuse_swish(graph)
+    assert [op.kind for op in patch.stage_ops(fused)] == ["conv2d", "lut", "depthwise_conv2d", "lut", "conv2d"]
+    plans = _check_patched(fused, sample_images(graph, 3, seed=102))
+    assert any(p.ops[-1].kind == "conv2d" and p.split == 4 for p in plans)  # the whole stage, both tables in it
+    fire = load_model(nets["fire_concat"])
+    kinds = [op.kind for op in patch.stage_ops(fire)]
+    assert kinds[:5] == ["conv2d", "conv2d", "conv2d", "conv2d", "concat"]
+    plans = _check_patched(fire, sample_images(fire, 3, seed=103))
+    assert any(p.split >= kinds.index("concat") for p in plans)
+
+
 def test_patched_kws_equals_layer_by_layer():
     graph = load_model(shared_model("kws_ref_model.tflite"))
     rng = np.random.default_rng(5)
@@ -225,7 +251,7 @@ def require_board_tools(board_name):
 
 @qemu
 @pytest.mark.parametrize("name,grid", [("pad_maxpool", 3), ("avgpool_dilated", 2), ("inverted_residual", 4),
-                                       ("nchw_transpose_pad", 3)])
+                                       ("nchw_transpose_pad", 3), ("swish_stem", 3), ("fire_concat", 2)])
 def test_patched_firmware_bit_exact(nets, name, grid, tmp_path):
     require_board_tools("stm32f746")
     out = tmp_path / "proj"
@@ -233,6 +259,28 @@ def test_patched_firmware_bit_exact(nets, name, grid, tmp_path):
     assert report["schedule"]["patch"]["grid"] == [grid, grid]
     graph = load_model(nets[name])
     for x in sample_images(graph, 3, seed=200):
+        ys, _ = run_build(out, [x])
+        assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+
+
+@qemu
+def test_hard_swish_and_requantization_inside_the_stage_bit_exact(nets, tmp_path):
+    """The swish stem with its two tables replaced by a HARD_SWISH and a QUANTIZE (int8 -> int8, a new scale):
+    patched equals layer by layer on the host for every plan, and in QEMU with a 3x3 grid, whose lowest arena
+    cuts the stage after the stride-2 depthwise, HARD_SWISH inside it."""
+    require_board_tools("stm32f746")
+    fused = fuse_swish(load_model(nets["swish_stem"]))
+    kinds = iter(["hard_swish", "quantize"])
+    graph = dataclasses.replace(fused, ops=[Op(op.name, next(kinds), op.inputs, op.outputs, NoAttrs())
+                                            if op.kind == "lut" else op for op in fused.ops])
+    assert [op.kind for op in patch.stage_ops(graph)] == ["conv2d", "hard_swish", "depthwise_conv2d", "quantize",
+                                                          "conv2d"]
+    images = sample_images(graph, 3, seed=104)
+    _check_patched(graph, images)
+    out = tmp_path / "proj"
+    report = compile_model(nets["swish_stem"], "stm32f746", out, Options(patch=3, max_overhead=1000), graph=graph)
+    assert report["schedule"]["patch"]["stage_layers"][:3] == ["conv2d_0", "mul_0", "depthwise_conv2d_0"]
+    for x in images[:2]:
         ys, _ = run_build(out, [x])
         assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
 

@@ -1,14 +1,15 @@
 """Patch-based inference (MCUNetV2): run the memory-heavy first stage of a network tile by tile.
 
-The stage is the first run of the op list (after an optional transpose/reshape prologue), ops[0..k], of
-spatially local layers: conv, depthwise, pad, max/avg pool, and the residual adds between them; no tensor
-made inside it but layer k's output is read after it. Layer k's output is cut into an n x n grid of equal
-tiles (the last tile of a row/column is shifted back to stay inside, so neighbouring tiles may overlap and
-recompute identical values). For each tile, receptive-field arithmetic walks back through the stage: output
-rows [a, a + t) of a layer with kernel K, stride s, dilation d and top padding p need its input rows
-[a*s - p, (a + t - 1)*s - p + d*(K - 1) + 1); a tensor with several readers gets the union of what they need,
-and a reader needing less (a residual add's skip input) reads a crop of it. Every tile therefore has the same
-buffer shapes, only their origins differ.
+The stage is the first run of the op list (after an optional transpose/reshape prologue), ops[0..k], of spatially
+local layers: conv, depthwise, pad, max/avg pool, and elementwise ops on equal shapes -- the residual adds between
+them, activations and tables (swish fused or as LOGISTIC and MUL), requantization, channel concatenation; no tensor
+made inside it but layer k's output is read after it. Layer k's output is cut into an n x n grid of equal tiles (the
+last tile of a row/column is shifted back to stay inside, so neighbouring tiles may overlap and recompute identical
+values). For each tile, receptive-field arithmetic walks back through the stage: output rows [a, a + t) of a layer
+with kernel K, stride s, dilation d and top padding p need its input rows
+[a*s - p, (a + t - 1)*s - p + d*(K - 1) + 1); a tensor with several readers gets the union of what they need, and a
+reader needing less (a residual add's skip input) reads a crop of it. Every tile therefore has the same buffer
+shapes, only their origins differ.
 
 Each tile runs the stage's layers "valid" (no padding) on those buffers. Where a buffer's region lies outside
 its tensor (the layer's padding), the positions are filled with the value the padding means in TFLite int8:
@@ -37,7 +38,13 @@ from ..ir import Graph, Op, PatchStageAttrs, Tensor, op_macs
 from .arena import align, plan_arena
 from .liveness import lifetimes
 
-LOCAL_KINDS = ("conv2d", "depthwise_conv2d", "pad", "max_pool2d", "avg_pool2d", "add")
+WINDOWED_KINDS = ("conv2d", "depthwise_conv2d", "pad", "max_pool2d", "avg_pool2d")
+# output element (y, x, c) from the inputs' elements at (y, x) alone: a tile computes them from the same region of
+# its inputs, and positions outside the tensor need no fill (a windowed reader's fill step comes after)
+UNARY_KINDS = ("lut", "quantize", "logistic", "hard_swish", "relu", "relu6", "leaky_relu", "tanh", "elu", "abs")
+BINARY_KINDS = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
+ELEMENTWISE_KINDS = UNARY_KINDS + BINARY_KINDS + ("concat",)  # concat: along channels only
+LOCAL_KINDS = WINDOWED_KINDS + ELEMENTWISE_KINDS
 MAX_GRID = 8
 SCRATCH = "patch_scratch"
 STAGE_OP = "patch_stage"
@@ -97,8 +104,13 @@ def _local(graph: Graph, op: Op) -> bool:
     y = graph.tensor(op.outputs[0])
     if not acts or not all(_spatial(t) for t in acts + [y]):
         return False
-    if op.kind == "add":  # elementwise on equal shapes (no broadcasting)
-        return len(acts) == 2 and all(t.shape == y.shape for t in acts)
+    consts = [n for n in op.inputs if n and graph.tensor(n).is_const]
+    if op.kind == "concat":  # along channels, of stage tensors only
+        return op.attrs.axis in (3, -1) and not consts and all(t.shape[:3] == y.shape[:3] for t in acts)
+    if op.kind in BINARY_KINDS:  # on equal shapes (no broadcasting, no constant operand)
+        return len(acts) == 2 and not consts and all(t.shape == y.shape for t in acts)
+    if op.kind in UNARY_KINDS:  # one activation input (a PReLU-like constant would broadcast: not here)
+        return len(acts) == 1 and not consts and acts[0].shape == y.shape
     if len(acts) != 1 or op.inputs[0] != acts[0].name:
         return False
     x = acts[0]
@@ -135,7 +147,7 @@ def stage_ops(graph: Graph, start: int | None = None) -> list[Op]:
         if not _local(graph, op):
             break
         if not stage:
-            if src not in chain or op.kind == "add":
+            if src not in chain or len(activation_inputs(graph, op)) != 1:
                 break
             source = src
         elif not all(n in inside or n == source for n in activation_inputs(graph, op)):
@@ -327,14 +339,15 @@ def _valid_attrs(op: Op):
     a = op.attrs
     if op.kind == "pad":
         return dataclasses.replace(a, pads=tuple((0, 0) for _ in a.pads))
-    if op.kind == "add":
+    if op.kind in ELEMENTWISE_KINDS:
         return a
     return dataclasses.replace(a, pads=(0, 0, 0, 0))
 
 
 def _fill_value(graph: Graph, op: Op) -> int | None:
-    """What a padded position of `op`'s input means, as a stored int8 value (None: an add, which has none)."""
-    if op.kind == "add":
+    """What a padded position of `op`'s input means, as a stored int8 value (None: an elementwise op, which has
+    no padding)."""
+    if op.kind in ELEMENTWISE_KINDS:
         return None
     if op.kind == "max_pool2d":
         return -128
@@ -359,7 +372,7 @@ def _tile_regions(graph: Graph, ops: list[Op], index: dict[str, int], out_region
             raise ValueError(f"{op.outputs[0]} is not read inside the stage")
         y, h, x, w = regions[i + 1]
         for k, n in enumerate(activation_inputs(graph, op)):
-            if op.kind == "add":
+            if op.kind in ELEMENTWISE_KINDS:
                 need = (y, h, x, w)
             else:
                 win = window(graph, op)
