@@ -18,6 +18,7 @@ tests/tflite_builder.py. Specs:
                                                  LOGISTIC, MUL), project 1x1; add when stride 1 and in == out
     ("fire", squeeze, e1, e3)                    SqueezeNet's fire module: 1x1 squeeze (RELU), then a 1x1 and a 3x3
                                                  SAME expand (RELU) of it, CONCATENATION along channels
+    ("s2d", b)                                   SPACE_TO_DEPTH with block b (a YOLOv5-style "focus" stem)
     ("fc", n)
 
 `build_net(..., explicit_pad=True)` writes every padded 3x3 conv/depthwise ("SAME", and the block's depthwise)
@@ -126,6 +127,13 @@ class _Net:
         self.layers.append(("mul", [a, b], {}, y))
         return y
 
+    def space_to_depth(self, x, b):
+        n, h, w, c = self.values[x].shape
+        v = self.values[x].reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)
+        y = self._new(np.ascontiguousarray(v.reshape(n, h // b, w // b, b * b * c)))
+        self.layers.append(("s2d", [x], dict(b=b), y))
+        return y
+
     def concat(self, a, b):  # along channels
         y = self._new(np.concatenate([self.values[a], self.values[b]], axis=3))
         self.layers.append(("concat", [a, b], {}, y))
@@ -171,7 +179,7 @@ class _Net:
         q = {}
         same_as = {}  # pools and pads keep their input's quantization (TFLite requires it)
         for kind, ins, _p, y in self.layers:
-            if kind in ("maxpool", "avgpool", "pad", "reshape", "transpose"):
+            if kind in ("maxpool", "avgpool", "pad", "reshape", "transpose", "s2d"):
                 same_as[y] = same_as.get(ins[0], ins[0])
         for vid, v in self.values.items():
             if vid not in same_as:
@@ -232,6 +240,8 @@ class _Net:
                 b.op("MUL", [xt, tensor(ins[1])], [yt], "MulOptions", version=2, FusedActivationFunction="NONE")
             elif kind == "logistic":
                 b.op("LOGISTIC", [xt], [yt], version=2)
+            elif kind == "s2d":
+                b.op("SPACE_TO_DEPTH", [xt], [yt], "SpaceToDepthOptions", BlockSize=p["b"])
             elif kind == "concat":
                 b.op("CONCATENATION", [xt, tensor(ins[1])], [yt], "ConcatenationOptions", version=2, Axis=3,
                      FusedActivationFunction="NONE")
@@ -317,6 +327,8 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8, expl
             x = net.add(x, h) if s == 1 and c == out_c else h
         elif kind == "swish":
             x = net.mul(x, net.logistic(x))
+        elif kind == "s2d":
+            x = net.space_to_depth(x, *args)
         elif kind == "fire":
             squeeze, e1, e3 = args
             sq = net.conv(x, squeeze, 1, 1, "VALID", "RELU")

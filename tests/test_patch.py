@@ -285,6 +285,45 @@ def test_hard_swish_and_requantization_inside_the_stage_bit_exact(nets, tmp_path
         assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
 
 
+FOCUS_NET = [("s2d", 2), ("conv", 32, 3, 1, "SAME", "RELU"), ("dwconv", 3, 2, "SAME", "RELU6"),
+             ("conv", 8, 1, 1, "VALID", "NONE"), ("gap",), ("fc", 10)]
+
+
+@qemu
+def test_stage_begins_after_a_layer_run_whole(tmp_path):
+    """A SPACE_TO_DEPTH stem (YOLOv5's focus layer) is not local, so no stage begins at the input; one begins at
+    the conv after it, reading its whole output. By hand: layer by layer the conv reads 32x32x12 (12,288 B) and
+    writes 32x32x32 (32,768 B): 45,056 B; the SPACE_TO_DEPTH's 64x64x3 input and its output (12,288 B each) stay a
+    bound no plan goes below. Patched within 20 %, on the host equal to layer by layer; in QEMU with
+    --sram-budget 40 (the layer-by-layer arena does not fit), bit-exact."""
+    require_board_tools("stm32f746")
+    model = build_net(tmp_path / "focus.tflite", FOCUS_NET, (1, 64, 64, 3), seed=2)
+    graph = load_model(model)
+    images = sample_images(graph, N_TEST, seed=100)
+    assert_not_degenerate(graph, images)
+    oracle = RefInterpreter(model)
+    assert np.array_equal(oracle(images[0])[0], reference.run(graph, {graph.inputs[0]: images[0]})[graph.outputs[0]])
+    assert graph.ops[0].kind == "space_to_depth" and patch.stage_ops(graph) == []
+    assert patch.stage_starts(graph) == [None, 1]
+    choice = patch.choose_plan(graph, "auto", 0, 0, 20.0)
+    assert choice.unpatched_bytes == 45_056 and choice.plan.ops[0].name == "conv2d_0"
+    assert 2 * 12_288 <= choice.arena_bytes < 45_056 and choice.extra_macs_pct <= 20.0
+    wants = [reference.run(graph, {graph.inputs[0]: x}, keep=True) for x in images[:3]]
+    for plan in patch.first_stage_plans(graph, (2, 3, 4)):
+        rewritten = patch.apply_plan(graph, plan)
+        for x, want in zip(images[:3], wants):
+            assert np.array_equal(patch.run(rewritten, {graph.inputs[0]: x})[graph.outputs[0]], want[graph.outputs[0]])
+            released = patch.run_stage(graph, plan, want[plan.source], lead=plan.release_lead)
+            assert np.array_equal(released, want[plan.tensors[-1]])
+    out = tmp_path / "proj"
+    report = compile_model(model, "stm32f746", out, Options(sram_budget_kib=40))
+    assert report["schedule"]["patch"]["stage_layers"][0] == "conv2d_0"
+    assert report["memory"]["sram_used_bytes"] <= 40 * 1024
+    for x in images[:2]:
+        ys, _ = run_build(out, [x])
+        assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
+
+
 @qemu
 def test_mobilenetv2_224_fits_stm32f746_with_patches_bit_exact(mobilenet, tmp_path):
     require_board_tools("stm32f746")

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import UserError
 from ..ir import Graph, Op, PatchStageAttrs, Tensor, op_macs
 from .arena import align, plan_arena
-from .liveness import lifetimes
+from .liveness import lifetimes, live_bytes_per_op
 
 WINDOWED_KINDS = ("conv2d", "depthwise_conv2d", "pad", "max_pool2d", "avg_pool2d")
 # output element (y, x, c) from the inputs' elements at (y, x) alone: a tile computes them from the same region of
@@ -569,6 +569,31 @@ def stage_plans(graph: Graph, grids=None, start: int | None = None) -> list[Patc
     return plans
 
 
+MAX_LATER_STARTS = 2  # stages beginning after whole layers tried: those over the most live bytes
+
+
+def stage_starts(graph: Graph) -> list[int | None]:
+    """Where a first patched stage may begin: at the network's input (None; after an optional prologue), and at
+    ops that begin a run of local ops after a layer that runs whole (not local, not a prologue op: e.g. a
+    SPACE_TO_DEPTH stem, or the layers after a squeeze-excitation gate), reading that layer's whole output. Of
+    those, the MAX_LATER_STARTS runs holding the ops with the most live bytes (whole tensors): a stage lowers
+    the arena only where it is highest, and each start multiplies the plans to search."""
+    live = live_bytes_per_op(graph)
+    index = {op.name: i for i, op in enumerate(graph.ops)}
+    later = []
+    for i in range(1, len(graph.ops)):
+        op, before = graph.ops[i], graph.ops[i - 1]
+        if _local(graph, op) and len(activation_inputs(graph, op)) == 1 and not _local(graph, before) \
+                and before.kind not in PROLOGUE_KINDS:
+            later.append((-max(live[index[o.name]] for o in stage_ops(graph, i)), i))
+    return [None] + sorted(i for _, i in sorted(later)[:MAX_LATER_STARTS])
+
+
+def first_stage_plans(graph: Graph, grids=None) -> list[PatchPlan]:
+    """`stage_plans` of every stage a first patched stage may be (`stage_starts`)."""
+    return [p for start in stage_starts(graph) for p in stage_plans(graph, grids, start)]
+
+
 def evaluate(graph: Graph, plan: PatchPlan) -> int:
     """The arena of `graph` with `plan` applied (planned once, kept in plan.arena_bytes)."""
     if not plan.arena_bytes:
@@ -600,7 +625,7 @@ def candidates(graph: Graph, grids=None, start: int | None = None) -> list[Patch
 def lowest_reach(graph: Graph) -> Choice | None:
     """The lowest arena any patch schedule the search knows reaches (one stage of any (split, grid), or two
     stages), whatever its extra MACs; None when nothing is patchable."""
-    plans = stage_plans(graph)
+    plans = first_stage_plans(graph)
     low = lowest(graph, plans)
     if low is None:
         return None
@@ -646,7 +671,7 @@ def choose_plan(graph: Graph, mode: str | int, limit_bytes: int, other_bytes: in
         return Choice(None, base, base, "--patch off")
     if mode == "auto" and base + other_bytes <= limit_bytes:
         return Choice(None, base, base, f"the layer-by-layer arena ({base:,} B) fits")
-    plans = stage_plans(graph, [mode] if isinstance(mode, int) else None)
+    plans = first_stage_plans(graph, [mode] if isinstance(mode, int) else None)
     if not plans:
         if isinstance(mode, int):
             raise UserError(f"--patch {mode}: the model has no stage that a {mode}x{mode} grid can patch (the "
