@@ -19,6 +19,8 @@ tests/tflite_builder.py. Specs:
     ("fire", squeeze, e1, e3)                    SqueezeNet's fire module: 1x1 squeeze (RELU), then a 1x1 and a 3x3
                                                  SAME expand (RELU) of it, CONCATENATION along channels
     ("s2d", b)                                   SPACE_TO_DEPTH with block b (a YOLOv5-style "focus" stem)
+    ("hswish",)                                  hard-swish as written through ONNX: ADD(x, 3) with a fused RELU6,
+                                                 MUL by x, MUL by 1/6 (one-element constants)
     ("fc", n)
 
 `build_net(..., explicit_pad=True)` writes every padded 3x3 conv/depthwise ("SAME", and the block's depthwise)
@@ -134,6 +136,12 @@ class _Net:
         self.layers.append(("s2d", [x], dict(b=b), y))
         return y
 
+    def scalar(self, x, kind, value, act="NONE"):  # ADD or MUL by a one-element constant, then act
+        v = self.values[x] + value if kind == "add" else self.values[x] * value
+        y = self._new(np.clip(v, 0, 6).astype(np.float32) if act == "RELU6" else v.astype(np.float32))
+        self.layers.append((kind + "_const", [x], dict(value=value, act=act), y))
+        return y
+
     def concat(self, a, b):  # along channels
         y = self._new(np.concatenate([self.values[a], self.values[b]], axis=3))
         self.layers.append(("concat", [a, b], {}, y))
@@ -240,6 +248,14 @@ class _Net:
                 b.op("MUL", [xt, tensor(ins[1])], [yt], "MulOptions", version=2, FusedActivationFunction="NONE")
             elif kind == "logistic":
                 b.op("LOGISTIC", [xt], [yt], version=2)
+            elif kind in ("add_const", "mul_const"):  # the constant: scale |value| / 127, zero point 0
+                cs = float(np.float32(abs(p["value"]) / 127.0))
+                ct = b.tensor(f"c{i}", (1,), "int8", scale=cs, zero_point=0,
+                              data=np.asarray([127 if p["value"] > 0 else -127], np.int8))
+                if kind == "add_const":
+                    b.op("ADD", [xt, ct], [yt], "AddOptions", version=2, FusedActivationFunction=p["act"])
+                else:
+                    b.op("MUL", [xt, ct], [yt], "MulOptions", version=2, FusedActivationFunction=p["act"])
             elif kind == "s2d":
                 b.op("SPACE_TO_DEPTH", [xt], [yt], "SpaceToDepthOptions", BlockSize=p["b"])
             elif kind == "concat":
@@ -329,6 +345,8 @@ def build_net(path: Path, specs, in_shape, seed: int = 0, n_calib: int = 8, expl
             x = net.mul(x, net.logistic(x))
         elif kind == "s2d":
             x = net.space_to_depth(x, *args)
+        elif kind == "hswish":
+            x = net.scalar(net.mul(x, net.scalar(x, "add", 3.0, "RELU6")), "mul", 1.0 / 6.0)
         elif kind == "fire":
             squeeze, e1, e3 = args
             sq = net.conv(x, squeeze, 1, 1, "VALID", "RELU")

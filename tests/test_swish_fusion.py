@@ -20,6 +20,18 @@ SMALL = [("conv", 16, 3, 2, "SAME", "NONE"), ("swish",), ("mbconv", 4, 3, 1, 16)
          ("gap",), ("fc", 10)]
 
 
+def _check_fused_exact(model, graph, fused, seed=3):
+    """The unfused graph equals tflite-runtime's reference kernels and the fused one equals it; the images."""
+    images = sample_images(graph, 8, seed=seed)
+    assert_not_degenerate(graph, images)
+    oracle = RefInterpreter(model)
+    for x in images[:4]:
+        want = reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]]
+        assert np.array_equal(oracle(x)[0], want)
+        assert np.array_equal(reference.run(fused, {graph.inputs[0]: x})[graph.outputs[0]], want)
+    return images
+
+
 def test_swish_fused_into_one_table_bit_exact_and_in_place(tmp_path):
     model = build_net(tmp_path / "swish.tflite", SMALL, (1, 32, 32, 3), seed=2)
     graph = load_model(model)
@@ -28,18 +40,38 @@ def test_swish_fused_into_one_table_bit_exact_and_in_place(tmp_path):
     # stem swish, 2 x (expand, depthwise, SE-squeeze) swishes become tables; the SE gates (LOGISTIC -> MUL of
     # another tensor) stay
     assert kinds.count("lut") == 7 and kinds.count("logistic") == kinds.count("mul") == 2
-    images = sample_images(graph, 8, seed=3)
-    assert_not_degenerate(graph, images)
-    oracle = RefInterpreter(model)
-    for x in images[:4]:
-        want = reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]]
-        assert np.array_equal(oracle(x)[0], want)
-        assert np.array_equal(reference.run(fused, {graph.inputs[0]: x})[graph.outputs[0]], want)
+    _check_fused_exact(model, graph, fused)
     # the stem's 16x16x16 output (4,096 B) and its logistic (4,096 B) were both live at the MUL; fused, the
     # table writes over its input
     plan = plan_arena(fused)
     assert any(fused.ops[i].kind == "lut" for i in range(len(fused.ops)) if fused.ops[i].name in plan.in_place)
     assert plan.size < plan_arena(graph).size
+
+
+HSWISH = [("conv", 16, 3, 2, "SAME", "NONE"), ("hswish",), ("dwconv", 3, 1, "SAME", "NONE"), ("hswish",),
+          ("conv", 16, 1, 1, "VALID", "NONE"), ("gap",), ("fc", 10)]
+
+
+@pytest.mark.qemu
+def test_hard_swish_as_exported_fused_into_one_table(tmp_path):
+    """Hard-swish through ONNX: ADD(x, 3) with a fused RELU6, MUL by x, MUL by 1/6 -- three ops of one input value
+    become one table (the reference on the 256 values, so exact by construction), in place. By hand: unfused,
+    the stem conv's 16x16x16 output x (4,096 B) is read again by the first MUL, so the ADD's output lies beside
+    it: 8,192 B; fused, the table writes over x and the peak is the stem conv's 32x32x3 input and its output:
+    3,072 + 4,096 = 7,168 B."""
+    require_board_tools("stm32f746")
+    model = build_net(tmp_path / "hswish.tflite", HSWISH, (1, 32, 32, 3), seed=1)
+    graph = load_model(model)
+    fused = fuse_swish(graph)
+    assert [op.kind for op in graph.ops][:4] == ["conv2d", "add", "mul", "mul"]
+    assert [op.kind for op in fused.ops][:5] == ["conv2d", "lut", "depthwise_conv2d", "lut", "conv2d"]
+    assert plan_arena(graph).size == 8_192 and plan_arena(fused).size == 7_168
+    images = _check_fused_exact(model, graph, fused)
+    report = compile_model(model, "stm32f746", tmp_path / "proj", Options())
+    assert report["memory"]["arena_bytes"] == 7_168
+    for x in images[:2]:
+        ys, _ = run_build(tmp_path / "proj", [x])
+        assert np.array_equal(ys[0], reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]])
 
 
 @pytest.mark.qemu
