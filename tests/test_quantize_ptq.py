@@ -103,17 +103,23 @@ def test_integer_io_graph_is_the_quantized_graph_without_its_border():
 
 
 def test_resnet8_agreement_on_structured_images():
-    """Issue 4 must-show 1, measured: 200 calibration and 500 test images (tests/structured_images.py).
+    """Issue 15 must-show 4 (issue 4 must-show 1, measured): 200 calibration and 500 held-apart test images
+    (tests/structured_images.py). TFLite 2.14's converter, calibrated on the same 200 images, reaches 90.4 %
+    top-1 agreement and 16.6 dB output SQNR on the 500 (benchmarks/tflite_converter_int8.py, then
+    benchmarks/ptq_agreement.py --tflite-int8: stored in the README, as CI has no TensorFlow). mcutool's default
+    calibration must beat it by >= 1 dB at no less agreement, and do better than min/max on the same images.
 
-    The issue asks for >= 97 % top-1 agreement and >= 20 dB output SQNR; what mcutool reaches with TFLite's
-    scheme is ~91 % and ~17 dB (softmax output) / ~25 dB (logits). The float model's top-2 logit gap on these
-    images is below 0.11 for 5 % of them (logit rms ~8), so any int8 noise flips them; this test pins the
-    measured figures so a regression shows, and does not claim the issue's target."""
+    (Issue 4 asked for >= 97 % and >= 20 dB: the float model's top-2 logit gap on these images is below 0.11 for
+    5 % of them (logit rms ~8), so any int8 noise flips them.)"""
     g = load_model(shared_model("resnet8_float.tflite"))
-    qg, report = quantize_model(g, {"input_1": structured_images(200, 1)})
-    (row,) = agreement_report(g, qg, {"input_1": structured_images(500, 2)})
+    cal, test = {"input_1": structured_images(200, 1)}, {"input_1": structured_images(500, 2)}
+    qg, report = quantize_model(g, cal)
+    assert report["method"] == "auto" and report["bias_corrected_layers"] == 10
+    (row,) = agreement_report(g, qg, test)
+    (minmax,) = agreement_report(g, quantize_graph(g, calibrate(g, cal)), test)
     assert row["float_classes"] >= 5
-    assert row["top1_agreement"] >= 0.89 and row["sqnr_db"] >= 16.0, row
+    assert row["sqnr_db"] >= 16.6 + 1.0 and row["top1_agreement"] >= 0.904, row
+    assert row["sqnr_db"] > minmax["sqnr_db"], (row, minmax)
 
 
 # ------------------------------------------------------------------------- dead channels (issue 10)

@@ -96,7 +96,8 @@ def sample_values(v: np.ndarray, rng: np.random.Generator, share: float = 1.0) -
     an NHWC tensor whenever the stride is a multiple of the channel count: the percentile and MSE ranges were
     then those of one channel, and clipped the others -- 3.9 / 4.9 dB where min/max gave 17.9 dB.)"""
     flat = v.reshape(-1)
-    return flat[rng.integers(0, flat.size, min(flat.size, max(1, round(SAMPLED_VALUES * share))))]
+    k = max(1, round(SAMPLED_VALUES * share))
+    return flat if flat.size <= k else flat[rng.integers(0, flat.size, k)]
 
 
 def calibrate(graph: Graph, samples: dict[str, np.ndarray], method: str = "minmax",
