@@ -10,7 +10,7 @@ import numpy as np
 from conftest import shared_model
 from host_build import build_host_program
 from structured_images import structured_images
-from tflite_builder import ModelBuilder, RefInterpreter
+from tflite_builder import MicroInterpreter, ModelBuilder, RefInterpreter
 from mcutool import reference
 from mcutool.frontends import load_model
 from mcutool.compiler import Options, compile_model, firmware_graph
@@ -63,7 +63,8 @@ def test_resnet8_quantizes_to_an_int8_graph_with_consistent_bias_scales():
 
 def test_quantize_cli_writes_a_tflite_file_that_tflite_runtime_runs_bit_exactly(tmp_path):
     """Must-show 3: `mcutool quantize` output (float I/O, QUANTIZE/DEQUANTIZE at the border, as the TFLite
-    converter writes it) in tflite-runtime 2.14 BUILTIN_REF equals mcutool.reference on the int8 graph."""
+    converter writes it; default calibration, auto) in tflite-runtime 2.14 BUILTIN_REF and in TFLite Micro's
+    interpreter equals mcutool.reference on the int8 graph."""
     model = shared_model("resnet8_float.tflite")
     np.savez(tmp_path / "cal.npz", input_1=structured_images(32, 1))
     out = tmp_path / "r8_int8.tflite"
@@ -75,7 +76,7 @@ def test_quantize_cli_writes_a_tflite_file_that_tflite_runtime_runs_bit_exactly(
     qg, _ = quantize_model(g, {"input_1": structured_images(32, 1)})  # the default (auto), as the CLI ran it
     written = load_model(out)
     assert [op.kind for op in written.ops] == [op.kind for op in qg.ops]
-    oracle = RefInterpreter(out)
+    oracle, micro = RefInterpreter(out), MicroInterpreter(out.read_bytes())
     test = structured_images(12, 2)
     outs = []
     for i in range(len(test)):
@@ -83,6 +84,7 @@ def test_quantize_cli_writes_a_tflite_file_that_tflite_runtime_runs_bit_exactly(
         got = reference.run(qg, {"input_1": test[i:i + 1]})["Identity"]
         assert got.dtype == want.dtype == np.float32
         assert np.array_equal(got, want), f"image {i}: {got} != {want}"
+        assert np.array_equal(micro(test[i:i + 1])[0], want), f"image {i}: TFLite Micro differs"
         outs.append(int(np.argmax(want)))
     assert len(set(outs)) >= 3  # the outputs vary: the comparison is not between constants
 
