@@ -18,7 +18,8 @@ before the pool); each is tried with the choices made so far, on a simulation of
 network on int8 weights and biases, every activation rounded and clipped to its int8 grid), and kept if the
 network's output error, summed over outputs relative to their power, goes down. Only the ops from the tensor's
 producer on are run again. quantize_model (ptq.py) then measures the integer model against plain min/max on
-the calibration samples and keeps min/max if that is better, so "auto" is never worse there.
+the calibration samples and keeps min/max if that is better in SQNR or top-1 agreement, so "auto" is never
+worse there.
 """
 from __future__ import annotations
 
@@ -161,12 +162,15 @@ def selection_samples(graph: Graph, samples: dict[str, np.ndarray]) -> dict[str,
     return {k: v[:n] for k, v in samples.items()}
 
 
-def auto_calibrated(graph: Graph, samples: dict[str, np.ndarray]) -> tuple[Graph, dict[str, Range], dict]:
-    """The bias-corrected graph, its chosen ranges and report.json's summary of them (module docstring)."""
+def auto_candidates(graph: Graph, samples: dict[str, np.ndarray]) -> list[tuple[Graph, dict]]:
+    """The int8 graphs auto calibration offers (module docstring), each with report.json's summary of it: the
+    bias-corrected graph with its chosen ranges, and with min/max ranges (the simulation is not the integer
+    model: quantize_model measures both and keeps the better)."""
     stats = activation_stats(graph, samples)
     corrected, layers = bias_corrected(graph, samples, stats.ranges)
     ranges, summary = choose_ranges(corrected, samples, stats, graph)
-    return corrected, ranges, {"bias_corrected_layers": layers, **summary}
+    return [(quantize_graph(corrected, ranges), {"bias_corrected_layers": layers, "ranges": "per tensor", **summary}),
+            (quantize_graph(corrected, stats.ranges), {"bias_corrected_layers": layers, "ranges": "minmax"})]
 
 
 def choose_ranges(graph: Graph, samples: dict[str, np.ndarray], stats: Stats,

@@ -428,10 +428,11 @@ def quantize_model(graph: Graph, samples: dict[str, np.ndarray], method: str = "
     """Calibrate, quantize and measure: the int8 graph (float I/O at the border) and the `quantization` section
     of report.json (method, samples, per-output agreement on the calibration set).
 
-    "auto" (autocalib.py) chooses each activation's range by the output error it causes and corrects the
-    biases; it is kept only where it measures at least as good as min/max on the calibration samples (else
-    min/max is, and the report says so). "percentile" and "mse" are applied as asked, with a warning when they
-    measure worse than min/max."""
+    "auto" (autocalib.py) corrects the biases and chooses each activation's range by the output error it causes;
+    that, or the corrected graph with min/max ranges, whichever measures better on the calibration samples, is
+    kept where it measures at least as good as min/max in SQNR and top-1 agreement (else min/max is, and the
+    report says so). "percentile" and "mse" are applied as asked, with a warning when they measure worse than
+    min/max."""
     if method not in METHODS:
         raise UserError(f"unknown calibration method {method!r}: use {', '.join(METHODS)}.")
     _check_samples(graph, samples)
@@ -440,18 +441,21 @@ def quantize_model(graph: Graph, samples: dict[str, np.ndarray], method: str = "
     minmax_rows = agreement_report(graph, minmax, samples)
     if method == "minmax":
         return minmax, {"method": method, "samples": n, "outputs": minmax_rows}
-    detail = {}
     if method == "auto":
-        from .autocalib import auto_calibrated
-        corrected, ranges, detail = auto_calibrated(graph, samples)
-        qgraph = quantize_graph(corrected, ranges)
+        from .autocalib import auto_candidates
+        measured = [(qg, {"method": method, "samples": n, "outputs": agreement_report(graph, qg, samples), **detail})
+                    for qg, detail in auto_candidates(graph, samples)]
+        better = [m for m in measured if not _worse(m[1]["outputs"], minmax_rows)]
+        if better:
+            return min(better, key=lambda m: _noise(m[1]["outputs"]))
+        rows = min(measured, key=lambda m: _noise(m[1]["outputs"]))[1]["outputs"]
     else:
         qgraph = quantize_graph(graph, calibrate(graph, samples, method))
-    rows = agreement_report(graph, qgraph, samples)
-    report = {"method": method, "samples": n, "outputs": rows, **detail}
-    if _relative_noise(rows) <= _relative_noise(minmax_rows):
-        return qgraph, report
-    worse = f"output SQNR {_db_list(rows)} dB against {_db_list(minmax_rows)} dB with min/max ranges"
+        rows = agreement_report(graph, qgraph, samples)
+        report = {"method": method, "samples": n, "outputs": rows}
+        if not _worse(rows, minmax_rows):
+            return qgraph, report
+    worse = f"{_figures(rows)} against {_figures(minmax_rows)} with min/max ranges"
     if method == "auto":
         return minmax, {"method": "minmax", "samples": n, "outputs": minmax_rows,
                         "note": f"auto calibration measured worse on the calibration samples ({worse}): kept min/max"}
@@ -461,10 +465,18 @@ def quantize_model(graph: Graph, samples: dict[str, np.ndarray], method: str = "
     return qgraph, {**report, "minmax_outputs": minmax_rows}
 
 
-def _db_list(rows: list[dict]) -> str:
-    return ", ".join(f"{r['sqnr_db']:.1f}" for r in rows)
+def _worse(rows: list[dict], minmax_rows: list[dict]) -> bool:
+    """Whether agreement_report's `rows` measure worse than min/max's on either figure: the outputs' noise
+    relative to their power, summed (from their SQNR), or a classifier output's top-1 agreement."""
+    return _noise(rows) > _noise(minmax_rows) or any(r.get("top1_agreement", 1) < m.get("top1_agreement", 1)
+                                                   for r, m in zip(rows, minmax_rows))
 
 
-def _relative_noise(rows: list[dict]) -> float:
-    """The outputs' noise relative to their power, summed (from their SQNR in dB)."""
+def _noise(rows: list[dict]) -> float:
     return sum(10 ** (-r["sqnr_db"] / 10) for r in rows)
+
+
+def _figures(rows: list[dict]) -> str:
+    return "; ".join(f"{r['name']}: SQNR {r['sqnr_db']:.1f} dB"
+                     + (f", top-1 agreement {r['top1_agreement'] * 100:.1f} %" if "top1_agreement" in r else "")
+                     for r in rows)
