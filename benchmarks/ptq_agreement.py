@@ -49,12 +49,14 @@ def main() -> None:
     g = load_model(MODEL)
     cal, test = structured_images(200, 1), structured_images(500, 2)
     for method in ("auto", "minmax"):
-        qg, _ = quantize_model(g, {g.inputs[0]: cal}, method)
+        qg, report = quantize_model(g, {g.inputs[0]: cal}, method)
         (row,) = agreement_report(g, qg, {g.inputs[0]: test})
         if method == "auto":
             print(f"float model's classes on the 500 test images: {row['float_classes']}")
         print(f"mcutool quantize {'(default, auto)' if method == 'auto' else '--method minmax'}: ".ljust(42)
-              + f"top-1 agreement {row['top1_agreement'] * 100:.1f} %, output SQNR {row['sqnr_db']:.1f} dB")
+              + f"top-1 agreement {row['top1_agreement'] * 100:.1f} %, output SQNR {row['sqnr_db']:.1f} dB"
+              + (f" (kept: {report['method']}, ranges {report.get('ranges', 'minmax')}, "
+                 f"{report.get('bias_corrected_layers', 0)} biases corrected)" if method == "auto" else ""))
     if args.tflite_int8:
         f = np.concatenate([v[g.outputs[0]] for v in run_batches(g, {g.inputs[0]: test})])
         print("TFLite converter int8:".ljust(42) + f"{figures(f, tflite_outputs(args.tflite_int8, test))}")

@@ -92,8 +92,7 @@ class Simulation:
     def __init__(self, graph: Graph, samples: dict[str, np.ndarray], target: Graph):
         self.graph = graph
         self.batches = list(batches(graph, samples))
-        self.reference = [reference.run(g, x) for g, x in zip((g for g, _ in batches(target, samples)),
-                                                             (x for _, x in self.batches))]
+        self.reference = [reference.run(g, x) for g, x in batches(target, samples)]
         self.power = {o: sum(float(np.sum(np.square(r[o], dtype=np.float64))) for r in self.reference) or 1.0
                       for o in graph.outputs}
         self.activations = [n for n, t in graph.tensors.items() if not t.is_const and t.dtype == "float32"]
