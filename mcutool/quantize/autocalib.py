@@ -100,9 +100,13 @@ class Simulation:
     def run(self, qgraph: Graph, start: int = 0, cache: list[dict] | None = None) -> tuple[list[dict], float]:
         """Ops from index `start` on (the graph inputs are quantized first when start is 0), the others' values
         taken from `cache` (a previous run's values)."""
-        consts = {n: real_value(qgraph.tensor(n)) for n, t in self.graph.tensors.items()
-                  if t.is_const and t.dtype == "float32" and n in qgraph.tensors and qgraph.tensor(n).dtype != "float32"}
+        consts = {n: real_value(qgraph.tensor(n)) for n, t in self.graph.tensors.items() if t.is_const
+                  and t.dtype == "float32" and n in qgraph.tensors and qgraph.tensor(n).dtype != "float32"}
         grid = {n: qgraph.tensor(n + "/int8").quant for n in self.activations}
+        with np.errstate(divide="ignore", invalid="ignore"):  # int8-rounded inputs may be all 0 (L2 norm: 0/0)
+            return self._run(consts, grid, start, cache)
+
+    def _run(self, consts, grid, start, cache):
         runs, error = [], 0.0
         for i, (g, x) in enumerate(self.batches):
             values = dict(cache[i]) if cache else {n: np.asarray(t.data) for n, t in g.tensors.items() if t.is_const}
@@ -168,8 +172,9 @@ def auto_candidates(graph: Graph, samples: dict[str, np.ndarray]) -> list[tuple[
     stats = activation_stats(graph, samples)
     corrected, layers = bias_corrected(graph, samples, stats.ranges)
     ranges, summary = choose_ranges(corrected, samples, stats, graph)
-    return [(quantize_graph(corrected, ranges), {"bias_corrected_layers": layers, "ranges": "per tensor", **summary}),
-            (quantize_graph(corrected, stats.ranges), {"bias_corrected_layers": layers, "ranges": "minmax"})]
+    corrections = {"bias_corrected_layers": layers}
+    return [(quantize_graph(corrected, ranges), {**corrections, "ranges": "per tensor", **summary}),
+            (quantize_graph(corrected, stats.ranges), {**corrections, "ranges": "minmax"})]
 
 
 def choose_ranges(graph: Graph, samples: dict[str, np.ndarray], stats: Stats,

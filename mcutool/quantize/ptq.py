@@ -458,7 +458,8 @@ def quantize_model(graph: Graph, samples: dict[str, np.ndarray], method: str = "
     worse = f"{_figures(rows)} against {_figures(minmax_rows)} with min/max ranges"
     if method == "auto":
         return minmax, {"method": "minmax", "samples": n, "outputs": minmax_rows,
-                        "note": f"auto calibration measured worse on the calibration samples ({worse}): kept min/max"}
+                        "note": f"auto calibration measured worse on the calibration samples ({worse}): "
+                                "kept min/max"}
     warnings.warn(f"--method {method} measures worse than min/max on the calibration samples ({worse}); its "
                   "clipped ranges cut values the network needs. The default, --method auto, chooses each "
                   "tensor's range by the output error and is never worse than min/max there.", stacklevel=2)

@@ -16,8 +16,9 @@ AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED and SOFTMAX.
 Task: tests/structured_images.py at 96x96, values in [0, 1] (scale=1.0, the range the model takes). Class 1
 ("something with edges") is kinds 2 and 3 (shapes, textures), class 0 kinds 0 and 1 (smooth fields, gradients).
 Trained for 5 epochs (batch-norm momentum 0.9, so that its running statistics settle in so few steps) on
-2,000 images of seed 3: seeds 1 and 2 (the benchmarks' calibration and test images) were never seen in training. The script prints the float model's accuracy on 500 images of seed 2 and how its
-predictions split between the classes.
+2,000 images of seed 3: seeds 1 and 2 (the benchmarks' calibration and test images) were never seen in
+training. The script prints the float model's accuracy on 500 images of seed 2 (87.2 %) and how its predictions
+split between the classes (38.4 % class 1).
 """
 from __future__ import annotations
 
