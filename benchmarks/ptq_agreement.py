@@ -2,8 +2,9 @@
 
     python benchmarks/ptq_agreement.py [--tflite-int8 MODEL]
 
-Calibrates on 200 structured images (tests/structured_images.py, seed 1) and measures top-1 agreement and
-output SQNR against the float model on 500 others (seed 2). With --tflite-int8, also measures an int8 model made
+Calibrates on 200 structured images (tests/structured_images.py, seed 1) -- with mcutool's default calibration
+(auto: per-tensor ranges and bias correction) and with plain min/max -- and measures top-1 agreement and output
+SQNR against the float model on 500 others (seed 2). With --tflite-int8, also measures an int8 model made
 from the same float model and calibration images by another tool (benchmarks/tflite_converter_int8.py: TFLite's
 own converter), run in tflite-runtime 2.14 (BUILTIN_REF kernels), on the same 500 images.
 """
@@ -47,14 +48,18 @@ def main() -> None:
     args = ap.parse_args()
     g = load_model(MODEL)
     cal, test = structured_images(200, 1), structured_images(500, 2)
-    qg, _ = quantize_model(g, {g.inputs[0]: cal})
-    (row,) = agreement_report(g, qg, {g.inputs[0]: test})
-    print(f"float model's classes on the 500 test images: {row['float_classes']}")
-    print(f"mcutool quantize:        top-1 agreement {row['top1_agreement'] * 100:.1f} %, "
-          f"output SQNR {row['sqnr_db']:.1f} dB")
+    for method in ("auto", "minmax"):
+        qg, report = quantize_model(g, {g.inputs[0]: cal}, method)
+        (row,) = agreement_report(g, qg, {g.inputs[0]: test})
+        if method == "auto":
+            print(f"float model's classes on the 500 test images: {row['float_classes']}")
+        print(f"mcutool quantize {'(default, auto)' if method == 'auto' else '--method minmax'}: ".ljust(42)
+              + f"top-1 agreement {row['top1_agreement'] * 100:.1f} %, output SQNR {row['sqnr_db']:.1f} dB"
+              + (f" (kept: {report['method']}, ranges {report.get('ranges', 'minmax')}, "
+                 f"{report.get('bias_corrected_layers', 0)} biases corrected)" if method == "auto" else ""))
     if args.tflite_int8:
         f = np.concatenate([v[g.outputs[0]] for v in run_batches(g, {g.inputs[0]: test})])
-        print(f"TFLite converter int8:   {figures(f, tflite_outputs(args.tflite_int8, test))}")
+        print("TFLite converter int8:".ljust(42) + f"{figures(f, tflite_outputs(args.tflite_int8, test))}")
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ def _quantization_line(q: dict) -> str:
     else:
         on = f"on the calibration set{f' ({data})' if data else ''}"
     return (f"quantized to int8 ({q['method']}, {q['samples']} calibration samples); float vs int8 {on}: "
-            f"{'; '.join(parts)}")
+            f"{'; '.join(parts)}" + (f" ({q['note']})" if q.get("note") else ""))
 
 
 def _summary_line(report: dict) -> str:
@@ -380,8 +380,9 @@ def _print_layer_profile(report: dict, counts: list[dict]) -> None:
 @click.option("--calib", required=True, metavar="DATA.npz|random",
               help="Calibration samples per input name (or random, with poor scales).")
 @click.option("-o", "out", required=True, type=click.Path(dir_okay=False), help="The int8 model to write (.tflite).")
-@click.option("--method", type=click.Choice(["minmax", "percentile", "mse"]), default="minmax", show_default=True,
-              help="How activation ranges are chosen from the calibration set.")
+@click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "mse"]), default="auto", show_default=True,
+              help="How activation ranges are chosen from the calibration set: auto (per tensor, by the output "
+                   "error it causes, with bias correction; never worse than minmax there) or one rule for all.")
 def quantize(model, calib, out, method):
     """Quantize float MODEL to int8 and write it as a TFLite flatbuffer (float I/O with QUANTIZE/DEQUANTIZE at
     the border, as the TFLite converter writes it)."""

@@ -10,7 +10,7 @@ import numpy as np
 from conftest import shared_model
 from host_build import build_host_program
 from structured_images import structured_images
-from tflite_builder import ModelBuilder, RefInterpreter
+from tflite_builder import MicroInterpreter, ModelBuilder, RefInterpreter
 from mcutool import reference
 from mcutool.frontends import load_model
 from mcutool.compiler import Options, compile_model, firmware_graph
@@ -63,7 +63,8 @@ def test_resnet8_quantizes_to_an_int8_graph_with_consistent_bias_scales():
 
 def test_quantize_cli_writes_a_tflite_file_that_tflite_runtime_runs_bit_exactly(tmp_path):
     """Must-show 3: `mcutool quantize` output (float I/O, QUANTIZE/DEQUANTIZE at the border, as the TFLite
-    converter writes it) in tflite-runtime 2.14 BUILTIN_REF equals mcutool.reference on the int8 graph."""
+    converter writes it; default calibration, auto) in tflite-runtime 2.14 BUILTIN_REF and in TFLite Micro's
+    interpreter equals mcutool.reference on the int8 graph."""
     model = shared_model("resnet8_float.tflite")
     np.savez(tmp_path / "cal.npz", input_1=structured_images(32, 1))
     out = tmp_path / "r8_int8.tflite"
@@ -72,10 +73,10 @@ def test_quantize_cli_writes_a_tflite_file_that_tflite_runtime_runs_bit_exactly(
     assert done.returncode == 0, done.stderr
     assert "top-1 agreement" in done.stdout and "SQNR" in done.stdout
     g = load_model(model)
-    qg = quantize_graph(g, calibrate(g, {"input_1": structured_images(32, 1)}))
+    qg, _ = quantize_model(g, {"input_1": structured_images(32, 1)})  # the default (auto), as the CLI ran it
     written = load_model(out)
     assert [op.kind for op in written.ops] == [op.kind for op in qg.ops]
-    oracle = RefInterpreter(out)
+    oracle, micro = RefInterpreter(out), MicroInterpreter(out.read_bytes())
     test = structured_images(12, 2)
     outs = []
     for i in range(len(test)):
@@ -83,6 +84,7 @@ def test_quantize_cli_writes_a_tflite_file_that_tflite_runtime_runs_bit_exactly(
         got = reference.run(qg, {"input_1": test[i:i + 1]})["Identity"]
         assert got.dtype == want.dtype == np.float32
         assert np.array_equal(got, want), f"image {i}: {got} != {want}"
+        assert np.array_equal(micro(test[i:i + 1])[0], want), f"image {i}: TFLite Micro differs"
         outs.append(int(np.argmax(want)))
     assert len(set(outs)) >= 3  # the outputs vary: the comparison is not between constants
 
@@ -103,17 +105,23 @@ def test_integer_io_graph_is_the_quantized_graph_without_its_border():
 
 
 def test_resnet8_agreement_on_structured_images():
-    """Issue 4 must-show 1, measured: 200 calibration and 500 test images (tests/structured_images.py).
+    """Issue 15 must-show 4 (issue 4 must-show 1, measured): 200 calibration and 500 held-apart test images
+    (tests/structured_images.py). TFLite 2.14's converter, calibrated on the same 200 images, reaches 90.4 %
+    top-1 agreement and 16.6 dB output SQNR on the 500 (benchmarks/tflite_converter_int8.py, then
+    benchmarks/ptq_agreement.py --tflite-int8: stored in the README, as CI has no TensorFlow). mcutool's default
+    calibration must beat it by >= 1 dB at no less agreement, and do better than min/max on the same images.
 
-    The issue asks for >= 97 % top-1 agreement and >= 20 dB output SQNR; what mcutool reaches with TFLite's
-    scheme is ~91 % and ~17 dB (softmax output) / ~25 dB (logits). The float model's top-2 logit gap on these
-    images is below 0.11 for 5 % of them (logit rms ~8), so any int8 noise flips them; this test pins the
-    measured figures so a regression shows, and does not claim the issue's target."""
+    (Issue 4 asked for >= 97 % and >= 20 dB: the float model's top-2 logit gap on these images is below 0.11 for
+    5 % of them (logit rms ~8), so any int8 noise flips them.)"""
     g = load_model(shared_model("resnet8_float.tflite"))
-    qg, report = quantize_model(g, {"input_1": structured_images(200, 1)})
-    (row,) = agreement_report(g, qg, {"input_1": structured_images(500, 2)})
+    cal, test = {"input_1": structured_images(200, 1)}, {"input_1": structured_images(500, 2)}
+    qg, report = quantize_model(g, cal)
+    assert report["method"] == "auto" and report["bias_corrected_layers"] == 10
+    (row,) = agreement_report(g, qg, test)
+    (minmax,) = agreement_report(g, quantize_graph(g, calibrate(g, cal)), test)
     assert row["float_classes"] >= 5
-    assert row["top1_agreement"] >= 0.89 and row["sqnr_db"] >= 16.0, row
+    assert row["sqnr_db"] >= 16.6 + 1.0 and row["top1_agreement"] >= 0.904, row
+    assert row["sqnr_db"] > minmax["sqnr_db"], (row, minmax)
 
 
 # ------------------------------------------------------------------------- dead channels (issue 10)
