@@ -34,8 +34,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mcutool.errors import UserError
 from mcutool.ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs,
-                        Graph, MeanAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs,
-                        UnsupportedAttrs)
+                        Graph, LutAttrs, MeanAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor,
+                        TransposeAttrs, UnsupportedAttrs)
 
 # ops translated into IR ops (BatchNormalization/Relu/Clip only by folding into the op before them)
 COMPUTE_OPS = (
@@ -58,6 +58,14 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 
 _PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "GlobalMaxPool", "Concat",
                  "Pad")
+# ops computed elementwise from their first k inputs (the rest: constant attributes-as-inputs): in a QDQ island
+# whose values all depend on one int8 tensor they become one lookup table
+_ELEMENTWISE = {op: 1 for op in ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu", "Relu", "LeakyRelu",
+                                 "Elu", "Selu", "Celu", "Softplus", "Softsign", "Exp", "Log", "Neg", "Abs", "Sqrt",
+                                 "Reciprocal", "Floor", "Ceil", "Round", "Mish", "ThresholdedRelu", "Clip")}
+_ELEMENTWISE.update({op: 2 for op in ("Add", "Sub", "Mul", "Div", "Pow", "Min", "Max")})
+# elementwise ops imported only inside such an island (as part of its lookup table)
+ISLAND_OPS = tuple(op for op in _ELEMENTWISE if op not in COMPUTE_OPS)
 _FUSES_ACTIVATION = ("Conv", "_FC", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalMaxPool", "Concat")
 
 
@@ -83,7 +91,7 @@ def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None,
     _check_static_inputs(model, path)
     model = _infer_shapes(model, path)
     _check_dtypes(model, path)
-    graph = _Importer(model, path).run()
+    graph = _Importer(model, path, allow_unsupported).run()
     graph.validate()
     return graph
 
@@ -154,11 +162,12 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
 
 def _supported_list() -> str:
     return (f"Supported ops: {', '.join(COMPUTE_OPS)} (BatchNormalization only right after a Conv/Gemm, Relu/Clip "
-            f"only fused into the op before them); in constant shape computations also {', '.join(FOLD_ONLY_OPS)}.")
+            f"only fused into the op before them); in constant shape computations also {', '.join(FOLD_ONLY_OPS)}; "
+            f"in quantized (QDQ) models, between DequantizeLinear and QuantizeLinear, also {', '.join(ISLAND_OPS)}.")
 
 
 def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserError:
-    if op_type in COMPUTE_OPS or op_type in FOLD_ONLY_OPS:  # an op mcutool knows, in a form it does not
+    if op_type in COMPUTE_OPS or op_type in FOLD_ONLY_OPS or op_type in ISLAND_OPS:  # known, not in this form
         what = f"node '{name}' ({op_type}) cannot be imported: {why}."
     else:
         what = f"node '{name}' uses the ONNX op {op_type}{f' ({why})' if why else ''}, which mcutool cannot import."
@@ -169,6 +178,8 @@ def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserErro
 def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
     """One error naming every op mcutool cannot import: each op type, how many nodes use it, the first one."""
     ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS)
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        ok |= set(ISLAND_OPS)  # whether each is in an island is known only after folding: checked on translation
     groups: dict[str, list[str]] = {}
     for i, node in enumerate(model.graph.node):
         name = node.name or f"{node.op_type}_{i}"
@@ -342,8 +353,9 @@ def _same_quant(a: Quant | None, b: Quant | None) -> bool:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, path: Path):
+    def __init__(self, model: onnx.ModelProto, path: Path, allow_unsupported: bool = False):
         self.model = model
+        self.allow_unsupported = allow_unsupported
         self.path = path
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.g = Graph(name=model.graph.name or path.stem)
@@ -370,6 +382,8 @@ class _Importer:
         self._rewrite_fc()
         self._fold_fc_bias_add()
         self._fold_batchnorm()
+        self._move_qdq_through_data_movement()
+        self._qdq_lookup_tables()
         self._fuse_activations()
         self._quant_params()
         self._graph_inputs()
@@ -381,6 +395,11 @@ class _Importer:
                 live = next((i for i in node.inputs if i and i not in self.consts), "?")
                 raise _unsupported(self.path, node.name, node.op, f"here it reads the run-time tensor '{live}'; "
                                    f"mcutool evaluates {node.op} only on constants, at import time")
+            if node.op in ISLAND_OPS and node.op not in handlers and not self.allow_unsupported:
+                raise _unsupported(self.path, node.name, node.op, "mcutool imports it only in a quantized (QDQ) "
+                                   "model, where DequantizeLinear -> elementwise ops -> QuantizeLinear of one int8 "
+                                   "tensor become one lookup table; here its input or output is not such a "
+                                   "quantized tensor")
             handlers.get(node.op, self._unsupported_node)(node)
         self._graph_outputs()
         return self.g
@@ -685,6 +704,144 @@ class _Importer:
             self.nodes.remove(bn)
             prod, cons = self._maps()
 
+    # -- QDQ islands: float ops onnxruntime's quantizer leaves between DequantizeLinear and QuantizeLinear -------
+    def _derived(self, base: str, like: str, shape) -> str:
+        """A new ONNX-level run-time value named after `base`, with `like`'s dtype and the given shape."""
+        name = self._fresh(base)
+        self.reserved.add(name)
+        self.shapes[name], self.dtypes[name] = tuple(shape), self.dtypes.get(like, "float32")
+        return name
+
+    def _per_tensor_qdq(self, node: _Node | None, op: str) -> bool:
+        """`node` is a QuantizeLinear/DequantizeLinear (`op`) of a run-time tensor with one constant scale."""
+        if node is None or node.op != op or node.inputs[0] in self.consts:
+            return False
+        s = node.inputs[1]
+        z = node.inputs[2] if len(node.inputs) > 2 else ""
+        return s in self.consts and self.consts[s].value.size == 1 and (not z or z in self.consts)
+
+    def _move_qdq_through_data_movement(self) -> None:
+        """Reshape/Flatten/Squeeze/Unsqueeze/Transpose/MaxPool commute with (de)quantization (the same values,
+        moved or maxed; DequantizeLinear and QuantizeLinear are monotone), so a DequantizeLinear moves after them
+        (DQ -> Reshape becomes Reshape -> DQ) and a QuantizeLinear before them (Reshape -> Q becomes Q -> Reshape):
+        DQ -> ReduceMean -> Reshape -> Q, left in float by onnxruntime's quantizer, becomes an int8 ReduceMean and
+        an int8 reshape. Exact: no value changes."""
+        movable = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool")
+        changed = True
+        while changed:
+            changed = False
+            prod, cons = self._maps()
+            for i, p in enumerate(self.nodes):
+                if p.op not in movable or p.act != "none" or (p.op == "MaxPool" and len(p.outputs) > 1
+                                                              and p.outputs[1]):
+                    continue
+                x, y = p.inputs[0], p.outputs[0]
+                dq = prod.get(x)
+                if self._per_tensor_qdq(dq, "DequantizeLinear"):  # DQ -> P  =>  P -> DQ
+                    y_int = self._derived(f"{y}_quantized", dq.inputs[0], self._static_shape(y))
+                    moved = _Node(p.op, p.name, [dq.inputs[0], *p.inputs[1:]], [y_int], p.attrs, p.proto)
+                    deq = _Node("DequantizeLinear", f"{dq.name}/after_{p.name}", [y_int, *dq.inputs[1:]], [y],
+                                dict(dq.attrs))
+                    self.nodes[i:i + 1] = [moved, deq]
+                    changed = True
+                    break
+                q = cons.get(y, [None])[0] if len(cons.get(y, [])) == 1 else None
+                if (self._per_tensor_qdq(q, "QuantizeLinear") and y not in self.out_set and x not in self.consts
+                        and self.dtypes.get(x) == "float32" and prod.get(x) is not None):  # P -> Q  =>  Q -> P
+                    x_q = self._derived(f"{x}_quantized", q.outputs[0], self._static_shape(x))
+                    quant = _Node("QuantizeLinear", f"{q.name}/before_{p.name}", [x, *q.inputs[1:]], [x_q],
+                                  dict(q.attrs))
+                    moved = _Node(p.op, p.name, [x_q, *p.inputs[1:]], list(q.outputs), p.attrs, p.proto)
+                    self.nodes.remove(q)
+                    self.nodes[i:i + 1] = [quant, moved]
+                    changed = True
+                    break
+
+    def _qdq_lookup_tables(self) -> None:
+        """DQ -> elementwise float ops -> Q, where every float value in between depends on one int8 (uint8) tensor
+        alone (Sigmoid, HardSwish, Div by a constant and Erf of a GELU, x * Sigmoid(x) ...), becomes one 256-entry
+        lookup table: each entry is what ONNX computes for that input value (DequantizeLinear, the float ops,
+        QuantizeLinear, run by onnx's reference evaluator at import time), so the output is rounded once, to the
+        model's own output scale."""
+        prod, cons = self._maps()
+        for q in [n for n in self.nodes if n.op == "QuantizeLinear"]:
+            island = self._elementwise_island(q, prod, cons)
+            if island is None:
+                continue
+            dq, members = island
+            table = self._island_table(dq, members, q)
+            gone = {id(n) for n in members} | {id(q)}
+            at = min(i for i, n in enumerate(self.nodes) if id(n) in gone)
+            lut = _Node("_LUT", members[-1].name, [dq.inputs[0], *q.inputs[1:]], list(q.outputs), {"table": table})
+            self.nodes = [n for n in self.nodes[:at] if id(n) not in gone] + [lut] + \
+                         [n for n in self.nodes[at:] if id(n) not in gone]
+            prod, cons = self._maps()
+
+    def _elementwise_island(self, q: _Node, prod, cons):
+        """(the DequantizeLinear, the float nodes in graph order) of a lookup-table island ending at `q`, or None."""
+        if not self._per_tensor_qdq(q, "QuantizeLinear"):
+            return None
+        members, todo, source = [], [q.inputs[0]], None
+        while todo:
+            v = todo.pop()
+            p = prod.get(v)
+            if v in self.out_set or p is None:
+                return None
+            if p.op == "DequantizeLinear":
+                if not self._per_tensor_qdq(p, "DequantizeLinear") or (source is not None and source is not p):
+                    return None
+                source = p
+                continue
+            if p.op not in _ELEMENTWISE or p.act != "none":
+                return None
+            if p not in members:
+                members.append(p)
+                if any(i and i not in self.consts for i in p.inputs[_ELEMENTWISE[p.op]:]):
+                    return None
+                for i in p.inputs[:_ELEMENTWISE[p.op]]:
+                    if i and i in self.consts:
+                        if self.consts[i].value.size != 1:
+                            return None
+                    elif i:
+                        todo.append(i)
+        if source is None or not members:
+            return None
+        inside = {id(n) for n in members} | {id(q)}
+        for n in members:  # nothing outside the island reads a value inside it
+            if any(o in self.out_set or any(id(c) not in inside for c in cons.get(o, [])) for o in n.outputs if o):
+                return None
+        if self._static_shape(q.outputs[0]) != self._static_shape(source.inputs[0]):
+            return None
+        order = {id(n): i for i, n in enumerate(self.nodes)}
+        return source, sorted(members, key=lambda n: order[id(n)])
+
+    def _island_table(self, dq: _Node, members: list[_Node], q: _Node) -> tuple[int, ...]:
+        """The island's output for each of the 256 input codes, as ONNX defines it: DequantizeLinear and
+        QuantizeLinear in float32 (round half to even, saturate), the float ops by onnx's reference evaluator."""
+        from onnx.reference import ReferenceEvaluator
+
+        src, x = dq.inputs[0], dq.outputs[0]
+        signed = self.dtypes.get(src) == "int8"
+        codes = np.arange(-128, 128) if signed else np.arange(256)
+        s_in, z_in = self._qparam(dq, 1, "scale"), self._qparam(dq, 2, "zero point")
+        xf = ((codes - (0 if z_in is None else int(z_in.ravel()[0]))).astype(np.float32)
+              * np.float32(s_in.ravel()[0]))
+        protos = [self._proto(n) for n in members]
+        consts = sorted({i for p in protos for i in p.input if i in self.consts})
+        inits = [numpy_helper.from_array(np.asarray(self.consts[i].value), i) for i in consts]
+        g = helper.make_graph(protos, "table", [helper.make_tensor_value_info(x, TensorProto.FLOAT, [256])],
+                              [helper.make_tensor_value_info(q.inputs[0], TensorProto.FLOAT, None)], inits)
+        try:
+            y = ReferenceEvaluator(helper.make_model(g, opset_imports=self.model.opset_import)).run(None, {x: xf})[0]
+        except Exception as e:
+            raise self._err(members[-1], f"computing its lookup table failed ({e}).") from None
+        s_out, z_out = self._qparam(q, 1, "scale"), self._qparam(q, 2, "zero point")
+        out_signed = self.dtypes.get(q.outputs[0]) == "int8"
+        lo, hi = (-128, 127) if out_signed else (0, 255)
+        yq = np.rint(np.asarray(y, np.float32).reshape(-1) / np.float32(s_out.ravel()[0]))
+        yq = np.clip(yq + (0 if z_out is None else int(z_out.ravel()[0])), lo, hi).astype(np.int64)
+        return tuple(int(v) for v in (yq if out_signed else yq - 128))
+
     def _activation_kind(self, node: _Node) -> str:
         if node.op == "Relu":
             return "relu"
@@ -781,6 +938,8 @@ class _Importer:
                 s = self._qparam(node, 1, "scale")
                 if s.size > 1:
                     raise self._err(node, "per-axis quantization of a run-time tensor is not supported.")
+                self._declare_from(node, -1, 1, 2)
+            elif op == "_LUT":
                 self._declare_from(node, -1, 1, 2)
             elif op == "DequantizeLinear":
                 s = self._qparam(node, 1, "scale")
@@ -1055,7 +1214,7 @@ class _Importer:
             "Concat": self._concat, "MaxPool": self._pool, "AveragePool": self._pool,
             "GlobalAveragePool": self._global_pool, "GlobalMaxPool": self._global_pool,
             "ReduceMean": self._reduce_mean, "Softmax": self._softmax, "Sigmoid": self._sigmoid,
-            "Sign": self._sign,
+            "Sign": self._sign, "_LUT": self._lut,
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
         }
@@ -1367,6 +1526,13 @@ class _Importer:
         x = self._src(self._val(node.inputs[0]), mode)
         x_ir, layout = self._rep(x, self._layouts(x))
         self._write(node, q, layout, "logistic", [x_ir], flat=x.flat if layout == "flat" else None)
+
+    def _lut(self, node: _Node) -> None:
+        """A QDQ island made one lookup table (_qdq_lookup_tables)."""
+        x = self._val(node.inputs[0])
+        x_ir, layout = self._rep(x, self._layouts(x))
+        self._write(node, None, layout, "lut", [x_ir], LutAttrs(node.attrs["table"]),
+                    flat=x.flat if layout == "flat" else None)
 
     def _sign(self, node: _Node) -> None:
         """Sign -> IR sign (+-1; a binary network's activation, DESIGN.md §8). The binarize pass turns a Sign

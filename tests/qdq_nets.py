@@ -1,0 +1,97 @@
+"""Small float ONNX networks as PyTorch exports them, and their onnxruntime quantize_static QDQ copies (issue 14).
+
+`mobile_net` is a MobileNetV3-like block stack at 16x16: Conv + HardSwish, depthwise + Relu, squeeze-excite
+(ReduceMean with axes as an input, opset 18, Conv 1x1, Relu, Conv 1x1, HardSigmoid, Mul), a 1x1 Conv, MaxPool,
+a GELU written as exporters write it (x * 0.5 * (1 + Erf(x / sqrt 2))), a Sigmoid, then ReduceMean over H, W
+(keepdims 0) -> Reshape -> Gemm. onnxruntime's quantizer leaves HardSwish, ReduceMean, HardSigmoid, Div and Erf in
+float between DequantizeLinear and QuantizeLinear: the float islands issue 14 lists.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+H = W = 16
+CLASSES = 10
+
+
+def _init(rng, name, shape, gain=1.0):
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    return numpy_helper.from_array((rng.standard_normal(shape) * gain * np.sqrt(2.0 / fan_in)).astype(np.float32),
+                                   name)
+
+
+def mobile_net(seed: int = 0, opset: int = 18) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    f = helper.make_node
+    c = numpy_helper.from_array
+    inits = [
+        _init(rng, "w1", (8, 3, 3, 3)), c((0.1 * rng.standard_normal(8)).astype(np.float32), "b1"),
+        _init(rng, "wdw", (8, 1, 3, 3)), c((0.1 * rng.standard_normal(8)).astype(np.float32), "bdw"),
+        _init(rng, "wse1", (4, 8, 1, 1)), c((0.1 * rng.standard_normal(4)).astype(np.float32), "bse1"),
+        _init(rng, "wse2", (8, 4, 1, 1)), c((0.5 + 0.1 * rng.standard_normal(8)).astype(np.float32), "bse2"),
+        _init(rng, "w2", (16, 8, 1, 1)), c((0.1 * rng.standard_normal(16)).astype(np.float32), "b2"),
+        _init(rng, "wfc", (CLASSES, 16), 2.0), c((0.1 * rng.standard_normal(CLASSES)).astype(np.float32), "bfc"),
+        c(np.array([2, 3], np.int64), "hw_axes"), c(np.array([1, 16], np.int64), "flat_shape"),
+        c(np.float32(np.sqrt(2.0)), "sqrt2"), c(np.float32(1.0), "one"), c(np.float32(0.5), "half"),
+    ]
+    mean_hw = (lambda i, o, keep, name: f("ReduceMean", [i, "hw_axes"], [o], keepdims=keep, name=name)) \
+        if opset >= 18 else (lambda i, o, keep, name: f("ReduceMean", [i], [o], axes=[2, 3], keepdims=keep, name=name))
+    nodes = [
+        f("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2], name="conv1"),
+        f("HardSwish", ["c1"], ["a1"], name="hswish1"),
+        f("Conv", ["a1", "wdw", "bdw"], ["c2"], pads=[1, 1, 1, 1], group=8, name="dw"),
+        f("Relu", ["c2"], ["a2"], name="relu2"),
+        mean_hw("a2", "se0", 1, "se_mean"),
+        f("Conv", ["se0", "wse1", "bse1"], ["se1"], name="se_fc1"),
+        f("Relu", ["se1"], ["se1r"], name="se_relu"),
+        f("Conv", ["se1r", "wse2", "bse2"], ["se2"], name="se_fc2"),
+        f("HardSigmoid", ["se2"], ["se3"], alpha=1.0 / 6, beta=0.5, name="se_hsigmoid"),
+        f("Mul", ["a2", "se3"], ["a3"], name="se_mul"),
+        f("Conv", ["a3", "w2", "b2"], ["c3"], name="conv2"),
+        f("MaxPool", ["c3"], ["p3"], kernel_shape=[2, 2], strides=[2, 2], name="maxpool"),
+        f("Div", ["p3", "sqrt2"], ["g0"], name="gelu_div"),
+        f("Erf", ["g0"], ["g1"], name="gelu_erf"),
+        f("Add", ["g1", "one"], ["g2"], name="gelu_add"),
+        f("Mul", ["p3", "g2"], ["g3"], name="gelu_mul"),
+        f("Mul", ["g3", "half"], ["g4"], name="gelu_half"),
+        f("Sigmoid", ["g4"], ["s4"], name="sigmoid"),
+        mean_hw("s4", "m", 0, "pool"),
+        f("Reshape", ["m", "flat_shape"], ["m2"], name="flatten"),
+        f("Gemm", ["m2", "wfc", "bfc"], ["y"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(nodes, "mobile_net", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                    [1, 3, H, W])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, CLASSES])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10  # onnxruntime rejects onnx 1.23's default
+    onnx.checker.check_model(model)
+    return model
+
+
+def images(n: int, seed: int) -> np.ndarray:
+    """n test images (N, 3, H, W) that differ in more than noise: channel offsets, row and column ramps."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3, H, W)) + 1.5 * rng.standard_normal((n, 3, 1, 1))
+    x += rng.standard_normal((n, 1, H, 1)) * np.linspace(-1, 1, W) + rng.standard_normal((n, 1, 1, W))
+    return x.astype(np.float32)
+
+
+def quantize(float_path: Path, out: Path, calib: np.ndarray, per_channel: bool, activations: str = "int8") -> Path:
+    """onnxruntime's quantize_static, QDQ format, as a user runs it (int8 weights, int8 or uint8 activations)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter([{"x": x[None]} for x in calib])
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    quantize_static(str(float_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    return out
