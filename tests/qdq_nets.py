@@ -1,8 +1,8 @@
 """Small float ONNX networks as PyTorch exports them, and their onnxruntime quantize_static QDQ copies (issue 14).
 
 `mobile_net` is a MobileNetV3-like block stack at 16x16: Conv + HardSwish, depthwise + Relu, squeeze-excite
-(ReduceMean with axes as an input, opset 18, Conv 1x1, Relu, Conv 1x1, HardSigmoid, Mul), a 1x1 Conv, MaxPool,
-a GELU written as exporters write it (x * 0.5 * (1 + Erf(x / sqrt 2))), a Sigmoid, then ReduceMean over H, W
+(ReduceMean with axes as an input, opset 18, Conv 1x1, Relu, Conv 1x1, HardSigmoid, Mul), a 1x1 Conv, swish
+(x * Sigmoid(x)), MaxPool, a GELU written as exporters write it (x * 0.5 * (1 + Erf(x / sqrt 2))), then ReduceMean over H, W
 (keepdims 0) -> Reshape -> Gemm. onnxruntime's quantizer leaves HardSwish, ReduceMean, HardSigmoid, Div and Erf in
 float between DequantizeLinear and QuantizeLinear: the float islands issue 14 lists.
 """
@@ -52,14 +52,15 @@ def mobile_net(seed: int = 0, opset: int = 18) -> onnx.ModelProto:
         f("HardSigmoid", ["se2"], ["se3"], alpha=1.0 / 6, beta=0.5, name="se_hsigmoid"),
         f("Mul", ["a2", "se3"], ["a3"], name="se_mul"),
         f("Conv", ["a3", "w2", "b2"], ["c3"], name="conv2"),
-        f("MaxPool", ["c3"], ["p3"], kernel_shape=[2, 2], strides=[2, 2], name="maxpool"),
+        f("Sigmoid", ["c3"], ["c3s"], name="swish_sigmoid"),
+        f("Mul", ["c3", "c3s"], ["c3w"], name="swish_mul"),
+        f("MaxPool", ["c3w"], ["p3"], kernel_shape=[2, 2], strides=[2, 2], name="maxpool"),
         f("Div", ["p3", "sqrt2"], ["g0"], name="gelu_div"),
         f("Erf", ["g0"], ["g1"], name="gelu_erf"),
         f("Add", ["g1", "one"], ["g2"], name="gelu_add"),
         f("Mul", ["p3", "g2"], ["g3"], name="gelu_mul"),
         f("Mul", ["g3", "half"], ["g4"], name="gelu_half"),
-        f("Sigmoid", ["g4"], ["s4"], name="sigmoid"),
-        mean_hw("s4", "m", 0, "pool"),
+        mean_hw("g4", "m", 0, "pool"),
         f("Reshape", ["m", "flat_shape"], ["m2"], name="flatten"),
         f("Gemm", ["m2", "wfc", "bfc"], ["y"], transB=1, name="fc"),
     ]
@@ -69,6 +70,21 @@ def mobile_net(seed: int = 0, opset: int = 18) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 10  # onnxruntime rejects onnx 1.23's default
     onnx.checker.check_model(model)
+    return _centred(model, "m2", "wfc", "bfc")
+
+
+def _centred(model: onnx.ModelProto, features: str, w: str, b: str) -> onnx.ModelProto:
+    """The classifier's bias set so that its logits average 0 over training-like images (images(64, seed=99)):
+    with random weights one or two classes would otherwise win on every image (DESIGN.md §11)."""
+    import onnxruntime as ort
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.append(helper.make_tensor_value_info(features, TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    feats = np.concatenate([sess.run([features], {"x": x[None]})[0] for x in images(64, 99)])
+    inits = {t.name: t for t in model.graph.initializer}
+    weights = numpy_helper.to_array(inits[w])
+    inits[b].CopyFrom(numpy_helper.from_array((-weights @ feats.mean(axis=0)).astype(np.float32), b))
     return model
 
 
