@@ -232,6 +232,20 @@ def test_quantize_static_model_is_integer_and_agrees_with_onnxruntime(qdq_models
         assert _layerwise(g_all, theirs, reference.run(g_all, {"x": x[None]}, keep=True)) >= 15
 
 
+def test_tables_in_a_row_and_swish_become_one_table(qdq_models):
+    """schedule/fuse.py on the imported QDQ model: swish (table of Sigmoid, then Mul by x) and the GELU (Div+Erf
+    table, Add-1 table, Mul by x, Mul-by-0.5 table) each end as one table; outputs unchanged bit for bit."""
+    from mcutool.schedule.fuse import fuse_swish
+    graph = load_onnx(qdq_models["per_channel_int8"])
+    fused = fuse_swish(graph)
+    kinds = [op.kind for op in graph.ops]
+    assert kinds.count("lut") == 6 and kinds.count("mul") == 3
+    kinds = [op.kind for op in fused.ops]
+    assert kinds.count("lut") == 4 and kinds.count("mul") == 1  # HardSwish, HardSigmoid, swish, GELU; SE's Mul
+    for x in qdq_nets.images(4, seed=1):
+        assert np.array_equal(reference.run(graph, {"x": x[None]})["y"], reference.run(fused, {"x": x[None]})["y"])
+
+
 def test_compile_needs_no_calib_and_ignores_it_with_a_note(qdq_models, tmp_path):
     path = qdq_models["per_channel_int8"]
     done = _mcutool("compile", path, "--board", "stm32f746", "--no-build", "-o", tmp_path / "a")
