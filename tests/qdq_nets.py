@@ -111,3 +111,52 @@ def quantize(float_path: Path, out: Path, calib: np.ndarray, per_channel: bool, 
                     activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
     return out
+
+
+def shuffle_net(seed: int = 1, opset: int = 14) -> onnx.ModelProto:
+    """A ShuffleNetV2-like net at 16x16: Conv + Relu, MaxPool, a unit that Splits the channels in two (PyTorch's
+    chunk), convolves one half (1x1, depthwise 3x3, 1x1) and Concats it with the other, the channel shuffle
+    (Reshape to 5-D, Transpose, Reshape back), a Slice of the channels, a HardSwish, Gather of one row, then
+    GlobalAveragePool -> Flatten -> Gemm."""
+    rng = np.random.default_rng(seed)
+    f = helper.make_node
+    c = numpy_helper.from_array
+    inits = [
+        _init(rng, "w1", (16, 3, 3, 3)), c((0.1 * rng.standard_normal(16)).astype(np.float32), "b1"),
+        _init(rng, "wa", (8, 8, 1, 1)), c((0.1 * rng.standard_normal(8)).astype(np.float32), "ba"),
+        _init(rng, "wd", (8, 1, 3, 3)), c((0.1 * rng.standard_normal(8)).astype(np.float32), "bd"),
+        _init(rng, "wb", (8, 8, 1, 1)), c((0.1 * rng.standard_normal(8)).astype(np.float32), "bb"),
+        _init(rng, "wfc", (CLASSES, 12), 2.0), c(np.zeros(CLASSES, np.float32), "bfc"),
+        c(np.array([8, 8], np.int64), "halves"),
+        c(np.array([1, 2, 8, 8, 8], np.int64), "s5"), c(np.array([1, 16, 8, 8], np.int64), "s4"),
+        c(np.array([2], np.int64), "st"), c(np.array([14], np.int64), "en"), c(np.array([1], np.int64), "ax"),
+        c(np.array([1, 3, 5, 7], np.int64), "rows"),
+    ]
+    nodes = [
+        f("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        f("Relu", ["c1"], ["a1"], name="relu1"),
+        f("MaxPool", ["a1"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], name="maxpool"),
+        f("Split", ["p1", "halves"], ["h1", "h2"], axis=1, name="split"),
+        f("Conv", ["h2", "wa", "ba"], ["u1"], name="unit_pw1"),
+        f("Relu", ["u1"], ["u1r"], name="unit_relu1"),
+        f("Conv", ["u1r", "wd", "bd"], ["u2"], pads=[1, 1, 1, 1], group=8, name="unit_dw"),
+        f("Conv", ["u2", "wb", "bb"], ["u3"], name="unit_pw2"),
+        f("Relu", ["u3"], ["u3r"], name="unit_relu2"),
+        f("Concat", ["h1", "u3r"], ["cat"], axis=1, name="concat"),
+        f("Reshape", ["cat", "s5"], ["r5"], name="shuffle_reshape"),
+        f("Transpose", ["r5"], ["t5"], perm=[0, 2, 1, 3, 4], name="shuffle_transpose"),
+        f("Reshape", ["t5", "s4"], ["sh"], name="shuffle_back"),
+        f("Slice", ["sh", "st", "en", "ax"], ["sl"], name="slice"),
+        f("HardSwish", ["sl"], ["hs"], name="hswish"),
+        f("Gather", ["hs", "rows"], ["g"], axis=2, name="gather_rows"),
+        f("GlobalAveragePool", ["g"], ["gap"], name="gap"),
+        f("Flatten", ["gap"], ["fl"], name="flatten"),
+        f("Gemm", ["fl", "wfc", "bfc"], ["y"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(nodes, "shuffle_net", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                     [1, 3, H, W])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, CLASSES])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    return _centred(model, "fl", "wfc", "bfc")

@@ -33,16 +33,18 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mcutool.errors import UserError
-from mcutool.ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs,
-                        Graph, LutAttrs, MeanAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor,
-                        TransposeAttrs, UnsupportedAttrs)
+from mcutool.ir import (AxisAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs,
+                        FullyConnectedAttrs, GatherAttrs, Graph, LutAttrs, MeanAttrs, NoAttrs, Op, PadAttrs,
+                        Pool2DAttrs, Quant, SoftmaxAttrs, StridedSliceAttrs, Tensor, TransposeAttrs,
+                        UnsupportedAttrs)
 
 # ops translated into IR ops (BatchNormalization/Relu/Clip only by folding into the op before them)
 COMPUTE_OPS = (
     "Conv", "QLinearConv", "ConvInteger", "Gemm", "MatMul", "QLinearMatMul", "MatMulInteger", "QuantizeLinear",
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
-    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant",
+    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant", "Split", "Slice",
+    "Gather", "HardSwish",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
@@ -57,6 +59,7 @@ NCHW_TO_NHWC = (0, 2, 3, 1)  # ir = onnx.transpose(NCHW_TO_NHWC)
 NHWC_TO_NCHW = (0, 3, 1, 2)
 
 _PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "GlobalMaxPool", "Concat",
+                 "Split", "Slice", "Gather",
                  "Pad")
 # ops computed elementwise from their first k inputs (the rest: constant attributes-as-inputs): in a QDQ island
 # whose values all depend on one int8 tensor they become one lookup table
@@ -383,6 +386,8 @@ class _Importer:
         self._fold_fc_bias_add()
         self._fold_batchnorm()
         self._move_qdq_through_data_movement()
+        self._drop_identity_qdq()
+        self._channel_permutations()
         self._qdq_lookup_tables()
         self._fuse_activations()
         self._quant_params()
@@ -391,7 +396,7 @@ class _Importer:
         for node in self.nodes:
             if node.skip:
                 continue
-            if node.op in FOLD_ONLY_OPS:
+            if node.op in FOLD_ONLY_OPS and node.op not in handlers:
                 live = next((i for i in node.inputs if i and i not in self.consts), "?")
                 raise _unsupported(self.path, node.name, node.op, f"here it reads the run-time tensor '{live}'; "
                                    f"mcutool evaluates {node.op} only on constants, at import time")
@@ -726,7 +731,7 @@ class _Importer:
         (DQ -> Reshape becomes Reshape -> DQ) and a QuantizeLinear before them (Reshape -> Q becomes Q -> Reshape):
         DQ -> ReduceMean -> Reshape -> Q, left in float by onnxruntime's quantizer, becomes an int8 ReduceMean and
         an int8 reshape. Exact: no value changes."""
-        movable = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool")
+        movable = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "Slice", "Gather", "Split")
         changed = True
         while changed:
             changed = False
@@ -738,15 +743,16 @@ class _Importer:
                 x, y = p.inputs[0], p.outputs[0]
                 dq = prod.get(x)
                 if self._per_tensor_qdq(dq, "DequantizeLinear"):  # DQ -> P  =>  P -> DQ
-                    y_int = self._derived(f"{y}_quantized", dq.inputs[0], self._static_shape(y))
-                    moved = _Node(p.op, p.name, [dq.inputs[0], *p.inputs[1:]], [y_int], p.attrs, p.proto)
-                    deq = _Node("DequantizeLinear", f"{dq.name}/after_{p.name}", [y_int, *dq.inputs[1:]], [y],
-                                dict(dq.attrs))
-                    self.nodes[i:i + 1] = [moved, deq]
+                    outs = [o for o in p.outputs if o]
+                    ints = [self._derived(f"{o}_quantized", dq.inputs[0], self._static_shape(o)) for o in outs]
+                    moved = _Node(p.op, p.name, [dq.inputs[0], *p.inputs[1:]], ints, p.attrs, p.proto)
+                    deqs = [_Node("DequantizeLinear", f"{dq.name}/after_{p.name}", [o_int, *dq.inputs[1:]], [o],
+                                  dict(dq.attrs)) for o_int, o in zip(ints, outs)]
+                    self.nodes[i:i + 1] = [moved, *deqs]
                     changed = True
                     break
                 q = cons.get(y, [None])[0] if len(cons.get(y, [])) == 1 else None
-                if (self._per_tensor_qdq(q, "QuantizeLinear") and y not in self.out_set and x not in self.consts
+                if (p.op != "Split" and self._per_tensor_qdq(q, "QuantizeLinear") and y not in self.out_set and x not in self.consts
                         and self.dtypes.get(x) == "float32" and prod.get(x) is not None):  # P -> Q  =>  Q -> P
                     x_q = self._derived(f"{x}_quantized", q.outputs[0], self._static_shape(x))
                     quant = _Node("QuantizeLinear", f"{q.name}/before_{p.name}", [x, *q.inputs[1:]], [x_q],
@@ -756,6 +762,60 @@ class _Importer:
                     self.nodes[i:i + 1] = [quant, moved]
                     changed = True
                     break
+
+    def _same_qdq_params(self, a: _Node, b: _Node) -> bool:
+        va = [np.asarray(self.consts[i].value).ravel() for i in a.inputs[1:3] if i]
+        vb = [np.asarray(self.consts[i].value).ravel() for i in b.inputs[1:3] if i]
+        if len(va) == 1:
+            va.append(np.zeros(1, np.int64))
+        if len(vb) == 1:
+            vb.append(np.zeros(1, np.int64))
+        return (np.float32(va[0][0]) == np.float32(vb[0][0]) and int(va[1][0]) == int(vb[1][0])
+                and self.dtypes.get(a.inputs[0]) == self.dtypes.get(b.outputs[0]))
+
+    def _drop_identity_qdq(self) -> None:
+        """DequantizeLinear -> QuantizeLinear with the same scale, zero point and type gives back the same
+        integers: readers of the QuantizeLinear read the DequantizeLinear's input instead (onnxruntime writes such
+        pairs between data-movement ops, e.g. a channel shuffle's Reshape, Transpose, Reshape)."""
+        prod, cons = self._maps()
+        for q in [n for n in self.nodes if n.op == "QuantizeLinear"]:
+            dq = prod.get(q.inputs[0])
+            if (q.outputs[0] in self.out_set or not self._per_tensor_qdq(q, "QuantizeLinear")
+                    or not self._per_tensor_qdq(dq, "DequantizeLinear") or not self._same_qdq_params(dq, q)):
+                continue
+            for n in cons.get(q.outputs[0], []):
+                n.inputs = [dq.inputs[0] if i == q.outputs[0] else i for i in n.inputs]
+            self.nodes.remove(q)
+            prod, cons = self._maps()
+        # DequantizeLinears nothing reads any more (their readers moved to the integers)
+        self.nodes = [n for n in self.nodes if not (n.op == "DequantizeLinear" and n.outputs[0] not in self.out_set
+                                                    and not cons.get(n.outputs[0]))]
+
+    def _channel_permutations(self) -> None:
+        """Reshape -> Transpose -> Reshape that only permutes the channels of a 4-D NCHW tensor (ShuffleNet's
+        channel shuffle, through a 5-D tensor the firmware has no kernels for) -> one Gather of the channels,
+        found by running the three ops on element indices."""
+        prod, cons = self._maps()
+        for c in [n for n in self.nodes if n.op == "Reshape"]:
+            b = prod.get(c.inputs[0])
+            a = prod.get(b.inputs[0]) if b is not None and b.op == "Transpose" else None
+            if a is None or a.op != "Reshape" or any(v in self.out_set or len(cons.get(v, [])) != 1
+                                                     for v in (a.outputs[0], b.outputs[0])):
+                continue
+            shape = self.shapes.get(a.inputs[0])
+            if shape is None or len(shape) != 4 or None in shape or self.shapes.get(c.outputs[0]) != shape:
+                continue
+            idx = np.arange(int(np.prod(shape))).reshape(shape)
+            moved = idx.reshape(self._static_shape(a.outputs[0])).transpose(b.attrs.get("perm")).reshape(shape)
+            perm = moved[0, :, 0, 0] // (shape[2] * shape[3])
+            if shape[0] != 1 or not np.array_equal(moved, idx[:, perm]):
+                continue
+            name = self._add_const(f"{c.name}/channels", _Const(perm.astype(np.int64)))
+            gather = _Node("Gather", c.name, [a.inputs[0], name], list(c.outputs), {"axis": 1})
+            self.nodes[self.nodes.index(c)] = gather
+            self.nodes.remove(a)
+            self.nodes.remove(b)
+            prod, cons = self._maps()
 
     def _qdq_lookup_tables(self) -> None:
         """DQ -> elementwise float ops -> Q, where every float value in between depends on one int8 (uint8) tensor
@@ -931,7 +991,8 @@ class _Importer:
                 data = node.inputs if node.op == "Concat" else node.inputs[:1]
                 for i in data:
                     if i and i not in self.consts:
-                        self._union(i, node.outputs[0])
+                        for o in (node.outputs if node.op == "Split" else node.outputs[:1]):
+                            self._union(i, o)
         for node in self.nodes:
             op = node.op
             if op == "QuantizeLinear":
@@ -1217,6 +1278,7 @@ class _Importer:
             "Sign": self._sign, "_LUT": self._lut,
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
+            "Split": self._split, "Slice": self._slice, "Gather": self._gather, "HardSwish": self._hard_swish,
         }
 
     def _unsupported_node(self, node: _Node) -> None:
@@ -1455,6 +1517,10 @@ class _Importer:
         out = self._val(node.outputs[0])
         if layout == "flat":
             out.flat = src_val.flat
+        if (x.deq is not None and out.dtype == src_val.dtype and out.name not in self.out_set
+                and _same_quant(self.g.tensor(src).quant, self._act_quant(out, layout))):
+            out.reps[layout] = src  # DQ -> Q with the same scale and zero point: the same integers
+            return
         self._op(node.name, "quantize", [src], [self._new_rep(out, layout)])
 
     def _dequantize(self, node: _Node) -> None:
@@ -1698,6 +1764,86 @@ class _Importer:
             self._write(node, q, lo, "reshape", [x_ir], keep_quant=x_ir)
         else:
             self._write(node, q, lo, "transpose", [x_ir], TransposeAttrs(qperm), keep_quant=x_ir)
+
+    def _data_layout(self, x: _Val) -> str:
+        """NHWC for a 4-D value that has (or is made from) an NHWC rep, else ONNX's own order."""
+        return "nhwc" if len(x.shape) == 4 and self._has(x, "nhwc") else "same"
+
+    def _split(self, node: _Node) -> None:
+        """Split (sizes as the `split` attribute, as an input from opset 13, or num_outputs from opset 18: the
+        outputs' shapes say them all) -> IR split, in the input's layout."""
+        mode, _ = self._mode(node, node.inputs[:1], qdq=False)
+        x = self._val(node.inputs[0])
+        r = len(x.shape)
+        axis = node.attrs.get("axis", 0) % r
+        layout = self._data_layout(x)
+        x_ir, _ = self._rep(x, (layout,))
+        outs = [self._new_rep(self._val(o), layout) for o in node.outputs if o]
+        if len(outs) != len(node.outputs):
+            raise self._err(node, "an unused (empty-named) output is not supported.")
+        self._op(node.name, "split", [x_ir], outs, AxisAttrs(list(_layout_perm(layout, r)).index(axis)))
+
+    def _slice(self, node: _Node) -> None:
+        """Slice with constant starts/ends/axes/steps (positive) -> IR strided_slice, each axis resolved as ONNX
+        clamps it."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        r = len(x.shape)
+        if self.opset < 10:
+            starts, ends = node.attrs["starts"], node.attrs["ends"]
+            axes, steps = node.attrs.get("axes", list(range(len(starts)))), [1] * len(starts)
+        else:
+            def const(i, default):
+                name = node.inputs[i] if len(node.inputs) > i else ""
+                if not name:
+                    return default
+                if name not in self.consts:
+                    raise self._err(node, f"its input '{name}' is computed at run time; only constant starts, "
+                                          f"ends, axes and steps are supported.")
+                return [int(v) for v in np.asarray(self.consts[name].value).ravel()]
+            starts, ends = const(1, None), const(2, None)
+            axes = const(3, list(range(len(starts))))
+            steps = const(4, [1] * len(starts))
+        begin, end, stride = [0] * r, list(x.shape), [1] * r
+        for a, st, en, sp in zip(axes, starts, ends, steps):
+            a %= r
+            if sp <= 0:
+                raise self._err(node, f"step {sp} is not supported (only positive steps).")
+            dim = x.shape[a]
+            begin[a] = min(max(st + dim if st < 0 else st, 0), dim)
+            end[a] = min(max(en + dim if en < 0 else en, 0), dim)
+            stride[a] = sp
+        layout = self._data_layout(x)
+        x_ir, _ = self._rep(x, (layout,))
+        perm = _layout_perm(layout, r)
+        attrs = StridedSliceAttrs(tuple(begin[a] for a in perm), tuple(end[a] for a in perm),
+                                  tuple(stride[a] for a in perm))
+        self._write(node, q, layout, "strided_slice", [x_ir], attrs, keep_quant=x_ir)
+
+    def _gather(self, node: _Node) -> None:
+        """Gather of a run-time tensor by constant indices -> IR gather (int32 indices, negative ones resolved)."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        idx = node.inputs[1]
+        if idx not in self.consts:
+            raise self._err(node, "its indices are computed at run time; only constant indices are supported.")
+        r = len(x.shape)
+        axis = node.attrs.get("axis", 0) % r
+        ind = np.asarray(self.consts[idx].value).astype(np.int64)
+        ind = np.where(ind < 0, ind + x.shape[axis], ind).astype(np.int32)
+        layout = self._data_layout(x) if ind.ndim == 1 else "same"  # a 1-D index keeps the rank
+        x_ir, _ = self._rep(x, (layout,))
+        ind_ir = self._const_tensor(f"{node.name}/indices", ind)
+        ir_axis = list(_layout_perm(layout, r)).index(axis)
+        self._write(node, q, layout, "gather", [x_ir, ind_ir], GatherAttrs(ir_axis, 0), keep_quant=x_ir)
+
+    def _hard_swish(self, node: _Node) -> None:
+        """HardSwish outside a QDQ island (a float model, or int8 QOperator tensors) -> IR hard_swish (TFLite's
+        arithmetic once quantized)."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        x_ir, layout = self._rep(x, self._layouts(x))
+        self._write(node, q, layout, "hard_swish", [x_ir], NoAttrs(), flat=x.flat if layout == "flat" else None)
 
     def _pad(self, node: _Node) -> None:
         mode, q = self._mode(node, node.inputs[:1])
