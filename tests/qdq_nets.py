@@ -2,8 +2,8 @@
 
 `mobile_net` is a MobileNetV3-like block stack at 16x16: Conv + HardSwish, depthwise + Relu, squeeze-excite
 (ReduceMean with axes as an input, opset 18, Conv 1x1, Relu, Conv 1x1, HardSigmoid, Mul), a 1x1 Conv, swish
-(x * Sigmoid(x)), MaxPool, a GELU written as exporters write it (x * 0.5 * (1 + Erf(x / sqrt 2))), then ReduceMean over H, W
-(keepdims 0) -> Reshape -> Gemm. onnxruntime's quantizer leaves HardSwish, ReduceMean, HardSigmoid, Div and Erf in
+(x * Sigmoid(x)), MaxPool, a GELU written as exporters write it (x * 0.5 * (1 + Erf(x / sqrt 2))), then
+ReduceMean over H, W (keepdims 0) -> Reshape -> Gemm. onnxruntime's quantizer leaves HardSwish, ReduceMean, HardSigmoid, Div and Erf in
 float between DequantizeLinear and QuantizeLinear: the float islands issue 14 lists.
 """
 from __future__ import annotations

@@ -19,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 from conftest import require_board_tools
 from mcutool import reference
 from mcutool.compiler import Options, compile_model, firmware_graph, run_build
+from mcutool.errors import UserError
 from mcutool.frontends.onnx import load_onnx
 from mcutool.quantize.ptq import has_integer_core
 
@@ -380,3 +381,67 @@ def test_shuffle_model_bit_exact_in_qemu(shuffle_models, key, tmp_path):
         assert y.dtype == want.dtype == np.int8 and np.array_equal(y, want)
         outputs.append(y)
     assert len({int(np.argmax(y)) for y in outputs}) >= 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resize
+
+
+RESIZES = [  # (attributes, output H, W) of a Resize of a 1x4x5x6 input, opset 13, sizes as an input
+    (dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"), (10, 12)),  # PyTorch
+    (dict(mode="nearest"), (10, 12)),  # opset-11+ defaults: half_pixel, round_prefer_floor (integer factors)
+    (dict(mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil"), (7, 9)),
+    (dict(mode="linear", coordinate_transformation_mode="half_pixel"), (10, 12)),
+    (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), (7, 9)),
+    (dict(mode="linear", coordinate_transformation_mode="align_corners"), (7, 9)),
+    (dict(mode="linear", coordinate_transformation_mode="asymmetric"), (8, 12)),
+]
+
+
+def _resize_model(attrs, hw, quantized: bool) -> onnx.ModelProto:
+    a = numpy_helper.from_array
+    inits = [a(np.array([1, 4, *hw], np.int64), "sizes"), a(np.float32(0.04), "s"), a(np.int8(-5), "z")]
+    x, y = ("xf", "yf") if quantized else ("x", "y")
+    nodes = [F("Resize", [x, "", "", "sizes"], [y], name="resize", **attrs)]
+    if quantized:  # DQ -> Resize -> Q with the input's scale, as onnxruntime writes it
+        nodes = [F("QuantizeLinear", ["x", "s", "z"], ["xq"]), F("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+                 *nodes, F("QuantizeLinear", ["yf", "s", "z"], ["yq"]), F("DequantizeLinear", ["yq", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, *hw])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 10
+    return model
+
+
+@pytest.mark.parametrize("attrs,hw", RESIZES)
+def test_resize_modes_match_onnxruntime(tmp_path, attrs, hw):
+    """Float: nearest exactly, linear to float rounding. QDQ (DQ -> Resize -> Q): an int8 resize with the
+    model's scale; nearest moves values (exact), TFLite's integer bilinear is within 1 LSB of onnxruntime's
+    float-then-round."""
+    rng = np.random.default_rng(0)
+    for quantized in (False, True):
+        path = tmp_path / f"resize_{quantized}.onnx"
+        onnx.save(_resize_model(attrs, hw, quantized), path)
+        graph = load_onnx(path)
+        kind = "resize_nearest_neighbor" if attrs["mode"] == "nearest" else "resize_bilinear"
+        assert kind in [op.kind for op in graph.ops]
+        if quantized:
+            assert has_integer_core(graph)
+        sess = _session(path, optimize=False)
+        for _ in range(4):
+            x = (rng.standard_normal((1, 4, 5, 6)) * 2).astype(np.float32)
+            want, got = sess.run(None, {"x": x})[0], reference.run(graph, {"x": x})["y"]
+            if not quantized:
+                np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+            elif attrs["mode"] == "nearest":
+                assert np.array_equal(got, want)
+            else:
+                assert _lsb(got, want, 0.04).max() <= 1
+
+
+def test_resize_mode_tflite_has_not_is_refused(tmp_path):
+    path = tmp_path / "cubic.onnx"
+    onnx.save(_resize_model(dict(mode="cubic"), (10, 12), False), path)
+    with pytest.raises(UserError) as info:
+        load_onnx(path)
+    assert "cubic" in str(info.value) and "'resize'" in str(info.value)

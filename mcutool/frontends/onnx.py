@@ -35,7 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 from mcutool.errors import UserError
 from mcutool.ir import (AxisAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs,
                         FullyConnectedAttrs, GatherAttrs, Graph, LutAttrs, MeanAttrs, NoAttrs, Op, PadAttrs,
-                        Pool2DAttrs, Quant, SoftmaxAttrs, StridedSliceAttrs, Tensor, TransposeAttrs,
+                        Pool2DAttrs, Quant, ResizeAttrs, SoftmaxAttrs, StridedSliceAttrs, Tensor, TransposeAttrs,
                         UnsupportedAttrs)
 
 # ops translated into IR ops (BatchNormalization/Relu/Clip only by folding into the op before them)
@@ -44,7 +44,7 @@ COMPUTE_OPS = (
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
     "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant", "Split", "Slice",
-    "Gather", "HardSwish",
+    "Gather", "HardSwish", "Resize", "Upsample",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
@@ -59,7 +59,7 @@ NCHW_TO_NHWC = (0, 2, 3, 1)  # ir = onnx.transpose(NCHW_TO_NHWC)
 NHWC_TO_NCHW = (0, 3, 1, 2)
 
 _PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "GlobalMaxPool", "Concat",
-                 "Split", "Slice", "Gather",
+                 "Split", "Slice", "Gather", "Resize", "Upsample",
                  "Pad")
 # ops computed elementwise from their first k inputs (the rest: constant attributes-as-inputs): in a QDQ island
 # whose values all depend on one int8 tensor they become one lookup table
@@ -732,6 +732,7 @@ class _Importer:
         DQ -> ReduceMean -> Reshape -> Q, left in float by onnxruntime's quantizer, becomes an int8 ReduceMean and
         an int8 reshape. Exact: no value changes."""
         movable = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "Slice", "Gather", "Split")
+        # (a nearest-neighbour Resize would commute too; a linear one does not: it averages)
         changed = True
         while changed:
             changed = False
@@ -752,7 +753,8 @@ class _Importer:
                     changed = True
                     break
                 q = cons.get(y, [None])[0] if len(cons.get(y, [])) == 1 else None
-                if (p.op != "Split" and self._per_tensor_qdq(q, "QuantizeLinear") and y not in self.out_set and x not in self.consts
+                if (p.op != "Split" and self._per_tensor_qdq(q, "QuantizeLinear") and y not in self.out_set
+                        and x not in self.consts
                         and self.dtypes.get(x) == "float32" and prod.get(x) is not None):  # P -> Q  =>  Q -> P
                     x_q = self._derived(f"{x}_quantized", q.outputs[0], self._static_shape(x))
                     quant = _Node("QuantizeLinear", f"{q.name}/before_{p.name}", [x, *q.inputs[1:]], [x_q],
@@ -1279,6 +1281,7 @@ class _Importer:
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
             "Split": self._split, "Slice": self._slice, "Gather": self._gather, "HardSwish": self._hard_swish,
+            "Resize": self._resize, "Upsample": self._resize,
         }
 
     def _unsupported_node(self, node: _Node) -> None:
@@ -1836,6 +1839,46 @@ class _Importer:
         ind_ir = self._const_tensor(f"{node.name}/indices", ind)
         ir_axis = list(_layout_perm(layout, r)).index(axis)
         self._write(node, q, layout, "gather", [x_ir, ind_ir], GatherAttrs(ir_axis, 0), keep_quant=x_ir)
+
+    def _resize(self, node: _Node) -> None:
+        """Resize/Upsample of the H and W of a 4-D tensor -> IR resize_nearest_neighbor / resize_bilinear, for
+        the coordinate modes whose source pixels TFLite's kernels compute the same way (below); the output size
+        is the output's inferred shape."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        out_shape = self._static_shape(q.outputs[0] if q is not None else node.outputs[0])
+        if len(x.shape) != 4 or tuple(out_shape[:2]) != tuple(x.shape[:2]):
+            raise self._err(node, f"only resizing the height and width of a 4-D NCHW tensor is supported "
+                                  f"({list(x.shape)} -> {list(out_shape)}).")
+        how = node.attrs.get("mode", "nearest")
+        coords = node.attrs.get("coordinate_transformation_mode", "half_pixel" if self.opset >= 11 else
+                                "asymmetric")
+        nearest = node.attrs.get("nearest_mode", "round_prefer_floor" if self.opset >= 11 else "floor")
+        if self.opset < 11:
+            nearest = "floor"  # Resize-10 / Upsample: floor(out / scale), TFLite's default
+        up = [o % i == 0 for o, i in zip(out_shape[2:], x.shape[2:])]
+        if how == "nearest":
+            table = {("asymmetric", "floor"): (False, False), ("align_corners", "round_prefer_ceil"): (True, False),
+                     ("half_pixel", "round_prefer_ceil"): (False, True)}
+            key = (coords, nearest)
+            if key == ("half_pixel", "round_prefer_floor") and all(up):  # integer factors: no ties
+                key = ("half_pixel", "round_prefer_ceil")
+            if key == ("pytorch_half_pixel", nearest) and all(o > 1 for o in out_shape[2:]):
+                key = ("half_pixel", nearest)
+            kind = "resize_nearest_neighbor"
+        elif how == "linear":
+            table = {"asymmetric": (False, False), "align_corners": (True, False), "half_pixel": (False, True)}
+            key = "half_pixel" if coords == "pytorch_half_pixel" and all(o > 1 for o in out_shape[2:]) else coords
+            kind = "resize_bilinear"
+        else:
+            raise self._err(node, f"mode '{how}' is not supported (only nearest and linear).")
+        if key not in table or node.attrs.get("antialias", 0) or node.attrs.get("exclude_outside", 0):
+            raise self._err(node, f"mode '{how}' with coordinate_transformation_mode '{coords}'"
+                                  f"{f' and nearest_mode {nearest!r}' if how == 'nearest' else ''} is not supported: "
+                                  f"TFLite's resize kernels take asymmetric, align_corners or half_pixel source "
+                                  f"coordinates (nearest: floor, round_prefer_ceil, round_prefer_ceil).")
+        x_ir, _ = self._rep(x, ("nhwc",))
+        self._write(node, q, "nhwc", kind, [x_ir], ResizeAttrs(*table[key]), keep_quant=x_ir)
 
     def _hard_swish(self, node: _Node) -> None:
         """HardSwish outside a QDQ island (a float model, or int8 QOperator tensors) -> IR hard_swish (TFLite's

@@ -27,7 +27,8 @@ from ..ops.strided_slice import axis_ranges
 
 SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice",
                   "relu6",  # TFLite Micro's int8 RELU6 clamps raw values
-                  "split", "slice", "gather")  # move values without rescaling them
+                  "split", "slice", "gather", "resize_nearest_neighbor",  # move values without rescaling them
+                  "resize_bilinear")  # TFLite's int8 kernel needs the input's quantization
 FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, -128),
                       "tanh": (1.0 / 128.0, 0), "l2_normalization": (1.0 / 128.0, 0)}
 # ops whose inputs and output share one quantization (TFLite compares raw values): the output gets the union of
