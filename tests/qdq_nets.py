@@ -73,15 +73,17 @@ def mobile_net(seed: int = 0, opset: int = 18) -> onnx.ModelProto:
     return _centred(model, "m2", "wfc", "bfc")
 
 
-def _centred(model: onnx.ModelProto, features: str, w: str, b: str) -> onnx.ModelProto:
-    """The classifier's bias set so that its logits average 0 over training-like images (images(64, seed=99)):
-    with random weights one or two classes would otherwise win on every image (DESIGN.md §11)."""
+def _centred(model: onnx.ModelProto, features: str, w: str, b: str, tokens: bool = False) -> onnx.ModelProto:
+    """The classifier's bias set so that its logits average 0 over training-like inputs (images(64, seed=99), or
+    tokens(64, seed=99)): with random weights one or two classes would otherwise win on every input
+    (DESIGN.md §11)."""
     import onnxruntime as ort
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     probe.graph.output.append(helper.make_tensor_value_info(features, TensorProto.FLOAT, None))
     sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
-    feats = np.concatenate([sess.run([features], {"x": x[None]})[0] for x in images(64, 99)])
+    samples = globals()["tokens"](64, 99) if tokens else images(64, 99)
+    feats = np.concatenate([sess.run([features], {"x": x[None]})[0] for x in samples])
     inits = {t.name: t for t in model.graph.initializer}
     weights = numpy_helper.to_array(inits[w])
     inits[b].CopyFrom(numpy_helper.from_array((-weights @ feats.mean(axis=0)).astype(np.float32), b))
@@ -160,3 +162,55 @@ def shuffle_net(seed: int = 1, opset: int = 14) -> onnx.ModelProto:
     model.ir_version = 10
     onnx.checker.check_model(model)
     return _centred(model, "fl", "wfc", "bfc")
+
+
+TOKENS, DIM, HEADS = 8, 16, 2
+
+
+def attention_net(seed: int = 0, opset: int = 13) -> onnx.ModelProto:
+    """One multi-head self-attention block as PyTorch exports it, on (1, 8 tokens, 16): MatMul projections (with
+    Add biases), heads by Reshape + Transpose, Q K^T (MatMul between activations), Div by sqrt(d), Softmax, P V,
+    heads merged, output projection, a residual Add, mean over tokens, classifier."""
+    rng = np.random.default_rng(seed)
+    f = helper.make_node
+    c = numpy_helper.from_array
+    d = DIM // HEADS
+    inits = [c(np.array([1, TOKENS, HEADS, d], np.int64), "heads"), c(np.array([1, TOKENS, DIM], np.int64), "merged"),
+             c(np.float32(np.sqrt(d)), "sqrt_d"), _init(rng, "wc", (CLASSES, DIM), 2.0),
+             c(np.zeros(CLASSES, np.float32), "bc")]
+    for name in ("q", "k", "v", "o"):
+        inits += [numpy_helper.from_array((rng.standard_normal((DIM, DIM)) / np.sqrt(DIM)).astype(np.float32),
+                                          f"w{name}"),
+                  c((0.1 * rng.standard_normal(DIM)).astype(np.float32), f"b{name}")]
+    nodes = []
+    for name in ("q", "k", "v"):
+        nodes += [f("MatMul", ["x", f"w{name}"], [f"{name}0"], name=f"proj_{name}"),
+                  f("Add", [f"{name}0", f"b{name}"], [f"{name}1"], name=f"proj_{name}_bias"),
+                  f("Reshape", [f"{name}1", "heads"], [f"{name}2"], name=f"split_heads_{name}"),
+                  f("Transpose", [f"{name}2"], [f"{name}3"], perm=[0, 2, 3, 1] if name == "k" else [0, 2, 1, 3],
+                    name=f"heads_first_{name}")]
+    nodes += [f("MatMul", ["q3", "k3"], ["s0"], name="scores"),  # (1, H, T, d) @ (1, H, d, T)
+              f("Div", ["s0", "sqrt_d"], ["s1"], name="scale"),
+              f("Softmax", ["s1"], ["p"], axis=-1, name="softmax"),
+              f("MatMul", ["p", "v3"], ["o0"], name="context"),
+              f("Transpose", ["o0"], ["o1"], perm=[0, 2, 1, 3], name="tokens_first"),
+              f("Reshape", ["o1", "merged"], ["o2"], name="merge_heads"),
+              f("MatMul", ["o2", "wo"], ["o3"], name="proj_o"),
+              f("Add", ["o3", "bo"], ["o4"], name="proj_o_bias"),
+              f("Add", ["x", "o4"], ["r"], name="residual"),
+              f("ReduceMean", ["r"], ["m"], axes=[1], keepdims=0, name="token_mean"),
+              f("Gemm", ["m", "wc", "bc"], ["y"], transB=1, name="classifier")]
+    graph = helper.make_graph(nodes, "attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                   [1, TOKENS, DIM])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, CLASSES])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    return _centred(model, "m", "wc", "bc", tokens=True)
+
+
+def tokens(n: int, seed: int) -> np.ndarray:
+    """n inputs (N, TOKENS, DIM): per-sample offsets per feature and per token, plus noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, TOKENS, DIM)) + 1.5 * rng.standard_normal((n, 1, DIM))
+    return (x + rng.standard_normal((n, TOKENS, 1))).astype(np.float32)

@@ -445,3 +445,81 @@ def test_resize_mode_tflite_has_not_is_refused(tmp_path):
     with pytest.raises(UserError) as info:
         load_onnx(path)
     assert "cubic" in str(info.value) and "'resize'" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# attention: MatMul between activations
+
+
+@pytest.fixture(scope="module")
+def attention_models(tmp_path_factory):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    d = tmp_path_factory.mktemp("attention")
+    float_path = d / "attention.onnx"
+    onnx.save(qdq_nets.attention_net(), float_path)
+    calib = qdq_nets.tokens(32, seed=0)
+    np.savez(d / "calib.npz", x=calib)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter([{"x": x[None]} for x in calib])
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    quantize_static(str(float_path), str(d / "qdq.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return {"float": float_path, "calib": d / "calib.npz", "qdq": d / "qdq.onnx"}
+
+
+def test_attention_float_model_imports(attention_models):
+    """Q K^T and P V (MatMul of two activations) become batch_matmul; Div by sqrt(d) a mul by a constant; the
+    float import equals onnxruntime's float outputs."""
+    graph = load_onnx(attention_models["float"])
+    kinds = [op.kind for op in graph.ops]
+    assert kinds.count("batch_matmul") == 2 and kinds.count("fully_connected") == 5 and "softmax" in kinds
+    sess = _session(attention_models["float"], optimize=True)
+    classes = set()
+    for x in qdq_nets.tokens(16, seed=1):
+        want = sess.run(None, {"x": x[None]})[0]
+        np.testing.assert_allclose(reference.run(graph, {"x": x[None]})["y"], want, atol=1e-4, rtol=1e-4)
+        classes.add(int(np.argmax(want)))
+    assert len(classes) >= 5
+
+
+def test_attention_qdq_model_is_integer_and_agrees_with_onnxruntime(attention_models):
+    """quantize_static's copy: the MatMuls between activations are int8 batch_matmuls, Div by sqrt(d) a table;
+    on 16 test inputs within 2 LSB of onnxruntime (measured: max 2, mean 0.43), same top-1 on all."""
+    path = attention_models["qdq"]
+    graph = load_onnx(path)
+    assert has_integer_core(graph)
+    kinds = [op.kind for op in graph.ops]
+    assert kinds.count("batch_matmul") == 2 and "lut" in kinds and "dequantize" not in kinds[:-1]
+    scale, _ = _output_codes(path)
+    sess = _session(path, optimize=False)
+    worst, agree = 0, 0
+    for x in qdq_nets.tokens(16, seed=1):
+        want = sess.run(None, {"x": x[None]})[0]
+        got = reference.run(graph, {"x": x[None]})["y"]
+        worst = max(worst, int(_lsb(got, want, scale).max()))
+        agree += int(np.argmax(got) == np.argmax(want))
+    assert worst <= 2 and agree >= 15, (worst, agree)
+
+
+@pytest.mark.qemu
+def test_attention_float_model_with_calib_bit_exact_in_qemu(attention_models, tmp_path):
+    require_board_tools("stm32f746")
+    path = attention_models["float"]
+    opts = Options(calib=str(attention_models["calib"]))
+    compile_model(path, "stm32f746", tmp_path / "p", opts)
+    fw, _ = firmware_graph(path, opts)
+    q = fw.tensor("x").quant
+    outputs = []
+    for x in qdq_nets.tokens(3, seed=1):
+        xq = reference.quantize_float(x[None], scale=q.scale[0], zero_point=int(q.zero_point[0]),
+                                      out_dtype="int8").astype(np.int8)
+        (y,), _ = run_build(tmp_path / "p", [xq])
+        want = reference.run(fw, {"x": xq})["y"]
+        assert y.dtype == want.dtype == np.int8 and np.array_equal(y, want)
+        outputs.append(y)
+    assert len({int(np.argmax(y)) for y in outputs}) >= 2

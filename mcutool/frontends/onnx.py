@@ -33,8 +33,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mcutool.errors import UserError
-from mcutool.ir import (AxisAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs,
-                        FullyConnectedAttrs, GatherAttrs, Graph, LutAttrs, MeanAttrs, NoAttrs, Op, PadAttrs,
+from mcutool.ir import (AxisAttrs, BatchMatMulAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs,
+                        ElementwiseAttrs, FullyConnectedAttrs, GatherAttrs, Graph, LutAttrs, MeanAttrs, NoAttrs, Op, PadAttrs,
                         Pool2DAttrs, Quant, ResizeAttrs, SoftmaxAttrs, StridedSliceAttrs, Tensor, TransposeAttrs,
                         UnsupportedAttrs)
 
@@ -629,6 +629,9 @@ class _Importer:
                 if a in self.consts:
                     raise self._err(node, "MatMul with a constant first operand is not supported.")
                 b_shape = self._static_shape(b)
+                if b not in self.consts:  # between activations (attention): a batched matmul
+                    node.op = "_BMM"
+                    continue
                 if len(b_shape) != 2:
                     raise self._err(node, f"MatMul with a {len(b_shape)}-D second operand is not supported "
                                           f"(only a 2-D B: a fully connected layer).")
@@ -1281,7 +1284,7 @@ class _Importer:
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
             "Split": self._split, "Slice": self._slice, "Gather": self._gather, "HardSwish": self._hard_swish,
-            "Resize": self._resize, "Upsample": self._resize,
+            "Resize": self._resize, "Upsample": self._resize, "_BMM": self._batch_matmul,
         }
 
     def _unsupported_node(self, node: _Node) -> None:
@@ -1487,6 +1490,17 @@ class _Importer:
             src = self._runtime_weight(w)
             w_ir = self._transposed(src, (1, 0), f"{w.name}_t") if w_transposed else src
         self._write(node, q, "same", "fully_connected", [a_ir, w_ir, bias], FullyConnectedAttrs(node.act))
+
+    def _batch_matmul(self, node: _Node) -> None:
+        """MatMul of two run-time tensors (attention's Q K^T and P V) -> IR batch_matmul in ONNX's layout."""
+        mode, q = self._mode(node, node.inputs[:2])
+        self._no_int(node, mode)
+        a, b = (self._src(self._val(n), mode) for n in node.inputs[:2])
+        if min(len(a.shape), len(b.shape)) < 2:
+            raise self._err(node, "a MatMul of a 1-D run-time operand is not supported.")
+        a_ir, _ = self._rep(a, ("same",))
+        b_ir, _ = self._rep(b, ("same",))
+        self._write(node, q, "same", "batch_matmul", [a_ir, b_ir], BatchMatMulAttrs())
 
     def _matmul_weight_qop(self, node: _Node, scale, zp):
         b = node.inputs[3] if node.op == "QLinearMatMul" else node.inputs[1]

@@ -35,7 +35,7 @@ FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, 
 # the inputs' ranges, and an input quantized otherwise is requantized to it by an int8 QUANTIZE first
 SHARED_QUANT_OPS = ("maximum", "minimum")
 # ops whose constant float operands are quantized like activations (per tensor, from their own range)
-CONST_ACTIVATION_OPERANDS = ("maximum", "minimum", "prelu", "squared_difference", "div")
+CONST_ACTIVATION_OPERANDS = ("maximum", "minimum", "prelu", "squared_difference", "div", "mul", "add")
 WEIGHTED_OPS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None,  # per-channel axis (None: per tensor)
                 "transpose_conv2d": 0}
 
