@@ -523,3 +523,52 @@ def test_attention_float_model_with_calib_bit_exact_in_qemu(attention_models, tm
         assert y.dtype == want.dtype == np.int8 and np.array_equal(y, want)
         outputs.append(y)
     assert len({int(np.argmax(y)) for y in outputs}) >= 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MobileNetV3's HardSwish / HardSigmoid in a float model (--calib)
+
+
+@pytest.mark.parametrize("alpha,beta", [(1 / 6, 0.5), (0.2, 0.5)])  # PyTorch's, ONNX's default
+def test_hard_sigmoid_in_a_float_model(tmp_path, alpha, beta):
+    """HardSigmoid outside a QDQ island: Mul (unless 6 alpha = 1), Add with relu6, Mul by 1/6, as TFLite writes
+    Keras' hard_sigmoid; equal to onnxruntime's float output."""
+    nodes = [F("HardSigmoid", ["x"], ["y"], alpha=alpha, beta=beta, name="hsig")]
+    graph = helper.make_graph(nodes, "hsig", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "hsig.onnx")
+    g = load_onnx(tmp_path / "hsig.onnx")
+    assert [op.kind for op in g.ops] == (["add", "mul"] if alpha == 1 / 6 else ["mul", "add", "mul"])
+    x = np.linspace(-8, 8, 64, dtype=np.float32)[None]
+    want = _session(tmp_path / "hsig.onnx", optimize=True).run(None, {"x": x})[0]
+    np.testing.assert_allclose(reference.run(g, {"x": x})["y"], want, atol=1e-6)
+
+
+@pytest.mark.qemu
+def test_mobilenetv3_ops_float_model_with_calib_bit_exact_in_qemu(tmp_path):
+    """The MobileNetV3-like float net (HardSwish, HardSigmoid squeeze-excite, swish; no GELU): imported onto
+    hard_swish and add/mul, equal to onnxruntime in float, compiled with --calib and bit-exact in QEMU."""
+    require_board_tools("stm32f746")
+    path = tmp_path / "mobile.onnx"
+    onnx.save(qdq_nets.mobile_net(gelu=False), path)
+    graph = load_onnx(path)
+    assert "hard_swish" in [op.kind for op in graph.ops]
+    sess = _session(path, optimize=True)
+    for x in qdq_nets.images(4, seed=1):
+        np.testing.assert_allclose(reference.run(graph, {"x": x[None]})["y"], sess.run(None, {"x": x[None]})[0],
+                                   atol=1e-4, rtol=1e-4)
+    np.savez(tmp_path / "calib.npz", x=qdq_nets.images(32, seed=0))
+    opts = Options(calib=str(tmp_path / "calib.npz"))
+    compile_model(path, "stm32f746", tmp_path / "p", opts)
+    fw, _ = firmware_graph(path, opts)
+    q = fw.tensor("x").quant
+    outputs = []
+    for x in qdq_nets.images(3, seed=1):
+        xq = reference.quantize_float(x[None], scale=q.scale[0], zero_point=int(q.zero_point[0]),
+                                      out_dtype="int8").astype(np.int8)
+        (y,), _ = run_build(tmp_path / "p", [xq])
+        assert np.array_equal(y, reference.run(fw, {"x": xq})["y"])
+        outputs.append(y)
+    assert len({int(np.argmax(y)) for y in outputs}) >= 2

@@ -44,7 +44,7 @@ COMPUTE_OPS = (
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
     "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant", "Split", "Slice",
-    "Gather", "HardSwish", "Resize", "Upsample",
+    "Gather", "HardSwish", "Resize", "Upsample", "HardSigmoid",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
@@ -389,6 +389,7 @@ class _Importer:
         self._drop_identity_qdq()
         self._channel_permutations()
         self._qdq_lookup_tables()
+        self._decompose_hard_sigmoid()
         self._fuse_activations()
         self._quant_params()
         self._graph_inputs()
@@ -906,6 +907,27 @@ class _Importer:
         yq = np.rint(np.asarray(y, np.float32).reshape(-1) / np.float32(s_out.ravel()[0]))
         yq = np.clip(yq + (0 if z_out is None else int(z_out.ravel()[0])), lo, hi).astype(np.int64)
         return tuple(int(v) for v in (yq if out_signed else yq - 128))
+
+    def _decompose_hard_sigmoid(self) -> None:
+        """HardSigmoid outside a QDQ island (a float model): clip(alpha x + beta, 0, 1) = relu6(6 alpha x +
+        6 beta) / 6 -> Mul (skipped when 6 alpha = 1, PyTorch's 1/6), Add with a fused relu6, Mul by 1/6: the ops
+        TFLite's converter writes for Keras' hard_sigmoid."""
+        for node in [n for n in self.nodes if n.op == "HardSigmoid"]:
+            alpha, beta = node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)
+            x, y = node.inputs[0], node.outputs[0]
+            at = self.nodes.index(node)
+            new = []
+            if abs(6 * alpha - 1) > 1e-6:
+                scaled = self._derived(f"{y}_scaled", x, self._static_shape(y))
+                new.append(_Node("Mul", f"{node.name}/scale", [x, self._add_const(
+                    f"{node.name}/6alpha", _Const(np.array(6 * alpha, np.float32)))], [scaled], {}))
+                x = scaled
+            clipped = self._derived(f"{y}_relu6", x, self._static_shape(y))
+            new.append(_Node("Add", f"{node.name}/shift", [x, self._add_const(
+                f"{node.name}/6beta", _Const(np.array(6 * beta, np.float32)))], [clipped], {}, act="relu6"))
+            new.append(_Node("Mul", node.name, [clipped, self._add_const(
+                f"{node.name}/sixth", _Const(np.array(1 / 6, np.float32)))], [y], {}))
+            self.nodes[at:at + 1] = new
 
     def _activation_kind(self, node: _Node) -> str:
         if node.op == "Relu":
