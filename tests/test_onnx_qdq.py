@@ -572,3 +572,21 @@ def test_mobilenetv3_ops_float_model_with_calib_bit_exact_in_qemu(tmp_path):
         assert np.array_equal(y, reference.run(fw, {"x": xq})["y"])
         outputs.append(y)
     assert len({int(np.argmax(y)) for y in outputs}) >= 2
+
+
+@pytest.mark.parametrize("op", ["GRU", "LSTM"])
+def test_recurrent_layers_refused_with_the_reason(tmp_path, op):
+    gates = 3 if op == "GRU" else 4
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((1, gates * 4, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal((1, gates * 4, 4)).astype(np.float32), "r")]
+    nodes = [F(op, ["x", "w", "r"], ["y"], hidden_size=4, name="recurrent")]
+    graph = helper.make_graph(nodes, "rnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 1, 1, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "rnn.onnx")
+    done = _mcutool("compile", tmp_path / "rnn.onnx", "--board", "stm32f746", "--no-build", "-o", tmp_path / "p",
+                    "--calib", "random")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"{op}: 1 node, 'recurrent'" in done.stderr and "integer LSTM" in done.stderr

@@ -178,6 +178,16 @@ def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserErro
                      f"and try again.")
 
 
+# why an op mcutool does not import is not imported, where there is more to say than "not supported"
+_WHY_NOT = {
+    "GRU": "mcutool's only recurrent layer is TFLite Micro's integer LSTM (UNIDIRECTIONAL_SEQUENCE_LSTM, 8x8->16); "
+           "a GRU has no integer kernel: train with an LSTM layer instead",
+    "LSTM": "the ONNX LSTM is not mapped onto mcutool's integer LSTM yet; convert the Keras model with TFLite's "
+            "converter, whose UNIDIRECTIONAL_SEQUENCE_LSTM mcutool imports",
+    "RNN": "mcutool's only recurrent layer is TFLite Micro's integer LSTM",
+}
+
+
 def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
     """One error naming every op mcutool cannot import: each op type, how many nodes use it, the first one."""
     ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS)
@@ -191,8 +201,9 @@ def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
         elif node.op_type not in ok:
             groups.setdefault(node.op_type, []).append(name)
     if groups:
-        listed = "; ".join(f"{op}: {len(names)} nodes, the first '{names[0]}'" if len(names) > 1 else
-                           f"{op}: 1 node, '{names[0]}'" for op, names in groups.items())
+        listed = "; ".join((f"{op}: {len(names)} nodes, the first '{names[0]}'" if len(names) > 1 else
+                            f"{op}: 1 node, '{names[0]}'") + (f" ({_WHY_NOT[op]})" if op in _WHY_NOT else "")
+                           for op, names in groups.items())
         kinds = f"{len(groups)} ONNX op types" if len(groups) > 1 else "an ONNX op type"
         raise UserError(f"'{path}': {kinds} of the model cannot be imported by mcutool: {listed}. "
                         f"{_supported_list()} Replace the ops (or re-export the model without them) and try again.")
