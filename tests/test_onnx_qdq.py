@@ -180,6 +180,35 @@ def _lsb(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
     return np.abs(np.rint((a.astype(np.float64) - b.astype(np.float64)) / scale)).astype(int)
 
 
+def _against_onnxruntime(path, graph, inputs) -> tuple[int, float, int, int]:
+    """The QDQ model's output from the reference vs onnxruntime's (running it as QDQ defines it), over `inputs`:
+    (max LSB, mean LSB, inputs with the same top-1, distinct top-1 classes of onnxruntime's)."""
+    scale, _ = _output_codes(path)
+    sess = _session(path, optimize=False)
+    diffs, agree, classes = [], 0, set()
+    for x in inputs:
+        want = sess.run(None, {"x": x[None]})[0]
+        got = reference.run(graph, {"x": x[None]})["y"]
+        diffs.append(_lsb(got, want, scale))
+        agree += int(np.argmax(got) == np.argmax(want))
+        classes.add(int(np.argmax(want)))
+    return int(np.max(diffs)), float(np.mean(diffs)), agree, len(classes)
+
+
+def _layers_within_one_lsb(path, tmp_path, inputs) -> int:
+    """Every int8 layer, given onnxruntime's int8 inputs, within 1 LSB of onnxruntime's int8 output (DESIGN.md
+    §6); the number of layers checked."""
+    from test_onnx_import import _layerwise
+    every = _every_activation_an_output(path, tmp_path / "all.onnx")
+    g_all, sess_all = load_onnx(every), _session(every, optimize=False)
+    names = [o.name for o in sess_all.get_outputs()]
+    layers = []
+    for x in inputs:
+        theirs = dict(zip(names, sess_all.run(None, {"x": x[None]})))
+        layers.append(_layerwise(g_all, theirs, reference.run(g_all, {"x": x[None]}, keep=True)))
+    return min(layers)
+
+
 KEYS = ["per_channel_int8", "per_channel_uint8", "per_tensor_int8", "per_tensor_uint8"]
 
 
@@ -201,7 +230,6 @@ def test_quantize_static_model_is_integer_and_agrees_with_onnxruntime(qdq_models
     and the model needs no --calib. Each layer, given onnxruntime's int8 input, is within 1 LSB of onnxruntime's
     int8 output (DESIGN.md §6). End to end those differences add up: on 16 test images the output was at most 4
     LSB (per channel; 3 per tensor) and 0.56 (0.43) LSB on average from onnxruntime's, same top-1 on 16 of 16."""
-    from test_onnx_import import _layerwise
     path = qdq_models[key]
     graph = load_onnx(path)
     assert has_integer_core(graph)
@@ -213,24 +241,9 @@ def test_quantize_static_model_is_integer_and_agrees_with_onnxruntime(qdq_models
         assert all(graph.tensor(n).dtype in ("int8", "int32") for n in op.inputs + op.outputs if n), op
     fw, quantization = firmware_graph(path, Options())
     assert quantization is None and fw.tensor("x").dtype == fw.tensor("y").dtype == "int8"
-    scale, _ = _output_codes(path)
-    sess = _session(path, optimize=False)
-    worst, total, agree, classes = 0, [], 0, set()
-    for x in qdq_nets.images(16, seed=1):
-        want = sess.run(None, {"x": x[None]})[0]
-        got = reference.run(graph, {"x": x[None]})["y"]
-        d = _lsb(got, want, scale)
-        worst, total = max(worst, int(d.max())), total + [d.mean()]
-        agree += int(np.argmax(got) == np.argmax(want))
-        classes.add(int(np.argmax(want)))
-    assert worst <= 4 and np.mean(total) <= 0.6, (worst, np.mean(total))
-    assert agree >= 15 and len(classes) >= 5
-    every = _every_activation_an_output(path, tmp_path / "all.onnx")
-    g_all, sess_all = load_onnx(every), _session(every, optimize=False)
-    names = [o.name for o in sess_all.get_outputs()]
-    for x in qdq_nets.images(4, seed=1):
-        theirs = dict(zip(names, sess_all.run(None, {"x": x[None]})))
-        assert _layerwise(g_all, theirs, reference.run(g_all, {"x": x[None]}, keep=True)) >= 15
+    worst, mean, agree, classes = _against_onnxruntime(path, graph, qdq_nets.images(16, seed=1))
+    assert worst <= 4 and mean <= 0.6 and agree >= 15 and classes >= 5, (worst, mean, agree, classes)
+    assert _layers_within_one_lsb(path, tmp_path, qdq_nets.images(4, seed=1)) >= 15
 
 
 def test_tables_in_a_row_and_swish_become_one_table(qdq_models):
@@ -277,41 +290,50 @@ def test_float_op_left_between_int8_tensors_is_refused_by_name(tmp_path):
         assert "'the_softmax' (softmax)" in done.stderr and "compute in float" in done.stderr
 
 
-@pytest.mark.qemu
-@pytest.mark.parametrize("key", ["per_channel_int8", "per_tensor_uint8"])
-def test_quantize_static_model_bit_exact_in_qemu(qdq_models, key, tmp_path):
-    """Compiled for stm32f746 without --calib and run in QEMU on int8 inputs: the firmware's output equals the
-    reference's bit for bit (and so stays within the LSBs of onnxruntime measured above)."""
+def _bit_exact_in_qemu(path, opts: Options, inputs: np.ndarray, out) -> None:
+    """Compile `path` for stm32f746 and run it in QEMU on each float input quantized with the model's input scale:
+    the firmware's int8 output equals the reference's on the firmware graph, bit for bit, and is not constant."""
     require_board_tools("stm32f746")
-    path = qdq_models[key]
-    compile_model(path, "stm32f746", tmp_path / "p", Options())
-    fw, _ = firmware_graph(path, Options())
+    compile_model(path, "stm32f746", out, opts)
+    fw, _ = firmware_graph(path, opts)
     q = fw.tensor("x").quant
     outputs = []
-    for x in qdq_nets.images(3, seed=1):
+    for x in inputs:
         xq = reference.quantize_float(x[None], scale=q.scale[0], zero_point=int(q.zero_point[0]),
                                       out_dtype="int8").astype(np.int8)
-        (y,), _ = run_build(tmp_path / "p", [xq])
+        (y,), _ = run_build(out, [xq])
         want = reference.run(fw, {"x": xq})["y"]
         assert y.dtype == want.dtype == np.int8 and np.array_equal(y, want)
         outputs.append(y)
     assert len({int(np.argmax(y)) for y in outputs}) >= 2
 
 
+@pytest.mark.qemu
+@pytest.mark.parametrize("key", ["per_channel_int8", "per_tensor_uint8"])
+def test_quantize_static_model_bit_exact_in_qemu(qdq_models, key, tmp_path):
+    """Compiled for stm32f746 without --calib and run in QEMU on int8 inputs: the firmware's output equals the
+    reference's bit for bit (and so stays within the LSBs of onnxruntime measured above)."""
+    _bit_exact_in_qemu(qdq_models[key], Options(), qdq_nets.images(3, seed=1), tmp_path / "p")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # ShuffleNetV2's ops: Split, channel shuffle, Slice, HardSwish, Gather; float (--calib) and QDQ
 
 
-@pytest.fixture(scope="module")
-def shuffle_models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("shuffle")
-    float_path = d / "shuffle.onnx"
-    onnx.save(qdq_nets.shuffle_net(), float_path)
-    calib = qdq_nets.images(32, seed=0)
+def _float_and_quantized(d, model, calib) -> dict:
+    """The float model, its calibration samples as an .npz (for --calib), and quantize_static's per channel int8
+    and per tensor uint8 copies, calibrated on the same samples."""
+    float_path = d / "float.onnx"
+    onnx.save(model, float_path)
     np.savez(d / "calib.npz", x=calib)
     return {"float": float_path, "calib": d / "calib.npz",
             "per_channel_int8": qdq_nets.quantize(float_path, d / "pc.onnx", calib, True, "int8"),
             "per_tensor_uint8": qdq_nets.quantize(float_path, d / "pt.onnx", calib, False, "uint8")}
+
+
+@pytest.fixture(scope="module")
+def shuffle_models(tmp_path_factory):
+    return _float_and_quantized(tmp_path_factory.mktemp("shuffle"), qdq_nets.shuffle_net(), qdq_nets.images(32, 0))
 
 
 def test_shuffle_float_model_imports_onto_nhwc_ops(shuffle_models):
@@ -337,28 +359,15 @@ def test_shuffle_qdq_model_is_integer_and_agrees_with_onnxruntime(shuffle_models
     """The QDQ copies: DequantizeLinear -> QuantizeLinear pairs of the same scale between the shuffle's ops are
     dropped, so the shuffle is the same one Gather on int8; each layer within 1 LSB of onnxruntime, and the output
     within 1 LSB end to end on 16 test images (measured: mean 0.21 LSB per channel, 0.08 per tensor), same top-1."""
-    from test_onnx_import import _layerwise
     path = shuffle_models[key]
     graph = load_onnx(path)
     assert has_integer_core(graph)
     inner = [op.kind for op in graph.ops][2:-1]  # past the input's quantize + transpose, before the dequantize
     assert inner == ["conv2d", "max_pool2d", "split", "conv2d", "depthwise_conv2d", "conv2d", "concat", "gather",
                      "strided_slice", "lut", "gather", "mean", "reshape", "fully_connected"]
-    scale, _ = _output_codes(path)
-    sess = _session(path, optimize=False)
-    worst, agree = 0, 0
-    for x in qdq_nets.images(16, seed=1):
-        want = sess.run(None, {"x": x[None]})[0]
-        got = reference.run(graph, {"x": x[None]})["y"]
-        worst = max(worst, int(_lsb(got, want, scale).max()))
-        agree += int(np.argmax(got) == np.argmax(want))
+    worst, mean, agree, _ = _against_onnxruntime(path, graph, qdq_nets.images(16, seed=1))
     assert worst <= 1 and agree >= 15, (worst, agree)
-    every = _every_activation_an_output(path, tmp_path / "all.onnx")
-    g_all, sess_all = load_onnx(every), _session(every, optimize=False)
-    names = [o.name for o in sess_all.get_outputs()]
-    for x in qdq_nets.images(4, seed=1):
-        theirs = dict(zip(names, sess_all.run(None, {"x": x[None]})))
-        assert _layerwise(g_all, theirs, reference.run(g_all, {"x": x[None]}, keep=True)) >= 10
+    assert _layers_within_one_lsb(path, tmp_path, qdq_nets.images(4, seed=1)) >= 10
 
 
 @pytest.mark.qemu
@@ -366,21 +375,8 @@ def test_shuffle_qdq_model_is_integer_and_agrees_with_onnxruntime(shuffle_models
 def test_shuffle_model_bit_exact_in_qemu(shuffle_models, key, tmp_path):
     """The float model compiled with --calib, and its QDQ copy as written, run in QEMU on stm32f746 bit-exact
     with the reference."""
-    require_board_tools("stm32f746")
-    path = shuffle_models[key]
     opts = Options(calib=str(shuffle_models["calib"])) if key == "float" else Options()
-    compile_model(path, "stm32f746", tmp_path / "p", opts)
-    fw, _ = firmware_graph(path, opts)
-    q = fw.tensor("x").quant
-    outputs = []
-    for x in qdq_nets.images(3, seed=1):
-        xq = reference.quantize_float(x[None], scale=q.scale[0], zero_point=int(q.zero_point[0]),
-                                      out_dtype="int8").astype(np.int8)
-        (y,), _ = run_build(tmp_path / "p", [xq])
-        want = reference.run(fw, {"x": xq})["y"]
-        assert y.dtype == want.dtype == np.int8 and np.array_equal(y, want)
-        outputs.append(y)
-    assert len({int(np.argmax(y)) for y in outputs}) >= 2
+    _bit_exact_in_qemu(shuffle_models[key], opts, qdq_nets.images(3, seed=1), tmp_path / "p")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -453,23 +449,8 @@ def test_resize_mode_tflite_has_not_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def attention_models(tmp_path_factory):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    d = tmp_path_factory.mktemp("attention")
-    float_path = d / "attention.onnx"
-    onnx.save(qdq_nets.attention_net(), float_path)
-    calib = qdq_nets.tokens(32, seed=0)
-    np.savez(d / "calib.npz", x=calib)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.samples = iter([{"x": x[None]} for x in calib])
-
-        def get_next(self):
-            return next(self.samples, None)
-
-    quantize_static(str(float_path), str(d / "qdq.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return {"float": float_path, "calib": d / "calib.npz", "qdq": d / "qdq.onnx"}
+    return _float_and_quantized(tmp_path_factory.mktemp("attention"), qdq_nets.attention_net(),
+                                qdq_nets.tokens(32, 0))
 
 
 def test_attention_float_model_imports(attention_models):
@@ -490,39 +471,19 @@ def test_attention_float_model_imports(attention_models):
 def test_attention_qdq_model_is_integer_and_agrees_with_onnxruntime(attention_models):
     """quantize_static's copy: the MatMuls between activations are int8 batch_matmuls, Div by sqrt(d) a table;
     on 16 test inputs within 2 LSB of onnxruntime (measured: max 2, mean 0.43), same top-1 on all."""
-    path = attention_models["qdq"]
+    path = attention_models["per_channel_int8"]
     graph = load_onnx(path)
     assert has_integer_core(graph)
     kinds = [op.kind for op in graph.ops]
     assert kinds.count("batch_matmul") == 2 and "lut" in kinds and "dequantize" not in kinds[:-1]
-    scale, _ = _output_codes(path)
-    sess = _session(path, optimize=False)
-    worst, agree = 0, 0
-    for x in qdq_nets.tokens(16, seed=1):
-        want = sess.run(None, {"x": x[None]})[0]
-        got = reference.run(graph, {"x": x[None]})["y"]
-        worst = max(worst, int(_lsb(got, want, scale).max()))
-        agree += int(np.argmax(got) == np.argmax(want))
+    worst, mean, agree, _ = _against_onnxruntime(path, graph, qdq_nets.tokens(16, seed=1))
     assert worst <= 2 and agree >= 15, (worst, agree)
 
 
 @pytest.mark.qemu
 def test_attention_float_model_with_calib_bit_exact_in_qemu(attention_models, tmp_path):
-    require_board_tools("stm32f746")
-    path = attention_models["float"]
-    opts = Options(calib=str(attention_models["calib"]))
-    compile_model(path, "stm32f746", tmp_path / "p", opts)
-    fw, _ = firmware_graph(path, opts)
-    q = fw.tensor("x").quant
-    outputs = []
-    for x in qdq_nets.tokens(3, seed=1):
-        xq = reference.quantize_float(x[None], scale=q.scale[0], zero_point=int(q.zero_point[0]),
-                                      out_dtype="int8").astype(np.int8)
-        (y,), _ = run_build(tmp_path / "p", [xq])
-        want = reference.run(fw, {"x": xq})["y"]
-        assert y.dtype == want.dtype == np.int8 and np.array_equal(y, want)
-        outputs.append(y)
-    assert len({int(np.argmax(y)) for y in outputs}) >= 2
+    _bit_exact_in_qemu(attention_models["float"], Options(calib=str(attention_models["calib"])),
+                       qdq_nets.tokens(3, seed=1), tmp_path / "p")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -560,18 +521,7 @@ def test_mobilenetv3_ops_float_model_with_calib_bit_exact_in_qemu(tmp_path):
         np.testing.assert_allclose(reference.run(graph, {"x": x[None]})["y"], sess.run(None, {"x": x[None]})[0],
                                    atol=1e-4, rtol=1e-4)
     np.savez(tmp_path / "calib.npz", x=qdq_nets.images(32, seed=0))
-    opts = Options(calib=str(tmp_path / "calib.npz"))
-    compile_model(path, "stm32f746", tmp_path / "p", opts)
-    fw, _ = firmware_graph(path, opts)
-    q = fw.tensor("x").quant
-    outputs = []
-    for x in qdq_nets.images(3, seed=1):
-        xq = reference.quantize_float(x[None], scale=q.scale[0], zero_point=int(q.zero_point[0]),
-                                      out_dtype="int8").astype(np.int8)
-        (y,), _ = run_build(tmp_path / "p", [xq])
-        assert np.array_equal(y, reference.run(fw, {"x": xq})["y"])
-        outputs.append(y)
-    assert len({int(np.argmax(y)) for y in outputs}) >= 2
+    _bit_exact_in_qemu(path, Options(calib=str(tmp_path / "calib.npz")), qdq_nets.images(3, seed=1), tmp_path / "p")
 
 
 @pytest.mark.parametrize("op", ["GRU", "LSTM"])
