@@ -215,3 +215,38 @@ def tokens(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, TOKENS, DIM)) + 1.5 * rng.standard_normal((n, 1, DIM))
     return (x + rng.standard_normal((n, TOKENS, 1))).astype(np.float32)
+
+
+def layer_norm_net(decomposed: bool, seed: int = 0) -> onnx.ModelProto:
+    """tokens (1, 8, 16) -> MatMul + Add -> layer norm over the features -> Relu -> mean over tokens -> Gemm. The
+    layer norm as LayerNormalization (opset 17) or as PyTorch exports it below opset 17 (ReduceMean, Sub, Pow 2,
+    ReduceMean, Add epsilon, Sqrt, Div, Mul gamma, Add beta)."""
+    rng = np.random.default_rng(seed)
+    f = helper.make_node
+    c = numpy_helper.from_array
+    inits = [c((rng.standard_normal((DIM, DIM)) / np.sqrt(DIM)).astype(np.float32), "w"),
+             c((0.1 * rng.standard_normal(DIM)).astype(np.float32), "b"),
+             c((1 + 0.2 * rng.standard_normal(DIM)).astype(np.float32), "gamma"),
+             c((0.2 * rng.standard_normal(DIM)).astype(np.float32), "beta"),
+             _init(rng, "wc", (CLASSES, DIM), 2.0), c(np.zeros(CLASSES, np.float32), "bc"),
+             c(np.float32(2.0), "two"), c(np.float32(1e-5), "eps")]
+    nodes = [f("MatMul", ["x", "w"], ["h0"], name="proj"), f("Add", ["h0", "b"], ["h"], name="proj_bias")]
+    if decomposed:
+        nodes += [f("ReduceMean", ["h"], ["m"], axes=[-1], name="ln_mean"), f("Sub", ["h", "m"], ["d"], name="ln_sub"),
+                  f("Pow", ["d", "two"], ["d2"], name="ln_pow"),
+                  f("ReduceMean", ["d2"], ["v"], axes=[-1], name="ln_var"),
+                  f("Add", ["v", "eps"], ["ve"], name="ln_eps"), f("Sqrt", ["ve"], ["sd"], name="ln_sqrt"),
+                  f("Div", ["d", "sd"], ["n"], name="ln_div"), f("Mul", ["n", "gamma"], ["ng"], name="ln_gamma"),
+                  f("Add", ["ng", "beta"], ["ln"], name="ln_beta")]
+    else:
+        nodes += [f("LayerNormalization", ["h", "gamma", "beta"], ["ln"], axis=-1, epsilon=1e-5, name="ln")]
+    nodes += [f("Relu", ["ln"], ["a"], name="relu"),
+              f("ReduceMean", ["a"], ["mt"], axes=[1], keepdims=0, name="token_mean"),
+              f("Gemm", ["mt", "wc", "bc"], ["y"], transB=1, name="classifier")]
+    graph = helper.make_graph(nodes, "layer_norm", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                    [1, TOKENS, DIM])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, CLASSES])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    return _centred(model, "mt", "wc", "bc", tokens=True)

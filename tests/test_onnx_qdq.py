@@ -540,3 +540,35 @@ def test_recurrent_layers_refused_with_the_reason(tmp_path, op):
                     "--calib", "random")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"{op}: 1 node, 'recurrent'" in done.stderr and "integer LSTM" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# layer norm (float models)
+
+
+def test_layer_norm_and_its_decomposed_form_import_to_the_same_ir(tmp_path):
+    """LayerNormalization (opset 17) and PyTorch's older form (ReduceMean, Sub, Pow 2, ReduceMean, Add, Sqrt,
+    Div, Mul, Add) become the same IR ops (mean, sub, mul, mean, add, rsqrt, mul, mul, add: TFLite's form of
+    Keras' LayerNormalization), equal to onnxruntime in float."""
+    from test_onnx_canonical import signature
+    graphs = []
+    for decomposed in (False, True):
+        path = tmp_path / f"ln{int(decomposed)}.onnx"
+        onnx.save(qdq_nets.layer_norm_net(decomposed), path)
+        graph = load_onnx(path)
+        sess = _session(path, optimize=True)
+        for x in qdq_nets.tokens(8, seed=1):
+            np.testing.assert_allclose(reference.run(graph, {"x": x[None]})["y"], sess.run(None, {"x": x[None]})[0],
+                                       atol=1e-4, rtol=1e-4)
+        graphs.append(graph)
+    assert [op.kind for op in graphs[0].ops] == ["fully_connected", "mean", "sub", "mul", "mean", "add", "rsqrt",
+                                                 "mul", "mul", "add", "mean", "fully_connected"]
+    assert signature(graphs[0]) == signature(graphs[1])
+
+
+@pytest.mark.qemu
+def test_layer_norm_float_model_with_calib_bit_exact_in_qemu(tmp_path):
+    path = tmp_path / "ln.onnx"
+    onnx.save(qdq_nets.layer_norm_net(False), path)
+    np.savez(tmp_path / "calib.npz", x=qdq_nets.tokens(32, seed=0))
+    _bit_exact_in_qemu(path, Options(calib=str(tmp_path / "calib.npz")), qdq_nets.tokens(3, seed=1), tmp_path / "p")

@@ -44,7 +44,7 @@ COMPUTE_OPS = (
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
     "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant", "Split", "Slice",
-    "Gather", "HardSwish", "Resize", "Upsample", "HardSigmoid",
+    "Gather", "HardSwish", "Resize", "Upsample", "HardSigmoid", "LayerNormalization", "Pow",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
@@ -401,6 +401,8 @@ class _Importer:
         self._channel_permutations()
         self._qdq_lookup_tables()
         self._decompose_hard_sigmoid()
+        self._decompose_layer_norm()
+        self._normalization_forms()
         self._fuse_activations()
         self._quant_params()
         self._graph_inputs()
@@ -940,6 +942,61 @@ class _Importer:
                 f"{node.name}/sixth", _Const(np.array(1 / 6, np.float32)))], [y], {}))
             self.nodes[at:at + 1] = new
 
+    def _decompose_layer_norm(self) -> None:
+        """LayerNormalization over the last axis (a float model) -> the ops TFLite's converter writes for Keras'
+        LayerNormalization: mean, x - mean, its square, mean, + epsilon, rsqrt, products with gamma, + beta. Each
+        intermediate gets its own int8 scale from calibration."""
+        for node in [n for n in self.nodes if n.op == "LayerNormalization"]:
+            x, gamma = node.inputs[0], node.inputs[1]
+            beta = node.inputs[2] if len(node.inputs) > 2 else ""
+            shape = self._static_shape(x)
+            axis = node.attrs.get("axis", -1) % len(shape)
+            if axis != len(shape) - 1 or any(o for o in node.outputs[1:]):
+                raise self._err(node, "only a LayerNormalization over the last axis, without its mean and "
+                                      "inverse-deviation outputs, is supported.")
+            y = node.outputs[0]
+            stat = shape[:-1] + (1,)
+
+            def value(base, shp):
+                return self._derived(f"{y}_{base}", x, shp)
+
+            m, d, d2, v, ve, r, n = (value("mean", stat), value("centred", shape), value("squared", shape),
+                                     value("variance", stat), value("variance_eps", stat), value("rsqrt", stat),
+                                     value("normalized", shape))
+            eps = self._add_const(f"{node.name}/epsilon", _Const(np.array(node.attrs.get("epsilon", 1e-5),
+                                                                          np.float32)))
+            mean = {"axes": [axis], "keepdims": 1}
+            new = [_Node("ReduceMean", f"{node.name}/mean", [x], [m], dict(mean)),
+                   _Node("Sub", f"{node.name}/centre", [x, m], [d], {}),
+                   _Node("Mul", f"{node.name}/square", [d, d], [d2], {}),
+                   _Node("ReduceMean", f"{node.name}/variance", [d2], [v], dict(mean)),
+                   _Node("Add", f"{node.name}/epsilon", [v, eps], [ve], {}),
+                   _Node("_Rsqrt", f"{node.name}/rsqrt", [ve], [r], {}),
+                   _Node("Mul", f"{node.name}/normalize", [d, r], [n], {})]
+            if beta:
+                ng = value("scaled", shape)
+                new += [_Node("Mul", f"{node.name}/gamma", [n, gamma], [ng], {}),
+                        _Node("Add", node.name, [ng, beta], [y], {})]
+            else:
+                new.append(_Node("Mul", node.name, [n, gamma], [y], {}))
+            at = self.nodes.index(node)
+            self.nodes[at:at + 1] = new
+
+    def _normalization_forms(self) -> None:
+        """The layer norm as PyTorch exports it below opset 17: Pow(x, 2) -> Mul(x, x), and Div(a, Sqrt(b)) ->
+        Mul(a, rsqrt(b)) (TFLite has RSQRT, no SQRT)."""
+        prod, cons = self._maps()
+        for node in list(self.nodes):
+            if node.op == "Pow" and node.inputs[1] in self.consts and node.inputs[0] not in self.consts \
+                    and np.all(np.asarray(self.consts[node.inputs[1]].value) == 2):
+                node.op, node.inputs, node.proto = "Mul", [node.inputs[0], node.inputs[0]], None
+            elif node.op == "Div" and node.inputs[1] not in self.consts:
+                sq = prod.get(node.inputs[1])
+                if (sq is not None and sq.op == "Sqrt" and len(cons.get(sq.outputs[0], [])) == 1
+                        and sq.outputs[0] not in self.out_set):
+                    sq.op, sq.proto = "_Rsqrt", None
+                    node.op, node.proto = "Mul", None
+
     def _activation_kind(self, node: _Node) -> str:
         if node.op == "Relu":
             return "relu"
@@ -1317,7 +1374,8 @@ class _Importer:
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
             "Split": self._split, "Slice": self._slice, "Gather": self._gather, "HardSwish": self._hard_swish,
-            "Resize": self._resize, "Upsample": self._resize, "_BMM": self._batch_matmul,
+            "Resize": self._resize, "Upsample": self._resize, "_BMM": self._batch_matmul, "_Rsqrt": self._rsqrt,
+            "Pow": self._pow,
         }
 
     def _unsupported_node(self, node: _Node) -> None:
@@ -1603,9 +1661,9 @@ class _Importer:
         mode, q = self._mode(node, node.inputs[:2], qdq=node.op in ("Add", "Mul"))
         self._no_int(node, mode)
         a, b = self._val(node.inputs[0]), self._val(node.inputs[1])
-        if node.op in ("Sub", "Div"):
-            if b.const is None:
-                raise self._err(node, f"{node.op} is supported only with a constant second operand.")
+        if node.op in ("Sub", "Div") and b.const is None:  # between activations: TFLite's SUB / DIV
+            kind = node.op.lower()
+        elif node.op in ("Sub", "Div"):
             v = b.const.value.astype(np.float32)
             b = _Val(b.name, b.shape, "float32", const=_Const(-v if node.op == "Sub" else 1.0 / v))
         out_shape = self._static_shape(node.outputs[0])
@@ -1926,6 +1984,17 @@ class _Importer:
                                   f"coordinates (nearest: floor, round_prefer_ceil, round_prefer_ceil).")
         x_ir, _ = self._rep(x, ("nhwc",))
         self._write(node, q, "nhwc", kind, [x_ir], ResizeAttrs(*table[key]), keep_quant=x_ir)
+
+    def _pow(self, node: _Node) -> None:
+        raise self._err(node, "only Pow(x, 2) of a run-time tensor (a layer norm's square) is supported, as x * x.")
+
+    def _rsqrt(self, node: _Node) -> None:
+        """1 / Sqrt(x) of a layer norm (_normalization_forms) -> IR rsqrt."""
+        mode, q = self._mode(node, node.inputs[:1])
+        self._no_int(node, mode)
+        x = self._src(self._val(node.inputs[0]), mode)
+        x_ir, layout = self._rep(x, [L for L in self._layouts(x) if L != "flat"] or ["same"])
+        self._write(node, q, layout, "rsqrt", [x_ir], NoAttrs())
 
     def _hard_swish(self, node: _Node) -> None:
         """HardSwish outside a QDQ island (a float model, or int8 QOperator tensors) -> IR hard_swish (TFLite's
