@@ -572,3 +572,11 @@ def test_layer_norm_float_model_with_calib_bit_exact_in_qemu(tmp_path):
     onnx.save(qdq_nets.layer_norm_net(False), path)
     np.savez(tmp_path / "calib.npz", x=qdq_nets.tokens(32, seed=0))
     _bit_exact_in_qemu(path, Options(calib=str(tmp_path / "calib.npz")), qdq_nets.tokens(3, seed=1), tmp_path / "p")
+
+
+def test_layer_norm_in_a_qdq_model_is_refused_with_the_reason(tmp_path):
+    d = tmp_path
+    models = _float_and_quantized(d, qdq_nets.layer_norm_net(False), qdq_nets.tokens(16, seed=0))
+    done = _mcutool("compile", models["per_channel_int8"], "--board", "stm32f746", "--no-build", "-o", d / "p")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "(LayerNormalization)" in done.stderr and "--calib" in done.stderr

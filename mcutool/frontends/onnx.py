@@ -946,8 +946,16 @@ class _Importer:
         """LayerNormalization over the last axis (a float model) -> the ops TFLite's converter writes for Keras'
         LayerNormalization: mean, x - mean, its square, mean, + epsilon, rsqrt, products with gamma, + beta. Each
         intermediate gets its own int8 scale from calibration."""
+        prod, _ = self._maps()
         for node in [n for n in self.nodes if n.op == "LayerNormalization"]:
             x, gamma = node.inputs[0], node.inputs[1]
+            if prod.get(x) is not None and prod[x].op == "DequantizeLinear":
+                raise self._err(node, "a LayerNormalization between DequantizeLinear and QuantizeLinear (a QDQ "
+                                      "model) is not supported: mcutool runs a layer norm as TFLite's int8 ops "
+                                      "(mean, variance, rsqrt, products), each with its own scale, and the QDQ "
+                                      "model gives none for those values. Give mcutool the float model with "
+                                      "--calib, or leave LayerNormalization out of op_types_to_quantize and "
+                                      "quantize its float model.")
             beta = node.inputs[2] if len(node.inputs) > 2 else ""
             shape = self._static_shape(x)
             axis = node.attrs.get("axis", -1) % len(shape)
