@@ -217,8 +217,9 @@ def _every_activation_an_output(path, out):
     model = onnx.shape_inference.infer_shapes(onnx.load(path))
     infos = {vi.name: vi for vi in model.graph.value_info}
     for node in model.graph.node:
-        if node.op_type == "QuantizeLinear" and node.output[0] in infos:
-            model.graph.output.append(infos[node.output[0]])
+        info = infos.get(node.output[0])
+        if node.op_type == "QuantizeLinear" and info is not None and info.type.tensor_type.HasField("shape"):
+            model.graph.output.append(info)
     onnx.save(model, out)
     return out
 
@@ -580,3 +581,50 @@ def test_layer_norm_in_a_qdq_model_is_refused_with_the_reason(tmp_path):
     done = _mcutool("compile", models["per_channel_int8"], "--board", "stm32f746", "--no-build", "-o", d / "p")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "(LayerNormalization)" in done.stderr and "--calib" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BatchNormalization left beside a layer (no pre-processing before quantize_static; after an Add)
+
+
+def test_batchnorm_not_folded_becomes_a_depthwise_conv(tmp_path):
+    """quantize_static without onnxruntime's pre-processing keeps DQ -> BatchNormalization -> Q after the first
+    conv: it becomes an int8 1x1 depthwise conv (weights +-127 per channel at scale |a|/127), within 1 LSB of
+    onnxruntime layer by layer; the whole model agrees on top-1."""
+    from test_onnx_import import _float_net, _inputs
+    rng = np.random.default_rng(0)
+    float_path = tmp_path / "float.onnx"
+    onnx.save(_float_net(rng), float_path)
+    calib = _inputs(rng, 16, (3, 12, 12))[:, 0]
+    path = qdq_nets.quantize(float_path, tmp_path / "qdq.onnx", calib, True, "int8")
+    assert "BatchNormalization" in [n.op_type for n in onnx.load(path).graph.node]
+    graph = load_onnx(path)
+    assert has_integer_core(graph)
+    bn = next(op for op in graph.ops if op.name == "bn1")
+    assert bn.kind == "depthwise_conv2d" and graph.tensor(bn.inputs[1]).dtype == "int8"
+    tests = _inputs(rng, 8, (3, 12, 12))[:, 0]
+    assert _layers_within_one_lsb(path, tmp_path, tests[:4]) >= 15
+    sess = _session(path, optimize=False)
+    agree = sum(int(np.argmax(sess.run(None, {"x": x[None]})[0]) == np.argmax(reference.run(graph, {"x": x[None]})[
+        "y"])) for x in tests)
+    assert agree >= 7
+
+
+def test_batchnorm_after_an_add_in_a_float_model(tmp_path):
+    rng = np.random.default_rng(1)
+    a = numpy_helper.from_array
+    inits = [a((1 + 0.3 * rng.standard_normal(4)).astype(np.float32), "g"),
+             a(rng.standard_normal(4).astype(np.float32), "b"), a(rng.standard_normal(4).astype(np.float32), "m"),
+             a((0.5 + rng.random(4)).astype(np.float32), "v")]
+    nodes = [F("Add", ["x", "x"], ["s"], name="add"),
+             F("BatchNormalization", ["s", "g", "b", "m", "v"], ["y"], name="bn")]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 3, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "bn.onnx")
+    g = load_onnx(tmp_path / "bn.onnx")
+    assert "depthwise_conv2d" in [op.kind for op in g.ops]
+    x = rng.standard_normal((1, 4, 3, 3)).astype(np.float32)
+    want = _session(tmp_path / "bn.onnx", optimize=True).run(None, {"x": x})[0]
+    np.testing.assert_allclose(reference.run(g, {"x": x})["y"], want, atol=1e-5, rtol=1e-5)

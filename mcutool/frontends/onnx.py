@@ -703,10 +703,13 @@ class _Importer:
                   and self.consts[p.inputs[1]].q is None and all(i in self.consts for i in bn.inputs[1:5]))
             if ok and p.op == "_FC" and len(self._static_shape(x)) != 2:
                 ok = False
+            if not ok and all(i in self.consts for i in bn.inputs[1:5]) and len(self._static_shape(x)) == 4:
+                self._batchnorm_as_depthwise(bn)
+                continue
             if not ok:
-                raise _unsupported(self.path, bn.name, bn.op, "only a BatchNormalization directly after a Conv or "
-                                   "Gemm with constant float weights, whose output nothing else reads, is "
-                                   "supported: it is folded into that layer")
+                raise _unsupported(self.path, bn.name, bn.op, "only a BatchNormalization of a 4-D tensor, or one "
+                                   "directly after a Conv or Gemm with constant float weights (folded into it), "
+                                   "with constant parameters, is supported")
             gamma, beta, mean, var = (self.consts[i].value.astype(np.float64) for i in bn.inputs[1:5])
             f = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
             w = self.consts[p.inputs[1]].value.astype(np.float64)
@@ -1004,6 +1007,29 @@ class _Importer:
                         and sq.outputs[0] not in self.out_set):
                     sq.op, sq.proto = "_Rsqrt", None
                     node.op, node.proto = "Mul", None
+
+    def _batchnorm_as_depthwise(self, bn: _Node) -> None:
+        """A BatchNormalization that cannot be folded into the layer before it (dynamo keeps it beside a QDQ conv,
+        or it follows an Add or Concat): y = a x + b per channel, a 1x1 depthwise conv. Its weights a carry an
+        integer form too (symmetric per channel, a = +-127 * scale exactly), used when the BatchNormalization sits
+        between DequantizeLinear and QuantizeLinear."""
+        gamma, beta, mean, var = (self.consts[i].value.astype(np.float64) for i in bn.inputs[1:5])
+        with np.errstate(all="ignore"):
+            a = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
+            b = beta - mean * a
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or a.size != self._static_shape(bn.inputs[0])[1]:
+            raise self._err(bn, "its parameters give a non-finite scale or shift (a negative variance?), or do not "
+                                "match its input's channels; the model is corrupt.")
+        scale = np.where(a != 0, np.abs(a) / 127.0, 1.0)
+        ints = np.round(a / scale).astype(np.int8)
+        c = a.size
+        w = _Const((ints * scale).astype(np.float32).reshape(c, 1, 1, 1),
+                   _QInfo(ints.reshape(c, 1, 1, 1), scale, np.zeros(c, np.int64), 0))
+        w_name = self._add_const(f"{bn.name}/weights", w)
+        b_name = self._add_const(f"{bn.name}/bias", _Const(b.astype(np.float32)))
+        at = self.nodes.index(bn)
+        self.nodes[at] = _Node("Conv", bn.name, [bn.inputs[0], w_name, b_name], [bn.outputs[0]],
+                               {"group": c, "kernel_shape": [1, 1]})
 
     def _activation_kind(self, node: _Node) -> str:
         if node.op == "Relu":
