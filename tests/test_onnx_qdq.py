@@ -93,19 +93,37 @@ def test_island_is_one_lookup_table_equal_to_onnxruntime(tmp_path, name, dtype):
             assert np.array_equal(got, want), f"{name}: {int((got != want).sum())} of 256 differ"
 
 
-def test_island_of_a_float_model_is_refused_by_name(tmp_path):
-    """Erf outside a QDQ island (a float model) is not imported: the message names it (no traceback)."""
-    model = _island(ISLANDS["Erf-GELU"][0], 13, np.int8, 0.05, 0, 0.05, 0)
-    nodes = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
-    g = helper.make_graph(nodes, "float", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
-                          [i for i in model.graph.initializer if i.name in ("sqrt2", "one", "half")])
-    float_model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+@pytest.mark.parametrize("name", ["Erf-GELU", "Gelu", "Tanh"])
+def test_float_model_function_becomes_one_table_when_quantized(tmp_path, name):
+    """In a float model the same ops are one `float_function` (its float values onnx's own, equal to onnxruntime's);
+    calibration makes it one `lut` between the calibrated scales, each entry f(dequantized input) rounded to the
+    output's scale as TFLite builds its tables."""
+    from mcutool.ops.float_function import table
+    from mcutool.quantize.ptq import quantize_model
+    nodes, opset = ISLANDS[name]
+    model = _island(nodes, opset, np.int8, 0.05, 0, 0.05, 0)
+    keep = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+    g = helper.make_graph(keep, "float", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
+                          [i for i in model.graph.initializer if i.name in ("sqrt2", "one", "half", "three")])
+    float_model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     float_model.ir_version = 10
-    onnx.save(float_model, tmp_path / "gelu.onnx")
-    done = _mcutool("compile", tmp_path / "gelu.onnx", "--board", "stm32f746", "--no-build", "-o", tmp_path / "p",
-                    "--calib", "random")
-    assert done.returncode == 1 and "Erf" in done.stderr and "Traceback" not in done.stderr
+    onnx.save(float_model, tmp_path / "f.onnx")
+    graph = load_onnx(tmp_path / "f.onnx")
+    assert [op.kind for op in graph.ops] == ["float_function"]
+    x = np.linspace(-4, 4, 256, dtype=np.float32)[None]
+    want = _session(tmp_path / "f.onnx", optimize=True).run(None, {"x": x})[0]
+    np.testing.assert_allclose(reference.run(graph, {"x": x})["y"], want, atol=1e-6)
+    qgraph, _ = quantize_model(graph, {"x": x})
+    lut = next(op for op in qgraph.ops if op.kind not in ("quantize", "dequantize"))
+    assert lut.kind == "lut"
+    qin, qout = qgraph.tensor(lut.inputs[0]).quant, qgraph.tensor(lut.outputs[0]).quant
+    assert lut.attrs.table == table(graph.ops[0].attrs, qin, qout)
+    codes = np.arange(-128, 128)
+    real = (codes - int(qin.zero_point[0])) * np.float32(qin.scale[0])
+    want = _session(tmp_path / "f.onnx", optimize=True).run(None, {"x": real.astype(np.float32)[None]})[0][0]
+    got = (np.array(lut.attrs.table) - int(qout.zero_point[0])) * np.float32(qout.scale[0])
+    assert np.abs(got - want).max() <= 0.5 * np.float32(qout.scale[0]) * 1.001  # rounded once, to the scale
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -510,13 +528,13 @@ def test_hard_sigmoid_in_a_float_model(tmp_path, alpha, beta):
 
 @pytest.mark.qemu
 def test_mobilenetv3_ops_float_model_with_calib_bit_exact_in_qemu(tmp_path):
-    """The MobileNetV3-like float net (HardSwish, HardSigmoid squeeze-excite, swish; no GELU): imported onto
-    hard_swish and add/mul, equal to onnxruntime in float, compiled with --calib and bit-exact in QEMU."""
-    require_board_tools("stm32f746")
+    """The MobileNetV3-like float net (HardSwish, HardSigmoid squeeze-excite, swish, the Erf GELU as one
+    float_function): equal to onnxruntime in float, compiled with --calib and bit-exact in QEMU."""
     path = tmp_path / "mobile.onnx"
-    onnx.save(qdq_nets.mobile_net(gelu=False), path)
+    onnx.save(qdq_nets.mobile_net(), path)
     graph = load_onnx(path)
-    assert "hard_swish" in [op.kind for op in graph.ops]
+    kinds = [op.kind for op in graph.ops]
+    assert "hard_swish" in kinds and kinds.count("float_function") == 1
     sess = _session(path, optimize=True)
     for x in qdq_nets.images(4, seed=1):
         np.testing.assert_allclose(reference.run(graph, {"x": x[None]})["y"], sess.run(None, {"x": x[None]})[0],

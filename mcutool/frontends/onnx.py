@@ -67,7 +67,8 @@ _ELEMENTWISE = {op: 1 for op in ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", 
                                  "Elu", "Selu", "Celu", "Softplus", "Softsign", "Exp", "Log", "Neg", "Abs", "Sqrt",
                                  "Reciprocal", "Floor", "Ceil", "Round", "Mish", "ThresholdedRelu", "Clip")}
 _ELEMENTWISE.update({op: 2 for op in ("Add", "Sub", "Mul", "Div", "Pow", "Min", "Max")})
-# elementwise ops imported only inside such an island (as part of its lookup table)
+# elementwise ops imported only inside such an island, or a float model's elementwise function of one tensor (as
+# part of one lookup table)
 ISLAND_OPS = tuple(op for op in _ELEMENTWISE if op not in COMPUTE_OPS)
 _FUSES_ACTIVATION = ("Conv", "_FC", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalMaxPool", "Concat")
 
@@ -190,9 +191,7 @@ _WHY_NOT = {
 
 def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
     """One error naming every op mcutool cannot import: each op type, how many nodes use it, the first one."""
-    ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS)
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
-        ok |= set(ISLAND_OPS)  # whether each is in an island is known only after folding: checked on translation
+    ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS) | set(ISLAND_OPS)  # ISLAND_OPS: checked on translation
     groups: dict[str, list[str]] = {}
     for i, node in enumerate(model.graph.node):
         name = node.name or f"{node.op_type}_{i}"
@@ -400,9 +399,10 @@ class _Importer:
         self._drop_identity_qdq()
         self._channel_permutations()
         self._qdq_lookup_tables()
-        self._decompose_hard_sigmoid()
         self._decompose_layer_norm()
         self._normalization_forms()
+        self._float_functions()
+        self._decompose_hard_sigmoid()
         self._fuse_activations()
         self._quant_params()
         self._graph_inputs()
@@ -415,10 +415,10 @@ class _Importer:
                 raise _unsupported(self.path, node.name, node.op, f"here it reads the run-time tensor '{live}'; "
                                    f"mcutool evaluates {node.op} only on constants, at import time")
             if node.op in ISLAND_OPS and node.op not in handlers and not self.allow_unsupported:
-                raise _unsupported(self.path, node.name, node.op, "mcutool imports it only in a quantized (QDQ) "
-                                   "model, where DequantizeLinear -> elementwise ops -> QuantizeLinear of one int8 "
-                                   "tensor become one lookup table; here its input or output is not such a "
-                                   "quantized tensor")
+                raise _unsupported(self.path, node.name, node.op, "mcutool imports it only as part of an "
+                                   "elementwise function of one tensor (with constants of one value), which becomes "
+                                   "one int8 lookup table; here it reads several run-time tensors or a constant "
+                                   "of several values")
             handlers.get(node.op, self._unsupported_node)(node)
         self._graph_outputs()
         return self.g
@@ -924,6 +924,87 @@ class _Importer:
         yq = np.clip(yq + (0 if z_out is None else int(z_out.ravel()[0])), lo, hi).astype(np.int64)
         return tuple(int(v) for v in (yq if out_signed else yq - 128))
 
+    def _float_functions(self) -> None:
+        """In a float model, the elementwise ops around one that has no IR op (Erf, Gelu, Tanh, Exp ...: ISLAND_OPS)
+        whose values all depend on one run-time tensor (a GELU: Div, Erf, Add, Mul by x, Mul by 0.5) -> one
+        `float_function` op holding them as an ONNX graph; quantizing the model makes it one table."""
+        prod, cons = self._maps()
+        for seed in [n for n in self.nodes if n.op in ISLAND_OPS]:
+            if not any(n is seed for n in self.nodes):
+                continue  # already in a function
+            found = self._function_around(seed, prod, cons)
+            if found is None:
+                continue
+            source, members, out = found
+            gone = {id(n) for n in members}
+            at = min(i for i, n in enumerate(self.nodes) if id(n) in gone)
+            label = "+".join(n.op for n in members)
+            func = _Node("_FUNC", members[-1].name, [source], [out],
+                         {"model": self._function_model(source, members, out), "label": label})
+            self.nodes = [n for n in self.nodes[:at] if id(n) not in gone] + [func] + \
+                         [n for n in self.nodes[at:] if id(n) not in gone]
+            prod, cons = self._maps()
+
+    def _function_around(self, seed: _Node, prod, cons):
+        """(source, member nodes in graph order, output) of the elementwise function of one tensor around `seed`."""
+        def usable(n):
+            k = _ELEMENTWISE.get(n.op)
+            return (k is not None and n.act == "none" and all(i in self.consts for i in n.inputs[k:] if i)
+                    and all(self.consts[i].value.size == 1 for i in n.inputs[:k] if i in self.consts))
+
+        def runtime(n):
+            return [i for i in n.inputs[:_ELEMENTWISE[n.op]] if i and i not in self.consts]
+
+        if not usable(seed):
+            return None
+        members = [seed]
+        while True:  # backward, while the single outside input comes from an op of the function
+            made = {o for m in members for o in m.outputs}
+            ins = {i for m in members for i in runtime(m)} - made
+            if len(ins) != 1:
+                return None
+            source = next(iter(ins))
+            p = prod.get(source)
+            if (p is None or not usable(p) or source in self.out_set or len(p.outputs) != 1
+                    or not all(any(c is m for m in members) for c in cons.get(source, []))):
+                break
+            members.append(p)
+        while True:  # forward, while the single output is read by one op of the function only
+            outs = [o for m in members for o in m.outputs if o and (o in self.out_set or any(
+                not any(c is m2 for m2 in members) for c in cons.get(o, [])))]
+            if len(outs) != 1:
+                return None
+            out = outs[0]
+            readers = cons.get(out, [])
+            made = {o for m in members for o in m.outputs} | {source}
+            if (out in self.out_set or len(readers) != 1 or not usable(readers[0])
+                    or not set(runtime(readers[0])) <= made):
+                break
+            members.append(readers[0])
+        if self.dtypes.get(source) != "float32" or self._static_shape(out) != self._static_shape(source):
+            return None
+        order = {id(n): i for i, n in enumerate(self.nodes)}
+        return source, sorted(members, key=lambda n: order[id(n)]), out
+
+    def _function_model(self, source: str, members: list[_Node], out: str) -> bytes:
+        """The members as an ONNX model y = f(x) on a 1-D float tensor."""
+        def renamed(n):
+            return {source: "x", out: "y"}.get(n, n)
+
+        protos = []
+        for n in members:
+            p = self._proto(n)
+            p.input[:] = [renamed(i) for i in p.input]
+            p.output[:] = [renamed(o) for o in p.output]
+            protos.append(p)
+        consts = sorted({i for p in protos for i in p.input if i in self.consts})
+        inits = [numpy_helper.from_array(np.asarray(self.consts[i].value).reshape(()), i) for i in consts]
+        g = helper.make_graph(protos, "function", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], inits)
+        model = helper.make_model(g, opset_imports=self.model.opset_import)
+        model.ir_version = self.model.ir_version
+        return model.SerializeToString()
+
     def _decompose_hard_sigmoid(self) -> None:
         """HardSigmoid outside a QDQ island (a float model): clip(alpha x + beta, 0, 1) = relu6(6 alpha x +
         6 beta) / 6 -> Mul (skipped when 6 alpha = 1, PyTorch's 1/6), Add with a fused relu6, Mul by 1/6: the ops
@@ -1409,7 +1490,7 @@ class _Importer:
             "Transpose": self._transpose, "Pad": self._pad,
             "Split": self._split, "Slice": self._slice, "Gather": self._gather, "HardSwish": self._hard_swish,
             "Resize": self._resize, "Upsample": self._resize, "_BMM": self._batch_matmul, "_Rsqrt": self._rsqrt,
-            "Pow": self._pow,
+            "Pow": self._pow, "_FUNC": self._float_function,
         }
 
     def _unsupported_node(self, node: _Node) -> None:
@@ -2018,6 +2099,16 @@ class _Importer:
                                   f"coordinates (nearest: floor, round_prefer_ceil, round_prefer_ceil).")
         x_ir, _ = self._rep(x, ("nhwc",))
         self._write(node, q, "nhwc", kind, [x_ir], ResizeAttrs(*table[key]), keep_quant=x_ir)
+
+    def _float_function(self, node: _Node) -> None:
+        """A float model's elementwise function of one tensor (_float_functions) -> IR float_function."""
+        from mcutool.ops.float_function import FunctionAttrs
+        mode, _ = self._mode(node, node.inputs[:1], qdq=False)
+        self._no_int(node, mode)
+        x = self._val(node.inputs[0])
+        x_ir, layout = self._rep(x, self._layouts(x))
+        self._write(node, None, layout, "float_function", [x_ir],
+                    FunctionAttrs(node.attrs["model"], node.attrs["label"]), flat=x.flat if layout == "flat" else None)
 
     def _pow(self, node: _Node) -> None:
         raise self._err(node, "only Pow(x, 2) of a run-time tensor (a layer norm's square) is supported, as x * x.")

@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import reference
 from ..errors import UserError
-from ..ir import Graph, NoAttrs, Op, Quant, Tensor
+from ..ir import Graph, LutAttrs, NoAttrs, Op, Quant, Tensor
+from ..ops.float_function import table as function_table
 from ..ops.strided_slice import axis_ranges
 
 SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice",
@@ -270,6 +271,8 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
         q.add_tensor(Tensor(inner, t.shape, "int8", oq))
         renamed[name] = inner
         outs.append(inner)
+    if op.kind == "float_function":  # an elementwise float function: its int8 table between the two scales
+        return Op(op.name, "lut", ins, outs, LutAttrs(function_table(op.attrs, quant[x_name], quant[outs[0]])))
     return Op(op.name, op.kind, ins, outs, copy.deepcopy(op.attrs))
 
 
