@@ -107,6 +107,7 @@ def _firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None, lis
                           "only pass through QUANTIZE/DEQUANTIZE, which the host does with the model's scales).",
                           stacklevel=2)
         return integer_io(graph), None, floats
+    _refuse_float_islands(graph)
     if not opts.calib:
         raise UserError(f"{graph.name}: the model has float inputs/outputs ({', '.join(floats)}), i.e. it is a "
                         "float model; mcutool quantizes it to int8 with calibration data: pass --calib DATA.npz "
@@ -117,6 +118,27 @@ def _firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None, lis
     qgraph, quantization = quantize_model(graph, load_calibration(opts.calib, graph))
     quantization["data"] = calibration_data_name(opts.calib)
     return integer_io(qgraph), quantization, floats
+
+
+def _refuse_float_islands(graph: Graph) -> None:
+    """A quantized (QDQ) model whose import left ops computing in float between its int8 tensors (no
+    QuantizeLinear after them says their output scale): the firmware is integer-only, and calibration quantizes
+    whole float models only, so name those ops and stop."""
+    def is_float(name):
+        return bool(name) and graph.tensor(name).dtype == "float32" and not graph.tensor(name).is_const
+
+    if not any(t.dtype in ("int8", "uint8") and not t.is_const for t in graph.tensors.values()):
+        return  # a float model
+    floats = [op for op in graph.ops if op.kind not in ("quantize", "dequantize")
+              and any(is_float(n) for n in op.inputs + op.outputs)]
+    if floats:
+        named = ", ".join(f"'{op.name}' ({op.kind})" for op in floats[:3]) + (" ..." if len(floats) > 3 else "")
+        raise UserError(f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float "
+                        f"between its int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear "
+                        "becomes an integer op (the QuantizeLinear gives its output's scale); these have no "
+                        "QuantizeLinear after them, and mcutool's firmware has no floating point. Quantize them in "
+                        "the model (onnxruntime's quantize_static: list their op types in op_types_to_quantize) "
+                        "or give mcutool the float model with --calib.")
 
 
 WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d")

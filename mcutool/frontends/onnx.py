@@ -33,8 +33,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mcutool.errors import UserError
-from mcutool.ir import (ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, ElementwiseAttrs, FullyConnectedAttrs,
-                        Graph, MeanAttrs, Op, PadAttrs, Pool2DAttrs, Quant, SoftmaxAttrs, Tensor, TransposeAttrs,
+from mcutool.ir import (AxisAttrs, BatchMatMulAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs,
+                        ElementwiseAttrs, FullyConnectedAttrs, GatherAttrs, Graph, LutAttrs, MeanAttrs, NoAttrs, Op, PadAttrs,
+                        Pool2DAttrs, Quant, ResizeAttrs, SoftmaxAttrs, StridedSliceAttrs, Tensor, TransposeAttrs,
                         UnsupportedAttrs)
 
 # ops translated into IR ops (BatchNormalization/Relu/Clip only by folding into the op before them)
@@ -42,7 +43,8 @@ COMPUTE_OPS = (
     "Conv", "QLinearConv", "ConvInteger", "Gemm", "MatMul", "QLinearMatMul", "MatMulInteger", "QuantizeLinear",
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
-    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant",
+    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant", "Split", "Slice",
+    "Gather", "HardSwish", "Resize", "Upsample", "HardSigmoid", "LayerNormalization", "Pow",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
@@ -57,7 +59,17 @@ NCHW_TO_NHWC = (0, 2, 3, 1)  # ir = onnx.transpose(NCHW_TO_NHWC)
 NHWC_TO_NCHW = (0, 3, 1, 2)
 
 _PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "GlobalMaxPool", "Concat",
+                 "Split", "Slice", "Gather", "Resize", "Upsample",
                  "Pad")
+# ops computed elementwise from their first k inputs (the rest: constant attributes-as-inputs): in a QDQ island
+# whose values all depend on one int8 tensor they become one lookup table
+_ELEMENTWISE = {op: 1 for op in ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Erf", "Gelu", "Relu", "LeakyRelu",
+                                 "Elu", "Selu", "Celu", "Softplus", "Softsign", "Exp", "Log", "Neg", "Abs", "Sqrt",
+                                 "Reciprocal", "Floor", "Ceil", "Round", "Mish", "ThresholdedRelu", "Clip")}
+_ELEMENTWISE.update({op: 2 for op in ("Add", "Sub", "Mul", "Div", "Pow", "Min", "Max")})
+# elementwise ops imported only inside such an island, or a float model's elementwise function of one tensor (as
+# part of one lookup table)
+ISLAND_OPS = tuple(op for op in _ELEMENTWISE if op not in COMPUTE_OPS)
 _FUSES_ACTIVATION = ("Conv", "_FC", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalMaxPool", "Concat")
 
 
@@ -83,7 +95,7 @@ def load_onnx(path: str | Path, constants: dict[str, np.ndarray] | None = None,
     _check_static_inputs(model, path)
     model = _infer_shapes(model, path)
     _check_dtypes(model, path)
-    graph = _Importer(model, path).run()
+    graph = _Importer(model, path, allow_unsupported).run()
     graph.validate()
     return graph
 
@@ -154,11 +166,12 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]
 
 def _supported_list() -> str:
     return (f"Supported ops: {', '.join(COMPUTE_OPS)} (BatchNormalization only right after a Conv/Gemm, Relu/Clip "
-            f"only fused into the op before them); in constant shape computations also {', '.join(FOLD_ONLY_OPS)}.")
+            f"only fused into the op before them); in constant shape computations also {', '.join(FOLD_ONLY_OPS)}; "
+            f"in quantized (QDQ) models, between DequantizeLinear and QuantizeLinear, also {', '.join(ISLAND_OPS)}.")
 
 
 def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserError:
-    if op_type in COMPUTE_OPS or op_type in FOLD_ONLY_OPS:  # an op mcutool knows, in a form it does not
+    if op_type in COMPUTE_OPS or op_type in FOLD_ONLY_OPS or op_type in ISLAND_OPS:  # known, not in this form
         what = f"node '{name}' ({op_type}) cannot be imported: {why}."
     else:
         what = f"node '{name}' uses the ONNX op {op_type}{f' ({why})' if why else ''}, which mcutool cannot import."
@@ -166,9 +179,19 @@ def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserErro
                      f"and try again.")
 
 
+# why an op mcutool does not import is not imported, where there is more to say than "not supported"
+_WHY_NOT = {
+    "GRU": "mcutool's only recurrent layer is TFLite Micro's integer LSTM (UNIDIRECTIONAL_SEQUENCE_LSTM, 8x8->16); "
+           "a GRU has no integer kernel: train with an LSTM layer instead",
+    "LSTM": "the ONNX LSTM is not mapped onto mcutool's integer LSTM yet; convert the Keras model with TFLite's "
+            "converter, whose UNIDIRECTIONAL_SEQUENCE_LSTM mcutool imports",
+    "RNN": "mcutool's only recurrent layer is TFLite Micro's integer LSTM",
+}
+
+
 def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
     """One error naming every op mcutool cannot import: each op type, how many nodes use it, the first one."""
-    ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS)
+    ok = set(COMPUTE_OPS) | set(FOLD_ONLY_OPS) | set(ISLAND_OPS)  # ISLAND_OPS: checked on translation
     groups: dict[str, list[str]] = {}
     for i, node in enumerate(model.graph.node):
         name = node.name or f"{node.op_type}_{i}"
@@ -177,8 +200,9 @@ def _check_op_support(model: onnx.ModelProto, path: Path) -> None:
         elif node.op_type not in ok:
             groups.setdefault(node.op_type, []).append(name)
     if groups:
-        listed = "; ".join(f"{op}: {len(names)} nodes, the first '{names[0]}'" if len(names) > 1 else
-                           f"{op}: 1 node, '{names[0]}'" for op, names in groups.items())
+        listed = "; ".join((f"{op}: {len(names)} nodes, the first '{names[0]}'" if len(names) > 1 else
+                            f"{op}: 1 node, '{names[0]}'") + (f" ({_WHY_NOT[op]})" if op in _WHY_NOT else "")
+                           for op, names in groups.items())
         kinds = f"{len(groups)} ONNX op types" if len(groups) > 1 else "an ONNX op type"
         raise UserError(f"'{path}': {kinds} of the model cannot be imported by mcutool: {listed}. "
                         f"{_supported_list()} Replace the ops (or re-export the model without them) and try again.")
@@ -342,8 +366,9 @@ def _same_quant(a: Quant | None, b: Quant | None) -> bool:
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, path: Path):
+    def __init__(self, model: onnx.ModelProto, path: Path, allow_unsupported: bool = False):
         self.model = model
+        self.allow_unsupported = allow_unsupported
         self.path = path
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.g = Graph(name=model.graph.name or path.stem)
@@ -370,6 +395,14 @@ class _Importer:
         self._rewrite_fc()
         self._fold_fc_bias_add()
         self._fold_batchnorm()
+        self._move_qdq_through_data_movement()
+        self._drop_identity_qdq()
+        self._channel_permutations()
+        self._qdq_lookup_tables()
+        self._decompose_layer_norm()
+        self._normalization_forms()
+        self._float_functions()
+        self._decompose_hard_sigmoid()
         self._fuse_activations()
         self._quant_params()
         self._graph_inputs()
@@ -377,10 +410,15 @@ class _Importer:
         for node in self.nodes:
             if node.skip:
                 continue
-            if node.op in FOLD_ONLY_OPS:
+            if node.op in FOLD_ONLY_OPS and node.op not in handlers:
                 live = next((i for i in node.inputs if i and i not in self.consts), "?")
                 raise _unsupported(self.path, node.name, node.op, f"here it reads the run-time tensor '{live}'; "
                                    f"mcutool evaluates {node.op} only on constants, at import time")
+            if node.op in ISLAND_OPS and node.op not in handlers and not self.allow_unsupported:
+                raise _unsupported(self.path, node.name, node.op, "mcutool imports it only as part of an "
+                                   "elementwise function of one tensor (with constants of one value), which becomes "
+                                   "one int8 lookup table; here it reads several run-time tensors or a constant "
+                                   "of several values")
             handlers.get(node.op, self._unsupported_node)(node)
         self._graph_outputs()
         return self.g
@@ -605,6 +643,9 @@ class _Importer:
                 if a in self.consts:
                     raise self._err(node, "MatMul with a constant first operand is not supported.")
                 b_shape = self._static_shape(b)
+                if b not in self.consts:  # between activations (attention): a batched matmul
+                    node.op = "_BMM"
+                    continue
                 if len(b_shape) != 2:
                     raise self._err(node, f"MatMul with a {len(b_shape)}-D second operand is not supported "
                                           f"(only a 2-D B: a fully connected layer).")
@@ -662,10 +703,13 @@ class _Importer:
                   and self.consts[p.inputs[1]].q is None and all(i in self.consts for i in bn.inputs[1:5]))
             if ok and p.op == "_FC" and len(self._static_shape(x)) != 2:
                 ok = False
+            if not ok and all(i in self.consts for i in bn.inputs[1:5]) and len(self._static_shape(x)) == 4:
+                self._batchnorm_as_depthwise(bn)
+                continue
             if not ok:
-                raise _unsupported(self.path, bn.name, bn.op, "only a BatchNormalization directly after a Conv or "
-                                   "Gemm with constant float weights, whose output nothing else reads, is "
-                                   "supported: it is folded into that layer")
+                raise _unsupported(self.path, bn.name, bn.op, "only a BatchNormalization of a 4-D tensor, or one "
+                                   "directly after a Conv or Gemm with constant float weights (folded into it), "
+                                   "with constant parameters, is supported")
             gamma, beta, mean, var = (self.consts[i].value.astype(np.float64) for i in bn.inputs[1:5])
             f = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
             w = self.consts[p.inputs[1]].value.astype(np.float64)
@@ -684,6 +728,389 @@ class _Importer:
             p.outputs[0] = bn.outputs[0]
             self.nodes.remove(bn)
             prod, cons = self._maps()
+
+    # -- QDQ islands: float ops onnxruntime's quantizer leaves between DequantizeLinear and QuantizeLinear -------
+    def _derived(self, base: str, like: str, shape) -> str:
+        """A new ONNX-level run-time value named after `base`, with `like`'s dtype and the given shape."""
+        name = self._fresh(base)
+        self.reserved.add(name)
+        self.shapes[name], self.dtypes[name] = tuple(shape), self.dtypes.get(like, "float32")
+        return name
+
+    def _per_tensor_qdq(self, node: _Node | None, op: str) -> bool:
+        """`node` is a QuantizeLinear/DequantizeLinear (`op`) of a run-time tensor with one constant scale."""
+        if node is None or node.op != op or node.inputs[0] in self.consts:
+            return False
+        s = node.inputs[1]
+        z = node.inputs[2] if len(node.inputs) > 2 else ""
+        return s in self.consts and self.consts[s].value.size == 1 and (not z or z in self.consts)
+
+    def _move_qdq_through_data_movement(self) -> None:
+        """Reshape/Flatten/Squeeze/Unsqueeze/Transpose/MaxPool commute with (de)quantization (the same values,
+        moved or maxed; DequantizeLinear and QuantizeLinear are monotone), so a DequantizeLinear moves after them
+        (DQ -> Reshape becomes Reshape -> DQ) and a QuantizeLinear before them (Reshape -> Q becomes Q -> Reshape):
+        DQ -> ReduceMean -> Reshape -> Q, left in float by onnxruntime's quantizer, becomes an int8 ReduceMean and
+        an int8 reshape. Exact: no value changes."""
+        movable = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "Slice", "Gather", "Split")
+        # (a nearest-neighbour Resize would commute too; a linear one does not: it averages)
+        changed = True
+        while changed:
+            changed = False
+            prod, cons = self._maps()
+            for i, p in enumerate(self.nodes):
+                if p.op not in movable or p.act != "none" or (p.op == "MaxPool" and len(p.outputs) > 1
+                                                              and p.outputs[1]):
+                    continue
+                x, y = p.inputs[0], p.outputs[0]
+                dq = prod.get(x)
+                if self._per_tensor_qdq(dq, "DequantizeLinear"):  # DQ -> P  =>  P -> DQ
+                    outs = [o for o in p.outputs if o]
+                    ints = [self._derived(f"{o}_quantized", dq.inputs[0], self._static_shape(o)) for o in outs]
+                    moved = _Node(p.op, p.name, [dq.inputs[0], *p.inputs[1:]], ints, p.attrs, p.proto)
+                    deqs = [_Node("DequantizeLinear", f"{dq.name}/after_{p.name}", [o_int, *dq.inputs[1:]], [o],
+                                  dict(dq.attrs)) for o_int, o in zip(ints, outs)]
+                    self.nodes[i:i + 1] = [moved, *deqs]
+                    changed = True
+                    break
+                q = cons.get(y, [None])[0] if len(cons.get(y, [])) == 1 else None
+                if (p.op != "Split" and self._per_tensor_qdq(q, "QuantizeLinear") and y not in self.out_set
+                        and x not in self.consts
+                        and self.dtypes.get(x) == "float32" and prod.get(x) is not None):  # P -> Q  =>  Q -> P
+                    x_q = self._derived(f"{x}_quantized", q.outputs[0], self._static_shape(x))
+                    quant = _Node("QuantizeLinear", f"{q.name}/before_{p.name}", [x, *q.inputs[1:]], [x_q],
+                                  dict(q.attrs))
+                    moved = _Node(p.op, p.name, [x_q, *p.inputs[1:]], list(q.outputs), p.attrs, p.proto)
+                    self.nodes.remove(q)
+                    self.nodes[i:i + 1] = [quant, moved]
+                    changed = True
+                    break
+
+    def _same_qdq_params(self, a: _Node, b: _Node) -> bool:
+        va = [np.asarray(self.consts[i].value).ravel() for i in a.inputs[1:3] if i]
+        vb = [np.asarray(self.consts[i].value).ravel() for i in b.inputs[1:3] if i]
+        if len(va) == 1:
+            va.append(np.zeros(1, np.int64))
+        if len(vb) == 1:
+            vb.append(np.zeros(1, np.int64))
+        return (np.float32(va[0][0]) == np.float32(vb[0][0]) and int(va[1][0]) == int(vb[1][0])
+                and self.dtypes.get(a.inputs[0]) == self.dtypes.get(b.outputs[0]))
+
+    def _drop_identity_qdq(self) -> None:
+        """DequantizeLinear -> QuantizeLinear with the same scale, zero point and type gives back the same
+        integers: readers of the QuantizeLinear read the DequantizeLinear's input instead (onnxruntime writes such
+        pairs between data-movement ops, e.g. a channel shuffle's Reshape, Transpose, Reshape)."""
+        prod, cons = self._maps()
+        for q in [n for n in self.nodes if n.op == "QuantizeLinear"]:
+            dq = prod.get(q.inputs[0])
+            if (q.outputs[0] in self.out_set or not self._per_tensor_qdq(q, "QuantizeLinear")
+                    or not self._per_tensor_qdq(dq, "DequantizeLinear") or not self._same_qdq_params(dq, q)):
+                continue
+            for n in cons.get(q.outputs[0], []):
+                n.inputs = [dq.inputs[0] if i == q.outputs[0] else i for i in n.inputs]
+            self.nodes.remove(q)
+            prod, cons = self._maps()
+        # DequantizeLinears nothing reads any more (their readers moved to the integers)
+        self.nodes = [n for n in self.nodes if not (n.op == "DequantizeLinear" and n.outputs[0] not in self.out_set
+                                                    and not cons.get(n.outputs[0]))]
+
+    def _channel_permutations(self) -> None:
+        """Reshape -> Transpose -> Reshape that only permutes the channels of a 4-D NCHW tensor (ShuffleNet's
+        channel shuffle, through a 5-D tensor the firmware has no kernels for) -> one Gather of the channels,
+        found by running the three ops on element indices."""
+        prod, cons = self._maps()
+        for c in [n for n in self.nodes if n.op == "Reshape"]:
+            b = prod.get(c.inputs[0])
+            a = prod.get(b.inputs[0]) if b is not None and b.op == "Transpose" else None
+            if a is None or a.op != "Reshape" or any(v in self.out_set or len(cons.get(v, [])) != 1
+                                                     for v in (a.outputs[0], b.outputs[0])):
+                continue
+            shape = self.shapes.get(a.inputs[0])
+            if shape is None or len(shape) != 4 or None in shape or self.shapes.get(c.outputs[0]) != shape:
+                continue
+            idx = np.arange(int(np.prod(shape))).reshape(shape)
+            moved = idx.reshape(self._static_shape(a.outputs[0])).transpose(b.attrs.get("perm")).reshape(shape)
+            perm = moved[0, :, 0, 0] // (shape[2] * shape[3])
+            if shape[0] != 1 or not np.array_equal(moved, idx[:, perm]):
+                continue
+            name = self._add_const(f"{c.name}/channels", _Const(perm.astype(np.int64)))
+            gather = _Node("Gather", c.name, [a.inputs[0], name], list(c.outputs), {"axis": 1})
+            self.nodes[self.nodes.index(c)] = gather
+            self.nodes.remove(a)
+            self.nodes.remove(b)
+            prod, cons = self._maps()
+
+    def _qdq_lookup_tables(self) -> None:
+        """DQ -> elementwise float ops -> Q, where every float value in between depends on one int8 (uint8) tensor
+        alone (Sigmoid, HardSwish, Div by a constant and Erf of a GELU, x * Sigmoid(x) ...), becomes one 256-entry
+        lookup table: each entry is what ONNX computes for that input value (DequantizeLinear, the float ops,
+        QuantizeLinear, run by onnx's reference evaluator at import time), so the output is rounded once, to the
+        model's own output scale."""
+        prod, cons = self._maps()
+        for q in [n for n in self.nodes if n.op == "QuantizeLinear"]:
+            island = self._elementwise_island(q, prod, cons)
+            if island is None:
+                continue
+            dq, members = island
+            table = self._island_table(dq, members, q)
+            gone = {id(n) for n in members} | {id(q)}
+            at = min(i for i, n in enumerate(self.nodes) if id(n) in gone)
+            lut = _Node("_LUT", members[-1].name, [dq.inputs[0], *q.inputs[1:]], list(q.outputs), {"table": table})
+            self.nodes = [n for n in self.nodes[:at] if id(n) not in gone] + [lut] + \
+                         [n for n in self.nodes[at:] if id(n) not in gone]
+            prod, cons = self._maps()
+
+    def _elementwise_island(self, q: _Node, prod, cons):
+        """(the DequantizeLinear, the float nodes in graph order) of a lookup-table island ending at `q`, or None."""
+        if not self._per_tensor_qdq(q, "QuantizeLinear"):
+            return None
+        members, todo, source = [], [q.inputs[0]], None
+        while todo:
+            v = todo.pop()
+            p = prod.get(v)
+            if v in self.out_set or p is None:
+                return None
+            if p.op == "DequantizeLinear":
+                if not self._per_tensor_qdq(p, "DequantizeLinear") or (source is not None and source is not p):
+                    return None
+                source = p
+                continue
+            if p.op not in _ELEMENTWISE or p.act != "none":
+                return None
+            if p not in members:
+                members.append(p)
+                if any(i and i not in self.consts for i in p.inputs[_ELEMENTWISE[p.op]:]):
+                    return None
+                for i in p.inputs[:_ELEMENTWISE[p.op]]:
+                    if i and i in self.consts:
+                        if self.consts[i].value.size != 1:
+                            return None
+                    elif i:
+                        todo.append(i)
+        if source is None or not members:
+            return None
+        inside = {id(n) for n in members} | {id(q)}
+        for n in members:  # nothing outside the island reads a value inside it
+            if any(o in self.out_set or any(id(c) not in inside for c in cons.get(o, [])) for o in n.outputs if o):
+                return None
+        if self._static_shape(q.outputs[0]) != self._static_shape(source.inputs[0]):
+            return None
+        order = {id(n): i for i, n in enumerate(self.nodes)}
+        return source, sorted(members, key=lambda n: order[id(n)])
+
+    def _island_table(self, dq: _Node, members: list[_Node], q: _Node) -> tuple[int, ...]:
+        """The island's output for each of the 256 input codes, as ONNX defines it: DequantizeLinear and
+        QuantizeLinear in float32 (round half to even, saturate), the float ops by onnx's reference evaluator."""
+        from onnx.reference import ReferenceEvaluator
+
+        src, x = dq.inputs[0], dq.outputs[0]
+        signed = self.dtypes.get(src) == "int8"
+        codes = np.arange(-128, 128) if signed else np.arange(256)
+        s_in, z_in = self._qparam(dq, 1, "scale"), self._qparam(dq, 2, "zero point")
+        xf = ((codes - (0 if z_in is None else int(z_in.ravel()[0]))).astype(np.float32)
+              * np.float32(s_in.ravel()[0]))
+        protos = [self._proto(n) for n in members]
+        consts = sorted({i for p in protos for i in p.input if i in self.consts})
+        inits = [numpy_helper.from_array(np.asarray(self.consts[i].value), i) for i in consts]
+        g = helper.make_graph(protos, "table", [helper.make_tensor_value_info(x, TensorProto.FLOAT, [256])],
+                              [helper.make_tensor_value_info(q.inputs[0], TensorProto.FLOAT, None)], inits)
+        try:
+            y = ReferenceEvaluator(helper.make_model(g, opset_imports=self.model.opset_import)).run(None, {x: xf})[0]
+        except Exception as e:
+            raise self._err(members[-1], f"computing its lookup table failed ({e}).") from None
+        s_out, z_out = self._qparam(q, 1, "scale"), self._qparam(q, 2, "zero point")
+        out_signed = self.dtypes.get(q.outputs[0]) == "int8"
+        lo, hi = (-128, 127) if out_signed else (0, 255)
+        yq = np.rint(np.asarray(y, np.float32).reshape(-1) / np.float32(s_out.ravel()[0]))
+        yq = np.clip(yq + (0 if z_out is None else int(z_out.ravel()[0])), lo, hi).astype(np.int64)
+        return tuple(int(v) for v in (yq if out_signed else yq - 128))
+
+    def _float_functions(self) -> None:
+        """In a float model, the elementwise ops around one that has no IR op (Erf, Gelu, Tanh, Exp ...: ISLAND_OPS)
+        whose values all depend on one run-time tensor (a GELU: Div, Erf, Add, Mul by x, Mul by 0.5) -> one
+        `float_function` op holding them as an ONNX graph; quantizing the model makes it one table."""
+        prod, cons = self._maps()
+        for seed in [n for n in self.nodes if n.op in ISLAND_OPS]:
+            if not any(n is seed for n in self.nodes):
+                continue  # already in a function
+            found = self._function_around(seed, prod, cons)
+            if found is None:
+                continue
+            source, members, out = found
+            gone = {id(n) for n in members}
+            at = min(i for i, n in enumerate(self.nodes) if id(n) in gone)
+            label = "+".join(n.op for n in members)
+            func = _Node("_FUNC", members[-1].name, [source], [out],
+                         {"model": self._function_model(source, members, out), "label": label})
+            self.nodes = [n for n in self.nodes[:at] if id(n) not in gone] + [func] + \
+                         [n for n in self.nodes[at:] if id(n) not in gone]
+            prod, cons = self._maps()
+
+    def _function_around(self, seed: _Node, prod, cons):
+        """(source, member nodes in graph order, output) of the elementwise function of one tensor around `seed`."""
+        def usable(n):
+            k = _ELEMENTWISE.get(n.op)
+            return (k is not None and n.act == "none" and all(i in self.consts for i in n.inputs[k:] if i)
+                    and all(self.consts[i].value.size == 1 for i in n.inputs[:k] if i in self.consts))
+
+        def runtime(n):
+            return [i for i in n.inputs[:_ELEMENTWISE[n.op]] if i and i not in self.consts]
+
+        if not usable(seed):
+            return None
+        members = [seed]
+        while True:  # backward, while the single outside input comes from an op of the function
+            made = {o for m in members for o in m.outputs}
+            ins = {i for m in members for i in runtime(m)} - made
+            if len(ins) != 1:
+                return None
+            source = next(iter(ins))
+            p = prod.get(source)
+            if (p is None or not usable(p) or source in self.out_set or len(p.outputs) != 1
+                    or not all(any(c is m for m in members) for c in cons.get(source, []))):
+                break
+            members.append(p)
+        while True:  # forward, while the single output is read by one op of the function only
+            outs = [o for m in members for o in m.outputs if o and (o in self.out_set or any(
+                not any(c is m2 for m2 in members) for c in cons.get(o, [])))]
+            if len(outs) != 1:
+                return None
+            out = outs[0]
+            readers = cons.get(out, [])
+            made = {o for m in members for o in m.outputs} | {source}
+            if (out in self.out_set or len(readers) != 1 or not usable(readers[0])
+                    or not set(runtime(readers[0])) <= made):
+                break
+            members.append(readers[0])
+        if self.dtypes.get(source) != "float32" or self._static_shape(out) != self._static_shape(source):
+            return None
+        order = {id(n): i for i, n in enumerate(self.nodes)}
+        return source, sorted(members, key=lambda n: order[id(n)]), out
+
+    def _function_model(self, source: str, members: list[_Node], out: str) -> bytes:
+        """The members as an ONNX model y = f(x) on a 1-D float tensor."""
+        def renamed(n):
+            return {source: "x", out: "y"}.get(n, n)
+
+        protos = []
+        for n in members:
+            p = self._proto(n)
+            p.input[:] = [renamed(i) for i in p.input]
+            p.output[:] = [renamed(o) for o in p.output]
+            protos.append(p)
+        consts = sorted({i for p in protos for i in p.input if i in self.consts})
+        inits = [numpy_helper.from_array(np.asarray(self.consts[i].value).reshape(()), i) for i in consts]
+        g = helper.make_graph(protos, "function", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])], inits)
+        model = helper.make_model(g, opset_imports=self.model.opset_import)
+        model.ir_version = self.model.ir_version
+        return model.SerializeToString()
+
+    def _decompose_hard_sigmoid(self) -> None:
+        """HardSigmoid outside a QDQ island (a float model): clip(alpha x + beta, 0, 1) = relu6(6 alpha x +
+        6 beta) / 6 -> Mul (skipped when 6 alpha = 1, PyTorch's 1/6), Add with a fused relu6, Mul by 1/6: the ops
+        TFLite's converter writes for Keras' hard_sigmoid."""
+        for node in [n for n in self.nodes if n.op == "HardSigmoid"]:
+            alpha, beta = node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)
+            x, y = node.inputs[0], node.outputs[0]
+            at = self.nodes.index(node)
+            new = []
+            if abs(6 * alpha - 1) > 1e-6:
+                scaled = self._derived(f"{y}_scaled", x, self._static_shape(y))
+                new.append(_Node("Mul", f"{node.name}/scale", [x, self._add_const(
+                    f"{node.name}/6alpha", _Const(np.array(6 * alpha, np.float32)))], [scaled], {}))
+                x = scaled
+            clipped = self._derived(f"{y}_relu6", x, self._static_shape(y))
+            new.append(_Node("Add", f"{node.name}/shift", [x, self._add_const(
+                f"{node.name}/6beta", _Const(np.array(6 * beta, np.float32)))], [clipped], {}, act="relu6"))
+            new.append(_Node("Mul", node.name, [clipped, self._add_const(
+                f"{node.name}/sixth", _Const(np.array(1 / 6, np.float32)))], [y], {}))
+            self.nodes[at:at + 1] = new
+
+    def _decompose_layer_norm(self) -> None:
+        """LayerNormalization over the last axis (a float model) -> the ops TFLite's converter writes for Keras'
+        LayerNormalization: mean, x - mean, its square, mean, + epsilon, rsqrt, products with gamma, + beta. Each
+        intermediate gets its own int8 scale from calibration."""
+        prod, _ = self._maps()
+        for node in [n for n in self.nodes if n.op == "LayerNormalization"]:
+            x, gamma = node.inputs[0], node.inputs[1]
+            if prod.get(x) is not None and prod[x].op == "DequantizeLinear":
+                raise self._err(node, "a LayerNormalization between DequantizeLinear and QuantizeLinear (a QDQ "
+                                      "model) is not supported: mcutool runs a layer norm as TFLite's int8 ops "
+                                      "(mean, variance, rsqrt, products), each with its own scale, and the QDQ "
+                                      "model gives none for those values. Give mcutool the float model with "
+                                      "--calib, or leave LayerNormalization out of op_types_to_quantize and "
+                                      "quantize its float model.")
+            beta = node.inputs[2] if len(node.inputs) > 2 else ""
+            shape = self._static_shape(x)
+            axis = node.attrs.get("axis", -1) % len(shape)
+            if axis != len(shape) - 1 or any(o for o in node.outputs[1:]):
+                raise self._err(node, "only a LayerNormalization over the last axis, without its mean and "
+                                      "inverse-deviation outputs, is supported.")
+            y = node.outputs[0]
+            stat = shape[:-1] + (1,)
+
+            def value(base, shp):
+                return self._derived(f"{y}_{base}", x, shp)
+
+            m, d, d2, v, ve, r, n = (value("mean", stat), value("centred", shape), value("squared", shape),
+                                     value("variance", stat), value("variance_eps", stat), value("rsqrt", stat),
+                                     value("normalized", shape))
+            eps = self._add_const(f"{node.name}/epsilon", _Const(np.array(node.attrs.get("epsilon", 1e-5),
+                                                                          np.float32)))
+            mean = {"axes": [axis], "keepdims": 1}
+            new = [_Node("ReduceMean", f"{node.name}/mean", [x], [m], dict(mean)),
+                   _Node("Sub", f"{node.name}/centre", [x, m], [d], {}),
+                   _Node("Mul", f"{node.name}/square", [d, d], [d2], {}),
+                   _Node("ReduceMean", f"{node.name}/variance", [d2], [v], dict(mean)),
+                   _Node("Add", f"{node.name}/epsilon", [v, eps], [ve], {}),
+                   _Node("_Rsqrt", f"{node.name}/rsqrt", [ve], [r], {}),
+                   _Node("Mul", f"{node.name}/normalize", [d, r], [n], {})]
+            if beta:
+                ng = value("scaled", shape)
+                new += [_Node("Mul", f"{node.name}/gamma", [n, gamma], [ng], {}),
+                        _Node("Add", node.name, [ng, beta], [y], {})]
+            else:
+                new.append(_Node("Mul", node.name, [n, gamma], [y], {}))
+            at = self.nodes.index(node)
+            self.nodes[at:at + 1] = new
+
+    def _normalization_forms(self) -> None:
+        """The layer norm as PyTorch exports it below opset 17: Pow(x, 2) -> Mul(x, x), and Div(a, Sqrt(b)) ->
+        Mul(a, rsqrt(b)) (TFLite has RSQRT, no SQRT)."""
+        prod, cons = self._maps()
+        for node in list(self.nodes):
+            if node.op == "Pow" and node.inputs[1] in self.consts and node.inputs[0] not in self.consts \
+                    and np.all(np.asarray(self.consts[node.inputs[1]].value) == 2):
+                node.op, node.inputs, node.proto = "Mul", [node.inputs[0], node.inputs[0]], None
+            elif node.op == "Div" and node.inputs[1] not in self.consts:
+                sq = prod.get(node.inputs[1])
+                if (sq is not None and sq.op == "Sqrt" and len(cons.get(sq.outputs[0], [])) == 1
+                        and sq.outputs[0] not in self.out_set):
+                    sq.op, sq.proto = "_Rsqrt", None
+                    node.op, node.proto = "Mul", None
+
+    def _batchnorm_as_depthwise(self, bn: _Node) -> None:
+        """A BatchNormalization that cannot be folded into the layer before it (dynamo keeps it beside a QDQ conv,
+        or it follows an Add or Concat): y = a x + b per channel, a 1x1 depthwise conv. Its weights a carry an
+        integer form too (symmetric per channel, a = +-127 * scale exactly), used when the BatchNormalization sits
+        between DequantizeLinear and QuantizeLinear."""
+        gamma, beta, mean, var = (self.consts[i].value.astype(np.float64) for i in bn.inputs[1:5])
+        with np.errstate(all="ignore"):
+            a = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
+            b = beta - mean * a
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or a.size != self._static_shape(bn.inputs[0])[1]:
+            raise self._err(bn, "its parameters give a non-finite scale or shift (a negative variance?), or do not "
+                                "match its input's channels; the model is corrupt.")
+        scale = np.where(a != 0, np.abs(a) / 127.0, 1.0)
+        ints = np.round(a / scale).astype(np.int8)
+        c = a.size
+        w = _Const((ints * scale).astype(np.float32).reshape(c, 1, 1, 1),
+                   _QInfo(ints.reshape(c, 1, 1, 1), scale, np.zeros(c, np.int64), 0))
+        w_name = self._add_const(f"{bn.name}/weights", w)
+        b_name = self._add_const(f"{bn.name}/bias", _Const(b.astype(np.float32)))
+        at = self.nodes.index(bn)
+        self.nodes[at] = _Node("Conv", bn.name, [bn.inputs[0], w_name, b_name], [bn.outputs[0]],
+                               {"group": c, "kernel_shape": [1, 1]})
 
     def _activation_kind(self, node: _Node) -> str:
         if node.op == "Relu":
@@ -774,13 +1201,16 @@ class _Importer:
                 data = node.inputs if node.op == "Concat" else node.inputs[:1]
                 for i in data:
                     if i and i not in self.consts:
-                        self._union(i, node.outputs[0])
+                        for o in (node.outputs if node.op == "Split" else node.outputs[:1]):
+                            self._union(i, o)
         for node in self.nodes:
             op = node.op
             if op == "QuantizeLinear":
                 s = self._qparam(node, 1, "scale")
                 if s.size > 1:
                     raise self._err(node, "per-axis quantization of a run-time tensor is not supported.")
+                self._declare_from(node, -1, 1, 2)
+            elif op == "_LUT":
                 self._declare_from(node, -1, 1, 2)
             elif op == "DequantizeLinear":
                 s = self._qparam(node, 1, "scale")
@@ -1055,9 +1485,12 @@ class _Importer:
             "Concat": self._concat, "MaxPool": self._pool, "AveragePool": self._pool,
             "GlobalAveragePool": self._global_pool, "GlobalMaxPool": self._global_pool,
             "ReduceMean": self._reduce_mean, "Softmax": self._softmax, "Sigmoid": self._sigmoid,
-            "Sign": self._sign,
+            "Sign": self._sign, "_LUT": self._lut,
             "Reshape": self._reshape, "Flatten": self._reshape, "Squeeze": self._reshape, "Unsqueeze": self._reshape,
             "Transpose": self._transpose, "Pad": self._pad,
+            "Split": self._split, "Slice": self._slice, "Gather": self._gather, "HardSwish": self._hard_swish,
+            "Resize": self._resize, "Upsample": self._resize, "_BMM": self._batch_matmul, "_Rsqrt": self._rsqrt,
+            "Pow": self._pow, "_FUNC": self._float_function,
         }
 
     def _unsupported_node(self, node: _Node) -> None:
@@ -1264,6 +1697,17 @@ class _Importer:
             w_ir = self._transposed(src, (1, 0), f"{w.name}_t") if w_transposed else src
         self._write(node, q, "same", "fully_connected", [a_ir, w_ir, bias], FullyConnectedAttrs(node.act))
 
+    def _batch_matmul(self, node: _Node) -> None:
+        """MatMul of two run-time tensors (attention's Q K^T and P V) -> IR batch_matmul in ONNX's layout."""
+        mode, q = self._mode(node, node.inputs[:2])
+        self._no_int(node, mode)
+        a, b = (self._src(self._val(n), mode) for n in node.inputs[:2])
+        if min(len(a.shape), len(b.shape)) < 2:
+            raise self._err(node, "a MatMul of a 1-D run-time operand is not supported.")
+        a_ir, _ = self._rep(a, ("same",))
+        b_ir, _ = self._rep(b, ("same",))
+        self._write(node, q, "same", "batch_matmul", [a_ir, b_ir], BatchMatMulAttrs())
+
     def _matmul_weight_qop(self, node: _Node, scale, zp):
         b = node.inputs[3] if node.op == "QLinearMatMul" else node.inputs[1]
         if len(self._static_shape(b)) != 2:
@@ -1296,6 +1740,10 @@ class _Importer:
         out = self._val(node.outputs[0])
         if layout == "flat":
             out.flat = src_val.flat
+        if (x.deq is not None and out.dtype == src_val.dtype and out.name not in self.out_set
+                and _same_quant(self.g.tensor(src).quant, self._act_quant(out, layout))):
+            out.reps[layout] = src  # DQ -> Q with the same scale and zero point: the same integers
+            return
         self._op(node.name, "quantize", [src], [self._new_rep(out, layout)])
 
     def _dequantize(self, node: _Node) -> None:
@@ -1328,9 +1776,9 @@ class _Importer:
         mode, q = self._mode(node, node.inputs[:2], qdq=node.op in ("Add", "Mul"))
         self._no_int(node, mode)
         a, b = self._val(node.inputs[0]), self._val(node.inputs[1])
-        if node.op in ("Sub", "Div"):
-            if b.const is None:
-                raise self._err(node, f"{node.op} is supported only with a constant second operand.")
+        if node.op in ("Sub", "Div") and b.const is None:  # between activations: TFLite's SUB / DIV
+            kind = node.op.lower()
+        elif node.op in ("Sub", "Div"):
             v = b.const.value.astype(np.float32)
             b = _Val(b.name, b.shape, "float32", const=_Const(-v if node.op == "Sub" else 1.0 / v))
         out_shape = self._static_shape(node.outputs[0])
@@ -1367,6 +1815,13 @@ class _Importer:
         x = self._src(self._val(node.inputs[0]), mode)
         x_ir, layout = self._rep(x, self._layouts(x))
         self._write(node, q, layout, "logistic", [x_ir], flat=x.flat if layout == "flat" else None)
+
+    def _lut(self, node: _Node) -> None:
+        """A QDQ island made one lookup table (_qdq_lookup_tables)."""
+        x = self._val(node.inputs[0])
+        x_ir, layout = self._rep(x, self._layouts(x))
+        self._write(node, None, layout, "lut", [x_ir], LutAttrs(node.attrs["table"]),
+                    flat=x.flat if layout == "flat" else None)
 
     def _sign(self, node: _Node) -> None:
         """Sign -> IR sign (+-1; a binary network's activation, DESIGN.md §8). The binarize pass turns a Sign
@@ -1532,6 +1987,147 @@ class _Importer:
             self._write(node, q, lo, "reshape", [x_ir], keep_quant=x_ir)
         else:
             self._write(node, q, lo, "transpose", [x_ir], TransposeAttrs(qperm), keep_quant=x_ir)
+
+    def _data_layout(self, x: _Val) -> str:
+        """NHWC for a 4-D value that has (or is made from) an NHWC rep, else ONNX's own order."""
+        return "nhwc" if len(x.shape) == 4 and self._has(x, "nhwc") else "same"
+
+    def _split(self, node: _Node) -> None:
+        """Split (sizes as the `split` attribute, as an input from opset 13, or num_outputs from opset 18: the
+        outputs' shapes say them all) -> IR split, in the input's layout."""
+        mode, _ = self._mode(node, node.inputs[:1], qdq=False)
+        x = self._val(node.inputs[0])
+        r = len(x.shape)
+        axis = node.attrs.get("axis", 0) % r
+        layout = self._data_layout(x)
+        x_ir, _ = self._rep(x, (layout,))
+        outs = [self._new_rep(self._val(o), layout) for o in node.outputs if o]
+        if len(outs) != len(node.outputs):
+            raise self._err(node, "an unused (empty-named) output is not supported.")
+        self._op(node.name, "split", [x_ir], outs, AxisAttrs(list(_layout_perm(layout, r)).index(axis)))
+
+    def _slice(self, node: _Node) -> None:
+        """Slice with constant starts/ends/axes/steps (positive) -> IR strided_slice, each axis resolved as ONNX
+        clamps it."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        r = len(x.shape)
+        if self.opset < 10:
+            starts, ends = node.attrs["starts"], node.attrs["ends"]
+            axes, steps = node.attrs.get("axes", list(range(len(starts)))), [1] * len(starts)
+        else:
+            def const(i, default):
+                name = node.inputs[i] if len(node.inputs) > i else ""
+                if not name:
+                    return default
+                if name not in self.consts:
+                    raise self._err(node, f"its input '{name}' is computed at run time; only constant starts, "
+                                          f"ends, axes and steps are supported.")
+                return [int(v) for v in np.asarray(self.consts[name].value).ravel()]
+            starts, ends = const(1, None), const(2, None)
+            axes = const(3, list(range(len(starts))))
+            steps = const(4, [1] * len(starts))
+        begin, end, stride = [0] * r, list(x.shape), [1] * r
+        for a, st, en, sp in zip(axes, starts, ends, steps):
+            a %= r
+            if sp <= 0:
+                raise self._err(node, f"step {sp} is not supported (only positive steps).")
+            dim = x.shape[a]
+            begin[a] = min(max(st + dim if st < 0 else st, 0), dim)
+            end[a] = min(max(en + dim if en < 0 else en, 0), dim)
+            stride[a] = sp
+        layout = self._data_layout(x)
+        x_ir, _ = self._rep(x, (layout,))
+        perm = _layout_perm(layout, r)
+        attrs = StridedSliceAttrs(tuple(begin[a] for a in perm), tuple(end[a] for a in perm),
+                                  tuple(stride[a] for a in perm))
+        self._write(node, q, layout, "strided_slice", [x_ir], attrs, keep_quant=x_ir)
+
+    def _gather(self, node: _Node) -> None:
+        """Gather of a run-time tensor by constant indices -> IR gather (int32 indices, negative ones resolved)."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        idx = node.inputs[1]
+        if idx not in self.consts:
+            raise self._err(node, "its indices are computed at run time; only constant indices are supported.")
+        r = len(x.shape)
+        axis = node.attrs.get("axis", 0) % r
+        ind = np.asarray(self.consts[idx].value).astype(np.int64)
+        ind = np.where(ind < 0, ind + x.shape[axis], ind).astype(np.int32)
+        layout = self._data_layout(x) if ind.ndim == 1 else "same"  # a 1-D index keeps the rank
+        x_ir, _ = self._rep(x, (layout,))
+        ind_ir = self._const_tensor(f"{node.name}/indices", ind)
+        ir_axis = list(_layout_perm(layout, r)).index(axis)
+        self._write(node, q, layout, "gather", [x_ir, ind_ir], GatherAttrs(ir_axis, 0), keep_quant=x_ir)
+
+    def _resize(self, node: _Node) -> None:
+        """Resize/Upsample of the H and W of a 4-D tensor -> IR resize_nearest_neighbor / resize_bilinear, for
+        the coordinate modes whose source pixels TFLite's kernels compute the same way (below); the output size
+        is the output's inferred shape."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        out_shape = self._static_shape(q.outputs[0] if q is not None else node.outputs[0])
+        if len(x.shape) != 4 or tuple(out_shape[:2]) != tuple(x.shape[:2]):
+            raise self._err(node, f"only resizing the height and width of a 4-D NCHW tensor is supported "
+                                  f"({list(x.shape)} -> {list(out_shape)}).")
+        how = node.attrs.get("mode", "nearest")
+        coords = node.attrs.get("coordinate_transformation_mode", "half_pixel" if self.opset >= 11 else
+                                "asymmetric")
+        nearest = node.attrs.get("nearest_mode", "round_prefer_floor" if self.opset >= 11 else "floor")
+        if self.opset < 11:
+            nearest = "floor"  # Resize-10 / Upsample: floor(out / scale), TFLite's default
+        up = [o % i == 0 for o, i in zip(out_shape[2:], x.shape[2:])]
+        if how == "nearest":
+            table = {("asymmetric", "floor"): (False, False), ("align_corners", "round_prefer_ceil"): (True, False),
+                     ("half_pixel", "round_prefer_ceil"): (False, True)}
+            key = (coords, nearest)
+            if key == ("half_pixel", "round_prefer_floor") and all(up):  # integer factors: no ties
+                key = ("half_pixel", "round_prefer_ceil")
+            if key == ("pytorch_half_pixel", nearest) and all(o > 1 for o in out_shape[2:]):
+                key = ("half_pixel", nearest)
+            kind = "resize_nearest_neighbor"
+        elif how == "linear":
+            table = {"asymmetric": (False, False), "align_corners": (True, False), "half_pixel": (False, True)}
+            key = "half_pixel" if coords == "pytorch_half_pixel" and all(o > 1 for o in out_shape[2:]) else coords
+            kind = "resize_bilinear"
+        else:
+            raise self._err(node, f"mode '{how}' is not supported (only nearest and linear).")
+        if key not in table or node.attrs.get("antialias", 0) or node.attrs.get("exclude_outside", 0):
+            raise self._err(node, f"mode '{how}' with coordinate_transformation_mode '{coords}'"
+                                  f"{f' and nearest_mode {nearest!r}' if how == 'nearest' else ''} is not supported: "
+                                  f"TFLite's resize kernels take asymmetric, align_corners or half_pixel source "
+                                  f"coordinates (nearest: floor, round_prefer_ceil, round_prefer_ceil).")
+        x_ir, _ = self._rep(x, ("nhwc",))
+        self._write(node, q, "nhwc", kind, [x_ir], ResizeAttrs(*table[key]), keep_quant=x_ir)
+
+    def _float_function(self, node: _Node) -> None:
+        """A float model's elementwise function of one tensor (_float_functions) -> IR float_function."""
+        from mcutool.ops.float_function import FunctionAttrs
+        mode, _ = self._mode(node, node.inputs[:1], qdq=False)
+        self._no_int(node, mode)
+        x = self._val(node.inputs[0])
+        x_ir, layout = self._rep(x, self._layouts(x))
+        self._write(node, None, layout, "float_function", [x_ir],
+                    FunctionAttrs(node.attrs["model"], node.attrs["label"]), flat=x.flat if layout == "flat" else None)
+
+    def _pow(self, node: _Node) -> None:
+        raise self._err(node, "only Pow(x, 2) of a run-time tensor (a layer norm's square) is supported, as x * x.")
+
+    def _rsqrt(self, node: _Node) -> None:
+        """1 / Sqrt(x) of a layer norm (_normalization_forms) -> IR rsqrt."""
+        mode, q = self._mode(node, node.inputs[:1])
+        self._no_int(node, mode)
+        x = self._src(self._val(node.inputs[0]), mode)
+        x_ir, layout = self._rep(x, [L for L in self._layouts(x) if L != "flat"] or ["same"])
+        self._write(node, q, layout, "rsqrt", [x_ir], NoAttrs())
+
+    def _hard_swish(self, node: _Node) -> None:
+        """HardSwish outside a QDQ island (a float model, or int8 QOperator tensors) -> IR hard_swish (TFLite's
+        arithmetic once quantized)."""
+        mode, q = self._mode(node, node.inputs[:1])
+        x = self._src(self._val(node.inputs[0]), mode)
+        x_ir, layout = self._rep(x, self._layouts(x))
+        self._write(node, q, layout, "hard_swish", [x_ir], NoAttrs(), flat=x.flat if layout == "flat" else None)
 
     def _pad(self, node: _Node) -> None:
         mode, q = self._mode(node, node.inputs[:1])

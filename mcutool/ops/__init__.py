@@ -62,3 +62,5 @@ from mcutool.ops import (arg_min_max, batch_matmul, broadcast_to, depth_to_space
 # elementwise and activation operators (ops8a)
 from mcutool.ops import (abs, cast, div, elu, hard_swish, l2_normalization, minmax, prelu, relu,  # noqa: E402,F401
                          rsqrt, squared_difference, tanh)
+# an ONNX float model's elementwise function of one tensor (Erf GELU ...): float only, a `lut` once quantized
+from mcutool.ops import float_function  # noqa: E402,F401

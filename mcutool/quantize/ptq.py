@@ -23,18 +23,21 @@ import numpy as np
 
 from .. import reference
 from ..errors import UserError
-from ..ir import Graph, NoAttrs, Op, Quant, Tensor
+from ..ir import Graph, LutAttrs, NoAttrs, Op, Quant, Tensor
+from ..ops.float_function import table as function_table
 from ..ops.strided_slice import axis_ranges
 
 SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice",
-                  "relu6")  # TFLite Micro's int8 RELU6 clamps raw values
+                  "relu6",  # TFLite Micro's int8 RELU6 clamps raw values
+                  "split", "slice", "gather", "resize_nearest_neighbor",  # move values without rescaling them
+                  "resize_bilinear")  # TFLite's int8 kernel needs the input's quantization
 FIXED_OUTPUT_QUANT = {"softmax": (1.0 / 256.0, -128), "logistic": (1.0 / 256.0, -128),
                       "tanh": (1.0 / 128.0, 0), "l2_normalization": (1.0 / 128.0, 0)}
 # ops whose inputs and output share one quantization (TFLite compares raw values): the output gets the union of
 # the inputs' ranges, and an input quantized otherwise is requantized to it by an int8 QUANTIZE first
 SHARED_QUANT_OPS = ("maximum", "minimum")
 # ops whose constant float operands are quantized like activations (per tensor, from their own range)
-CONST_ACTIVATION_OPERANDS = ("maximum", "minimum", "prelu", "squared_difference", "div")
+CONST_ACTIVATION_OPERANDS = ("maximum", "minimum", "prelu", "squared_difference", "div", "mul", "add")
 WEIGHTED_OPS = {"conv2d": 0, "depthwise_conv2d": 3, "fully_connected": None,  # per-channel axis (None: per tensor)
                 "transpose_conv2d": 0}
 
@@ -298,6 +301,8 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
         q.add_tensor(Tensor(inner, t.shape, "int8", oq))
         renamed[name] = inner
         outs.append(inner)
+    if op.kind == "float_function":  # an elementwise float function: its int8 table between the two scales
+        return Op(op.name, "lut", ins, outs, LutAttrs(function_table(op.attrs, quant[x_name], quant[outs[0]])))
     return Op(op.name, op.kind, ins, outs, copy.deepcopy(op.attrs))
 
 
