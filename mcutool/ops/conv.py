@@ -342,12 +342,20 @@ def _conv_16x8_kernel_params(graph: Graph, op: Op, function: str, bias_dtypes) -
 
 
 def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c (int8 convolutions get TVM kernels instead)."""
+    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c; with int4 weights runtime/mcu_conv2d_s4.c
+    (mcutool/ops/int4_weights.py); int8 convolutions get TVM kernels instead."""
+    if graph.tensor(op.inputs[1]).dtype == "int4":
+        from mcutool.ops import int4_weights  # it builds on this module's conv_kernel_params
+        return int4_weights.kernel_params(graph, op)
     return _conv_16x8_kernel_params(graph, op, "mcu_conv2d_s16", ("int32", "int64"))
 
 
 def depthwise_conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """DEPTHWISE_CONV_2D in the 16x8 scheme: runtime/mcu_depthwise_conv2d_s16.c (int8: TVM kernels)."""
+    """DEPTHWISE_CONV_2D in the 16x8 scheme: runtime/mcu_depthwise_conv2d_s16.c; with int4 weights
+    runtime/mcu_depthwise_conv2d_s4.c (mcutool/ops/int4_weights.py); int8: TVM kernels."""
+    if graph.tensor(op.inputs[1]).dtype == "int4":
+        from mcutool.ops import int4_weights  # it builds on this module's conv_kernel_params
+        return int4_weights.kernel_params(graph, op)
     return _conv_16x8_kernel_params(graph, op, "mcu_depthwise_conv2d_s16", DEPTHWISE_16X8_BIAS)
 
 

@@ -106,7 +106,11 @@ def _reference_fully_connected(graph, op, args):
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     """FULLY_CONNECTED in the 16x8 scheme: mcu_conv2d_s16 as a 1x1 conv over (batches, 1, 1, input size), the
-    per-tensor multiplier repeated per output channel (int8 layers get TVM kernels instead)."""
+    per-tensor multiplier repeated per output channel (int8 layers get TVM kernels instead); with int4 weights
+    runtime/mcu_conv2d_s4.c the same way (mcutool/ops/int4_weights.py)."""
+    if graph.tensor(op.inputs[1]).dtype == "int4":
+        from mcutool.ops import int4_weights  # it builds on conv.py's conv_kernel_params
+        return int4_weights.kernel_params(graph, op)
     x_t, w_t, out_t, bias_t = kernel_operands_16x8(graph, op, FC_16X8_BIAS)
     out_c, in_c = w_t.shape
     if x_t.size % in_c or x_t.size // in_c * out_c != out_t.size:
