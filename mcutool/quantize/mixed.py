@@ -98,7 +98,7 @@ class Choice:
     weights_bytes: int
     int8_weights_bytes: int
     predicted_sqnr_db: float | None
-    measured_sqnr_db: float               # on the calibration samples, first output, vs float
+    measured_sqnr_db: float | None        # on the calibration samples, first output, vs float
     sensitivity_db: dict[str, float] = field(default_factory=dict)  # layer -> output SQNR with only it int4
     candidates: list[dict] = field(default_factory=list)            # the measured alternatives
 
@@ -119,7 +119,8 @@ class Choice:
                 "int8_weights_bytes": self.int8_weights_bytes,
                 "weights_fraction_of_int8": round(self.weights_bytes / self.int8_weights_bytes, 4),
                 "predicted_sqnr_db": None if self.predicted_sqnr_db is None else round(self.predicted_sqnr_db, 2),
-                "measured_sqnr_db": round(self.measured_sqnr_db, 2), "layers": self.layers_json(graph),
+                "measured_sqnr_db": None if self.measured_sqnr_db is None else round(self.measured_sqnr_db, 2),
+                "layers": self.layers_json(graph),
                 "candidates": self.candidates}
 
 
@@ -160,11 +161,10 @@ def choose_widths(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.
         raise UserError(f"{graph.name}: --flash-budget {budget_bytes:,} B is below the smallest the model's "
                         f"weights reach, every conv/depthwise/fully connected layer int4: {all4:,} B (all int8: "
                         f"{int8_bytes:,} B).")
+    if budget_bytes >= int8_bytes:  # nothing to lower (the agreement report measures the int8 model)
+        return Choice({n: 8 for n in layers}, "all int8", budget_bytes, int8_bytes, int8_bytes, None, None)
     scorer = _Scorer(graph, ranges, samples)
     base = scorer.noise({})
-    if budget_bytes >= int8_bytes:
-        return Choice({n: 8 for n in layers}, "all int8", budget_bytes, int8_bytes, int8_bytes, scorer.db(base),
-                      scorer.db(base))
     alone = {n: scorer.noise({n: 4}) for n in layers}
     savings = [int4_saving(graph, n) for n in layers]
     added = [max(alone[n] - base, 0.0) for n in layers]
@@ -185,3 +185,45 @@ def choose_widths(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.
 def fixed_widths(graph: Graph, mode: str) -> dict[str, int]:
     """--weights int8 / int4: every int4-capable layer at that width."""
     return {n: 4 if mode == "int4" else 8 for n in int4_layers(graph)}
+
+
+def widths_for(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray], weights: str,
+               budget_bytes: int | None) -> tuple[dict[str, int], Choice | None]:
+    """The per-layer widths of --weights int8 | int4 | auto (auto: chosen under budget_bytes, required)."""
+    if weights not in WEIGHT_MODES:
+        raise UserError(f"--weights {weights}: use one of {', '.join(WEIGHT_MODES)}.")
+    if weights != "auto":
+        return fixed_widths(graph, weights), None
+    if budget_bytes is None:
+        raise UserError("--weights auto chooses each layer's weight width to fit a flash budget: pass "
+                        "--flash-budget BYTES (the bytes the model's weights may take).")
+    choice = choose_widths(graph, ranges, samples, budget_bytes)
+    return choice.bits, choice
+
+
+def quantize_mixed(graph: Graph, samples: dict[str, np.ndarray], method: str = "minmax", weights: str = "int8",
+                   budget_bytes: int | None = None) -> tuple[Graph, dict]:
+    """`ptq.quantize_model` with per-layer weight widths: the quantized graph and report.json's `quantization`
+    section, which adds `weights` (the mode), `layers` (bits and bytes per weighted layer) and, for auto,
+    `allocation` (budget, bytes, predicted and measured SQNR on the calibration samples, the alternatives)."""
+    from .ptq import agreement_report, calibrate, quantize_model
+    if weights == "int8" and budget_bytes is None:
+        qgraph, report = quantize_model(graph, samples, method)
+        bits, choice = fixed_widths(graph, "int8"), None
+    else:
+        ranges = calibrate(graph, samples, method)
+        bits, choice = widths_for(graph, ranges, samples, weights, budget_bytes)
+        qgraph = quantize_graph(graph, ranges, bits)
+        n = len(next(iter(samples.values())))
+        report = {"method": method, "samples": n, "outputs": agreement_report(graph, qgraph, samples)}
+        if choice is None and budget_bytes is not None and constant_bytes(qgraph) > budget_bytes:
+            raise UserError(f"{graph.name}: with --weights {weights} the weights take {constant_bytes(qgraph):,} B, "
+                            f"over --flash-budget {budget_bytes:,} B; use --weights auto to choose widths that fit.")
+    report["weights"] = weights
+    report["weights_bytes"] = constant_bytes(qgraph)
+    report["layers"] = (choice.layers_json(graph) if choice is not None
+                        else Choice(bits, weights, None, 0, 1, None, None).layers_json(graph))
+    if choice is not None:
+        report["allocation"] = choice.to_json(graph)
+        del report["allocation"]["layers"]
+    return qgraph, report
