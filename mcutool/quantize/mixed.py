@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph, Op
+from ..ops.common import im2col, padded
 from .ptq import Range, quantize_graph, run_batches, sqnr_db
 
 INT4_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")  # TFLite Micro's int4-weight kernels
@@ -90,6 +91,34 @@ def knapsack_brute_force(sizes: list[int], values: list[float], capacity: int) -
     return best
 
 
+HESSIAN_ROWS = 4096  # input vectors per batch a layer's second moments are estimated from (evenly spaced)
+
+
+def _layer_inputs(graph: Graph, op: Op, x: np.ndarray) -> np.ndarray:
+    """The input vectors (rows of K) a conv / fully connected layer's weights see: im2col of x, zero padded."""
+    if op.kind == "fully_connected":
+        return x.reshape(-1, graph.tensor(op.inputs[1]).shape[1])
+    a, w = op.attrs, graph.tensor(op.inputs[1])
+    out_hw = graph.tensor(op.outputs[0]).shape[1:3]
+    canvas = padded(x, out_hw, a.stride, a.dilation, w.shape[1:3], a.pads, 0.0)
+    return im2col(canvas, out_hw, a.stride, a.dilation, w.shape[1:3]).reshape(-1, w.size // w.shape[0])
+
+
+def layer_hessians(graph: Graph, samples: dict[str, np.ndarray], layers: list[str]) -> dict[str, np.ndarray]:
+    """Per conv / fully connected layer in `layers`: the second moments E[x x^T] of its float input vectors on
+    the samples (what GPTQ rounds int4 weights against). Depthwise layers are left to round-to-nearest."""
+    ops = [op for op in graph.ops if op.name in layers and op.kind in ("conv2d", "fully_connected")]
+    sums = {op.name: 0.0 for op in ops}
+    count = {op.name: 0 for op in ops}
+    for values in run_batches(graph, samples, keep=True):
+        for op in ops:
+            rows = _layer_inputs(graph, op, values[op.inputs[0]].astype(np.float64))
+            rows = rows[:: max(1, len(rows) // HESSIAN_ROWS)]
+            sums[op.name] = sums[op.name] + rows.T @ rows
+            count[op.name] += len(rows)
+    return {name: sums[name] / max(count[name], 1) for name in sums}
+
+
 @dataclass
 class Choice:
     bits: dict[str, int]                  # every int4-capable layer -> 8 or 4
@@ -127,14 +156,14 @@ class Choice:
 class _Scorer:
     """Output SQNR (first output, vs float) of quantized variants of one float graph on fixed samples."""
 
-    def __init__(self, graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray]):
-        self.graph, self.ranges, self.samples = graph, ranges, samples
+    def __init__(self, graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray], hessians=None):
+        self.graph, self.ranges, self.samples, self.hessians = graph, ranges, samples, hessians
         self.out = graph.outputs[0]
         self.reference = np.concatenate([v[self.out] for v in run_batches(graph, samples)]).astype(np.float64)
         self.signal = float(np.sum(self.reference ** 2))
 
     def noise(self, bits: dict[str, int]) -> float:
-        q = quantize_graph(self.graph, self.ranges, bits)
+        q = quantize_graph(self.graph, self.ranges, bits, self.hessians)
         y = np.concatenate([v[self.out] for v in run_batches(q, self.samples)]).astype(np.float64)
         return float(np.sum((self.reference - y) ** 2))
 
@@ -151,7 +180,7 @@ def fixed_rules(layers: list[str]) -> dict[str, dict[str, int]]:
 
 
 def choose_widths(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray],
-                  budget_bytes: int) -> Choice:
+                  budget_bytes: int, hessians: dict[str, np.ndarray] | None = None) -> Choice:
     """The widths whose weights fit `budget_bytes` (every constant of the quantized model) with the best output
     SQNR on `samples` (see the module docstring)."""
     layers = int4_layers(graph)
@@ -163,7 +192,7 @@ def choose_widths(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.
                         f"{int8_bytes:,} B).")
     if budget_bytes >= int8_bytes:  # nothing to lower (the agreement report measures the int8 model)
         return Choice({n: 8 for n in layers}, "all int8", budget_bytes, int8_bytes, int8_bytes, None, None)
-    scorer = _Scorer(graph, ranges, samples)
+    scorer = _Scorer(graph, ranges, samples, hessians)
     base = scorer.noise({})
     alone = {n: scorer.noise({n: 4}) for n in layers}
     savings = [int4_saving(graph, n) for n in layers]
@@ -188,7 +217,7 @@ def fixed_widths(graph: Graph, mode: str) -> dict[str, int]:
 
 
 def widths_for(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray], weights: str,
-               budget_bytes: int | None) -> tuple[dict[str, int], Choice | None]:
+               budget_bytes: int | None, hessians=None) -> tuple[dict[str, int], Choice | None]:
     """The per-layer widths of --weights int8 | int4 | auto (auto: chosen under budget_bytes, required)."""
     if weights not in WEIGHT_MODES:
         raise UserError(f"--weights {weights}: use one of {', '.join(WEIGHT_MODES)}.")
@@ -197,7 +226,7 @@ def widths_for(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.nda
     if budget_bytes is None:
         raise UserError("--weights auto chooses each layer's weight width to fit a flash budget: pass "
                         "--flash-budget BYTES (the bytes the model's weights may take).")
-    choice = choose_widths(graph, ranges, samples, budget_bytes)
+    choice = choose_widths(graph, ranges, samples, budget_bytes, hessians)
     return choice.bits, choice
 
 
@@ -212,8 +241,9 @@ def quantize_mixed(graph: Graph, samples: dict[str, np.ndarray], method: str = "
         bits, choice = fixed_widths(graph, "int8"), None
     else:
         ranges = calibrate(graph, samples, method)
-        bits, choice = widths_for(graph, ranges, samples, weights, budget_bytes)
-        qgraph = quantize_graph(graph, ranges, bits)
+        hessians = layer_hessians(graph, samples, int4_layers(graph)) if weights != "int8" else None
+        bits, choice = widths_for(graph, ranges, samples, weights, budget_bytes, hessians)
+        qgraph = quantize_graph(graph, ranges, bits, hessians)
         n = len(next(iter(samples.values())))
         report = {"method": method, "samples": n, "outputs": agreement_report(graph, qgraph, samples)}
         if choice is None and budget_bytes is not None and constant_bytes(qgraph) > budget_bytes:

@@ -24,6 +24,7 @@ from .. import reference
 from ..errors import UserError
 from ..ir import Graph, NoAttrs, Op, Quant, Tensor
 from ..ops.strided_slice import axis_ranges
+from .gptq import gptq_round
 
 SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice",
                   "relu6")  # TFLite Micro's int8 RELU6 clamps raw values
@@ -152,10 +153,12 @@ def activation_quant(r: Range) -> Quant:
 
 
 def weight_quant(w: np.ndarray, axis: int | None, bias: np.ndarray | None = None,
-                 input_scale: float | None = None, bits: int = 8) -> tuple[np.ndarray, Quant]:
+                 input_scale: float | None = None, bits: int = 8,
+                 hessian: np.ndarray | None = None) -> tuple[np.ndarray, Quant]:
     """Symmetric int8 (or, with bits=4, int4: -7..7) weights (zero point 0), per channel along `axis` or per
     tensor. Given the layer's float bias and input scale, a scale under which the int32 bias would overflow is
-    raised (`bias_safe_scale`)."""
+    raised (`bias_safe_scale`). Given the second moments of a conv's / fully connected layer's inputs
+    (`hessian`, K x K over its output channel's K weights), low-bit weights are rounded by GPTQ (gptq.py)."""
     qmax = 2 ** (bits - 1) - 1
     if axis is None:
         amax = np.array([np.abs(w).max()])
@@ -169,7 +172,11 @@ def weight_quant(w: np.ndarray, axis: int | None, bias: np.ndarray | None = None
     scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
     if bias is not None:
         scale = bias_safe_scale(scale, bias, input_scale)
-    q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
+    if hessian is not None and bits < 8 and axis in (0, None):
+        rows = w.reshape(w.shape[0], -1)
+        q = gptq_round(rows, np.broadcast_to(scale, (rows.shape[0],)), hessian, qmax).reshape(w.shape)
+    else:
+        q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
     return q, Quant(scale, np.zeros(scale.shape, np.int64), axis if axis is not None and scale.size > 1 else None)
 
 
@@ -206,9 +213,11 @@ def bias_safe_scale(scale: np.ndarray, bias: np.ndarray, input_scale: float) -> 
     return np.where(over, 2.0 * b / INT32_MAX * (127 / input_scale) / 127, scale).astype(np.float32)
 
 
-def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str, int] | None = None) -> Graph:
+def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str, int] | None = None,
+                   hessians: dict[str, np.ndarray] | None = None) -> Graph:
     """A new graph with int8 activations and weights; float graph inputs/outputs keep their float tensors.
-    `weight_bits` (layer name -> 4) gives layers int4 weights (mcutool.quantize.mixed chooses them)."""
+    `weight_bits` (layer name -> 4) gives layers int4 weights (mcutool.quantize.mixed chooses them), rounded by
+    GPTQ where `hessians` has the layer's input second moments (mixed.layer_hessians)."""
     q = Graph(name=graph.name, inputs=list(graph.inputs), outputs=list(graph.outputs))
     quant: dict[str, Quant] = {}
     for name in graph.inputs:
@@ -220,7 +229,8 @@ def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str
         q.ops.append(Op(f"quantize_input_{len(q.ops)}", "quantize", [name], [inner], NoAttrs()))
     renamed = {name: name + "/int8" for name in graph.inputs}
     for op in graph.ops:
-        q.ops.append(_quantize_op(graph, q, op, ranges, quant, renamed, (weight_bits or {}).get(op.name, 8)))
+        q.ops.append(_quantize_op(graph, q, op, ranges, quant, renamed, (weight_bits or {}).get(op.name, 8),
+                                  (hessians or {}).get(op.name)))
     for name in graph.outputs:
         inner = renamed[name]
         t = graph.tensor(name)
@@ -230,7 +240,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str
     return q
 
 
-def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: int = 8) -> Op:
+def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: int = 8, hessian=None) -> Op:
     ins = []
     x_name = renamed.get(op.inputs[0], op.inputs[0])
     for i, name in enumerate(op.inputs):
@@ -244,7 +254,7 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: i
         if op.kind in WEIGHTED_OPS and i == 1:
             bias = graph.tensor(op.inputs[2]).data if len(op.inputs) > 2 and op.inputs[2] else None
             data, wq = weight_quant(t.data.astype(np.float32), WEIGHTED_OPS[op.kind], bias,
-                                    float(quant[x_name].scale[0]), bits)
+                                    float(quant[x_name].scale[0]), bits, hessian)
             q.add_tensor(Tensor(name, t.shape, "int4" if bits == 4 else "int8", wq, data))
         elif op.kind in WEIGHTED_OPS and i == 2:
             s_in = float(quant[x_name].scale[0])
