@@ -4,10 +4,11 @@ connected layer, as a 1x1 conv -- and mcu_depthwise_conv2d_s4.c).
 
 The arithmetic is the int8 layer's (TFLite Micro unpacks INT4 filters to int8 in Prepare), so the reference is
 conv.py / fully_connected.py on the unpacked values (ir.Tensor.data holds them). Only the firmware's byte layout
-is int4's own (`kernel_weight_bytes`): a conv's (or FC's) filter rows of K = kh * kw * cin values, one after
-the other, two values per byte; with K a multiple of 8, each group of 8 values w0..w7 is stored as bytes
-j = 0..3 = w_j | w_{j+4} << 4, which a Cortex-M core with the DSP extension unpacks into SMLAD's int16 pairs
-with one mask and SXTB16 per pair; otherwise (and for depthwise weights) TFLite's order, low nibble first.
+is int4's own (`kernel_weight_bytes`): a conv's (or FC's) filter rows of K = kh * kw * cin values, each padded
+with zeros to a multiple of 8 (at most 3.5 bytes per output channel more than TFLite's packing), one after the
+other; each group of 8 values w0..w7 is stored as bytes j = 0..3 = w_j | w_{j+4} << 4, which a Cortex-M core
+with the DSP extension unpacks into SMLAD's int16 pairs with one mask and SXTB16 per pair. Depthwise weights
+keep TFLite's order (low nibble first).
 """
 from __future__ import annotations
 
@@ -29,9 +30,7 @@ def kernel_weight_bytes(values: np.ndarray, kind: str) -> np.ndarray:
     if kind == "depthwise_conv2d":
         return pack_int4(v)
     rows = v.reshape(v.shape[0], -1)
-    k = rows.shape[1]
-    if k % 8:
-        return pack_int4(rows)
+    rows = np.pad(rows, ((0, 0), (0, -rows.shape[1] % 8)))  # rows padded with zeros to a multiple of 8
     groups = (rows.reshape(-1, 2, 4) & 0xF).astype(np.uint8)  # (groups, [w0..w3, w4..w7])
     return (groups[:, 0] | (groups[:, 1] << 4)).reshape(-1)
 

@@ -179,36 +179,67 @@ def fixed_rules(layers: list[str]) -> dict[str, dict[str, int]]:
     return rules
 
 
+class WidthChooser:
+    """choose_widths for several budgets of one model: the calibration-time measurements (the all-int8 noise,
+    each layer's sensitivity) are made once."""
+
+    def __init__(self, graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray],
+                 hessians: dict[str, np.ndarray] | None = None):
+        self.graph, self.ranges, self.samples, self.hessians = graph, ranges, samples, hessians
+        self.layers = int4_layers(graph)
+        self.int8_bytes = constant_bytes(quantize_graph(graph, ranges))
+        self.all4_bytes = weight_bytes(graph, self.int8_bytes, {n: 4 for n in self.layers})
+        self._scorer: _Scorer | None = None
+        self._alone: dict[str, float] | None = None
+        self._measured: dict[tuple, float] = {}
+
+    def _sensitivity(self) -> tuple[_Scorer, float, dict[str, float]]:
+        if self._scorer is None:
+            self._scorer = _Scorer(self.graph, self.ranges, self.samples, self.hessians)
+            self._base = self._scorer.noise({})
+            self._alone = {n: self._scorer.noise({n: 4}) for n in self.layers}
+        return self._scorer, self._base, self._alone
+
+    def measured_db(self, bits: dict[str, int]) -> float:
+        key = tuple(sorted(bits.items()))
+        if key not in self._measured:
+            scorer = self._sensitivity()[0]
+            self._measured[key] = scorer.db(scorer.noise(bits))
+        return self._measured[key]
+
+    def bytes_of(self, bits: dict[str, int]) -> int:
+        return weight_bytes(self.graph, self.int8_bytes, bits)
+
+    def choose(self, budget_bytes: int) -> Choice:
+        graph, layers, int8_bytes = self.graph, self.layers, self.int8_bytes
+        if budget_bytes < self.all4_bytes:
+            raise UserError(f"{graph.name}: --flash-budget {budget_bytes:,} B is below the smallest the model's "
+                            f"weights reach, every conv/depthwise/fully connected layer int4: {self.all4_bytes:,} B "
+                            f"(all int8: {int8_bytes:,} B).")
+        if budget_bytes >= int8_bytes:  # nothing to lower (the agreement report measures the int8 model)
+            return Choice({n: 8 for n in layers}, "all int8", budget_bytes, int8_bytes, int8_bytes, None, None)
+        scorer, base, alone = self._sensitivity()
+        savings = [int4_saving(graph, n) for n in layers]
+        added = [max(alone[n] - base, 0.0) for n in layers]
+        _, keep = knapsack(savings, added, budget_bytes - self.all4_bytes)
+        bits = {n: 8 if i in keep else 4 for i, n in enumerate(layers)}
+        predicted = scorer.db(base + sum(added[i] for i in range(len(layers)) if i not in keep))
+        candidates = {"auto (knapsack)": bits}
+        candidates.update({rule: b for rule, b in fixed_rules(layers).items() if self.bytes_of(b) <= budget_bytes})
+        measured = {rule: self.measured_db(b) for rule, b in candidates.items()}
+        rule = max(candidates, key=lambda r: (measured[r], r == "auto (knapsack)"))
+        rows = [{"rule": r, "weights_bytes": self.bytes_of(b), "measured_sqnr_db": round(measured[r], 2)}
+                for r, b in candidates.items()]
+        return Choice(candidates[rule], rule, budget_bytes, self.bytes_of(candidates[rule]), int8_bytes,
+                      predicted if rule == "auto (knapsack)" else None, measured[rule],
+                      {n: scorer.db(v) for n, v in alone.items()}, rows)
+
+
 def choose_widths(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray],
                   budget_bytes: int, hessians: dict[str, np.ndarray] | None = None) -> Choice:
     """The widths whose weights fit `budget_bytes` (every constant of the quantized model) with the best output
     SQNR on `samples` (see the module docstring)."""
-    layers = int4_layers(graph)
-    int8_bytes = constant_bytes(quantize_graph(graph, ranges))
-    all4 = weight_bytes(graph, int8_bytes, {n: 4 for n in layers})
-    if budget_bytes < all4:
-        raise UserError(f"{graph.name}: --flash-budget {budget_bytes:,} B is below the smallest the model's "
-                        f"weights reach, every conv/depthwise/fully connected layer int4: {all4:,} B (all int8: "
-                        f"{int8_bytes:,} B).")
-    if budget_bytes >= int8_bytes:  # nothing to lower (the agreement report measures the int8 model)
-        return Choice({n: 8 for n in layers}, "all int8", budget_bytes, int8_bytes, int8_bytes, None, None)
-    scorer = _Scorer(graph, ranges, samples, hessians)
-    base = scorer.noise({})
-    alone = {n: scorer.noise({n: 4}) for n in layers}
-    savings = [int4_saving(graph, n) for n in layers]
-    added = [max(alone[n] - base, 0.0) for n in layers]
-    _, keep = knapsack(savings, added, budget_bytes - all4)
-    bits = {n: 8 if i in keep else 4 for i, n in enumerate(layers)}
-    predicted = scorer.db(base + sum(added[i] for i in range(len(layers)) if i not in keep))
-    candidates = {"auto (knapsack)": bits}
-    candidates.update({rule: b for rule, b in fixed_rules(layers).items() if weight_bytes(graph, int8_bytes, b) <= budget_bytes})
-    measured = {rule: scorer.db(scorer.noise(b)) for rule, b in candidates.items()}
-    rule = max(candidates, key=lambda r: (measured[r], r == "auto (knapsack)"))
-    rows = [{"rule": r, "weights_bytes": weight_bytes(graph, int8_bytes, b), "measured_sqnr_db": round(measured[r], 2)}
-            for r, b in candidates.items()]
-    return Choice(candidates[rule], rule, budget_bytes, weight_bytes(graph, int8_bytes, candidates[rule]), int8_bytes,
-                  predicted if rule == "auto (knapsack)" else None, measured[rule],
-                  {n: scorer.db(v) for n, v in alone.items()}, rows)
+    return WidthChooser(graph, ranges, samples, hessians).choose(budget_bytes)
 
 
 def fixed_widths(graph: Graph, mode: str) -> dict[str, int]:
