@@ -107,3 +107,22 @@ def test_knapsack_equals_brute_force():
             continue
         assert sum(sizes[i] for i in chosen) <= capacity
         assert best == pytest.approx(want) and sum(values[i] for i in chosen) == pytest.approx(want)
+
+
+def test_weights_auto_without_a_budget_is_a_clear_error(tmp_path):
+    np.savez(tmp_path / "cal.npz", input_1=structured_images(4, 1))
+    done = subprocess.run([sys.executable, "-m", "mcutool", "quantize", str(shared_model("resnet8_float.tflite")),
+                           "--calib", str(tmp_path / "cal.npz"), "--weights", "auto", "-o", str(tmp_path / "x.tflite")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "--flash-budget BYTES" in done.stderr and not (tmp_path / "x.tflite").exists()
+
+
+def test_a_budget_below_all_int4_names_both_sizes():
+    g = load_model(shared_model("resnet8_float.tflite"))
+    cal = {g.inputs[0]: structured_images(4, 1)}
+    with pytest.raises(Exception) as err:
+        mixed.choose_widths(g, calibrate(g, cal), cal, 1000)
+    # ResNet-8 by hand: weights 432 + 2,304 + 2,304 + 4,608 + 9,216 + 512 + 18,432 + 36,864 + 2,048 + 640 = 77,360
+    # values, biases 346 int32 = 1,384 B: int8 78,744 B, every layer int4 (all counts even) 38,680 + 1,384 = 40,064 B
+    assert "40,064 B" in str(err.value) and "78,744 B" in str(err.value)

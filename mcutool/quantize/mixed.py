@@ -267,6 +267,8 @@ def quantize_mixed(graph: Graph, samples: dict[str, np.ndarray], method: str = "
     section, which adds `weights` (the mode), `layers` (bits and bytes per weighted layer) and, for auto,
     `allocation` (budget, bytes, predicted and measured SQNR on the calibration samples, the alternatives)."""
     from .ptq import agreement_report, calibrate, quantize_model
+    if weights not in WEIGHT_MODES or (weights == "auto" and budget_bytes is None):
+        widths_for(graph, {}, samples, weights, budget_bytes)  # the user error, before any calibration
     if weights == "int8" and budget_bytes is None:
         qgraph, report = quantize_model(graph, samples, method)
         bits, choice = fixed_widths(graph, "int8"), None
