@@ -126,3 +126,24 @@ def test_a_budget_below_all_int4_names_both_sizes():
     # ResNet-8 by hand: weights 432 + 2,304 + 2,304 + 4,608 + 9,216 + 512 + 18,432 + 36,864 + 2,048 + 640 = 77,360
     # values, biases 346 int32 = 1,384 B: int8 78,744 B, every layer int4 (all counts even) 38,680 + 1,384 = 40,064 B
     assert "40,064 B" in str(err.value) and "78,744 B" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "fc"])
+def test_int4_kernels_on_the_host_under_asan_equal_the_reference(kind, tmp_path):
+    """The portable paths of mcu_conv2d_s4 / mcu_depthwise_conv2d_s4 (--emit library, host gcc with
+    -fsanitize=address,undefined) equal the reference, which equals tflite-micro (above)."""
+    from host_build import build_host_program, run_host_program
+    from mcutool.compiler import Options, compile_model
+    rng = np.random.default_rng({"conv": 11, "depthwise": 12, "fc": 13}[kind])
+    path = tmp_path / f"{kind}_int4.tflite"
+    path.write_bytes(_single_op_model(kind, rng))
+    g = load_model(path)
+    lib = tmp_path / "lib"
+    compile_model(path, "stm32f746", lib, Options(emit="library"))
+    assert "mcu_" + ("depthwise_conv2d" if kind == "depthwise" else "conv2d") + "_s4(" in (lib / "model.c").read_text()
+    exe = build_host_program(lib, tmp_path / "host")
+    x_t, y_t = g.tensor(g.inputs[0]), g.tensor(g.outputs[0])
+    for _ in range(3):
+        x = rng.integers(-128, 128, x_t.shape).astype(np.int8)
+        got = run_host_program(exe, [x], y_t.shape, np.int8)
+        assert np.array_equal(got, reference.run(g, {g.inputs[0]: x})[g.outputs[0]])
