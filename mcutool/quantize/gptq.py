@@ -27,13 +27,17 @@ def gptq_round(w_rows: np.ndarray, scale: np.ndarray, hessian: np.ndarray, qmax:
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
     h[np.diag_indices(k)] += DAMPING * float(np.mean(np.diag(h)))
+    order = np.argsort(-np.diag(h), kind="stable")  # GPTQ's act-order: the largest inputs rounded first
+    w, h = w[:, order], h[np.ix_(order, order)]
     try:
         u = np.linalg.cholesky(np.linalg.inv(h)).T  # upper triangular: H^-1 = U^T U
     except np.linalg.LinAlgError:
-        return np.clip(np.round(w / s), -qmax, qmax).astype(np.int8)
+        return np.clip(np.round(np.asarray(w_rows, np.float64) / s), -qmax, qmax).astype(np.int8)
     q = np.zeros_like(w)
     for i in range(k):
         q[:, i] = np.clip(np.round(w[:, i] / s[:, 0]), -qmax, qmax)
         err = (w[:, i] - q[:, i] * s[:, 0]) / u[i, i]
         w[:, i + 1:] -= np.outer(err, u[i, i + 1:])
-    return q.astype(np.int8)
+    out = np.empty_like(q)
+    out[:, order] = q
+    return out.astype(np.int8)
