@@ -71,7 +71,9 @@ def row_buffer(graph: Graph, op: Op) -> RowBuffer | None:
     a = op.attrs
     if x.shape != y.shape or len(x.shape) != 4 or x.shape[0] != 1 or (x.dtype, y.dtype) != ("int8", "int8"):
         return None
-    if x.is_const or not w.is_const or w.dtype != "int8" or tuple(a.stride) != (1, 1) or tuple(a.dilation) != (1, 1):
+    if x.is_const or not w.is_const or tuple(a.stride) != (1, 1) or tuple(a.dilation) != (1, 1):
+        return None
+    if w.dtype == "int4":  # int4 weights run runtime/ kernels, which write whole outputs (no row kernels)
         return None
     if op.kind == "depthwise_conv2d" and a.depth_multiplier != 1:
         return None
