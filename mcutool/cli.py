@@ -63,7 +63,8 @@ def _fmt_shape(shape) -> str:
 
 def _summary_table(s: dict) -> str:
     header = ("#", "layer", "op", "output", "dtype", "MACs", "params", "act. bytes", "live bytes")
-    rows = [(str(i), r["name"], r["op"], _fmt_shape(r["out_shape"]), r["dtype"], f"{r['macs']:,}",
+    rows = [(str(i), r["name"], r["op"], _fmt_shape(r["out_shape"]),
+             r["dtype"] + (f" w{r['weight_bits']}" if r.get("weight_bits") == 4 else ""), f"{r['macs']:,}",
              f"{r['params']:,}", f"{r['out_bytes']:,}", f"{r['live_bytes']:,}") for i, r in enumerate(s["layers"])]
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     right = {0, 5, 6, 7, 8}
@@ -93,6 +94,31 @@ def _memory_profile(s: dict, width: int = 50) -> str:
     for r in s["layers"]:
         bar = "#" * max(1, round(width * r["live_bytes"] / peak))
         out.append(f"  {r['name']:<{name_w}}  {r['live_bytes']:>10,}  {bar}")
+    return "\n".join(out)
+
+
+WEIGHTS_OPTION = click.option(
+    "--weights", type=click.Choice(["int8", "int4", "auto"]), default="int8", show_default=True,
+    help="Float models: weight width of conv/depthwise/fully connected layers: int8, int4 (packed, two a byte), "
+         "or auto (each layer int8 or int4, chosen by its measured sensitivity to fit --flash-budget).")
+FLASH_BUDGET_OPTION = click.option(
+    "--flash-budget", "flash_budget", type=int, default=None, metavar="BYTES",
+    help="Bytes the weights may take (every constant of the model) with --weights auto; compile's default is "
+         "the board's internal flash left after code.")
+
+
+def _weights_lines(q: dict) -> str:
+    """The per-layer weight widths of a quantization report, and the allocation under a budget."""
+    bits = [f"{r['name']} {r['weight_bits']}" for r in q.get("layers", [])]
+    out = [f"weights: {q.get('weights', 'int8')}, {q.get('weights_bytes', 0):,} B; bits per layer: "
+           + ", ".join(bits)]
+    a = q.get("allocation")
+    if a:
+        pred = "-" if a["predicted_sqnr_db"] is None else f"{a['predicted_sqnr_db']:.1f} dB"
+        meas = "-" if a["measured_sqnr_db"] is None else f"{a['measured_sqnr_db']:.1f} dB"
+        out.append(f"allocation: {a['rule']}, {a['weights_bytes']:,} B of --flash-budget {a['flash_budget_bytes']:,} "
+                   f"({a['weights_fraction_of_int8']:.0%} of int8); SQNR predicted {pred}, measured {meas} on the "
+                   "calibration samples")
     return "\n".join(out)
 
 
@@ -126,6 +152,8 @@ SHARED_OPTIONS = [
     click.option("--binarize", default="auto", show_default=True, metavar="auto|off|LAYER,...",
                   help="Binary (1-bit) layers: auto (convs with +-alpha weights after a Sign), off (all int8), "
                        "or a comma-separated list of conv layers to binarize."),
+    WEIGHTS_OPTION,
+    FLASH_BUDGET_OPTION,
 ]
 COMPILE_ONLY = [
     click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware", show_default=True,
@@ -172,6 +200,8 @@ def _announce(command: str, model: str, board: str, out) -> None:
 def _print_quantization(report: dict) -> None:
     if report.get("quantization"):
         click.echo(_quantization_line(report["quantization"]))
+        if report["quantization"].get("layers"):
+            click.echo(_weights_lines(report["quantization"]))
 
 
 def _quantization_line(q: dict) -> str:
@@ -383,14 +413,17 @@ def _print_layer_profile(report: dict, counts: list[dict]) -> None:
 @click.option("--method", type=click.Choice(["auto", "minmax", "percentile", "mse"]), default="auto", show_default=True,
               help="How activation ranges are chosen from the calibration set: auto (per tensor, by the output "
                    "error it causes, with bias correction; never worse than minmax there) or one rule for all.")
-def quantize(model, calib, out, method):
+@WEIGHTS_OPTION
+@FLASH_BUDGET_OPTION
+def quantize(model, calib, out, method, weights, flash_budget):
     """Quantize float MODEL to int8 and write it as a TFLite flatbuffer (float I/O with QUANTIZE/DEQUANTIZE at
     the border, as the TFLite converter writes it)."""
     from pathlib import Path
     from .export.tflite import write_tflite
     from .frontends import load_model
     from .quantize.calibdata import load_calibration
-    from .quantize.ptq import has_integer_core, quantize_model
+    from .quantize.mixed import quantize_mixed
+    from .quantize.ptq import has_integer_core
     if not out.endswith(".tflite"):
         raise UserError(f"-o {out}: mcutool quantize writes TFLite flatbuffers; name the output *.tflite.")
     graph = load_model(model)
@@ -398,10 +431,11 @@ def quantize(model, calib, out, method):
         raise UserError(f"{model} is already an integer model (float I/O, if any, only passes through "
                         "QUANTIZE/DEQUANTIZE); quantize takes a float model. Compile it as it is.")
     from .compiler import calibration_data_name
-    qgraph, report = quantize_model(graph, load_calibration(calib, graph), method)
+    qgraph, report = quantize_mixed(graph, load_calibration(calib, graph), method, weights, flash_budget)
     report["data"] = calibration_data_name(calib)
     Path(out).write_bytes(write_tflite(qgraph))
     click.echo(_quantization_line(report))
+    click.echo(_weights_lines(report))
     click.echo(f"wrote {out}")
 
 

@@ -27,7 +27,7 @@ from .schedule.liveness import layerwise_peak_bytes
 from .schedule.order import schedule_ops
 from .schedule.padding import explicit_row_padding, fold_pads
 from .schedule.patch import choose_plan, parse_mode
-from .schedule.weight_placement import EXT_FLASH, WeightPlacement, place_weights
+from .schedule.weight_placement import EXT_FLASH, WeightPlacement, internal_weight_budget, place_weights
 from .summary import layer_rows
 
 # The stack reserve of a project generated without building it (--no-build): the call-graph analysis that sizes
@@ -66,6 +66,8 @@ class Options:
     binarize: str = "auto"   # auto | off | LAYER,... (mcutool.binarize; DESIGN.md §8)
     force: bool = False      # replace a non-empty output folder mcutool did not write (mcutool.outdir)
     input_shapes: dict[str, tuple[int, ...]] | None = None  # fixed sizes for dynamic input dims (--input-shape)
+    weights: str = "int8"    # float models: int8 | int4 | auto weight widths (mcutool.quantize.mixed)
+    flash_budget: int | None = None  # --weights auto: bytes the weights may take; None: internal flash less code
 
 
 def default_out_dir(model: Path, board: str, command: str = "compile") -> Path:
@@ -90,11 +92,15 @@ def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     return graph, quantization
 
 
-def _firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None, list[str]]:
-    """firmware_graph, and the model's float inputs/outputs (the host converts them with their int8 scales)."""
+def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None) -> tuple[Graph, dict | None, list[str]]:
+    """firmware_graph, and the model's float inputs/outputs (the host converts them with their int8 scales).
+    `flash_bytes`: the board's internal flash, whose part left after code is --weights auto's default budget."""
     from .quantize.ptq import has_integer_core, integer_io
     graph = load_model(model, input_shapes=opts.input_shapes)
     _check_constant_weights(graph)
+    if opts.weights != "int8" and (not _is_float_model(graph) or has_integer_core(graph)):
+        warnings.warn(f"{Path(model).name} is already an integer model: --weights {opts.weights} is not used (its "
+                      "weights compile as the model stores them, int4 ones included).", stacklevel=2)
     if not _is_float_model(graph):
         if opts.calib:
             warnings.warn(f"{Path(model).name} is already an integer model: --calib {opts.calib} is not used "
@@ -114,8 +120,11 @@ def _firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None, lis
                         "(per input name, float32 samples stacked on the batch axis, in the model's own layout and "
                         "range), or --calib random (random calibration gives poor scales).")
     from .quantize.calibdata import load_calibration
-    from .quantize.ptq import quantize_model
-    qgraph, quantization = quantize_model(graph, load_calibration(opts.calib, graph))
+    from .quantize.mixed import quantize_mixed
+    budget = opts.flash_budget
+    if opts.weights == "auto" and budget is None and flash_bytes is not None:
+        budget = internal_weight_budget(graph, flash_bytes)
+    qgraph, quantization = quantize_mixed(graph, load_calibration(opts.calib, graph), "auto", opts.weights, budget)
     quantization["data"] = calibration_data_name(opts.calib)
     return integer_io(qgraph), quantization, floats
 
@@ -205,7 +214,7 @@ def plan_model(model: Path, board: Board, opts: Options, progress=None, graph: G
     step("importing")
     float_io: list[str] = []
     if graph is None:
-        graph, quantization, float_io = _firmware_graph(model, opts)
+        graph, quantization, float_io = _firmware_graph(model, opts, board.flash_bytes)
     graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(fold_pads(fuse_swish(graph)))

@@ -18,7 +18,29 @@ from typing import Any
 import numpy as np
 
 DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "float32": 4, "bool": 1,
-               "uint32": 4}  # uint32: bit-packed binary activations/weights (DESIGN.md §8)
+               "uint32": 4,  # uint32: bit-packed binary activations/weights (DESIGN.md §8)
+               "int4": 1}  # int4: weights only, two per byte when stored (Tensor.nbytes, pack_int4); data holds
+#                           the values -8..7 as int8, one per element, so every reference reads them as int8 values
+
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """TFLite's INT4 storage: the flattened values two per byte, the first in the low nibble (an odd count
+    leaves the last high nibble 0); uint8, (size + 1) // 2 bytes."""
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    if v.size and (v.min() < -8 or v.max() > 7):
+        raise ValueError(f"int4 values must lie in -8..7, not {int(v.min())}..{int(v.max())}")
+    nib = (v & 0xF).astype(np.uint8)
+    if nib.size % 2:
+        nib = np.append(nib, np.uint8(0))
+    return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
+
+
+def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
+    """The inverse of pack_int4: `count` int8 values (sign-extended nibbles, low nibble first)."""
+    b = np.asarray(packed, dtype=np.uint8).reshape(-1)
+    nib = np.empty(b.size * 2, dtype=np.int16)
+    nib[0::2], nib[1::2] = b & 0xF, b >> 4
+    return np.where(nib >= 8, nib - 16, nib)[:count].astype(np.int8)
 
 # Fused activations an op may carry; for quantized ops they become clamps of the output range.
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
@@ -73,6 +95,8 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
+        if self.dtype == "int4":  # stored packed, two values per byte
+            return (self.size + 1) // 2
         return self.size * DTYPE_BYTES[self.dtype]
 
 

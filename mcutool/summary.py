@@ -14,6 +14,17 @@ def tensor_info(t: Tensor) -> dict:
     return d
 
 
+WEIGHT_BITS = {"int4": 4, "int8": 8, "uint8": 8, "int16": 16, "float32": 32}
+
+
+def _weight_bits(graph: Graph, op) -> int | None:
+    """Bits per weight of a conv / depthwise / fully connected layer (int4 ones are stored packed), else None."""
+    if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d") or len(op.inputs) < 2:
+        return None
+    w = graph.tensor(op.inputs[1])  # the weights (also of a transpose conv, after its output shape)
+    return WEIGHT_BITS.get(w.dtype) if w.is_const else None
+
+
 def layer_rows(graph: Graph) -> list[dict]:
     live = live_bytes_per_op(graph)
     rows = []
@@ -26,6 +37,7 @@ def layer_rows(graph: Graph) -> list[dict]:
             "in_shape": list(ins[0].shape) if ins else [],
             "out_shape": list(out.shape),
             "dtype": out.dtype,
+            "weight_bits": _weight_bits(graph, op),
             "macs": op_macs(graph, op),
             "params": sum(t.size for t in ins if t.is_const),
             "weights_bytes": op_weight_bytes(graph, op),

@@ -487,6 +487,12 @@ mcu_status mcu_conv2d_s16(const mcu_conv_params *params, const int16_t *input, i
 mcu_status mcu_depthwise_conv2d_s16(const mcu_conv_params *params, const int16_t *input, int16_t *output);
 mcu_status mcu_transpose_conv2d_s8(const mcu_conv_params *params, const int8_t *input, int8_t *output);
 mcu_status mcu_transpose_conv2d_s16(const mcu_conv_params *params, const int16_t *input, int16_t *output);
+/* int8 activations with packed int4 weights (TFLite's INT4, issue 15), `weights` pointing at the packed bytes
+ * (mcutool/ops/int4_weights.py lays them out; each file's header says how), bias32 or NULL:
+ *   mcu_conv2d_s4            CONV_2D, and FULLY_CONNECTED as a 1x1 conv (mcu_conv2d_s4.c)
+ *   mcu_depthwise_conv2d_s4  DEPTHWISE_CONV_2D (mcu_depthwise_conv2d_s4.c) */
+mcu_status mcu_conv2d_s4(const mcu_conv_params *params, const int8_t *input, int8_t *output);
+mcu_status mcu_depthwise_conv2d_s4(const mcu_conv_params *params, const int8_t *input, int8_t *output);
 
 /* ==== elementwise and activation operators (issue 10, branch ops8a) ===================================
  * ABS, RELU, RELU6, HARD_SWISH, TANH, ELU and RSQRT on int8 are tables for mcu_lut_s8 (computed at compile time

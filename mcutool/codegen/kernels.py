@@ -14,8 +14,8 @@ RUNTIME_KINDS = tuple(sorted(kind for kind, spec in OPS.items() if spec.kernel i
 
 @emitter(*TVM_KINDS)
 def tvm_layer(ctx: Context, op: Op) -> LayerCode:
-    if ctx.graph.tensor(op.inputs[0]).dtype == "int16":  # TVM's kernels are int8; 16x8 ones are in runtime/
-        return runtime_layer(ctx, op)
+    if ctx.graph.tensor(op.inputs[0]).dtype == "int16" or ctx.graph.tensor(op.inputs[1]).dtype == "int4":
+        return runtime_layer(ctx, op)  # TVM's kernels are int8; 16x8 and int4-weight ones are in runtime/
     name = ctx.prefix(op)
     line = ctx.plan.line_buffers.get(op.name)
     key = (op.name, ctx.const_attr(op))

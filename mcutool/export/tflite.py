@@ -26,6 +26,7 @@ from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
 from ..errors import UserError
+from ..ir import pack_int4
 
 _TYPES = {
     "float32": (TensorType.FLOAT32, np.float32),
@@ -34,6 +35,7 @@ _TYPES = {
     "int8": (TensorType.INT8, np.int8),
     "int16": (TensorType.INT16, np.int16),
     "int64": (TensorType.INT64, np.int64),
+    "int4": (TensorType.INT4, np.int8),  # values -8..7, stored packed two per byte (ir.pack_int4)
 }
 
 
@@ -70,7 +72,7 @@ class ModelBuilder:
         buffer = 0
         if data is not None:
             arr = np.ascontiguousarray(np.asarray(data, dtype=_TYPES[dtype][1]).reshape(shape))
-            self.buffers.append(arr.tobytes())
+            self.buffers.append(pack_int4(arr).tobytes() if dtype == "int4" else arr.tobytes())
             buffer = len(self.buffers) - 1
         quant = None
         if scale is not None:

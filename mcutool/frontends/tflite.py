@@ -22,7 +22,7 @@ from ..fold import fold_ops, prune_unread
 from ..ir import (AxisAttrs, BatchMatMulAttrs, BlockAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs,
                   ElementwiseAttrs, FullyConnectedAttrs, GatherAttrs, Graph, LeakyReluAttrs, MeanAttrs, NoAttrs, Op,
                   PadAttrs, Pool2DAttrs, Quant, ResizeAttrs, SliceAttrs, SoftmaxAttrs, StridedSliceAttrs, Tensor,
-                  TransposeAttrs, TransposeConv2DAttrs, UnsupportedAttrs)
+                  TransposeAttrs, TransposeConv2DAttrs, UnsupportedAttrs, unpack_int4)
 from ..ops.lstm import LstmAttrs
 from ..ops.slice import resolve_slice
 from ..ops.strided_slice import dense_spec, sliced_shape
@@ -30,9 +30,9 @@ from ..ops.svdf import SvdfAttrs
 from . import refuse_unsupported
 
 _DTYPES = {TT.FLOAT32: "float32", TT.INT32: "int32", TT.UINT8: "uint8", TT.INT64: "int64", TT.BOOL: "bool",
-           TT.INT16: "int16", TT.INT8: "int8"}
+           TT.INT16: "int16", TT.INT8: "int8", TT.INT4: "int4"}
 _NUMPY = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "int64": np.int64, "bool": np.bool_,
-          "int16": np.int16, "int8": np.int8}
+          "int16": np.int16, "int8": np.int8, "int4": np.uint8}  # int4: packed bytes, unpacked on import
 _ACTIVATIONS = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 _OP_NAMES = {v: k for k, v in vars(BO).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(TT).items() if not k.startswith("_")}
@@ -177,8 +177,8 @@ class _Importer:
         if ttype not in _DTYPES:
             kind = _TYPE_NAMES.get(ttype, str(ttype))
             raise UserError(f"{self.path.name}: tensor {name!r} is {kind}. mcutool supports float32, int8, uint8, "
-                            "int16, int32 and int64 tensors; convert a float16 model to float32 (or quantize it to "
-                            "int8 with the TFLite converter) first.")
+                            "int16, int32 and int64 tensors and int4 weights; convert a float16 model to float32 (or "
+                            "quantize it to int8 with the TFLite converter) first.")
         dtype = _DTYPES[ttype]
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         if any(d == 0 or d < -1 for d in shape):
@@ -209,6 +209,12 @@ class _Importer:
             raw = b.DataAsNumpy().tobytes()
         else:
             return None
+        count = int(np.prod(shape, dtype=np.int64))
+        if dtype == "int4":  # two values per byte, low nibble first (TFLite Micro's UnpackDenseInt4IntoInt8)
+            if len(raw) != (count + 1) // 2:
+                raise UserError(f"{self.path.name}: constant int4 tensor {name!r} holds {len(raw)} bytes but its "
+                                f"shape {list(shape)} needs {(count + 1) // 2}; the file is corrupt.")
+            return unpack_int4(np.frombuffer(raw, dtype=np.uint8), count).reshape(shape)
         itemsize = np.dtype(_NUMPY[dtype]).itemsize
         if len(raw) % itemsize:
             raise UserError(f"{self.path.name}: constant tensor {name!r} ({dtype}) holds {len(raw)} bytes, not a "

@@ -137,6 +137,12 @@ def require_moved_values(graph, op, names):
                               "moves values without rescaling them)")
 
 
+def weights_ok(x: Tensor, w: Tensor) -> bool:
+    """Quantized weights the layer's input allows: int8/uint8, or int4 (TFLite's INT4: values -8..7, which TFLite
+    Micro unpacks to int8 in Prepare and runs the int8 kernel on) with int8 input only."""
+    return w.dtype in QUANTIZED or (w.dtype == "int4" and x.dtype == "int8")
+
+
 def weight_zero_point(op: Op, w: Tensor, channel_axis: int):
     """The weights' zero point: an int, or a vector along the output channels (whose axis is checked)."""
     q = w.quant

@@ -14,7 +14,7 @@ from mcutool.errors import UserError
 from mcutool.ir import Conv2DAttrs, DepthwiseConv2DAttrs, Graph, Op, Tensor
 from mcutool.ops import register
 from mcutool.ops.common import (check_window, float_activation, im2col, out_hw_of, padded, qparams, taps,
-                                unsupported, weight_zero_point, where)
+                                unsupported, weight_zero_point, weights_ok, where)
 from mcutool.ops.kernel import CTYPES, CRef, KernelParams, act, dims, kernel_error, kernel_for
 from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, clamp, f32, i64,
                                     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
@@ -251,7 +251,7 @@ def _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depth
 def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise):
     if x_t.dtype == "int16":
         return _quantized_16x8_conv(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depthwise)
-    if x_t.dtype not in QUANTIZED or w_t.dtype not in QUANTIZED:
+    if x_t.dtype not in QUANTIZED or not weights_ok(x_t, w_t):
         raise unsupported(op, f"input {x_t.dtype} with weights {w_t.dtype}")
     _, x_zp = qparams(op, x_t, "input")
     if w_t.quant is None:
@@ -342,12 +342,20 @@ def _conv_16x8_kernel_params(graph: Graph, op: Op, function: str, bias_dtypes) -
 
 
 def conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c (int8 convolutions get TVM kernels instead)."""
+    """CONV_2D in the 16x8 scheme: runtime/mcu_conv2d_s16.c; with int4 weights runtime/mcu_conv2d_s4.c
+    (mcutool/ops/int4_weights.py); int8 convolutions get TVM kernels instead."""
+    if graph.tensor(op.inputs[1]).dtype == "int4":
+        from mcutool.ops import int4_weights  # it builds on this module's conv_kernel_params
+        return int4_weights.kernel_params(graph, op)
     return _conv_16x8_kernel_params(graph, op, "mcu_conv2d_s16", ("int32", "int64"))
 
 
 def depthwise_conv2d_kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """DEPTHWISE_CONV_2D in the 16x8 scheme: runtime/mcu_depthwise_conv2d_s16.c (int8: TVM kernels)."""
+    """DEPTHWISE_CONV_2D in the 16x8 scheme: runtime/mcu_depthwise_conv2d_s16.c; with int4 weights
+    runtime/mcu_depthwise_conv2d_s4.c (mcutool/ops/int4_weights.py); int8: TVM kernels."""
+    if graph.tensor(op.inputs[1]).dtype == "int4":
+        from mcutool.ops import int4_weights  # it builds on this module's conv_kernel_params
+        return int4_weights.kernel_params(graph, op)
     return _conv_16x8_kernel_params(graph, op, "mcu_depthwise_conv2d_s16", DEPTHWISE_16X8_BIAS)
 
 

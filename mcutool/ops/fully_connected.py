@@ -9,7 +9,7 @@ import numpy as np
 from mcutool.errors import UserError
 from mcutool.ir import FullyConnectedAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import float_activation, qparams, unsupported, weight_zero_point, where
+from mcutool.ops.common import float_activation, qparams, unsupported, weight_zero_point, weights_ok, where
 from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, i64, requantize_accumulator,
                                     wrap_int32)
 from mcutool.ops.conv import (check_16x8, conv_kernel_params, kernel_operands_16x8, legacy_conv_output_multiplier,
@@ -84,7 +84,7 @@ def _reference_fully_connected(graph, op, args):
         lo, hi = activation_range(op.attrs.activation, out_t.quant.scale[0], 0, "int16")
         m, sh = _multiplier_16x8(op, x_t, w_t, out_t)
         return [fully_connected_16x8(x, w, bias, multiplier=m, shift=sh, act_min=lo, act_max=hi)]
-    if x_t.dtype not in QUANTIZED or w_t.dtype not in QUANTIZED or w_t.quant is None:
+    if x_t.dtype not in QUANTIZED or not weights_ok(x_t, w_t) or w_t.quant is None:
         raise unsupported(op, f"input {x_t.dtype} with weights {w_t.dtype}")
     _, x_zp = qparams(op, x_t, "input")
     w_zp = weight_zero_point(op, w_t, 0)
@@ -106,7 +106,11 @@ def _reference_fully_connected(graph, op, args):
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
     """FULLY_CONNECTED in the 16x8 scheme: mcu_conv2d_s16 as a 1x1 conv over (batches, 1, 1, input size), the
-    per-tensor multiplier repeated per output channel (int8 layers get TVM kernels instead)."""
+    per-tensor multiplier repeated per output channel (int8 layers get TVM kernels instead); with int4 weights
+    runtime/mcu_conv2d_s4.c the same way (mcutool/ops/int4_weights.py)."""
+    if graph.tensor(op.inputs[1]).dtype == "int4":
+        from mcutool.ops import int4_weights  # it builds on conv.py's conv_kernel_params
+        return int4_weights.kernel_params(graph, op)
     x_t, w_t, out_t, bias_t = kernel_operands_16x8(graph, op, FC_16X8_BIAS)
     out_c, in_c = w_t.shape
     if x_t.size % in_c or x_t.size // in_c * out_c != out_t.size:

@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..ir import Graph, LutAttrs, NoAttrs, Op, Quant, Tensor
 from ..ops.float_function import table as function_table
 from ..ops.strided_slice import axis_ranges
+from .gptq import gptq_round
 
 SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice",
                   "relu6",  # TFLite Micro's int8 RELU6 clamps raw values
@@ -185,21 +186,49 @@ def activation_quant(r: Range) -> Quant:
 
 
 def weight_quant(w: np.ndarray, axis: int | None, bias: np.ndarray | None = None,
-                 input_scale: float | None = None) -> tuple[np.ndarray, Quant]:
-    """Symmetric int8 weights (zero point 0), per channel along `axis` or per tensor. Given the layer's float
-    bias and input scale, a scale under which the int32 bias would overflow is raised (`bias_safe_scale`)."""
+                 input_scale: float | None = None, bits: int = 8,
+                 hessian: np.ndarray | None = None) -> tuple[np.ndarray, Quant]:
+    """Symmetric int8 (or, with bits=4, int4: -7..7) weights (zero point 0), per channel along `axis` or per
+    tensor. Given the layer's float bias and input scale, a scale under which the int32 bias would overflow is
+    raised (`bias_safe_scale`). Given the second moments of a conv's / fully connected layer's inputs
+    (`hessian`, K x K over its output channel's K weights), low-bit weights are rounded by GPTQ (gptq.py)."""
+    qmax = 2 ** (bits - 1) - 1
     if axis is None:
         amax = np.array([np.abs(w).max()])
     else:
         amax = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    if bias is not None:
-        scale = bias_safe_scale(scale, bias, input_scale)
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
-    q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    if bits < 8:  # few levels: clip each channel where its rounding error is smallest (mse_weight_scale)
+        amax = mse_weight_amax(w, amax, shape, qmax)
+    scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+    if bias is not None:
+        scale = bias_safe_scale(scale, bias, input_scale)
+    if hessian is not None and bits < 8 and axis in (0, None):
+        rows = w.reshape(w.shape[0], -1)
+        q = gptq_round(rows, np.broadcast_to(scale, (rows.shape[0],)), hessian, qmax).reshape(w.shape)
+    else:
+        q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
     return q, Quant(scale, np.zeros(scale.shape, np.int64), axis if axis is not None and scale.size > 1 else None)
+
+
+def mse_weight_amax(w: np.ndarray, amax: np.ndarray, shape: list[int], qmax: int) -> np.ndarray:
+    """Per channel (or tensor), the clipping bound among 100 %..40 % of max |w| whose symmetric rounding to
+    -qmax..qmax has the smallest squared error: with 15 levels (int4) the extremes are worth clipping."""
+    best, best_err = amax.copy(), None
+    axes = tuple(i for i, s in enumerate(shape) if s == 1) if len(amax) > 1 else None
+    for frac in np.linspace(1.0, 0.4, 61):
+        bound = amax * frac
+        s = np.where(bound > 0, bound / qmax, 1.0).reshape(shape)
+        err = np.sum((np.clip(np.round(w / s), -qmax, qmax) * s - w) ** 2, axis=axes)
+        err = np.atleast_1d(err)
+        if best_err is None:
+            best_err = err
+            continue
+        better = err < best_err
+        best, best_err = np.where(better, bound, best), np.where(better, err, best_err)
+    return best
 
 
 INT32_MAX = 2**31 - 1
@@ -217,8 +246,11 @@ def bias_safe_scale(scale: np.ndarray, bias: np.ndarray, input_scale: float) -> 
     return np.where(over, 2.0 * b / INT32_MAX * (127 / input_scale) / 127, scale).astype(np.float32)
 
 
-def quantize_graph(graph: Graph, ranges: dict[str, Range]) -> Graph:
-    """A new graph with int8 activations and weights; float graph inputs/outputs keep their float tensors."""
+def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str, int] | None = None,
+                   hessians: dict[str, np.ndarray] | None = None) -> Graph:
+    """A new graph with int8 activations and weights; float graph inputs/outputs keep their float tensors.
+    `weight_bits` (layer name -> 4) gives layers int4 weights (mcutool.quantize.mixed chooses them), rounded by
+    GPTQ where `hessians` has the layer's input second moments (mixed.layer_hessians)."""
     q = Graph(name=graph.name, inputs=list(graph.inputs), outputs=list(graph.outputs))
     quant: dict[str, Quant] = {}
     for name in graph.inputs:
@@ -230,7 +262,8 @@ def quantize_graph(graph: Graph, ranges: dict[str, Range]) -> Graph:
         q.ops.append(Op(f"quantize_input_{len(q.ops)}", "quantize", [name], [inner], NoAttrs()))
     renamed = {name: name + "/int8" for name in graph.inputs}
     for op in graph.ops:
-        q.ops.append(_quantize_op(graph, q, op, ranges, quant, renamed))
+        q.ops.append(_quantize_op(graph, q, op, ranges, quant, renamed, (weight_bits or {}).get(op.name, 8),
+                                  (hessians or {}).get(op.name)))
     for name in graph.outputs:
         inner = renamed[name]
         t = graph.tensor(name)
@@ -240,7 +273,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, Range]) -> Graph:
     return q
 
 
-def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
+def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: int = 8, hessian=None) -> Op:
     ins = []
     x_name = renamed.get(op.inputs[0], op.inputs[0])
     for i, name in enumerate(op.inputs):
@@ -254,8 +287,8 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
         if op.kind in WEIGHTED_OPS and i == 1:
             bias = graph.tensor(op.inputs[2]).data if len(op.inputs) > 2 and op.inputs[2] else None
             data, wq = weight_quant(t.data.astype(np.float32), WEIGHTED_OPS[op.kind], bias,
-                                    float(quant[x_name].scale[0]))
-            q.add_tensor(Tensor(name, t.shape, "int8", wq, data))
+                                    float(quant[x_name].scale[0]), bits, hessian)
+            q.add_tensor(Tensor(name, t.shape, "int4" if bits == 4 else "int8", wq, data))
         elif op.kind in WEIGHTED_OPS and i == 2:
             s_in = float(quant[x_name].scale[0])
             s_w = q.tensor(ins[1]).quant.scale.astype(np.float64)

@@ -73,6 +73,8 @@ def row_buffer(graph: Graph, op: Op) -> RowBuffer | None:
         return None
     if x.is_const or not w.is_const or tuple(a.stride) != (1, 1) or tuple(a.dilation) != (1, 1):
         return None
+    if w.dtype == "int4":  # int4 weights run runtime/ kernels, which write whole outputs (no row kernels)
+        return None
     if op.kind == "depthwise_conv2d" and a.depth_multiplier != 1:
         return None
     _, h, width, c = x.shape

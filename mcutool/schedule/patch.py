@@ -113,6 +113,8 @@ def _local(graph: Graph, op: Op) -> bool:
         return len(acts) == 1 and not consts and acts[0].shape == y.shape
     if len(acts) != 1 or op.inputs[0] != acts[0].name:
         return False
+    if op.kind in ("conv2d", "depthwise_conv2d") and graph.tensor(op.inputs[1]).dtype == "int4":
+        return False  # int4 weights: runtime/ kernels, not the tile kernels (not tried in patches yet)
     x = acts[0]
     if op.kind == "pad":
         pads = op.attrs.pads

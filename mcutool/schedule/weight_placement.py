@@ -70,9 +70,14 @@ def _move(graph: Graph, layers: dict[str, str], capacity: int, need: int) -> Wei
     return placement
 
 
+def internal_weight_budget(graph: Graph, flash_bytes: int) -> int:
+    """Internal flash left for weights once the code reserve (an estimate per graph) is set aside."""
+    return flash_bytes - (CODE_RESERVE_BYTES + CODE_RESERVE_PER_LAYER * len(graph.ops))
+
+
 def place_weights(graph: Graph, flash_bytes: int, ext_flash_bytes: int = 0) -> WeightPlacement:
     """Every layer in internal flash if the weights fit it (less the code reserve); else the largest weight
     arrays in ext_flash until the rest fits."""
-    reserve = CODE_RESERVE_BYTES + CODE_RESERVE_PER_LAYER * len(graph.ops)
     weights = sum(op_weight_bytes(graph, op) for op in graph.ops)
-    return _move(graph, {op.name: FLASH for op in graph.ops}, ext_flash_bytes, weights - (flash_bytes - reserve))
+    return _move(graph, {op.name: FLASH for op in graph.ops}, ext_flash_bytes,
+                 weights - internal_weight_budget(graph, flash_bytes))

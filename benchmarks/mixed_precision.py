@@ -1,0 +1,93 @@
+"""Per-layer weight widths under a flash budget (issue 15, must-show 2).
+
+    python benchmarks/mixed_precision.py [MODEL.tflite ...]
+
+For each float model (default: MLPerf Tiny's ResNet-8 and the briefly trained VWW-shaped network of
+tests/converter_models/vww_float.tflite, where present): calibrates on 200 structured images (tests/
+structured_images.py, seed 1, as benchmarks/ptq_agreement.py does), then for weight budgets of 100, 75, 60 and
+50 % of the all-int8 model's constant bytes, quantizes with the automatic choice (mcutool.quantize.mixed:
+sensitivity per layer, knapsack, the best measured of it and the fixed rules) and with each fixed rule that fits
+the same budget (all int4; first and last weighted layer int8, the rest int4; all int8 at 100 %), and measures
+output SQNR and top-1 agreement against the float model on 500 held-apart images (seed 2). int4 weights of conv
+and fully connected layers are rounded by GPTQ in every row. Prints a Markdown table per model.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from mcutool.errors import UserError  # noqa: E402
+from mcutool.frontends import load_model  # noqa: E402
+from mcutool.quantize import mixed  # noqa: E402
+from mcutool.quantize.ptq import agreement_report, calibrate, quantize_graph  # noqa: E402
+from structured_images import structured_images  # noqa: E402
+
+MODELS = [ROOT.parent / "shared" / "models" / "resnet8_float.tflite",
+          ROOT / "tests" / "converter_models" / "vww_float.tflite"]
+BUDGETS = (1.0, 0.75, 0.60, 0.50)
+INPUT_SCALE = {"resnet8_float": 255.0}  # MLPerf Tiny's ResNet-8 takes raw pixel values; others [0, 1]
+
+
+def images(graph, n: int, seed: int, scale: float):
+    shape = graph.tensor(graph.inputs[0]).shape  # (1, H, W, 3)
+    return {graph.inputs[0]: structured_images(n, seed, size=shape[1], scale=scale)}
+
+
+def table(path: Path, scale: float) -> str:
+    g = load_model(path)
+    cal, test = images(g, 200, 1, scale), images(g, 500, 2, scale)
+    ranges = calibrate(g, cal)
+    hessians = mixed.layer_hessians(g, cal, mixed.int4_layers(g))
+    chooser = mixed.WidthChooser(g, ranges, cal, hessians)
+    rules = mixed.fixed_rules(chooser.layers)
+    lines = [f"{path.name}: {len(chooser.layers)} weighted layers, int8 constants {chooser.int8_bytes:,} B, "
+             f"all-int4 {chooser.all4_bytes:,} B", "",
+             "| budget | weights | rule | bytes | of int8 | SQNR (dB) | top-1 agreement |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    measured = {}
+
+    def row(frac, budget, rule, bits):
+        key = tuple(sorted(bits.items()))
+        if key not in measured:
+            (r,) = agreement_report(g, quantize_graph(g, ranges, bits, hessians), test)
+            measured[key] = r
+        r = measured[key]
+        nbytes = chooser.bytes_of(bits)
+        widths = "".join("8" if bits[n] == 8 else "4" for n in chooser.layers)
+        lines.append(f"| {frac:.0%} ({budget:,} B) | {widths} | {rule} | {nbytes:,} | {nbytes / chooser.int8_bytes:.3f} "
+                     f"| {r['sqnr_db']:.2f} | {r.get('top1_agreement', float('nan')) * 100:.1f} % |")
+
+    for frac in BUDGETS:
+        budget = int(frac * chooser.int8_bytes)
+        try:
+            choice = chooser.choose(budget)
+        except UserError:
+            lines.append(f"| {frac:.0%} ({budget:,} B) | - | nothing fits (all int4 needs {chooser.all4_bytes:,} B) "
+                         "| | | | |")
+            continue
+        row(frac, budget, f"automatic ({choice.rule})", choice.bits)
+        for name, bits in rules.items():
+            if chooser.bytes_of(bits) <= budget:
+                row(frac, budget, name, bits)
+    lines.append("")
+    lines.append("weights: one digit per weighted layer in graph order (8 = int8, 4 = int4). Sensitivity (output "
+                 "SQNR on the calibration images with only that layer int4): "
+                 + ", ".join(f"{n} {chooser.measured_db({n: 4}):.1f} dB" for n in chooser.layers))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*", type=Path, default=None)
+    args = ap.parse_args()
+    for path in args.models or MODELS:
+        if not path.exists():
+            print(f"{path}: missing, skipped\n")
+            continue
+        print(table(path, INPUT_SCALE.get(path.stem, 1.0)))
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Per-layer weight widths (int8 or int4) chosen under a flash budget (issue 15).
+
+    ranges = calibrate(graph, samples)
+    choice = choose_widths(graph, ranges, samples, budget_bytes)    # -> Choice (bits per layer, SQNRs, bytes)
+    qgraph = quantize_graph(graph, ranges, choice.bits)
+
+Sensitivity: for each weighted layer TFLite Micro runs with int4 weights (CONV_2D, DEPTHWISE_CONV_2D,
+FULLY_CONNECTED with int8 activations), the output SQNR against the float model on the calibration samples when
+only that layer is int4. Its cost is the output noise it adds to the all-int8 model's; costs are taken as
+additive (the predicted SQNR of a choice). The allocation is exact for that model: a 0/1 knapsack solved by
+dynamic programming over bytes (`knapsack`), keeping at int8 the layers whose int4 noise is largest within the
+bytes the budget leaves over all-int4. The optimum, and the fixed rules that fit the same budget (all int4;
+first and last weighted layer int8, the rest int4), are then measured on the calibration samples, and the best
+measured one is the choice: never worse there than a fixed rule.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UserError
+from ..ir import Graph, Op
+from ..ops.common import im2col, padded
+from .ptq import Range, quantize_graph, run_batches, sqnr_db
+
+INT4_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")  # TFLite Micro's int4-weight kernels
+WEIGHT_MODES = ("int8", "int4", "auto")
+
+
+def int4_layers(graph: Graph) -> list[str]:
+    """The float graph's layers that may take int4 weights, in graph order."""
+    return [op.name for op in graph.ops if op.kind in INT4_KINDS and len(op.inputs) > 1
+            and graph.tensor(op.inputs[1]).is_const and graph.tensor(op.inputs[0]).dtype == "float32"]
+
+
+def _op(graph: Graph, layer: str) -> Op:
+    return next(op for op in graph.ops if op.name == layer)
+
+
+def int4_saving(graph: Graph, layer: str) -> int:
+    """Bytes a layer's weights shrink by from int8 to int4 (two values per byte)."""
+    w = graph.tensor(_op(graph, layer).inputs[1])
+    return w.size - (w.size + 1) // 2
+
+
+def weight_bytes(graph: Graph, int8_bytes: int, bits: dict[str, int]) -> int:
+    """Bytes of every constant of the quantized model when the layers in `bits` take those widths, from the
+    all-int8 model's `int8_bytes` (`constant_bytes`): only the weights of int4 layers change size."""
+    return int8_bytes - sum(int4_saving(graph, n) for n, b in bits.items() if b == 4)
+
+
+def constant_bytes(qgraph: Graph) -> int:
+    """Bytes of a quantized graph's constants, as report.json's flash.weights_bytes counts them."""
+    return sum(t.nbytes for t in qgraph.tensors.values() if t.is_const)
+
+
+def knapsack(sizes: list[int], values: list[float], capacity: int) -> tuple[float, list[int]]:
+    """0/1 knapsack, exact: the items (indices) of largest total value whose sizes sum to at most `capacity`.
+    Dynamic programming over bytes (sizes divided by their common divisor), O(items x capacity)."""
+    if capacity < 0:
+        return float("-inf"), []
+    g = int(np.gcd.reduce([s for s in sizes if s > 0] or [1]))
+    sz = [s // g for s in sizes]
+    cap = min(capacity // g, sum(sz))
+    best = np.zeros(cap + 1)
+    take = np.zeros((len(sz), cap + 1), dtype=bool)
+    for i, (s, v) in enumerate(zip(sz, values)):
+        if s > cap:
+            continue
+        cand = best[:cap + 1 - s] + v
+        better = cand > best[s:]
+        take[i, s:] = better
+        best[s:] = np.where(better, cand, best[s:])
+    chosen, c = [], cap
+    for i in range(len(sz) - 1, -1, -1):
+        if take[i, c]:
+            chosen.append(i)
+            c -= sz[i]
+    return float(best[cap]), sorted(chosen)
+
+
+def knapsack_brute_force(sizes: list[int], values: list[float], capacity: int) -> float:
+    """The best total value by trying every subset (tests compare `knapsack` with it on small cases)."""
+    best = float("-inf") if capacity < 0 else 0.0
+    for r in range(1, len(sizes) + 1):
+        for subset in itertools.combinations(range(len(sizes)), r):
+            if sum(sizes[i] for i in subset) <= capacity:
+                best = max(best, sum(values[i] for i in subset))
+    return best
+
+
+HESSIAN_ROWS = 4096  # input vectors per batch a layer's second moments are estimated from (evenly spaced)
+
+
+def _layer_inputs(graph: Graph, op: Op, x: np.ndarray) -> np.ndarray:
+    """The input vectors (rows of K) a conv / fully connected layer's weights see: im2col of x, zero padded."""
+    if op.kind == "fully_connected":
+        return x.reshape(-1, graph.tensor(op.inputs[1]).shape[1])
+    a, w = op.attrs, graph.tensor(op.inputs[1])
+    out_hw = graph.tensor(op.outputs[0]).shape[1:3]
+    canvas = padded(x, out_hw, a.stride, a.dilation, w.shape[1:3], a.pads, 0.0)
+    return im2col(canvas, out_hw, a.stride, a.dilation, w.shape[1:3]).reshape(-1, w.size // w.shape[0])
+
+
+def layer_hessians(graph: Graph, samples: dict[str, np.ndarray], layers: list[str]) -> dict[str, np.ndarray]:
+    """Per conv / fully connected layer in `layers`: the second moments E[x x^T] of its float input vectors on
+    the samples (what GPTQ rounds int4 weights against). Depthwise layers are left to round-to-nearest."""
+    ops = [op for op in graph.ops if op.name in layers and op.kind in ("conv2d", "fully_connected")]
+    sums = {op.name: 0.0 for op in ops}
+    count = {op.name: 0 for op in ops}
+    for values in run_batches(graph, samples, keep=True):
+        for op in ops:
+            rows = _layer_inputs(graph, op, values[op.inputs[0]].astype(np.float64))
+            rows = rows[:: max(1, len(rows) // HESSIAN_ROWS)]
+            sums[op.name] = sums[op.name] + rows.T @ rows
+            count[op.name] += len(rows)
+    return {name: sums[name] / max(count[name], 1) for name in sums}
+
+
+@dataclass
+class Choice:
+    bits: dict[str, int]                  # every int4-capable layer -> 8 or 4
+    rule: str                             # "auto (knapsack)", "all int8", "all int4", "first+last int8"
+    budget_bytes: int | None
+    weights_bytes: int
+    int8_weights_bytes: int
+    predicted_sqnr_db: float | None
+    measured_sqnr_db: float | None        # on the calibration samples, first output, vs float
+    sensitivity_db: dict[str, float] = field(default_factory=dict)  # layer -> output SQNR with only it int4
+    candidates: list[dict] = field(default_factory=list)            # the measured alternatives
+
+    def layers_json(self, graph: Graph) -> list[dict]:
+        rows = []
+        for name, b in self.bits.items():
+            op = _op(graph, name)
+            w = graph.tensor(op.inputs[1])
+            row = {"name": name, "op": op.kind, "weight_bits": b,
+                   "weights_bytes": (w.size + 1) // 2 if b == 4 else w.size}
+            if name in self.sensitivity_db:
+                row["sqnr_db_int4_alone"] = round(self.sensitivity_db[name], 2)
+            rows.append(row)
+        return rows
+
+    def to_json(self, graph: Graph) -> dict:
+        return {"rule": self.rule, "flash_budget_bytes": self.budget_bytes, "weights_bytes": self.weights_bytes,
+                "int8_weights_bytes": self.int8_weights_bytes,
+                "weights_fraction_of_int8": round(self.weights_bytes / self.int8_weights_bytes, 4),
+                "predicted_sqnr_db": None if self.predicted_sqnr_db is None else round(self.predicted_sqnr_db, 2),
+                "measured_sqnr_db": None if self.measured_sqnr_db is None else round(self.measured_sqnr_db, 2),
+                "layers": self.layers_json(graph),
+                "candidates": self.candidates}
+
+
+class _Scorer:
+    """Output SQNR (first output, vs float) of quantized variants of one float graph on fixed samples."""
+
+    def __init__(self, graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray], hessians=None):
+        self.graph, self.ranges, self.samples, self.hessians = graph, ranges, samples, hessians
+        self.out = graph.outputs[0]
+        self.reference = np.concatenate([v[self.out] for v in run_batches(graph, samples)]).astype(np.float64)
+        self.signal = float(np.sum(self.reference ** 2))
+
+    def noise(self, bits: dict[str, int]) -> float:
+        q = quantize_graph(self.graph, self.ranges, bits, self.hessians)
+        y = np.concatenate([v[self.out] for v in run_batches(q, self.samples)]).astype(np.float64)
+        return float(np.sum((self.reference - y) ** 2))
+
+    def db(self, noise: float) -> float:
+        return float("inf") if noise <= 0 else float(10 * np.log10(self.signal / noise))
+
+
+def fixed_rules(layers: list[str]) -> dict[str, dict[str, int]]:
+    """The fixed width rules: all int8, all int4, first and last layer int8 with the rest int4."""
+    rules = {"all int8": {n: 8 for n in layers}, "all int4": {n: 4 for n in layers}}
+    if len(layers) > 2:
+        rules["first+last int8"] = {n: 8 if i in (0, len(layers) - 1) else 4 for i, n in enumerate(layers)}
+    return rules
+
+
+class WidthChooser:
+    """choose_widths for several budgets of one model: the calibration-time measurements (the all-int8 noise,
+    each layer's sensitivity) are made once."""
+
+    def __init__(self, graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray],
+                 hessians: dict[str, np.ndarray] | None = None):
+        self.graph, self.ranges, self.samples, self.hessians = graph, ranges, samples, hessians
+        self.layers = int4_layers(graph)
+        self.int8_bytes = constant_bytes(quantize_graph(graph, ranges))
+        self.all4_bytes = weight_bytes(graph, self.int8_bytes, {n: 4 for n in self.layers})
+        self._scorer: _Scorer | None = None
+        self._alone: dict[str, float] | None = None
+        self._measured: dict[tuple, float] = {}
+
+    def _sensitivity(self) -> tuple[_Scorer, float, dict[str, float]]:
+        if self._scorer is None:
+            self._scorer = _Scorer(self.graph, self.ranges, self.samples, self.hessians)
+            self._base = self._scorer.noise({})
+            self._alone = {n: self._scorer.noise({n: 4}) for n in self.layers}
+        return self._scorer, self._base, self._alone
+
+    def measured_db(self, bits: dict[str, int]) -> float:
+        key = tuple(sorted(bits.items()))
+        if key not in self._measured:
+            scorer = self._sensitivity()[0]
+            self._measured[key] = scorer.db(scorer.noise(bits))
+        return self._measured[key]
+
+    def bytes_of(self, bits: dict[str, int]) -> int:
+        return weight_bytes(self.graph, self.int8_bytes, bits)
+
+    def choose(self, budget_bytes: int) -> Choice:
+        graph, layers, int8_bytes = self.graph, self.layers, self.int8_bytes
+        if budget_bytes < self.all4_bytes:
+            raise UserError(f"{graph.name}: --flash-budget {budget_bytes:,} B is below the smallest the model's "
+                            f"weights reach, every conv/depthwise/fully connected layer int4: {self.all4_bytes:,} B "
+                            f"(all int8: {int8_bytes:,} B).")
+        if budget_bytes >= int8_bytes:  # nothing to lower (the agreement report measures the int8 model)
+            return Choice({n: 8 for n in layers}, "all int8", budget_bytes, int8_bytes, int8_bytes, None, None)
+        scorer, base, alone = self._sensitivity()
+        savings = [int4_saving(graph, n) for n in layers]
+        added = [max(alone[n] - base, 0.0) for n in layers]
+        _, keep = knapsack(savings, added, budget_bytes - self.all4_bytes)
+        bits = {n: 8 if i in keep else 4 for i, n in enumerate(layers)}
+        predicted = scorer.db(base + sum(added[i] for i in range(len(layers)) if i not in keep))
+        candidates = {"auto (knapsack)": bits}
+        candidates.update({rule: b for rule, b in fixed_rules(layers).items() if self.bytes_of(b) <= budget_bytes})
+        measured = {rule: self.measured_db(b) for rule, b in candidates.items()}
+        rule = max(candidates, key=lambda r: (measured[r], r == "auto (knapsack)"))
+        rows = [{"rule": r, "weights_bytes": self.bytes_of(b), "measured_sqnr_db": round(measured[r], 2)}
+                for r, b in candidates.items()]
+        return Choice(candidates[rule], rule, budget_bytes, self.bytes_of(candidates[rule]), int8_bytes,
+                      predicted if rule == "auto (knapsack)" else None, measured[rule],
+                      {n: scorer.db(v) for n, v in alone.items()}, rows)
+
+
+def choose_widths(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray],
+                  budget_bytes: int, hessians: dict[str, np.ndarray] | None = None) -> Choice:
+    """The widths whose weights fit `budget_bytes` (every constant of the quantized model) with the best output
+    SQNR on `samples` (see the module docstring)."""
+    return WidthChooser(graph, ranges, samples, hessians).choose(budget_bytes)
+
+
+def fixed_widths(graph: Graph, mode: str) -> dict[str, int]:
+    """--weights int8 / int4: every int4-capable layer at that width."""
+    return {n: 4 if mode == "int4" else 8 for n in int4_layers(graph)}
+
+
+def widths_for(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray], weights: str,
+               budget_bytes: int | None, hessians=None) -> tuple[dict[str, int], Choice | None]:
+    """The per-layer widths of --weights int8 | int4 | auto (auto: chosen under budget_bytes, required)."""
+    if weights not in WEIGHT_MODES:
+        raise UserError(f"--weights {weights}: use one of {', '.join(WEIGHT_MODES)}.")
+    if weights != "auto":
+        return fixed_widths(graph, weights), None
+    if budget_bytes is None:
+        raise UserError("--weights auto chooses each layer's weight width to fit a flash budget: pass "
+                        "--flash-budget BYTES (the bytes the model's weights may take).")
+    choice = choose_widths(graph, ranges, samples, budget_bytes, hessians)
+    return choice.bits, choice
+
+
+def quantize_mixed(graph: Graph, samples: dict[str, np.ndarray], method: str = "auto", weights: str = "int8",
+                   budget_bytes: int | None = None) -> tuple[Graph, dict]:
+    """`ptq.quantize_model` with per-layer weight widths: the quantized graph and report.json's `quantization`
+    section, which adds `weights` (the mode), `layers` (bits and bytes per weighted layer) and, for auto,
+    `allocation` (budget, bytes, predicted and measured SQNR on the calibration samples, the alternatives)."""
+    from .ptq import agreement_report, calibrate, quantize_model
+    if weights not in WEIGHT_MODES or (weights == "auto" and budget_bytes is None):
+        widths_for(graph, {}, samples, weights, budget_bytes)  # the user error, before any calibration
+    if weights == "int8" and budget_bytes is None:
+        qgraph, report = quantize_model(graph, samples, method)
+        bits, choice = fixed_widths(graph, "int8"), None
+    else:
+        method = "minmax" if method == "auto" else method  # auto's range search assumes int8 weights throughout
+        ranges = calibrate(graph, samples, method)
+        hessians = layer_hessians(graph, samples, int4_layers(graph)) if weights != "int8" else None
+        bits, choice = widths_for(graph, ranges, samples, weights, budget_bytes, hessians)
+        qgraph = quantize_graph(graph, ranges, bits, hessians)
+        n = len(next(iter(samples.values())))
+        report = {"method": method, "samples": n, "outputs": agreement_report(graph, qgraph, samples)}
+        if choice is None and budget_bytes is not None and constant_bytes(qgraph) > budget_bytes:
+            raise UserError(f"{graph.name}: with --weights {weights} the weights take {constant_bytes(qgraph):,} B, "
+                            f"over --flash-budget {budget_bytes:,} B; use --weights auto to choose widths that fit.")
+    report["weights"] = weights
+    report["weights_bytes"] = constant_bytes(qgraph)
+    report["layers"] = (choice.layers_json(graph) if choice is not None
+                        else Choice(bits, weights, None, 0, 1, None, None).layers_json(graph))
+    if choice is not None:
+        report["allocation"] = choice.to_json(graph)
+        del report["allocation"]["layers"]
+    return qgraph, report
