@@ -1,0 +1,178 @@
+/*
+ * mcu_depthwise_conv2d_3x3_s8.h - int8 depthwise conv, 3x3 kernel, depth multiplier 1, stride 1 or 2, any
+ * padding, bit-exact with TFLite's reference kernel. Called by the shape-specialised wrappers that
+ * mcutool/codegen/fast_kernels.py generates (every shape argument a literal, so GCC specialises the loops).
+ *
+ * One channel at a time, through a ring of 3 input rows in int16 with the input offset added (x - zero point)
+ * and the padding columns and rows left at 0: the interior runs without a border test, and the (x - zp) pairs
+ * of neighbouring columns are adjacent halfwords, so with the DSP extension one SMLAD does two taps of a
+ * kernel row. Per kernel row the weights are two words, W01 = (w0, w1) and W12 = (w1, w2) (low, high
+ * halfword); with p0 = (x[o], x[o+1]) and p2 = (x[o+2], x[o+3]):
+ *     stride 1, outputs o and o+1:  a0 += SMLAD(p0, W01) + SMLABT(p2, W12)   (x[o]w0 + x[o+1]w1 + x[o+2]w2)
+ *                                   a1 += SMLATB(p0, W01) + SMLAD(p2, W12)   (x[o+1]w0 + x[o+2]w1 + x[o+3]w2)
+ *     stride 2, output o (p0 at 2o): a0 += SMLAD(p0, W01) + SMLABT(p2, W12)
+ * The weights and the bias are doubled at compile time for mcu_requant_x2_s8 (one SMMLAR per output). The
+ * accumulators start at the bias, the per-channel requantization constants are loaded once per channel,
+ * and each output is requantized once. Without DSP (RV32, M0/M3,
+ * host) the same loops in plain C. |x - zp| <= 255, |2w| <= 256: every product and sum is exact in int32.
+ *
+ * `ring` holds 3 * rw int16 (4-byte aligned); rw >= pl + w + 1 and rw >= the last tap read + 2, even:
+ * fast_kernels.dw3x3_ring_width computes it.
+ */
+#ifndef MCU_DEPTHWISE_CONV2D_3X3_S8_H
+#define MCU_DEPTHWISE_CONV2D_3X3_S8_H
+
+#include <stdint.h>
+
+#include "mcu_dot_s8.h"
+#include "mcu_requant.h"
+
+/* the 3 kernel rows' weight words of one channel (wk + 6 * ch: W01 of rows 0..2, then W12 of rows 0..2) */
+typedef struct {
+    int32_t w01[3];
+    int32_t w12[3];
+} mcu_dw3x3_w;
+
+/* the ring's declaration in a wrapper: 4-byte aligned, so that column pairs at even offsets are word loads */
+#if defined(__GNUC__)
+#define MCU_DW3X3_RING(name, n) int16_t name[n] __attribute__((aligned(4)))
+#else
+#define MCU_DW3X3_RING(name, n) int16_t name[n]
+#endif
+
+#if MCU_DOT_SIMD32
+MCU_DOT_INLINE int32_t mcu_ld32(const int16_t* p)
+{
+    int32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+#define MCU_DW_LO(v) ((int32_t)(int16_t)(v))
+#else
+#define MCU_DW_LO(v) ((int32_t)(int16_t)((uint32_t)(v) & 0xFFFFu))
+#endif
+#define MCU_DW_HI(v) ((int32_t)(v) >> 16)
+
+/* Input row iy of channel ch as (x - zp) into `dst` (its columns [pl, pl + w)); zeros outside the image. */
+MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t iy, int32_t h, int32_t w, int32_t c,
+                                       int32_t ch, int32_t x_offset)
+{
+    if (iy < 0 || iy >= h) {
+        for (int32_t j = 0; j < w; j++)
+            dst[j] = 0;
+        return;
+    }
+    const int8_t* src = in + (iy * w) * c + ch;
+    int32_t j = 0;
+    for (; j + 2 <= w; j += 2) { /* two columns per step: two loads, two adds, two stores */
+        const int32_t a = (int32_t)src[j * c] + x_offset, b = (int32_t)src[(j + 1) * c] + x_offset;
+        dst[j] = (int16_t)a;
+        dst[j + 1] = (int16_t)b;
+    }
+    if (j < w)
+        dst[j] = (int16_t)((int32_t)src[j * c] + x_offset);
+}
+
+/* the three kernel rows' contribution to output o (stride s: its taps start at column s * o of the rows) */
+MCU_DOT_INLINE int32_t mcu_dw3x3_one(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t col,
+                                     const mcu_dw3x3_w* k, int32_t a)
+{
+#if MCU_DOT_SIMD32
+    a = __smlad(mcu_ld32(r0 + col), k->w01[0], a);
+    a = __smlabt(mcu_ld32(r0 + col + 2), k->w12[0], a);
+    a = __smlad(mcu_ld32(r1 + col), k->w01[1], a);
+    a = __smlabt(mcu_ld32(r1 + col + 2), k->w12[1], a);
+    a = __smlad(mcu_ld32(r2 + col), k->w01[2], a);
+    a = __smlabt(mcu_ld32(r2 + col + 2), k->w12[2], a);
+#else
+    const int16_t* r[3] = {r0, r1, r2};
+    for (int32_t i = 0; i < 3; i++)
+        a += r[i][col] * MCU_DW_LO(k->w01[i]) + r[i][col + 1] * MCU_DW_HI(k->w01[i])
+           + r[i][col + 2] * MCU_DW_HI(k->w12[i]);
+#endif
+    return a;
+}
+
+/* outputs o and o + 1 of a stride-1 row (o even) */
+MCU_DOT_INLINE void mcu_dw3x3_two(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t o,
+                                  const mcu_dw3x3_w* k, int32_t* a0, int32_t* a1)
+{
+#if MCU_DOT_SIMD32
+    const int16_t* r[3] = {r0, r1, r2};
+    int32_t x0 = *a0, x1 = *a1;
+    for (int32_t i = 0; i < 3; i++) {
+        const int32_t p0 = mcu_ld32(r[i] + o), p2 = mcu_ld32(r[i] + o + 2);
+        x0 = __smlad(p0, k->w01[i], x0);
+        x0 = __smlabt(p2, k->w12[i], x0);
+        x1 = __smlatb(p0, k->w01[i], x1);
+        x1 = __smlad(p2, k->w12[i], x1);
+    }
+    *a0 = x0;
+    *a1 = x1;
+#else
+    *a0 = mcu_dw3x3_one(r0, r1, r2, o, k, *a0);
+    *a1 = mcu_dw3x3_one(r0, r1, r2, o + 1, k, *a1);
+#endif
+}
+
+/*
+ * in (1, h, w, c) -> out (1, oh, ow, c). wk: 6 weight words per channel, the weights doubled; bias2: the bias
+ * doubled; mult, cst, e: per channel, for mcu_requant_x2_s8 (which takes the doubled accumulator).
+ */
+MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, int32_t h, int32_t w, int32_t c,
+                                                int32_t stride, int32_t pt, int32_t pl, int32_t oh, int32_t ow,
+                                                int32_t x_offset, const int32_t* wk, const int32_t* bias2,
+                                                const int32_t* mult, const int32_t* cst, const int32_t* e,
+                                                int32_t act_min, int32_t act_max, int16_t* ring, int32_t rw)
+{
+    for (int32_t i = 0; i < 3 * rw; i++)
+        ring[i] = 0;
+    for (int32_t ch = 0; ch < c; ch++) {
+        const mcu_dw3x3_w k = {{wk[6 * ch], wk[6 * ch + 1], wk[6 * ch + 2]},
+                               {wk[6 * ch + 3], wk[6 * ch + 4], wk[6 * ch + 5]}};
+        const int32_t b = bias2[ch], m = mult[ch], cc = cst[ch], sh = e[ch];
+        /* the rows top, top + 1, top + 2 of the current output row, rotated as the window moves down */
+        int16_t* r0 = ring;
+        int16_t* r1 = ring + rw;
+        int16_t* r2 = ring + 2 * rw;
+        mcu_dw3x3_fill_row(r0 + pl, in, -pt, h, w, c, ch, x_offset);
+        mcu_dw3x3_fill_row(r1 + pl, in, 1 - pt, h, w, c, ch, x_offset);
+        mcu_dw3x3_fill_row(r2 + pl, in, 2 - pt, h, w, c, ch, x_offset);
+        int8_t* dst = out + ch;
+        for (int32_t oy = 0; oy < oh; oy++) {
+            if (oy > 0) {
+                const int32_t top = oy * stride - pt;
+                int16_t* t = r0;
+                if (stride == 1) { /* rows top, top + 1 are there; top + 2 replaces the oldest */
+                    r0 = r1;
+                    r1 = r2;
+                    r2 = t;
+                    mcu_dw3x3_fill_row(r2 + pl, in, top + 2, h, w, c, ch, x_offset);
+                } else { /* stride 2: row top (the old r2) is there; top + 1, top + 2 replace the others */
+                    r0 = r2;
+                    r2 = r1;
+                    r1 = t;
+                    mcu_dw3x3_fill_row(r1 + pl, in, top + 1, h, w, c, ch, x_offset);
+                    mcu_dw3x3_fill_row(r2 + pl, in, top + 2, h, w, c, ch, x_offset);
+                }
+            }
+            int32_t o = 0;
+            if (stride == 1) {
+                for (; o + 2 <= ow; o += 2) {
+                    int32_t a0 = b, a1 = b;
+                    mcu_dw3x3_two(r0, r1, r2, o, &k, &a0, &a1);
+                    dst[0] = (int8_t)mcu_requant_x2_s8(a0, m, cc, sh, act_min, act_max);
+                    dst[c] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, act_min, act_max);
+                    dst += 2 * c;
+                }
+            }
+            for (; o < ow; o++) {
+                const int32_t a = mcu_dw3x3_one(r0, r1, r2, o * stride, &k, b);
+                *dst = (int8_t)mcu_requant_x2_s8(a, m, cc, sh, act_min, act_max);
+                dst += c;
+            }
+        }
+    }
+}
+
+#endif /* MCU_DEPTHWISE_CONV2D_3X3_S8_H */
