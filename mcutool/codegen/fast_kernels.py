@@ -18,6 +18,8 @@ have; other layers keep TVM's kernels.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import tvm_kernels as tk
@@ -109,10 +111,28 @@ def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_p
     rw = dw3x3_ring_width(w, s, pl, ow)
     call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
             f"{-int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
-            f"{int(act_min)}, {int(act_max)}, ring, {rw});")
+            f"{int(act_min)}, {int(act_max)}, rows, {rw});")
     return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call,
-                   f"  MCU_DW3X3_RING(ring, {3 * rw});\n", 6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3",
+                   f"  MCU_DW3X3_RING(rows, {3 * rw});\n", 6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3",
                    const_attr)
+
+
+def in_place(k: tk.Kernel) -> tk.Kernel:
+    """A stride-1 "same" depthwise kernel of `depthwise_3x3_s8` rewritten to work over its input in place, with
+    the signature of the in-place row kernels (row_inplace.py): `void name(int8_t* buf, int8_t* ring)`, the
+    arena's line buffer unused. Channel ch of output row y only depends on channel ch of input rows y - 1 .. y + 1,
+    which are in the kernel's int16 ring when output row y is stored over input row y, and rows are read from
+    `buf` only ahead of the rows written (the ring is filled with row y + 2 before row y + 1 is stored): so
+    nothing is read after it was overwritten, and the output rows need no copy-back."""
+    if k.schedule != "dw3x3" or k.in_shape != k.out_shape:
+        raise ValueError(f"{k.name}: only a same-shaped dw3x3 kernel runs in place, not {k.schedule} {k.out_shape}")
+    sig = f"void {k.name}(const int8_t* restrict in, int8_t* restrict out)"
+    new_sig = f"void {k.name}(int8_t* buf, int8_t* ring)"
+    call = "mcu_depthwise_conv2d_3x3_s8(in, out, "
+    assert k.code_source.count(sig) == 1 and k.code_source.count(call) == 1
+    code = k.code_source.replace(sig, new_sig).replace(call, "(void)ring;\n  mcu_depthwise_conv2d_3x3_s8(buf, buf, ")
+    return dataclasses.replace(k, source=k.source.replace(k.code_source, code), code_source=code,
+                               prototype=new_sig + ";", schedule=k.schedule + "+in_place")
 
 
 def conv2d_im2col_s8(name, op, in_shape, weights, bias, mult, shift, *, input_zero_point, output_zero_point,
