@@ -3,18 +3,18 @@
  * padding, bit-exact with TFLite's reference kernel. Called by the shape-specialised wrappers that
  * mcutool/codegen/fast_kernels.py generates (every shape argument a literal, so GCC specialises the loops).
  *
- * One channel at a time, through a ring of 3 input rows in int16 with the input offset added (x - zero point)
- * and the padding columns and rows left at 0: the interior runs without a border test, and the (x - zp) pairs
- * of neighbouring columns are adjacent halfwords, so with the DSP extension one SMLAD does two taps of a
- * kernel row. Per kernel row the weights are two words, W01 = (w0, w1) and W12 = (w1, w2) (low, high
- * halfword); with p0 = (x[o], x[o+1]) and p2 = (x[o+2], x[o+3]):
+ * One channel at a time, through a ring of 3 input rows in int16 whose padding columns and rows hold the input
+ * zero point (the input offset is folded into the bias at compile time, bias - zp * sum w, so padding adds
+ * nothing): the interior runs without a border test, and neighbouring columns are adjacent halfwords, so with
+ * the DSP extension one SMLAD does two taps of a kernel row. Per kernel row the weights are two words,
+ * W01 = (w0, w1) and W12 = (w1, w2) (low, high halfword); with p0 = (x[o], x[o+1]) and p2 = (x[o+2], x[o+3]):
  *     stride 1, outputs o and o+1:  a0 += SMLAD(p0, W01) + SMLABT(p2, W12)   (x[o]w0 + x[o+1]w1 + x[o+2]w2)
  *                                   a1 += SMLATB(p0, W01) + SMLAD(p2, W12)   (x[o+1]w0 + x[o+2]w1 + x[o+3]w2)
- *     stride 2, output o (p0 at 2o): a0 += SMLAD(p0, W01) + SMLABT(p2, W12)
+ *     stride 2, output o (p0 at 2o): a0 += SMLAD(p0, W01) + SMLABT(p2, W12), p2 serving output o + 1 too
  * The weights and the bias are doubled at compile time for mcu_requant_x2_s8 (one SMMLAR per output). The
- * accumulators start at the bias, the per-channel requantization constants are loaded once per channel,
- * and each output is requantized once. Without DSP (RV32, M0/M3,
- * host) the same loops in plain C. |x - zp| <= 255, |2w| <= 256: every product and sum is exact in int32.
+ * accumulators start at the bias, the per-channel constants are loaded once per channel, each output is
+ * requantized once. Without DSP (RV32, M0/M3, host) the same loops in plain C. |x| <= 128, |2w| <= 256:
+ * every product is exact, and the generator bounds the sums (fast_kernels.x2_requant).
  *
  * `ring` holds 3 * rw int16 (4-byte aligned); rw >= pl + w + 1 and rw >= the last tap read + 2, even:
  * fast_kernels.dw3x3_ring_width computes it.
@@ -53,24 +53,18 @@ MCU_DOT_INLINE int32_t mcu_ld32(const int16_t* p)
 #endif
 #define MCU_DW_HI(v) ((int32_t)(v) >> 16)
 
-/* Input row iy of channel ch as (x - zp) into `dst` (its columns [pl, pl + w)); zeros outside the image. */
+/* Input row iy of channel ch into `dst` (its columns [pl, pl + w)) as int16; the zero point outside the image. */
 MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t iy, int32_t h, int32_t w, int32_t c,
-                                       int32_t ch, int32_t x_offset)
+                                       int32_t ch, int16_t zp)
 {
     if (iy < 0 || iy >= h) {
         for (int32_t j = 0; j < w; j++)
-            dst[j] = 0;
+            dst[j] = zp;
         return;
     }
     const int8_t* src = in + (iy * w) * c + ch;
-    int32_t j = 0;
-    for (; j + 2 <= w; j += 2) { /* two columns per step: two loads, two adds, two stores */
-        const int32_t a = (int32_t)src[j * c] + x_offset, b = (int32_t)src[(j + 1) * c] + x_offset;
-        dst[j] = (int16_t)a;
-        dst[j + 1] = (int16_t)b;
-    }
-    if (j < w)
-        dst[j] = (int16_t)((int32_t)src[j * c] + x_offset);
+    for (int32_t j = 0; j < w; j++) /* one LDRSB and one STRH per value */
+        dst[j] = src[j * c];
 }
 
 /* the three kernel rows' contribution to output o (stride s: its taps start at column s * o of the rows) */
@@ -115,18 +109,40 @@ MCU_DOT_INLINE void mcu_dw3x3_two(const int16_t* r0, const int16_t* r1, const in
 #endif
 }
 
+/* outputs o and o + 1 of a stride-2 row: the word at column 2o + 2 serves both */
+MCU_DOT_INLINE void mcu_dw3x3_two_s2(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t o,
+                                     const mcu_dw3x3_w* k, int32_t* a0, int32_t* a1)
+{
+#if MCU_DOT_SIMD32
+    const int16_t* r[3] = {r0, r1, r2};
+    int32_t x0 = *a0, x1 = *a1;
+    for (int32_t i = 0; i < 3; i++) {
+        const int32_t p0 = mcu_ld32(r[i] + 2 * o), p2 = mcu_ld32(r[i] + 2 * o + 2), p4 = mcu_ld32(r[i] + 2 * o + 4);
+        x0 = __smlad(p0, k->w01[i], x0);
+        x0 = __smlabt(p2, k->w12[i], x0);
+        x1 = __smlad(p2, k->w01[i], x1);
+        x1 = __smlabt(p4, k->w12[i], x1);
+    }
+    *a0 = x0;
+    *a1 = x1;
+#else
+    *a0 = mcu_dw3x3_one(r0, r1, r2, 2 * o, k, *a0);
+    *a1 = mcu_dw3x3_one(r0, r1, r2, 2 * o + 2, k, *a1);
+#endif
+}
+
 /*
- * in (1, h, w, c) -> out (1, oh, ow, c). wk: 6 weight words per channel, the weights doubled; bias2: the bias
- * doubled; mult, cst, e: per channel, for mcu_requant_x2_s8 (which takes the doubled accumulator).
+ * in (1, h, w, c) -> out (1, oh, ow, c); zp: the input zero point. wk: 6 weight words per channel, the weights
+ * doubled; bias2: (bias - zp * sum w) doubled; mult, cst, e: per channel, for mcu_requant_x2_s8 (which takes the doubled accumulator).
  */
 MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, int32_t h, int32_t w, int32_t c,
                                                 int32_t stride, int32_t pt, int32_t pl, int32_t oh, int32_t ow,
-                                                int32_t x_offset, const int32_t* wk, const int32_t* bias2,
+                                                int32_t zp, const int32_t* wk, const int32_t* bias2,
                                                 const int32_t* mult, const int32_t* cst, const int32_t* e,
                                                 int32_t act_min, int32_t act_max, int16_t* ring, int32_t rw)
 {
     for (int32_t i = 0; i < 3 * rw; i++)
-        ring[i] = 0;
+        ring[i] = (int16_t)zp;
     for (int32_t ch = 0; ch < c; ch++) {
         const mcu_dw3x3_w k = {{wk[6 * ch], wk[6 * ch + 1], wk[6 * ch + 2]},
                                {wk[6 * ch + 3], wk[6 * ch + 4], wk[6 * ch + 5]}};
@@ -135,9 +151,9 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
         int16_t* r0 = ring;
         int16_t* r1 = ring + rw;
         int16_t* r2 = ring + 2 * rw;
-        mcu_dw3x3_fill_row(r0 + pl, in, -pt, h, w, c, ch, x_offset);
-        mcu_dw3x3_fill_row(r1 + pl, in, 1 - pt, h, w, c, ch, x_offset);
-        mcu_dw3x3_fill_row(r2 + pl, in, 2 - pt, h, w, c, ch, x_offset);
+        mcu_dw3x3_fill_row(r0 + pl, in, -pt, h, w, c, ch, (int16_t)zp);
+        mcu_dw3x3_fill_row(r1 + pl, in, 1 - pt, h, w, c, ch, (int16_t)zp);
+        mcu_dw3x3_fill_row(r2 + pl, in, 2 - pt, h, w, c, ch, (int16_t)zp);
         int8_t* dst = out + ch;
         for (int32_t oy = 0; oy < oh; oy++) {
             if (oy > 0) {
@@ -147,24 +163,25 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                     r0 = r1;
                     r1 = r2;
                     r2 = t;
-                    mcu_dw3x3_fill_row(r2 + pl, in, top + 2, h, w, c, ch, x_offset);
+                    mcu_dw3x3_fill_row(r2 + pl, in, top + 2, h, w, c, ch, (int16_t)zp);
                 } else { /* stride 2: row top (the old r2) is there; top + 1, top + 2 replace the others */
                     r0 = r2;
                     r2 = r1;
                     r1 = t;
-                    mcu_dw3x3_fill_row(r1 + pl, in, top + 1, h, w, c, ch, x_offset);
-                    mcu_dw3x3_fill_row(r2 + pl, in, top + 2, h, w, c, ch, x_offset);
+                    mcu_dw3x3_fill_row(r1 + pl, in, top + 1, h, w, c, ch, (int16_t)zp);
+                    mcu_dw3x3_fill_row(r2 + pl, in, top + 2, h, w, c, ch, (int16_t)zp);
                 }
             }
             int32_t o = 0;
-            if (stride == 1) {
-                for (; o + 2 <= ow; o += 2) {
-                    int32_t a0 = b, a1 = b;
+            for (; o + 2 <= ow; o += 2) {
+                int32_t a0 = b, a1 = b;
+                if (stride == 1)
                     mcu_dw3x3_two(r0, r1, r2, o, &k, &a0, &a1);
-                    dst[0] = (int8_t)mcu_requant_x2_s8(a0, m, cc, sh, act_min, act_max);
-                    dst[c] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, act_min, act_max);
-                    dst += 2 * c;
-                }
+                else
+                    mcu_dw3x3_two_s2(r0, r1, r2, o, &k, &a0, &a1);
+                dst[0] = (int8_t)mcu_requant_x2_s8(a0, m, cc, sh, act_min, act_max);
+                dst[c] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, act_min, act_max);
+                dst += 2 * c;
             }
             for (; o < ow; o++) {
                 const int32_t a = mcu_dw3x3_one(r0, r1, r2, o * stride, &k, b);

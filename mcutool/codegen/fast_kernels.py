@@ -4,8 +4,9 @@ constants pre-arranged at compile time. They return the same `Kernel` as tvm_ker
 constant-array naming), so model.c and the in-place row bands (row_inplace.py) use them unchanged.
 
     depthwise_3x3_s8   runtime/mcu_depthwise_conv2d_3x3_s8.h: 3x3, depth multiplier 1, stride 1 or 2, dilation 1;
-                       one channel at a time through a ring of 3 int16 rows of (x - zp) with zero padding (no
-                       border tests), one SMLAD per two taps of a kernel row, per-channel constants hoisted
+                       one channel at a time through a ring of 3 int16 rows padded with the zero point (no
+                       border tests; the input offset folded into the bias), one SMLAD per two taps of a kernel
+                       row, per-channel constants hoisted
     conv2d_im2col_s8   runtime/mcu_conv2d_im2col_s8.h: a conv whose kernel rows are not whole words (kw * c % 4,
                        e.g. 3x3 over 3 colour channels) and whose window has at most IM2COL_MAX_TAPS taps: the
                        window gathered into a word-padded buffer per pixel, 4 output channels per SMLAD pass
@@ -45,10 +46,16 @@ def x2_requant(w_rows, bias, mult, shift, in_zp, out_zp) -> tuple[np.ndarray, np
     return c, e
 
 
+def _dw_rows_bias(weights, bias, in_zp):
+    """(C, 9) weight rows and the bias with the input offset folded in (the ring holds x, padding zp)."""
+    rows = weights.reshape(9, -1).T
+    return rows, np.asarray(bias, np.int64) - int(in_zp) * rows.astype(np.int64).sum(axis=1)
+
+
 def applies_depthwise(weights, bias, mult, shift, in_zp, out_zp, depth_multiplier, stride, dilation) -> bool:
     return (weights.shape[1:3] == (3, 3) and depth_multiplier == 1 and tuple(dilation) == (1, 1)
             and tuple(stride) in ((1, 1), (2, 2))
-            and x2_requant(weights.reshape(9, -1).T, bias, mult, shift, in_zp, out_zp) is not None)
+            and x2_requant(*_dw_rows_bias(weights, bias, in_zp), mult, shift, 0, out_zp) is not None)
 
 
 def applies_im2col(weights, bias, mult, shift, in_zp, out_zp, dilation) -> bool:
@@ -107,10 +114,10 @@ def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_p
     if oh <= 0 or ow <= 0 or min(pads) < 0:
         raise ValueError(f"{name}: bad geometry: input {tuple(in_shape)}, stride {stride}, pads {pads}")
     arrays = {"w": (_dw_weight_words(weights), "int32"),
-              **_requant_arrays(weights.reshape(9, c).T, bias, mult, shift, input_zero_point, output_zero_point)}
+              **_requant_arrays(*_dw_rows_bias(weights, bias, input_zero_point), mult, shift, 0, output_zero_point)}
     rw = dw3x3_ring_width(w, s, pl, ow)
     call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
-            f"{-int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
+            f"{int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
             f"{int(act_min)}, {int(act_max)}, rows, {rw});")
     return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call,
                    f"  MCU_DW3X3_RING(rows, {3 * rw});\n", 6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3",
