@@ -63,8 +63,15 @@ MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t i
         return;
     }
     const int8_t* src = in + (iy * w) * c + ch;
-    for (int32_t j = 0; j < w; j++) /* one LDRSB and one STRH per value */
-        dst[j] = src[j * c];
+    int32_t j = 0;
+    for (; j + 4 <= w; j += 4, src += 4 * c) { /* one LDRSB and one STRH per value, the loop test per 4 */
+        dst[j] = src[0];
+        dst[j + 1] = src[c];
+        dst[j + 2] = src[2 * c];
+        dst[j + 3] = src[3 * c];
+    }
+    for (; j < w; j++, src += c)
+        dst[j] = src[0];
 }
 
 /* the three kernel rows' contribution to output o (stride s: its taps start at column s * o of the rows) */
@@ -109,6 +116,35 @@ MCU_DOT_INLINE void mcu_dw3x3_two(const int16_t* r0, const int16_t* r1, const in
 #endif
 }
 
+/* outputs o .. o + 3 of a stride-1 row (o even): three words per kernel row serve the four */
+MCU_DOT_INLINE void mcu_dw3x3_four(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t o,
+                                   const mcu_dw3x3_w* k, int32_t* acc)
+{
+#if MCU_DOT_SIMD32
+    const int16_t* r[3] = {r0, r1, r2};
+    int32_t x0 = acc[0], x1 = acc[1], x2 = acc[2], x3 = acc[3];
+    for (int32_t i = 0; i < 3; i++) {
+        const int32_t p0 = mcu_ld32(r[i] + o), p2 = mcu_ld32(r[i] + o + 2), p4 = mcu_ld32(r[i] + o + 4);
+        const int32_t w01 = k->w01[i], w12 = k->w12[i];
+        x0 = __smlad(p0, w01, x0);
+        x0 = __smlabt(p2, w12, x0);
+        x1 = __smlatb(p0, w01, x1);
+        x1 = __smlad(p2, w12, x1);
+        x2 = __smlad(p2, w01, x2);
+        x2 = __smlabt(p4, w12, x2);
+        x3 = __smlatb(p2, w01, x3);
+        x3 = __smlad(p4, w12, x3);
+    }
+    acc[0] = x0;
+    acc[1] = x1;
+    acc[2] = x2;
+    acc[3] = x3;
+#else
+    for (int32_t j = 0; j < 4; j++)
+        acc[j] = mcu_dw3x3_one(r0, r1, r2, o + j, k, acc[j]);
+#endif
+}
+
 /* outputs o and o + 1 of a stride-2 row: the word at column 2o + 2 serves both */
 MCU_DOT_INLINE void mcu_dw3x3_two_s2(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t o,
                                      const mcu_dw3x3_w* k, int32_t* a0, int32_t* a1)
@@ -133,13 +169,14 @@ MCU_DOT_INLINE void mcu_dw3x3_two_s2(const int16_t* r0, const int16_t* r1, const
 
 /*
  * in (1, h, w, c) -> out (1, oh, ow, c); zp: the input zero point. wk: 6 weight words per channel, the weights
- * doubled; bias2: (bias - zp * sum w) doubled; mult, cst, e: per channel, for mcu_requant_x2_s8 (which takes the doubled accumulator).
+ * doubled; bias2: (bias - zp * sum w) doubled; mult, cst, e, sign_fix: for mcu_requant_x2_s8 (per channel).
  */
 MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, int32_t h, int32_t w, int32_t c,
                                                 int32_t stride, int32_t pt, int32_t pl, int32_t oh, int32_t ow,
                                                 int32_t zp, const int32_t* wk, const int32_t* bias2,
                                                 const int32_t* mult, const int32_t* cst, const int32_t* e,
-                                                int32_t act_min, int32_t act_max, int16_t* ring, int32_t rw)
+                                                int32_t sign_fix, int32_t act_min, int32_t act_max, int16_t* ring,
+                                                int32_t rw)
 {
     for (int32_t i = 0; i < 3 * rw; i++)
         ring[i] = (int16_t)zp;
@@ -173,19 +210,28 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                 }
             }
             int32_t o = 0;
+            if (stride == 1 && ow >= 8) { /* (measured: on narrow rows the pairs below do better) */
+                for (; o + 4 <= ow; o += 4) {
+                    int32_t a[4] = {b, b, b, b};
+                    mcu_dw3x3_four(r0, r1, r2, o, &k, a);
+                    for (int32_t j = 0; j < 4; j++)
+                        dst[j * c] = (int8_t)mcu_requant_x2_s8(a[j], m, cc, sh, sign_fix, act_min, act_max);
+                    dst += 4 * c;
+                }
+            }
             for (; o + 2 <= ow; o += 2) {
                 int32_t a0 = b, a1 = b;
                 if (stride == 1)
                     mcu_dw3x3_two(r0, r1, r2, o, &k, &a0, &a1);
                 else
                     mcu_dw3x3_two_s2(r0, r1, r2, o, &k, &a0, &a1);
-                dst[0] = (int8_t)mcu_requant_x2_s8(a0, m, cc, sh, act_min, act_max);
-                dst[c] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, act_min, act_max);
+                dst[0] = (int8_t)mcu_requant_x2_s8(a0, m, cc, sh, sign_fix, act_min, act_max);
+                dst[c] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, sign_fix, act_min, act_max);
                 dst += 2 * c;
             }
             for (; o < ow; o++) {
                 const int32_t a = mcu_dw3x3_one(r0, r1, r2, o * stride, &k, b);
-                *dst = (int8_t)mcu_requant_x2_s8(a, m, cc, sh, act_min, act_max);
+                *dst = (int8_t)mcu_requant_x2_s8(a, m, cc, sh, sign_fix, act_min, act_max);
                 dst += c;
             }
         }

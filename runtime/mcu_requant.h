@@ -116,17 +116,21 @@ static inline int32_t mcu_requant_fast_s8(int32_t acc, int32_t multiplier, int64
  * five instructions with SSAT and the store, against ten for mcu_requant_fast_s8 (two MOVs to keep its 64-bit
  * rounding constant, SMLAL, the sign correction in AND/SUBS/SBC, ASR). The generator checks at compile time that
  * |acc2| < 2^31 and |q| + |c| + 1 < 2^31 for every input (mcutool/codegen/fast_kernels.py).
+ * `sign_fix` 0 (a literal) drops the [acc2 < 0] term when act_min >= zp (a fused RELU / RELU6): where it
+ * matters q < 0, so both forms give at most zp, which the clamp raises to act_min.
  */
-static inline int32_t mcu_requant_x2_s8(int32_t acc2, int32_t multiplier, int32_t c, int32_t e, int32_t act_min,
-                                        int32_t act_max)
+static inline int32_t mcu_requant_x2_s8(int32_t acc2, int32_t multiplier, int32_t c, int32_t e, int32_t sign_fix,
+                                        int32_t act_min, int32_t act_max)
 {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     int32_t q;
     __asm__("smmlar %0, %1, %2, %3" : "=r"(q) : "r"(acc2), "r"(multiplier), "r"(c));
 #else
-    const int32_t q = (int32_t)(((int64_t)acc2 * multiplier + ((int64_t)1 << 31)) >> 32) + c;
+    int32_t q = (int32_t)(((int64_t)acc2 * multiplier + ((int64_t)1 << 31)) >> 32) + c;
 #endif
-    return mcu_clamp_s8((q - (int32_t)((uint32_t)acc2 >> 31)) >> e, act_min, act_max);
+    if (sign_fix)
+        q -= (int32_t)((uint32_t)acc2 >> 31);
+    return mcu_clamp_s8(q >> e, act_min, act_max);
 }
 
 #endif /* MCU_REQUANT_H */

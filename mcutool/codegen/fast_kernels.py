@@ -90,6 +90,12 @@ def _requant_arrays(w_rows, bias, mult, shift, in_zp, out_zp):
             "e": (e, "int32")}
 
 
+def _sign_fix(act_min, out_zp) -> int:
+    """mcu_requant_x2_s8's rounding of negative values matters only below the output zero point: a fused RELU /
+    RELU6 (act_min >= zp) clamps them all to act_min, one instruction less per output."""
+    return int(int(act_min) < int(out_zp))
+
+
 def _dw_weight_words(weights) -> np.ndarray:
     """(1, 3, 3, C) int8 -> (C, 6) int32: W01 = (2 w0, 2 w1) and W12 = (2 w1, 2 w2) of each kernel row, low
     halfword first (the words SMLAD / SMLABT read)."""
@@ -118,7 +124,7 @@ def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_p
     rw = dw3x3_ring_width(w, s, pl, ow)
     call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
             f"{int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
-            f"{int(act_min)}, {int(act_max)}, rows, {rw});")
+            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, rows, {rw});")
     return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call,
                    f"  MCU_DW3X3_RING(rows, {3 * rw});\n", 6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3",
                    const_attr)
@@ -161,6 +167,6 @@ def conv2d_im2col_s8(name, op, in_shape, weights, bias, mult, shift, *, input_ze
               **_requant_arrays(rows, bias, mult, shift, input_zero_point, output_zero_point)}
     call = (f"mcu_conv2d_im2col_s8(in, out, {h}, {w}, {c}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {oh}, {ow}, {o}, "
             f"{kp}, {-int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
-            f"{int(act_min)}, {int(act_max)}, col);")
+            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, col);")
     return _kernel(name, op, in_shape, (1, oh, ow, o), oh * ow * o * taps, arrays, call,
-                   f"  int8_t col[{kp}];\n", kp, "mcu_conv2d_im2col_s8.h", "im2col_w16", const_attr)
+                   f"  int8_t col[{2 * kp}];\n", 2 * kp, "mcu_conv2d_im2col_s8.h", "im2col_w16", const_attr)
