@@ -4,6 +4,7 @@ row rings, im2col first convs), bit-exact against TFLite's arithmetic written ou
 in QEMU (the SMLAD paths), where the MAC/instruction floors are checked too."""
 from __future__ import annotations
 
+import subprocess
 import zlib
 
 import numpy as np
@@ -11,8 +12,10 @@ import pytest
 
 from conftest import require_tool
 from mcutool import reference as REF
+from mcutool.paths import data_dir
 from mcutool.codegen import tvm_kernels
-from test_tvm_kernels import _check, _conv_acc, _inputs, _pick_requant, _requant, run_on_cortex_m7, run_on_host
+from test_tvm_kernels import (CFLAGS, GCC, _check, _conv_acc, _inputs, _pick_requant, _requant, run_on_cortex_m7,
+                              run_on_host)
 
 DW_CASES = {
     # name: (in_shape, stride, pads, zi, zo, (act_min, act_max))
@@ -123,3 +126,67 @@ def test_fast_kernels_bit_exact_on_cortex_m7(case, tmp_path):
         assert np.array_equal(got, want[i].reshape(got.shape)), f"{np.sum(got != want[i].reshape(got.shape))} differ"
     print(f"{case}: {k.macs / instructions:.3f} MAC/instr")
     assert k.macs / instructions >= M7_FLOORS[case], f"{k.macs / instructions:.3f} MAC/instruction"
+
+
+# ------------------------------------------------------------------------------ one-SMMLAR requantization
+
+_X2_CHECK = r"""
+#include <stdint.h>
+#include "mcu_requant.h"
+static uint64_t s = 88172645463325252ull;
+static uint32_t rnd(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return (uint32_t)(s >> 11); }
+/* mismatches of mcu_requant_x2_s8 against mcu_requant_s8 (TFLite's sequence) over n random cases */
+static long x2_mismatches(long n)
+{
+    long bad = 0;
+    for (long i = 0; i < n; i++) {
+        const int32_t e = 1 + (int32_t)(rnd() % 23);
+        const int32_t m = (int32_t)((1u << 30) + (rnd() & 0x3FFFFFFFu));
+        const int32_t zp = (int32_t)(rnd() % 256) - 128;
+        int32_t acc = (int32_t)(rnd() >> 2) - (1 << 29) * 2 * (int32_t)(rnd() & 1); /* in [-2^30, 2^30) */
+        if (i & 1) acc >>= rnd() % 30; /* small magnitudes, where the ties are */
+        if (i % 4 == 2) acc = (acc & ~((1 << e) - 1)) + (1 << (e - 1)) * (int32_t)(rnd() % 3); /* near ties */
+        if (acc >= (1 << 30))
+            acc = (1 << 30) - 1; /* |2 acc| < 2^31 */
+        const int32_t c = (1 << (e - 1)) + zp * (1 << e);
+        const int64_t q = (int64_t)acc * m / ((int64_t)1 << 31);
+        if ((q < 0 ? -q : q) + (c < 0 ? -c : c) + 2 >= ((int64_t)1 << 31))
+            continue; /* outside the bound the generator checks */
+        /* with the sign term: any clamp; without it: act_min >= zp */
+        if (mcu_requant_x2_s8(2 * acc, m, c, e, 1, -128, 127) != mcu_requant_s8(acc, m, -e, zp, -128, 127))
+            bad++;
+        if (mcu_requant_x2_s8(2 * acc, m, c, e, 0, zp, 127) != mcu_requant_s8(acc, m, -e, zp, zp, 127))
+            bad++;
+    }
+    return bad;
+}
+"""
+
+
+def test_requant_x2_equals_tflite_requant_on_host(tmp_path):
+    """mcu_requant_x2_s8 (portable path) == mcu_requant_s8 (TFLite's literal sequence; the kernel tests of
+    test_tvm_kernels check it against numpy) on 2M random, small and near-tie accumulators."""
+    require_tool("gcc")
+    src = tmp_path / "x2.c"
+    src.write_text(_X2_CHECK + '#include <stdio.h>\nint main(void) { long b = x2_mismatches(2000000); '
+                   'printf("%ld\\n", b); return b != 0; }\n')
+    res = subprocess.run([GCC, *CFLAGS, "-I", str(data_dir("runtime")), str(src), "-o", str(tmp_path / "x2")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([str(tmp_path / "x2")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "0", res.stdout
+
+
+@pytest.mark.qemu
+def test_requant_x2_smmlar_equals_tflite_requant_on_cortex_m7(tmp_path):
+    """The SMMLAR path of mcu_requant_x2_s8 against mcu_requant_s8 in QEMU (Cortex-M7), 100k cases."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    src = _X2_CHECK + ("void x2_check(const int8_t* restrict in, int8_t* restrict out)\n{\n    (void)in;\n"
+                       "    const long b = x2_mismatches(100000);\n    out[0] = (int8_t)(b > 127 ? 127 : b);\n"
+                       "    out[1] = 42;\n}\n")
+    k = tvm_kernels.Kernel(name="x2_check", op="test", in_shape=(1,), out_shape=(2,), macs=0, source=src,
+                           prototype="void x2_check(const int8_t* restrict in, int8_t* restrict out);",
+                           includes=("mcu_requant.h",), stack_bytes=0, const_bytes=0, schedule="test")
+    got, _ = run_on_cortex_m7(k, np.zeros(1, np.int8), tmp_path)
+    assert got.tolist() == [0, 42]
