@@ -41,12 +41,6 @@ typedef struct {
 #endif
 
 #if MCU_DOT_SIMD32
-MCU_DOT_INLINE int32_t mcu_ld32(const int16_t* p)
-{
-    int32_t v;
-    __builtin_memcpy(&v, p, 4);
-    return v;
-}
 #define MCU_DW_LO(v) ((int32_t)(int16_t)(v))
 #else
 #define MCU_DW_LO(v) ((int32_t)(int16_t)((uint32_t)(v) & 0xFFFFu))
@@ -79,12 +73,12 @@ MCU_DOT_INLINE int32_t mcu_dw3x3_one(const int16_t* r0, const int16_t* r1, const
                                      const mcu_dw3x3_w* k, int32_t a)
 {
 #if MCU_DOT_SIMD32
-    a = __smlad(mcu_ld32(r0 + col), k->w01[0], a);
-    a = __smlabt(mcu_ld32(r0 + col + 2), k->w12[0], a);
-    a = __smlad(mcu_ld32(r1 + col), k->w01[1], a);
-    a = __smlabt(mcu_ld32(r1 + col + 2), k->w12[1], a);
-    a = __smlad(mcu_ld32(r2 + col), k->w01[2], a);
-    a = __smlabt(mcu_ld32(r2 + col + 2), k->w12[2], a);
+    a = __smlad(mcu_ld_s16x2(r0 + col), k->w01[0], a);
+    a = __smlabt(mcu_ld_s16x2(r0 + col + 2), k->w12[0], a);
+    a = __smlad(mcu_ld_s16x2(r1 + col), k->w01[1], a);
+    a = __smlabt(mcu_ld_s16x2(r1 + col + 2), k->w12[1], a);
+    a = __smlad(mcu_ld_s16x2(r2 + col), k->w01[2], a);
+    a = __smlabt(mcu_ld_s16x2(r2 + col + 2), k->w12[2], a);
 #else
     const int16_t* r[3] = {r0, r1, r2};
     for (int32_t i = 0; i < 3; i++)
@@ -102,7 +96,7 @@ MCU_DOT_INLINE void mcu_dw3x3_two(const int16_t* r0, const int16_t* r1, const in
     const int16_t* r[3] = {r0, r1, r2};
     int32_t x0 = *a0, x1 = *a1;
     for (int32_t i = 0; i < 3; i++) {
-        const int32_t p0 = mcu_ld32(r[i] + o), p2 = mcu_ld32(r[i] + o + 2);
+        const int32_t p0 = mcu_ld_s16x2(r[i] + o), p2 = mcu_ld_s16x2(r[i] + o + 2);
         x0 = __smlad(p0, k->w01[i], x0);
         x0 = __smlabt(p2, k->w12[i], x0);
         x1 = __smlatb(p0, k->w01[i], x1);
@@ -124,7 +118,7 @@ MCU_DOT_INLINE void mcu_dw3x3_four(const int16_t* r0, const int16_t* r1, const i
     const int16_t* r[3] = {r0, r1, r2};
     int32_t x0 = acc[0], x1 = acc[1], x2 = acc[2], x3 = acc[3];
     for (int32_t i = 0; i < 3; i++) {
-        const int32_t p0 = mcu_ld32(r[i] + o), p2 = mcu_ld32(r[i] + o + 2), p4 = mcu_ld32(r[i] + o + 4);
+        const int32_t p0 = mcu_ld_s16x2(r[i] + o), p2 = mcu_ld_s16x2(r[i] + o + 2), p4 = mcu_ld_s16x2(r[i] + o + 4);
         const int32_t w01 = k->w01[i], w12 = k->w12[i];
         x0 = __smlad(p0, w01, x0);
         x0 = __smlabt(p2, w12, x0);
@@ -153,7 +147,8 @@ MCU_DOT_INLINE void mcu_dw3x3_two_s2(const int16_t* r0, const int16_t* r1, const
     const int16_t* r[3] = {r0, r1, r2};
     int32_t x0 = *a0, x1 = *a1;
     for (int32_t i = 0; i < 3; i++) {
-        const int32_t p0 = mcu_ld32(r[i] + 2 * o), p2 = mcu_ld32(r[i] + 2 * o + 2), p4 = mcu_ld32(r[i] + 2 * o + 4);
+        const int32_t p0 = mcu_ld_s16x2(r[i] + 2 * o), p2 = mcu_ld_s16x2(r[i] + 2 * o + 2);
+        const int32_t p4 = mcu_ld_s16x2(r[i] + 2 * o + 4);
         x0 = __smlad(p0, k->w01[i], x0);
         x0 = __smlabt(p2, k->w12[i], x0);
         x1 = __smlad(p2, k->w01[i], x1);
