@@ -66,11 +66,12 @@ MCU_DOT_INLINE void mcu_conv2d_im2col_s8(const int8_t* in, int8_t* out, int32_t 
                 int32_t a[4] = {bias2[o], bias2[o + 1], bias2[o + 2], bias2[o + 3]};
                 int32_t b[4] = {bias2[o], bias2[o + 1], bias2[o + 2], bias2[o + 3]};
                 mcu_dot4x2_s8_w16(col, wts + o * kp, kp, kp, x_offset, a, b);
-                for (int32_t j = 0; j < 4; j++) {
-                    out[o + j] = (int8_t)mcu_requant_x2_s8(a[j], mult[o + j], cst[o + j], e[o + j], sign_fix,
-                                                           act_min, act_max);
-                    out[n_out + o + j] = (int8_t)mcu_requant_x2_s8(b[j], mult[o + j], cst[o + j], e[o + j], sign_fix,
-                                                                   act_min, act_max);
+                for (int32_t j = 0; j < 4; j++) { /* the constants read once (the int8 stores may alias them) */
+                    const int32_t mj = mult[o + j], cj = cst[o + j], ej = e[o + j];
+                    const int32_t ya = mcu_requant_x2_s8(a[j], mj, cj, ej, sign_fix, act_min, act_max);
+                    const int32_t yb = mcu_requant_x2_s8(b[j], mj, cj, ej, sign_fix, act_min, act_max);
+                    out[o + j] = (int8_t)ya;
+                    out[n_out + o + j] = (int8_t)yb;
                 }
             }
             for (; o < n_out; o++) {

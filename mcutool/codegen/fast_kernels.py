@@ -65,8 +65,11 @@ def applies_im2col(weights, bias, mult, shift, in_zp, out_zp, dilation) -> bool:
 
 
 def dw3x3_ring_width(w, stride, pl, ow) -> int:
-    """int16 columns per ring row: the padded row, and the last word any output reads (2 past its last tap)."""
-    need = max(pl + w, (ow - 1) * stride + 4)
+    """int16 columns per ring row (stride 1): the padded row, and the last word any output reads (2 past its
+    last tap); 0 for stride 2, which reads the input directly."""
+    if stride != 1:
+        return 0
+    need = max(pl + w, ow + 3)
     return need + (need % 2)
 
 
@@ -124,10 +127,11 @@ def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_p
     rw = dw3x3_ring_width(w, s, pl, ow)
     call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
             f"{int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
-            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, rows, {rw});")
-    return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call,
-                   f"  MCU_DW3X3_RING(rows, {3 * rw});\n", 6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3",
-                   const_attr)
+            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
+            f"{'rows' if rw else '(int16_t*)0'}, {rw});")
+    ring = f"  MCU_DW3X3_RING(rows, {3 * rw});\n" if rw else ""
+    return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call, ring,
+                   6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3", const_attr)
 
 
 def in_place(k: tk.Kernel) -> tk.Kernel:
