@@ -223,7 +223,8 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
         const int32_t b = bias2[ch], m = mult[ch], cc = cst[ch], sh = e[ch];
         if (stride == 2) {
             const int8_t* src = in + ch;
-            const int32_t ox_lo = (pl + 1) / 2, ox_end = (w - 3 + pl) / 2 + 1; /* windows inside: [ox_lo, ox_end) */
+            const int32_t span = w - 3 + pl; /* windows inside: ox in [ox_lo, ox_end) */
+            const int32_t ox_lo = (pl + 1) / 2, ox_end = span < 0 ? 0 : span / 2 + 1;
             const int32_t ox_hi = ox_end < ox_lo ? ox_lo : (ox_end > ow ? ow : ox_end);
             int8_t* d = out + ch;
             for (int32_t oy = 0; oy < oh; oy++) {

@@ -28,6 +28,8 @@ DW_CASES = {
     "valid_c5": ((1, 6, 8, 5), 1, (0, 0, 0, 0), 127, 0, (-100, 100)),
     "s2_valid_w1col": ((1, 5, 3, 4), 2, (0, 0, 0, 0), -1, 2, (-128, 127)),
     "pad2": ((1, 4, 4, 4), 1, (2, 2, 2, 2), 3, 1, (-128, 127)),
+    "s2_same_w2": ((1, 6, 2, 8), 2, (0, 0, 1, 1), 9, -4, (-128, 127)),  # no window inside along x
+    "s2_pad3": ((1, 8, 9, 4), 2, (3, 3, 2, 2), -7, 3, (-128, 127)),
 }
 
 CONV_CASES = {
@@ -107,9 +109,10 @@ def test_explicit_schedules_keep_tvm_kernels():
     assert k.schedule == "smlad"
 
 
-M7_FLOORS = {  # MAC/instruction floors on Cortex-M7 (QEMU -icount), a little under what was measured
-    "dw:kws_25x5x64": 0.0, "dw:s2_same_vww": 0.0, "dw:odd_width_c6_relu6": 0.0, "dw:s2_pad1_odd": 0.0,
-    "conv:vww_first_s2_same": 0.0, "conv:resnet8_first_pad1": 0.0, "conv:c3_5x5_pad2_o6": 0.0,
+M7_FLOORS = {  # MAC/instruction floors on Cortex-M7 (QEMU -icount, -O3), about 10 % under what was measured
+    # (0.414, 0.318, 0.319, 0.225; 0.511, 0.530, 0.440): the TVM kernels they replace ran at 0.18-0.27
+    "dw:kws_25x5x64": 0.37, "dw:s2_same_vww": 0.28, "dw:odd_width_c6_relu6": 0.28, "dw:s2_pad1_odd": 0.2,
+    "conv:vww_first_s2_same": 0.46, "conv:resnet8_first_pad1": 0.47, "conv:c3_5x5_pad2_o6": 0.39,
 }
 
 
