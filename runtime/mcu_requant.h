@@ -104,4 +104,33 @@ static inline int32_t mcu_requant_fast_s8(int32_t acc, int32_t multiplier, int64
     return mcu_clamp_s8(mcu_requantize_fast(acc, multiplier, round, shift_hi) + out_zp, act_min, act_max);
 }
 
+/*
+ * The same once more in one SMMLAR, for right shifts e = -shift >= 1 when the kernel accumulates acc2 = 2 * acc
+ * (it doubles its weights and bias at compile time, so the doubling costs nothing) and |acc2| < 2^31:
+ *   SaturatingRoundingDoublingHighMul(acc, m) = floor((acc * m + 2^30) / 2^31) for either sign (TFLite's nudge
+ *   1 - 2^30 for a negative product, then truncation toward zero, gives the same floor), which is
+ *   floor((acc2 * m + 2^31) / 2^32): SMMLAR's rounding. RoundingDivideByPOT(q, e) = floor((q + 2^(e-1) - [q < 0])
+ *   / 2^e), where [q < 0] may be [acc < 0] (see above), and the output zero point adds exactly zp inside the
+ *   floor as zp * 2^e. So with the per-channel constant c = 2^(e-1) + zp * 2^e:
+ *       out = (SMMLAR(acc2, m, c) - [acc2 < 0]) >> e,   clamped
+ * five instructions with SSAT and the store, against ten for mcu_requant_fast_s8 (two MOVs to keep its 64-bit
+ * rounding constant, SMLAL, the sign correction in AND/SUBS/SBC, ASR). The generator checks at compile time that
+ * |acc2| < 2^31 and |q| + |c| + 1 < 2^31 for every input (mcutool/codegen/fast_kernels.py).
+ * `sign_fix` 0 (a literal) drops the [acc2 < 0] term when act_min >= zp (a fused RELU / RELU6): where it
+ * matters q < 0, so both forms give at most zp, which the clamp raises to act_min.
+ */
+static inline int32_t mcu_requant_x2_s8(int32_t acc2, int32_t multiplier, int32_t c, int32_t e, int32_t sign_fix,
+                                        int32_t act_min, int32_t act_max)
+{
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    int32_t q;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(q) : "r"(acc2), "r"(multiplier), "r"(c));
+#else
+    int32_t q = (int32_t)(((int64_t)acc2 * multiplier + ((int64_t)1 << 31)) >> 32) + c;
+#endif
+    if (sign_fix)
+        q -= (int32_t)((uint32_t)acc2 >> 31);
+    return mcu_clamp_s8(q >> e, act_min, act_max);
+}
+
 #endif /* MCU_REQUANT_H */

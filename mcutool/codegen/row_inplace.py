@@ -10,6 +10,10 @@ Each step's kernel is the layer's TVM kernel (tvm_kernels.layer_builder) for the
 (1, band, W, C) with the top / bottom padding that the band lacks inside the image, so the rows touching
 the top or bottom border get their own specialization (pt top variants, pb bottom ones, one interior; one more
 when a last partial step has fewer rows). All variants share the layer's constant arrays.
+
+A 3x3 depthwise conv whose hand-written kernel applies (codegen/fast_kernels.py) needs none of this: it works
+channel by channel through its own ring of int16 rows and writes over its input directly (`fast_kernels.in_place`);
+the line buffer planned for the op is then unused.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from ..schedule.inplace import RowBuffer
-from . import tvm_kernels
+from . import fast_kernels, tvm_kernels
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ def row_kernel(graph, op, rb: RowBuffer, name: str, const_attr: str = "") -> tvm
     """The in-place kernel of `op` (see the module docstring)."""
     build = tvm_kernels.layer_builder(graph, op, name, const_attr=const_attr)
     _, h, w, c = graph.tensor(op.inputs[0]).shape
+    w_shape = graph.tensor(op.inputs[1]).shape
+    dw3x3 = op.kind == "depthwise_conv2d" and tuple(w_shape[1:3]) == (3, 3) and tuple(op.attrs.dilation) == (1, 1)
+    whole = build((1, h, w, c), tuple(op.attrs.pads)) if dw3x3 else None
+    if whole is not None and whole.schedule == "dw3x3":  # runs over its input directly (fast_kernels.in_place)
+        return fast_kernels.in_place(whole)
     _pt, pl, _pb, pr = (int(p) for p in op.attrs.pads)
     plan = steps(rb)
     variants: dict[tuple[int, int, int], str] = {}

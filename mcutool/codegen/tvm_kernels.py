@@ -396,6 +396,14 @@ def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_po
         raise ValueError(f"{name}: input {tuple(in_shape)} does not match weights {weights.shape} (batch must be 1)")
     bias, mult, shift = _check_common(name, bias, multiplier, shift, o, input_zero_point, output_zero_point,
                                       act_min, act_max)
+    from . import fast_kernels
+    if schedule in ("auto", "auto_w16") and fast_kernels.applies_im2col(weights, bias, mult, shift, input_zero_point,
+                                                                        output_zero_point, dilation):
+        # kernel rows that are not whole words (3x3 over 3 channels): im2col per pixel (codegen/fast_kernels.py)
+        return fast_kernels.conv2d_im2col_s8(name, op_label or "conv2d", tuple(in_shape), weights, bias, mult,
+                                             shift, input_zero_point=input_zero_point,
+                                             output_zero_point=output_zero_point, act_min=act_min,
+                                             act_max=act_max, stride=stride, pads=pads, const_attr=const_attr)
     # fewer than 4 (or not a multiple of 4) input channels: with dilation 1 along x, a kernel row's kw * c
     # taps are contiguous and the SIMD schedules reduce over whole rows instead
     row = c % 4 != 0 and int(dilation[1]) == 1
@@ -444,6 +452,14 @@ def depthwise_conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, inp
                          input_zero_point=input_zero_point, output_zero_point=output_zero_point,
                          act_min=act_min, act_max=act_max, stride=stride, dilation=dilation, pads=pads,
                          schedule=schedule, const_attr=const_attr, tuning=tuning, op_label="depthwise_conv2d")
+    from . import fast_kernels
+    if schedule in ("auto", "auto_w16") and fast_kernels.applies_depthwise(
+            weights, bias, mult, shift, input_zero_point, output_zero_point, depth_multiplier, stride, dilation):
+        # 3x3, stride 1 or 2: the hand-written kernel of codegen/fast_kernels.py (no border tests, SMLAD)
+        return fast_kernels.depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift,
+                                             input_zero_point=input_zero_point, output_zero_point=output_zero_point,
+                                             act_min=act_min, act_max=act_max, stride=stride, pads=pads,
+                                             const_attr=const_attr)
     simd_ok = depth_multiplier == 1 and c % 4 == 0
     if schedule in ("auto", "auto_w16"):
         schedule = ("smlad_w16" if schedule == "auto_w16" else "smlad") if simd_ok else "portable"

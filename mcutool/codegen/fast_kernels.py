@@ -1,0 +1,176 @@
+"""Shape-specialised int8 kernels that TVM's schedules cannot express: thin C wrappers around hand-written
+always-inline kernels in runtime/, every shape argument a literal (so GCC specialises the loops), with the
+constants pre-arranged at compile time. They return the same `Kernel` as tvm_kernels (same C signature, same
+constant-array naming), so model.c and the in-place row bands (row_inplace.py) use them unchanged.
+
+    depthwise_3x3_s8   runtime/mcu_depthwise_conv2d_3x3_s8.h: 3x3, depth multiplier 1, stride 1 or 2, dilation 1;
+                       one channel at a time through a ring of 3 int16 rows padded with the zero point (no
+                       border tests; the input offset folded into the bias), one SMLAD per two taps of a kernel
+                       row, per-channel constants hoisted
+    conv2d_im2col_s8   runtime/mcu_conv2d_im2col_s8.h: a conv whose kernel rows are not whole words (kw * c % 4,
+                       e.g. 3x3 over 3 colour channels) and whose window has at most IM2COL_MAX_TAPS taps: the
+                       window gathered into a word-padded buffer per pixel, 4 output channels per SMLAD pass
+                       (weights pre-widened to int16: n_out x taps x 2 B, under 4 KB for such layers)
+
+`applies_*` say when tvm_kernels hands a layer here ("auto" schedules only; an explicit schedule keeps TVM's).
+Both requantize with mcu_requant_x2_s8 (one SMMLAR per output on the doubled accumulator): they need right
+shifts 1..23 on every channel and accumulators bounded as it says (`x2_requant`), as a normal network's convs
+have; other layers keep TVM's kernels.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import tvm_kernels as tk
+
+# the largest window gathered per pixel (kh * kw * c): a first conv over 3 channels (27 for 3x3, 75 for 5x5)
+IM2COL_MAX_TAPS = 80
+
+
+def x2_requant(w_rows, bias, mult, shift, in_zp, out_zp) -> tuple[np.ndarray, np.ndarray] | None:
+    """(c, e) per output channel of runtime/mcu_requant.h's mcu_requant_x2_s8 (out = (SMMLAR(2 acc, m, c) -
+    [acc < 0]) >> e, c = 2^(e-1) + zp * 2^e), or None where it does not apply: a right shift e < 1 or > 23, or an
+    accumulator that could leave the bounds it needs (|2 acc| < 2^31, |q| + |c| + 1 < 2^31) for some input.
+    `w_rows`: (n_out, taps) int8 weights; the bound is |bias| + max|x - zp| * sum|w| per channel."""
+    e = -np.asarray(shift, np.int64)
+    if np.any(e < 1) or np.any(e > 23):
+        return None
+    x_max = max(127 - int(in_zp), int(in_zp) + 128)
+    bound = np.abs(np.asarray(bias, np.int64)) + x_max * np.abs(w_rows.astype(np.int64)).sum(axis=1)
+    c = (np.int64(1) << (e - 1)) + (np.int64(out_zp) << e)
+    q_max = bound * np.asarray(mult, np.int64) // (1 << 31) + 1
+    if np.any(2 * bound >= 1 << 31) or np.any(q_max + np.abs(c) + 1 >= 1 << 31):
+        return None
+    return c, e
+
+
+def _dw_rows_bias(weights, bias, in_zp):
+    """(C, 9) weight rows and the bias with the input offset folded in (the ring holds x, padding zp)."""
+    rows = weights.reshape(9, -1).T
+    return rows, np.asarray(bias, np.int64) - int(in_zp) * rows.astype(np.int64).sum(axis=1)
+
+
+def applies_depthwise(weights, bias, mult, shift, in_zp, out_zp, depth_multiplier, stride, dilation) -> bool:
+    return (weights.shape[1:3] == (3, 3) and depth_multiplier == 1 and tuple(dilation) == (1, 1)
+            and tuple(stride) in ((1, 1), (2, 2))
+            and x2_requant(*_dw_rows_bias(weights, bias, in_zp), mult, shift, 0, out_zp) is not None)
+
+
+def applies_im2col(weights, bias, mult, shift, in_zp, out_zp, dilation) -> bool:
+    o, kh, kw, c = weights.shape
+    return ((kw * c) % 4 != 0 and kh * kw * c <= IM2COL_MAX_TAPS and tuple(dilation) == (1, 1)
+            and x2_requant(weights.reshape(o, -1), bias, mult, shift, in_zp, out_zp) is not None)
+
+
+def dw3x3_ring_width(w, stride, pl, ow) -> int:
+    """int16 columns per ring row (stride 1): the padded row, and the last word any output reads (2 past its
+    last tap); 0 for stride 2, which reads the input directly."""
+    if stride != 1:
+        return 0
+    need = max(pl + w, ow + 3)
+    return need + (need % 2)
+
+
+def _kernel(name, op, in_shape, out_shape, macs, arrays, call, locals_, stack, include, schedule, const_attr):
+    """The Kernel: the constant arrays, then `void name(in, out)` calling the runtime kernel."""
+    consts = "".join(tk._c_array(f"{name}_{key}", vals, dtype, const_attr) for key, (vals, dtype) in arrays.items())
+    proto = f"void {name}(const int8_t* restrict in, int8_t* restrict out)"
+    code = f"\nMCU_KERNEL_OPT {proto}\n{{\n{locals_}  {call}\n}}\n"
+    includes = ("mcu_requant.h", "mcu_dot_s8.h", include)
+    head = "#include <stdint.h>\n" + "".join(f'#include "{h}"\n' for h in includes) + "\n"
+    const_bytes = sum(np.asarray(v).size * tk._CBYTES[d] for v, d in arrays.values())
+    return tk.Kernel(name=name, op=op, in_shape=tuple(in_shape), out_shape=tuple(out_shape), macs=int(macs),
+                     source=head + consts + code, prototype=proto + ";", includes=includes, stack_bytes=stack,
+                     const_bytes=int(const_bytes), schedule=schedule, const_source=consts, code_source=code)
+
+
+def _requant_arrays(w_rows, bias, mult, shift, in_zp, out_zp):
+    """The doubled bias and the constants of mcu_requant_x2_s8."""
+    c, e = x2_requant(w_rows, bias, mult, shift, in_zp, out_zp)
+    return {"bias": (2 * np.asarray(bias, np.int64), "int32"), "mult": (mult, "int32"), "cst": (c, "int32"),
+            "e": (e, "int32")}
+
+
+def _sign_fix(act_min, out_zp) -> int:
+    """mcu_requant_x2_s8's rounding of negative values matters only below the output zero point: a fused RELU /
+    RELU6 (act_min >= zp) clamps them all to act_min, one instruction less per output."""
+    return int(int(act_min) < int(out_zp))
+
+
+def _dw_weight_words(weights) -> np.ndarray:
+    """(1, 3, 3, C) int8 -> (C, 6) int32: W01 = (2 w0, 2 w1) and W12 = (2 w1, 2 w2) of each kernel row, low
+    halfword first (the words SMLAD / SMLABT read)."""
+    w = 2 * weights[0].astype(np.int64)  # (3, 3, C), doubled for mcu_requant_x2_s8
+
+    def pair(lo, hi):
+        return (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)
+
+    w01 = [pair(w[r, 0], w[r, 1]) for r in range(3)]
+    w12 = [pair(w[r, 1], w[r, 2]) for r in range(3)]
+    words = np.stack(w01 + w12, axis=1)  # (C, 6) as unsigned 32-bit values
+    return np.where(words >= 1 << 31, words - (1 << 32), words)
+
+
+def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_point, output_zero_point,
+                     act_min, act_max, stride, pads, const_attr="") -> tk.Kernel:
+    """int8 depthwise 3x3 conv, multiplier 1 (arguments checked by tvm_kernels.depthwise_conv2d_s8)."""
+    _, h, w, c = (int(d) for d in in_shape)
+    s = int(stride[0])
+    pt, pl, pb, pr = (int(p) for p in pads)
+    oh, ow = tk._out_size(h, 3, s, 1, pt, pb), tk._out_size(w, 3, s, 1, pl, pr)
+    if oh <= 0 or ow <= 0 or min(pads) < 0:
+        raise ValueError(f"{name}: bad geometry: input {tuple(in_shape)}, stride {stride}, pads {pads}")
+    arrays = {"w": (_dw_weight_words(weights), "int32"),
+              **_requant_arrays(*_dw_rows_bias(weights, bias, input_zero_point), mult, shift, 0, output_zero_point)}
+    rw = dw3x3_ring_width(w, s, pl, ow)
+    call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
+            f"{int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
+            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
+            f"{'rows' if rw else '(int16_t*)0'}, {rw});")
+    ring = f"  MCU_DW3X3_RING(rows, {3 * rw});\n" if rw else ""
+    return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call, ring,
+                   6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3", const_attr)
+
+
+def in_place(k: tk.Kernel) -> tk.Kernel:
+    """A stride-1 "same" depthwise kernel of `depthwise_3x3_s8` rewritten to work over its input in place, with
+    the signature of the in-place row kernels (row_inplace.py): `void name(int8_t* buf, int8_t* ring)`, the
+    arena's line buffer unused. Channel ch of output row y only depends on channel ch of input rows y - 1 .. y + 1,
+    which are in the kernel's int16 ring when output row y is stored over input row y, and rows are read from
+    `buf` only ahead of the rows written (the ring is filled with row y + 2 before row y + 1 is stored): so
+    nothing is read after it was overwritten, and the output rows need no copy-back."""
+    if k.schedule != "dw3x3" or k.in_shape != k.out_shape:
+        raise ValueError(f"{k.name}: only a same-shaped dw3x3 kernel runs in place, not {k.schedule} {k.out_shape}")
+    sig = f"void {k.name}(const int8_t* restrict in, int8_t* restrict out)"
+    new_sig = f"void {k.name}(int8_t* buf, int8_t* ring)"
+    call = "mcu_depthwise_conv2d_3x3_s8(in, out, "
+    assert k.code_source.count(sig) == 1 and k.code_source.count(call) == 1
+    code = k.code_source.replace(sig, new_sig).replace(call, "(void)ring;\n  mcu_depthwise_conv2d_3x3_s8(buf, buf, ")
+    return dataclasses.replace(k, source=k.source.replace(k.code_source, code), code_source=code,
+                               prototype=new_sig + ";", schedule=k.schedule + "+in_place")
+
+
+def conv2d_im2col_s8(name, op, in_shape, weights, bias, mult, shift, *, input_zero_point, output_zero_point,
+                     act_min, act_max, stride, pads, const_attr="") -> tk.Kernel:
+    """int8 conv2d by im2col (arguments checked by tvm_kernels.conv2d_s8); weights (O, KH, KW, I)."""
+    _, h, w, c = (int(d) for d in in_shape)
+    o, kh, kw, _ = weights.shape
+    sh, sw = (int(v) for v in stride)
+    pt, pl, pb, pr = (int(p) for p in pads)
+    oh, ow = tk._out_size(h, kh, sh, 1, pt, pb), tk._out_size(w, kw, sw, 1, pl, pr)
+    if oh <= 0 or ow <= 0 or min(pads) < 0:
+        raise ValueError(f"{name}: bad geometry: input {tuple(in_shape)}, kernel {kh}x{kw}, stride {stride}, "
+                         f"pads {pads}")
+    taps = kh * kw * c
+    kp = -(-taps // 4) * 4
+    rows = np.zeros((o, kp), np.int8)
+    rows[:, :taps] = weights.reshape(o, taps)
+    arrays = {"w": (tk._widen_weights(2 * rows.astype(np.int16)), "int16"),
+              **_requant_arrays(rows, bias, mult, shift, input_zero_point, output_zero_point)}
+    call = (f"mcu_conv2d_im2col_s8(in, out, {h}, {w}, {c}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {oh}, {ow}, {o}, "
+            f"{kp}, {-int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
+            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, col);")
+    return _kernel(name, op, in_shape, (1, oh, ow, o), oh * ow * o * taps, arrays, call,
+                   f"  int8_t col[{2 * kp}];\n", 2 * kp, "mcu_conv2d_im2col_s8.h", "im2col_w16", const_attr)

@@ -1,0 +1,299 @@
+/*
+ * mcu_depthwise_conv2d_3x3_s8.h - int8 depthwise conv, 3x3 kernel, depth multiplier 1, stride 1 or 2, any
+ * padding, bit-exact with TFLite's reference kernel. Called by the shape-specialised wrappers that
+ * mcutool/codegen/fast_kernels.py generates (every shape argument a literal, so GCC specialises the loops).
+ *
+ * One channel at a time (its weights and requantization constants in registers), the input offset folded into
+ * the bias at compile time (bias - zp * sum w), so the taps are the raw x and padding holds the zero point.
+ * Per kernel row the weights are two words, W01 = (w0, w1) and W12 = (w1, w2) (low, high halfword).
+ *
+ * Stride 1: through a ring of 3 input rows in int16 whose padding columns and rows hold the zero point (the
+ * interior runs without a border test, each input value is widened once for the 3 output rows that read it),
+ * neighbouring columns being adjacent halfwords; with p0 = (x[o], x[o+1]) and p2 = (x[o+2], x[o+3]):
+ *     outputs o and o+1:  a0 += SMLAD(p0, W01) + SMLABT(p2, W12)   (x[o]w0 + x[o+1]w1 + x[o+2]w2)
+ *                         a1 += SMLATB(p0, W01) + SMLAD(p2, W12)   (x[o+1]w0 + x[o+2]w1 + x[o+3]w2)
+ * (four outputs per step on rows of 8 or more: three words per kernel row serve them).
+ * Stride 2: straight from the NHWC input (a ring would widen 4 values per output for 1.5 uses each): per
+ * kernel row a0 += SMLAD(PKHBT(x[2o], x[2o+1]), W01) + SMLABT(x[2o+2], W12), two outputs per step sharing
+ * x[2o+2]; the outputs whose window reaches into the padding (loop partitioning: the first and last columns
+ * and rows) take a plain loop with the zero point for the padded taps.
+ *
+ * The weights and the bias are doubled at compile time for mcu_requant_x2_s8 (one SMMLAR per output); each
+ * output is requantized once. Without DSP (RV32, M0/M3, host) the same loops in plain C. |x| <= 128,
+ * |2w| <= 256: every product is exact, and the generator bounds the sums (fast_kernels.x2_requant).
+ *
+ * `ring` (stride 1) holds 3 * rw int16, 4-byte aligned; rw >= pl + w and rw >= the last tap read + 2, even:
+ * fast_kernels.dw3x3_ring_width computes it (0 for stride 2: no ring).
+ */
+#ifndef MCU_DEPTHWISE_CONV2D_3X3_S8_H
+#define MCU_DEPTHWISE_CONV2D_3X3_S8_H
+
+#include <stdint.h>
+
+#include "mcu_dot_s8.h"
+#include "mcu_requant.h"
+
+/* the 3 kernel rows' weight words of one channel (wk + 6 * ch: W01 of rows 0..2, then W12 of rows 0..2) */
+typedef struct {
+    int32_t w01[3];
+    int32_t w12[3];
+} mcu_dw3x3_w;
+
+/* the ring's declaration in a wrapper: 4-byte aligned, so that column pairs at even offsets are word loads */
+#if defined(__GNUC__)
+#define MCU_DW3X3_RING(name, n) int16_t name[n] __attribute__((aligned(4)))
+#else
+#define MCU_DW3X3_RING(name, n) int16_t name[n]
+#endif
+
+#if MCU_DOT_SIMD32
+/* (lo, hi) halfwords of two int32 values in one PKHBT (GCC writes UXTH + ORR for the C form) */
+MCU_DOT_INLINE int32_t mcu_pack16(int32_t lo, int32_t hi)
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
+}
+#define MCU_DW_LO(v) ((int32_t)(int16_t)(v))
+#else
+#define MCU_DW_LO(v) ((int32_t)(int16_t)((uint32_t)(v) & 0xFFFFu))
+#endif
+#define MCU_DW_HI(v) ((int32_t)(v) >> 16)
+
+/* Input row iy of channel ch into `dst` (its columns [pl, pl + w)) as int16; the zero point outside the image. */
+MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t iy, int32_t h, int32_t w, int32_t c,
+                                       int32_t ch, int16_t zp)
+{
+    if (iy < 0 || iy >= h) {
+        for (int32_t j = 0; j < w; j++)
+            dst[j] = zp;
+        return;
+    }
+    const int8_t* src = in + (iy * w) * c + ch;
+    int32_t j = 0;
+    for (; j + 4 <= w; j += 4, src += 4 * c) { /* one LDRSB and one STRH per value, the loop test per 4 */
+        dst[j] = src[0];
+        dst[j + 1] = src[c];
+        dst[j + 2] = src[2 * c];
+        dst[j + 3] = src[3 * c];
+    }
+    for (; j < w; j++, src += c)
+        dst[j] = src[0];
+}
+
+/* the three kernel rows' contribution to the output whose taps start at column col of the ring rows */
+MCU_DOT_INLINE int32_t mcu_dw3x3_one(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t col,
+                                     const mcu_dw3x3_w* k, int32_t a)
+{
+#if MCU_DOT_SIMD32
+    a = __smlad(mcu_ld_s16x2(r0 + col), k->w01[0], a);
+    a = __smlabt(mcu_ld_s16x2(r0 + col + 2), k->w12[0], a);
+    a = __smlad(mcu_ld_s16x2(r1 + col), k->w01[1], a);
+    a = __smlabt(mcu_ld_s16x2(r1 + col + 2), k->w12[1], a);
+    a = __smlad(mcu_ld_s16x2(r2 + col), k->w01[2], a);
+    a = __smlabt(mcu_ld_s16x2(r2 + col + 2), k->w12[2], a);
+#else
+    const int16_t* r[3] = {r0, r1, r2};
+    for (int32_t i = 0; i < 3; i++)
+        a += r[i][col] * MCU_DW_LO(k->w01[i]) + r[i][col + 1] * MCU_DW_HI(k->w01[i])
+           + r[i][col + 2] * MCU_DW_HI(k->w12[i]);
+#endif
+    return a;
+}
+
+/* outputs o and o + 1 of a stride-1 row (o even) */
+MCU_DOT_INLINE void mcu_dw3x3_two(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t o,
+                                  const mcu_dw3x3_w* k, int32_t* a0, int32_t* a1)
+{
+#if MCU_DOT_SIMD32
+    const int16_t* r[3] = {r0, r1, r2};
+    int32_t x0 = *a0, x1 = *a1;
+    for (int32_t i = 0; i < 3; i++) {
+        const int32_t p0 = mcu_ld_s16x2(r[i] + o), p2 = mcu_ld_s16x2(r[i] + o + 2);
+        x0 = __smlad(p0, k->w01[i], x0);
+        x0 = __smlabt(p2, k->w12[i], x0);
+        x1 = __smlatb(p0, k->w01[i], x1);
+        x1 = __smlad(p2, k->w12[i], x1);
+    }
+    *a0 = x0;
+    *a1 = x1;
+#else
+    *a0 = mcu_dw3x3_one(r0, r1, r2, o, k, *a0);
+    *a1 = mcu_dw3x3_one(r0, r1, r2, o + 1, k, *a1);
+#endif
+}
+
+/* outputs o .. o + 3 of a stride-1 row (o even): three words per kernel row serve the four */
+MCU_DOT_INLINE void mcu_dw3x3_four(const int16_t* r0, const int16_t* r1, const int16_t* r2, int32_t o,
+                                   const mcu_dw3x3_w* k, int32_t* acc)
+{
+#if MCU_DOT_SIMD32
+    const int16_t* r[3] = {r0, r1, r2};
+    int32_t x0 = acc[0], x1 = acc[1], x2 = acc[2], x3 = acc[3];
+    for (int32_t i = 0; i < 3; i++) {
+        const int32_t p0 = mcu_ld_s16x2(r[i] + o), p2 = mcu_ld_s16x2(r[i] + o + 2), p4 = mcu_ld_s16x2(r[i] + o + 4);
+        const int32_t w01 = k->w01[i], w12 = k->w12[i];
+        x0 = __smlad(p0, w01, x0);
+        x0 = __smlabt(p2, w12, x0);
+        x1 = __smlatb(p0, w01, x1);
+        x1 = __smlad(p2, w12, x1);
+        x2 = __smlad(p2, w01, x2);
+        x2 = __smlabt(p4, w12, x2);
+        x3 = __smlatb(p2, w01, x3);
+        x3 = __smlad(p4, w12, x3);
+    }
+    acc[0] = x0;
+    acc[1] = x1;
+    acc[2] = x2;
+    acc[3] = x3;
+#else
+    for (int32_t j = 0; j < 4; j++)
+        acc[j] = mcu_dw3x3_one(r0, r1, r2, o + j, k, acc[j]);
+#endif
+}
+
+/* stride 2, straight from the NHWC input (`in` at channel ch): an output whose window has a tap in the padding,
+ * with the zero point there (the bias holds -zp * sum w) */
+MCU_DOT_INLINE int32_t mcu_dw3x3_s2_border(const int8_t* in, int32_t h, int32_t w, int32_t c, int32_t iy0,
+                                           int32_t ix0, const mcu_dw3x3_w* k, int32_t zp, int32_t a)
+{
+    for (int32_t ky = 0; ky < 3; ky++) {
+        const int32_t iy = iy0 + ky, wt[3] = {MCU_DW_LO(k->w01[ky]), MCU_DW_HI(k->w01[ky]), MCU_DW_HI(k->w12[ky])};
+        for (int32_t kx = 0; kx < 3; kx++) {
+            const int32_t ix = ix0 + kx;
+            a += (iy >= 0 && iy < h && ix >= 0 && ix < w ? (int32_t)in[(iy * w + ix) * c] : zp) * wt[kx];
+        }
+    }
+    return a;
+}
+
+/* stride 2, outputs whose windows are inside the input, two at a time: p points at the first one's top-left tap;
+ * per kernel row the taps (x0, x1) go into one word for SMLAD and x2 (the second output's x0) into SMLABT */
+MCU_DOT_INLINE void mcu_dw3x3_s2_two(const int8_t* p, int32_t row, int32_t c, const mcu_dw3x3_w* k, int32_t* a0,
+                                     int32_t* a1)
+{
+    int32_t u = *a0, v = *a1;
+    for (int32_t i = 0; i < 3; i++, p += row) {
+        const int32_t x0 = p[0], x1 = p[c], x2 = p[2 * c], x3 = p[3 * c], x4 = p[4 * c];
+#if MCU_DOT_SIMD32
+        u = __smlad(mcu_pack16(x0, x1), k->w01[i], u);
+        u = __smlabt(x2, k->w12[i], u);
+        v = __smlad(mcu_pack16(x2, x3), k->w01[i], v);
+        v = __smlabt(x4, k->w12[i], v);
+#else
+        const int32_t w0 = MCU_DW_LO(k->w01[i]), w1 = MCU_DW_HI(k->w01[i]), w2 = MCU_DW_HI(k->w12[i]);
+        u += x0 * w0 + x1 * w1 + x2 * w2;
+        v += x2 * w0 + x3 * w1 + x4 * w2;
+#endif
+    }
+    *a0 = u;
+    *a1 = v;
+}
+
+MCU_DOT_INLINE int32_t mcu_dw3x3_s2_one(const int8_t* p, int32_t row, int32_t c, const mcu_dw3x3_w* k, int32_t a)
+{
+    for (int32_t i = 0; i < 3; i++, p += row) {
+        const int32_t x0 = p[0], x1 = p[c], x2 = p[2 * c];
+#if MCU_DOT_SIMD32
+        a = __smlad(mcu_pack16(x0, x1), k->w01[i], a);
+        a = __smlabt(x2, k->w12[i], a);
+#else
+        a += x0 * MCU_DW_LO(k->w01[i]) + x1 * MCU_DW_HI(k->w01[i]) + x2 * MCU_DW_HI(k->w12[i]);
+#endif
+    }
+    return a;
+}
+
+/*
+ * in (1, h, w, c) -> out (1, oh, ow, c); zp: the input zero point. wk: 6 weight words per channel, the weights
+ * doubled; bias2: (bias - zp * sum w) doubled; mult, cst, e, sign_fix: for mcu_requant_x2_s8 (per channel).
+ */
+MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, int32_t h, int32_t w, int32_t c,
+                                                int32_t stride, int32_t pt, int32_t pl, int32_t oh, int32_t ow,
+                                                int32_t zp, const int32_t* wk, const int32_t* bias2,
+                                                const int32_t* mult, const int32_t* cst, const int32_t* e,
+                                                int32_t sign_fix, int32_t act_min, int32_t act_max, int16_t* ring,
+                                                int32_t rw)
+{
+    for (int32_t i = 0; i < 3 * rw; i++)
+        ring[i] = (int16_t)zp;
+    for (int32_t ch = 0; ch < c; ch++) {
+        const mcu_dw3x3_w k = {{wk[6 * ch], wk[6 * ch + 1], wk[6 * ch + 2]},
+                               {wk[6 * ch + 3], wk[6 * ch + 4], wk[6 * ch + 5]}};
+        const int32_t b = bias2[ch], m = mult[ch], cc = cst[ch], sh = e[ch];
+        if (stride == 2) {
+            const int8_t* src = in + ch;
+            const int32_t span = w - 3 + pl; /* windows inside: ox in [ox_lo, ox_end) */
+            const int32_t ox_lo = (pl + 1) / 2, ox_end = span < 0 ? 0 : span / 2 + 1;
+            const int32_t ox_hi = ox_end < ox_lo ? ox_lo : (ox_end > ow ? ow : ox_end);
+            int8_t* d = out + ch;
+            for (int32_t oy = 0; oy < oh; oy++) {
+                const int32_t iy0 = 2 * oy - pt;
+                const int32_t inside = iy0 >= 0 && iy0 + 2 < h;
+                int32_t ox = 0;
+                for (; ox < ow && (!inside || ox < ox_lo); ox++, d += c)
+                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_border(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b), m,
+                                                   cc, sh, sign_fix, act_min, act_max);
+                if (inside) {
+                    const int8_t* p = src + (iy0 * w + 2 * ox - pl) * c;
+                    for (; ox + 2 <= ox_hi; ox += 2, p += 4 * c, d += 2 * c) {
+                        int32_t a0 = b, a1 = b;
+                        mcu_dw3x3_s2_two(p, w * c, c, &k, &a0, &a1);
+                        const int32_t y0 = mcu_requant_x2_s8(a0, m, cc, sh, sign_fix, act_min, act_max);
+                        const int32_t y1 = mcu_requant_x2_s8(a1, m, cc, sh, sign_fix, act_min, act_max);
+                        d[0] = (int8_t)y0;
+                        d[c] = (int8_t)y1;
+                    }
+                    for (; ox < ox_hi; ox++, p += 2 * c, d += c)
+                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_one(p, w * c, c, &k, b), m, cc, sh, sign_fix,
+                                                       act_min, act_max);
+                    for (; ox < ow; ox++, d += c)
+                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_border(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b),
+                                                       m, cc, sh, sign_fix, act_min, act_max);
+                }
+            }
+            continue;
+        }
+        /* the rows top, top + 1, top + 2 of the current output row, rotated as the window moves down */
+        int16_t* r0 = ring;
+        int16_t* r1 = ring + rw;
+        int16_t* r2 = ring + 2 * rw;
+        mcu_dw3x3_fill_row(r0 + pl, in, -pt, h, w, c, ch, (int16_t)zp);
+        mcu_dw3x3_fill_row(r1 + pl, in, 1 - pt, h, w, c, ch, (int16_t)zp);
+        mcu_dw3x3_fill_row(r2 + pl, in, 2 - pt, h, w, c, ch, (int16_t)zp);
+        int8_t* dst = out + ch;
+        for (int32_t oy = 0; oy < oh; oy++) {
+            if (oy > 0) { /* rows top, top + 1 are there; top + 2 replaces the oldest */
+                int16_t* t = r0;
+                r0 = r1;
+                r1 = r2;
+                r2 = t;
+                mcu_dw3x3_fill_row(r2 + pl, in, oy - pt + 2, h, w, c, ch, (int16_t)zp);
+            }
+            int32_t o = 0;
+            if (ow >= 8) { /* (measured: on narrow rows the pairs below do better) */
+                for (; o + 4 <= ow; o += 4) {
+                    int32_t a[4] = {b, b, b, b};
+                    mcu_dw3x3_four(r0, r1, r2, o, &k, a);
+                    for (int32_t j = 0; j < 4; j++)
+                        dst[j * c] = (int8_t)mcu_requant_x2_s8(a[j], m, cc, sh, sign_fix, act_min, act_max);
+                    dst += 4 * c;
+                }
+            }
+            for (; o + 2 <= ow; o += 2) {
+                int32_t a0 = b, a1 = b;
+                mcu_dw3x3_two(r0, r1, r2, o, &k, &a0, &a1);
+                dst[0] = (int8_t)mcu_requant_x2_s8(a0, m, cc, sh, sign_fix, act_min, act_max);
+                dst[c] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, sign_fix, act_min, act_max);
+                dst += 2 * c;
+            }
+            for (; o < ow; o++) {
+                const int32_t a = mcu_dw3x3_one(r0, r1, r2, o, &k, b);
+                *dst = (int8_t)mcu_requant_x2_s8(a, m, cc, sh, sign_fix, act_min, act_max);
+                dst += c;
+            }
+        }
+    }
+}
+
+#endif /* MCU_DEPTHWISE_CONV2D_3X3_S8_H */
