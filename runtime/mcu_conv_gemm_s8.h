@@ -74,18 +74,20 @@ static inline int32_t mcu_gemm_byte(int32_t v, int i) { return (int8_t)(((uint32
                                             + mcu_gemm_lane((a), 1) * mcu_gemm_lane((b), 1))))
 #endif
 
-/* Widen `n4` groups of 4 int8 at `x` (+ offset) into word pairs [x0 x2] [x1 x3], `step` words apart. */
-static inline void mcu_gemm_widen(int32_t* dst, const int8_t* x, int32_t n4, int32_t off, int32_t step)
+/* Widen `n4` groups of 4 int8 at `x` (+ offset) into word pairs [x0 x2] [x1 x3], `step` words apart (one STRD
+ * per pair: `dst` is 8-byte aligned). Inlined: GCC -Os made it a call per kernel row. */
+MCU_DOT_INLINE void mcu_gemm_widen(int32_t* dst, const int8_t* x, int32_t n4, int32_t off, int32_t step)
 {
     for (; n4 > 0; --n4, x += 4, dst += step) {
         int32_t v;
         __builtin_memcpy(&v, x, 4);
-        dst[0] = MCU_GEMM_SXTAB16(off, v);
-        dst[1] = MCU_GEMM_SXTAB16_ROR8(off, v);
+        const uint64_t pair = (uint32_t)MCU_GEMM_SXTAB16(off, v)
+                              | (uint64_t)(uint32_t)MCU_GEMM_SXTAB16_ROR8(off, v) << 32;
+        __builtin_memcpy(__builtin_assume_aligned(dst, 8), &pair, 8);
     }
 }
 
-static inline void mcu_gemm_zero(int32_t* dst, int32_t n4, int32_t step)
+MCU_DOT_INLINE void mcu_gemm_zero(int32_t* dst, int32_t n4, int32_t step)
 {
     for (; n4 > 0; --n4, dst += step) {
         dst[0] = 0;
@@ -140,6 +142,20 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
         }                                                                                                    \
         (dst) = (int8_t)y_;                                                                                  \
     }
+
+/* mcu_requantize_fast(acc, mult, round, shift_hi) clamped to int8 by SSAT and stored at *dst (dst += 1), the
+ * channel record (mcu_gemm_channel) at [q]: mult and shift_hi at byte offset `mo`, round at `ro`. The
+ * (acc < 0) * 2^31 correction is AND + SUBS + SBC on the 64-bit sum, as in mcu_requant.h. */
+#define MCU_GEMM_RQ_ASM(mo, ro, acc, dst)                                                                    \
+    "ldrd %[m], %[s], [%[q], #" mo "]\n\t"                                                                    \
+    "ldrd %[rl], %[rh], [%[q], #" ro "]\n\t"                                                                  \
+    "smlal %[rl], %[rh], " acc ", %[m]\n\t"                                                                  \
+    "and %[t], " acc ", #0x80000000\n\t"                                                                     \
+    "subs %[rl], %[rl], %[t]\n\t"                                                                            \
+    "sbc %[rh], %[rh], #0\n\t"                                                                               \
+    "asr %[rh], %[rh], %[s]\n\t"                                                                             \
+    "ssat %[rh], #8, %[rh]\n\t"                                                                              \
+    "strb %[rh], [" dst "], #1\n\t"
 
 /* two consecutive words from an 8-byte aligned address: one LDRD */
 #define MCU_GEMM_LD2(lo, hi, ptr)                                                                            \
@@ -230,6 +246,23 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
             MCU_GEMM_STEP2(x, w)
             x += 4;
             w += 2;
+        }
+#endif
+#if MCU_DOT_SIMD32
+        if (full) { /* the 4 outputs as mcu_requantize_fast + SSAT: 35 instructions (GCC's C took ~60) */
+            int8_t* d0 = out0 + c;
+            int8_t* d1 = out1 + c;
+            int32_t m, s, rl, rh, t;
+            __asm__ volatile(
+                MCU_GEMM_RQ_ASM("4", "16", "%[a0]", "%[d0]")
+                MCU_GEMM_RQ_ASM("4", "16", "%[b0]", "%[d1]")
+                MCU_GEMM_RQ_ASM("28", "40", "%[a1]", "%[d0]")
+                MCU_GEMM_RQ_ASM("28", "40", "%[b1]", "%[d1]")
+                : [d0] "+r"(d0), [d1] "+r"(d1), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh),
+                  [t] "=&r"(t)
+                : [q] "r"(q), [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1)
+                : "cc", "memory");
+            continue;
         }
 #endif
         MCU_GEMM_OUT(out0[c], a0, q[0].mult, q[0].round, q[0].shift_hi, full)
@@ -353,10 +386,8 @@ __attribute__((noinline, noclone, unused)) /* once in the image: no per-layer cl
 MCU_KERNEL_OPT static void mcu_conv_gemm_s8(const int8_t* restrict in, int8_t* restrict out,
                                            const mcu_conv_gemm_params* p, int32_t* restrict buf)
 {
-    if (p->act_min == -128 && p->act_max == 127)
-        mcu_conv_gemm_body(in, out, p, buf, 1);
-    else
-        mcu_conv_gemm_body(in, out, p, buf, 0);
+    /* `full` stays a run-time flag (one test per output block): specializing the body on it doubled the code */
+    mcu_conv_gemm_body(in, out, p, buf, p->act_min == -128 && p->act_max == 127);
 }
 
 #endif /* MCU_GEMM */
