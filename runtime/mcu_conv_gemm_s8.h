@@ -157,6 +157,53 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
     "ssat %[rh], #8, %[rh]\n\t"                                                                              \
     "strb %[rh], [" dst "], #1\n\t"
 
+/* 4 taps of 2 pixels x 2 channels: three LDRD (both pixels' widened taps, the two channels' weight words), four
+ * SXTB16, eight SMLAD. GCC split the LDRDs and spilled accumulators when this was C. */
+#define MCU_GEMM_2X2_ASM                                                                                     \
+    "ldrd %[x0e], %[x0o], [%[x]], #8\n\t"                                                                     \
+    "ldrd %[x1e], %[x1o], [%[x]], #8\n\t"                                                                     \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                                       \
+    "sxtb16 %[t], %[w0]\n\t"                                                                                  \
+    "smlad %[a0], %[x0e], %[t], %[a0]\n\t"                                                                    \
+    "smlad %[b0], %[x1e], %[t], %[b0]\n\t"                                                                    \
+    "sxtb16 %[w0], %[w0], ror #8\n\t"                                                                         \
+    "smlad %[a0], %[x0o], %[w0], %[a0]\n\t"                                                                   \
+    "smlad %[b0], %[x1o], %[w0], %[b0]\n\t"                                                                   \
+    "sxtb16 %[t], %[w1]\n\t"                                                                                  \
+    "smlad %[a1], %[x0e], %[t], %[a1]\n\t"                                                                    \
+    "smlad %[b1], %[x1e], %[t], %[b1]\n\t"                                                                    \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                                                                         \
+    "smlad %[a1], %[x0o], %[w1], %[a1]\n\t"                                                                   \
+    "smlad %[b1], %[x1o], %[w1], %[b1]\n\t"
+#define MCU_GEMM_2X2_OUT                                                                                     \
+    [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [x] "+r"(x), [w] "+r"(w), [x0e] "=&r"(x0e),     \
+        [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+
+/* 4 taps of 1 pixel x 4 channels (a fully connected row): three LDRD, eight SXTB16, eight SMLAD */
+#define MCU_GEMM_1X4_ASM                                                                                     \
+    "ldrd %[xe], %[xo], [%[x]], #8\n\t"                                                                       \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                                       \
+    "ldrd %[w2], %[w3], [%[w]], #8\n\t"                                                                       \
+    "sxtb16 %[t], %[w0]\n\t"                                                                                  \
+    "smlad %[a0], %[xe], %[t], %[a0]\n\t"                                                                     \
+    "sxtb16 %[w0], %[w0], ror #8\n\t"                                                                         \
+    "smlad %[a0], %[xo], %[w0], %[a0]\n\t"                                                                    \
+    "sxtb16 %[t], %[w1]\n\t"                                                                                  \
+    "smlad %[a1], %[xe], %[t], %[a1]\n\t"                                                                     \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                                                                         \
+    "smlad %[a1], %[xo], %[w1], %[a1]\n\t"                                                                    \
+    "sxtb16 %[t], %[w2]\n\t"                                                                                  \
+    "smlad %[a2], %[xe], %[t], %[a2]\n\t"                                                                     \
+    "sxtb16 %[w2], %[w2], ror #8\n\t"                                                                         \
+    "smlad %[a2], %[xo], %[w2], %[a2]\n\t"                                                                    \
+    "sxtb16 %[t], %[w3]\n\t"                                                                                  \
+    "smlad %[a3], %[xe], %[t], %[a3]\n\t"                                                                     \
+    "sxtb16 %[w3], %[w3], ror #8\n\t"                                                                         \
+    "smlad %[a3], %[xo], %[w3], %[a3]\n\t"
+#define MCU_GEMM_1X4_OUT                                                                                     \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(xe),      \
+        [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [t] "=&r"(t)
+
 /* two consecutive words from an 8-byte aligned address: one LDRD */
 #define MCU_GEMM_LD2(lo, hi, ptr)                                                                            \
     {                                                                                                        \
@@ -213,33 +260,15 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
         const int32_t* x = buf;
         const int32_t* wend = w + 2 * k4;
 #if MCU_DOT_SIMD32
-        /* GCC splits the LDRDs and spills accumulators here; the loop as written: 17 instructions / 16 MACs */
+        /* the loop as written: 16.5 instructions / 16 MACs (17 when the tap groups are odd) */
         {
             int32_t x0e, x0o, x1e, x1o, w0, w1, t;
-            __asm__ volatile(
-                "1:\n\t"
-                "ldrd %[x0e], %[x0o], [%[x]], #8\n\t"
-                "ldrd %[x1e], %[x1o], [%[x]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "smlad %[a0], %[x0e], %[t], %[a0]\n\t"
-                "smlad %[b0], %[x1e], %[t], %[b0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[a0], %[x0o], %[w0], %[a0]\n\t"
-                "smlad %[b0], %[x1o], %[w0], %[b0]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "smlad %[a1], %[x0e], %[t], %[a1]\n\t"
-                "smlad %[b1], %[x1e], %[t], %[b1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[a1], %[x0o], %[w1], %[a1]\n\t"
-                "smlad %[b1], %[x1o], %[w1], %[b1]\n\t"
-                "cmp %[w], %[wend]\n\t"
-                "bne 1b\n\t"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [x] "+r"(x), [w] "+r"(w),
-                  [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [w0] "=&r"(w0),
-                  [w1] "=&r"(w1), [t] "=&r"(t)
-                : [wend] "r"(wend)
-                : "cc", "memory");
+            if (k4 & 1)
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            else /* 8 taps per branch */
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
         }
 #else
         while (w != wend) {
@@ -312,34 +341,12 @@ MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* 
         const int32_t* wend = w + 4 * k4;
 #if MCU_DOT_SIMD32
         int32_t xe, xo, w0, w1, w2, w3, t;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldrd %[xe], %[xo], [%[x]], #8\n\t"
-            "ldrd %[w0], %[w1], [%[w]], #8\n\t"
-            "ldrd %[w2], %[w3], [%[w]], #8\n\t"
-            "sxtb16 %[t], %[w0]\n\t"
-            "smlad %[a0], %[xe], %[t], %[a0]\n\t"
-            "sxtb16 %[w0], %[w0], ror #8\n\t"
-            "smlad %[a0], %[xo], %[w0], %[a0]\n\t"
-            "sxtb16 %[t], %[w1]\n\t"
-            "smlad %[a1], %[xe], %[t], %[a1]\n\t"
-            "sxtb16 %[w1], %[w1], ror #8\n\t"
-            "smlad %[a1], %[xo], %[w1], %[a1]\n\t"
-            "sxtb16 %[t], %[w2]\n\t"
-            "smlad %[a2], %[xe], %[t], %[a2]\n\t"
-            "sxtb16 %[w2], %[w2], ror #8\n\t"
-            "smlad %[a2], %[xo], %[w2], %[a2]\n\t"
-            "sxtb16 %[t], %[w3]\n\t"
-            "smlad %[a3], %[xe], %[t], %[a3]\n\t"
-            "sxtb16 %[w3], %[w3], ror #8\n\t"
-            "smlad %[a3], %[xo], %[w3], %[a3]\n\t"
-            "cmp %[w], %[wend]\n\t"
-            "bne 1b\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
-              [xe] "=&r"(xe), [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3),
-              [t] "=&r"(t)
-            : [wend] "r"(wend)
-            : "cc", "memory");
+        if (k4 & 1)
+            __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+        else /* 8 taps per branch */
+            __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
 #else
         while (w != wend) {
             const int32_t xe = x[0], xo = x[1];
