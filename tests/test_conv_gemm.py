@@ -107,3 +107,29 @@ def test_shared_kernel_bit_exact_on_cortex_m7(case, tmp_path):
     assert np.array_equal(got, want[0]), f"{np.sum(got != want[0])} of {got.size} outputs differ"
     floor = CASES[case][-1]
     assert k.macs / instructions >= floor, f"{k.macs / instructions:.3f} MAC/instruction"
+
+
+@pytest.mark.qemu
+def test_firmware_reports_the_shared_kernel_once(tmp_path):
+    """AD's ten fully connected layers in one stm32f746 image: one mcu_conv_gemm_s8 (its bytes in report.json
+    flash.shared_kernel_bytes), each layer's own code only its wrapper, and the output still bit-exact."""
+    import json
+
+    from conftest import random_inputs, require_board_tools, shared_model
+    from mcutool import reference
+    from mcutool.compiler import Options, compile_model, run_build
+    from mcutool.frontends import load_model
+
+    require_board_tools("stm32f746")
+    model, out = shared_model("ad01_int8.tflite"), tmp_path / "proj"
+    compile_model(model, "stm32f746", out, Options())
+    report = json.loads((out / "report.json").read_text())
+    shared = report["flash"]["shared_kernel_bytes"]
+    assert list(shared) == ["mcu_conv_gemm_s8"] and 1000 < shared["mcu_conv_gemm_s8"] < 8000
+    fcs = [r for r in report["layers"] if r["op"] == "fully_connected"]
+    assert len(fcs) == 10 and all(0 < r["code_bytes"] < 100 for r in fcs), [r["code_bytes"] for r in fcs]
+    graph = load_model(model)
+    xs = random_inputs(graph, np.random.default_rng(3))
+    ys, _ = run_build(out, [xs[n] for n in graph.inputs])
+    want = reference.run(graph, xs)
+    assert np.array_equal(ys[0], want[graph.outputs[0]])
