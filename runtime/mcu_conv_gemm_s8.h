@@ -143,16 +143,14 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
         (dst) = (int8_t)y_;                                                                                  \
     }
 
-/* mcu_requantize_fast(acc, mult, round, shift_hi) clamped to int8 by SSAT and stored at *dst (dst += 1), the
- * channel record (mcu_gemm_channel) at [q]: mult and shift_hi at byte offset `mo`, round at `ro`. The
- * (acc < 0) * 2^31 correction is AND + SUBS + SBC on the 64-bit sum, as in mcu_requant.h. */
-#define MCU_GEMM_RQ_ASM(mo, ro, acc, dst)                                                                    \
-    "ldrd %[m], %[s], [%[q], #" mo "]\n\t"                                                                    \
+/* mcu_requantize_fast(acc, mult, round, shift_hi) clamped to int8 by SSAT and stored at *dst (dst += 1), with
+ * %[m] = mult and %[s] = shift_hi already loaded and the channel's round at byte offset `ro` of [q]. The
+ * -2^31 * (acc < 0) of mcu_requant.h is a second SMLAL: (acc >> 31, logical) * (int32)0x80000000. */
+#define MCU_GEMM_RQ_ASM(ro, acc, dst)                                                                        \
     "ldrd %[rl], %[rh], [%[q], #" ro "]\n\t"                                                                  \
     "smlal %[rl], %[rh], " acc ", %[m]\n\t"                                                                  \
-    "and %[t], " acc ", #0x80000000\n\t"                                                                     \
-    "subs %[rl], %[rl], %[t]\n\t"                                                                            \
-    "sbc %[rh], %[rh], #0\n\t"                                                                               \
+    "lsr %[t], " acc ", #31\n\t"                                                                             \
+    "smlal %[rl], %[rh], %[t], %[c]\n\t"                                                                     \
     "asr %[rh], %[rh], %[s]\n\t"                                                                             \
     "ssat %[rh], #8, %[rh]\n\t"                                                                              \
     "strb %[rh], [" dst "], #1\n\t"
@@ -278,18 +276,20 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
         }
 #endif
 #if MCU_DOT_SIMD32
-        if (full) { /* the 4 outputs as mcu_requantize_fast + SSAT: 35 instructions (GCC's C took ~60) */
+        if (full) { /* the 4 outputs as mcu_requantize_fast + SSAT: 30 instructions (GCC's C took ~60) */
             int8_t* d0 = out0 + c;
             int8_t* d1 = out1 + c;
             int32_t m, s, rl, rh, t;
             __asm__ volatile(
-                MCU_GEMM_RQ_ASM("4", "16", "%[a0]", "%[d0]")
-                MCU_GEMM_RQ_ASM("4", "16", "%[b0]", "%[d1]")
-                MCU_GEMM_RQ_ASM("28", "40", "%[a1]", "%[d0]")
-                MCU_GEMM_RQ_ASM("28", "40", "%[b1]", "%[d1]")
+                "ldrd %[m], %[s], [%[q], #4]\n\t"
+                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
+                MCU_GEMM_RQ_ASM("16", "%[b0]", "%[d1]")
+                "ldrd %[m], %[s], [%[q], #28]\n\t"
+                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
+                MCU_GEMM_RQ_ASM("40", "%[b1]", "%[d1]")
                 : [d0] "+r"(d0), [d1] "+r"(d1), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh),
                   [t] "=&r"(t)
-                : [q] "r"(q), [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1)
+                : [q] "r"(q), [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1), [c] "r"(INT32_MIN)
                 : "cc", "memory");
             continue;
         }
