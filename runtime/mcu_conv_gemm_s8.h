@@ -312,17 +312,32 @@ MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* b
         int32_t a0 = q[0].bias, a1 = q[1].bias;
         const int32_t* x = buf;
         const int32_t* wend = w + 2 * k4;
-        if (k4 & 1) {
+#if MCU_DOT_SIMD32
+        int32_t xe, xo, w0, w1, t;
+        __asm__ volatile("1:\n\t"
+                         "ldrd %[xe], %[xo], [%[x]], #8\n\t"
+                         "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+                         "sxtb16 %[t], %[w0]\n\t"
+                         "smlad %[a0], %[xe], %[t], %[a0]\n\t"
+                         "sxtb16 %[w0], %[w0], ror #8\n\t"
+                         "smlad %[a0], %[xo], %[w0], %[a0]\n\t"
+                         "sxtb16 %[t], %[w1]\n\t"
+                         "smlad %[a1], %[xe], %[t], %[a1]\n\t"
+                         "sxtb16 %[w1], %[w1], ror #8\n\t"
+                         "smlad %[a1], %[xo], %[w1], %[a1]\n\t"
+                         "cmp %[w], %[wend]\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(xe), [xo] "=&r"(xo),
+                           [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                         : [wend] "r"(wend)
+                         : "cc", "memory");
+#else
+        while (w != wend) {
             MCU_GEMM_STEP1(x, w)
             x += 2;
             w += 2;
         }
-        while (w != wend) {
-            MCU_GEMM_STEP1(x, w)
-            MCU_GEMM_STEP1(x + 2, w + 2)
-            x += 4;
-            w += 4;
-        }
+#endif
         MCU_GEMM_OUT(out0[c], a0, q[0].mult, q[0].round, q[0].shift_hi, full)
         MCU_GEMM_OUT(out0[c + 1], a1, q[1].mult, q[1].round, q[1].shift_hi, full)
     }
