@@ -45,6 +45,10 @@ output:  clamp(MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp, act_min
          or the literal TFLite sequence `mcu_requant_s8` when some channel has shift >= 0.
 "auto" = "smlad" where a SIMD schedule applies, else "portable"; `kernel_for_op` makes it "smlad_w16" when
 the model's conv/depthwise/FC weights total at most W16_AUTO_MAX_WEIGHT_BYTES (64 KB).
+With "auto"/"auto_w16", a conv2d or fully connected layer that the shared kernel takes (codegen/gemm_kernels.py:
+input channels % 4 == 0, even output channels, right-shift requantization) gets a source with two branches:
+`#if MCU_GEMM` (cores with DSP) a wrapper calling runtime/mcu_conv_gemm_s8.h's one kernel, `#else` the TVM
+kernel chosen as above (Kernel.schedule "gemm|<schedule>").
 The kernel definitions carry MCU_KERNEL_OPT (mcu_requant.h: GCC `optimize("O3")`) and the micro-kernels are
 always_inline: the firmware is built with -Os, under which GCC leaves the micro-kernels as calls and
 spills their accumulators (KWS firmware: 7.20 M instructions with optimize("O2"), 5.54 M with "O3").
