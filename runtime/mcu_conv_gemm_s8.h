@@ -246,9 +246,52 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
 
 /* 2 pixels x all output channels, 2 channels at a time; `buf` holds both pixels' fields interleaved.
  * The tap loop runs 8 taps per iteration (one group of 4 first when k4 is odd). */
+#if MCU_DOT_SIMD32
+/* The common case as one tight loop over channel pairs: int8 range, an even number of tap groups. Only the
+ * pointers it needs stay live (q, w, d0, d1 and the ends), so fewer spills around the 14-register tap loop. */
+MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4)
+{
+    const mcu_gemm_channel* q = p->q;
+    const int32_t* w = p->weights;
+    int8_t* d1 = d0 + p->o;
+    int8_t* const dend = d1;
+    do {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, b0 = a0, b1 = a1;
+        const int32_t* x = buf;
+        const int32_t* wend = w + 2 * k4;
+        {
+            int32_t x0e, x0o, x1e, x1o, w0, w1, t;
+            __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+        }
+        {
+            int32_t m, s, rl, rh, t;
+            __asm__ volatile(
+                "ldrd %[m], %[s], [%[q], #4]\n\t"
+                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
+                MCU_GEMM_RQ_ASM("16", "%[b0]", "%[d1]")
+                "ldrd %[m], %[s], [%[q], #28]\n\t"
+                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
+                MCU_GEMM_RQ_ASM("40", "%[b1]", "%[d1]")
+                "add %[q], %[q], #48\n\t"
+                : [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl),
+                  [rh] "=&r"(rh), [t] "=&r"(t)
+                : [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1), [c] "r"(INT32_MIN)
+                : "cc", "memory");
+        }
+    } while (d0 != dend);
+}
+#endif
+
 MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
                                  int full)
 {
+#if MCU_DOT_SIMD32
+    if (full && !(k4 & 1)) {
+        mcu_gemm_2px_fast(p, buf, out0, k4);
+        return;
+    }
+#endif
     const int32_t o = p->o, lo = p->act_min, hi = p->act_max;
     const int32_t* w = p->weights;
     const mcu_gemm_channel* q = p->q;
