@@ -133,3 +133,14 @@ def test_firmware_reports_the_shared_kernel_once(tmp_path):
     ys, _ = run_build(out, [xs[n] for n in graph.inputs])
     want = reference.run(graph, xs)
     assert np.array_equal(ys[0], want[graph.outputs[0]])
+
+
+def test_conv_constants_do_not_depend_on_the_band_height():
+    """The in-place row kernels (codegen/row_inplace.py) build a conv once per band of rows and share its
+    constants: a one-pixel band must get the same weight layout as a taller one (a 1-D map, W = 1)."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(-127, 128, (8, 1, 1, 16)).astype(np.int8)
+    args = dict(input_zero_point=3, output_zero_point=-2)
+    one, three = (tvm_kernels.conv2d_s8("g_band", (1, rows, 1, 16), w, None, [1 << 30] * 8, [-9] * 8, **args)
+                  for rows in (1, 3))
+    assert one.schedule.startswith("gemm|") and one.const_source == three.const_source

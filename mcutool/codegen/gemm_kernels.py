@@ -54,9 +54,11 @@ def _words(weights_2d: np.ndarray, block: int) -> np.ndarray:
 
 
 def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act_min, act_max, stride=(1, 1),
-               dilation=(1, 1), pads=(0, 0, 0, 0), out_hw, const_attr="") -> Gemm | None:
+               dilation=(1, 1), pads=(0, 0, 0, 0), out_hw, const_attr="", fully_connected=False) -> Gemm | None:
     """The wrapper of a conv (`weights` (O, KH, KW, I), input (1, H, W, I)) or None when the shared kernel does
-    not apply. A fully connected layer is passed as a 1x1 conv over (1, 1, N, I)."""
+    not apply. A fully connected layer is passed as a 1x1 conv over (1, 1, N, I) with `fully_connected`: one
+    row then takes 4 channels per step (weights (O/4, K/4, 4, 4)). A conv's constants never depend on its
+    geometry (the in-place row kernels build one kernel per band of rows and share the constants)."""
     from .tvm_kernels import _c_array
 
     _, h, w, c = (int(d) for d in in_shape)
@@ -73,7 +75,7 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
     rec[:, 0], rec[:, 1], rec[:, 2] = np.asarray(bias, np.int64), np.asarray(mult, np.int64), shift_hi
     attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
     oh, ow = out_hw
-    quad = int(oh * ow == 1 and o % 4 == 0)  # one pixel (a fully connected row): 4 channels per step
+    quad = int(fully_connected and oh * ow == 1 and o % 4 == 0)  # one fully connected row: 4 channels per step
     const_src = (_c_array(f"{name}_gw", _words(weights.reshape(o, -1), 4 if quad else 2), "int32", attr)
                  + f"static const mcu_gemm_channel {name}_gq[{o}] {attr} = {{\n"
                  + "".join(f"    {{{r[0]}, {r[1]}, {r[2]}, 0, {_int64(int(v))}}},\n" for r, v in zip(rec, rnd))

@@ -740,7 +740,7 @@ def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, inpu
     if shared:
         g = gemm_kernels.gemm_layer(name, (1, 1, n, i), weights.reshape(o, 1, 1, i), bias, mult, shift,
                                     in_zp=input_zero_point, out_zp=output_zero_point, act_min=act_min,
-                                    act_max=act_max, out_hw=(1, n), const_attr=const_attr)
+                                    act_max=act_max, out_hw=(1, n), const_attr=const_attr, fully_connected=True)
         k = gemm_kernels.merge(k, g) if g is not None else k
     return k
 
