@@ -445,8 +445,10 @@ MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_
 }
 
 /* The layer: `buf` holds kh * kw * c words (the two pixels' widened fields), 8-byte aligned. */
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(__clang__)
 __attribute__((noinline, noclone, unused)) /* once in the image: no per-layer clones */
+#elif defined(__GNUC__)
+__attribute__((noinline, unused))
 #endif
 MCU_KERNEL_OPT static void mcu_conv_gemm_s8(const int8_t* restrict in, int8_t* restrict out,
                                            const mcu_conv_gemm_params* p, int32_t* restrict buf)
