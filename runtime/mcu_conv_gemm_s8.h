@@ -102,7 +102,7 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
     const int32_t c4 = p->c >> 2, oy = pix / p->ow, ox = pix - oy * p->ow;
     const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
     const int32_t y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
-    if (p->kh == 1 && p->kw == 1 && y0 >= 0 && x0 >= 0) { /* 1x1 inside the input: one run of c taps */
+    if (p->kh == 1 && p->kw == 1 && y0 >= 0 && x0 >= 0 && y0 < p->h && x0 < p->w) { /* 1x1 inside: c taps */
         mcu_gemm_widen(dst, in + (y0 * p->w + x0) * p->c, c4, off, step);
         return;
     }
