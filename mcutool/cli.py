@@ -400,6 +400,8 @@ def _print_layer_profile(report: dict, counts: list[dict]) -> None:
         ratio = f"{macs / n:.3f}" if n and macs else "-"
         code = "shared" if code is None else f"{code:,}"  # None: a runtime kernel all such layers share
         click.echo(f"{name[:31]:<32}{op:<20}{macs:>12,}{n:>14,}{ratio:>12}{code:>9}")
+    for fn, size in report["flash"].get("shared_kernel_bytes", {}).items():
+        click.echo(f"{fn}: {size:,} B of code, shared by the conv / fully connected layers whose code B is small")
     binary = [c for c in counts if c["op"].startswith("binary_")]
     if binary:
         click.echo(f"binary layers: {sum(c['instructions'] for c in binary):,} instructions in {len(binary)} layers")

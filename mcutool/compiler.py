@@ -290,7 +290,11 @@ def _generate_and_build(model: Path, board: Board, opts: Options, planned: Plann
                 raise
             placement = placement.with_more(graph, overflow.extra + PLACEMENT_SLACK_BYTES)
             continue
-        _add_kernel_code_bytes(report["layers"], function_sizes(board, out / "board.elf"))
+        functions = function_sizes(board, out / "board.elf")
+        _add_kernel_code_bytes(report["layers"], functions)
+        # the conv kernel the conv / FC layers share (codegen/gemm_kernels.py): its bytes, once for all of them
+        report["flash"]["shared_kernel_bytes"] = {f: n for f, n in sorted(functions.items())
+                                                  if f.startswith("mcu_conv_gemm_s8")}
         report["memory"].update(_memory_from_elf(board, out / "board.elf", stack["bytes"]))
         report["flash"].update(_flash_from_elf(board, out / "board.elf"))
         in_flash = report["flash"]["weights_bytes"] - report["flash"]["ext_flash_weights_bytes"]

@@ -45,6 +45,10 @@ output:  clamp(MultiplyByQuantizedMultiplier(acc, mult, shift) + out_zp, act_min
          or the literal TFLite sequence `mcu_requant_s8` when some channel has shift >= 0.
 "auto" = "smlad" where a SIMD schedule applies, else "portable"; `kernel_for_op` makes it "smlad_w16" when
 the model's conv/depthwise/FC weights total at most W16_AUTO_MAX_WEIGHT_BYTES (64 KB).
+With "auto"/"auto_w16", a conv2d or fully connected layer that the shared kernel takes (codegen/gemm_kernels.py:
+input channels % 4 == 0, even output channels, right-shift requantization) gets a source with two branches:
+`#if MCU_GEMM` (cores with DSP) a wrapper calling runtime/mcu_conv_gemm_s8.h's one kernel, `#else` the TVM
+kernel chosen as above (Kernel.schedule "gemm|<schedule>").
 The kernel definitions carry MCU_KERNEL_OPT (mcu_requant.h: GCC `optimize("O3")`) and the micro-kernels are
 always_inline: the firmware is built with -Os, under which GCC leaves the micro-kernels as calls and
 spills their accumulators (KWS firmware: 7.20 M instructions with optimize("O2"), 5.54 M with "O3").
@@ -107,7 +111,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import carray, tvm_intrin
+from . import carray, gemm_kernels, tvm_intrin
 
 INT8_MIN, INT8_MAX = -128, 127
 
@@ -407,6 +411,7 @@ def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_po
     # fewer than 4 (or not a multiple of 4) input channels: with dilation 1 along x, a kernel row's kw * c
     # taps are contiguous and the SIMD schedules reduce over whole rows instead
     row = c % 4 != 0 and int(dilation[1]) == 1
+    shared = schedule in ("auto", "auto_w16")  # the shared kernel (gemm_kernels) where it applies, on DSP cores
     schedule = _pick_schedule(name, schedule, weights.shape[2] * c if row else c)
     if (schedule in SIMD_SCHEDULES and weights.shape[1:3] == (1, 1) and tuple(int(v) for v in stride) == (1, 1)
             and not any(pads) and o % 4 == 0 and dict(TUNING, **(tuning or {}))["row_pairs"]):
@@ -417,11 +422,18 @@ def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_po
                                input_zero_point=input_zero_point, output_zero_point=output_zero_point,
                                act_min=act_min, act_max=act_max, schedule=schedule, const_attr=const_attr,
                                tuning=tuning, fold_offset=True)
-        return dataclasses.replace(k, op=op_label or "conv2d", in_shape=tuple(int(d) for d in in_shape),
-                                   out_shape=(1, _h, _w, o))
-    return _conv_like(name, op_label or "conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
-                      input_zero_point, output_zero_point, act_min, act_max, stride, dilation, pads,
-                      None, schedule, const_attr, tuning)
+        k = dataclasses.replace(k, op=op_label or "conv2d", in_shape=tuple(int(d) for d in in_shape),
+                                out_shape=(1, _h, _w, o))
+    else:
+        k = _conv_like(name, op_label or "conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
+                       input_zero_point, output_zero_point, act_min, act_max, stride, dilation, pads,
+                       None, schedule, const_attr, tuning)
+    if shared:
+        g = gemm_kernels.gemm_layer(name, in_shape, weights, bias, mult, shift, in_zp=input_zero_point,
+                                    out_zp=output_zero_point, act_min=act_min, act_max=act_max, stride=stride,
+                                    dilation=dilation, pads=pads, out_hw=k.out_shape[1:3], const_attr=const_attr)
+        k = gemm_kernels.merge(k, g) if g is not None else k
+    return k
 
 
 def depthwise_conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_point,
@@ -669,6 +681,7 @@ def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, inpu
     n = total // i
     bias, mult, shift = _check_common(name, bias, multiplier, shift, o, input_zero_point, output_zero_point,
                                       act_min, act_max)
+    shared = schedule in ("auto", "auto_w16")  # the shared kernel (gemm_kernels) where it applies, on DSP cores
     schedule = _pick_schedule(name, schedule, i)
     simd = schedule in SIMD_SCHEDULES
     # two input rows per micro-kernel call (the pixels of a 1x1 conv): each weight word serves two rows; the
@@ -738,8 +751,14 @@ def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, inpu
         tir += "\n" + tir_t
     else:
         body, params, tir = build(name, n, pairs)
-    return _assemble(name, "fully_connected", body, params, consts, tuple(in_shape), (n, o), n * o * i,
-                     includes, schedule, tir, const_attr, helpers)
+    k = _assemble(name, "fully_connected", body, params, consts, tuple(in_shape), (n, o), n * o * i,
+                  includes, schedule, tir, const_attr, helpers)
+    if shared:
+        g = gemm_kernels.gemm_layer(name, (1, 1, n, i), weights.reshape(o, 1, 1, i), bias, mult, shift,
+                                    in_zp=input_zero_point, out_zp=output_zero_point, act_min=act_min,
+                                    act_max=act_max, out_hw=(1, n), const_attr=const_attr, fully_connected=True)
+        k = gemm_kernels.merge(k, g) if g is not None else k
+    return k
 
 
 # ------------------------------------------------------------------------------------------- from the IR

@@ -1,0 +1,462 @@
+/*
+ * mcu_conv_gemm_s8.h - one int8 convolution kernel for every regular conv / pointwise conv / fully connected
+ * layer whose input channels are a multiple of 4 (mcutool/codegen/gemm_kernels.py emits a small wrapper per
+ * layer that passes its shapes and constants; this function is in the image once, whatever the layer count).
+ *
+ * For each pair of output pixels (im2col): the two receptive fields are widened once into a word buffer, with
+ * the input offset added (SXTAB16) and the padding 0, in the lane order of SXTB16: per 4 taps the words
+ * [x0 x2] [x1 x3] of pixel 0, then the same of pixel 1. Then, for each pair of output channels, the
+ * accumulators start at the bias and every 4 taps cost one LDRD of input per pixel, one LDRD of two weight
+ * words (int8, laid out as (O/2, K/4, 2 channels, 4 taps) by the code generator), 4 SXTB16 and 8 SMLAD:
+ * 2 pixels x 2 channels, each widened weight used for both pixels, 16 MACs in ~15 instructions. The 4 outputs
+ * are then requantized with that channel pair's constants (mcu_requantize_fast: one SMLAL-form, exact for
+ * right shifts >= 1, the output zero point folded into `round`). A last odd pixel runs 1 pixel x 2 channels.
+ *
+ * Bit-exact with TFLite's reference conv / fully connected (int8, per-channel or per-tensor multipliers).
+ * MCU_GEMM selects it (default: on cores with the DSP extension; the code generator keeps TVM's kernels in the
+ * #else branch for the others); with -DMCU_GEMM=1 on another core the SIMD instructions are emulated in C
+ * (the host tests build it so, under ASan/UBSan).
+ */
+#ifndef MCU_CONV_GEMM_S8_H
+#define MCU_CONV_GEMM_S8_H
+
+#include <stdint.h>
+
+#include "mcu_dot_s8.h"
+#include "mcu_requant.h"
+
+#ifndef MCU_GEMM
+#define MCU_GEMM MCU_DOT_SIMD32
+#endif
+
+#if MCU_GEMM
+
+/* An output channel's constants: its int32 bias, the fast requantization's Q31 multiplier, right shift - 1 and
+ * rounding constant (mcu_requant.h's, with the output zero point folded in); 24 bytes, 8-byte aligned. */
+typedef struct {
+    int32_t bias, mult, shift_hi, unused;
+    int64_t round;
+} mcu_gemm_channel;
+
+typedef struct {
+    int16_t h, w, c;        /* input height, width, channels (c % 4 == 0) */
+    int16_t oh, ow, o;      /* output height, width, channels (o % 2 == 0) */
+    int8_t kh, kw, sh, sw;  /* kernel, stride */
+    int8_t dh, dw, pt, pl;  /* dilation, top / left padding */
+    int16_t x_offset;       /* minus the input zero point */
+    int16_t act_min, act_max;
+    int16_t quad;           /* 1: one output pixel, o % 4 == 0, weights as (o/4, kh*kw*c/4, 4, 4) */
+    const int32_t* weights; /* weights, 4 int8 per word: (o/2, kh*kw*c/4, 2, 4) */
+    const mcu_gemm_channel* q; /* per output channel */
+} mcu_conv_gemm_params;
+
+#if MCU_DOT_SIMD32
+#define MCU_GEMM_SXTB16(v) __sxtb16(v)
+#define MCU_GEMM_SXTB16_ROR8(v) mcu_sxtb16_ror8(v)
+#define MCU_GEMM_SXTAB16(a, v) __sxtab16((a), (v))
+#define MCU_GEMM_SXTAB16_ROR8(a, v) mcu_sxtab16_ror8((a), (v))
+#define MCU_GEMM_SMLAD(a, b, acc) __smlad((a), (b), (acc))
+#else /* the same instructions in C, for testing the kernel on other cores */
+static inline int32_t mcu_gemm_pack16(int32_t lo, int32_t hi)
+{
+    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
+static inline int32_t mcu_gemm_lane(int32_t v, int lane) { return (int16_t)(((uint32_t)v >> (16 * lane)) & 0xFFFFu); }
+static inline int32_t mcu_gemm_byte(int32_t v, int i) { return (int8_t)(((uint32_t)v >> (8 * i)) & 0xFFu); }
+#define MCU_GEMM_SXTB16(v) mcu_gemm_pack16(mcu_gemm_byte((v), 0), mcu_gemm_byte((v), 2))
+#define MCU_GEMM_SXTB16_ROR8(v) mcu_gemm_pack16(mcu_gemm_byte((v), 1), mcu_gemm_byte((v), 3))
+#define MCU_GEMM_SXTAB16(a, v) \
+    mcu_gemm_pack16(mcu_gemm_lane((a), 0) + mcu_gemm_byte((v), 0), mcu_gemm_lane((a), 1) + mcu_gemm_byte((v), 2))
+#define MCU_GEMM_SXTAB16_ROR8(a, v) \
+    mcu_gemm_pack16(mcu_gemm_lane((a), 0) + mcu_gemm_byte((v), 1), mcu_gemm_lane((a), 1) + mcu_gemm_byte((v), 3))
+#define MCU_GEMM_SMLAD(a, b, acc)                                                                            \
+    ((int32_t)((uint32_t)(acc) + (uint32_t)(mcu_gemm_lane((a), 0) * mcu_gemm_lane((b), 0)                    \
+                                            + mcu_gemm_lane((a), 1) * mcu_gemm_lane((b), 1))))
+#endif
+
+/* Widen `n4` groups of 4 int8 at `x` (+ offset) into word pairs [x0 x2] [x1 x3], `step` words apart (one STRD
+ * per pair: `dst` is 8-byte aligned). Inlined: GCC -Os made it a call per kernel row. */
+MCU_DOT_INLINE void mcu_gemm_widen(int32_t* dst, const int8_t* x, int32_t n4, int32_t off, int32_t step)
+{
+    for (; n4 > 0; --n4, x += 4, dst += step) {
+        int32_t v;
+        __builtin_memcpy(&v, x, 4);
+        const uint64_t pair = (uint32_t)MCU_GEMM_SXTAB16(off, v)
+                              | (uint64_t)(uint32_t)MCU_GEMM_SXTAB16_ROR8(off, v) << 32;
+        __builtin_memcpy(__builtin_assume_aligned(dst, 8), &pair, 8);
+    }
+}
+
+MCU_DOT_INLINE void mcu_gemm_zero(int32_t* dst, int32_t n4, int32_t step)
+{
+    for (; n4 > 0; --n4, dst += step) {
+        dst[0] = 0;
+        dst[1] = 0;
+    }
+}
+
+/* The receptive field of output pixel `pix` into `dst` (2 words per 4 taps, `step` words apart). */
+static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* dst,
+                                   int32_t step)
+{
+    const int32_t c4 = p->c >> 2, oy = pix / p->ow, ox = pix - oy * p->ow;
+    const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
+    const int32_t y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
+    if (p->kh == 1 && p->kw == 1 && y0 >= 0 && x0 >= 0 && y0 < p->h && x0 < p->w) { /* 1x1 inside: c taps */
+        mcu_gemm_widen(dst, in + (y0 * p->w + x0) * p->c, c4, off, step);
+        return;
+    }
+    for (int32_t ky = 0; ky < p->kh; ky++) {
+        const int32_t iy = y0 + ky * p->dh;
+        if (iy < 0 || iy >= p->h) {
+            mcu_gemm_zero(dst, p->kw * c4, step);
+            dst += p->kw * c4 * step;
+            continue;
+        }
+        const int8_t* row = in + iy * p->w * p->c;
+        int32_t kx = 0;
+        if (p->dw == 1 && x0 >= 0 && x0 + p->kw <= p->w) { /* the whole kernel row is one run */
+            mcu_gemm_widen(dst, row + x0 * p->c, p->kw * c4, off, step);
+            dst += p->kw * c4 * step;
+            continue;
+        }
+        for (; kx < p->kw; kx++, dst += c4 * step) {
+            const int32_t ix = x0 + kx * p->dw;
+            if (ix < 0 || ix >= p->w)
+                mcu_gemm_zero(dst, c4, step);
+            else
+                mcu_gemm_widen(dst, row + ix * p->c, c4, off, step);
+        }
+    }
+}
+
+/* clamp to [lo, hi]; SSAT alone when that is all of int8 */
+#define MCU_GEMM_OUT(dst, acc, m, r, s, full)                                                                \
+    {                                                                                                        \
+        int32_t y_ = mcu_requantize_fast((acc), (m), (r), (s));                                              \
+        if (full) {                                                                                          \
+            y_ = mcu_clamp_s8(y_, -128, 127);                                                                \
+        } else {                                                                                             \
+            y_ = y_ < lo ? lo : y_;                                                                          \
+            y_ = y_ > hi ? hi : y_;                                                                          \
+        }                                                                                                    \
+        (dst) = (int8_t)y_;                                                                                  \
+    }
+
+/* mcu_requantize_fast(acc, mult, round, shift_hi) clamped to int8 by SSAT and stored at *dst (dst += 1), with
+ * %[m] = mult and %[s] = shift_hi already loaded and the channel's round at byte offset `ro` of [q]. The
+ * -2^31 * (acc < 0) of mcu_requant.h is a second SMLAL: (acc >> 31, logical) * (int32)0x80000000. */
+#define MCU_GEMM_RQ_ASM(ro, acc, dst)                                                                        \
+    "ldrd %[rl], %[rh], [%[q], #" ro "]\n\t"                                                                  \
+    "smlal %[rl], %[rh], " acc ", %[m]\n\t"                                                                  \
+    "lsr %[t], " acc ", #31\n\t"                                                                             \
+    "smlal %[rl], %[rh], %[t], %[c]\n\t"                                                                     \
+    "asr %[rh], %[rh], %[s]\n\t"                                                                             \
+    "ssat %[rh], #8, %[rh]\n\t"                                                                              \
+    "strb %[rh], [" dst "], #1\n\t"
+
+/* 4 taps of 2 pixels x 2 channels: three LDRD (both pixels' widened taps, the two channels' weight words), four
+ * SXTB16, eight SMLAD. GCC split the LDRDs and spilled accumulators when this was C. */
+#define MCU_GEMM_2X2_ASM                                                                                     \
+    "ldrd %[x0e], %[x0o], [%[x]], #8\n\t"                                                                     \
+    "ldrd %[x1e], %[x1o], [%[x]], #8\n\t"                                                                     \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                                       \
+    "sxtb16 %[t], %[w0]\n\t"                                                                                  \
+    "smlad %[a0], %[x0e], %[t], %[a0]\n\t"                                                                    \
+    "smlad %[b0], %[x1e], %[t], %[b0]\n\t"                                                                    \
+    "sxtb16 %[w0], %[w0], ror #8\n\t"                                                                         \
+    "smlad %[a0], %[x0o], %[w0], %[a0]\n\t"                                                                   \
+    "smlad %[b0], %[x1o], %[w0], %[b0]\n\t"                                                                   \
+    "sxtb16 %[t], %[w1]\n\t"                                                                                  \
+    "smlad %[a1], %[x0e], %[t], %[a1]\n\t"                                                                    \
+    "smlad %[b1], %[x1e], %[t], %[b1]\n\t"                                                                    \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                                                                         \
+    "smlad %[a1], %[x0o], %[w1], %[a1]\n\t"                                                                   \
+    "smlad %[b1], %[x1o], %[w1], %[b1]\n\t"
+#define MCU_GEMM_2X2_OUT                                                                                     \
+    [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [x] "+r"(x), [w] "+r"(w), [x0e] "=&r"(x0e),     \
+        [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+
+/* 4 taps of 1 pixel x 4 channels (a fully connected row): three LDRD, eight SXTB16, eight SMLAD */
+#define MCU_GEMM_1X4_ASM                                                                                     \
+    "ldrd %[xe], %[xo], [%[x]], #8\n\t"                                                                       \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                                       \
+    "ldrd %[w2], %[w3], [%[w]], #8\n\t"                                                                       \
+    "sxtb16 %[t], %[w0]\n\t"                                                                                  \
+    "smlad %[a0], %[xe], %[t], %[a0]\n\t"                                                                     \
+    "sxtb16 %[w0], %[w0], ror #8\n\t"                                                                         \
+    "smlad %[a0], %[xo], %[w0], %[a0]\n\t"                                                                    \
+    "sxtb16 %[t], %[w1]\n\t"                                                                                  \
+    "smlad %[a1], %[xe], %[t], %[a1]\n\t"                                                                     \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                                                                         \
+    "smlad %[a1], %[xo], %[w1], %[a1]\n\t"                                                                    \
+    "sxtb16 %[t], %[w2]\n\t"                                                                                  \
+    "smlad %[a2], %[xe], %[t], %[a2]\n\t"                                                                     \
+    "sxtb16 %[w2], %[w2], ror #8\n\t"                                                                         \
+    "smlad %[a2], %[xo], %[w2], %[a2]\n\t"                                                                    \
+    "sxtb16 %[t], %[w3]\n\t"                                                                                  \
+    "smlad %[a3], %[xe], %[t], %[a3]\n\t"                                                                     \
+    "sxtb16 %[w3], %[w3], ror #8\n\t"                                                                         \
+    "smlad %[a3], %[xo], %[w3], %[a3]\n\t"
+#define MCU_GEMM_1X4_OUT                                                                                     \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(xe),      \
+        [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [t] "=&r"(t)
+
+/* two consecutive words from an 8-byte aligned address: one LDRD */
+#define MCU_GEMM_LD2(lo, hi, ptr)                                                                            \
+    {                                                                                                        \
+        int64_t d_;                                                                                          \
+        __builtin_memcpy(&d_, __builtin_assume_aligned((ptr), 8), 8);                                        \
+        (lo) = (int32_t)d_;                                                                                  \
+        (hi) = (int32_t)(d_ >> 32);                                                                          \
+    }
+
+/* 4 taps of 2 pixels (words x[0..3]) x 2 channels (words w[0..1]) */
+#define MCU_GEMM_STEP2(x, w)                                                                                 \
+    {                                                                                                        \
+        int32_t x0e, x0o, x1e, x1o, w0, w1, t;                                                               \
+        MCU_GEMM_LD2(x0e, x0o, (x))                                                                          \
+        MCU_GEMM_LD2(x1e, x1o, (x) + 2)                                                                      \
+        MCU_GEMM_LD2(w0, w1, (w))                                                                            \
+        t = MCU_GEMM_SXTB16(w0);                                                                             \
+        a0 = MCU_GEMM_SMLAD(x0e, t, a0);                                                                     \
+        b0 = MCU_GEMM_SMLAD(x1e, t, b0);                                                                     \
+        t = MCU_GEMM_SXTB16_ROR8(w0);                                                                        \
+        a0 = MCU_GEMM_SMLAD(x0o, t, a0);                                                                     \
+        b0 = MCU_GEMM_SMLAD(x1o, t, b0);                                                                     \
+        t = MCU_GEMM_SXTB16(w1);                                                                             \
+        a1 = MCU_GEMM_SMLAD(x0e, t, a1);                                                                     \
+        b1 = MCU_GEMM_SMLAD(x1e, t, b1);                                                                     \
+        t = MCU_GEMM_SXTB16_ROR8(w1);                                                                        \
+        a1 = MCU_GEMM_SMLAD(x0o, t, a1);                                                                     \
+        b1 = MCU_GEMM_SMLAD(x1o, t, b1);                                                                     \
+    }
+
+/* 4 taps of 1 pixel (words x[0..1]) x 2 channels */
+#define MCU_GEMM_STEP1(x, w)                                                                                 \
+    {                                                                                                        \
+        int32_t xe, xo, w0, w1;                                                                              \
+        MCU_GEMM_LD2(xe, xo, (x))                                                                            \
+        MCU_GEMM_LD2(w0, w1, (w))                                                                            \
+        a0 = MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w0), a0);                                                    \
+        a0 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w0), a0);                                               \
+        a1 = MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w1), a1);                                                    \
+        a1 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w1), a1);                                               \
+    }
+
+/* 2 pixels x all output channels, 2 channels at a time; `buf` holds both pixels' fields interleaved.
+ * The tap loop runs 8 taps per iteration (one group of 4 first when k4 is odd). */
+#if MCU_DOT_SIMD32
+/* The common case as one tight loop over channel pairs: int8 range, an even number of tap groups. Only the
+ * pointers it needs stay live (q, w, d0, d1 and the ends), so fewer spills around the 14-register tap loop. */
+MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4)
+{
+    const mcu_gemm_channel* q = p->q;
+    const int32_t* w = p->weights;
+    int8_t* d1 = d0 + p->o;
+    int8_t* const dend = d1;
+    do {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, b0 = a0, b1 = a1;
+        const int32_t* x = buf;
+        const int32_t* wend = w + 2 * k4;
+        {
+            int32_t x0e, x0o, x1e, x1o, w0, w1, t;
+            __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+        }
+        {
+            int32_t m, s, rl, rh, t;
+            __asm__ volatile(
+                "ldrd %[m], %[s], [%[q], #4]\n\t"
+                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
+                MCU_GEMM_RQ_ASM("16", "%[b0]", "%[d1]")
+                "ldrd %[m], %[s], [%[q], #28]\n\t"
+                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
+                MCU_GEMM_RQ_ASM("40", "%[b1]", "%[d1]")
+                "add %[q], %[q], #48\n\t"
+                : [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl),
+                  [rh] "=&r"(rh), [t] "=&r"(t)
+                : [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1), [c] "r"(INT32_MIN)
+                : "cc", "memory");
+        }
+    } while (d0 != dend);
+}
+#endif
+
+MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
+                                 int full)
+{
+#if MCU_DOT_SIMD32
+    if (full && !(k4 & 1)) {
+        mcu_gemm_2px_fast(p, buf, out0, k4);
+        return;
+    }
+#endif
+    const int32_t o = p->o, lo = p->act_min, hi = p->act_max;
+    const int32_t* w = p->weights;
+    const mcu_gemm_channel* q = p->q;
+    int8_t* out1 = out0 + o;
+    for (int32_t c = 0; c < o; c += 2, q += 2) {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, b0 = a0, b1 = a1;
+        const int32_t* x = buf;
+        const int32_t* wend = w + 2 * k4;
+#if MCU_DOT_SIMD32
+        /* the loop as written: 16.5 instructions / 16 MACs (17 when the tap groups are odd) */
+        {
+            int32_t x0e, x0o, x1e, x1o, w0, w1, t;
+            if (k4 & 1)
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            else /* 8 taps per branch */
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+        }
+#else
+        while (w != wend) {
+            MCU_GEMM_STEP2(x, w)
+            x += 4;
+            w += 2;
+        }
+#endif
+#if MCU_DOT_SIMD32
+        if (full) { /* the 4 outputs as mcu_requantize_fast + SSAT: 30 instructions (GCC's C took ~60) */
+            int8_t* d0 = out0 + c;
+            int8_t* d1 = out1 + c;
+            int32_t m, s, rl, rh, t;
+            __asm__ volatile(
+                "ldrd %[m], %[s], [%[q], #4]\n\t"
+                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
+                MCU_GEMM_RQ_ASM("16", "%[b0]", "%[d1]")
+                "ldrd %[m], %[s], [%[q], #28]\n\t"
+                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
+                MCU_GEMM_RQ_ASM("40", "%[b1]", "%[d1]")
+                : [d0] "+r"(d0), [d1] "+r"(d1), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh),
+                  [t] "=&r"(t)
+                : [q] "r"(q), [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1), [c] "r"(INT32_MIN)
+                : "cc", "memory");
+            continue;
+        }
+#endif
+        MCU_GEMM_OUT(out0[c], a0, q[0].mult, q[0].round, q[0].shift_hi, full)
+        MCU_GEMM_OUT(out1[c], b0, q[0].mult, q[0].round, q[0].shift_hi, full)
+        MCU_GEMM_OUT(out0[c + 1], a1, q[1].mult, q[1].round, q[1].shift_hi, full)
+        MCU_GEMM_OUT(out1[c + 1], b1, q[1].mult, q[1].round, q[1].shift_hi, full)
+    }
+}
+
+/* 1 pixel x all output channels, 2 channels at a time; `buf` holds its field, 2 words per 4 taps */
+MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
+                                 int full)
+{
+    const int32_t o = p->o, lo = p->act_min, hi = p->act_max;
+    const int32_t* w = p->weights;
+    const mcu_gemm_channel* q = p->q;
+    for (int32_t c = 0; c < o; c += 2, q += 2) {
+        int32_t a0 = q[0].bias, a1 = q[1].bias;
+        const int32_t* x = buf;
+        const int32_t* wend = w + 2 * k4;
+#if MCU_DOT_SIMD32
+        int32_t xe, xo, w0, w1, t;
+        __asm__ volatile("1:\n\t"
+                         "ldrd %[xe], %[xo], [%[x]], #8\n\t"
+                         "ldrd %[w0], %[w1], [%[w]], #8\n\t"
+                         "sxtb16 %[t], %[w0]\n\t"
+                         "smlad %[a0], %[xe], %[t], %[a0]\n\t"
+                         "sxtb16 %[w0], %[w0], ror #8\n\t"
+                         "smlad %[a0], %[xo], %[w0], %[a0]\n\t"
+                         "sxtb16 %[t], %[w1]\n\t"
+                         "smlad %[a1], %[xe], %[t], %[a1]\n\t"
+                         "sxtb16 %[w1], %[w1], ror #8\n\t"
+                         "smlad %[a1], %[xo], %[w1], %[a1]\n\t"
+                         "cmp %[w], %[wend]\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(xe), [xo] "=&r"(xo),
+                           [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                         : [wend] "r"(wend)
+                         : "cc", "memory");
+#else
+        while (w != wend) {
+            MCU_GEMM_STEP1(x, w)
+            x += 2;
+            w += 2;
+        }
+#endif
+        MCU_GEMM_OUT(out0[c], a0, q[0].mult, q[0].round, q[0].shift_hi, full)
+        MCU_GEMM_OUT(out0[c + 1], a1, q[1].mult, q[1].round, q[1].shift_hi, full)
+    }
+}
+
+/* 1 pixel x all output channels, 4 at a time (a fully connected layer's row): weights (o/4, k4, 4, 4) */
+MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
+                                  int full)
+{
+    const int32_t o = p->o, lo = p->act_min, hi = p->act_max;
+    const int32_t* w = p->weights;
+    const mcu_gemm_channel* q = p->q;
+    for (int32_t c = 0; c < o; c += 4, q += 4) {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+        const int32_t* x = buf;
+        const int32_t* wend = w + 4 * k4;
+#if MCU_DOT_SIMD32
+        int32_t xe, xo, w0, w1, w2, w3, t;
+        if (k4 & 1)
+            __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+        else /* 8 taps per branch */
+            __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+#else
+        while (w != wend) {
+            const int32_t xe = x[0], xo = x[1];
+            a0 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[0]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[0]), a0));
+            a1 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[1]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[1]), a1));
+            a2 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[2]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[2]), a2));
+            a3 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[3]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[3]), a3));
+            x += 2;
+            w += 4;
+        }
+#endif
+        MCU_GEMM_OUT(out0[c], a0, q[0].mult, q[0].round, q[0].shift_hi, full)
+        MCU_GEMM_OUT(out0[c + 1], a1, q[1].mult, q[1].round, q[1].shift_hi, full)
+        MCU_GEMM_OUT(out0[c + 2], a2, q[2].mult, q[2].round, q[2].shift_hi, full)
+        MCU_GEMM_OUT(out0[c + 3], a3, q[3].mult, q[3].round, q[3].shift_hi, full)
+    }
+}
+
+MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p, int32_t* buf,
+                                       int full)
+{
+    const int32_t k4 = p->kh * p->kw * (p->c >> 2), n = p->oh * p->ow;
+    int32_t i = 0;
+    if (p->quad) {
+        mcu_gemm_im2col(p, in, 0, buf, 2);
+        mcu_gemm_1px4(p, buf, out, k4, full);
+        return;
+    }
+    for (; i + 2 <= n; i += 2) {
+        mcu_gemm_im2col(p, in, i, buf, 4);
+        mcu_gemm_im2col(p, in, i + 1, buf + 2, 4);
+        mcu_gemm_2px(p, buf, out + i * p->o, k4, full);
+    }
+    if (i < n) {
+        mcu_gemm_im2col(p, in, i, buf, 2);
+        mcu_gemm_1px(p, buf, out + i * p->o, k4, full);
+    }
+}
+
+/* The layer: `buf` holds kh * kw * c words (the two pixels' widened fields), 8-byte aligned. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, noclone, unused)) /* once in the image: no per-layer clones */
+#elif defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+MCU_KERNEL_OPT static void mcu_conv_gemm_s8(const int8_t* restrict in, int8_t* restrict out,
+                                           const mcu_conv_gemm_params* p, int32_t* restrict buf)
+{
+    /* `full` stays a run-time flag (one test per output block): specializing the body on it doubled the code */
+    mcu_conv_gemm_body(in, out, p, buf, p->act_min == -128 && p->act_max == 127);
+}
+
+#endif /* MCU_GEMM */
+
+#endif /* MCU_CONV_GEMM_S8_H */
