@@ -8,7 +8,7 @@ models with an LSTM do not convert to the fused UNIDIRECTIONAL_SEQUENCE_LSTM.
     /opt/tf219venv/bin/python tests/exporters/make_keras.py      # writes tests/exporters/keras/*.tflite
 
 CI never runs this (it installs no TensorFlow); the .tflite files are checked in. Weights are Keras' random
-initialisation with fixed seeds; MobileNetV2-0.35 and EfficientNet-B0 (64 px) are then trained briefly to tell
+initialisation with fixed seeds; MobileNetV3-small, MobileNetV2-0.35 and EfficientNet-B0 (64 px) are then trained briefly to tell
 the four kinds of tests/structured_images.py apart, so top-1 agreement means something. The representative data
 are structured images (seed 1000) in the model's own input range; tests draw theirs from other seeds.
 """
@@ -31,6 +31,7 @@ for name, (found, pinned) in PINS.items():
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "keras"
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 from structured_images import structured_images  # noqa: E402
 
 CLASSES = 4  # the four kinds of structured image
@@ -61,6 +62,28 @@ def convert(model, name: str, representative) -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / f"{name}.tflite").write_bytes(data)
     print(f"{name}.tflite: {len(data):,} bytes")
+    expected(name)
+
+
+def expected(name: str, count: int = 4) -> None:
+    """TFLite's own reference kernels (this TensorFlow's BUILTIN_REF) on test inputs (cases.float_inputs, seed
+    2000, quantized with the model's input scale): `<name>.expected.npz` holds x and y, an oracle for the models
+    TFLite Micro cannot run (int8 GELU, REDUCE_PROD) and a second one for the rest."""
+    from cases import float_inputs, quantize_input
+    path = OUT / f"{name}.tflite"
+    xs, ys = [], []
+    for xf in float_inputs("keras", name, count):
+        it = tf.lite.Interpreter(model_path=str(path),
+                                 experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+        it.allocate_tensors()  # a fresh interpreter per input: an LSTM's state is not carried over
+        d = it.get_input_details()[0]
+        scale, zp = d["quantization"]
+        x = quantize_input(xf, scale, zp)
+        it.set_tensor(d["index"], x)
+        it.invoke()
+        xs.append(x)
+        ys.append(it.get_tensor(it.get_output_details()[0]["index"]).copy())
+    np.savez(OUT / f"{name}.expected.npz", x=np.stack(xs), y=np.stack(ys))
 
 
 def image_representative(size: int, lo: float, hi: float, count: int = 64):
@@ -78,6 +101,7 @@ def mobilenet_v3_small():
     keras.utils.set_random_seed(1)
     m = keras.applications.MobileNetV3Small(input_shape=(96, 96, 3), alpha=0.75, weights=None, classes=CLASSES,
                                             include_preprocessing=True)  # Rescaling: inputs 0..255
+    train(m, 96, 0, 255)  # untrained, its logits span ~1e-6: a softmax input scale TFLite's Prepare refuses
     convert(m, "mobilenet_v3_small", image_representative(96, 0, 255))
 
 
@@ -133,7 +157,9 @@ def shufflenet_v2_x05():
             x = _shuffle_unit(x, out_c, 2 if i == 0 else 1)
     x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(1024, 1, use_bias=False)(x)))
     out = layers.Dense(CLASSES, activation="softmax")(layers.GlobalAveragePooling2D()(x))
-    convert(keras.Model(inp, out), "shufflenet_v2_x05", image_representative(96, -1, 1))
+    m = keras.Model(inp, out)
+    train(m, 96, -1, 1)  # untrained, every image gets 1/4 per class: a test would see no wrong layer
+    convert(m, "shufflenet_v2_x05", image_representative(96, -1, 1))
 
 
 def _inverted_residual(x, out_c, kernel, stride, expand):
@@ -159,7 +185,9 @@ def mnasnet_05():
             x = _inverted_residual(x, out_c, kernel, stride if i == 0 else 1, expand)
     x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(1280, 1, use_bias=False)(x)))
     out = layers.Dense(CLASSES, activation="softmax")(layers.GlobalAveragePooling2D()(x))
-    convert(keras.Model(inp, out), "mnasnet_05", image_representative(96, -1, 1))
+    m = keras.Model(inp, out)
+    train(m, 96, -1, 1)
+    convert(m, "mnasnet_05", image_representative(96, -1, 1))
 
 
 class PositionEmbedding(layers.Layer):
@@ -209,10 +237,12 @@ def kws_conv1d_lstm():
     convert(tf_keras.Model(inp, out), "kws_conv1d_lstm", gen)
 
 
+KERAS_FILE = {"efficientnet_b0": "efficientnet_b0_64"}
 MODELS = {f.__name__: f for f in (mobilenet_v3_small, shufflenet_v2_x05, efficientnet_b0, mobilenet_v2_035,
                                   mnasnet_05, tiny_vit, kws_conv1d_lstm)}
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or MODELS:
+    only_expected = "--expected-only" in sys.argv  # refresh the .expected.npz of the existing files
+    for name in [a for a in sys.argv[1:] if not a.startswith("--")] or MODELS:
         print(name)
-        MODELS[name]()
+        expected(KERAS_FILE.get(name, name)) if only_expected else MODELS[name]()

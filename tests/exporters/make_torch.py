@@ -41,7 +41,7 @@ from structured_images import structured_images  # noqa: E402
 CLASSES = 4  # the four kinds of structured image
 OPSET = 13
 # name -> (builder, input shape without batch, trained?)
-CHECKED_IN_FLOAT = {"mnasnet_05", "tiny_vit", "kws_conv1d_lstm", "shufflenet_v2_x05", "mobilenet_v2_035"}
+CHECKED_IN_FLOAT = {"mnasnet_05", "tiny_vit", "kws_conv1d_lstm"}  # the others: 40 MB in all
 
 
 def images(n: int, seed: int, size: int) -> np.ndarray:
@@ -108,11 +108,11 @@ def calibration(name: str, shape, count: int = 32) -> np.ndarray:
     return images(count, 1000, shape[-1])
 
 
-def train(model: nn.Module, size: int, epochs: int = 3, n: int = 512) -> None:
+def train(model: nn.Module, size: int, epochs: int = 8, n: int = 512) -> None:
     """A brief training on structured images labelled by their kind (image i is of kind i % 4)."""
     x = torch.from_numpy(images(n, 7, size))
     y = torch.arange(n) % CLASSES
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
     model.train()
     for _ in range(epochs):
         perm = torch.randperm(n)
@@ -124,8 +124,9 @@ def train(model: nn.Module, size: int, epochs: int = 3, n: int = 512) -> None:
             opt.step()
     model.eval()
     with torch.no_grad():
-        acc = (model(x[:128]).argmax(1) == y[:128]).float().mean()
-    print(f"  trained: accuracy {acc:.2f}")
+        test = torch.from_numpy(images(128, 3000, size))
+        acc = (model(test).argmax(1) == torch.arange(128) % CLASSES).float().mean()
+    print(f"  trained: accuracy {acc:.2f} on 128 other images (eval mode)")
 
 
 class _Reader(ortq.CalibrationDataReader):
@@ -155,7 +156,10 @@ def export(name: str, out: Path, checked_in: Path) -> None:
     calib = calibration(name, shape)
     pre = out / f"{name}_preprocessed.onnx"  # onnxruntime's advice before quantize_static: shape inference,
     out.mkdir(parents=True, exist_ok=True)   # constants as initializers (else conv biases stay float)
-    ortq.quant_pre_process(str(ts), str(pre))
+    try:
+        ortq.quant_pre_process(str(ts), str(pre))
+    except AssertionError:  # its symbolic shape inference fails on the ViT's reshapes: the ONNX one only
+        ortq.quant_pre_process(str(ts), str(pre), skip_symbolic_shape=True)
     for per_channel in (True, False):
         qdq = checked_in / f"{name}_qdq_{'per_channel' if per_channel else 'per_tensor'}.onnx"
         ortq.quantize_static(str(pre), str(qdq), _Reader("input", calib), quant_format=ortq.QuantFormat.QDQ,
