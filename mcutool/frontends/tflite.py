@@ -554,9 +554,10 @@ class _Importer:
         return kind, ins[:1], ResizeAttrs(bool(o.AlignCorners()) if o else False,
                                           bool(o.HalfPixelCenters()) if o else False)
 
-    def _reducer(self, op, ins, outs):  # REDUCE_MAX, SUM: MEAN's operands and options
+    def _reducer(self, op, ins, outs):  # REDUCE_MAX, SUM, REDUCE_PROD: MEAN's operands and options
         kind, ins, attrs = self._mean(op, ins, outs)
-        return {BO.REDUCE_MAX: "reduce_max", BO.SUM: "sum", BO.REDUCE_PROD: "reduce_prod"}[self._opcode(op)[0]], ins, attrs
+        kinds = {BO.REDUCE_MAX: "reduce_max", BO.SUM: "sum", BO.REDUCE_PROD: "reduce_prod"}
+        return kinds[self._opcode(op)[0]], ins, attrs
 
     def _arg_min_max(self, op, ins, outs):  # (input, axis)
         kind = {BO.ARG_MAX: "arg_max", BO.ARG_MIN: "arg_min"}[self._opcode(op)[0]]

@@ -1,16 +1,20 @@
 """Make the Keras exports of issue 14 (c): seven networks as Keras 3 writes them, converted with
 `TFLiteConverter.from_keras_model`, `Optimize.DEFAULT`, a representative dataset, TFLITE_BUILTINS_INT8 and int8
-I/O, nothing else (no batch-1 rebuild; the LSTM model declares a batch-1 Input, which its fused conversion needs). The Conv1D+LSTM keyword model goes through tf_keras (Keras 2), as Keras 3
-models with an LSTM do not convert to the fused UNIDIRECTIONAL_SEQUENCE_LSTM.
+I/O, nothing else (no batch-1 rebuild; the LSTM model declares a batch-1 Input, which its fused conversion needs).
+The Conv1D+LSTM keyword model goes through tf_keras (Keras 2), as Keras 3 models with an LSTM do not convert to the
+fused UNIDIRECTIONAL_SEQUENCE_LSTM.
 
     python3.11 -m venv /opt/tf219venv
-    /opt/tf219venv/bin/pip install tensorflow-cpu==2.19.0 keras==3.15.1 && /opt/tf219venv/bin/pip install --no-deps tf_keras==2.19.0
+    /opt/tf219venv/bin/pip install tensorflow-cpu==2.19.0 keras==3.15.1
+    /opt/tf219venv/bin/pip install --no-deps tf_keras==2.19.0   # its dependency would add the full tensorflow
     /opt/tf219venv/bin/python tests/exporters/make_keras.py      # writes tests/exporters/keras/*.tflite
 
-CI never runs this (it installs no TensorFlow); the .tflite files are checked in. Weights are Keras' random
-initialisation with fixed seeds; MobileNetV3-small, MobileNetV2-0.35 and EfficientNet-B0 (64 px) are then trained briefly to tell
-the four kinds of tests/structured_images.py apart, so top-1 agreement means something. The representative data
-are structured images (seed 1000) in the model's own input range; tests draw theirs from other seeds.
+(tensorflow-cpu 2.16 with Keras 3 fails to convert: "missing attribute 'value'", a known TF 2.16 bug.) CI never
+runs this (it installs no TensorFlow); the .tflite files are checked in, each with `<name>.expected.npz`: TFLite's
+own outputs on 4 test inputs (see `expected`). Weights are Keras' random initialisation with fixed seeds;
+MobileNetV3-small, ShuffleNetV2, MnasNet, MobileNetV2-0.35 and EfficientNet-B0 (64 px) are then trained briefly to
+tell the four kinds of tests/structured_images.py apart, so top-1 agreement means something. The representative
+data are structured images (seed 1000) in the model's own input range; tests draw theirs from other seeds.
 """
 from __future__ import annotations
 

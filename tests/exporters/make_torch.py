@@ -1,8 +1,9 @@
 """Make the PyTorch exports of issue 14: seven networks as torchvision (or a few lines of torch) define them,
     (a) exported to float ONNX by both exporters: `torch.onnx.export(..., dynamo=False)` (TorchScript, opset 13)
         and `dynamo=True` (asked for opset 13; it writes 18, weights in a side .onnx.data file);
-    (b) the TorchScript export, through onnxruntime's `quant_pre_process`, quantized by `quantize_static` to QDQ int8 (float I/O, QInt8
-        activations and weights), per channel and per tensor, calibrated on structured images.
+    (b) the TorchScript export, through onnxruntime's `quant_pre_process`, quantized by `quantize_static` to QDQ
+        int8 (float I/O, QInt8 activations and weights), per channel and per tensor, calibrated on structured
+        images.
 
     python3.11 -m venv /opt/torchvenv
     /opt/torchvenv/bin/pip install torch==2.14.1 torchvision==0.29.1 onnx==1.23.2 onnxruntime==1.32.0 \
