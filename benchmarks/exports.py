@@ -38,7 +38,7 @@ TITLES = {"keras": "Keras → TFLite int8 (c)", "torchscript": "torch.onnx dynam
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return re.sub(r"\s+", " ", text)[:160]
+    return re.sub(r"\s+", " ", text).replace(f"{ROOT}/", "")[:160]
 
 
 def measure(form: str, name: str, images: int, work: Path) -> dict:
