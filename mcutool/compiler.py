@@ -22,6 +22,7 @@ from .errors import UserError
 from .frontends import load_model
 from .ir import Graph
 from .schedule.arena import arena_in_use_per_op
+from .islands import fuse_float_islands
 from .schedule.fuse import fuse_swish
 from .schedule.liveness import layerwise_peak_bytes
 from .schedule.order import schedule_ops
@@ -215,6 +216,7 @@ def plan_model(model: Path, board: Board, opts: Options, progress=None, graph: G
     float_io: list[str] = []
     if graph is None:
         graph, quantization, float_io = _firmware_graph(model, opts, board.flash_bytes)
+    graph = fuse_float_islands(graph)  # DEQUANTIZE -> float elementwise -> QUANTIZE: one table (islands.py)
     graph, binarized = _binarize(graph, opts.binarize)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(fold_pads(fuse_swish(graph)))

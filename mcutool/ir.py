@@ -160,6 +160,11 @@ class LeakyReluAttrs:
 
 
 @dataclass
+class GeluAttrs:
+    approximate: bool = False  # the tanh form instead of erf
+
+
+@dataclass
 class StridedSliceAttrs:
     """TFLite's STRIDED_SLICE with constant begin/end/strides (one value per input axis) and its masks (bit i is
     axis i): begin_mask / end_mask ignore begin[i] / end[i], shrink_axis_mask drops axis i (taking begin[i]).

@@ -19,7 +19,7 @@ from tflite.TensorType import TensorType as TT
 
 from ..errors import UserError
 from ..fold import fold_ops, prune_unread
-from ..ir import (AxisAttrs, BatchMatMulAttrs, BlockAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs,
+from ..ir import (AxisAttrs, BatchMatMulAttrs, BlockAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs, GeluAttrs,
                   ElementwiseAttrs, FullyConnectedAttrs, GatherAttrs, Graph, LeakyReluAttrs, MeanAttrs, NoAttrs, Op,
                   PadAttrs, Pool2DAttrs, Quant, ResizeAttrs, SliceAttrs, SoftmaxAttrs, StridedSliceAttrs, Tensor,
                   TransposeAttrs, TransposeConv2DAttrs, UnsupportedAttrs, unpack_int4)
@@ -129,6 +129,7 @@ class _Importer:
         self.counts: dict[str, int] = {}
         self.folded: set[str] = set()  # tensors constant folding touched (mcutool/fold.py)
         self.shape_operands: set[str] = set()  # TRANSPOSE_CONV output-shape graph inputs, ignored as TFLM does
+        self.dynamic: set[str] = set()  # tensors whose shape signature has an unknown (-1) extent
 
     # -- tensors -------------------------------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -184,6 +185,8 @@ class _Importer:
         if any(d == 0 or d < -1 for d in shape):
             raise UserError(f"{self.path.name}: tensor {name!r} has shape {list(shape)}; a dimension of 0 or below -1 "
                             "is not a tensor mcutool can compile. The file is corrupt.")
+        if t.ShapeSignatureLength() and (t.ShapeSignatureAsNumpy() < 0).any():
+            self.dynamic.add(name)
         variable = bool(t.IsVariable())  # a stateful op's state: TFLite Micro resets it, whatever its buffer holds
         data = None if variable else self._buffer(t.Buffer(), dtype, shape, name)
         self.names[i] = name
@@ -426,11 +429,32 @@ class _Importer:
         if o is not None and o.WeightsFormat() != 0:
             raise UserError(f"{self.path.name}: FULLY_CONNECTED producing {outs[0]!r} uses shuffled weights; "
                             "mcutool reads the default weights format only.")
+        if outs[0] in self.dynamic and len(ins) > 1:  # batch-None rows: the stored shape is a placeholder
+            x, w = self.graph.tensor(ins[0]).shape, self.graph.tensor(ins[1]).shape
+            keep = o is not None and o.KeepNumDims()
+            self._set_shape(outs[0], x[:-1] + w[:1] if keep else (int(np.prod(x)) // w[1], w[0]))
         return "fully_connected", ins, FullyConnectedAttrs(act)
 
     @_produces("reshape")
     def _reshape(self, op, ins, outs):
+        if outs[0] in self.dynamic and len(ins) > 1 and ins[1]:
+            # a Keras batch-None reshape (Dense on a 3-D input: Tensordot) stores a placeholder shape such as
+            # [1, 1]; its shape operand, folded from SHAPE arithmetic, gives the real extents
+            target = [int(d) for d in self._const(ins[1], "shape", outs[0]).reshape(-1)]
+            size = self.graph.tensor(ins[0]).size
+            if target.count(-1) == 1:
+                rest = int(np.prod([d for d in target if d != -1]))
+                target[target.index(-1)] = size // rest if rest else 0
+            self._set_shape(outs[0], tuple(target))
         return "reshape", ins[:1], NoAttrs()
+
+    def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        """Give a tensor with a dynamic shape signature the static shape its producer computes."""
+        t = self.graph.tensor(name)
+        if any(d <= 0 for d in shape) or (t.quant is not None and t.quant.per_channel):
+            raise UserError(f"{self.path.name}: tensor {name!r} (shape signature with unknown extents) would get "
+                            f"shape {list(shape)}; mcutool cannot make its shape static.")
+        t.shape = tuple(int(d) for d in shape)
 
     @_produces("softmax")
     def _softmax(self, op, ins, outs):
@@ -536,9 +560,10 @@ class _Importer:
         return kind, ins[:1], ResizeAttrs(bool(o.AlignCorners()) if o else False,
                                           bool(o.HalfPixelCenters()) if o else False)
 
-    def _reducer(self, op, ins, outs):  # REDUCE_MAX, SUM: MEAN's operands and options
+    def _reducer(self, op, ins, outs):  # REDUCE_MAX, SUM, REDUCE_PROD: MEAN's operands and options
         kind, ins, attrs = self._mean(op, ins, outs)
-        return {BO.REDUCE_MAX: "reduce_max", BO.SUM: "sum"}[self._opcode(op)[0]], ins, attrs
+        kinds = {BO.REDUCE_MAX: "reduce_max", BO.SUM: "sum", BO.REDUCE_PROD: "reduce_prod"}
+        return kinds[self._opcode(op)[0]], ins, attrs
 
     def _arg_min_max(self, op, ins, outs):  # (input, axis)
         kind = {BO.ARG_MAX: "arg_max", BO.ARG_MIN: "arg_min"}[self._opcode(op)[0]]
@@ -571,6 +596,11 @@ class _Importer:
         o = self._options(op, tflite.UnpackOptions)
         return "unpack", ins[:1], AxisAttrs(o.Axis() if o else 0)
 
+
+    @_produces("gelu")
+    def _gelu(self, op, ins, outs):
+        o = self._options(op, tflite.GeluOptions)
+        return "gelu", ins[:1], GeluAttrs(bool(o.Approximate()) if o else False)
 
     @_produces("leaky_relu")
     def _leaky_relu(self, op, ins, outs):
@@ -690,12 +720,14 @@ _HANDLERS = {
     BO.SPLIT: _Importer._split,
     BO.SPLIT_V: _Importer._split_v,
     BO.SUM: _labelled("sum", _Importer._reducer),
+    BO.REDUCE_PROD: _labelled("reduce_prod", _Importer._reducer),  # folded: Keras' Tensordot shape arithmetic
     BO.UNPACK: _Importer._unpack,
     # elementwise and activation operators (ops8a)
     BO.ABS: _plain("abs"),
     BO.CAST: _plain("cast"),
     BO.DIV: _elementwise("div", tflite.DivOptions),
     BO.ELU: _plain("elu"),
+    BO.GELU: _Importer._gelu,
     BO.HARD_SWISH: _plain("hard_swish"),
     BO.L2_NORMALIZATION: _Importer._l2_normalization,
     BO.MAXIMUM: _binary("maximum"),

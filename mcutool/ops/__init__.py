@@ -57,10 +57,10 @@ from mcutool.ops import (add, binary, concat, conv, fully_connected, leaky_relu,
 # data movement, reductions, matmul and the constant-folded shape ops (ops8b). (Submodules `slice` and `sum`
 # become attributes of this package, as any submodule does; nothing here calls the builtins of those names.)
 from mcutool.ops import (arg_min_max, batch_matmul, broadcast_to, depth_to_space, fill, gather, pack,  # noqa: E402,F401
-                         reduce_max, resize_bilinear, resize_nearest_neighbor, shape, slice, space_to_depth, split,
-                         sum)
+                         reduce_max, reduce_prod, resize_bilinear, resize_nearest_neighbor, shape, slice,
+                         space_to_depth, split, sum)
 # elementwise and activation operators (ops8a)
-from mcutool.ops import (abs, cast, div, elu, hard_swish, l2_normalization, minmax, prelu, relu,  # noqa: E402,F401
+from mcutool.ops import (abs, cast, div, elu, gelu, hard_swish, l2_normalization, minmax, prelu, relu,  # noqa: E402,F401
                          rsqrt, squared_difference, tanh)
 # an ONNX float model's elementwise function of one tensor (Erf GELU ...): float only, a `lut` once quantized
 from mcutool.ops import float_function  # noqa: E402,F401

@@ -33,6 +33,8 @@ def _reference_concat(graph, op, args):
         kind_of(graph, op, int16=True)
         _check_int16(graph, op, unsupported)
         return [np.concatenate([i64(a) for a in args], axis=axis)]
+    if out_t.dtype in ("int32", "int64") and out_t.quant is None:  # shape arithmetic, folded (mcutool/fold.py)
+        return [np.concatenate([np.asarray(a) for a in args], axis=axis).astype(out_t.dtype)]
     if kind_of(graph, op) == "float":
         return [float_activation(np.concatenate([np.asarray(a, np.float32) for a in args], axis=axis),
                                  op.attrs.activation)]

@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 
+from mcutool.errors import UserError
 from mcutool.ir import Graph, Op, SoftmaxAttrs
 from mcutool.ops import register
 from mcutool.ops.common import kind_of, qparams, unsupported
@@ -40,6 +41,11 @@ def softmax_params(beta: float, input_scale) -> SoftmaxParams:
     bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
     max_real_multiplier = float((1 << 31) - 1)
     real = min(float(f32(beta)) * float(f32(input_scale)) * (1 << (31 - bits)), max_real_multiplier)
+    if not real > 1.0:
+        raise UserError(f"a SOFTMAX input scale of {float(f32(input_scale)):.3g} (beta {beta}) is below 2^-26: "
+                        "TFLite's Prepare (QuantizeMultiplierGreaterThanOne) aborts on it, as TFLite Micro does. The "
+                        "logits before the softmax hardly vary (an untrained or collapsed network?); calibrate or "
+                        "train the model so that they spread.")
     multiplier, left_shift = quantize_multiplier_greater_than_one(real)
     diff_min = -calculate_input_radius(bits, left_shift)
     return SoftmaxParams(multiplier, left_shift, diff_min)
