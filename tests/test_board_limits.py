@@ -102,13 +102,18 @@ class Limit:
 
     def just_fits(self) -> tuple[int, int, int]:
         """The largest n that fits, the bytes it uses, and bytes per step of n."""
-        # bytes per step: 2 activation bytes per PAD element; k weight + 4 bias bytes per FC output. One probe
+        # bytes per step: 2 activation bytes per PAD element; for FC outputs, k weight bytes plus what the kernel
+        # keeps per output channel (bias, requantization constants), measured from a second probe. One probe
         # at half the limit gives the fixed overhead (a probe far smaller would not: the FC kernel's code size
         # depends on the number of outputs when they are few).
         step = 2 if self.kind == "sram" else 4 * (self.k + 4)
         n0 = self.limit // 2 // step
         u0, _ = self.build(n0)
         assert u0 is not None
+        if self.kind == "flash":  # per output: k weight bytes and the kernel's per-channel constants (measured)
+            u1, _ = self.build(n0 + 8)
+            assert u1 is not None
+            step = (u1 - u0) // 8
         n = n0 + (self.limit - u0) // step
         used, _ = self.build(n)
         if used is None:  # step down until it fits: n + 1 is then known not to
