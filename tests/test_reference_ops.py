@@ -827,6 +827,23 @@ def test_mul_multiplier_is_computed_in_double(tmp_path):
     assert checked == 3
 
 
+def test_uint8_mul_multiplier_is_tflites_float32(tmp_path):
+    """uint8 MUL, which TFLite Micro does not run (its MUL takes int8, int16, int32, float32): tflite-runtime
+    2.14 is the only oracle, and its `mul.cc` evaluates s1 * s2 / s_out in float32. With s1 = 0.5, s2 = 0.25,
+    s_out = 0.2 that is 2^23 / 13421773 rounded to float32, 0.625 exactly (multiplier 1342177280), where the int8
+    rule's double gives 1342177260 (test_ops_elementwise.py test_mul_multiplier_is_tflite_micros_double); all
+    65,536 input pairs."""
+    assert R.mul_output_multiplier(0.5, 0.25, 0.2, "uint8") == (1342177280, 0)
+    b = ModelBuilder()
+    xa = b.tensor("a", (1, 256), "uint8", scale=0.5, zero_point=118)
+    xb = b.tensor("b", (1, 256), "uint8", scale=0.25, zero_point=131)
+    yt = b.tensor("y", (1, 256), "uint8", scale=0.2, zero_point=0)
+    b.op("MUL", [xa, xb], [yt], "MulOptions")
+    path = finish(b, tmp_path, [xa, xb], [yt])
+    every = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    check_model(path, lambda i: [every, np.full((1, 256), i, np.uint8)], n=256)
+
+
 # ------------------------------------------------------------------------------------------------ building blocks
 
 def _srdhm_scalar(a, b):

@@ -1,5 +1,6 @@
 """MUL: `reference/integer_ops/mul.h` (MulElementwise, BroadcastMul6DSlow) with TFLite Micro's Prepare
-(`mul_common.cc`: the multiplier in double for int8 and int16; int16 zero points 0); float32 for calibration.
+(`mul_common.cc`: the multiplier in double for int8 and int16; int16 zero points 0; uint8, which TFLite Micro
+lacks, with TFLite's `mul.cc`); float32 for calibration.
 Kernels: runtime/mcu_mul_s8.c, mcu_mul_s16.c.
 """
 from __future__ import annotations
@@ -15,11 +16,14 @@ from mcutool.ops.kernel import (CTYPES, KernelParams, act, check_broadcast, cons
                                 int_qparams, kernel_error, quant)
 
 
-def mul_output_multiplier(scale1, scale2, output_scale) -> tuple[int, int]:
-    """TFLite Micro's MUL Prepare (`mul_common.cc` CalculateOpDataMul), int8 and int16 alike:
-    (double)s1 * (double)s2 / (double)s_out of the float32 scales. TFLite's `mul.cc` (tflite-runtime) evaluates
-    int8's in float32 instead, which can change the multiplier's low bits and, on ties, outputs by 1 LSB
-    (tests/test_ops_elementwise.py test_mul_multiplier_is_tflite_micros_double)."""
+def mul_output_multiplier(scale1, scale2, output_scale, dtype: str = "int8") -> tuple[int, int]:
+    """MUL's Prepare: int8 and int16 as TFLite Micro's `mul_common.cc` CalculateOpDataMul computes it,
+    (double)s1 * (double)s2 / (double)s_out of the float32 scales. TFLite's `mul.cc` (tflite-runtime 2.14)
+    evaluates it in float32, which can change the multiplier's low bits and, on ties, outputs by 1 LSB
+    (tests/test_ops_elementwise.py test_mul_multiplier_is_tflite_micros_double). uint8, which TFLite Micro's MUL
+    does not run, keeps `mul.cc`'s float32 (its only oracle, tflite-runtime)."""
+    if dtype == "uint8":
+        return quantize_multiplier(float(np.float32(np.float32(f32(scale1) * f32(scale2)) / f32(output_scale))))
     return quantize_multiplier(float(f32(scale1)) * float(f32(scale2)) / float(f32(output_scale)))
 
 
@@ -54,7 +58,7 @@ def _reference(graph, op, args):
     s2, z2 = qparams(op, b_t, "second input")
     so, zo = qparams(op, out_t, "output")
     lo, hi = activation_range(op.attrs.activation, so, zo, out_t.dtype)
-    m, sh = mul_output_multiplier(s1, s2, so)
+    m, sh = mul_output_multiplier(s1, s2, so, out_t.dtype)
     return [mul_int8(args[0], args[1], a_zp=z1, b_zp=z2, out_zp=zo, multiplier=m, shift=sh, act_min=lo, act_max=hi)]
 
 
