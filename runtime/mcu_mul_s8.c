@@ -6,8 +6,9 @@
  *
  *   out = MultiplyByQuantizedMultiplier((x1 + offset1) * (x2 + offset2), m, shift) + output_offset
  *
- * clamped to the activation range, with (m, shift) = QuantizeMultiplier(s1 * s2 / s_out) as mul.cc's
- * Prepare computes it (in float). An input extent of 1 repeats over the output's. Portable C.
+ * clamped to the activation range, with (m, shift) = QuantizeMultiplier(s1 * s2 / s_out) as TFLite Micro's
+ * mul_common.cc Prepare computes it (in double; mcutool/ops/mul.py, at compile time). An input extent of 1
+ * repeats over the output's. Portable C.
  */
 #include "mcu_kernels.h"
 

@@ -467,6 +467,25 @@ def test_binary_every_int8_pair_equals_tflite_micro(tmp_path, op_name, quants):
     assert_reference_equals_micro(tmp_path, op_name.lower(), model, runs, min_distinct=60)
 
 
+def test_mul_multiplier_is_tflite_micros_double(tmp_path):
+    """int8 MUL with s1 = 0.5, s2 = 0.25, s_out = 0.2 on all 65,536 input pairs. float32 0.2 is 13421773 * 2^-26,
+    so the real multiplier 0.125 / s_out is 2^23 / 13421773 = 0.6249999907 (the scale products are exact).
+    TFLite Micro (`mul_common.cc` CalculateOpDataMul) evaluates it in double: Q31 significand
+    round(2^54 / 13421773) = round(1342177260.0000002) = 1342177260, shift 0. TFLite (`mul.cc`, tflite-runtime 2.14
+    BUILTIN_REF) evaluates it in float32, where it rounds to 0.625 exactly: 1342177280. The two oracles disagree
+    on ties; the oracle is the tflite-micro interpreter (DESIGN.md §6)."""
+    from mcutool.ops.mul import mul_int8, mul_output_multiplier
+
+    quants = [(0.5, -10), (0.25, 3), (0.2, -128)]
+    assert mul_output_multiplier(0.5, 0.25, 0.2) == (1342177260, 0)
+    model = binary_model("MUL", [(1, 256), (1, 256)], quants, (1, 256))
+    runs = [[EVERY_INT8, np.full((1, 256), b, np.int8)] for b in range(-128, 128)]
+    assert_reference_equals_micro(tmp_path, "mul", model, runs, min_distinct=200)
+    float32_rule = np.stack([mul_int8(a, b, a_zp=-10, b_zp=3, out_zp=-128, multiplier=1342177280, shift=0,
+                                      act_min=-128, act_max=127) for a, b in runs])
+    assert (float32_rule != np.stack(micro_outputs(model, runs))).sum() > 100  # the case tells the two rules apart
+
+
 # ------------------------------------------------------------------------------------------------- CAST
 
 CAST_VALUES = {

@@ -17,7 +17,7 @@ from mcutool.errors import UserError
 from mcutool.frontends.tflite import load_tflite
 from mcutool.ir import ConcatAttrs, Graph, Op, Quant, Tensor
 
-from tflite_builder import ModelBuilder, RefInterpreter
+from tflite_builder import MicroInterpreter, ModelBuilder, RefInterpreter
 
 N_INPUTS = 20
 NP_TYPES = {"int8": np.int8, "uint8": np.uint8, "float32": np.float32}
@@ -787,8 +787,11 @@ def test_requantization_multiplier_precision(tmp_path, variant):
     assert checked == 2
 
 
-def test_mul_multiplier_is_computed_in_float32(tmp_path):
-    """MUL's real multiplier is s1 * s2 / s_out in float32 (then QuantizeMultiplier); ADD's is all double."""
+def test_mul_multiplier_is_computed_in_double(tmp_path):
+    """MUL's real multiplier is (double)s1 * s2 / s_out (then QuantizeMultiplier), as TFLite Micro's
+    `mul_common.cc` computes it. The oracle here is the tflite-micro interpreter, not BUILTIN_REF: tflite-runtime
+    2.14's `mul.cc` evaluates it in float32 and differs on exactly these inputs (DESIGN.md §6: TFLite Micro's
+    arithmetic is the oracle)."""
     rng = np.random.default_rng(5)
     values = np.arange(-128, 128)
     all_float = lambda s1, s2, so: float(np.float32(np.float32(s1 * s2) / so))  # noqa: E731
@@ -800,10 +803,10 @@ def test_mul_multiplier_is_computed_in_float32(tmp_path):
 
     prod, first = np.unique((values[:, None] - 5) * (values[None, :] + 7), return_index=True)
     checked = 0
-    for (s1, s2, so), m_float, m_double in _multiplier_pairs(rng, make_scales, all_float, double):
-        out_float = R.multiply_by_quantized_multiplier(prod, *m_float)
-        hit = np.nonzero((out_float != R.multiply_by_quantized_multiplier(prod, *m_double))
-                         & (np.abs(out_float) < 120))[0]
+    for (s1, s2, so), m_double, m_float in _multiplier_pairs(rng, make_scales, double, all_float):
+        out_double = R.multiply_by_quantized_multiplier(prod, *m_double)
+        hit = np.nonzero((out_double != R.multiply_by_quantized_multiplier(prod, *m_float))
+                         & (np.abs(out_double) < 120))[0]
         if not len(hit):
             continue
         diff = np.stack(np.unravel_index(first[hit], (256, 256)), axis=1)
@@ -814,11 +817,31 @@ def test_mul_multiplier_is_computed_in_float32(tmp_path):
         b.op("MUL", [xa, xb], [yt], "MulOptions")
         path = finish(b, tmp_path, [xa, xb], [yt], name=f"mul{checked}")
         a, c = values[diff[:, 0]].astype(np.int8)[None], values[diff[:, 1]].astype(np.int8)[None]
-        check_model(path, lambda i: [a, c], n=1)
+        (want,) = MicroInterpreter(path)(a, c)
+        assert np.array_equal(R.run(load_tflite(path), {"a": a, "b": c})["y"], want)
+        # every value compared is one where the float32 rule gives another output
+        assert np.all(R.multiply_by_quantized_multiplier(prod[hit], *m_float) + 3 != want.ravel())
         checked += 1
         if checked == 3:
             break
     assert checked == 3
+
+
+def test_uint8_mul_multiplier_is_tflites_float32(tmp_path):
+    """uint8 MUL, which TFLite Micro does not run (its MUL takes int8, int16, int32, float32): tflite-runtime
+    2.14 is the only oracle, and its `mul.cc` evaluates s1 * s2 / s_out in float32. With s1 = 0.5, s2 = 0.25,
+    s_out = 0.2 that is 2^23 / 13421773 rounded to float32, 0.625 exactly (multiplier 1342177280), where the int8
+    rule's double gives 1342177260 (test_ops_elementwise.py test_mul_multiplier_is_tflite_micros_double); all
+    65,536 input pairs."""
+    assert R.mul_output_multiplier(0.5, 0.25, 0.2, "uint8") == (1342177280, 0)
+    b = ModelBuilder()
+    xa = b.tensor("a", (1, 256), "uint8", scale=0.5, zero_point=118)
+    xb = b.tensor("b", (1, 256), "uint8", scale=0.25, zero_point=131)
+    yt = b.tensor("y", (1, 256), "uint8", scale=0.2, zero_point=0)
+    b.op("MUL", [xa, xb], [yt], "MulOptions")
+    path = finish(b, tmp_path, [xa, xb], [yt])
+    every = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    check_model(path, lambda i: [every, np.full((1, 256), i, np.uint8)], n=256)
 
 
 # ------------------------------------------------------------------------------------------------ building blocks

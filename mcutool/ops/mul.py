@@ -1,5 +1,6 @@
-"""MUL: `reference/integer_ops/mul.h` (MulElementwise, BroadcastMul6DSlow) with mul.cc's Prepare; int16 with
-TFLite Micro's mul_common.cc Prepare (zero points 0, the multiplier in double); float32 for calibration.
+"""MUL: `reference/integer_ops/mul.h` (MulElementwise, BroadcastMul6DSlow) with TFLite Micro's Prepare
+(`mul_common.cc`: the multiplier in double for int8 and int16; int16 zero points 0; uint8, which TFLite Micro
+lacks, with TFLite's `mul.cc`); float32 for calibration.
 Kernels: runtime/mcu_mul_s8.c, mcu_mul_s16.c.
 """
 from __future__ import annotations
@@ -15,15 +16,14 @@ from mcutool.ops.kernel import (CTYPES, KernelParams, act, check_broadcast, cons
                                 int_qparams, kernel_error, quant)
 
 
-def mul_output_multiplier(scale1, scale2, output_scale) -> tuple[int, int]:
-    """TFLite's MUL Prepare (`mul.cc`): real = s1 * s2 / s_out evaluated in float32, then widened to double
-    (verified against tflite-runtime 2.14: a double evaluation changes the multiplier's last bit and outputs)."""
-    real = np.float32(np.float32(f32(scale1) * f32(scale2)) / f32(output_scale))
-    return quantize_multiplier(float(real))
-
-
-def mul_int16_multiplier(scale1, scale2, output_scale) -> tuple[int, int]:
-    """TFLite Micro's MUL Prepare (`mul_common.cc` CalculateOpDataMul): (double)s1 * (double)s2 / (double)s_out."""
+def mul_output_multiplier(scale1, scale2, output_scale, dtype: str = "int8") -> tuple[int, int]:
+    """MUL's Prepare: int8 and int16 as TFLite Micro's `mul_common.cc` CalculateOpDataMul computes it,
+    (double)s1 * (double)s2 / (double)s_out of the float32 scales. TFLite's `mul.cc` (tflite-runtime 2.14)
+    evaluates it in float32, which can change the multiplier's low bits and, on ties, outputs by 1 LSB
+    (tests/test_ops_elementwise.py test_mul_multiplier_is_tflite_micros_double). uint8, which TFLite Micro's MUL
+    does not run, keeps `mul.cc`'s float32 (its only oracle, tflite-runtime)."""
+    if dtype == "uint8":
+        return quantize_multiplier(float(np.float32(np.float32(f32(scale1) * f32(scale2)) / f32(output_scale))))
     return quantize_multiplier(float(f32(scale1)) * float(f32(scale2)) / float(f32(output_scale)))
 
 
@@ -34,7 +34,7 @@ def _int16_prepare(op: Op, a_t, b_t, out_t, error):
     (s1, _), (s2, _), (so, _) = (int_qparams(op, t, role, ("int16",))
                                  for t, role in ((a_t, "first input"), (b_t, "second input"), (out_t, "output")))
     lo, hi = activation_range(op.attrs.activation, so, 0, "int16")
-    return (*mul_int16_multiplier(s1, s2, so), lo, hi)
+    return (*mul_output_multiplier(s1, s2, so), lo, hi)
 
 
 def mul_int8(a, b, *, a_zp, b_zp, out_zp, multiplier, shift, act_min, act_max) -> np.ndarray:
@@ -58,14 +58,14 @@ def _reference(graph, op, args):
     s2, z2 = qparams(op, b_t, "second input")
     so, zo = qparams(op, out_t, "output")
     lo, hi = activation_range(op.attrs.activation, so, zo, out_t.dtype)
-    m, sh = mul_output_multiplier(s1, s2, so)
+    m, sh = mul_output_multiplier(s1, s2, so, out_t.dtype)
     return [mul_int8(args[0], args[1], a_zp=z1, b_zp=z2, out_zp=zo, multiplier=m, shift=sh, act_min=lo, act_max=hi)]
 
 
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
 
 def kernel_params(graph: Graph, op: Op) -> KernelParams:
-    """MUL: reference_integer_ops::Mul / BroadcastMul with mul.cc's Prepare (int16: mul_common.cc's)."""
+    """MUL: reference_integer_ops::Mul / BroadcastMul with TFLite Micro's Prepare (mul_common.cc)."""
     a, b, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if a.dtype == "int16":
         check_broadcast(op, a, b, y)
