@@ -76,6 +76,12 @@ MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t i
     }
     const int8_t* src = in + iy * sy + ch;
     int32_t j = 0;
+#if MCU_DOT_SIMD32
+    for (; j + 2 <= w; j += 2, src += 2 * c) { /* two LDRSB, PKHBT and STR per pair (GCC's own pairing: BFI each) */
+        const int32_t v = mcu_pack16(src[0], src[c]);
+        __builtin_memcpy(dst + j, &v, 4);
+    }
+#endif
     for (; j + 4 <= w; j += 4, src += 4 * c) { /* one LDRSB and one STRH per value, the loop test per 4 */
         dst[j] = src[0];
         dst[j + 1] = src[c];
