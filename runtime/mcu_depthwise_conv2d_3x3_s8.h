@@ -24,6 +24,10 @@
  *
  * `ring` (stride 1) holds 3 * rw int16, 4-byte aligned; rw >= pl + w and rw >= the last tap read + 2, even:
  * fast_kernels.dw3x3_ring_width computes it (0 for stride 2: no ring).
+ *
+ * `by_cols` 1 (stride 1): the same loops over the transposed image, columns as rows (the caller gives the
+ * transposed weights and sizes the ring for h): a tall narrow image (KWS: 25 x 5) gets long rows, where four
+ * outputs share their loads, and the ring's per-row overhead is paid w times instead of h.
  */
 #ifndef MCU_DEPTHWISE_CONV2D_3X3_S8_H
 #define MCU_DEPTHWISE_CONV2D_3X3_S8_H
@@ -60,17 +64,24 @@ MCU_DOT_INLINE int32_t mcu_pack16(int32_t lo, int32_t hi)
 #endif
 #define MCU_DW_HI(v) ((int32_t)(v) >> 16)
 
-/* Input row iy of channel ch into `dst` (its columns [pl, pl + w)) as int16; the zero point outside the image. */
-MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t iy, int32_t h, int32_t w, int32_t c,
-                                       int32_t ch, int16_t zp)
+/* Input row iy of channel ch into `dst` (its columns [pl, pl + w)) as int16; the zero point outside the image.
+ * Rows are sy bytes apart, columns sx (w * c and c; c and w * c when the kernel runs over columns). */
+MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t iy, int32_t h, int32_t w, int32_t sy,
+                                       int32_t c, int32_t ch, int16_t zp)
 {
     if (iy < 0 || iy >= h) {
         for (int32_t j = 0; j < w; j++)
             dst[j] = zp;
         return;
     }
-    const int8_t* src = in + (iy * w) * c + ch;
+    const int8_t* src = in + iy * sy + ch;
     int32_t j = 0;
+#if MCU_DOT_SIMD32
+    for (; j + 2 <= w; j += 2, src += 2 * c) { /* two LDRSB, PKHBT and STR per pair (GCC's own pairing: BFI each) */
+        const int32_t v = mcu_pack16(src[0], src[c]);
+        __builtin_memcpy(dst + j, &v, 4);
+    }
+#endif
     for (; j + 4 <= w; j += 4, src += 4 * c) { /* one LDRSB and one STRH per value, the loop test per 4 */
         dst[j] = src[0];
         dst[j + 1] = src[c];
@@ -213,7 +224,7 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                                                 int32_t zp, const int32_t* wk, const int32_t* bias2,
                                                 const int32_t* mult, const int32_t* cst, const int32_t* e,
                                                 int32_t sign_fix, int32_t act_min, int32_t act_max, int16_t* ring,
-                                                int32_t rw)
+                                                int32_t rw, int32_t by_cols)
 {
     for (int32_t i = 0; i < 3 * rw; i++)
         ring[i] = (int16_t)zp;
@@ -254,43 +265,48 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
             }
             continue;
         }
+        /* (by_cols: the transposed image's) rows, columns, pads, row and column steps in bytes, in and out */
+        const int32_t rh = by_cols ? w : h, rwid = by_cols ? h : w, rt = by_cols ? pl : pt, rl = by_cols ? pt : pl;
+        const int32_t roh = by_cols ? ow : oh, row_ = by_cols ? oh : ow;
+        const int32_t sy = by_cols ? c : w * c, sx = by_cols ? w * c : c;
+        const int32_t osy = by_cols ? c : ow * c, osx = by_cols ? ow * c : c;
         /* the rows top, top + 1, top + 2 of the current output row, rotated as the window moves down */
         int16_t* r0 = ring;
         int16_t* r1 = ring + rw;
         int16_t* r2 = ring + 2 * rw;
-        mcu_dw3x3_fill_row(r0 + pl, in, -pt, h, w, c, ch, (int16_t)zp);
-        mcu_dw3x3_fill_row(r1 + pl, in, 1 - pt, h, w, c, ch, (int16_t)zp);
-        mcu_dw3x3_fill_row(r2 + pl, in, 2 - pt, h, w, c, ch, (int16_t)zp);
-        int8_t* dst = out + ch;
-        for (int32_t oy = 0; oy < oh; oy++) {
+        mcu_dw3x3_fill_row(r0 + rl, in, -rt, rh, rwid, sy, sx, ch, (int16_t)zp);
+        mcu_dw3x3_fill_row(r1 + rl, in, 1 - rt, rh, rwid, sy, sx, ch, (int16_t)zp);
+        mcu_dw3x3_fill_row(r2 + rl, in, 2 - rt, rh, rwid, sy, sx, ch, (int16_t)zp);
+        for (int32_t oy = 0; oy < roh; oy++) {
+            int8_t* dst = out + ch + oy * osy;
             if (oy > 0) { /* rows top, top + 1 are there; top + 2 replaces the oldest */
                 int16_t* t = r0;
                 r0 = r1;
                 r1 = r2;
                 r2 = t;
-                mcu_dw3x3_fill_row(r2 + pl, in, oy - pt + 2, h, w, c, ch, (int16_t)zp);
+                mcu_dw3x3_fill_row(r2 + rl, in, oy - rt + 2, rh, rwid, sy, sx, ch, (int16_t)zp);
             }
             int32_t o = 0;
-            if (ow >= 8) { /* (measured: on narrow rows the pairs below do better) */
-                for (; o + 4 <= ow; o += 4) {
+            if (row_ >= 8) { /* (measured: on narrow rows the pairs below do better) */
+                for (; o + 4 <= row_; o += 4) {
                     int32_t a[4] = {b, b, b, b};
                     mcu_dw3x3_four(r0, r1, r2, o, &k, a);
                     for (int32_t j = 0; j < 4; j++)
-                        dst[j * c] = (int8_t)mcu_requant_x2_s8(a[j], m, cc, sh, sign_fix, act_min, act_max);
-                    dst += 4 * c;
+                        dst[j * osx] = (int8_t)mcu_requant_x2_s8(a[j], m, cc, sh, sign_fix, act_min, act_max);
+                    dst += 4 * osx;
                 }
             }
-            for (; o + 2 <= ow; o += 2) {
+            for (; o + 2 <= row_; o += 2) {
                 int32_t a0 = b, a1 = b;
                 mcu_dw3x3_two(r0, r1, r2, o, &k, &a0, &a1);
                 dst[0] = (int8_t)mcu_requant_x2_s8(a0, m, cc, sh, sign_fix, act_min, act_max);
-                dst[c] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, sign_fix, act_min, act_max);
-                dst += 2 * c;
+                dst[osx] = (int8_t)mcu_requant_x2_s8(a1, m, cc, sh, sign_fix, act_min, act_max);
+                dst += 2 * osx;
             }
-            for (; o < ow; o++) {
+            for (; o < row_; o++) {
                 const int32_t a = mcu_dw3x3_one(r0, r1, r2, o, &k, b);
                 *dst = (int8_t)mcu_requant_x2_s8(a, m, cc, sh, sign_fix, act_min, act_max);
-                dst += c;
+                dst += osx;
             }
         }
     }

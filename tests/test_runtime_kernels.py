@@ -140,6 +140,12 @@ def pool_cases(rng) -> list[Case]:
         ("avg_pool2d", (1, 7, 7, 8), (7, 7), (1, 1), "VALID", "none", 0.02, 0),
         ("avg_pool2d", (1, 6, 6, 3), (1, 1), (2, 2), "SAME", "none", 0.3, 5),
         ("avg_pool2d", (1, 66, 66, 1), (65, 65), (1, 1), "VALID", "none", 0.01, 1),  # count > 4096: division
+        # four channels per word (mcu_pool_sum4_s8): KWS's global pool, 256 pixels (16-bit lanes full), 272
+        # (one element at a time), a 2-channel tail after 4, depth 6 (unaligned words), borders of SAME padding
+        ("avg_pool2d", (1, 25, 5, 64), (25, 5), (1, 1), "VALID", "none", 0.05, -3),
+        ("avg_pool2d", (1, 16, 16, 8), (16, 16), (1, 1), "VALID", "relu", 0.05, 4),
+        ("avg_pool2d", (1, 17, 16, 4), (17, 16), (1, 1), "VALID", "none", 0.05, -1),
+        ("avg_pool2d", (2, 7, 6, 6), (3, 2), (2, 1), "SAME", "none", 0.05, 6),
         ("max_pool2d", (1, 9, 9, 3), (3, 3), (2, 2), "SAME", "none", 0.05, -7),
         ("max_pool2d", (2, 8, 7, 4), (2, 2), (2, 2), "VALID", "relu", 0.04, 10),
         ("max_pool2d", (1, 5, 6, 2), (4, 3), (1, 2), "SAME", "relu6", 0.03, -20),

@@ -73,6 +73,12 @@ def dw3x3_ring_width(w, stride, pl, ow) -> int:
     return need + (need % 2)
 
 
+def dw3x3_by_cols(stride, oh, ow) -> bool:
+    """Stride 1 over the columns when the rows are too short for four outputs per step (fewer than 8) and the
+    columns longer: KWS's 25 x 5 layers went from 179,167 to 155,396 instructions each on stm32f746 (with the PKHBT ring fill)."""
+    return stride == 1 and ow < 8 and oh > ow
+
+
 def _kernel(name, op, in_shape, out_shape, macs, arrays, call, locals_, stack, include, schedule, const_attr):
     """The Kernel: the constant arrays, then `void name(in, out)` calling the runtime kernel."""
     consts = "".join(tk._c_array(f"{name}_{key}", vals, dtype, const_attr) for key, (vals, dtype) in arrays.items())
@@ -122,13 +128,15 @@ def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_p
     oh, ow = tk._out_size(h, 3, s, 1, pt, pb), tk._out_size(w, 3, s, 1, pl, pr)
     if oh <= 0 or ow <= 0 or min(pads) < 0:
         raise ValueError(f"{name}: bad geometry: input {tuple(in_shape)}, stride {stride}, pads {pads}")
-    arrays = {"w": (_dw_weight_words(weights), "int32"),
+    by_cols = dw3x3_by_cols(s, oh, ow)
+    words = _dw_weight_words(weights.transpose(0, 2, 1, 3) if by_cols else weights)
+    arrays = {"w": (words, "int32"),
               **_requant_arrays(*_dw_rows_bias(weights, bias, input_zero_point), mult, shift, 0, output_zero_point)}
-    rw = dw3x3_ring_width(w, s, pl, ow)
+    rw = dw3x3_ring_width(h, s, pt, oh) if by_cols else dw3x3_ring_width(w, s, pl, ow)
     call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
             f"{int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
             f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
-            f"{'rows' if rw else '(int16_t*)0'}, {rw});")
+            f"{'rows' if rw else '(int16_t*)0'}, {rw}, {int(by_cols)});")
     ring = f"  MCU_DW3X3_RING(rows, {3 * rw});\n" if rw else ""
     return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call, ring,
                    6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3", const_attr)
