@@ -76,8 +76,40 @@ static inline int32_t mcu_gemm_byte(int32_t v, int i) { return (int8_t)(((uint32
 
 /* Widen `n4` groups of 4 int8 at `x` (+ offset) into word pairs [x0 x2] [x1 x3], `step` words apart (one STRD
  * per pair: `dst` is 8-byte aligned). Inlined: GCC -Os made it a call per kernel row. */
+#if MCU_DOT_SIMD32
+/* 8 taps: two LDR (the input need not be 8-byte aligned), four SXTAB16, two STRD post-indexed by `st` bytes */
+#define MCU_GEMM_WIDEN2_ASM(st)                                                                              \
+    __asm__ volatile("1:\n\t"                                                                                 \
+                     "ldr %[v1], [%[x], #4]\n\t"                                                               \
+                     "ldr %[v0], [%[x]], #8\n\t"                                                               \
+                     "sxtab16 %[e0], %[off], %[v0]\n\t"                                                        \
+                     "sxtab16 %[o0], %[off], %[v0], ror #8\n\t"                                                \
+                     "sxtab16 %[e1], %[off], %[v1]\n\t"                                                        \
+                     "sxtab16 %[o1], %[off], %[v1], ror #8\n\t"                                                \
+                     "strd %[e0], %[o0], [%[d]], #" st "\n\t"                                                  \
+                     "strd %[e1], %[o1], [%[d]], #" st "\n\t"                                                  \
+                     "subs %[n], %[n], #1\n\t"                                                                 \
+                     "bne 1b\n\t"                                                                              \
+                     : [x] "+r"(x), [d] "+r"(dst), [n] "+r"(n2), [v0] "=&r"(v0), [v1] "=&r"(v1),              \
+                       [e0] "=&r"(e0), [o0] "=&r"(o0), [e1] "=&r"(e1), [o1] "=&r"(o1)                          \
+                     : [off] "r"(off)                                                                        \
+                     : "cc", "memory")
+#endif
+
 MCU_DOT_INLINE void mcu_gemm_widen(int32_t* dst, const int8_t* x, int32_t n4, int32_t off, int32_t step)
 {
+#if MCU_DOT_SIMD32
+    /* 5 instructions per 4 taps (GCC's loop of the C below took 8) */
+    int32_t n2 = n4 >> 1;
+    if (n2 > 0 && (step == 4 || step == 2)) { /* the pairs of groups here, an odd last one below */
+        int32_t v0, v1, e0, o0, e1, o1;
+        if (step == 4)
+            MCU_GEMM_WIDEN2_ASM("16");
+        else
+            MCU_GEMM_WIDEN2_ASM("8");
+        n4 &= 1;
+    }
+#endif
     for (; n4 > 0; --n4, x += 4, dst += step) {
         int32_t v;
         __builtin_memcpy(&v, x, 4);
@@ -249,7 +281,8 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
 #if MCU_DOT_SIMD32
 /* The common case as one tight loop over channel pairs: int8 range, an even number of tap groups. Only the
  * pointers it needs stay live (q, w, d0, d1 and the ends), so fewer spills around the 14-register tap loop. */
-MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4)
+MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
+                                      const int by16)
 {
     const mcu_gemm_channel* q = p->q;
     const int32_t* w = p->weights;
@@ -261,8 +294,13 @@ MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32
         const int32_t* wend = w + 2 * k4;
         {
             int32_t x0e, x0o, x1e, x1o, w0, w1, t;
-            __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
-                             : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            if (by16) /* a compile-time constant: 16 taps per branch when k4 % 4 == 0 */
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM
+                                 "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            else
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
         }
         {
             int32_t m, s, rl, rh, t;
@@ -287,8 +325,12 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
                                  int full)
 {
 #if MCU_DOT_SIMD32
+    if (full && !(k4 & 3)) {
+        mcu_gemm_2px_fast(p, buf, out0, k4, 1);
+        return;
+    }
     if (full && !(k4 & 1)) {
-        mcu_gemm_2px_fast(p, buf, out0, k4);
+        mcu_gemm_2px_fast(p, buf, out0, k4, 0);
         return;
     }
 #endif
