@@ -428,10 +428,64 @@ MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* b
     }
 }
 
+#if MCU_DOT_SIMD32
+/* mcu_gemm_1px4 in int8 range with an even number of tap groups, as mcu_gemm_2px_fast: 16 taps per branch when
+ * `by16` (k4 % 4 == 0), else 8; the 4 outputs requantized as there */
+MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
+                                       const int by16)
+{
+    const mcu_gemm_channel* q = p->q;
+    const int32_t* w = p->weights;
+    int8_t* const dend = d0 + p->o;
+    do {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+        const int32_t* x = buf;
+        const int32_t* wend = w + 4 * k4;
+        {
+            int32_t xe, xo, w0, w1, w2, w3, t;
+            if (by16)
+                __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM
+                                 "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+            else
+                __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+        }
+        {
+            int32_t m, s, rl, rh, t;
+            __asm__ volatile(
+                "ldrd %[m], %[s], [%[q], #4]\n\t"
+                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
+                "ldrd %[m], %[s], [%[q], #28]\n\t"
+                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
+                "ldrd %[m], %[s], [%[q], #52]\n\t"
+                MCU_GEMM_RQ_ASM("64", "%[a2]", "%[d0]")
+                "ldrd %[m], %[s], [%[q], #76]\n\t"
+                MCU_GEMM_RQ_ASM("88", "%[a3]", "%[d0]")
+                "add %[q], %[q], #96\n\t"
+                : [d0] "+r"(d0), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh),
+                  [t] "=&r"(t)
+                : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [c] "r"(INT32_MIN)
+                : "cc", "memory");
+        }
+    } while (d0 != dend);
+}
+#endif
+
 /* 1 pixel x all output channels, 4 at a time (a fully connected layer's row): weights (o/4, k4, 4, 4) */
 MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
                                   int full)
 {
+#if MCU_DOT_SIMD32
+    if (full && !(k4 & 3)) {
+        mcu_gemm_1px4_fast(p, buf, out0, k4, 1);
+        return;
+    }
+    if (full && !(k4 & 1)) {
+        mcu_gemm_1px4_fast(p, buf, out0, k4, 0);
+        return;
+    }
+#endif
     const int32_t o = p->o, lo = p->act_min, hi = p->act_max;
     const int32_t* w = p->weights;
     const mcu_gemm_channel* q = p->q;
