@@ -162,6 +162,50 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
     }
 }
 
+/* Output pixels `pix` and `pix` + 1 into `buf` (interleaved, 4 words per 4 taps). When both lie on one output
+ * row with stride and dilation 1 across the row and all their columns inside the input, each kernel row's input
+ * run (kw + 1 pixels) is widened once: the kw - 1 columns the two fields share are stored into both (7 instructions
+ * per 4 taps for both pixels instead of 10). Otherwise each field on its own. */
+static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* buf)
+{
+#if MCU_DOT_SIMD32
+    const int32_t oy = pix / p->ow, ox = pix - oy * p->ow, x0 = ox - p->pl;
+    if (p->sw == 1 && p->dw == 1 && p->kw > 1 && ox + 1 < p->ow && x0 >= 0 && x0 + p->kw < p->w) {
+        const int32_t c4 = p->c >> 2, n = p->kw * c4, y0 = oy * p->sh - p->pt;
+        const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
+        for (int32_t ky = 0; ky < p->kh; ky++, buf += 4 * n) {
+            const int32_t iy = y0 + ky * p->dh;
+            if (iy < 0 || iy >= p->h) {
+                mcu_gemm_zero(buf, 2 * n, 2);
+                continue;
+            }
+            const int8_t* x = in + (iy * p->w + x0) * p->c;
+            int32_t* d0 = buf + 4 * c4;
+            int32_t* d1 = buf + 2;
+            int32_t m = n - c4, v, e, o;
+            mcu_gemm_widen(buf, x, c4, off, 4); /* pixel 0's first column */
+            x += p->c;
+            __asm__ volatile("1:\n\t" /* the shared columns, into both fields */
+                             "ldr %[v], [%[x]], #4\n\t"
+                             "sxtab16 %[e], %[off], %[v]\n\t"
+                             "sxtab16 %[o], %[off], %[v], ror #8\n\t"
+                             "strd %[e], %[o], [%[d0]], #16\n\t"
+                             "strd %[e], %[o], [%[d1]], #16\n\t"
+                             "subs %[m], %[m], #1\n\t"
+                             "bne 1b\n\t"
+                             : [x] "+r"(x), [d0] "+r"(d0), [d1] "+r"(d1), [m] "+r"(m), [v] "=&r"(v), [e] "=&r"(e),
+                               [o] "=&r"(o)
+                             : [off] "r"(off)
+                             : "cc", "memory");
+            mcu_gemm_widen(d1, x, c4, off, 4); /* pixel 1's last column */
+        }
+        return;
+    }
+#endif
+    mcu_gemm_im2col(p, in, pix, buf, 4);
+    mcu_gemm_im2col(p, in, pix + 1, buf + 2, 4);
+}
+
 /* clamp to [lo, hi]; SSAT alone when that is all of int8 */
 #define MCU_GEMM_OUT(dst, acc, m, r, s, full)                                                                \
     {                                                                                                        \
@@ -530,8 +574,7 @@ MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_
         return;
     }
     for (; i + 2 <= n; i += 2) {
-        mcu_gemm_im2col(p, in, i, buf, 4);
-        mcu_gemm_im2col(p, in, i + 1, buf + 2, 4);
+        mcu_gemm_im2col2(p, in, i, buf);
         mcu_gemm_2px(p, buf, out + i * p->o, k4, full);
     }
     if (i < n) {
