@@ -46,6 +46,7 @@ typedef struct {
     int16_t x_offset;       /* minus the input zero point */
     int16_t act_min, act_max;
     int16_t quad;           /* 1: one output pixel, o % 4 == 0, weights as (o/4, kh*kw*c/4, 4, 4) */
+    int16_t nosign;         /* 1: act_min >= the output zero point (a fused RELU): no sign correction (below) */
     const int32_t* weights; /* weights, 4 int8 per word: (o/2, kh*kw*c/4, 2, 4) */
     const mcu_gemm_channel* q; /* per output channel */
 } mcu_conv_gemm_params;
@@ -231,6 +232,26 @@ static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t*
     "ssat %[rh], #8, %[rh]\n\t"                                                                              \
     "strb %[rh], [" dst "], #1\n\t"
 
+/* The same without the -2^31 * (acc < 0) term, when act_min >= the output zero point: that term lowers the
+ * result by at most 1 and only for acc < 0, where both forms give at most the zero point (see mcu_requant_x2_s8),
+ * which the clamp raises to act_min. Five instructions per output instead of seven. */
+#define MCU_GEMM_RQ0_ASM(ro, acc, dst)                                                                       \
+    "ldrd %[rl], %[rh], [%[q], #" ro "]\n\t"                                                                  \
+    "smlal %[rl], %[rh], " acc ", %[m]\n\t"                                                                  \
+    "asr %[rh], %[rh], %[s]\n\t"                                                                             \
+    "ssat %[rh], #8, %[rh]\n\t"                                                                              \
+    "strb %[rh], [" dst "], #1\n\t"
+
+/* a 2x2 block's outputs (channel pair at [q], pixels at [d0] and [d1]) and a 1x4 block's, by RQ */
+#define MCU_GEMM_RQ_2X2(RQ)                                                                                  \
+    "ldrd %[m], %[s], [%[q], #4]\n\t" RQ("16", "%[a0]", "%[d0]") RQ("16", "%[b0]", "%[d1]")                    \
+    "ldrd %[m], %[s], [%[q], #28]\n\t" RQ("40", "%[a1]", "%[d0]") RQ("40", "%[b1]", "%[d1]")
+#define MCU_GEMM_RQ_1X4(RQ)                                                                                  \
+    "ldrd %[m], %[s], [%[q], #4]\n\t" RQ("16", "%[a0]", "%[d0]")                                              \
+    "ldrd %[m], %[s], [%[q], #28]\n\t" RQ("40", "%[a1]", "%[d0]")                                             \
+    "ldrd %[m], %[s], [%[q], #52]\n\t" RQ("64", "%[a2]", "%[d0]")                                             \
+    "ldrd %[m], %[s], [%[q], #76]\n\t" RQ("88", "%[a3]", "%[d0]")
+
 /* 4 taps of 2 pixels x 2 channels: three LDRD (both pixels' widened taps, the two channels' weight words), four
  * SXTB16, eight SMLAD. GCC split the LDRDs and spilled accumulators when this was C. */
 #define MCU_GEMM_2X2_ASM                                                                                     \
@@ -326,7 +347,7 @@ static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t*
 /* The common case as one tight loop over channel pairs: int8 range, an even number of tap groups. Only the
  * pointers it needs stay live (q, w, d0, d1 and the ends), so fewer spills around the 14-register tap loop. */
 MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
-                                      const int by16)
+                                      const int by16, const int nosign)
 {
     const mcu_gemm_channel* q = p->q;
     const int32_t* w = p->weights;
@@ -348,18 +369,18 @@ MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32
         }
         {
             int32_t m, s, rl, rh, t;
-            __asm__ volatile(
-                "ldrd %[m], %[s], [%[q], #4]\n\t"
-                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
-                MCU_GEMM_RQ_ASM("16", "%[b0]", "%[d1]")
-                "ldrd %[m], %[s], [%[q], #28]\n\t"
-                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
-                MCU_GEMM_RQ_ASM("40", "%[b1]", "%[d1]")
-                "add %[q], %[q], #48\n\t"
-                : [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl),
-                  [rh] "=&r"(rh), [t] "=&r"(t)
-                : [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1), [c] "r"(INT32_MIN)
-                : "cc", "memory");
+#define MCU_GEMM_RQ_2X2_OUT                                                                                  \
+    [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
+#define MCU_GEMM_RQ_2X2_IN [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1)
+            if (nosign) /* a compile-time constant */
+                __asm__ volatile(MCU_GEMM_RQ_2X2(MCU_GEMM_RQ0_ASM) "add %[q], %[q], #48\n\t"
+                                 : MCU_GEMM_RQ_2X2_OUT : MCU_GEMM_RQ_2X2_IN : "cc", "memory");
+            else
+                __asm__ volatile(MCU_GEMM_RQ_2X2(MCU_GEMM_RQ_ASM) "add %[q], %[q], #48\n\t"
+                                 : MCU_GEMM_RQ_2X2_OUT, [t] "=&r"(t) : MCU_GEMM_RQ_2X2_IN, [c] "r"(INT32_MIN)
+                                 : "cc", "memory");
+#undef MCU_GEMM_RQ_2X2_OUT
+#undef MCU_GEMM_RQ_2X2_IN
         }
     } while (d0 != dend);
 }
@@ -369,12 +390,15 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
                                  int full)
 {
 #if MCU_DOT_SIMD32
-    if (full && !(k4 & 3)) {
-        mcu_gemm_2px_fast(p, buf, out0, k4, 1);
-        return;
-    }
-    if (full && !(k4 & 1)) {
-        mcu_gemm_2px_fast(p, buf, out0, k4, 0);
+    if (full && !(k4 & 1)) { /* the constant arguments select one of four loops */
+        if (p->nosign && !(k4 & 3))
+            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 1);
+        else if (p->nosign)
+            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 1);
+        else if (!(k4 & 3))
+            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 0);
+        else
+            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 0);
         return;
     }
 #endif
@@ -476,7 +500,7 @@ MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* b
 /* mcu_gemm_1px4 in int8 range with an even number of tap groups, as mcu_gemm_2px_fast: 16 taps per branch when
  * `by16` (k4 % 4 == 0), else 8; the 4 outputs requantized as there */
 MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
-                                       const int by16)
+                                       const int by16, const int nosign)
 {
     const mcu_gemm_channel* q = p->q;
     const int32_t* w = p->weights;
@@ -497,20 +521,17 @@ MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int3
         }
         {
             int32_t m, s, rl, rh, t;
-            __asm__ volatile(
-                "ldrd %[m], %[s], [%[q], #4]\n\t"
-                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
-                "ldrd %[m], %[s], [%[q], #28]\n\t"
-                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
-                "ldrd %[m], %[s], [%[q], #52]\n\t"
-                MCU_GEMM_RQ_ASM("64", "%[a2]", "%[d0]")
-                "ldrd %[m], %[s], [%[q], #76]\n\t"
-                MCU_GEMM_RQ_ASM("88", "%[a3]", "%[d0]")
-                "add %[q], %[q], #96\n\t"
-                : [d0] "+r"(d0), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh),
-                  [t] "=&r"(t)
-                : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [c] "r"(INT32_MIN)
-                : "cc", "memory");
+#define MCU_GEMM_RQ_1X4_OUT [d0] "+r"(d0), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
+#define MCU_GEMM_RQ_1X4_IN [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3)
+            if (nosign) /* a compile-time constant */
+                __asm__ volatile(MCU_GEMM_RQ_1X4(MCU_GEMM_RQ0_ASM) "add %[q], %[q], #96\n\t"
+                                 : MCU_GEMM_RQ_1X4_OUT : MCU_GEMM_RQ_1X4_IN : "cc", "memory");
+            else
+                __asm__ volatile(MCU_GEMM_RQ_1X4(MCU_GEMM_RQ_ASM) "add %[q], %[q], #96\n\t"
+                                 : MCU_GEMM_RQ_1X4_OUT, [t] "=&r"(t) : MCU_GEMM_RQ_1X4_IN, [c] "r"(INT32_MIN)
+                                 : "cc", "memory");
+#undef MCU_GEMM_RQ_1X4_OUT
+#undef MCU_GEMM_RQ_1X4_IN
         }
     } while (d0 != dend);
 }
@@ -521,12 +542,15 @@ MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* 
                                   int full)
 {
 #if MCU_DOT_SIMD32
-    if (full && !(k4 & 3)) {
-        mcu_gemm_1px4_fast(p, buf, out0, k4, 1);
-        return;
-    }
     if (full && !(k4 & 1)) {
-        mcu_gemm_1px4_fast(p, buf, out0, k4, 0);
+        if (p->nosign && !(k4 & 3))
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 1);
+        else if (p->nosign)
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 1);
+        else if (!(k4 & 3))
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 0);
+        else
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 0);
         return;
     }
 #endif
