@@ -252,6 +252,25 @@ static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t*
     "ldrd %[m], %[s], [%[q], #52]\n\t" RQ("64", "%[a2]", "%[d0]")                                             \
     "ldrd %[m], %[s], [%[q], #76]\n\t" RQ("88", "%[a3]", "%[d0]")
 
+#define MCU_GEMM_RQ_2X2_OUT                                                                                  \
+    [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
+#define MCU_GEMM_RQ_2X2_IN [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1)
+#define MCU_GEMM_RQ_1X4_OUT [d0] "+r"(d0), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
+#define MCU_GEMM_RQ_1X4_IN [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3)
+
+/* A block's outputs by BODY (MCU_GEMM_RQ_2X2 or _1X4), with or without the sign correction as the compile-time
+ * `nosign` says, then q advanced by `qstep` bytes (the block's channel records). */
+#define MCU_GEMM_RQ_BLOCK(BODY, qstep, OUT, IN)                                                              \
+    {                                                                                                        \
+        int32_t m, s, rl, rh, t;                                                                             \
+        if (nosign)                                                                                          \
+            __asm__ volatile(BODY(MCU_GEMM_RQ0_ASM) "add %[q], %[q], #" qstep "\n\t"                           \
+                             : OUT : IN : "cc", "memory");                                                   \
+        else                                                                                                 \
+            __asm__ volatile(BODY(MCU_GEMM_RQ_ASM) "add %[q], %[q], #" qstep "\n\t"                            \
+                             : OUT, [t] "=&r"(t) : IN, [c] "r"(INT32_MIN) : "cc", "memory");                 \
+    }
+
 /* 4 taps of 2 pixels x 2 channels: three LDRD (both pixels' widened taps, the two channels' weight words), four
  * SXTB16, eight SMLAD. GCC split the LDRDs and spilled accumulators when this was C. */
 #define MCU_GEMM_2X2_ASM                                                                                     \
@@ -367,21 +386,7 @@ MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32
                 __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
         }
-        {
-            int32_t m, s, rl, rh, t;
-#define MCU_GEMM_RQ_2X2_OUT                                                                                  \
-    [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
-#define MCU_GEMM_RQ_2X2_IN [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1)
-            if (nosign) /* a compile-time constant */
-                __asm__ volatile(MCU_GEMM_RQ_2X2(MCU_GEMM_RQ0_ASM) "add %[q], %[q], #48\n\t"
-                                 : MCU_GEMM_RQ_2X2_OUT : MCU_GEMM_RQ_2X2_IN : "cc", "memory");
-            else
-                __asm__ volatile(MCU_GEMM_RQ_2X2(MCU_GEMM_RQ_ASM) "add %[q], %[q], #48\n\t"
-                                 : MCU_GEMM_RQ_2X2_OUT, [t] "=&r"(t) : MCU_GEMM_RQ_2X2_IN, [c] "r"(INT32_MIN)
-                                 : "cc", "memory");
-#undef MCU_GEMM_RQ_2X2_OUT
-#undef MCU_GEMM_RQ_2X2_IN
-        }
+        MCU_GEMM_RQ_BLOCK(MCU_GEMM_RQ_2X2, "48", MCU_GEMM_RQ_2X2_OUT, MCU_GEMM_RQ_2X2_IN)
     } while (d0 != dend);
 }
 #endif
@@ -519,20 +524,7 @@ MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int3
                 __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
         }
-        {
-            int32_t m, s, rl, rh, t;
-#define MCU_GEMM_RQ_1X4_OUT [d0] "+r"(d0), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
-#define MCU_GEMM_RQ_1X4_IN [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3)
-            if (nosign) /* a compile-time constant */
-                __asm__ volatile(MCU_GEMM_RQ_1X4(MCU_GEMM_RQ0_ASM) "add %[q], %[q], #96\n\t"
-                                 : MCU_GEMM_RQ_1X4_OUT : MCU_GEMM_RQ_1X4_IN : "cc", "memory");
-            else
-                __asm__ volatile(MCU_GEMM_RQ_1X4(MCU_GEMM_RQ_ASM) "add %[q], %[q], #96\n\t"
-                                 : MCU_GEMM_RQ_1X4_OUT, [t] "=&r"(t) : MCU_GEMM_RQ_1X4_IN, [c] "r"(INT32_MIN)
-                                 : "cc", "memory");
-#undef MCU_GEMM_RQ_1X4_OUT
-#undef MCU_GEMM_RQ_1X4_IN
-        }
+        MCU_GEMM_RQ_BLOCK(MCU_GEMM_RQ_1X4, "96", MCU_GEMM_RQ_1X4_OUT, MCU_GEMM_RQ_1X4_IN)
     } while (d0 != dend);
 }
 #endif
