@@ -10,7 +10,9 @@
  * words (int8, laid out as (O/2, K/4, 2 channels, 4 taps) by the code generator), 4 SXTB16 and 8 SMLAD:
  * 2 pixels x 2 channels, each widened weight used for both pixels, 16 MACs in ~15 instructions. The 4 outputs
  * are then requantized with that channel pair's constants (mcu_requantize_fast: one SMLAL-form, exact for
- * right shifts >= 1, the output zero point folded into `round`). A last odd pixel runs 1 pixel x 2 channels.
+ * right shifts >= 1, the output zero point folded into `round`; without its sign correction under a RELU clamp).
+ * A pixel pair on one row widens the columns its two fields share once. A last odd pixel runs 1 pixel x 2
+ * channels.
  *
  * Bit-exact with TFLite's reference conv / fully connected (int8, per-channel or per-tensor multipliers).
  * MCU_GEMM selects it (default: on cores with the DSP extension; the code generator keeps TVM's kernels in the
