@@ -10,7 +10,9 @@
  * words (int8, laid out as (O/2, K/4, 2 channels, 4 taps) by the code generator), 4 SXTB16 and 8 SMLAD:
  * 2 pixels x 2 channels, each widened weight used for both pixels, 16 MACs in ~15 instructions. The 4 outputs
  * are then requantized with that channel pair's constants (mcu_requantize_fast: one SMLAL-form, exact for
- * right shifts >= 1, the output zero point folded into `round`). A last odd pixel runs 1 pixel x 2 channels.
+ * right shifts >= 1, the output zero point folded into `round`; without its sign correction under a RELU clamp).
+ * A pixel pair on one row widens the columns its two fields share once. A last odd pixel runs 1 pixel x 2
+ * channels.
  *
  * Bit-exact with TFLite's reference conv / fully connected (int8, per-channel or per-tensor multipliers).
  * MCU_GEMM selects it (default: on cores with the DSP extension; the code generator keeps TVM's kernels in the
@@ -46,6 +48,7 @@ typedef struct {
     int16_t x_offset;       /* minus the input zero point */
     int16_t act_min, act_max;
     int16_t quad;           /* 1: one output pixel, o % 4 == 0, weights as (o/4, kh*kw*c/4, 4, 4) */
+    int16_t nosign;         /* 1: act_min >= the output zero point (a fused RELU): no sign correction (below) */
     const int32_t* weights; /* weights, 4 int8 per word: (o/2, kh*kw*c/4, 2, 4) */
     const mcu_gemm_channel* q; /* per output channel */
 } mcu_conv_gemm_params;
@@ -76,8 +79,40 @@ static inline int32_t mcu_gemm_byte(int32_t v, int i) { return (int8_t)(((uint32
 
 /* Widen `n4` groups of 4 int8 at `x` (+ offset) into word pairs [x0 x2] [x1 x3], `step` words apart (one STRD
  * per pair: `dst` is 8-byte aligned). Inlined: GCC -Os made it a call per kernel row. */
+#if MCU_DOT_SIMD32
+/* 8 taps: two LDR (the input need not be 8-byte aligned), four SXTAB16, two STRD post-indexed by `st` bytes */
+#define MCU_GEMM_WIDEN2_ASM(st)                                                                              \
+    __asm__ volatile("1:\n\t"                                                                                 \
+                     "ldr %[v1], [%[x], #4]\n\t"                                                               \
+                     "ldr %[v0], [%[x]], #8\n\t"                                                               \
+                     "sxtab16 %[e0], %[off], %[v0]\n\t"                                                        \
+                     "sxtab16 %[o0], %[off], %[v0], ror #8\n\t"                                                \
+                     "sxtab16 %[e1], %[off], %[v1]\n\t"                                                        \
+                     "sxtab16 %[o1], %[off], %[v1], ror #8\n\t"                                                \
+                     "strd %[e0], %[o0], [%[d]], #" st "\n\t"                                                  \
+                     "strd %[e1], %[o1], [%[d]], #" st "\n\t"                                                  \
+                     "subs %[n], %[n], #1\n\t"                                                                 \
+                     "bne 1b\n\t"                                                                              \
+                     : [x] "+r"(x), [d] "+r"(dst), [n] "+r"(n2), [v0] "=&r"(v0), [v1] "=&r"(v1),              \
+                       [e0] "=&r"(e0), [o0] "=&r"(o0), [e1] "=&r"(e1), [o1] "=&r"(o1)                          \
+                     : [off] "r"(off)                                                                        \
+                     : "cc", "memory")
+#endif
+
 MCU_DOT_INLINE void mcu_gemm_widen(int32_t* dst, const int8_t* x, int32_t n4, int32_t off, int32_t step)
 {
+#if MCU_DOT_SIMD32
+    /* 5 instructions per 4 taps (GCC's loop of the C below took 8) */
+    int32_t n2 = n4 >> 1;
+    if (n2 > 0 && (step == 4 || step == 2)) { /* the pairs of groups here, an odd last one below */
+        int32_t v0, v1, e0, o0, e1, o1;
+        if (step == 4)
+            MCU_GEMM_WIDEN2_ASM("16");
+        else
+            MCU_GEMM_WIDEN2_ASM("8");
+        n4 &= 1;
+    }
+#endif
     for (; n4 > 0; --n4, x += 4, dst += step) {
         int32_t v;
         __builtin_memcpy(&v, x, 4);
@@ -130,6 +165,50 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
     }
 }
 
+/* Output pixels `pix` and `pix` + 1 into `buf` (interleaved, 4 words per 4 taps). When both lie on one output
+ * row with stride and dilation 1 across the row and all their columns inside the input, each kernel row's input
+ * run (kw + 1 pixels) is widened once: the kw - 1 columns the two fields share are stored into both (7 instructions
+ * per 4 taps for both pixels instead of 10). Otherwise each field on its own. */
+static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* buf)
+{
+#if MCU_DOT_SIMD32
+    const int32_t oy = pix / p->ow, ox = pix - oy * p->ow, x0 = ox - p->pl;
+    if (p->sw == 1 && p->dw == 1 && p->kw > 1 && ox + 1 < p->ow && x0 >= 0 && x0 + p->kw < p->w) {
+        const int32_t c4 = p->c >> 2, n = p->kw * c4, y0 = oy * p->sh - p->pt;
+        const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
+        for (int32_t ky = 0; ky < p->kh; ky++, buf += 4 * n) {
+            const int32_t iy = y0 + ky * p->dh;
+            if (iy < 0 || iy >= p->h) {
+                mcu_gemm_zero(buf, 2 * n, 2);
+                continue;
+            }
+            const int8_t* x = in + (iy * p->w + x0) * p->c;
+            int32_t* d0 = buf + 4 * c4;
+            int32_t* d1 = buf + 2;
+            int32_t m = n - c4, v, e, o;
+            mcu_gemm_widen(buf, x, c4, off, 4); /* pixel 0's first column */
+            x += p->c;
+            __asm__ volatile("1:\n\t" /* the shared columns, into both fields */
+                             "ldr %[v], [%[x]], #4\n\t"
+                             "sxtab16 %[e], %[off], %[v]\n\t"
+                             "sxtab16 %[o], %[off], %[v], ror #8\n\t"
+                             "strd %[e], %[o], [%[d0]], #16\n\t"
+                             "strd %[e], %[o], [%[d1]], #16\n\t"
+                             "subs %[m], %[m], #1\n\t"
+                             "bne 1b\n\t"
+                             : [x] "+r"(x), [d0] "+r"(d0), [d1] "+r"(d1), [m] "+r"(m), [v] "=&r"(v), [e] "=&r"(e),
+                               [o] "=&r"(o)
+                             : [off] "r"(off)
+                             : "cc", "memory");
+            mcu_gemm_widen(d1, x, c4, off, 4); /* pixel 1's last column */
+        }
+        return;
+    }
+#endif
+    mcu_gemm_im2col(p, in, pix, buf, 4);
+    mcu_gemm_im2col(p, in, pix + 1, buf + 2, 4);
+}
+
 /* clamp to [lo, hi]; SSAT alone when that is all of int8 */
 #define MCU_GEMM_OUT(dst, acc, m, r, s, full)                                                                \
     {                                                                                                        \
@@ -154,6 +233,45 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
     "asr %[rh], %[rh], %[s]\n\t"                                                                             \
     "ssat %[rh], #8, %[rh]\n\t"                                                                              \
     "strb %[rh], [" dst "], #1\n\t"
+
+/* The same without the -2^31 * (acc < 0) term, when act_min >= the output zero point: that term lowers the
+ * result by at most 1 and only for acc < 0, where both forms give at most the zero point (see mcu_requant_x2_s8),
+ * which the clamp raises to act_min. Five instructions per output instead of seven. */
+#define MCU_GEMM_RQ0_ASM(ro, acc, dst)                                                                       \
+    "ldrd %[rl], %[rh], [%[q], #" ro "]\n\t"                                                                  \
+    "smlal %[rl], %[rh], " acc ", %[m]\n\t"                                                                  \
+    "asr %[rh], %[rh], %[s]\n\t"                                                                             \
+    "ssat %[rh], #8, %[rh]\n\t"                                                                              \
+    "strb %[rh], [" dst "], #1\n\t"
+
+/* a 2x2 block's outputs (channel pair at [q], pixels at [d0] and [d1]) and a 1x4 block's, by RQ */
+#define MCU_GEMM_RQ_2X2(RQ)                                                                                  \
+    "ldrd %[m], %[s], [%[q], #4]\n\t" RQ("16", "%[a0]", "%[d0]") RQ("16", "%[b0]", "%[d1]")                    \
+    "ldrd %[m], %[s], [%[q], #28]\n\t" RQ("40", "%[a1]", "%[d0]") RQ("40", "%[b1]", "%[d1]")
+#define MCU_GEMM_RQ_1X4(RQ)                                                                                  \
+    "ldrd %[m], %[s], [%[q], #4]\n\t" RQ("16", "%[a0]", "%[d0]")                                              \
+    "ldrd %[m], %[s], [%[q], #28]\n\t" RQ("40", "%[a1]", "%[d0]")                                             \
+    "ldrd %[m], %[s], [%[q], #52]\n\t" RQ("64", "%[a2]", "%[d0]")                                             \
+    "ldrd %[m], %[s], [%[q], #76]\n\t" RQ("88", "%[a3]", "%[d0]")
+
+#define MCU_GEMM_RQ_2X2_OUT                                                                                  \
+    [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
+#define MCU_GEMM_RQ_2X2_IN [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1)
+#define MCU_GEMM_RQ_1X4_OUT [d0] "+r"(d0), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl), [rh] "=&r"(rh)
+#define MCU_GEMM_RQ_1X4_IN [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3)
+
+/* A block's outputs by BODY (MCU_GEMM_RQ_2X2 or _1X4), with or without the sign correction as the compile-time
+ * `nosign` says, then q advanced by `qstep` bytes (the block's channel records). */
+#define MCU_GEMM_RQ_BLOCK(BODY, qstep, OUT, IN)                                                              \
+    {                                                                                                        \
+        int32_t m, s, rl, rh, t;                                                                             \
+        if (nosign)                                                                                          \
+            __asm__ volatile(BODY(MCU_GEMM_RQ0_ASM) "add %[q], %[q], #" qstep "\n\t"                           \
+                             : OUT : IN : "cc", "memory");                                                   \
+        else                                                                                                 \
+            __asm__ volatile(BODY(MCU_GEMM_RQ_ASM) "add %[q], %[q], #" qstep "\n\t"                            \
+                             : OUT, [t] "=&r"(t) : IN, [c] "r"(INT32_MIN) : "cc", "memory");                 \
+    }
 
 /* 4 taps of 2 pixels x 2 channels: three LDRD (both pixels' widened taps, the two channels' weight words), four
  * SXTB16, eight SMLAD. GCC split the LDRDs and spilled accumulators when this was C. */
@@ -249,7 +367,8 @@ static inline void mcu_gemm_im2col(const mcu_conv_gemm_params* p, const int8_t* 
 #if MCU_DOT_SIMD32
 /* The common case as one tight loop over channel pairs: int8 range, an even number of tap groups. Only the
  * pointers it needs stay live (q, w, d0, d1 and the ends), so fewer spills around the 14-register tap loop. */
-MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4)
+MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
+                                      const int by16, const int nosign)
 {
     const mcu_gemm_channel* q = p->q;
     const int32_t* w = p->weights;
@@ -261,24 +380,15 @@ MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32
         const int32_t* wend = w + 2 * k4;
         {
             int32_t x0e, x0o, x1e, x1o, w0, w1, t;
-            __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
-                             : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            if (by16) /* a compile-time constant: 16 taps per branch when k4 % 4 == 0 */
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM
+                                 "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            else
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
         }
-        {
-            int32_t m, s, rl, rh, t;
-            __asm__ volatile(
-                "ldrd %[m], %[s], [%[q], #4]\n\t"
-                MCU_GEMM_RQ_ASM("16", "%[a0]", "%[d0]")
-                MCU_GEMM_RQ_ASM("16", "%[b0]", "%[d1]")
-                "ldrd %[m], %[s], [%[q], #28]\n\t"
-                MCU_GEMM_RQ_ASM("40", "%[a1]", "%[d0]")
-                MCU_GEMM_RQ_ASM("40", "%[b1]", "%[d1]")
-                "add %[q], %[q], #48\n\t"
-                : [d0] "+r"(d0), [d1] "+r"(d1), [q] "+r"(q), [m] "=&r"(m), [s] "=&r"(s), [rl] "=&r"(rl),
-                  [rh] "=&r"(rh), [t] "=&r"(t)
-                : [a0] "r"(a0), [a1] "r"(a1), [b0] "r"(b0), [b1] "r"(b1), [c] "r"(INT32_MIN)
-                : "cc", "memory");
-        }
+        MCU_GEMM_RQ_BLOCK(MCU_GEMM_RQ_2X2, "48", MCU_GEMM_RQ_2X2_OUT, MCU_GEMM_RQ_2X2_IN)
     } while (d0 != dend);
 }
 #endif
@@ -287,8 +397,15 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
                                  int full)
 {
 #if MCU_DOT_SIMD32
-    if (full && !(k4 & 1)) {
-        mcu_gemm_2px_fast(p, buf, out0, k4);
+    if (full && !(k4 & 1)) { /* the constant arguments select one of four loops */
+        if (p->nosign && !(k4 & 3))
+            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 1);
+        else if (p->nosign)
+            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 1);
+        else if (!(k4 & 3))
+            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 0);
+        else
+            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 0);
         return;
     }
 #endif
@@ -386,10 +503,51 @@ MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* b
     }
 }
 
+#if MCU_DOT_SIMD32
+/* mcu_gemm_1px4 in int8 range with an even number of tap groups, as mcu_gemm_2px_fast: 16 taps per branch when
+ * `by16` (k4 % 4 == 0), else 8; the 4 outputs requantized as there */
+MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
+                                       const int by16, const int nosign)
+{
+    const mcu_gemm_channel* q = p->q;
+    const int32_t* w = p->weights;
+    int8_t* const dend = d0 + p->o;
+    do {
+        int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
+        const int32_t* x = buf;
+        const int32_t* wend = w + 4 * k4;
+        {
+            int32_t xe, xo, w0, w1, w2, w3, t;
+            if (by16)
+                __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM
+                                 "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+            else
+                __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+        }
+        MCU_GEMM_RQ_BLOCK(MCU_GEMM_RQ_1X4, "96", MCU_GEMM_RQ_1X4_OUT, MCU_GEMM_RQ_1X4_IN)
+    } while (d0 != dend);
+}
+#endif
+
 /* 1 pixel x all output channels, 4 at a time (a fully connected layer's row): weights (o/4, k4, 4, 4) */
 MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
                                   int full)
 {
+#if MCU_DOT_SIMD32
+    if (full && !(k4 & 1)) {
+        if (p->nosign && !(k4 & 3))
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 1);
+        else if (p->nosign)
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 1);
+        else if (!(k4 & 3))
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 0);
+        else
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 0);
+        return;
+    }
+#endif
     const int32_t o = p->o, lo = p->act_min, hi = p->act_max;
     const int32_t* w = p->weights;
     const mcu_gemm_channel* q = p->q;
@@ -434,8 +592,7 @@ MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_
         return;
     }
     for (; i + 2 <= n; i += 2) {
-        mcu_gemm_im2col(p, in, i, buf, 4);
-        mcu_gemm_im2col(p, in, i + 1, buf + 2, 4);
+        mcu_gemm_im2col2(p, in, i, buf);
         mcu_gemm_2px(p, buf, out + i * p->o, k4, full);
     }
     if (i < n) {

@@ -40,6 +40,14 @@ CASES = {
                                    (-128, 60), 0.0),
     "conv3x3_dilated": ("conv", (1, 9, 9, 8), 4, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2), -4, 2, (-128, 127), 0.0),
     "conv2x5_valid": ("conv", (1, 7, 11, 12), 10, (2, 5), (1, 2), (1, 1), (0, 0, 0, 0), 9, -1, (-128, 127), 0.0),
+    # RELU-style clamps (act_min == the output zero point): the requantization without its sign correction, in
+    # the 8-taps-per-branch loops (k4 % 4 == 2) and a fully connected row
+    "conv3x3_8_relu_k4_18": ("conv", (1, 6, 8, 8), 6, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 9, -128, (-128, 127),
+                             0.0),
+    "fc_128_relu": ("fc", (1, 128), 128, None, None, None, None, -5, -128, (-128, 127), 0.75),
+    "fc_24_relu": ("fc", (1, 24), 8, None, None, None, None, 2, -128, (-128, 127), 0.0),
+    # a pixel pair sharing its columns with an odd number of 4-channel groups (c = 12)
+    "conv3x3_c12_pairs": ("conv", (1, 5, 8, 12), 4, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), -7, 5, (-128, 127), 0.0),
     "fc_640_128": ("fc", (1, 640), 128, None, None, None, None, -5, 14, (-128, 127), 0.72),
     "fc_5_rows": ("fc", (5, 32), 8, None, None, None, None, -3, 1, (-128, 127), 0.0),
     "fc_6_outputs": ("fc", (1, 64), 6, None, None, None, None, 0, 3, (-50, 127), 0.0),
@@ -135,6 +143,18 @@ def test_firmware_reports_the_shared_kernel_once(tmp_path):
     ys, _ = run_build(out, [xs[n] for n in graph.inputs])
     want = reference.run(graph, xs)
     assert np.array_equal(ys[0], want[graph.outputs[0]])
+
+
+def test_sign_correction_dropped_only_under_a_relu_clamp():
+    """The wrapper's `nosign` field (last before the pointers) is 1 exactly when act_min >= the output zero point."""
+    from mcutool.codegen import gemm_kernels
+
+    w = np.ones((4, 1, 1, 8), np.int8)
+    for zo, lo, want in ((-128, -128, 1), (-5, -5, 1), (-5, 0, 1), (3, -128, 0), (-5, -6, 0)):
+        g = gemm_kernels.gemm_layer("t", (1, 2, 2, 8), w, np.zeros(4), np.full(4, 1 << 30), np.full(4, -3),
+                                    in_zp=0, out_zp=zo, act_min=lo, act_max=127, out_hw=(2, 2))
+        fields = g.code.split("p = {")[1].split("}")[0].split(", ")
+        assert int(fields[-3]) == want, (zo, lo, fields)
 
 
 def test_conv_constants_do_not_depend_on_the_band_height():

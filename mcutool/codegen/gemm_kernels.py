@@ -80,7 +80,9 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
                  + f"static const mcu_gemm_channel {name}_gq[{o}] {attr} = {{\n"
                  + "".join(f"    {{{r[0]}, {r[1]}, {r[2]}, 0, {_int64(int(v))}}},\n" for r, v in zip(rec, rnd))
                  + "};\n")
-    fields = [h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw, pt, pl, -int(in_zp), int(act_min), int(act_max), quad]
+    nosign = int(act_min >= out_zp)  # the requantization's sign correction cannot change a clamped output
+    fields = [h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw, pt, pl, -int(in_zp), int(act_min), int(act_max), quad,
+              nosign]
     init = ", ".join(str(v) for v in fields) + f", {name}_gw, {name}_gq"
     words = kh * kw * c
     code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
