@@ -74,7 +74,7 @@ MCU_DOT_INLINE void mcu_conv2d_im2col_s8(const int8_t* in, int8_t* out, int32_t 
                     out[n_out + o + j] = (int8_t)yb;
                 }
             }
-            for (; o < n_out; o++) {
+            for (int32_t left = n_out - o; left > 0; left--, o++) {
                 const int32_t a = mcu_dot_s8_w16(col, wts + o * kp, kp, x_offset, bias2[o]);
                 const int32_t b = mcu_dot_s8_w16(col + kp, wts + o * kp, kp, x_offset, bias2[o]);
                 out[o] = (int8_t)mcu_requant_x2_s8(a, mult[o], cst[o], e[o], sign_fix, act_min, act_max);
@@ -91,7 +91,8 @@ MCU_DOT_INLINE void mcu_conv2d_im2col_s8(const int8_t* in, int8_t* out, int32_t 
                     out[o + j] = (int8_t)mcu_requant_x2_s8(acc[j], mult[o + j], cst[o + j], e[o + j], sign_fix,
                                                            act_min, act_max);
             }
-            for (; o < n_out; o++) {
+            for (int32_t left = n_out - o; left > 0; left--, o++) { /* counted down: GCC -O3 could not bound
+                                                                       o < n_out after the loop above */
                 const int32_t acc = mcu_dot_s8_w16(col, wts + o * kp, kp, x_offset, bias2[o]);
                 out[o] = (int8_t)mcu_requant_x2_s8(acc, mult[o], cst[o], e[o], sign_fix, act_min, act_max);
             }
