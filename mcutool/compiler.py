@@ -142,7 +142,8 @@ def _refuse_float_islands(graph: Graph) -> None:
     floats = [op for op in graph.ops if op.kind not in ("quantize", "dequantize")
               and any(is_float(n) for n in op.inputs + op.outputs)]
     if floats:
-        named = ", ".join(f"'{op.name}' ({op.kind})" for op in floats[:3]) + (" ..." if len(floats) > 3 else "")
+        named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
+            + (" ..." if len(floats) > 3 else "")
         raise UserError(f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float "
                         f"between its int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear "
                         "becomes an integer op (the QuantizeLinear gives its output's scale); these have no "

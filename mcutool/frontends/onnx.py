@@ -1294,6 +1294,7 @@ class _Importer:
             name, k = f"{base}_{k}", k + 1
         self.op_names.add(name)
         self.g.ops.append(Op(name, kind, list(inputs), list(outputs), attrs))
+        self.g.sources[name] = name
 
     def _val(self, name: str) -> _Val:
         name = self._resolve(name)
@@ -1497,7 +1498,8 @@ class _Importer:
         kind, as the TFLite frontend names them), an op's output its op's name (`split_0:1` for a second output),
         a constant or state tensor `<first reader>/weights`, `/bias` or `/in<k>`. The graph's inputs and outputs
         keep their ONNX names (--calib data and the report's io use them); tensors no op reads or writes are
-        dropped. Import errors name the ONNX nodes (they come before this)."""
+        dropped. Import errors name the ONNX nodes (they come before this); graph.sources keeps each op's ONNX
+        name (the node's, or the name of the node it was made for with a suffix) for later messages and inspect."""
         border = set(self.g.inputs) | set(self.g.outputs)
         counts: dict[str, int] = {}
         new: dict[str, str] = {n: n for n in self.g.inputs}
@@ -1508,9 +1510,11 @@ class _Importer:
                     name += "_"
                 new[old] = old if old in border else name
 
+        sources = {}
         for op in self.g.ops:
             k = counts.get(op.kind, 0)
             counts[op.kind] = k + 1
+            sources[f"{op.kind}_{k}"] = self.g.sources[op.name]
             op.name = f"{op.kind}_{k}"
             for j, t in enumerate(op.inputs):  # constants and state: not produced by an earlier op
                 role = {1: "weights", 2: "bias"}.get(j, f"in{j}") if op.kind in _WEIGHTED_KINDS else f"in{j}"
@@ -1524,7 +1528,7 @@ class _Importer:
             t = self.g.tensors[old]
             t.name = name
             tensors[name] = t
-        self.g.tensors = tensors
+        self.g.tensors, self.g.sources = tensors, sources
         for op in self.g.ops:
             op.inputs = [new[i] if i else "" for i in op.inputs]
             op.outputs = [new[o] for o in op.outputs]
