@@ -113,7 +113,7 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None) 
             warnings.warn(f"{graph.name}: --calib ignored: the model is already int8 (its float inputs/outputs "
                           "only pass through QUANTIZE/DEQUANTIZE, which the host does with the model's scales).",
                           stacklevel=2)
-        return integer_io(graph), None, floats
+        return _with_sources(integer_io(graph), graph), None, floats
     _refuse_float_islands(graph)
     if not opts.calib:
         raise UserError(f"{graph.name}: the model has float inputs/outputs ({', '.join(floats)}), i.e. it is a "
@@ -127,7 +127,13 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None) 
         budget = internal_weight_budget(graph, flash_bytes)
     qgraph, quantization = quantize_mixed(graph, load_calibration(opts.calib, graph), "auto", opts.weights, budget)
     quantization["data"] = calibration_data_name(opts.calib)
-    return integer_io(qgraph), quantization, floats
+    return _with_sources(integer_io(qgraph), graph), quantization, floats
+
+
+def _with_sources(out: Graph, imported: Graph) -> Graph:
+    """`out`, rebuilt from the imported graph with its op names kept, with the imported graph's source names."""
+    out.sources = dict(imported.sources)
+    return out
 
 
 def _refuse_float_islands(graph: Graph) -> None:
@@ -142,7 +148,8 @@ def _refuse_float_islands(graph: Graph) -> None:
     floats = [op for op in graph.ops if op.kind not in ("quantize", "dequantize")
               and any(is_float(n) for n in op.inputs + op.outputs)]
     if floats:
-        named = ", ".join(f"'{op.name}' ({op.kind})" for op in floats[:3]) + (" ..." if len(floats) > 3 else "")
+        named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
+            + (" ..." if len(floats) > 3 else "")
         raise UserError(f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float "
                         f"between its int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear "
                         "becomes an integer op (the QuantizeLinear gives its output's scale); these have no "
@@ -216,8 +223,9 @@ def plan_model(model: Path, board: Board, opts: Options, progress=None, graph: G
     float_io: list[str] = []
     if graph is None:
         graph, quantization, float_io = _firmware_graph(model, opts, board.flash_bytes)
+    sources = graph.sources
     graph = fuse_float_islands(graph)  # DEQUANTIZE -> float elementwise -> QUANTIZE: one table (islands.py)
-    graph, binarized = _binarize(graph, opts.binarize)
+    graph, binarized = _binarize(graph, opts.binarize, sources)
     layerwise = layerwise_peak_bytes(graph)  # in the model's own op order (what a layer-by-layer runtime runs)
     graph = explicit_row_padding(fold_pads(fuse_swish(graph)))
     choice = _choose_patch(graph, board, opts)
@@ -415,9 +423,15 @@ def _schedule_report(model: Path, graph: Graph, scheduled: Graph, board: Board, 
     return report
 
 
-def _binarize(graph: Graph, spec: str):
+def _binarize(graph: Graph, spec: str, sources: dict[str, str]):
+    """binarize; --binarize may name a layer as the importer does ('conv2d_3') or as the model file does (its
+    ONNX node, `sources`)."""
     from .binarize import binarize, parse_selection
-    return binarize(graph, parse_selection(spec))
+    selection = parse_selection(spec)
+    if isinstance(selection, frozenset):
+        ops, by_source = {op.name for op in graph.ops}, {s: n for n, s in sources.items()}
+        selection = frozenset(n if n in ops else by_source.get(n, n) for n in selection)
+    return binarize(graph, selection)
 
 
 def _base_report(model: Path, graph: Graph, board: Board, arena: int, layerwise: int) -> dict:

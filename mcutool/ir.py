@@ -345,6 +345,9 @@ class Graph:
     ops: list[Op] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    # op name -> the layer's name in the source file, where the frontend names ops otherwise (ONNX: by kind and
+    # order); for messages and inspect. Graphs the later stages rebuild do not carry it.
+    sources: dict[str, str] = field(default_factory=dict)
 
     def add_tensor(self, t: Tensor) -> Tensor:
         if t.name in self.tensors:

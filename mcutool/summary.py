@@ -44,6 +44,7 @@ def layer_rows(graph: Graph) -> list[dict]:
             "in_bytes": sum(t.nbytes for t in ins if not t.is_const),
             "out_bytes": sum(graph.tensor(n).nbytes for n in op.outputs),
             "live_bytes": live_bytes,
+            **({"source": graph.sources[op.name]} if op.name in graph.sources else {}),
         })
     return rows
 

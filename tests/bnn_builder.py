@@ -129,12 +129,16 @@ def build_bnn(seed: int = 0, samples: np.ndarray | None = None, channels=CHANNEL
 
 
 def float_to_int8_graph(path, calib: np.ndarray):
-    """Import the float ONNX, calibrate on `calib` (N, 1, 32, 32), quantize; int8 graph I/O."""
+    """Import the float ONNX, calibrate on `calib` (N, 1, 32, 32), quantize; int8 graph I/O, ops named as the
+    ONNX nodes they come from."""
     from mcutool.frontends import load_model
     from mcutool.quantize import ptq
     graph = load_model(path)
     ranges = ptq.calibrate(graph, {graph.inputs[0]: calib})
-    return integer_io(ptq.quantize_graph(graph, ranges))
+    g8 = integer_io(ptq.quantize_graph(graph, ranges))
+    for op in g8.ops:  # the tests name layers by their ONNX nodes ('conv1'); the importer names them 'conv2d_1'
+        op.name = graph.sources.get(op.name, op.name)
+    return g8
 
 
 def integer_io(graph):

@@ -204,6 +204,22 @@ def test_binary_kernels_run_on_the_host_under_sanitizers_bit_exact(channels, tmp
         assert np.array_equal(got, ref.run(gb, {gb.inputs[0]: xq[i:i + 1]})[gb.outputs[0]])
 
 
+def test_binarize_names_a_layer_of_an_onnx_model_by_its_node_or_its_ir_name(bnn, tmp_path):
+    """The ONNX importer names ops by kind and order (conv2d_2 for the node 'conv2'): --binarize takes either."""
+    from bnn_builder import to_qdq_onnx
+    from mcutool.compiler import _binarize
+    from mcutool.frontends import load_model
+    _, g8 = bnn
+    onnx.save(to_qdq_onnx(build_bnn(seed=0), g8), tmp_path / "bnn_int8.onnx")
+    gi = load_model(tmp_path / "bnn_int8.onnx")
+    assert gi.sources["conv2d_2"] == "conv2"
+    for spec in ("conv2", "conv2d_2"):
+        _, report = _binarize(gi, spec, gi.sources)
+        assert report.layers == ["conv2d_2"]
+    with pytest.raises(UserError, match="conv9"):
+        _binarize(gi, "conv2,conv9", gi.sources)
+
+
 def test_binarizing_a_named_layer_that_is_not_plus_minus_alpha_reports_how_far_outputs_moved(bnn):
     """conv0 has ordinary int8 weights and an int8 input: binarized on request (alpha = mean |w|, the input's
     sign), and the report measures the movement against the int8 graph on random inputs."""

@@ -102,7 +102,7 @@ def test_must_show_3_binary_layers_take_5x_fewer_instructions_than_the_same_laye
 def test_mcutool_bench_prints_binary_layers_and_the_same_layers_in_int8(tmp_path):
     """The int8 copy of the network as a QDQ ONNX file (it imports as the same int8 graph: outputs equal) through
     the CLI: `bench --binarize auto` lists binary layers with their instructions, `--binarize off` the same
-    layers as int8 convs and Signs."""
+    layers as int8 convs and Signs, named as the ONNX importer names them (conv2d_0.., sign_0..)."""
     import subprocess
     import sys
     from bnn_builder import to_qdq_onnx
@@ -123,9 +123,9 @@ def test_mcutool_bench_prints_binary_layers_and_the_same_layers_in_int8(tmp_path
         assert done.returncode == 0, done.stderr
         rows[mode] = {line.split()[0]: line.split() for line in done.stdout.splitlines()
                       if line.startswith(("conv", "sign", "pool"))}
-    assert [rows["auto"][f"conv{i}"][1] for i in range(1, 5)] == ["binary_conv2d"] * 4
-    assert rows["auto"]["conv0"][1] == "binary_pack_conv2d" and "sign1" not in rows["auto"]
-    assert [rows["off"][f"conv{i}"][1] for i in range(5)] == ["conv2d"] * 5 and rows["off"]["sign1"][1] == "sign"
-    binary = sum(int(rows["auto"][f"conv{i}"][3].replace(",", "")) for i in range(1, 5))  # name op MACs instructions
-    int8 = sum(int(rows["off"][f"conv{i}"][3].replace(",", "")) for i in range(1, 5))
+    assert [rows["auto"][f"conv2d_{i}"][1] for i in range(1, 5)] == ["binary_conv2d"] * 4
+    assert rows["auto"]["conv2d_0"][1] == "binary_pack_conv2d" and "sign_1" not in rows["auto"]
+    assert [rows["off"][f"conv2d_{i}"][1] for i in range(5)] == ["conv2d"] * 5 and rows["off"]["sign_1"][1] == "sign"
+    binary = sum(int(rows["auto"][f"conv2d_{i}"][3].replace(",", "")) for i in range(1, 5))  # name op MACs instructions
+    int8 = sum(int(rows["off"][f"conv2d_{i}"][3].replace(",", "")) for i in range(1, 5))
     assert int8 >= 5 * binary

@@ -187,7 +187,7 @@ def test_float_model_matches_onnxruntime(tmp_path):
     # BatchNorm folded, activations fused, MatMul+Add one layer, no float op left unaccounted for
     assert kinds.count("conv2d") == 2 and kinds.count("depthwise_conv2d") == 1
     assert kinds.count("fully_connected") == 3
-    acts = {op.name: op.attrs.activation for op in graph.ops if hasattr(op.attrs, "activation")}
+    acts = {graph.sources[op.name]: op.attrs.activation for op in graph.ops if hasattr(op.attrs, "activation")}
     assert acts["conv1"] == "relu" and acts["dw"] == "relu6" and acts["add"] == "relu" and acts["fc1"] == "relu"
     # the Reshape-flatten of a 16x3x4 map is done by permuting fc1's weight columns, not by a transpose
     assert [op.attrs.perm for op in graph.ops if op.kind == "transpose"] == [(0, 2, 3, 1), (0, 3, 1, 2)]
@@ -709,7 +709,7 @@ def test_inspect_lists_the_layers_with_the_unsupported_ones_marked(tmp_path):
                           text=True)
     assert done.returncode == 0, done.stderr
     import json
-    rows = {r["name"]: r for r in json.loads(done.stdout)["layers"]}
+    rows = {r["source"]: r for r in json.loads(done.stdout)["layers"]}  # the ONNX node names
     assert rows["tanh1"]["op"] == "Sin (unsupported)" and rows["erf1"]["op"] == "Cos (unsupported)"
     assert rows["tanh1"]["out_shape"] == [1, 8, 8, 8] and rows["erf1"]["out_shape"] == [1, 8, 8, 4]
     assert rows["conv1"]["macs"] == 13_824 and rows["conv2"]["macs"] == 2_048

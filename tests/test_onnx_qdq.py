@@ -618,7 +618,7 @@ def test_batchnorm_not_folded_becomes_a_depthwise_conv(tmp_path):
     assert "BatchNormalization" in [n.op_type for n in onnx.load(path).graph.node]
     graph = load_onnx(path)
     assert has_integer_core(graph)
-    bn = next(op for op in graph.ops if op.name == "bn1")
+    bn = next(op for op in graph.ops if graph.sources[op.name] == "bn1")
     assert bn.kind == "depthwise_conv2d" and graph.tensor(bn.inputs[1]).dtype == "int8"
     tests = _inputs(rng, 8, (3, 12, 12))[:, 0]
     assert _layers_within_one_lsb(path, tmp_path, tests[:4]) >= 15

@@ -70,6 +70,7 @@ _ELEMENTWISE.update({op: 2 for op in ("Add", "Sub", "Mul", "Div", "Pow", "Min", 
 # elementwise ops imported only inside such an island, or a float model's elementwise function of one tensor (as
 # part of one lookup table)
 ISLAND_OPS = tuple(op for op in _ELEMENTWISE if op not in COMPUTE_OPS)
+_WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d")  # inputs: x, weights, bias
 _FUSES_ACTIVATION = ("Conv", "_FC", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalMaxPool", "Concat")
 
 
@@ -395,6 +396,7 @@ class _Importer:
         self._rewrite_fc()
         self._fold_fc_bias_add()
         self._fold_batchnorm()
+        self._zero_biases()
         self._move_qdq_through_data_movement()
         self._drop_identity_qdq()
         self._channel_permutations()
@@ -421,6 +423,7 @@ class _Importer:
                                    "of several values")
             handlers.get(node.op, self._unsupported_node)(node)
         self._graph_outputs()
+        self._canonical_names()
         return self.g
 
     # -- errors ---------------------------------------------------------------------------------------------------
@@ -728,6 +731,18 @@ class _Importer:
             p.outputs[0] = bn.outputs[0]
             self.nodes.remove(bn)
             prod, cons = self._maps()
+
+    def _zero_biases(self) -> None:
+        """A Conv or fully connected layer with constant weights and no bias gets a zero one: exporters write the
+        same layer either way (PyTorch's dynamo exporter omits a bias TorchScript writes as zeros), and one form
+        compiles to one code (calibration corrects biases only where a layer has one)."""
+        for node in self.nodes:
+            if (node.op not in ("Conv", "_FC") or node.inputs[1] not in self.consts
+                    or (len(node.inputs) > 2 and node.inputs[2])):
+                continue
+            n_out = self.consts[node.inputs[1]].value.shape[0]  # Conv (O, I/g, kH, kW), constant _FC W (N, K)
+            bias = self._add_const(f"{node.name}/bias", _Const(np.zeros(n_out, np.float32)))
+            node.inputs[2:] = [bias]
 
     # -- QDQ islands: float ops onnxruntime's quantizer leaves between DequantizeLinear and QuantizeLinear -------
     def _derived(self, base: str, like: str, shape) -> str:
@@ -1279,6 +1294,7 @@ class _Importer:
             name, k = f"{base}_{k}", k + 1
         self.op_names.add(name)
         self.g.ops.append(Op(name, kind, list(inputs), list(outputs), attrs))
+        self.g.sources[name] = name
 
     def _val(self, name: str) -> _Val:
         name = self._resolve(name)
@@ -1474,6 +1490,48 @@ class _Importer:
                 else:
                     self._rename(src, name)
             self.g.outputs.append(name)
+
+    def _canonical_names(self) -> None:
+        """IR names from the op kind and the place in execution order, not from the exporter's ONNX names, so
+        that one network written by two exporters (PyTorch's TorchScript and dynamo ones name every node and
+        value differently) imports to one graph and compiles to one code: ops `conv2d_0`, `conv2d_1`, ... (per
+        kind, as the TFLite frontend names them), an op's output its op's name (`split_0:1` for a second output),
+        a constant or state tensor `<first reader>/weights`, `/bias` or `/in<k>`. The graph's inputs and outputs
+        keep their ONNX names (--calib data and the report's io use them); tensors no op reads or writes are
+        dropped. Import errors name the ONNX nodes (they come before this); graph.sources keeps each op's ONNX
+        name (the node's, or the name of the node it was made for with a suffix) for later messages and inspect."""
+        border = set(self.g.inputs) | set(self.g.outputs)
+        counts: dict[str, int] = {}
+        new: dict[str, str] = {n: n for n in self.g.inputs}
+
+        def assign(old: str, name: str) -> None:
+            if old and old not in new:
+                while name in border:
+                    name += "_"
+                new[old] = old if old in border else name
+
+        sources = {}
+        for op in self.g.ops:
+            k = counts.get(op.kind, 0)
+            counts[op.kind] = k + 1
+            sources[f"{op.kind}_{k}"] = self.g.sources[op.name]
+            op.name = f"{op.kind}_{k}"
+            for j, t in enumerate(op.inputs):  # constants and state: not produced by an earlier op
+                role = {1: "weights", 2: "bias"}.get(j, f"in{j}") if op.kind in _WEIGHTED_KINDS else f"in{j}"
+                assign(t, f"{op.name}/{role}")
+            for j, t in enumerate(op.outputs):
+                assign(t, op.name if len(op.outputs) == 1 else f"{op.name}:{j}")
+        for n in self.g.outputs:
+            assign(n, n)
+        tensors = {}
+        for old, name in new.items():
+            t = self.g.tensors[old]
+            t.name = name
+            tensors[name] = t
+        self.g.tensors, self.g.sources = tensors, sources
+        for op in self.g.ops:
+            op.inputs = [new[i] if i else "" for i in op.inputs]
+            op.outputs = [new[o] for o in op.outputs]
 
     # -- translation ----------------------------------------------------------------------------------------------
     def _handlers(self) -> dict:

@@ -3,7 +3,7 @@
         and `dynamo=True` (asked for opset 13; it writes 18, weights in a side .onnx.data file);
     (b) the TorchScript export, through onnxruntime's `quant_pre_process`, quantized by `quantize_static` to QDQ
         int8 (float I/O, QInt8 activations and weights), per channel and per tensor, calibrated on structured
-        images.
+        images; MnasNet's dynamo export also, per channel (<name>_dynamo_qdq_per_channel.onnx).
 
     python3.11 -m venv /opt/torchvenv
     /opt/torchvenv/bin/pip install torch==2.14.1 torchvision==0.29.1 onnx==1.23.2 onnxruntime==1.32.0 \
@@ -43,6 +43,7 @@ CLASSES = 4  # the four kinds of structured image
 OPSET = 13
 # name -> (builder, input shape without batch, trained?)
 CHECKED_IN_FLOAT = {"mnasnet_05", "tiny_vit", "kws_conv1d_lstm"}  # the others: 40 MB in all
+DYNAMO_QDQ = {"mnasnet_05"}  # also quantized from the dynamo export (tests/test_exporter_identity.py)
 
 
 def images(n: int, seed: int, size: int) -> np.ndarray:
@@ -166,6 +167,12 @@ def export(name: str, out: Path, checked_in: Path) -> None:
         ortq.quantize_static(str(pre), str(qdq), _Reader("input", calib), quant_format=ortq.QuantFormat.QDQ,
                              per_channel=per_channel, activation_type=ortq.QuantType.QInt8,
                              weight_type=ortq.QuantType.QInt8)
+    if name in DYNAMO_QDQ:  # the same quantization of the dynamo export: both must compile to one code
+        dyn_pre = out / f"{name}_dynamo_preprocessed.onnx"
+        ortq.quant_pre_process(str(float_dir / f"{name}_dynamo.onnx"), str(dyn_pre))
+        ortq.quantize_static(str(dyn_pre), str(checked_in / f"{name}_dynamo_qdq_per_channel.onnx"),
+                             _Reader("input", calib), quant_format=ortq.QuantFormat.QDQ, per_channel=True,
+                             activation_type=ortq.QuantType.QInt8, weight_type=ortq.QuantType.QInt8)
     for f in sorted(set(float_dir.glob(f"{name}_*")) | set(checked_in.glob(f"{name}_*"))):
         print(f"  {f.relative_to(HERE.parents[1]) if f.is_relative_to(HERE.parents[1]) else f}: "
               f"{f.stat().st_size:,} bytes")
