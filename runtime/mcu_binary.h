@@ -87,11 +87,13 @@ mcu_status mcu_binary_conv2d_s1(const mcu_binary_conv2d_params *params, const ui
 mcu_status mcu_binary_conv2d_s1_s8(const mcu_binary_conv2d_params *params, const uint32_t *input, int8_t *output);
 
 /* binary conv with bit output, output channels in bit lanes (mcu_binary_conv2d_bitslice_s1.c): in_c % 32 == 0,
- * out_c % 32 == 0. weights_t[ocw][tap][c]: bit j = weight bit of output channel 32 * ocw + j. A pixel's
+ * out_c % 32 == 0. tables[ocw][n][g][plane][v] (n = tap * in_c / 32 + c / 32, g = c % 32 / 4): bit j = bit `plane`
+ * of the number of output channel 32 * ocw + j's weights that differ from input bits 4g..4g+3 of value v. A pixel's
  * border pattern is row_class[oy] * col_classes + col_class[ox]; k[pattern][ocw][plane] holds, bit-sliced
  * over MCU_BINARY_BITSLICE_PLANES planes, the per-channel count of mismatches at and above which the output
  * bit is 1 (before flip). */
 #define MCU_BINARY_BITSLICE_PLANES 12 /* counts up to 4095: kh * kw * in_c < 4095 */
+#define MCU_BINARY_BITSLICE_TABLE 384 /* table words per input word: 8 groups x 3 planes x 16 values */
 typedef struct {
     mcu_dims input;    /* c = input channels */
     mcu_dims output;   /* c = output channels */
@@ -102,7 +104,7 @@ typedef struct {
     int32_t pad_top;
     int32_t pad_left;
     int32_t col_classes;
-    const uint32_t *weights_t;
+    const uint32_t *tables;
     const uint8_t *row_class;
     const uint8_t *col_class;
     const uint32_t *k;         /* bits output */

@@ -179,6 +179,24 @@ def test_must_show_2_packed_binary_weights_take_at_most_a_seventh_of_int8(bnn, t
     assert packed * 7 <= int8, f"packed {packed} B vs int8 {int8} B"
 
 
+def test_bit_lane_lookup_tables_hold_each_output_channels_mismatch_count_with_4_input_bits():
+    """mcu_binary_conv2d_bitslice_s1's tables (mcu_binary.h): entry [ocw][n][g][plane][v], bit j = bit `plane` of
+    how many of output channel 32 * ocw + j's weights on input channels 4g..4g+3 of window word n differ from the
+    bits of v; counted here one weight at a time."""
+    from mcutool.codegen.binary_kernels import _mismatch_tables
+    rng = np.random.default_rng(5)
+    out, taps, cin = 64, 3, 64
+    bits = rng.integers(0, 2, (out, taps, cin)).astype(bool)  # (out, tap, c), True = -1
+    tables = _mismatch_tables(bits)
+    assert tables.shape == (2, taps * 2, 8, 3, 16) and tables.dtype == np.uint32
+    for _ in range(300):
+        o, tap, cw, g, v = (int(rng.integers(n)) for n in (out, taps, 2, 8, 16))
+        count = sum(bits[o, tap, cw * 32 + 4 * g + i] != bool((v >> i) & 1) for i in range(4))
+        for plane in range(3):
+            got = (int(tables[o // 32, tap * 2 + cw, g, plane, v]) >> (o % 32)) & 1
+            assert got == (count >> plane) & 1
+
+
 @pytest.mark.parametrize("channels", [None, (24, 40, 24, 48, 40), "mlp"], ids=["issue", "odd_channels", "mlp"])
 def test_binary_kernels_run_on_the_host_under_sanitizers_bit_exact(channels, tmp_path):
     """--emit library of a binarized network compiled with the host gcc (-Wall -Wextra -Werror, ASan + UBSan,

@@ -144,6 +144,19 @@ def _border_classes(out_len: int, in_len: int, kernel: int, stride: int, pad: in
     return [classes.index(r) for r in ranges], classes
 
 
+def _mismatch_tables(bits: np.ndarray) -> np.ndarray:
+    """The bit-lane kernels' lookup tables from weight bits (out, tap, c): for every window word n (tap, c // 32),
+    group g of its 4 input bits (bits 4g..4g+3) and value idx of those bits, the bit-sliced count (0..4) of the
+    output channels' mismatches with them, planes weight 1, 2, 4: uint32 (ocw, n, 8, 3, 16), bit j = output
+    channel 32 * ocw + j (mcu_binary.h, MCU_BINARY_BITSLICE_TABLE)."""
+    out, taps, cin = bits.shape
+    w = bits.transpose(1, 2, 0).reshape(taps * cin // 32, 8, 4, out)       # (n, g, i, out)
+    x = ((np.arange(16)[:, None] >> np.arange(4)) & 1).astype(bool)        # (idx, i): input bit i is -1
+    count = (w[:, :, None] ^ x[None, None, :, :, None]).sum(axis=3)        # (n, g, idx, out)
+    planes = (count[..., None] >> np.arange(3)) & 1                        # (n, g, idx, out, plane)
+    return pack_bits(planes.transpose(0, 1, 4, 2, 3)).transpose(4, 0, 1, 2, 3)
+
+
 def _bitslice_conv2d(ctx: Context, op: Op) -> LayerCode:
     """in_c % 32 == 0 and out_c % 32 == 0: the bit-lane kernels. With padded taps gathered as +1, a pixel of
     border pattern P has dot = N_all - 2 * count - corr[P], where corr is what P's padded taps add to dot
@@ -155,7 +168,7 @@ def _bitslice_conv2d(ctx: Context, op: Op) -> LayerCode:
     cin, cout = a.in_channels, a.out_channels
     _, kh, kw, _ = w.shape
     bits = unpack_bits(w.data, cin).reshape(cout, kh * kw, cin)          # (out, tap, c)
-    weights_t = pack_bits(bits.transpose(1, 2, 0)).transpose(2, 0, 1)  # (ocw, tap, c)
+    tables = _mismatch_tables(bits)
     n_all = kh * kw * cin
     xs, ys = _image_shape(x.shape), _image_shape(y.shape)
     rows, row_classes = _border_classes(ys[1], xs[1], kh, a.stride[0], a.pads[0])
@@ -168,9 +181,9 @@ def _bitslice_conv2d(ctx: Context, op: Op) -> LayerCode:
             valid[ry[0]:ry[1], rx[0]:rx[1]] = True
             corrs.append(tap_sum[:, ~valid.reshape(-1)].sum(axis=1))
     fields = {"input": _dims(x.shape, cin), "output": _dims(y.shape, cout), "filter_h": kh, "filter_w": kw,
-              **_geometry(op), "col_classes": len(col_classes), "weights_t": CRef("weights_t"),
+              **_geometry(op), "col_classes": len(col_classes), "tables": CRef("tables"),
               "row_class": CRef("row_class"), "col_class": CRef("col_class")}
-    defs = (_u32_array(f"{p}_weights_t", [int(v) for v in weights_t.reshape(-1)])
+    defs = (_u32_array(f"{p}_tables", [int(v) for v in tables.reshape(-1)])
             + rp.c_array(f"{p}_row_class", "uint8_t", rows, p) + rp.c_array(f"{p}_col_class", "uint8_t", cols, p))
     if y.dtype == "uint32":
         thr = g.tensor(op.inputs[2]).data.astype(np.int64)
