@@ -222,7 +222,7 @@ def test_readme_binary_vs_int8_table_matches_the_benchmark(tmp_path):
     assert done.returncode == 0, done.stderr
     measured = {m[0]: (m[1], m[2]) for m in re.findall(r"^(conv\d)\s+binary_conv2d\s+([\d,]+)\s+conv2d\s+([\d,]+)",
                                                           done.stdout, flags=re.M)}
-    table = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| (conv\d) [^|]*\| [\d,]+ \| ([\d,]+) \| ([\d,]+) \|",
+    table = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| (conv\d) [^|]*\| [\d,]+ \| ([\d,]+) \| [\d.]+ \| ([\d,]+) \|",
                                                      README.read_text(), flags=re.M)}
     assert len(measured) == 4 and table == measured
 
