@@ -1,8 +1,8 @@
 """Per-layer weight widths (int8 or int4) chosen under a flash budget (issue 15).
 
-    ranges = calibrate(graph, samples)
-    choice = choose_widths(graph, ranges, samples, budget_bytes)    # -> Choice (bits per layer, SQNRs, bytes)
-    qgraph = quantize_graph(graph, ranges, choice.bits)
+    calib = Calibration(graph, samples)       # auto ranges, GPTQ second moments, bias corrections per width
+    choice = choose_widths(calib, samples, budget_bytes)    # -> Choice (bits per layer, SQNRs, bytes)
+    qgraph = calib.quantize(choice.bits)
 
 Sensitivity: for each weighted layer TFLite Micro runs with int4 weights (CONV_2D, DEPTHWISE_CONV_2D,
 FULLY_CONNECTED with int8 activations), the output SQNR against the float model on the calibration samples when
