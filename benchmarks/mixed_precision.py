@@ -5,7 +5,9 @@
 For each float model (default: MLPerf Tiny's ResNet-8 and the briefly trained VWW-shaped network of
 tests/converter_models/vww_float.tflite, where present): calibrates on 200 structured images (tests/
 structured_images.py, seed 1, as benchmarks/ptq_agreement.py does), then for weight budgets of 100, 75, 60 and
-50 % of the all-int8 model's constant bytes, quantizes with the automatic choice (mcutool.quantize.mixed:
+50 % of the all-int8 model's constant bytes, quantizes as `mcutool quantize --weights` does (mixed.Calibration: the
+default auto ranges, GPTQ int4 rounding with its clip chosen by the layer's output error, each bias corrected for
+its layer's weights at their width) with the automatic choice (mcutool.quantize.mixed:
 sensitivity per layer, knapsack, the best measured of it and the fixed rules) and with each fixed rule that fits
 the same budget (all int4; first and last weighted layer int8, the rest int4; all int8 at 100 %), and measures
 output SQNR and top-1 agreement against the float model on 500 held-apart images (seed 2). int4 weights of conv
@@ -20,7 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from mcutool.errors import UserError  # noqa: E402
 from mcutool.frontends import load_model  # noqa: E402
 from mcutool.quantize import mixed  # noqa: E402
-from mcutool.quantize.ptq import agreement_report, calibrate, quantize_graph  # noqa: E402
+from mcutool.quantize.ptq import agreement_report  # noqa: E402
 from structured_images import structured_images  # noqa: E402
 
 MODELS = [ROOT.parent / "shared" / "models" / "resnet8_float.tflite",
@@ -37,9 +39,8 @@ def images(graph, n: int, seed: int, scale: float):
 def table(path: Path, scale: float) -> str:
     g = load_model(path)
     cal, test = images(g, 200, 1, scale), images(g, 500, 2, scale)
-    ranges = calibrate(g, cal)
-    hessians = mixed.layer_hessians(g, cal, mixed.int4_layers(g))
-    chooser = mixed.WidthChooser(g, ranges, cal, hessians)
+    calib = mixed.Calibration(g, cal)  # as quantize_mixed: auto ranges, GPTQ, bias correction per width
+    chooser = mixed.WidthChooser(calib, cal)
     rules = mixed.fixed_rules(chooser.layers)
     lines = [f"{path.name}: {len(chooser.layers)} weighted layers, int8 constants {chooser.int8_bytes:,} B, "
              f"all-int4 {chooser.all4_bytes:,} B", "",
@@ -50,7 +51,7 @@ def table(path: Path, scale: float) -> str:
     def row(frac, budget, rule, bits):
         key = tuple(sorted(bits.items()))
         if key not in measured:
-            (r,) = agreement_report(g, quantize_graph(g, ranges, bits, hessians), test)
+            (r,) = agreement_report(g, calib.quantize(bits), test)
             measured[key] = r
         r = measured[key]
         nbytes = chooser.bytes_of(bits)

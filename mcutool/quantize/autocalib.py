@@ -51,7 +51,14 @@ def bias_corrected(graph: Graph, samples: dict[str, np.ndarray], ranges: dict[st
     """A copy of `graph` whose conv / depthwise / fully connected biases are corrected for the mean output error
     their int8 weights cause on the samples (module docstring), and the number of layers corrected. Layers
     without a bias are left as they are."""
-    qgraph = quantize_graph(graph, ranges)
+    shifts = bias_shifts(graph, samples, quantize_graph(graph, ranges))
+    return with_bias_shifts(graph, shifts), len(shifts)
+
+
+def bias_shifts(graph: Graph, samples: dict[str, np.ndarray], qgraph: Graph) -> dict[str, np.ndarray]:
+    """Per conv / depthwise / fully connected bias (tensor name): the mean output error E[(W_q - W) x] per output
+    channel that the layer's quantized weights in `qgraph` (int8 or int4) cause on the samples, x the float
+    input. A layer's shift depends only on its own weights."""
     layers = [op for op in graph.ops if op.kind in BIAS_CORRECTED and len(op.inputs) > 2 and op.inputs[2]
               and graph.tensor(op.inputs[2]).is_const]
     error_ops, dws = {}, {}
@@ -69,14 +76,18 @@ def bias_corrected(graph: Graph, samples: dict[str, np.ndarray], ranges: dict[st
             y = y.reshape(-1, zero.size).astype(np.float64)
             sums[op.name] += y.sum(axis=0)
             count[op.name] += len(y)
+    return {op.inputs[2]: (sums[op.name] / count[op.name]).reshape(graph.tensor(op.inputs[2]).data.shape)
+            for op in layers}
+
+
+def with_bias_shifts(graph: Graph, shifts: dict[str, np.ndarray]) -> Graph:
+    """A copy of `graph` whose biases named in `shifts` are less their shift (bias_shifts)."""
     out = Graph(name=graph.name, ops=list(graph.ops), inputs=list(graph.inputs), outputs=list(graph.outputs))
     out.tensors = dict(graph.tensors)
-    for op in layers:
-        b = graph.tensor(op.inputs[2])
-        shift = (sums[op.name] / count[op.name]).reshape(b.data.shape)
-        out.tensors[b.name] = Tensor(b.name, b.shape, b.dtype, b.quant,
-                                     (b.data.astype(np.float64) - shift).astype(np.float32))
-    return out, len(layers)
+    for name, shift in shifts.items():
+        b = graph.tensor(name)
+        out.tensors[name] = Tensor(name, b.shape, b.dtype, b.quant, (b.data.astype(np.float64) - shift).astype(np.float32))
+    return out
 
 
 def _fake_quant(v: np.ndarray, q: Quant) -> np.ndarray:

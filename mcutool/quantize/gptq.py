@@ -41,3 +41,29 @@ def gptq_round(w_rows: np.ndarray, scale: np.ndarray, hessian: np.ndarray, qmax:
     out = np.empty_like(q)
     out[:, order] = q
     return out.astype(np.int8)
+
+
+
+CLIP_FRACTIONS = np.linspace(1.0, 0.4, 13)  # of max |w|: the clipping bounds gptq_clip_round tries
+
+
+def gptq_clip_round(w_rows: np.ndarray, amax: np.ndarray, hessian: np.ndarray, qmax: int,
+                    scale_of=lambda s: s) -> tuple[np.ndarray, np.ndarray]:
+    """The clip (a fraction of `amax`, CLIP_FRACTIONS) and GPTQ rounding under it whose output error
+    E||(w - q s) x||^2 = (w - q s) H (w - q s)^T is smallest, per row where `amax` has one value per row of
+    `w_rows` (out, K), for all rows together where it has one: the integers (out, K) and the scale(s).
+    `scale_of` adjusts each candidate scale array (bias_safe_scale) before rounding."""
+    w = np.asarray(w_rows, dtype=np.float64)
+    amax = np.asarray(amax, np.float64).reshape(-1)
+    out, n = w.shape[0], len(CLIP_FRACTIONS)
+    cands = [np.asarray(scale_of(np.where(amax > 0, amax * f / qmax, 1.0).astype(np.float32))) for f in CLIP_FRACTIONS]
+    rows = np.concatenate([np.broadcast_to(c.astype(np.float64), (out,)) for c in cands])
+    q = gptq_round(np.tile(w, (n, 1)), rows, hessian, qmax)
+    e = np.tile(w, (n, 1)) - q * rows[:, None]
+    err = np.einsum("ik,kl,il->i", e, np.asarray(hessian, np.float64), e).reshape(n, out)
+    if amax.size == 1:
+        best = int(np.argmin(err.sum(axis=1)))
+        return q[best * out:(best + 1) * out], cands[best]
+    best = np.argmin(err, axis=0)
+    pick = best * out + np.arange(out)
+    return q[pick], np.stack(cands)[best, np.arange(out)]

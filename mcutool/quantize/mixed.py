@@ -1,8 +1,8 @@
 """Per-layer weight widths (int8 or int4) chosen under a flash budget (issue 15).
 
-    ranges = calibrate(graph, samples)
-    choice = choose_widths(graph, ranges, samples, budget_bytes)    # -> Choice (bits per layer, SQNRs, bytes)
-    qgraph = quantize_graph(graph, ranges, choice.bits)
+    calib = Calibration(graph, samples)       # auto ranges, GPTQ second moments, bias corrections per width
+    choice = choose_widths(calib, samples, budget_bytes)    # -> Choice (bits per layer, SQNRs, bytes)
+    qgraph = calib.quantize(choice.bits)
 
 Sensitivity: for each weighted layer TFLite Micro runs with int4 weights (CONV_2D, DEPTHWISE_CONV_2D,
 FULLY_CONNECTED with int8 activations), the output SQNR against the float model on the calibration samples when
@@ -119,6 +119,42 @@ def layer_hessians(graph: Graph, samples: dict[str, np.ndarray], layers: list[st
     return {name: sums[name] / max(count[name], 1) for name in sums}
 
 
+class Calibration:
+    """What the int4 / auto paths quantize with, made once per model: the activation ranges of `method` ("auto":
+    autocalib's per-tensor choice on the bias-corrected int8 model), the layers' input second moments (GPTQ)
+    and, for "auto", each bias's correction (Nagel) for its layer's int8 and for its int4 weights, so that every
+    width assignment gets the correction of the weights it has (a layer's correction depends only on its own)."""
+
+    def __init__(self, graph: Graph, samples: dict[str, np.ndarray], method: str = "auto"):
+        from .autocalib import bias_shifts, choose_ranges
+        from .ptq import activation_stats, calibrate
+        self.graph, self.method = graph, method
+        self.layers = int4_layers(graph)
+        self.hessians = layer_hessians(graph, samples, self.layers)
+        self.shifts: dict[int, dict[str, np.ndarray]] = {}
+        self.summary: dict = {}
+        if method != "auto":
+            self.ranges = calibrate(graph, samples, method)
+            return
+        stats = activation_stats(graph, samples)
+        self.minmax = stats.ranges
+        self.shifts = {b: bias_shifts(graph, samples, quantize_graph(graph, stats.ranges, {n: b for n in self.layers},
+                                                                     self.hessians)) for b in (8, 4)}
+        self.ranges, summary = choose_ranges(self.corrected({}), samples, stats, graph)
+        self.summary = {"bias_corrected_layers": len(self.shifts[8]), "ranges": "per tensor", **summary}
+
+    def corrected(self, bits: dict[str, int]) -> Graph:
+        """The float graph with each bias corrected for its layer's weights at the width `bits` gives it."""
+        if not self.shifts:
+            return self.graph
+        from .autocalib import with_bias_shifts
+        owner = {op.inputs[2]: op.name for op in self.graph.ops if len(op.inputs) > 2 and op.inputs[2]}
+        return with_bias_shifts(self.graph, {b: self.shifts[bits.get(owner[b], 8)][b] for b in self.shifts[8]})
+
+    def quantize(self, bits: dict[str, int], ranges: dict[str, Range] | None = None) -> Graph:
+        return quantize_graph(self.corrected(bits), ranges or self.ranges, bits, self.hessians)
+
+
 @dataclass
 class Choice:
     bits: dict[str, int]                  # every int4-capable layer -> 8 or 4
@@ -156,14 +192,15 @@ class Choice:
 class _Scorer:
     """Output SQNR (first output, vs float) of quantized variants of one float graph on fixed samples."""
 
-    def __init__(self, graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray], hessians=None):
-        self.graph, self.ranges, self.samples, self.hessians = graph, ranges, samples, hessians
+    def __init__(self, calib: Calibration, samples: dict[str, np.ndarray]):
+        graph = calib.graph
+        self.calib, self.samples = calib, samples
         self.out = graph.outputs[0]
         self.reference = np.concatenate([v[self.out] for v in run_batches(graph, samples)]).astype(np.float64)
         self.signal = float(np.sum(self.reference ** 2))
 
     def noise(self, bits: dict[str, int]) -> float:
-        q = quantize_graph(self.graph, self.ranges, bits, self.hessians)
+        q = self.calib.quantize(bits)
         y = np.concatenate([v[self.out] for v in run_batches(q, self.samples)]).astype(np.float64)
         return float(np.sum((self.reference - y) ** 2))
 
@@ -183,11 +220,11 @@ class WidthChooser:
     """choose_widths for several budgets of one model: the calibration-time measurements (the all-int8 noise,
     each layer's sensitivity) are made once."""
 
-    def __init__(self, graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray],
-                 hessians: dict[str, np.ndarray] | None = None):
-        self.graph, self.ranges, self.samples, self.hessians = graph, ranges, samples, hessians
+    def __init__(self, calib: Calibration, samples: dict[str, np.ndarray]):
+        self.calib, self.graph, self.samples = calib, calib.graph, samples
+        graph = calib.graph
         self.layers = int4_layers(graph)
-        self.int8_bytes = constant_bytes(quantize_graph(graph, ranges))
+        self.int8_bytes = constant_bytes(calib.quantize({}))
         self.all4_bytes = weight_bytes(graph, self.int8_bytes, {n: 4 for n in self.layers})
         self._scorer: _Scorer | None = None
         self._alone: dict[str, float] | None = None
@@ -195,7 +232,7 @@ class WidthChooser:
 
     def _sensitivity(self) -> tuple[_Scorer, float, dict[str, float]]:
         if self._scorer is None:
-            self._scorer = _Scorer(self.graph, self.ranges, self.samples, self.hessians)
+            self._scorer = _Scorer(self.calib, self.samples)
             self._base = self._scorer.noise({})
             self._alone = {n: self._scorer.noise({n: 4}) for n in self.layers}
         return self._scorer, self._base, self._alone
@@ -235,11 +272,10 @@ class WidthChooser:
                       {n: scorer.db(v) for n, v in alone.items()}, rows)
 
 
-def choose_widths(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray],
-                  budget_bytes: int, hessians: dict[str, np.ndarray] | None = None) -> Choice:
+def choose_widths(calib: Calibration, samples: dict[str, np.ndarray], budget_bytes: int) -> Choice:
     """The widths whose weights fit `budget_bytes` (every constant of the quantized model) with the best output
     SQNR on `samples` (see the module docstring)."""
-    return WidthChooser(graph, ranges, samples, hessians).choose(budget_bytes)
+    return WidthChooser(calib, samples).choose(budget_bytes)
 
 
 def fixed_widths(graph: Graph, mode: str) -> dict[str, int]:
@@ -247,8 +283,8 @@ def fixed_widths(graph: Graph, mode: str) -> dict[str, int]:
     return {n: 4 if mode == "int4" else 8 for n in int4_layers(graph)}
 
 
-def widths_for(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.ndarray], weights: str,
-               budget_bytes: int | None, hessians=None) -> tuple[dict[str, int], Choice | None]:
+def widths_for(graph: Graph, calib: Calibration | None, samples: dict[str, np.ndarray], weights: str,
+               budget_bytes: int | None) -> tuple[dict[str, int], Choice | None]:
     """The per-layer widths of --weights int8 | int4 | auto (auto: chosen under budget_bytes, required)."""
     if weights not in WEIGHT_MODES:
         raise UserError(f"--weights {weights}: use one of {', '.join(WEIGHT_MODES)}.")
@@ -257,7 +293,7 @@ def widths_for(graph: Graph, ranges: dict[str, Range], samples: dict[str, np.nda
     if budget_bytes is None:
         raise UserError("--weights auto chooses each layer's weight width to fit a flash budget: pass "
                         "--flash-budget BYTES (the bytes the model's weights may take).")
-    choice = choose_widths(graph, ranges, samples, budget_bytes, hessians)
+    choice = choose_widths(calib, samples, budget_bytes)
     return choice.bits, choice
 
 
@@ -266,20 +302,26 @@ def quantize_mixed(graph: Graph, samples: dict[str, np.ndarray], method: str = "
     """`ptq.quantize_model` with per-layer weight widths: the quantized graph and report.json's `quantization`
     section, which adds `weights` (the mode), `layers` (bits and bytes per weighted layer) and, for auto,
     `allocation` (budget, bytes, predicted and measured SQNR on the calibration samples, the alternatives)."""
-    from .ptq import agreement_report, calibrate, quantize_model
+    from .ptq import _worse, agreement_report, quantize_model
     if weights not in WEIGHT_MODES or (weights == "auto" and budget_bytes is None):
-        widths_for(graph, {}, samples, weights, budget_bytes)  # the user error, before any calibration
+        widths_for(graph, None, samples, weights, budget_bytes)  # the user error, before any calibration
     if weights == "int8" and budget_bytes is None:
         qgraph, report = quantize_model(graph, samples, method)
         bits, choice = fixed_widths(graph, "int8"), None
     else:
-        method = "minmax" if method == "auto" else method  # auto's range search assumes int8 weights throughout
-        ranges = calibrate(graph, samples, method)
-        hessians = layer_hessians(graph, samples, int4_layers(graph)) if weights != "int8" else None
-        bits, choice = widths_for(graph, ranges, samples, weights, budget_bytes, hessians)
-        qgraph = quantize_graph(graph, ranges, bits, hessians)
+        calib = Calibration(graph, samples, method)
+        bits, choice = widths_for(graph, calib, samples, weights, budget_bytes)
+        qgraph = calib.quantize(bits)
         n = len(next(iter(samples.values())))
-        report = {"method": method, "samples": n, "outputs": agreement_report(graph, qgraph, samples)}
+        report = {"method": method, "samples": n, "outputs": agreement_report(graph, qgraph, samples),
+                  **calib.summary}
+        if method == "auto":  # never worse than min/max ranges (with the same widths and bias correction)
+            minmax = calib.quantize(bits, calib.minmax)
+            minmax_rows = agreement_report(graph, minmax, samples)
+            if _worse(report["outputs"], minmax_rows):
+                qgraph = minmax
+                report.update(outputs=minmax_rows, ranges="minmax")
+                report.pop("ranges_changed", None)
         if choice is None and budget_bytes is not None and constant_bytes(qgraph) > budget_bytes:
             raise UserError(f"{graph.name}: with --weights {weights} the weights take {constant_bytes(qgraph):,} B, "
                             f"over --flash-budget {budget_bytes:,} B; use --weights auto to choose widths that fit.")

@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..ir import Graph, LutAttrs, NoAttrs, Op, Quant, Tensor
 from ..ops.float_function import table as function_table
 from ..ops.strided_slice import axis_ranges
-from .gptq import gptq_round
+from .gptq import gptq_clip_round
 
 SAME_QUANT_OPS = ("reshape", "max_pool2d", "avg_pool2d", "pad", "transpose", "strided_slice",
                   "relu6",  # TFLite Micro's int8 RELU6 clamps raw values
@@ -200,16 +200,19 @@ def weight_quant(w: np.ndarray, axis: int | None, bias: np.ndarray | None = None
     shape = [1] * w.ndim
     if axis is not None:
         shape[axis] = -1
+    if hessian is not None and bits < 8 and axis in (0, None):  # clip and round by the layer's output error
+        rows = w.reshape(w.shape[0], -1)
+        fix = (lambda s: bias_safe_scale(s, bias, input_scale)) if bias is not None else (lambda s: s)
+        q, scale = gptq_clip_round(rows, amax, hessian, qmax, fix)
+        scale = np.asarray(scale, np.float32)
+        return (q.reshape(w.shape),
+                Quant(scale, np.zeros(scale.shape, np.int64), axis if axis is not None and scale.size > 1 else None))
     if bits < 8:  # few levels: clip each channel where its rounding error is smallest (mse_weight_scale)
         amax = mse_weight_amax(w, amax, shape, qmax)
     scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
     if bias is not None:
         scale = bias_safe_scale(scale, bias, input_scale)
-    if hessian is not None and bits < 8 and axis in (0, None):
-        rows = w.reshape(w.shape[0], -1)
-        q = gptq_round(rows, np.broadcast_to(scale, (rows.shape[0],)), hessian, qmax).reshape(w.shape)
-    else:
-        q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
+    q = np.clip(np.round(w / scale.reshape(shape)), -qmax, qmax).astype(np.int8)
     return q, Quant(scale, np.zeros(scale.shape, np.int64), axis if axis is not None and scale.size > 1 else None)
 
 
