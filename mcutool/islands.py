@@ -9,13 +9,8 @@ TFLite's own float arithmetic, the very computation the chain does -- and the ch
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .ir import Graph, LutAttrs, Op, Tensor
-
-
-def _int8_per_tensor(t: Tensor) -> bool:
-    return t.dtype == "int8" and t.quant is not None and not t.quant.per_channel
+from .ir import Graph, LutAttrs, Op
+from .schedule.fuse import chain_table, int8_per_tensor
 
 
 def _data_inputs(graph: Graph, op: Op) -> list[str] | None:
@@ -38,30 +33,13 @@ def _chain(graph: Graph, quantize: Op, producers: dict, consumers: dict) -> list
             return None
         chain.insert(0, prev)
         if prev.kind == "dequantize":
-            return chain if _int8_per_tensor(graph.tensor(prev.inputs[0])) else None
+            return chain if int8_per_tensor(graph.tensor(prev.inputs[0])) else None
         if graph.tensor(prev.outputs[0]).dtype != "float32" or len(prev.outputs) != 1:
             return None
         inputs = _data_inputs(graph, prev)
         if inputs is None or inputs[0] != prev.inputs[0]:
             return None
         op = prev
-
-
-def _table(graph: Graph, chain: list[Op]) -> tuple[int, ...]:
-    """The chain's int8 output for each of the 256 int8 inputs, by the reference on a 256-element graph."""
-    from . import reference
-    names = [chain[0].inputs[0]] + [op.outputs[0] for op in chain]
-    g = Graph("island_table", inputs=[names[0]], outputs=[names[-1]])
-    for n in names:
-        t = graph.tensor(n)
-        g.add_tensor(Tensor(n, (1, 256), t.dtype, t.quant))
-    for op in chain:
-        for n in op.inputs:
-            if n and graph.tensor(n).is_const:
-                g.add_tensor(graph.tensor(n))
-    g.ops = list(chain)
-    values = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
-    return tuple(int(v) for v in reference.run(g, {names[0]: values})[names[-1]].reshape(-1))
 
 
 def fuse_float_islands(graph: Graph) -> Graph:
@@ -71,7 +49,7 @@ def fuse_float_islands(graph: Graph) -> Graph:
     consumers = graph.consumers()
     chains = {}
     for op in graph.ops:
-        if op.kind == "quantize" and _int8_per_tensor(graph.tensor(op.outputs[0])) \
+        if op.kind == "quantize" and int8_per_tensor(graph.tensor(op.outputs[0])) \
                 and graph.tensor(op.inputs[0]).dtype == "float32":
             chain = _chain(graph, op, producers, consumers)
             if chain is not None:
@@ -86,7 +64,7 @@ def fuse_float_islands(graph: Graph) -> Graph:
             continue
         chain = chains.get(op.name)
         if chain is not None:
-            op = Op(op.name, "lut", [chain[0].inputs[0]], list(op.outputs), LutAttrs(_table(graph, chain)))
+            op = Op(op.name, "lut", [chain[0].inputs[0]], list(op.outputs), LutAttrs(chain_table(graph, chain)))
         ops.append(op)
     read = {n for op in ops for n in op.inputs}
     tensors = {n: t for n, t in graph.tensors.items() if n not in dropped and (not t.is_const or n in read

@@ -21,13 +21,13 @@ UNARY = ("logistic", "relu", "relu6", "hard_swish", "tanh", "elu", "abs", "leaky
 BINARY = ("add", "sub", "mul", "maximum", "minimum")
 
 
-def _int8_per_tensor(t: Tensor) -> bool:
+def int8_per_tensor(t: Tensor) -> bool:
     return t.dtype == "int8" and t.quant is not None and not t.quant.per_channel
 
 
 def _pointwise(graph: Graph, op: Op, inside: set[str], shape: tuple[int, ...]) -> bool:
     """Is `op` elementwise on tensors of `inside` (and one-element constants), int8, of the chain's shape?"""
-    if len(op.outputs) != 1 or not _int8_per_tensor(graph.tensor(op.outputs[0])) \
+    if len(op.outputs) != 1 or not int8_per_tensor(graph.tensor(op.outputs[0])) \
             or graph.tensor(op.outputs[0]).shape != shape:
         return False
     acts = [n for n in op.inputs if n and not graph.tensor(n).is_const]
@@ -37,14 +37,14 @@ def _pointwise(graph: Graph, op: Op, inside: set[str], shape: tuple[int, ...]) -
     if op.kind in UNARY:
         return len(acts) == 1 and not consts
     return op.kind in BINARY and len(op.inputs) == 2 \
-        and all(c.size == 1 and _int8_per_tensor(c) for c in consts)
+        and all(c.size == 1 and int8_per_tensor(c) for c in consts)
 
 
 def chain(graph: Graph, x: str, ops: list[Op], consumers) -> list[Op]:
     """The longest run of `ops` (the graph's ops after x is made) computing one tensor from x elementwise, with
     every tensor it makes but the last read inside it only and no graph output but the last ([] if under 2 ops)."""
     t = graph.tensor(x)
-    if not _int8_per_tensor(t):
+    if not int8_per_tensor(t):
         return []
     inside, run, best = {x}, [], []
     for op in ops:
@@ -63,7 +63,7 @@ def chain(graph: Graph, x: str, ops: list[Op], consumers) -> list[Op]:
     return best
 
 
-def _table(graph: Graph, ops: list[Op]) -> tuple[int, ...]:
+def chain_table(graph: Graph, ops: list[Op]) -> tuple[int, ...]:
     """y for each of the 256 int8 values of x, by the reference running `ops` on 256-element tensors."""
     from .. import reference
     x = next(n for n in ops[0].inputs if n and not graph.tensor(n).is_const)
@@ -103,7 +103,7 @@ def fuse_swish(graph: Graph) -> Graph:
         run = fused.get(op.name)
         if run is not None:
             x = next(n for n in run[0].inputs if n and not graph.tensor(n).is_const)
-            op = Op(op.name, "lut", [x], list(op.outputs), LutAttrs(_table(graph, run)))
+            op = Op(op.name, "lut", [x], list(op.outputs), LutAttrs(chain_table(graph, run)))
             dropped |= {o.outputs[0] for o in run[:-1]}
         elif op.name in taken:
             continue
