@@ -130,13 +130,8 @@ def table(results: dict) -> str:
 
 
 def write_readme(text: str) -> None:
-    readme = ROOT / "README.md"
-    old = readme.read_text()
-    block = f"{BEGIN}\n{text}{END}"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(old):
-        raise SystemExit(f"README.md has no exporter table markers ({BEGIN})")
-    readme.write_text(pattern.sub(lambda _: block, old))
+    from op_table import replace_readme_block  # benchmarks/ is on sys.path when this script runs
+    replace_readme_block(BEGIN, END, text, "exporter table")
 
 
 def main() -> None:

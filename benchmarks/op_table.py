@@ -61,14 +61,18 @@ def table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme() -> None:
+def replace_readme_block(begin: str, end: str, text: str, what: str) -> None:
+    """Put `text` between the README's `begin` and `end` marker lines (benchmarks that write README tables)."""
     readme = ROOT / "README.md"
-    text = readme.read_text()
-    block = f"{BEGIN}\n{table()}{END}"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"README.md has no operator table markers ({BEGIN})")
-    readme.write_text(pattern.sub(lambda _: block, text))
+    old = readme.read_text()
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    if not pattern.search(old):
+        raise SystemExit(f"README.md has no {what} markers ({begin})")
+    readme.write_text(pattern.sub(lambda _: f"{begin}\n{text}{end}", old))
+
+
+def write_readme() -> None:
+    replace_readme_block(BEGIN, END, table(), "operator table")
 
 
 def refresh_builtins() -> None:
