@@ -33,6 +33,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from mcutool.errors import UserError
+from mcutool.ops.lstm import LstmAttrs
 from mcutool.ir import (AxisAttrs, BatchMatMulAttrs, ConcatAttrs, Conv2DAttrs, DepthwiseConv2DAttrs,
                         ElementwiseAttrs, FullyConnectedAttrs, GatherAttrs, Graph, LutAttrs, MeanAttrs, NoAttrs, Op, PadAttrs,
                         Pool2DAttrs, Quant, ResizeAttrs, SoftmaxAttrs, StridedSliceAttrs, Tensor, TransposeAttrs,
@@ -44,7 +45,7 @@ COMPUTE_OPS = (
     "DequantizeLinear", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "ReduceMean", "Softmax", "Sigmoid", "Sign", "Relu", "Clip", "BatchNormalization", "Flatten",
     "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Identity", "Dropout", "Constant", "Split", "Slice",
-    "Gather", "HardSwish", "Resize", "Upsample", "HardSigmoid", "LayerNormalization", "Pow",
+    "Gather", "HardSwish", "Resize", "Upsample", "HardSigmoid", "LayerNormalization", "Pow", "LSTM",
 )
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
@@ -57,6 +58,7 @@ _ELEM_TYPES = {TensorProto.FLOAT: "float32", TensorProto.INT8: "int8", TensorPro
 
 NCHW_TO_NHWC = (0, 2, 3, 1)  # ir = onnx.transpose(NCHW_TO_NHWC)
 NHWC_TO_NCHW = (0, 3, 1, 2)
+NCL_TO_NLC = (0, 2, 1)  # its own inverse
 
 _PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "GlobalMaxPool", "Concat",
                  "Split", "Slice", "Gather", "Resize", "Upsample",
@@ -184,8 +186,6 @@ def _unsupported(path: Path, name: str, op_type: str, why: str = "") -> UserErro
 _WHY_NOT = {
     "GRU": "mcutool's only recurrent layer is TFLite Micro's integer LSTM (UNIDIRECTIONAL_SEQUENCE_LSTM, 8x8->16); "
            "a GRU has no integer kernel: train with an LSTM layer instead",
-    "LSTM": "the ONNX LSTM is not mapped onto mcutool's integer LSTM yet; convert the Keras model with TFLite's "
-            "converter, whose UNIDIRECTIONAL_SEQUENCE_LSTM mcutool imports",
     "RNN": "mcutool's only recurrent layer is TFLite Micro's integer LSTM",
 }
 
@@ -333,8 +333,9 @@ def _idt(dtype: str) -> str:
 
 
 def _layout_perm(layout: str, rank: int) -> tuple:
-    """ir = onnx.transpose(perm) for a rep of this layout."""
-    return NCHW_TO_NHWC if layout == "nhwc" else tuple(range(rank))
+    """ir = onnx.transpose(perm) for a rep of this layout ("nlc": a 3-D (N, C, L) value channels-last, as a 1-D
+    convolution reads and writes it)."""
+    return NCHW_TO_NHWC if layout == "nhwc" else NCL_TO_NLC if layout == "nlc" else tuple(range(rank))
 
 
 def _to_int8(ints: np.ndarray, zp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -423,6 +424,7 @@ class _Importer:
                                    "of several values")
             handlers.get(node.op, self._unsupported_node)(node)
         self._graph_outputs()
+        self._collapse_reshapes()
         self._canonical_names()
         return self.g
 
@@ -1309,8 +1311,8 @@ class _Importer:
         return v
 
     def _ir_shape(self, val: _Val, layout: str) -> tuple:
-        if layout == "nhwc":
-            return tuple(val.shape[i] for i in NCHW_TO_NHWC)
+        if layout in ("nhwc", "nlc"):
+            return tuple(val.shape[i] for i in _layout_perm(layout, len(val.shape)))
         return val.shape
 
     def _new_rep(self, val: _Val, layout: str, quant: Quant | None | str = "auto") -> str:
@@ -1330,7 +1332,7 @@ class _Importer:
 
     def _layouts(self, val: _Val) -> list[str]:
         src = val.deq if val.deq is not None and not val.reps else val
-        return [L for L in ("nhwc", "flat", "same") if L in src.reps] or ["same"]
+        return [L for L in ("nhwc", "nlc", "flat", "same") if L in src.reps] or ["same"]
 
     def _rep(self, val: _Val, layouts=("same",)) -> tuple[str, str]:
         """An IR tensor holding `val` in one of `layouts` (made by conversion from another rep if needed)."""
@@ -1340,7 +1342,8 @@ class _Importer:
             if L in val.reps:
                 return val.reps[L], L
         rank = len(val.shape)
-        target = next((L for L in layouts if L == "same" or (L == "nhwc" and rank == 4)), "same")
+        target = next((L for L in layouts if L == "same" or (L == "nhwc" and rank == 4)
+                       or (L == "nlc" and rank == 3)), "same")
         if val.deq is not None:  # materialize the float value of a DequantizeLinear
             src, L = self._rep(val.deq, (target,))
             out = self._new_rep(val, L)
@@ -1365,11 +1368,17 @@ class _Importer:
             self._op(f"{val.name}/flatten", "reshape", [t2], [out])
             if target == "same":
                 return out, "same"
-        if target == "nhwc":
+        if target in ("nhwc", "nlc"):
             src = val.reps["same"]
-            out = self._new_rep(val, "nhwc")
-            self._op(f"{val.name}/to_nhwc", "transpose", [src], [out], TransposeAttrs(NCHW_TO_NHWC))
-            return out, "nhwc"
+            out = self._new_rep(val, target)
+            self._op(f"{val.name}/to_{target}", "transpose", [src], [out], TransposeAttrs(_layout_perm(target, rank)))
+            return out, target
+        if "nlc" in val.reps:  # a transpose, or a reshape where it moves only an axis of size 1
+            out = self._new_rep(val, "same")
+            kind = "reshape" if self._transpose_cost(val, "nlc", NCL_TO_NLC) <= 1 else "transpose"
+            self._op(f"{val.name}/to_ncl", kind, [val.reps["nlc"]], [out],
+                     TransposeAttrs(NCL_TO_NLC) if kind == "transpose" else None)
+            return out, "same"
         src = val.reps["nhwc"]
         out = self._new_rep(val, "same")
         self._op(f"{val.name}/to_nchw", "transpose", [src], [out], TransposeAttrs(NHWC_TO_NCHW))
@@ -1491,6 +1500,34 @@ class _Importer:
                     self._rename(src, name)
             self.g.outputs.append(name)
 
+    def _collapse_reshapes(self) -> None:
+        """A reshape of a reshape's output that nothing else reads reshapes the first one's input (the exporters'
+        Squeeze / Transpose of size-1 axes / Reshape around an LSTM); a reshape that keeps the shape goes."""
+        keep = set(self.g.outputs) | set(self.g.inputs)
+        reads: dict[str, int] = {}
+        for op in self.g.ops:
+            for i in op.inputs:
+                reads[i] = reads.get(i, 0) + 1
+        producer = {o: op for op in self.g.ops for o in op.outputs}
+        alias: dict[str, str] = {}
+        dropped = set()
+        for op in self.g.ops:
+            op.inputs = [alias.get(i, i) for i in op.inputs]
+            if op.kind != "reshape":
+                continue
+            src = producer.get(op.inputs[0])
+            if (src is not None and src.kind == "reshape" and op.inputs[0] not in keep and reads[op.inputs[0]] == 1
+                    and _same_quant(self.g.tensor(src.inputs[0]).quant, self.g.tensor(op.outputs[0]).quant)):
+                dropped.add(src.name)
+                del self.g.tensors[op.inputs[0]]
+                op.inputs = [src.inputs[0]]
+            x, y = (self.g.tensor(n) for n in (op.inputs[0], op.outputs[0]))
+            if x.shape == y.shape and y.name not in keep and _same_quant(x.quant, y.quant):
+                alias[y.name] = x.name
+                dropped.add(op.name)
+                del self.g.tensors[y.name]
+        self.g.ops = [op for op in self.g.ops if op.name not in dropped]
+
     def _canonical_names(self) -> None:
         """IR names from the op kind and the place in execution order, not from the exporter's ONNX names, so
         that one network written by two exporters (PyTorch's TorchScript and dynamo ones name every node and
@@ -1548,7 +1585,7 @@ class _Importer:
             "Transpose": self._transpose, "Pad": self._pad,
             "Split": self._split, "Slice": self._slice, "Gather": self._gather, "HardSwish": self._hard_swish,
             "Resize": self._resize, "Upsample": self._resize, "_BMM": self._batch_matmul, "_Rsqrt": self._rsqrt,
-            "Pow": self._pow, "_FUNC": self._float_function,
+            "Pow": self._pow, "_FUNC": self._float_function, "LSTM": self._lstm,
         }
 
     def _unsupported_node(self, node: _Node) -> None:
@@ -1592,6 +1629,8 @@ class _Importer:
         mode, q = self._mode(node, node.inputs[:2])
         self._no_int(node, mode)
         x, w = self._val(node.inputs[0]), self._val(node.inputs[1])
+        if len(x.shape) == 3:
+            return self._conv1d(node, mode, x, w)
         b = node.inputs[2] if len(node.inputs) > 2 else ""
         x_ir, _ = self._rep(self._src(x, mode), ("nhwc",))
         wsrc, wq = self._weight(w, mode)
@@ -1603,6 +1642,29 @@ class _Importer:
             else:
                 bias = self._float_bias(node, b)
         self._emit_conv(node, x_ir, x.shape, wsrc, wq, bias, q)
+
+    def _conv1d(self, node: _Node, mode: str, x: _Val, w: _Val) -> None:
+        """A float 1-D Conv (N, C, L) -> IR conv2d on (N, 1, L, C), reading and writing the "nlc" reps, as TFLite's
+        converter lowers Keras' Conv1D (a reshape each side, no transpose)."""
+        a = node.attrs
+        if mode != "float" or w.const is None or a.get("group", 1) != 1 or a.get("auto_pad", "NOTSET") not in (
+                "NOTSET", "", "VALID"):
+            raise self._err(node, "only a float 1-D convolution with constant weights, group 1 and explicit pads "
+                                  "is supported.")
+        n, c, length = x.shape
+        o, _, k = w.const.value.shape
+        x_ir = self._rep(x, ("nlc",))[0]
+        x4 = self._tensor(self._fresh(f"{x.name}_nhwc"), (n, 1, length, c), "float32")
+        self._op(f"{node.name}/to_2d", "reshape", [x_ir], [x4])
+        wt = self._const_tensor(f"{node.name}/weights", w.const.value.astype(np.float32).transpose(0, 2, 1)[:, None])
+        bias = self._float_bias(node, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else ""
+        y = self._val(node.outputs[0])
+        y4 = self._tensor(self._fresh(f"{y.name}_nhwc"), (n, 1, y.shape[2], o), "float32")
+        p = list(a.get("pads", [0, 0]))
+        self._op(node.name, "conv2d", [x4, wt, bias], [y4],
+                 Conv2DAttrs((1, a.get("strides", [1])[0]), (1, a.get("dilations", [1])[0]), (0, p[0], 0, p[1]),
+                             node.act))
+        self._op(f"{node.name}/to_1d", "reshape", [y4], [self._new_rep(y, "nlc")])
 
     def _weight(self, w: _Val, mode: str):
         """(weight source, its _QP or None): a _Const (float, or with integer origin) or a run-time _Val."""
@@ -2031,20 +2093,28 @@ class _Importer:
             if li == "flat":
                 continue
             inv_in = list(np.argsort(_layout_perm(li, r)))
-            for lo in (("nhwc", "same") if r == 4 else ("same",)):
+            for lo in (("nhwc", "same") if r == 4 else ("nlc", "same") if r == 3 else ("same",)):
                 qperm = tuple(int(inv_in[perm[j]]) for j in _layout_perm(lo, r))
-                choices.append((qperm != tuple(range(r)), li, lo, qperm))
+                choices.append((self._transpose_cost(x, li, qperm), li, lo, qperm))
         if not choices:
-            choices = [(perm != tuple(range(r)), "same", "same", perm)]
-        needs_op, li, lo, qperm = min(choices, key=lambda t: t[0])
+            choices = [(self._transpose_cost(x, "same", perm), "same", "same", perm)]
+        cost, li, lo, qperm = min(choices, key=lambda t: t[0])
         x_ir, _ = self._rep(x, (li,))
-        if not needs_op and q is None:  # the IR tensor already holds the result: alias it
+        if cost == 0 and q is None:  # the IR tensor already holds the result: alias it
             self._val(node.outputs[0]).reps[lo] = x_ir
             return
-        if not needs_op:
+        if cost <= 1:
             self._write(node, q, lo, "reshape", [x_ir], keep_quant=x_ir)
         else:
             self._write(node, q, lo, "transpose", [x_ir], TransposeAttrs(qperm), keep_quant=x_ir)
+
+    def _transpose_cost(self, x: _Val, layout: str, perm: tuple) -> int:
+        """0: `perm` keeps x's `layout` rep as it is; 1: it moves only axes of size 1 (a reshape); 2: a transpose."""
+        if perm == tuple(range(len(perm))):
+            return 0
+        shape = self._ir_shape(x, layout)
+        moved = [a for a in perm if shape[a] != 1]
+        return 1 if moved == sorted(moved) else 2
 
     def _data_layout(self, x: _Val) -> str:
         """NHWC for a 4-D value that has (or is made from) an NHWC rep, else ONNX's own order."""
@@ -2112,6 +2182,13 @@ class _Importer:
         axis = node.attrs.get("axis", 0) % r
         ind = np.asarray(self.consts[idx].value).astype(np.int64)
         ind = np.where(ind < 0, ind + x.shape[axis], ind).astype(np.int32)
+        if ind.ndim == 0:  # one index drops the axis: a strided slice that shrinks it (as TFLite writes out[:, -1])
+            x_ir, _ = self._rep(x, ("same",))
+            begin = tuple(int(ind) if a == axis else 0 for a in range(r))
+            end = tuple(int(ind) + 1 if a == axis else d for a, d in enumerate(x.shape))
+            self._write(node, q, "same", "strided_slice", [x_ir],
+                        StridedSliceAttrs(begin, end, (1,) * r, shrink_axis_mask=1 << axis), keep_quant=x_ir)
+            return
         layout = self._data_layout(x) if ind.ndim == 1 else "same"  # a 1-D index keeps the rank
         x_ir, _ = self._rep(x, (layout,))
         ind_ir = self._const_tensor(f"{node.name}/indices", ind)
@@ -2219,3 +2296,80 @@ class _Importer:
         x_ir, _ = self._rep(x, (layout,))
         ir_pads = tuple(per_dim[a] for a in _layout_perm(layout, r))
         self._write(node, q, layout, "pad", [x_ir], PadAttrs(ir_pads), keep_quant=x_ir)
+
+    # LSTM -----------------------------------------------------------------------------------------------------
+    # ONNX's gate order is i, o, f, c; TFLite's (the IR lstm's inputs 1-4, 5-8, 12-15) input, forget, cell, output
+    _LSTM_GATES = (0, 2, 3, 1)  # the ONNX gate of each TFLite gate
+
+    def _lstm_refusal(self, node: _Node) -> str | None:
+        """Why this ONNX LSTM is not the standard one-direction LSTM TFLite Micro's integer kernel runs, or None."""
+        a = node.attrs
+        ins = node.inputs + [""] * (8 - len(node.inputs))
+        acts = [s.decode() if isinstance(s, bytes) else s for s in a.get("activations", [])]
+        if a.get("direction", "forward") != "forward":
+            return (f"direction '{a['direction']}': only a forward LSTM runs (TFLite Micro's "
+                    "UNIDIRECTIONAL_SEQUENCE_LSTM); export a bidirectional layer as two LSTMs")
+        if ins[7]:
+            return "it has peephole weights P; TFLite Micro's integer LSTM has none"
+        if a.get("clip") is not None:
+            return "it clips the gate inputs (clip); TFLite Micro's integer LSTM cannot"
+        if a.get("input_forget", 0):
+            return "it couples the input and forget gates (input_forget); TFLite Micro's integer LSTM cannot"
+        if acts and acts != ["Sigmoid", "Tanh", "Tanh"] or a.get("activation_alpha") or a.get("activation_beta"):
+            return f"activations {acts}: only the default Sigmoid, Tanh, Tanh run"
+        if a.get("layout", 0) not in (0, 1):
+            return f"layout {a['layout']} is not 0 or 1"
+        if ins[4]:
+            return "it takes sequence_lens; mcutool runs every sequence to its full length"
+        if len(node.outputs) > 2 and node.outputs[2] and any(node.outputs[2] in n.inputs for n in self.nodes):
+            return "its final cell state Y_c is read; mcutool's LSTM gives its output sequence and last hidden state"
+        for k, what in ((1, "W"), (2, "R"), (3, "B")):
+            if ins[k] and ins[k] not in self.consts:
+                return f"its {what} is computed at run time; mcutool needs constant weights"
+        for k, what in ((5, "initial_h"), (6, "initial_c")):
+            if ins[k] and (ins[k] not in self.consts or np.any(np.asarray(self.consts[ins[k]].value) != 0)):
+                return f"its {what} is not zero; mcutool's LSTM starts from the zero state"
+        return None
+
+    def _lstm(self, node: _Node) -> None:
+        """A forward ONNX LSTM -> the IR lstm TFLite's importer makes (UNIDIRECTIONAL_SEQUENCE_LSTM, batch-major),
+        float weights per gate, float hidden and cell state tensors (variable, zero at reset); quantize_graph makes
+        it TFLite's 8x8->16 integer LSTM. Batch 1: X, Y and Y_h are reshapes of the IR input/output, Y_h is the last
+        step of the output sequence."""
+        why = self._lstm_refusal(node)
+        mode, _ = self._mode(node, node.inputs[:1], qdq=False)
+        if why is None and mode != "float":
+            why = "it reads an integer tensor; mcutool imports a float ONNX LSTM (quantized from --calib)"
+        if why is not None:
+            raise self._err(node, f"this LSTM cannot be imported: {why}.")
+        ins = node.inputs + [""] * (8 - len(node.inputs))
+        x = self._val(ins[0])
+        layout, hidden = node.attrs.get("layout", 0), int(node.attrs["hidden_size"])
+        steps, batch, n_in = x.shape if layout == 0 else (x.shape[1], x.shape[0], x.shape[2])
+        if batch != 1:
+            raise self._err(node, f"this LSTM cannot be imported: batch {batch}; mcutool compiles batch 1.")
+        x_ir = self._rep(x, ("same",))[0]
+        seq = self._tensor(self._fresh(f"{node.name}/input"), (1, steps, n_in), "float32")
+        self._op(f"{node.name}/input", "reshape", [x_ir], [seq])
+        w, r = (np.asarray(self.consts[ins[k]].value, np.float32)[0] for k in (1, 2))
+        b = (np.asarray(self.consts[ins[3]].value, np.float32)[0] if ins[3] else np.zeros(8 * hidden, np.float32))
+        gate = lambda a, g: a[g * hidden:(g + 1) * hidden]  # noqa: E731
+        names = ("input", "forget", "cell", "output")
+        wx = [self._const_tensor(f"{node.name}/{n}_weights", gate(w, g)) for n, g in zip(names, self._LSTM_GATES)]
+        wh = [self._const_tensor(f"{node.name}/{n}_recurrent_weights", gate(r, g))
+              for n, g in zip(names, self._LSTM_GATES)]
+        bias = [self._const_tensor(f"{node.name}/{n}_bias", gate(b, g) + gate(b, 4 + g))
+                for n, g in zip(names, self._LSTM_GATES)]
+        state = [self._fresh(f"{node.name}/{n}_state") for n in ("hidden", "cell")]
+        for s in state:
+            self.g.add_tensor(Tensor(s, (1, hidden), "float32", variable=True))
+        inputs = [seq, *wx, *wh, "", "", "", *bias, "", "", *state, "", "", "", ""]
+        out = self._tensor(self._fresh(f"{node.name}/output"), (1, steps, hidden), "float32")
+        self._op(node.name, "lstm", inputs, [out], LstmAttrs("tanh", 0.0, False))
+        read = {i for n in self.nodes if not n.skip for i in n.inputs} | self.out_set
+        y, y_h = ((o if o in read else "") for o in (node.outputs + ["", ""])[:2])
+        if y:
+            self._op(f"{node.name}/Y", "reshape", [out], [self._new_rep(self._val(y), "same")])
+        if y_h:
+            self._op(f"{node.name}/Y_h", "strided_slice", [out], [self._new_rep(self._val(y_h), "same")],
+                     StridedSliceAttrs((0, steps - 1, 0), (1, steps, hidden), (1, 1, 1)))

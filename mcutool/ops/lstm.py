@@ -158,7 +158,46 @@ def lstm_int8(x, weights_x, weights_h, biases, hidden, cell, q: LstmQuant, cell_
     return out, h.reshape(np.shape(hidden)), c.reshape(np.shape(cell))
 
 
+def _sigmoid(v):
+    return (1.0 / (1.0 + np.exp(-v))).astype(np.float32)
+
+
+def lstm_float(x, weights_x, weights_h, biases, hidden, cell, cell_sigmoid: bool = False, cell_clip: float = 0.0):
+    """The float32 LSTM (TFLite's float kernel, gates input, forget, cell, output) over x (batch, time, input).
+    Returns (output (batch, time, units), hidden, cell, the cell state after every step (batch, time, units)) --
+    the last for calibration, which needs the cell state's range over all steps, not only its final value."""
+    x = np.asarray(x, np.float32)
+    batch, steps, _ = x.shape
+    h = np.asarray(hidden, np.float32).reshape(batch, -1).copy()
+    c = np.asarray(cell, np.float32).reshape(batch, -1).copy()
+    out = np.zeros((batch, steps, h.shape[1]), np.float32)
+    cells = np.zeros_like(out)
+    wx = [np.asarray(w, np.float32) for w in weights_x]
+    wh = [np.asarray(w, np.float32) for w in weights_h]
+    b = [np.zeros(w.shape[0], np.float32) if v is None else np.asarray(v, np.float32) for w, v in zip(wx, biases)]
+    for t in range(steps):
+        i, f, z, o = (x[:, t] @ wx[k].T + h @ wh[k].T + b[k] for k in range(4))
+        c = _sigmoid(f) * c + _sigmoid(i) * (_sigmoid(z) if cell_sigmoid else np.tanh(z))
+        if cell_clip > 0:
+            c = np.clip(c, -cell_clip, cell_clip)
+        h = _sigmoid(o) * np.tanh(c)
+        out[:, t], cells[:, t] = h, c
+    return out, h.reshape(np.shape(hidden)), c.reshape(np.shape(cell)), cells
+
+
+def float_operands(graph: Graph, op: Op, values: dict) -> tuple:
+    """(x, input weights, recurrent weights, biases, hidden, cell) of a float LSTM from `values` by tensor name."""
+    get = lambda i: values.get(op.inputs[i]) if op.inputs[i] else None  # noqa: E731
+    return (get(0), [get(i) for i in INPUT_WEIGHTS], [get(i) for i in RECURRENT_WEIGHTS], [get(i) for i in BIASES],
+            get(HIDDEN_STATE), get(CELL_STATE))
+
+
 def _reference(graph: Graph, op: Op, args):
+    if graph.tensor(op.inputs[0]).dtype == "float32":  # a float model's LSTM (ONNX), for calibration
+        out, h, c, _ = lstm_float(args[0], [args[i] for i in INPUT_WEIGHTS], [args[i] for i in RECURRENT_WEIGHTS],
+                                  [args[i] for i in BIASES], args[HIDDEN_STATE], args[CELL_STATE],
+                                  op.attrs.activation == "sigmoid", op.attrs.cell_clip)
+        return [out, h, c]
     q = lstm_quant(graph, op)
     wx = [args[i] for i in INPUT_WEIGHTS]
     wh = [args[i] for i in RECURRENT_WEIGHTS]
