@@ -106,7 +106,8 @@ class Simulation:
         self.reference = [reference.run(g, x) for g, x in batches(target, samples)]
         self.power = {o: sum(float(np.sum(np.square(r[o], dtype=np.float64))) for r in self.reference) or 1.0
                       for o in graph.outputs}
-        self.activations = [n for n, t in graph.tensors.items() if not t.is_const and t.dtype == "float32"]
+        self.activations = [n for n, t in graph.tensors.items()  # a stateful op's state is no activation
+                            if not t.is_const and t.dtype == "float32" and not t.variable]
 
     def run(self, qgraph: Graph, start: int = 0, cache: list[dict] | None = None) -> tuple[list[dict], float]:
         """Ops from index `start` on (the graph inputs are quantized first when start is 0), the others' values
@@ -120,7 +121,8 @@ class Simulation:
     def _run(self, consts, grid, start, cache):
         runs, error = [], 0.0
         for i, (g, x) in enumerate(self.batches):
-            values = dict(cache[i]) if cache else {n: np.asarray(t.data) for n, t in g.tensors.items() if t.is_const}
+            values = dict(cache[i]) if cache else {**reference.reset_state(g),
+                                                   **{n: np.asarray(t.data) for n, t in g.tensors.items() if t.is_const}}
             values.update(consts)
             if start == 0:
                 values.update({n: _fake_quant(x[n], grid[n]) for n in g.inputs})

@@ -24,6 +24,7 @@ import numpy as np
 from .. import reference
 from ..errors import UserError
 from ..ir import Graph, LutAttrs, NoAttrs, Op, Quant, Tensor
+from ..ops import lstm
 from ..ops.float_function import table as function_table
 from ..ops.strided_slice import axis_ranges
 from .gptq import gptq_clip_round
@@ -73,7 +74,7 @@ def batched(graph: Graph, n: int) -> Graph:
         if t.is_const or not t.shape or t.shape[0] != 1:
             g.tensors[name] = t
         else:
-            g.tensors[name] = Tensor(t.name, (n, *t.shape[1:]), t.dtype, t.quant)
+            g.tensors[name] = Tensor(t.name, (n, *t.shape[1:]), t.dtype, t.quant, variable=t.variable)
     return g
 
 
@@ -136,6 +137,7 @@ def activation_stats(graph: Graph, samples: dict[str, np.ndarray]) -> Stats:
     ranges: dict[str, Range] = {}
     seen: dict[str, list[np.ndarray]] = {}
     for values in run_batches(graph, samples, keep=True):
+        values.update(lstm_cell_values(graph, values))
         for name, v in values.items():
             t = graph.tensor(name)
             if t.is_const or t.dtype != "float32":
@@ -143,6 +145,19 @@ def activation_stats(graph: Graph, samples: dict[str, np.ndarray]) -> Stats:
             ranges[name] = ranges[name].widen(v) if name in ranges else Range(float(v.min()), float(v.max()))
             seen.setdefault(name, []).append(sample_values(v, rng, len(v) / n))
     return Stats(ranges, {name: np.concatenate(chunks) for name, chunks in seen.items()})
+
+
+def lstm_cell_values(graph: Graph, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each float LSTM's cell state after every step of the batch (the state tensor in `values` holds only the
+    last): its int16 scale comes from the range over all steps, as TFLite's calibration records it."""
+    cells = {}
+    for op in graph.ops:
+        if op.kind == "lstm" and graph.tensor(op.inputs[0]).dtype == "float32":
+            x, wx, wh, b, _, _ = lstm.float_operands(graph, op, values)
+            h0, c0 = (np.zeros_like(values[op.inputs[i]]) for i in (lstm.HIDDEN_STATE, lstm.CELL_STATE))
+            cells[op.inputs[lstm.CELL_STATE]] = lstm.lstm_float(x, wx, wh, b, h0, c0, op.attrs.activation == "sigmoid",
+                                                               op.attrs.cell_clip)[3]
+    return cells
 
 
 def mse_range(values: np.ndarray, full: Range) -> Range:
@@ -277,6 +292,8 @@ def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str
 
 
 def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: int = 8, hessian=None) -> Op:
+    if op.kind == "lstm":
+        return _quantize_lstm(graph, q, op, ranges, quant, renamed)
     ins = []
     x_name = renamed.get(op.inputs[0], op.inputs[0])
     for i, name in enumerate(op.inputs):
@@ -340,6 +357,46 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: i
     if op.kind == "float_function":  # an elementwise float function: its int8 table between the two scales
         return Op(op.name, "lut", ins, outs, LutAttrs(function_table(op.attrs, quant[x_name], quant[outs[0]])))
     return Op(op.name, op.kind, ins, outs, copy.deepcopy(op.attrs))
+
+
+def power_of_two_quant(r: Range, bits: int = 16) -> Quant:
+    """TFLite's state-tensor rule (operator_property.cc's extend_to_power_of_two; the MLIR quantizer's
+    PowerOfTwoBound): symmetric, scale 2^ceil(log2(max |range|)) / 2^(bits-1)."""
+    bound = max(abs(r.lo), abs(r.hi), 2.0 ** -(bits - 1))
+    return Quant(np.float32(2.0 ** np.ceil(np.log2(bound)) / 2 ** (bits - 1)), 0)
+
+
+def _quantize_lstm(graph: Graph, q: Graph, op: Op, ranges, quant, renamed) -> Op:
+    """A float LSTM as TFLite's converter quantizes UNIDIRECTIONAL_SEQUENCE_LSTM (8x8->16, operator_property.cc):
+    input and output int8 from their calibrated ranges; the hidden state int8 with the output's quantization
+    (restrict_scale {18, 0}); each gate's input and recurrent weights int8 symmetric per tensor; each gate's
+    bias int32 at s_input * s_input_weights; the cell state int16 symmetric with a power-of-two scale from its
+    range over all steps. The gates' own scales are the kernel's fixed ones (lstm.py)."""
+    ins = list(op.inputs)
+    x = renamed[op.inputs[0]]
+    ins[0] = x
+    s_in = float(quant[x].scale[0])
+    out = op.outputs[0]
+    oq = activation_quant(ranges[out])
+    for k, (w_idx, b_idx) in enumerate(zip(lstm.INPUT_WEIGHTS, lstm.BIASES)):
+        for idx in (w_idx, lstm.RECURRENT_WEIGHTS[k]):
+            t = graph.tensor(op.inputs[idx])
+            data, wq = weight_quant(t.data.astype(np.float32), None)
+            q.add_tensor(Tensor(t.name, t.shape, "int8", wq, data))
+        b = graph.tensor(op.inputs[b_idx])
+        scale = s_in * float(q.tensor(op.inputs[w_idx]).quant.scale[0])
+        data = np.clip(np.round(b.data.astype(np.float64) / scale), -INT32_MAX - 1, INT32_MAX).astype(np.int32)
+        q.add_tensor(Tensor(b.name, b.shape, "int32", Quant(scale, 0), data))
+    for idx, dtype, sq in ((lstm.HIDDEN_STATE, "int8", oq),
+                           (lstm.CELL_STATE, "int16", power_of_two_quant(ranges[op.inputs[lstm.CELL_STATE]]))):
+        t = graph.tensor(op.inputs[idx])
+        ins[idx] = f"{t.name}/{dtype}"
+        q.add_tensor(Tensor(ins[idx], t.shape, dtype, copy.deepcopy(sq), variable=True))
+    inner = out + "/int8"
+    quant[inner] = oq
+    renamed[out] = inner
+    q.add_tensor(Tensor(inner, graph.tensor(out).shape, "int8", oq))
+    return Op(op.name, op.kind, ins, [inner], copy.deepcopy(op.attrs))
 
 
 def _border(qgraph: Graph) -> dict[str, str]:
