@@ -256,7 +256,7 @@ class _Writer:
             t = self.graph.tensor(name)
             q = t.quant
             quant = {} if q is None else dict(scale=q.scale, zero_point=q.zero_point, axis=q.axis or 0)
-            self.index[name] = self.b.tensor(name, t.shape, t.dtype, data=t.data, **quant)
+            self.index[name] = self.b.tensor(name, t.shape, t.dtype, data=t.data, variable=t.variable, **quant)
         return self.index[name]
 
     def const(self, name: str, values) -> int:
@@ -339,6 +339,10 @@ class _Writer:
             self.b.op(op.kind.upper(), [x], outs)
         elif op.kind in _SAME_NAME_OPS:  # elementwise and activation operators (issue 10, branch ops8a)
             self.b.op(op.kind.upper(), [x] + rest, outs)
+        elif op.kind == "lstm":  # 24 inputs, the absent ones -1 (the TFLite importer's order)
+            self.b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", [x] + rest + [-1] * (23 - len(rest)), outs,
+                      "UnidirectionalSequenceLSTMOptions", FusedActivationFunction={"tanh": "TANH", "sigmoid": "SIGN_BIT"}[a.activation],
+                      CellClip=float(a.cell_clip), TimeMajor=bool(a.time_major))
         elif op.kind == "div":
             self.b.op("DIV", [x] + rest, outs, "DivOptions", FusedActivationFunction=act)
         else:
