@@ -338,6 +338,7 @@ typedef struct {
     int32_t cell_tanh_shift;
     int32_t cell_clip;             /* quantized cell clip; 0: none */
     int32_t cell_gate_sigmoid;     /* the cell gate's nonlinearity: 0 tanh, 1 sigmoid */
+    int32_t reset_each_call;       /* 1: the states start from their reset values at every call (ONNX's LSTM) */
     int8_t *hidden;                /* batch x units */
     int16_t *cell;                 /* batch x units */
 } mcu_lstm_params;

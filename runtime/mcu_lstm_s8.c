@@ -7,7 +7,8 @@
  *   cell = sat16(forget * cell + input * cell_gate), clipped     (reference_integer_ops::MulElementwise)
  *   hidden = tanh(cell) * output -> int8 at the hidden state's scale and zero point; output[t] = hidden.
  * Gates are computed in TFLite Micro's order (forget, input, cell, then the output gate after the cell update).
- * The hidden (int8) and cell (int16) states persist across calls in model.c. The gate vectors live on the stack
+ * The hidden (int8) and cell (int16) states persist across calls in model.c (an ONNX LSTM, reset_each_call, starts
+ * every call from the reset values: hidden = its zero point, cell = 0). The gate vectors live on the stack
  * (MCU_LSTM_MAX_UNITS int16 each); int32 sums wrap as uint32 (defined C, TFLite's results).
  */
 #include "mcu_activation_s16.h"
@@ -59,6 +60,10 @@ mcu_status mcu_lstm_s8(const mcu_lstm_params *params, const int8_t *input, int8_
     for (int32_t b = 0; b < p->batch; b++) {
         int8_t *h = p->hidden + b * p->units;
         int16_t *c = p->cell + b * p->units;
+        for (int32_t u = 0; p->reset_each_call && u < p->units; u++) {
+            h[u] = (int8_t)p->hidden_zero_point;
+            c[u] = 0;
+        }
         for (int32_t t = 0; t < p->time_steps; t++) {
             const int8_t *x = input + (b * p->time_steps + t) * p->input_size;
             gate(p, FORGET_GATE, x, h, 1, forget);

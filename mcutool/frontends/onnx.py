@@ -2333,7 +2333,8 @@ class _Importer:
 
     def _lstm(self, node: _Node) -> None:
         """A forward ONNX LSTM -> the IR lstm TFLite's importer makes (UNIDIRECTIONAL_SEQUENCE_LSTM, batch-major),
-        float weights per gate, float hidden and cell state tensors (variable, zero at reset); quantize_graph makes
+        float weights per gate, float hidden and cell state tensors (variable; reset_each_call: every inference starts
+        from the zero state, as ONNX's does, not from the last one's as TFLite's); quantize_graph makes
         it TFLite's 8x8->16 integer LSTM. Batch 1: X, Y and Y_h are reshapes of the IR input/output, Y_h is the last
         step of the output sequence."""
         why = self._lstm_refusal(node)
@@ -2365,7 +2366,7 @@ class _Importer:
             self.g.add_tensor(Tensor(s, (1, hidden), "float32", variable=True))
         inputs = [seq, *wx, *wh, "", "", "", *bias, "", "", *state, "", "", "", ""]
         out = self._tensor(self._fresh(f"{node.name}/output"), (1, steps, hidden), "float32")
-        self._op(node.name, "lstm", inputs, [out], LstmAttrs("tanh", 0.0, False))
+        self._op(node.name, "lstm", inputs, [out], LstmAttrs("tanh", 0.0, False, reset_each_call=True))
         read = {i for n in self.nodes if not n.skip for i in n.inputs} | self.out_set
         y, y_h = ((o if o in read else "") for o in (node.outputs + ["", ""])[:2])
         if y:

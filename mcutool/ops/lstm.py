@@ -40,6 +40,7 @@ class LstmAttrs:
     activation: str = "tanh"   # the cell gate's nonlinearity: tanh (Keras) or sigmoid
     cell_clip: float = 0.0
     time_major: bool = False
+    reset_each_call: bool = False  # ONNX's LSTM: every inference starts from the zero state (TFLite's keeps it)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,10 @@ def float_operands(graph: Graph, op: Op, values: dict) -> tuple:
 
 
 def _reference(graph: Graph, op: Op, args):
+    if op.attrs.reset_each_call:  # the states as mcu_model_reset() leaves them (reference.reset_state)
+        h, c = (graph.tensor(op.inputs[i]) for i in (HIDDEN_STATE, CELL_STATE))
+        args[HIDDEN_STATE] = np.full(h.shape, 0 if h.quant is None else int(h.quant.zero_point[0]))
+        args[CELL_STATE] = np.zeros(c.shape)
     if graph.tensor(op.inputs[0]).dtype == "float32":  # a float model's LSTM (ONNX), for calibration
         out, h, c, _ = lstm_float(args[0], [args[i] for i in INPUT_WEIGHTS], [args[i] for i in RECURRENT_WEIGHTS],
                                   [args[i] for i in BIASES], args[HIDDEN_STATE], args[CELL_STATE],
@@ -233,6 +238,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
         "hidden_mul": quant(*q.hidden_mul),
         "cell_tanh_multiplier": q.cell_tanh_shift[0], "cell_tanh_shift": q.cell_tanh_shift[1],
         "cell_clip": q.cell_clip, "cell_gate_sigmoid": int(op.attrs.activation == "sigmoid"),
+        "reset_each_call": int(op.attrs.reset_each_call),
         "hidden": CState(h.name), "cell": CState(c.name),
     }
     return KernelParams("mcu_lstm_s8", "mcu_lstm_params", fields, arrays=arrays)
