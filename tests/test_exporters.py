@@ -21,7 +21,8 @@ from mcutool.frontends.tflite import load_tflite
 
 NO_TFLITE_MICRO = {"tiny_vit"}  # int8 GELU and REDUCE_PROD: TFLite Micro has no kernel
 # (form, model) pairs of the PyTorch exports that compile on this branch; the others are in exports.py's table
-ONNX_IN_QEMU = [("dynamo", "mnasnet_05"), ("qdq_per_channel", "mnasnet_05")]
+ONNX_IN_QEMU = [("dynamo", "mnasnet_05"), ("qdq_per_channel", "mnasnet_05"),
+                ("torchscript", "kws_conv1d_lstm"), ("dynamo", "kws_conv1d_lstm")]
 
 
 def _keras(name: str):

@@ -2321,7 +2321,7 @@ class _Importer:
             return f"layout {a['layout']} is not 0 or 1"
         if ins[4]:
             return "it takes sequence_lens; mcutool runs every sequence to its full length"
-        if len(node.outputs) > 2 and node.outputs[2] and any(node.outputs[2] in n.inputs for n in self.nodes):
+        if len(node.outputs) > 2 and node.outputs[2] in self._read_values():
             return "its final cell state Y_c is read; mcutool's LSTM gives its output sequence and last hidden state"
         for k, what in ((1, "W"), (2, "R"), (3, "B")):
             if ins[k] and ins[k] not in self.consts:
@@ -2330,6 +2330,10 @@ class _Importer:
             if ins[k] and (ins[k] not in self.consts or np.any(np.asarray(self.consts[ins[k]].value) != 0)):
                 return f"its {what} is not zero; mcutool's LSTM starts from the zero state"
         return None
+
+    def _read_values(self) -> set[str]:
+        """The values some node still to import, or the graph's outputs, read."""
+        return {i for n in self.nodes if not n.skip for i in n.inputs if i} | self.out_set
 
     def _lstm(self, node: _Node) -> None:
         """A forward ONNX LSTM -> the IR lstm TFLite's importer makes (UNIDIRECTIONAL_SEQUENCE_LSTM, batch-major),
@@ -2367,7 +2371,7 @@ class _Importer:
         inputs = [seq, *wx, *wh, "", "", "", *bias, "", "", *state, "", "", "", ""]
         out = self._tensor(self._fresh(f"{node.name}/output"), (1, steps, hidden), "float32")
         self._op(node.name, "lstm", inputs, [out], LstmAttrs("tanh", 0.0, False, reset_each_call=True))
-        read = {i for n in self.nodes if not n.skip for i in n.inputs} | self.out_set
+        read = self._read_values()
         y, y_h = ((o if o in read else "") for o in (node.outputs + ["", ""])[:2])
         if y:
             self._op(f"{node.name}/Y", "reshape", [out], [self._new_rep(self._val(y), "same")])
