@@ -15,6 +15,7 @@ pads become SAME/VALID where TFLite's own padding rule gives them, else a PAD op
 from __future__ import annotations
 
 import importlib
+import warnings
 from pathlib import Path
 
 import flatbuffers
@@ -340,6 +341,10 @@ class _Writer:
         elif op.kind in _SAME_NAME_OPS:  # elementwise and activation operators (issue 10, branch ops8a)
             self.b.op(op.kind.upper(), [x] + rest, outs)
         elif op.kind == "lstm":  # 24 inputs, the absent ones -1 (the TFLite importer's order)
+            if a.reset_each_call:
+                warnings.warn(f"layer {op.name!r}: the ONNX LSTM starts every inference from the zero state; TFLite "
+                              "keeps an LSTM's state across invocations, so reset the interpreter's variable "
+                              "tensors before each inference to get the ONNX model's outputs.", stacklevel=2)
             self.b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", [x] + rest + [-1] * (23 - len(rest)), outs,
                       "UnidirectionalSequenceLSTMOptions", FusedActivationFunction={"tanh": "TANH", "sigmoid": "SIGN_BIT"}[a.activation],
                       CellClip=float(a.cell_clip), TimeMajor=bool(a.time_major))

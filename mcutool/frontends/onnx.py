@@ -1527,6 +1527,8 @@ class _Importer:
                 dropped.add(op.name)
                 del self.g.tensors[y.name]
         self.g.ops = [op for op in self.g.ops if op.name not in dropped]
+        for name in dropped:
+            self.g.sources.pop(name, None)
 
     def _canonical_names(self) -> None:
         """IR names from the op kind and the place in execution order, not from the exporter's ONNX names, so
