@@ -260,3 +260,15 @@ def test_the_cli_refuses_a_bidirectional_lstm_in_one_paragraph(tmp_path, capsys)
     assert main(["inspect", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and "direction 'bidirectional'" in err
+
+
+def test_a_time_major_input_cannot_be_calibrated_and_says_so(tmp_path, capsys):
+    """A layout-0 LSTM reading the graph input (seq, 1, in): the calibration samples stack on axis 0, which is
+    time here; the error says to export batch-first."""
+    from mcutool.cli import main
+    path = _lstm_model(tmp_path, outputs=("Y", "Y_h"))
+    load_onnx(path)  # it imports
+    assert main(["compile", str(path), "--board", "stm32f746", "--no-build", "-o", str(tmp_path / "p"),
+                 "--calib", "random"]) == 1
+    err = capsys.readouterr().err
+    assert "first axis is not a batch of 1" in err and "layout=1" in err and "Traceback" not in err

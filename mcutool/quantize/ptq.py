@@ -181,6 +181,11 @@ def _check_samples(graph: Graph, samples: dict[str, np.ndarray]) -> None:
         if name not in samples:
             raise UserError(f"the calibration data has no samples for input {name!r} (it has: "
                             f"{', '.join(samples) or 'nothing'}); key each array by the model's input name.")
+        if graph.tensor(name).shape[:1] != (1,):
+            raise UserError(f"input {name!r} has shape {list(graph.tensor(name).shape)}: its first axis is not a "
+                            "batch of 1, and calibration stacks samples on that axis. Export the model with the batch "
+                            "first and of size 1 (a time-major ONNX LSTM input: layout=1, or batch_first=True in "
+                            "PyTorch).")
         want = graph.tensor(name).shape[1:]
         if tuple(samples[name].shape[1:]) != tuple(want):
             raise UserError(f"calibration samples for {name!r} have shape {list(samples[name].shape)}; expected "
