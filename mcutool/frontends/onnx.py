@@ -2351,7 +2351,7 @@ class _Importer:
             raise self._err(node, f"this LSTM cannot be imported: {why}.")
         ins = node.inputs + [""] * (8 - len(node.inputs))
         x = self._val(ins[0])
-        layout, hidden = node.attrs.get("layout", 0), int(node.attrs["hidden_size"])
+        layout, hidden = node.attrs.get("layout", 0), int(self.consts[ins[2]].value.shape[-1])
         steps, batch, n_in = x.shape if layout == 0 else (x.shape[1], x.shape[0], x.shape[2])
         if batch != 1:
             raise self._err(node, f"this LSTM cannot be imported: batch {batch}; mcutool compiles batch 1.")
