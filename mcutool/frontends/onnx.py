@@ -2095,7 +2095,8 @@ class _Importer:
             if li == "flat":
                 continue
             inv_in = list(np.argsort(_layout_perm(li, r)))
-            for lo in (("nhwc", "same") if r == 4 else ("nlc", "same") if r == 3 else ("same",)):
+            for lo in (("nhwc", "same") if r == 4 else ("nlc", "same") if self._feeds_conv1d(node.outputs[0])
+                       else ("same",)):
                 qperm = tuple(int(inv_in[perm[j]]) for j in _layout_perm(lo, r))
                 choices.append((self._transpose_cost(x, li, qperm), li, lo, qperm))
         if not choices:
@@ -2109,6 +2110,11 @@ class _Importer:
             self._write(node, q, lo, "reshape", [x_ir], keep_quant=x_ir)
         else:
             self._write(node, q, lo, "transpose", [x_ir], TransposeAttrs(qperm), keep_quant=x_ir)
+
+    def _feeds_conv1d(self, name: str) -> bool:
+        """`name` is the input of a 1-D Conv (which reads it channels-last: the "nlc" rep)."""
+        return len(self.shapes.get(name) or ()) == 3 and any(
+            n.op == "Conv" and not n.skip and n.inputs[0] == name for n in self.nodes)
 
     def _transpose_cost(self, x: _Val, layout: str, perm: tuple) -> int:
         """0: `perm` keeps x's `layout` rep as it is; 1: it moves only axes of size 1 (a reshape); 2: a transpose."""
