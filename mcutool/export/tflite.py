@@ -345,8 +345,9 @@ class _Writer:
                 warnings.warn(f"layer {op.name!r}: the ONNX LSTM starts every inference from the zero state; TFLite "
                               "keeps an LSTM's state across invocations, so reset the interpreter's variable "
                               "tensors before each inference to get the ONNX model's outputs.", stacklevel=2)
+            cell_gate = {"tanh": "TANH", "sigmoid": "SIGN_BIT"}[a.activation]  # SIGN_BIT: TFLite's sigmoid
             self.b.op("UNIDIRECTIONAL_SEQUENCE_LSTM", [x] + rest + [-1] * (23 - len(rest)), outs,
-                      "UnidirectionalSequenceLSTMOptions", FusedActivationFunction={"tanh": "TANH", "sigmoid": "SIGN_BIT"}[a.activation],
+                      "UnidirectionalSequenceLSTMOptions", FusedActivationFunction=cell_gate,
                       CellClip=float(a.cell_clip), TimeMajor=bool(a.time_major))
         elif op.kind == "div":
             self.b.op("DIV", [x] + rest, outs, "DivOptions", FusedActivationFunction=act)

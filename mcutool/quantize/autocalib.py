@@ -121,8 +121,8 @@ class Simulation:
     def _run(self, consts, grid, start, cache):
         runs, error = [], 0.0
         for i, (g, x) in enumerate(self.batches):
-            values = dict(cache[i]) if cache else {**reference.reset_state(g),
-                                                   **{n: np.asarray(t.data) for n, t in g.tensors.items() if t.is_const}}
+            fresh = {n: np.asarray(t.data) for n, t in g.tensors.items() if t.is_const}
+            values = dict(cache[i]) if cache else {**reference.reset_state(g), **fresh}
             values.update(consts)
             if start == 0:
                 values.update({n: _fake_quant(x[n], grid[n]) for n in g.inputs})
