@@ -320,6 +320,82 @@ static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t*
     [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(xe),      \
         [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3), [t] "=&r"(t)
 
+/* int4 weights (mcu_conv_gemm_s8_w4): one word holds 4 taps of 2 channels, byte j = (ch0 tap j) << 4 | (ch1 tap j)
+ * & 15. AND with 0xF0F0F0F0 (%[m4]) gives ch0's bytes as 16 w, AND of the word << 4 ch1's; SXTB16 of each then
+ * gives SMLAD's pairs as for int8 weights, 16 times the weight: the accumulators (started at 16 bias) hold 16x the
+ * int8 layer's, exact, and are shifted back (>> 4) before the requantization.
+ * 2 pixels x 2 channels: the channel words are unpacked first, then each pixel's taps loaded in turn (so that
+ * the mask has a register): LDR, two AND, four SXTB16, two LDRD, eight SMLAD (17 instructions, int8's 15). */
+#define MCU_GEMM_2X2_S4_ASM                                                                                  \
+    "ldr %[w0], [%[w]], #4\n\t"                                                                               \
+    "and %[w1], %[w0], %[m4]\n\t"                                                                             \
+    "and %[w0], %[m4], %[w0], lsl #4\n\t"                                                                     \
+    "sxtb16 %[p0], %[w1]\n\t"                                                                                 \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                                                                         \
+    "sxtb16 %[p1], %[w0]\n\t"                                                                                 \
+    "sxtb16 %[w0], %[w0], ror #8\n\t"                                                                         \
+    "ldrd %[xe], %[xo], [%[x]], #8\n\t"                                                                       \
+    "smlad %[a0], %[xe], %[p0], %[a0]\n\t"                                                                    \
+    "smlad %[a0], %[xo], %[w1], %[a0]\n\t"                                                                    \
+    "smlad %[a1], %[xe], %[p1], %[a1]\n\t"                                                                    \
+    "smlad %[a1], %[xo], %[w0], %[a1]\n\t"                                                                    \
+    "ldrd %[xe], %[xo], [%[x]], #8\n\t"                                                                       \
+    "smlad %[b0], %[xe], %[p0], %[b0]\n\t"                                                                    \
+    "smlad %[b0], %[xo], %[w1], %[b0]\n\t"                                                                    \
+    "smlad %[b1], %[xe], %[p1], %[b1]\n\t"                                                                    \
+    "smlad %[b1], %[xo], %[w0], %[b1]\n\t"
+#define MCU_GEMM_2X2_S4_OUT                                                                                  \
+    [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(x0e),      \
+        [xo] "=&r"(x0o), [p0] "=&r"(x1e), [p1] "=&r"(x1o), [w0] "=&r"(w0), [w1] "=&r"(w1)
+
+/* int4, 1 pixel x 4 channels (two words: channels 0, 1 and 2, 3 as above): two LDRD, four AND, eight SXTB16,
+ * eight SMLAD (int8's: three LDRD) */
+#define MCU_GEMM_1X4_S4_ASM                                                                                  \
+    "ldrd %[xe], %[xo], [%[x]], #8\n\t"                                                                       \
+    "ldrd %[w0], %[w1], [%[w]], #8\n\t"                                                                       \
+    "and %[w2], %[w0], %[m4]\n\t"                                                                             \
+    "and %[w0], %[m4], %[w0], lsl #4\n\t"                                                                     \
+    "sxtb16 %[t], %[w2]\n\t"                                                                                  \
+    "smlad %[a0], %[xe], %[t], %[a0]\n\t"                                                                     \
+    "sxtb16 %[w2], %[w2], ror #8\n\t"                                                                         \
+    "smlad %[a0], %[xo], %[w2], %[a0]\n\t"                                                                    \
+    "sxtb16 %[t], %[w0]\n\t"                                                                                  \
+    "smlad %[a1], %[xe], %[t], %[a1]\n\t"                                                                     \
+    "sxtb16 %[w0], %[w0], ror #8\n\t"                                                                         \
+    "smlad %[a1], %[xo], %[w0], %[a1]\n\t"                                                                    \
+    "and %[w2], %[w1], %[m4]\n\t"                                                                             \
+    "and %[w1], %[m4], %[w1], lsl #4\n\t"                                                                     \
+    "sxtb16 %[t], %[w2]\n\t"                                                                                  \
+    "smlad %[a2], %[xe], %[t], %[a2]\n\t"                                                                     \
+    "sxtb16 %[w2], %[w2], ror #8\n\t"                                                                         \
+    "smlad %[a2], %[xo], %[w2], %[a2]\n\t"                                                                    \
+    "sxtb16 %[t], %[w1]\n\t"                                                                                  \
+    "smlad %[a3], %[xe], %[t], %[a3]\n\t"                                                                     \
+    "sxtb16 %[w1], %[w1], ror #8\n\t"                                                                         \
+    "smlad %[a3], %[xo], %[w1], %[a3]\n\t"
+#define MCU_GEMM_1X4_S4_OUT                                                                                  \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(xe),      \
+        [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [t] "=&r"(t)
+
+#define MCU_GEMM_M4 0xF0F0F0F0u /* the int4 unpacking mask */
+
+/* int4: the accumulators back from 16x (exact: they are 16 times an int32 value) */
+#define MCU_GEMM_UNSCALE4(s4, a, b, c, d)                                                                    \
+    if (s4) {                                                                                                \
+        (a) >>= 4;                                                                                           \
+        (b) >>= 4;                                                                                           \
+        (c) >>= 4;                                                                                           \
+        (d) >>= 4;                                                                                           \
+    }
+
+/* the two int8-style weight words (ch0, ch1 as bytes of 16 w) of one int4 word, in C */
+#define MCU_GEMM_UNPACK4(w0, w1, word)                                                                       \
+    {                                                                                                        \
+        const uint32_t u_ = (uint32_t)(word);                                                                \
+        (w0) = (int32_t)(u_ & MCU_GEMM_M4);                                                                  \
+        (w1) = (int32_t)((u_ << 4) & MCU_GEMM_M4);                                                           \
+    }
+
 /* two consecutive words from an 8-byte aligned address: one LDRD */
 #define MCU_GEMM_LD2(lo, hi, ptr)                                                                            \
     {                                                                                                        \
@@ -330,12 +406,15 @@ static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t*
     }
 
 /* 4 taps of 2 pixels (words x[0..3]) x 2 channels (words w[0..1]) */
-#define MCU_GEMM_STEP2(x, w)                                                                                 \
+#define MCU_GEMM_STEP2(x, w, s4)                                                                             \
     {                                                                                                        \
         int32_t x0e, x0o, x1e, x1o, w0, w1, t;                                                               \
         MCU_GEMM_LD2(x0e, x0o, (x))                                                                          \
         MCU_GEMM_LD2(x1e, x1o, (x) + 2)                                                                      \
-        MCU_GEMM_LD2(w0, w1, (w))                                                                            \
+        if (s4)                                                                                              \
+            MCU_GEMM_UNPACK4(w0, w1, *(w))                                                                   \
+        else                                                                                                 \
+            MCU_GEMM_LD2(w0, w1, (w))                                                                        \
         t = MCU_GEMM_SXTB16(w0);                                                                             \
         a0 = MCU_GEMM_SMLAD(x0e, t, a0);                                                                     \
         b0 = MCU_GEMM_SMLAD(x1e, t, b0);                                                                     \
@@ -351,11 +430,14 @@ static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t*
     }
 
 /* 4 taps of 1 pixel (words x[0..1]) x 2 channels */
-#define MCU_GEMM_STEP1(x, w)                                                                                 \
+#define MCU_GEMM_STEP1(x, w, s4)                                                                             \
     {                                                                                                        \
         int32_t xe, xo, w0, w1;                                                                              \
         MCU_GEMM_LD2(xe, xo, (x))                                                                            \
-        MCU_GEMM_LD2(w0, w1, (w))                                                                            \
+        if (s4)                                                                                              \
+            MCU_GEMM_UNPACK4(w0, w1, *(w))                                                                   \
+        else                                                                                                 \
+            MCU_GEMM_LD2(w0, w1, (w))                                                                        \
         a0 = MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w0), a0);                                                    \
         a0 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w0), a0);                                               \
         a1 = MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w1), a1);                                                    \
@@ -368,7 +450,7 @@ static inline void mcu_gemm_im2col2(const mcu_conv_gemm_params* p, const int8_t*
 /* The common case as one tight loop over channel pairs: int8 range, an even number of tap groups. Only the
  * pointers it needs stay live (q, w, d0, d1 and the ends), so fewer spills around the 14-register tap loop. */
 MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
-                                      const int by16, const int nosign)
+                                      const int by16, const int nosign, const int s4)
 {
     const mcu_gemm_channel* q = p->q;
     const int32_t* w = p->weights;
@@ -377,35 +459,44 @@ MCU_DOT_INLINE void mcu_gemm_2px_fast(const mcu_conv_gemm_params* p, const int32
     do {
         int32_t a0 = q[0].bias, a1 = q[1].bias, b0 = a0, b1 = a1;
         const int32_t* x = buf;
-        const int32_t* wend = w + 2 * k4;
+        const int32_t* wend = w + (s4 ? k4 : 2 * k4);
         {
             int32_t x0e, x0o, x1e, x1o, w0, w1, t;
-            if (by16) /* a compile-time constant: 16 taps per branch when k4 % 4 == 0 */
+            if (s4 && by16)
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_S4_ASM MCU_GEMM_2X2_S4_ASM MCU_GEMM_2X2_S4_ASM
+                                 MCU_GEMM_2X2_S4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_S4_OUT : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4) : "cc", "memory");
+            else if (s4)
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_S4_ASM MCU_GEMM_2X2_S4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_S4_OUT : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4) : "cc", "memory");
+            else if (by16) /* a compile-time constant: 16 taps per branch when k4 % 4 == 0 */
                 __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM
                                  "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
             else
                 __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            (void)t;
         }
+        MCU_GEMM_UNSCALE4(s4, a0, a1, b0, b1)
         MCU_GEMM_RQ_BLOCK(MCU_GEMM_RQ_2X2, "48", MCU_GEMM_RQ_2X2_OUT, MCU_GEMM_RQ_2X2_IN)
     } while (d0 != dend);
 }
 #endif
 
 MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
-                                 int full)
+                                 int full, const int s4)
 {
 #if MCU_DOT_SIMD32
     if (full && !(k4 & 1)) { /* the constant arguments select one of four loops */
         if (p->nosign && !(k4 & 3))
-            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 1);
+            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 1, s4);
         else if (p->nosign)
-            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 1);
+            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 1, s4);
         else if (!(k4 & 3))
-            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 0);
+            mcu_gemm_2px_fast(p, buf, out0, k4, 1, 0, s4);
         else
-            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 0);
+            mcu_gemm_2px_fast(p, buf, out0, k4, 0, 0, s4);
         return;
     }
 #endif
@@ -416,25 +507,33 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
     for (int32_t c = 0; c < o; c += 2, q += 2) {
         int32_t a0 = q[0].bias, a1 = q[1].bias, b0 = a0, b1 = a1;
         const int32_t* x = buf;
-        const int32_t* wend = w + 2 * k4;
+        const int32_t* wend = w + (s4 ? k4 : 2 * k4);
 #if MCU_DOT_SIMD32
         /* the loop as written: 16.5 instructions / 16 MACs (17 when the tap groups are odd) */
         {
             int32_t x0e, x0o, x1e, x1o, w0, w1, t;
-            if (k4 & 1)
+            if (s4 && (k4 & 1))
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_S4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_S4_OUT : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4) : "cc", "memory");
+            else if (s4)
+                __asm__ volatile("1:\n\t" MCU_GEMM_2X2_S4_ASM MCU_GEMM_2X2_S4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_2X2_S4_OUT : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4) : "cc", "memory");
+            else if (k4 & 1)
                 __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
             else /* 8 taps per branch */
                 __asm__ volatile("1:\n\t" MCU_GEMM_2X2_ASM MCU_GEMM_2X2_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_2X2_OUT : [wend] "r"(wend) : "cc", "memory");
+            (void)t;
         }
 #else
         while (w != wend) {
-            MCU_GEMM_STEP2(x, w)
+            MCU_GEMM_STEP2(x, w, s4)
             x += 4;
-            w += 2;
+            w += s4 ? 1 : 2;
         }
 #endif
+        MCU_GEMM_UNSCALE4(s4, a0, a1, b0, b1)
 #if MCU_DOT_SIMD32
         if (full) { /* the 4 outputs as mcu_requantize_fast + SSAT: 30 instructions (GCC's C took ~60) */
             int8_t* d0 = out0 + c;
@@ -463,7 +562,7 @@ MCU_DOT_INLINE void mcu_gemm_2px(const mcu_conv_gemm_params* p, const int32_t* b
 
 /* 1 pixel x all output channels, 2 channels at a time; `buf` holds its field, 2 words per 4 taps */
 MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
-                                 int full)
+                                 int full, const int s4)
 {
     const int32_t o = p->o, lo = p->act_min, hi = p->act_max;
     const int32_t* w = p->weights;
@@ -471,9 +570,30 @@ MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* b
     for (int32_t c = 0; c < o; c += 2, q += 2) {
         int32_t a0 = q[0].bias, a1 = q[1].bias;
         const int32_t* x = buf;
-        const int32_t* wend = w + 2 * k4;
+        const int32_t* wend = w + (s4 ? k4 : 2 * k4);
 #if MCU_DOT_SIMD32
         int32_t xe, xo, w0, w1, t;
+        if (s4) /* int4: one word of weights per 4 taps, unpacked as in MCU_GEMM_2X2_S4_ASM */
+            __asm__ volatile("1:\n\t"
+                             "ldrd %[xe], %[xo], [%[x]], #8\n\t"
+                             "ldr %[w0], [%[w]], #4\n\t"
+                             "and %[w1], %[w0], %[m4]\n\t"
+                             "and %[w0], %[m4], %[w0], lsl #4\n\t"
+                             "sxtb16 %[t], %[w1]\n\t"
+                             "smlad %[a0], %[xe], %[t], %[a0]\n\t"
+                             "sxtb16 %[w1], %[w1], ror #8\n\t"
+                             "smlad %[a0], %[xo], %[w1], %[a0]\n\t"
+                             "sxtb16 %[t], %[w0]\n\t"
+                             "smlad %[a1], %[xe], %[t], %[a1]\n\t"
+                             "sxtb16 %[w0], %[w0], ror #8\n\t"
+                             "smlad %[a1], %[xo], %[w0], %[a1]\n\t"
+                             "cmp %[w], %[wend]\n\t"
+                             "bne 1b\n\t"
+                             : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(w), [xe] "=&r"(xe),
+                               [xo] "=&r"(xo), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+                             : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4)
+                             : "cc", "memory");
+        else
         __asm__ volatile("1:\n\t"
                          "ldrd %[xe], %[xo], [%[x]], #8\n\t"
                          "ldrd %[w0], %[w1], [%[w]], #8\n\t"
@@ -493,11 +613,15 @@ MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* b
                          : "cc", "memory");
 #else
         while (w != wend) {
-            MCU_GEMM_STEP1(x, w)
+            MCU_GEMM_STEP1(x, w, s4)
             x += 2;
-            w += 2;
+            w += s4 ? 1 : 2;
         }
 #endif
+        if (s4) {
+            a0 >>= 4;
+            a1 >>= 4;
+        }
         MCU_GEMM_OUT(out0[c], a0, q[0].mult, q[0].round, q[0].shift_hi, full)
         MCU_GEMM_OUT(out0[c + 1], a1, q[1].mult, q[1].round, q[1].shift_hi, full)
     }
@@ -507,7 +631,7 @@ MCU_DOT_INLINE void mcu_gemm_1px(const mcu_conv_gemm_params* p, const int32_t* b
 /* mcu_gemm_1px4 in int8 range with an even number of tap groups, as mcu_gemm_2px_fast: 16 taps per branch when
  * `by16` (k4 % 4 == 0), else 8; the 4 outputs requantized as there */
 MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* d0, int32_t k4,
-                                       const int by16, const int nosign)
+                                       const int by16, const int nosign, const int s4)
 {
     const mcu_gemm_channel* q = p->q;
     const int32_t* w = p->weights;
@@ -515,17 +639,22 @@ MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int3
     do {
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const int32_t* x = buf;
-        const int32_t* wend = w + 4 * k4;
+        const int32_t* wend = w + (s4 ? 2 : 4) * k4;
         {
             int32_t xe, xo, w0, w1, w2, w3, t;
-            if (by16)
+            if (s4)
+                __asm__ volatile("1:\n\t" MCU_GEMM_1X4_S4_ASM MCU_GEMM_1X4_S4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                                 : MCU_GEMM_1X4_S4_OUT : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4) : "cc", "memory");
+            else if (by16)
                 __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM
                                  "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
             else
                 __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                                  : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+            (void)w3;
         }
+        MCU_GEMM_UNSCALE4(s4, a0, a1, a2, a3)
         MCU_GEMM_RQ_BLOCK(MCU_GEMM_RQ_1X4, "96", MCU_GEMM_RQ_1X4_OUT, MCU_GEMM_RQ_1X4_IN)
     } while (d0 != dend);
 }
@@ -533,18 +662,20 @@ MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int3
 
 /* 1 pixel x all output channels, 4 at a time (a fully connected layer's row): weights (o/4, k4, 4, 4) */
 MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* buf, int8_t* out0, int32_t k4,
-                                  int full)
+                                  int full, const int s4)
 {
 #if MCU_DOT_SIMD32
     if (full && !(k4 & 1)) {
-        if (p->nosign && !(k4 & 3))
-            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 1);
+        if (s4) /* int4: 8 taps per branch only (the rows are short; less code) */
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, p->nosign, 1);
+        else if (p->nosign && !(k4 & 3))
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 1, 0);
         else if (p->nosign)
-            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 1);
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 1, 0);
         else if (!(k4 & 3))
-            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 0);
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 1, 0, 0);
         else
-            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 0);
+            mcu_gemm_1px4_fast(p, buf, out0, k4, 0, 0, 0);
         return;
     }
 #endif
@@ -554,26 +685,39 @@ MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* 
     for (int32_t c = 0; c < o; c += 4, q += 4) {
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const int32_t* x = buf;
-        const int32_t* wend = w + 4 * k4;
+        const int32_t* wend = w + (s4 ? 2 : 4) * k4;
 #if MCU_DOT_SIMD32
         int32_t xe, xo, w0, w1, w2, w3, t;
-        if (k4 & 1)
+        if (s4 && (k4 & 1))
+            __asm__ volatile("1:\n\t" MCU_GEMM_1X4_S4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_1X4_S4_OUT : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4) : "cc", "memory");
+        else if (s4)
+            __asm__ volatile("1:\n\t" MCU_GEMM_1X4_S4_ASM MCU_GEMM_1X4_S4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
+                             : MCU_GEMM_1X4_S4_OUT : [wend] "r"(wend), [m4] "r"(MCU_GEMM_M4) : "cc", "memory");
+        else if (k4 & 1)
             __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                              : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
         else /* 8 taps per branch */
             __asm__ volatile("1:\n\t" MCU_GEMM_1X4_ASM MCU_GEMM_1X4_ASM "cmp %[w], %[wend]\n\tbne 1b\n\t"
                              : MCU_GEMM_1X4_OUT : [wend] "r"(wend) : "cc", "memory");
+        (void)w3;
 #else
         while (w != wend) {
             const int32_t xe = x[0], xo = x[1];
-            a0 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[0]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[0]), a0));
-            a1 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[1]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[1]), a1));
-            a2 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[2]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[2]), a2));
-            a3 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(w[3]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(w[3]), a3));
+            int32_t v[4] = {w[0], w[1], w[2], w[3]};
+            if (s4) {
+                MCU_GEMM_UNPACK4(v[0], v[1], w[0])
+                MCU_GEMM_UNPACK4(v[2], v[3], w[1])
+            }
+            a0 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(v[0]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(v[0]), a0));
+            a1 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(v[1]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(v[1]), a1));
+            a2 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(v[2]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(v[2]), a2));
+            a3 = MCU_GEMM_SMLAD(xo, MCU_GEMM_SXTB16_ROR8(v[3]), MCU_GEMM_SMLAD(xe, MCU_GEMM_SXTB16(v[3]), a3));
             x += 2;
-            w += 4;
+            w += s4 ? 2 : 4;
         }
 #endif
+        MCU_GEMM_UNSCALE4(s4, a0, a1, a2, a3)
         MCU_GEMM_OUT(out0[c], a0, q[0].mult, q[0].round, q[0].shift_hi, full)
         MCU_GEMM_OUT(out0[c + 1], a1, q[1].mult, q[1].round, q[1].shift_hi, full)
         MCU_GEMM_OUT(out0[c + 2], a2, q[2].mult, q[2].round, q[2].shift_hi, full)
@@ -582,22 +726,22 @@ MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* 
 }
 
 MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p, int32_t* buf,
-                                       int full)
+                                       int full, const int s4)
 {
     const int32_t k4 = p->kh * p->kw * (p->c >> 2), n = p->oh * p->ow;
     int32_t i = 0;
     if (p->quad) {
         mcu_gemm_im2col(p, in, 0, buf, 2);
-        mcu_gemm_1px4(p, buf, out, k4, full);
+        mcu_gemm_1px4(p, buf, out, k4, full, s4);
         return;
     }
     for (; i + 2 <= n; i += 2) {
         mcu_gemm_im2col2(p, in, i, buf);
-        mcu_gemm_2px(p, buf, out + i * p->o, k4, full);
+        mcu_gemm_2px(p, buf, out + i * p->o, k4, full, s4);
     }
     if (i < n) {
         mcu_gemm_im2col(p, in, i, buf, 2);
-        mcu_gemm_1px(p, buf, out + i * p->o, k4, full);
+        mcu_gemm_1px(p, buf, out + i * p->o, k4, full, s4);
     }
 }
 
@@ -611,7 +755,20 @@ MCU_KERNEL_OPT static void mcu_conv_gemm_s8(const int8_t* restrict in, int8_t* r
                                            const mcu_conv_gemm_params* p, int32_t* restrict buf)
 {
     /* `full` stays a run-time flag (one test per output block): specializing the body on it doubled the code */
-    mcu_conv_gemm_body(in, out, p, buf, p->act_min == -128 && p->act_max == 127);
+    mcu_conv_gemm_body(in, out, p, buf, p->act_min == -128 && p->act_max == 127, 0);
+}
+
+/* The same layer with int4 weights (packed as MCU_GEMM_2X2_S4_ASM says; the bias records hold 16 bias): a second
+ * instance of the body, in the image only when some layer has int4 weights. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, noclone, unused))
+#elif defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+MCU_KERNEL_OPT static void mcu_conv_gemm_s8_w4(const int8_t* restrict in, int8_t* restrict out,
+                                              const mcu_conv_gemm_params* p, int32_t* restrict buf)
+{
+    mcu_conv_gemm_body(in, out, p, buf, p->act_min == -128 && p->act_max == 127, 1);
 }
 
 #endif /* MCU_GEMM */

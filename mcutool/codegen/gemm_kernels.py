@@ -53,12 +53,32 @@ def _words(weights_2d: np.ndarray, block: int) -> np.ndarray:
     return np.frombuffer(w.tobytes(), "<i4")
 
 
+def _int4_words(weights_2d: np.ndarray, block: int) -> np.ndarray:
+    """(O, K) int4 values -> mcu_conv_gemm_s8_w4's words: per (block of channels, 4 taps) the int8 layout's
+    channel pairs merged into one word, byte j = (even channel's tap j) << 4 | (odd channel's tap j) & 15."""
+    o, k = weights_2d.shape
+    w = weights_2d.astype(np.int64).reshape(o // block, block // 2, 2, k // 4, 4).transpose(0, 3, 1, 2, 4)
+    b = (((w[..., 0, :] & 0xF) << 4) | (w[..., 1, :] & 0xF)).astype(np.uint8)  # (O/block, K/4, block/2, 4)
+    return np.frombuffer(np.ascontiguousarray(b).tobytes(), "<i4")
+
+
+def int4_fits(weights_2d, bias, in_zp) -> bool:
+    """The int4 loops accumulate 16 (bias + sum x w): it must stay an int32 for every input."""
+    x_max = max(127 - int(in_zp), int(in_zp) + 128)
+    bias = np.zeros(len(weights_2d), np.int64) if bias is None else np.asarray(bias, np.int64)
+    bound = np.abs(bias) + x_max * np.abs(weights_2d.astype(np.int64)).sum(axis=1)
+    return bool(np.all(16 * bound < 1 << 31))
+
+
 def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act_min, act_max, stride=(1, 1),
-               dilation=(1, 1), pads=(0, 0, 0, 0), out_hw, const_attr="", fully_connected=False) -> Gemm | None:
+               dilation=(1, 1), pads=(0, 0, 0, 0), out_hw, const_attr="", fully_connected=False,
+               int4=False) -> Gemm | None:
     """The wrapper of a conv (`weights` (O, KH, KW, I), input (1, H, W, I)) or None when the shared kernel does
     not apply. A fully connected layer is passed as a 1x1 conv over (1, 1, N, I) with `fully_connected`: one
     row then takes 4 channels per step (weights (O/4, K/4, 4, 4)). A conv's constants never depend on its
-    geometry (the in-place row kernels build one kernel per band of rows and share the constants)."""
+    geometry (the in-place row kernels build one kernel per band of rows and share the constants).
+    `int4`: the weights' values are int4 and are stored packed for `mcu_conv_gemm_s8_w4` (half the int8 bytes),
+    the bias records 16 times the bias."""
     from .tvm_kernels import _c_array
 
     _, h, w, c = (int(d) for d in in_shape)
@@ -70,13 +90,16 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
     small = all(0 <= v <= 127 for v in (kh, kw, sh, sw, dh, dw, pt, pl)) and max(h, w, c, o, *out_hw) < 32768
     if rc is None or c % 4 or o % 2 or kh * kw * c > MAX_BUF_WORDS or not small:
         return None
+    if int4 and not int4_fits(weights.reshape(o, -1), bias, in_zp):
+        return None
     rnd, shift_hi = rc
     rec = np.zeros((o, 3), np.int64)  # mcu_gemm_channel: bias, mult, shift_hi, (0), round
-    rec[:, 0], rec[:, 1], rec[:, 2] = np.asarray(bias, np.int64), np.asarray(mult, np.int64), shift_hi
+    rec[:, 0], rec[:, 1], rec[:, 2] = np.asarray(bias, np.int64) * (16 if int4 else 1), np.asarray(mult, np.int64), shift_hi
     attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
     oh, ow = out_hw
     quad = int(fully_connected and oh * ow == 1 and o % 4 == 0)  # one fully connected row: 4 channels per step
-    const_src = (_c_array(f"{name}_gw", _words(weights.reshape(o, -1), 4 if quad else 2), "int32", attr)
+    words = (_int4_words if int4 else _words)(weights.reshape(o, -1), 4 if quad else 2)
+    const_src = (_c_array(f"{name}_gw", words, "int32", attr)
                  + f"static const mcu_gemm_channel {name}_gq[{o}] {attr} = {{\n"
                  + "".join(f"    {{{r[0]}, {r[1]}, {r[2]}, 0, {_int64(int(v))}}},\n" for r, v in zip(rec, rnd))
                  + "};\n")
@@ -88,7 +111,7 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
     code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
             f"  static const mcu_conv_gemm_params p = {{{init}}};\n"
             f"  int32_t buf[{words}] __attribute__((aligned(8)));\n"
-            f"  mcu_conv_gemm_s8(in, out, &p, buf);\n}}\n")
+            f"  mcu_conv_gemm_s8{'_w4' if int4 else ''}(in, out, &p, buf);\n}}\n")
     return Gemm(const_src, code, 4 * words)
 
 
