@@ -639,7 +639,7 @@ MCU_DOT_INLINE void mcu_gemm_1px4_fast(const mcu_conv_gemm_params* p, const int3
     do {
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const int32_t* x = buf;
-        const int32_t* wend = w + (s4 ? 2 : 4) * k4;
+        const int32_t* wend = w + (s4 ? 2 * k4 : 4 * k4);
         {
             int32_t xe, xo, w0, w1, w2, w3, t;
             if (s4)
@@ -685,7 +685,7 @@ MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* 
     for (int32_t c = 0; c < o; c += 4, q += 4) {
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const int32_t* x = buf;
-        const int32_t* wend = w + (s4 ? 2 : 4) * k4;
+        const int32_t* wend = w + (s4 ? 2 * k4 : 4 * k4);
 #if MCU_DOT_SIMD32
         int32_t xe, xo, w0, w1, w2, w3, t;
         if (s4 && (k4 & 1))
