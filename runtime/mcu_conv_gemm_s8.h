@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "mcu_conv2d_im2col_s8.h"
 #include "mcu_dot_s8.h"
 #include "mcu_requant.h"
 
@@ -725,6 +726,21 @@ MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* 
     }
 }
 
+/* int4 layers whose input channels are not a multiple of 4 (a first conv over 1 or 3 channels; dilation 1): the
+ * window of pixel `pix` gathered as bytes (mcu_im2col_s8) into `col`, its tail up to 4 * k4 taps the zero point,
+ * then widened into its field of `buf` (`step` as mcu_gemm_im2col's) */
+MCU_DOT_INLINE void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* dst,
+                                    int32_t step, int32_t k4, int8_t* col)
+{
+    const int32_t oy = pix / p->ow, ox = pix - oy * p->ow;
+    const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
+    mcu_im2col_s8(in, col, p->h, p->w, p->c, p->kh, p->kw, oy * p->sh - p->pt, ox * p->sw - p->pl,
+                  (int8_t)-p->x_offset);
+    for (int32_t t = p->kh * p->kw * p->c; t < 4 * k4; t++)
+        col[t] = (int8_t)-p->x_offset;
+    mcu_gemm_widen(dst, col, k4, off, step);
+}
+
 MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p, int32_t* buf,
                                        int full, const int s4)
 {
@@ -742,6 +758,38 @@ MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_
     if (i < n) {
         mcu_gemm_im2col(p, in, i, buf, 2);
         mcu_gemm_1px(p, buf, out + i * p->o, k4, full, s4);
+    }
+}
+
+/* mcu_conv_gemm_body for int4 weights, which also takes input channels that are not a multiple of 4 (`gather`:
+ * then buf holds the pair's fields, 4 * k4 words, and the gathered bytes after them) */
+MCU_DOT_INLINE void mcu_conv_gemm_body_w4(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p,
+                                          int32_t* buf, int full)
+{
+    const int gather = p->c & 3;
+    const int32_t k4 = (p->kh * p->kw * p->c + 3) >> 2, n = p->oh * p->ow;
+    int8_t* col = (int8_t*)(buf + 4 * k4);
+    int32_t i = 0;
+    if (p->quad) {
+        mcu_gemm_im2col(p, in, 0, buf, 2);
+        mcu_gemm_1px4(p, buf, out, k4, full, 1);
+        return;
+    }
+    for (; i + 2 <= n; i += 2) {
+        if (gather) {
+            mcu_gemm_gather(p, in, i, buf, 4, k4, col);
+            mcu_gemm_gather(p, in, i + 1, buf + 2, 4, k4, col);
+        } else {
+            mcu_gemm_im2col2(p, in, i, buf);
+        }
+        mcu_gemm_2px(p, buf, out + i * p->o, k4, full, 1);
+    }
+    if (i < n) {
+        if (gather)
+            mcu_gemm_gather(p, in, i, buf, 2, k4, col);
+        else
+            mcu_gemm_im2col(p, in, i, buf, 2);
+        mcu_gemm_1px(p, buf, out + i * p->o, k4, full, 1);
     }
 }
 
@@ -768,7 +816,7 @@ __attribute__((noinline, unused))
 MCU_KERNEL_OPT static void mcu_conv_gemm_s8_w4(const int8_t* restrict in, int8_t* restrict out,
                                               const mcu_conv_gemm_params* p, int32_t* restrict buf)
 {
-    mcu_conv_gemm_body(in, out, p, buf, p->act_min == -128 && p->act_max == 127, 1);
+    mcu_conv_gemm_body_w4(in, out, p, buf, p->act_min == -128 && p->act_max == 127);
 }
 
 #endif /* MCU_GEMM */

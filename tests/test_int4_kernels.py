@@ -4,7 +4,8 @@
 unpacks INT4 filters to int8 and runs the int8 kernel): the numpy reference of test_tvm_kernels.py.
 
 Host: built with -DMCU_GEMM=1 (the SIMD instructions emulated in C) under ASan/UBSan, on shapes that exercise the
-tails: an odd number of tap groups (k4 odd: the 4-taps loop), k4 % 4 == 2 (8 taps per branch), an odd last pixel
+tails: input channels not a multiple of 4 (1, 2, 3, 5; a fully connected row of 10: the windows gathered as
+bytes, the taps padded to groups of 4), an odd number of tap groups (k4 odd: the 4-taps loop), k4 % 4 == 2 (8 taps per branch), an odd last pixel
 (1 pixel x 2 channels), fully connected rows of 4 channels and of 2 (o % 4 != 0), clamps narrower than int8 (the
 generic loops) and RELU clamps (no sign correction), weights at -8 and 7, depthwise channel counts not a multiple
 of 4, stride 1 over rows and over columns, stride 2. Cortex-M7 (`-m qemu`): the same code as the firmware builds
@@ -30,6 +31,12 @@ GEMM_CASES = {
     "pointwise_c4_odd_pixels": ("conv", (1, 5, 7, 4), 6, (1, 1), (1, 1), (0, 0, 0, 0), 11, -3, (-128, 127)),
     "conv3x3_s2_clamped": ("conv", (1, 9, 10, 8), 6, (3, 3), (2, 2), (1, 0, 1, 1), 17, -128, (-128, 60)),
     "pointwise_64_odd_pixels_clamped": ("conv", (1, 3, 5, 64), 10, (1, 1), (1, 1), (0, 0, 0, 0), -5, 3, (-90, 110)),
+    # input channels not a multiple of 4: each window gathered as bytes, its taps padded to groups of 4
+    "gather_c3_3x3_pad1": ("conv", (1, 8, 9, 3), 16, (3, 3), (1, 1), (1, 1, 1, 1), 5, 9, (-128, 127)),
+    "gather_c1_10x4_s2_kws": ("conv", (1, 13, 10, 1), 8, (10, 4), (2, 2), (4, 1, 5, 1), -128, -20, (-128, 127)),
+    "gather_c2_odd_pixels_clamped": ("conv", (1, 5, 7, 2), 6, (3, 3), (2, 1), (1, 0, 1, 2), 40, -128, (-128, 60)),
+    "gather_c5_1x1": ("conv", (1, 3, 5, 5), 4, (1, 1), (1, 1), (0, 0, 0, 0), -3, 2, (-128, 127)),
+    "fc_10_gather": ("fc", (1, 10), 8, None, None, None, 1, -4, (-128, 127)),
     "fc_64_quad": ("fc", (1, 64), 12, None, None, None, -5, 14, (-128, 127)),
     "fc_24_quad_odd_groups_relu": ("fc", (1, 24), 8, None, None, None, 2, -128, (-128, 127)),
     "fc_64_10_outputs": ("fc", (1, 64), 10, None, None, None, 0, 3, (-128, 127)),

@@ -88,17 +88,25 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
     dh, dw = (int(v) for v in dilation)
     pt, pl = int(pads[0]), int(pads[1])
     small = all(0 <= v <= 127 for v in (kh, kw, sh, sw, dh, dw, pt, pl)) and max(h, w, c, o, *out_hw) < 32768
-    if rc is None or c % 4 or o % 2 or kh * kw * c > MAX_BUF_WORDS or not small:
+    # int4 layers over input channels that are not a multiple of 4 gather each window as bytes first
+    # (mcu_conv_gemm_body_w4): its taps padded to whole groups of 4, the buffer one pixel's bytes longer
+    gather = int4 and c % 4 != 0 and (dh, dw) == (1, 1)
+    k4 = -(-kh * kw * c // 4)
+    buf_words = 5 * k4 if gather else kh * kw * c
+    if rc is None or (c % 4 and not gather) or o % 2 or buf_words > MAX_BUF_WORDS or not small:
         return None
-    if int4 and not int4_fits(weights.reshape(o, -1), bias, in_zp):
+    rows = np.pad(weights.reshape(o, -1), ((0, 0), (0, 4 * k4 - kh * kw * c)))  # zero weights on the pad taps
+    if int4 and not int4_fits(rows, bias, in_zp):
         return None
     rnd, shift_hi = rc
-    rec = np.zeros((o, 3), np.int64)  # mcu_gemm_channel: bias, mult, shift_hi, (0), round
-    rec[:, 0], rec[:, 1], rec[:, 2] = np.asarray(bias, np.int64) * (16 if int4 else 1), np.asarray(mult, np.int64), shift_hi
+    rec = np.zeros((o, 3), np.int64)  # mcu_gemm_channel: bias (int4: 16 bias, below), mult, shift_hi, (0), round
+    rec[:, 0], rec[:, 1], rec[:, 2] = np.asarray(bias, np.int64), np.asarray(mult, np.int64), shift_hi
+    rec[:, 0] *= 16 if int4 else 1
     attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
     oh, ow = out_hw
-    quad = int(fully_connected and oh * ow == 1 and o % 4 == 0)  # one fully connected row: 4 channels per step
-    words = (_int4_words if int4 else _words)(weights.reshape(o, -1), 4 if quad else 2)
+    # one fully connected row: 4 channels per step
+    quad = int(fully_connected and oh * ow == 1 and o % 4 == 0 and not gather)
+    words = (_int4_words if int4 else _words)(rows, 4 if quad else 2)
     const_src = (_c_array(f"{name}_gw", words, "int32", attr)
                  + f"static const mcu_gemm_channel {name}_gq[{o}] {attr} = {{\n"
                  + "".join(f"    {{{r[0]}, {r[1]}, {r[2]}, 0, {_int64(int(v))}}},\n" for r, v in zip(rec, rnd))
@@ -107,12 +115,11 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
     fields = [h, w, c, oh, ow, o, kh, kw, sh, sw, dh, dw, pt, pl, -int(in_zp), int(act_min), int(act_max), quad,
               nosign]
     init = ", ".join(str(v) for v in fields) + f", {name}_gw, {name}_gq"
-    words = kh * kw * c
     code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
             f"  static const mcu_conv_gemm_params p = {{{init}}};\n"
-            f"  int32_t buf[{words}] __attribute__((aligned(8)));\n"
+            f"  int32_t buf[{buf_words}] __attribute__((aligned(8)));\n"
             f"  mcu_conv_gemm_s8{'_w4' if int4 else ''}(in, out, &p, buf);\n}}\n")
-    return Gemm(const_src, code, 4 * words)
+    return Gemm(const_src, code, 4 * buf_words)
 
 
 def merge(k, g: Gemm):
