@@ -24,7 +24,6 @@
 
 #include <stdint.h>
 
-#include "mcu_conv2d_im2col_s8.h"
 #include "mcu_dot_s8.h"
 #include "mcu_requant.h"
 
@@ -724,18 +723,63 @@ MCU_DOT_INLINE void mcu_gemm_1px4(const mcu_conv_gemm_params* p, const int32_t* 
     }
 }
 
+/* n bytes of s to d (any alignment), a word at a time: a run's length is a run-time value here, where memcpy /
+ * memset would be library calls (the empty asm keeps GCC from making the loops into them) */
+#if defined(__GNUC__)
+#define MCU_GEMM_NO_LIBCALL(ptr) __asm__("" : "+r"(ptr))
+#else
+#define MCU_GEMM_NO_LIBCALL(ptr) ((void)0)
+#endif
+MCU_DOT_INLINE void mcu_gemm_copy(int8_t* d, const int8_t* s, int32_t n)
+{
+    for (; n >= 4; n -= 4, d += 4, s += 4) {
+        int32_t v;
+        __builtin_memcpy(&v, s, 4);
+        __builtin_memcpy(d, &v, 4);
+        MCU_GEMM_NO_LIBCALL(d);
+    }
+    for (; n > 0; n--) {
+        *d++ = *s++;
+        MCU_GEMM_NO_LIBCALL(d);
+    }
+}
+
+MCU_DOT_INLINE void mcu_gemm_fill(int8_t* d, int32_t v, int32_t n)
+{
+    for (; n > 0; n--) {
+        *d++ = (int8_t)v;
+        MCU_GEMM_NO_LIBCALL(d);
+    }
+}
+
 /* int4 layers whose input channels are not a multiple of 4 (a first conv over 1 or 3 channels; dilation 1): the
- * window of pixel `pix` gathered as bytes (mcu_im2col_s8) into `col`, its tail up to 4 * k4 taps the zero point,
- * then widened into its field of `buf` (`step` as mcu_gemm_im2col's) */
+ * window of pixel `pix` gathered as bytes into `col` (kh runs of kw * c bytes; inside the input one copy per
+ * kernel row, at the border the columns outside the input the zero point; the tail up to 4 * k4 taps holds the
+ * zero point already), then widened into its field of `buf` (`step` as mcu_gemm_im2col's) */
 MCU_DOT_INLINE void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* dst,
                                     int32_t step, int32_t k4, int8_t* col)
 {
-    const int32_t oy = pix / p->ow, ox = pix - oy * p->ow;
+    const int32_t c = p->c, kw = p->kw, run = kw * c, oy = pix / p->ow, ox = pix - oy * p->ow;
+    const int32_t y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
     const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
-    mcu_im2col_s8(in, col, p->h, p->w, p->c, p->kh, p->kw, oy * p->sh - p->pt, ox * p->sw - p->pl,
-                  (int8_t)-p->x_offset);
-    for (int32_t t = p->kh * p->kw * p->c; t < 4 * k4; t++)
-        col[t] = (int8_t)-p->x_offset;
+    int8_t* d = col;
+    if (y0 >= 0 && x0 >= 0 && y0 + p->kh <= p->h && x0 + kw <= p->w) {
+        const int8_t* s = in + (y0 * p->w + x0) * c;
+        for (int32_t ky = 0; ky < p->kh; ky++, s += p->w * c, d += run)
+            mcu_gemm_copy(d, s, run);
+    } else {
+        for (int32_t iy = y0; iy < y0 + p->kh; iy++, d += run) {
+            int32_t a = 0, b = 0; /* the kernel columns inside the input: [a, b) */
+            if (iy >= 0 && iy < p->h) {
+                a = x0 < 0 ? -x0 : 0;
+                b = x0 + kw > p->w ? p->w - x0 : kw;
+                b = b < a ? a : b;
+            }
+            mcu_gemm_fill(d, -p->x_offset, a * c);
+            mcu_gemm_copy(d + a * c, in + (iy * p->w + x0 + a) * c, (b - a) * c);
+            mcu_gemm_fill(d + b * c, -p->x_offset, (kw - b) * c);
+        }
+    }
     mcu_gemm_widen(dst, col, k4, off, step);
 }
 
@@ -760,14 +804,17 @@ MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_
 }
 
 /* mcu_conv_gemm_body for int4 weights, which also takes input channels that are not a multiple of 4 (`gather`:
- * then buf holds the pair's fields, 4 * k4 words, and the gathered bytes after them) */
+ * then buf holds the pair's fields, 4 * k4 words, and one pixel's gathered bytes after them, k4 words) */
 MCU_DOT_INLINE void mcu_conv_gemm_body_w4(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p,
                                           int32_t* buf, int full)
 {
-    const int gather = p->c & 3;
-    const int32_t k4 = (p->kh * p->kw * p->c + 3) >> 2, n = p->oh * p->ow;
+    const int gather = p->c & 3; /* taps padded to groups of 8: an even k4 takes mcu_gemm_2px_fast */
+    const int32_t k4 = gather ? ((p->kh * p->kw * p->c + 7) >> 3) << 1 : p->kh * p->kw * p->c >> 2;
+    const int32_t n = p->oh * p->ow;
     int8_t* col = (int8_t*)(buf + 4 * k4);
     int32_t i = 0;
+    if (gather) /* the taps past the window: the zero point, for every pixel */
+        mcu_gemm_fill(col + p->kh * p->kw * p->c, -p->x_offset, 4 * k4 - p->kh * p->kw * p->c);
     if (p->quad) {
         mcu_gemm_im2col(p, in, 0, buf, 2);
         mcu_gemm_1px4(p, buf, out, k4, full, 1);
