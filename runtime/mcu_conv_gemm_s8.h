@@ -783,6 +783,30 @@ MCU_DOT_INLINE void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t*
     mcu_gemm_widen(dst, col, k4, off, step);
 }
 
+/* Pixels `pix` and `pix` + 1 by mcu_gemm_gather into `buf` (interleaved); `col` holds two windows' bytes. When both
+ * windows are inside the input on one row, their kernel rows are copied in one loop (the second's `sw` pixels on)
+ * and the setup is paid once. */
+MCU_DOT_INLINE void mcu_gemm_gather2(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* buf,
+                                     int32_t k4, int8_t* col)
+{
+    const int32_t c = p->c, run = p->kw * c, oy = pix / p->ow, ox = pix - oy * p->ow;
+    const int32_t y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
+    if (ox + 1 < p->ow && y0 >= 0 && x0 >= 0 && y0 + p->kh <= p->h && x0 + p->sw + p->kw <= p->w) {
+        const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
+        const int8_t* s = in + (y0 * p->w + x0) * c;
+        int8_t* d = col;
+        for (int32_t ky = 0; ky < p->kh; ky++, s += p->w * c, d += run) {
+            mcu_gemm_copy(d, s, run);
+            mcu_gemm_copy(d + 4 * k4, s + p->sw * c, run);
+        }
+        mcu_gemm_widen(buf, col, k4, off, 4);
+        mcu_gemm_widen(buf + 2, col + 4 * k4, k4, off, 4);
+        return;
+    }
+    mcu_gemm_gather(p, in, pix, buf, 4, k4, col);
+    mcu_gemm_gather(p, in, pix + 1, buf + 2, 4, k4, col + 4 * k4);
+}
+
 MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p, int32_t* buf,
                                        int full, const int s4)
 {
@@ -804,7 +828,7 @@ MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_
 }
 
 /* mcu_conv_gemm_body for int4 weights, which also takes input channels that are not a multiple of 4 (`gather`:
- * then buf holds the pair's fields, 4 * k4 words, and one pixel's gathered bytes after them, k4 words) */
+ * then buf holds the pair's fields, 4 * k4 words, and the two windows' gathered bytes after them, 2 * k4 words) */
 MCU_DOT_INLINE void mcu_conv_gemm_body_w4(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p,
                                           int32_t* buf, int full)
 {
@@ -813,20 +837,18 @@ MCU_DOT_INLINE void mcu_conv_gemm_body_w4(const int8_t* in, int8_t* out, const m
     const int32_t n = p->oh * p->ow;
     int8_t* col = (int8_t*)(buf + 4 * k4);
     int32_t i = 0;
-    if (gather) /* the taps past the window: the zero point, for every pixel */
-        mcu_gemm_fill(col + p->kh * p->kw * p->c, -p->x_offset, 4 * k4 - p->kh * p->kw * p->c);
+    for (int32_t j = 0; gather && j < 2; j++) /* the taps past the windows: the zero point, for every pixel */
+        mcu_gemm_fill(col + j * 4 * k4 + p->kh * p->kw * p->c, -p->x_offset, 4 * k4 - p->kh * p->kw * p->c);
     if (p->quad) {
         mcu_gemm_im2col(p, in, 0, buf, 2);
         mcu_gemm_1px4(p, buf, out, k4, full, 1);
         return;
     }
     for (; i + 2 <= n; i += 2) {
-        if (gather) {
-            mcu_gemm_gather(p, in, i, buf, 4, k4, col);
-            mcu_gemm_gather(p, in, i + 1, buf + 2, 4, k4, col);
-        } else {
+        if (gather)
+            mcu_gemm_gather2(p, in, i, buf, k4, col);
+        else
             mcu_gemm_im2col2(p, in, i, buf);
-        }
         mcu_gemm_2px(p, buf, out + i * p->o, k4, full, 1);
     }
     if (i < n) {

@@ -90,10 +90,10 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
     small = all(0 <= v <= 127 for v in (kh, kw, sh, sw, dh, dw, pt, pl)) and max(h, w, c, o, *out_hw) < 32768
     # int4 layers over input channels that are not a multiple of 4 gather each window as bytes first
     # (mcu_conv_gemm_body_w4): its taps padded with zero weights to a multiple of 8 (an even number of groups of
-    # 4, for the loop without the odd group), the buffer one pixel's bytes longer
+    # 4, for the loop without the odd group), the buffer two windows' bytes longer
     gather = int4 and c % 4 != 0 and (dh, dw) == (1, 1)
     k4 = -(-kh * kw * c // 8) * 2 if gather else kh * kw * c // 4
-    buf_words = 5 * k4 if gather else kh * kw * c
+    buf_words = 6 * k4 if gather else kh * kw * c
     if rc is None or (c % 4 and not gather) or o % 2 or buf_words > MAX_BUF_WORDS or not small:
         return None
     rows = np.pad(weights.reshape(o, -1), ((0, 0), (0, 4 * k4 - kh * kw * c)))  # zero weights on the pad taps
