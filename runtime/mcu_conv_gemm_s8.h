@@ -756,8 +756,11 @@ MCU_DOT_INLINE void mcu_gemm_fill(int8_t* d, int32_t v, int32_t n)
  * window of pixel `pix` gathered as bytes into `col` (kh runs of kw * c bytes; inside the input one copy per
  * kernel row, at the border the columns outside the input the zero point; the tail up to 4 * k4 taps holds the
  * zero point already), then widened into its field of `buf` (`step` as mcu_gemm_im2col's) */
-MCU_DOT_INLINE void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* dst,
-                                    int32_t step, int32_t k4, int8_t* col)
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, unused, optimize("Os"))) /* short loops: -O3's unrolled copies were larger and slower */
+#endif
+static void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* dst, int32_t step,
+                            int32_t k4, int8_t* col)
 {
     const int32_t c = p->c, kw = p->kw, run = kw * c, oy = pix / p->ow, ox = pix - oy * p->ow;
     const int32_t y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
@@ -786,7 +789,10 @@ MCU_DOT_INLINE void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t*
 /* Pixels `pix` and `pix` + 1 by mcu_gemm_gather into `buf` (interleaved); `col` holds two windows' bytes. When both
  * windows are inside the input on one row, their kernel rows are copied in one loop (the second's `sw` pixels on)
  * and the setup is paid once. */
-MCU_DOT_INLINE void mcu_gemm_gather2(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* buf,
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, unused, optimize("Os"))) /* as mcu_gemm_gather */
+#endif
+static void mcu_gemm_gather2(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* buf,
                                      int32_t k4, int8_t* col)
 {
     const int32_t c = p->c, run = p->kw * c, oy = pix / p->ow, ox = pix - oy * p->ow;
