@@ -757,7 +757,7 @@ MCU_DOT_INLINE void mcu_gemm_fill(int8_t* d, int32_t v, int32_t n)
  * kernel row, at the border the columns outside the input the zero point; the tail up to 4 * k4 taps holds the
  * zero point already), then widened into its field of `buf` (`step` as mcu_gemm_im2col's) */
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((noinline, unused, optimize("Os"))) /* short loops: -O3's unrolled copies were larger and slower */
+__attribute__((noinline, noclone, unused, optimize("Os"))) /* short loops: -O3's unrolled copies were larger and slower */
 #endif
 static void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* dst, int32_t step,
                             int32_t k4, int8_t* col)
@@ -786,31 +786,39 @@ static void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t* in, int
     mcu_gemm_widen(dst, col, k4, off, step);
 }
 
-/* Pixels `pix` and `pix` + 1 by mcu_gemm_gather into `buf` (interleaved); `col` holds two windows' bytes. When both
- * windows are inside the input on one row, their kernel rows are copied in one loop (the second's `sw` pixels on)
- * and the setup is paid once. */
+/* Pixels `pix` and `pix` + 1 by mcu_gemm_gather into `buf` (interleaved); `col` holds two windows' bytes, 4 * k4 + 4
+ * apart. When both windows are inside the input on one row, their kernel rows are copied in one loop of whole
+ * words (the second window's `sw` pixels on; a row's last word may carry up to 3 bytes past it, which the next row
+ * or, after the last row, the taps with zero weights take; read only where the input has them). */
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((noinline, unused, optimize("Os"))) /* as mcu_gemm_gather */
+__attribute__((noinline, noclone, unused, optimize("Os"))) /* as mcu_gemm_gather */
 #endif
-static void mcu_gemm_gather2(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* buf,
-                                     int32_t k4, int8_t* col)
+static void mcu_gemm_gather2(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* buf, int32_t k4,
+                             int8_t* col)
 {
-    const int32_t c = p->c, run = p->kw * c, oy = pix / p->ow, ox = pix - oy * p->ow;
-    const int32_t y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl;
-    if (ox + 1 < p->ow && y0 >= 0 && x0 >= 0 && y0 + p->kh <= p->h && x0 + p->sw + p->kw <= p->w) {
+    const int32_t c = p->c, run = p->kw * c, oy = pix / p->ow, ox = pix - oy * p->ow, row = p->w * c;
+    const int32_t y0 = oy * p->sh - p->pt, x0 = ox * p->sw - p->pl, n4 = (run + 3) >> 2, apart = 4 * k4 + 4;
+    if (ox + 1 < p->ow && y0 >= 0 && x0 >= 0 && y0 + p->kh <= p->h && x0 + p->sw + p->kw <= p->w
+        && (y0 + p->kh - 1) * row + (x0 + p->sw) * c + 4 * n4 <= p->h * row) {
         const int32_t off = (int32_t)(((uint32_t)p->x_offset & 0xFFFFu) | ((uint32_t)p->x_offset << 16));
-        const int8_t* s = in + (y0 * p->w + x0) * c;
+        const int8_t* s = in + y0 * row + x0 * c;
         int8_t* d = col;
-        for (int32_t ky = 0; ky < p->kh; ky++, s += p->w * c, d += run) {
-            mcu_gemm_copy(d, s, run);
-            mcu_gemm_copy(d + 4 * k4, s + p->sw * c, run);
+        for (int32_t ky = 0; ky < p->kh; ky++, s += row, d += run) {
+            const int8_t* s1 = s + p->sw * c;
+            for (int32_t j = 0; j < 4 * n4; j += 4) {
+                int32_t v0, v1;
+                __builtin_memcpy(&v0, s + j, 4);
+                __builtin_memcpy(&v1, s1 + j, 4);
+                __builtin_memcpy(d + j, &v0, 4);
+                __builtin_memcpy(d + apart + j, &v1, 4);
+            }
         }
         mcu_gemm_widen(buf, col, k4, off, 4);
-        mcu_gemm_widen(buf + 2, col + 4 * k4, k4, off, 4);
+        mcu_gemm_widen(buf + 2, col + apart, k4, off, 4);
         return;
     }
     mcu_gemm_gather(p, in, pix, buf, 4, k4, col);
-    mcu_gemm_gather(p, in, pix + 1, buf + 2, 4, k4, col + 4 * k4);
+    mcu_gemm_gather(p, in, pix + 1, buf + 2, 4, k4, col + apart);
 }
 
 MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p, int32_t* buf,
@@ -834,7 +842,8 @@ MCU_DOT_INLINE void mcu_conv_gemm_body(const int8_t* in, int8_t* out, const mcu_
 }
 
 /* mcu_conv_gemm_body for int4 weights, which also takes input channels that are not a multiple of 4 (`gather`:
- * then buf holds the pair's fields, 4 * k4 words, and the two windows' gathered bytes after them, 2 * k4 words) */
+ * then buf holds the pair's fields, 4 * k4 words, and the two windows' gathered bytes after them, 2 * k4 + 2
+ * words) */
 MCU_DOT_INLINE void mcu_conv_gemm_body_w4(const int8_t* in, int8_t* out, const mcu_conv_gemm_params* p,
                                           int32_t* buf, int full)
 {
@@ -843,8 +852,8 @@ MCU_DOT_INLINE void mcu_conv_gemm_body_w4(const int8_t* in, int8_t* out, const m
     const int32_t n = p->oh * p->ow;
     int8_t* col = (int8_t*)(buf + 4 * k4);
     int32_t i = 0;
-    for (int32_t j = 0; gather && j < 2; j++) /* the taps past the windows: the zero point, for every pixel */
-        mcu_gemm_fill(col + j * 4 * k4 + p->kh * p->kw * p->c, -p->x_offset, 4 * k4 - p->kh * p->kw * p->c);
+    for (int32_t j = 0; gather && j < 2; j++) /* the taps past the windows (zero weights): the zero point */
+        mcu_gemm_fill(col + j * (4 * k4 + 4) + p->kh * p->kw * p->c, -p->x_offset, 4 * k4 - p->kh * p->kw * p->c);
     if (p->quad) {
         mcu_gemm_im2col(p, in, 0, buf, 2);
         mcu_gemm_1px4(p, buf, out, k4, full, 1);

@@ -35,6 +35,8 @@ GEMM_CASES = {
     "gather_c3_3x3_pad1": ("conv", (1, 8, 9, 3), 16, (3, 3), (1, 1), (1, 1, 1, 1), 5, 9, (-128, 127)),
     "gather_c1_10x4_s2_kws": ("conv", (1, 13, 10, 1), 8, (10, 4), (2, 2), (4, 1, 5, 1), -128, -20, (-128, 127)),
     "gather_c2_odd_pixels_clamped": ("conv", (1, 5, 7, 2), 6, (3, 3), (2, 1), (1, 0, 1, 2), 40, -128, (-128, 60)),
+    # valid: the last pair's windows end at the input's end, where whole-word row copies would read past it
+    "gather_c3_valid_to_the_end": ("conv", (1, 6, 8, 3), 4, (3, 3), (1, 1), (0, 0, 0, 0), -9, 3, (-128, 127)),
     "gather_c5_1x1": ("conv", (1, 3, 5, 5), 4, (1, 1), (1, 1), (0, 0, 0, 0), -3, 2, (-128, 127)),
     "fc_10_gather": ("fc", (1, 10), 8, None, None, None, 1, -4, (-128, 127)),
     "fc_64_quad": ("fc", (1, 64), 12, None, None, None, -5, 14, (-128, 127)),

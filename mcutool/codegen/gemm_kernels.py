@@ -93,7 +93,7 @@ def gemm_layer(name, in_shape, weights, bias, mult, shift, *, in_zp, out_zp, act
     # 4, for the loop without the odd group), the buffer two windows' bytes longer
     gather = int4 and c % 4 != 0 and (dh, dw) == (1, 1)
     k4 = -(-kh * kw * c // 8) * 2 if gather else kh * kw * c // 4
-    buf_words = 6 * k4 if gather else kh * kw * c
+    buf_words = 6 * k4 + 2 if gather else kh * kw * c
     if rc is None or (c % 4 and not gather) or o % 2 or buf_words > MAX_BUF_WORDS or not small:
         return None
     rows = np.pad(weights.reshape(o, -1), ((0, 0), (0, 4 * k4 - kh * kw * c)))  # zero weights on the pad taps
