@@ -14,6 +14,10 @@
  * A pixel pair on one row widens the columns its two fields share once. A last odd pixel runs 1 pixel x 2
  * channels.
  *
+ * `mcu_conv_gemm_s8_w4`: the same for int4 weights (two channels' 4 taps in one word, unpacked in registers by
+ * AND / SXTB16 into bytes of 16 w: MCU_GEMM_2X2_S4_ASM), which also takes input channels that are not a multiple
+ * of 4 (each window gathered as bytes first). The int8 entry's code does not change with it.
+ *
  * Bit-exact with TFLite's reference conv / fully connected (int8, per-channel or per-tensor multipliers).
  * MCU_GEMM selects it (default: on cores with the DSP extension; the code generator keeps TVM's kernels in the
  * #else branch for the others); with -DMCU_GEMM=1 on another core the SIMD instructions are emulated in C

@@ -8,6 +8,10 @@ constants: the weights reordered to (O/2, K/4, 2 channels, 4 taps) as little-end
 as given (the kernel subtracts the input zero point while widening), and the fast requantization's
 per-channel multiplier, rounding constant (output zero point folded in) and shift.
 
+With `int4` (codegen/int4_kernels.py), the weights' values are int4 and stored packed for `mcu_conv_gemm_s8_w4`
+(two channels' 4 taps a word), the bias records 16 times the bias; input channels that are not a multiple of 4
+are then taken too (windows gathered as bytes, taps padded with zero weights to a multiple of 8).
+
 `merge(tvm_kernel, gemm)` puts both into one source: `#if MCU_GEMM` the wrapper, `#else` TVM's kernel (cores
 without DSP, e.g. RV32IMAC, keep exactly the kernels they had). The wrapper's name and signature are the TVM
 kernel's, so the callers (model.c, the in-place row kernels) do not change.
