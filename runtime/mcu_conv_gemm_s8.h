@@ -761,7 +761,8 @@ MCU_DOT_INLINE void mcu_gemm_fill(int8_t* d, int32_t v, int32_t n)
  * kernel row, at the border the columns outside the input the zero point; the tail up to 4 * k4 taps holds the
  * zero point already), then widened into its field of `buf` (`step` as mcu_gemm_im2col's) */
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((noinline, noclone, unused, optimize("Os"))) /* short loops: -O3's unrolled copies were larger and slower */
+/* out of line at -Os: its loops are short, and -O3's unrolled copies were larger and slower */
+__attribute__((noinline, noclone, unused, optimize("Os")))
 #endif
 static void mcu_gemm_gather(const mcu_conv_gemm_params* p, const int8_t* in, int32_t pix, int32_t* dst, int32_t step,
                             int32_t k4, int8_t* col)

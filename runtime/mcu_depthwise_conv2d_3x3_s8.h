@@ -247,7 +247,8 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
         if (wk4)
             mcu_dw3x3_unpack4(wk4 + 5 * ch, &k);
         else
-            k = (mcu_dw3x3_w){{wk[6 * ch], wk[6 * ch + 1], wk[6 * ch + 2]}, {wk[6 * ch + 3], wk[6 * ch + 4], wk[6 * ch + 5]}};
+            k = (mcu_dw3x3_w){{wk[6 * ch], wk[6 * ch + 1], wk[6 * ch + 2]},
+                              {wk[6 * ch + 3], wk[6 * ch + 4], wk[6 * ch + 5]}};
         const int32_t b = bias2[ch], m = mult[ch], cc = cst[ch], sh = e[ch];
         if (stride == 2) {
             const int8_t* src = in + ch;

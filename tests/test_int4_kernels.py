@@ -5,11 +5,11 @@ unpacks INT4 filters to int8 and runs the int8 kernel): the numpy reference of t
 
 Host: built with -DMCU_GEMM=1 (the SIMD instructions emulated in C) under ASan/UBSan, on shapes that exercise the
 tails: input channels not a multiple of 4 (1, 2, 3, 5; a fully connected row of 10: the windows gathered as
-bytes, the taps padded to groups of 4), an odd number of tap groups (k4 odd: the 4-taps loop), k4 % 4 == 2 (8 taps per branch), an odd last pixel
-(1 pixel x 2 channels), fully connected rows of 4 channels and of 2 (o % 4 != 0), clamps narrower than int8 (the
-generic loops) and RELU clamps (no sign correction), weights at -8 and 7, depthwise channel counts not a multiple
-of 4, stride 1 over rows and over columns, stride 2. Cortex-M7 (`-m qemu`): the same code as the firmware builds
-it (the asm loops), bit-exact.
+bytes, the taps padded to groups of 8), an odd number of tap groups (k4 odd: the 4-taps loop), k4 % 4 == 2 (8
+taps per branch), an odd last pixel (1 pixel x 2 channels), fully connected rows of 4 channels and of 2
+(o % 4 != 0), clamps narrower than int8 (the generic loops) and RELU clamps (no sign correction), weights at -8
+and 7, depthwise channel counts not a multiple of 4, stride 1 over rows and over columns, stride 2. Cortex-M7
+(`-m qemu`): the same code as the firmware builds it (the asm loops), bit-exact.
 """
 from __future__ import annotations
 

@@ -139,14 +139,18 @@ def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_p
         raise ValueError(f"{name}: bad geometry: input {tuple(in_shape)}, stride {stride}, pads {pads}")
     by_cols = dw3x3_by_cols(s, oh, ow)
     ordered = weights.transpose(0, 2, 1, 3) if by_cols else weights
-    arrays = {"w4": (_dw_int4_bytes(ordered).astype(np.int8), "int8")} if int4 else {"w": (_dw_weight_words(ordered), "int32")}
+    if int4:
+        arrays = {"w4": (_dw_int4_bytes(ordered).astype(np.int8), "int8")}
+    else:
+        arrays = {"w": (_dw_weight_words(ordered), "int32")}
     arrays.update({
               **_requant_arrays(*_dw_rows_bias(weights, bias, input_zero_point), mult, shift, 0, output_zero_point)})
     rw = dw3x3_ring_width(h, s, pt, oh) if by_cols else dw3x3_ring_width(w, s, pl, ow)
+    wk, wk4 = ("(const int32_t*)0", f"(const uint8_t*){name}_w4") if int4 else (f"{name}_w", "(const uint8_t*)0")
     call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
-            f"{int(input_zero_point)}, {'(const int32_t*)0' if int4 else name + '_w'}, {name}_bias, {name}_mult, "
+            f"{int(input_zero_point)}, {wk}, {name}_bias, {name}_mult, "
             f"{name}_cst, {name}_e, {_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
-            f"{'rows' if rw else '(int16_t*)0'}, {rw}, {int(by_cols)}, {'(const uint8_t*)' + name + '_w4' if int4 else '(const uint8_t*)0'});")
+            f"{'rows' if rw else '(int16_t*)0'}, {rw}, {int(by_cols)}, {wk4});")
     ring = f"  MCU_DW3X3_RING(rows, {3 * rw});\n" if rw else ""
     return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call, ring,
                    6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3", const_attr)
