@@ -215,22 +215,40 @@ MCU_DOT_INLINE int32_t mcu_dw3x3_s2_one(const int8_t* p, int32_t row, int32_t c,
     return a;
 }
 
+/* int4 weights: a channel's 9 values packed in 5 bytes (low nibble first) -> its 6 words of doubled weights, once
+ * per channel (the loops below then run as for int8 weights) */
+MCU_DOT_INLINE void mcu_dw3x3_unpack4(const uint8_t* p, mcu_dw3x3_w* k)
+{
+    int32_t v[9];
+    for (int32_t i = 0; i < 9; i++) /* the nibble moved to the top of a word, shifted back with its sign, doubled */
+        v[i] = ((int32_t)((uint32_t)p[i >> 1] << (i & 1 ? 24 : 28)) >> 28) * 2;
+    for (int32_t r = 0; r < 3; r++) {
+        k->w01[r] = (int32_t)(((uint32_t)v[3 * r] & 0xFFFFu) | ((uint32_t)v[3 * r + 1] << 16));
+        k->w12[r] = (int32_t)(((uint32_t)v[3 * r + 1] & 0xFFFFu) | ((uint32_t)v[3 * r + 2] << 16));
+    }
+}
+
 /*
  * in (1, h, w, c) -> out (1, oh, ow, c); zp: the input zero point. wk: 6 weight words per channel, the weights
  * doubled; bias2: (bias - zp * sum w) doubled; mult, cst, e, sign_fix: for mcu_requant_x2_s8 (per channel).
+ * wk4: int4 weights instead of wk (0 for int8), 5 bytes per channel (mcu_dw3x3_unpack4).
  */
 MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, int32_t h, int32_t w, int32_t c,
                                                 int32_t stride, int32_t pt, int32_t pl, int32_t oh, int32_t ow,
                                                 int32_t zp, const int32_t* wk, const int32_t* bias2,
                                                 const int32_t* mult, const int32_t* cst, const int32_t* e,
                                                 int32_t sign_fix, int32_t act_min, int32_t act_max, int16_t* ring,
-                                                int32_t rw, int32_t by_cols)
+                                                int32_t rw, int32_t by_cols, const uint8_t* wk4)
 {
     for (int32_t i = 0; i < 3 * rw; i++)
         ring[i] = (int16_t)zp;
     for (int32_t ch = 0; ch < c; ch++) {
-        const mcu_dw3x3_w k = {{wk[6 * ch], wk[6 * ch + 1], wk[6 * ch + 2]},
-                               {wk[6 * ch + 3], wk[6 * ch + 4], wk[6 * ch + 5]}};
+        mcu_dw3x3_w k;
+        if (wk4)
+            mcu_dw3x3_unpack4(wk4 + 5 * ch, &k);
+        else
+            k = (mcu_dw3x3_w){{wk[6 * ch], wk[6 * ch + 1], wk[6 * ch + 2]},
+                              {wk[6 * ch + 3], wk[6 * ch + 4], wk[6 * ch + 5]}};
         const int32_t b = bias2[ch], m = mult[ch], cc = cst[ch], sh = e[ch];
         if (stride == 2) {
             const int8_t* src = in + ch;

@@ -23,6 +23,7 @@ import dataclasses
 
 import numpy as np
 
+from ..ir import pack_int4
 from . import tvm_kernels as tk
 
 # the largest window gathered per pixel (kh * kw * c): a first conv over 3 channels (27 for 3x3, 75 for 5x5)
@@ -119,9 +120,17 @@ def _dw_weight_words(weights) -> np.ndarray:
     return np.where(words >= 1 << 31, words - (1 << 32), words)
 
 
+def _dw_int4_bytes(weights) -> np.ndarray:
+    """(1, 3, 3, C) int4 values -> (C, 5) bytes: each channel's 9 values packed low nibble first (the kernel
+    unpacks them per channel, mcu_dw3x3_unpack4)."""
+    rows = np.pad(weights[0].reshape(9, -1).T.astype(np.int64), ((0, 0), (0, 1)))  # (C, 10)
+    return pack_int4(rows.reshape(-1)).reshape(-1, 5)
+
+
 def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_point, output_zero_point,
-                     act_min, act_max, stride, pads, const_attr="") -> tk.Kernel:
-    """int8 depthwise 3x3 conv, multiplier 1 (arguments checked by tvm_kernels.depthwise_conv2d_s8)."""
+                     act_min, act_max, stride, pads, const_attr="", int4=False) -> tk.Kernel:
+    """int8 depthwise 3x3 conv, multiplier 1 (arguments checked by tvm_kernels.depthwise_conv2d_s8); `int4`:
+    the weights' values are int4, stored packed (5 bytes a channel)."""
     _, h, w, c = (int(d) for d in in_shape)
     s = int(stride[0])
     pt, pl, pb, pr = (int(p) for p in pads)
@@ -129,14 +138,19 @@ def depthwise_3x3_s8(name, in_shape, weights, bias, mult, shift, *, input_zero_p
     if oh <= 0 or ow <= 0 or min(pads) < 0:
         raise ValueError(f"{name}: bad geometry: input {tuple(in_shape)}, stride {stride}, pads {pads}")
     by_cols = dw3x3_by_cols(s, oh, ow)
-    words = _dw_weight_words(weights.transpose(0, 2, 1, 3) if by_cols else weights)
-    arrays = {"w": (words, "int32"),
-              **_requant_arrays(*_dw_rows_bias(weights, bias, input_zero_point), mult, shift, 0, output_zero_point)}
+    ordered = weights.transpose(0, 2, 1, 3) if by_cols else weights
+    if int4:
+        arrays = {"w4": (_dw_int4_bytes(ordered).astype(np.int8), "int8")}
+    else:
+        arrays = {"w": (_dw_weight_words(ordered), "int32")}
+    arrays.update({
+              **_requant_arrays(*_dw_rows_bias(weights, bias, input_zero_point), mult, shift, 0, output_zero_point)})
     rw = dw3x3_ring_width(h, s, pt, oh) if by_cols else dw3x3_ring_width(w, s, pl, ow)
+    wk, wk4 = ("(const int32_t*)0", f"(const uint8_t*){name}_w4") if int4 else (f"{name}_w", "(const uint8_t*)0")
     call = (f"mcu_depthwise_conv2d_3x3_s8(in, out, {h}, {w}, {c}, {s}, {pt}, {pl}, {oh}, {ow}, "
-            f"{int(input_zero_point)}, {name}_w, {name}_bias, {name}_mult, {name}_cst, {name}_e, "
-            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
-            f"{'rows' if rw else '(int16_t*)0'}, {rw}, {int(by_cols)});")
+            f"{int(input_zero_point)}, {wk}, {name}_bias, {name}_mult, "
+            f"{name}_cst, {name}_e, {_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
+            f"{'rows' if rw else '(int16_t*)0'}, {rw}, {int(by_cols)}, {wk4});")
     ring = f"  MCU_DW3X3_RING(rows, {3 * rw});\n" if rw else ""
     return _kernel(name, "depthwise_conv2d", in_shape, (1, oh, ow, c), oh * ow * c * 9, arrays, call, ring,
                    6 * rw, "mcu_depthwise_conv2d_3x3_s8.h", "dw3x3", const_attr)

@@ -5,7 +5,7 @@ from ..errors import UserError
 from ..ir import Op
 from ..ops import OPS
 from ..schedule.inplace import row_buffer
-from . import row_inplace, runtime_params, tvm_kernels
+from . import int4_kernels, row_inplace, runtime_params, tvm_kernels
 from .model import Context, LayerCode, emitter
 
 TVM_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
@@ -14,8 +14,10 @@ RUNTIME_KINDS = tuple(sorted(kind for kind, spec in OPS.items() if spec.kernel i
 
 @emitter(*TVM_KINDS)
 def tvm_layer(ctx: Context, op: Op) -> LayerCode:
-    if ctx.graph.tensor(op.inputs[0]).dtype == "int16" or ctx.graph.tensor(op.inputs[1]).dtype == "int4":
-        return runtime_layer(ctx, op)  # TVM's kernels are int8; 16x8 and int4-weight ones are in runtime/
+    if ctx.graph.tensor(op.inputs[0]).dtype == "int16":
+        return runtime_layer(ctx, op)  # TVM's kernels are int8; 16x8 ones are in runtime/
+    if ctx.graph.tensor(op.inputs[1]).dtype == "int4":  # the fast int8 kernels reading packed weights, or runtime/
+        return int4_kernels.int4_layer(ctx, op, runtime_layer)
     name = ctx.prefix(op)
     line = ctx.plan.line_buffers.get(op.name)
     key = (op.name, ctx.const_attr(op))

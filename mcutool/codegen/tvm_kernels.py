@@ -801,31 +801,11 @@ def layer_builder(graph, op, name: str | None = None, schedule: str = "auto", co
     `kernel_for_op` chooses them) for an input of `in_shape` padded by `pads` (top, left, bottom, right).
     The in-place row kernels (codegen/row_inplace.py) build one kernel per band of input rows with it; every
     band's kernel has the same constant arrays (they do not depend on the geometry)."""
-    from mcutool import reference as ref
-
     name = name or "mcu_" + re.sub(r"\W", "_", op.name)
-    if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
-        raise ValueError(f"op {op.name!r}: no TVM kernel for {op.kind}")
-    x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
-    b_t = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
-    if (x_t.dtype, w_t.dtype, out_t.dtype) != ("int8", "int8", "int8") or None in (x_t.quant, w_t.quant,
-                                                                                      out_t.quant):
-        raise ValueError(f"op {op.name!r}: the TVM kernels need quantized int8 input, weights and output")
-    if np.any(w_t.quant.zero_point != 0) or (b_t is not None and b_t.dtype != "int32"):
-        raise ValueError(f"op {op.name!r}: weights must be symmetric (zero point 0) and the bias int32")
-    x_s, x_zp = ref.f32(x_t.quant.scale[0]), int(x_t.quant.zero_point[0])
-    o_s, o_zp = ref.f32(out_t.quant.scale[0]), int(out_t.quant.zero_point[0])
-    lo, hi = ref.activation_range(op.attrs.activation, o_s, o_zp, "int8")
-    if op.kind == "fully_connected" and not w_t.quant.per_channel:
-        mult, shift = ref.legacy_conv_output_multiplier(x_s, w_t.quant.scale[0], o_s)
-    else:
-        mult, shift = ref.conv_output_multipliers(x_s, w_t.quant.scale, o_s)
-    bias = None if b_t is None else np.asarray(b_t.data, np.int64)
-    w = np.asarray(w_t.data)
+    w, bias, mult, shift, qp = layer_quant(graph, op)
     if schedule == "auto" and _model_weight_bytes(graph) <= W16_AUTO_MAX_WEIGHT_BYTES:
         schedule = "auto_w16"  # a small model: the int16 pre-widened weights fit any board's flash
-    common = dict(input_zero_point=x_zp, output_zero_point=o_zp, act_min=lo, act_max=hi, schedule=schedule,
-                  const_attr=const_attr)
+    common = dict(**qp, schedule=schedule, const_attr=const_attr)
     a = op.attrs
 
     def build(in_shape, pads) -> Kernel:
@@ -838,3 +818,30 @@ def layer_builder(graph, op, name: str | None = None, schedule: str = "auto", co
         return conv2d_s8(name, in_shape, w, bias, mult, shift, **geometry, **common)
 
     return build
+
+
+def layer_quant(graph, op, weight_dtype: str = "int8"):
+    """(weights, bias or None, multipliers, shifts, dict(input/output zero points, act_min, act_max)) of a conv2d /
+    depthwise_conv2d / fully_connected op with int8 input and output and `weight_dtype` weights (their int8
+    values: an int4 tensor's data holds them unpacked)."""
+    from mcutool import reference as ref
+
+    if op.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        raise ValueError(f"op {op.name!r}: no TVM kernel for {op.kind}")
+    x_t, w_t, out_t = graph.tensor(op.inputs[0]), graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    b_t = graph.tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+    if (x_t.dtype, w_t.dtype, out_t.dtype) != ("int8", weight_dtype, "int8") or None in (x_t.quant, w_t.quant,
+                                                                                            out_t.quant):
+        raise ValueError(f"op {op.name!r}: the TVM kernels need quantized int8 input, weights and output")
+    if np.any(w_t.quant.zero_point != 0) or (b_t is not None and b_t.dtype != "int32"):
+        raise ValueError(f"op {op.name!r}: weights must be symmetric (zero point 0) and the bias int32")
+    x_s, x_zp = ref.f32(x_t.quant.scale[0]), int(x_t.quant.zero_point[0])
+    o_s, o_zp = ref.f32(out_t.quant.scale[0]), int(out_t.quant.zero_point[0])
+    lo, hi = ref.activation_range(op.attrs.activation, o_s, o_zp, "int8")
+    if op.kind == "fully_connected" and not w_t.quant.per_channel:
+        mult, shift = ref.legacy_conv_output_multiplier(x_s, w_t.quant.scale[0], o_s)
+    else:
+        mult, shift = ref.conv_output_multipliers(x_s, w_t.quant.scale, o_s)
+    bias = None if b_t is None else np.asarray(b_t.data, np.int64)
+    w = np.asarray(w_t.data).astype(np.int8)
+    return w, bias, mult, shift, dict(input_zero_point=x_zp, output_zero_point=o_zp, act_min=lo, act_max=hi)

@@ -1,6 +1,8 @@
 """int4 weights (TFLite's INT4) for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with int8 activations: the
 parameters of their runtime/ kernels, which read the packed weights in place (mcu_conv2d_s4.c -- also the fully
-connected layer, as a 1x1 conv -- and mcu_depthwise_conv2d_s4.c).
+connected layer, as a 1x1 conv -- and mcu_depthwise_conv2d_s4.c). Most int4 layers run the int8 layers' fast
+kernels instead (codegen/int4_kernels.py); these are the fallback for the shapes those do not take, and the conv /
+FC kernel of cores without the DSP extension.
 
 The arithmetic is the int8 layer's (TFLite Micro unpacks INT4 filters to int8 in Prepare), so the reference is
 conv.py / fully_connected.py on the unpacked values (ir.Tensor.data holds them). Only the firmware's byte layout
