@@ -63,6 +63,11 @@ MCU_DOT_INLINE int32_t mcu_pack16(int32_t lo, int32_t hi)
 #define MCU_DW_LO(v) ((int32_t)(int16_t)((uint32_t)(v) & 0xFFFFu))
 #endif
 #define MCU_DW_HI(v) ((int32_t)(v) >> 16)
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define MCU_DW3X3_NO_UNROLL _Pragma("GCC unroll 1")
+#else
+#define MCU_DW3X3_NO_UNROLL
+#endif
 
 /* Input row iy of channel ch into `dst` (its columns [pl, pl + w)) as int16; the zero point outside the image.
  * Rows are sy bytes apart, columns sx (w * c and c; c and w * c when the kernel runs over columns). */
@@ -76,7 +81,41 @@ MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t i
     }
     const int8_t* src = in + iy * sy + ch;
     int32_t j = 0;
-#if MCU_DOT_SIMD32
+#if MCU_DOT_SIMD32 && defined(__GNUC__)
+    /* 8 values per iteration in 8 LDRSB, 4 PKHBT, 4 STR and the loop step (19 instructions; GCC's own
+     * unrolling reloaded its end pointer from the stack and dispatched on the remainder at run time). The
+     * column step is an immediate offset: a literal after inlining, else the C loop below does it all. */
+    if (__builtin_constant_p(c) && c > 0 && c <= 256 && w >= 8) {
+        const int8_t* end = src + (w / 8) * 8 * c;
+        int16_t* d = dst;
+        int32_t t0, t1, t2, t3;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrsb %[t0], [%[s]]\n\t"
+            "ldrsb %[t1], [%[s], %[c1]]\n\t"
+            "ldrsb %[t2], [%[s], %[c2]]\n\t"
+            "ldrsb %[t3], [%[s], %[c3]]\n\t"
+            "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+            "pkhbt %[t2], %[t2], %[t3], lsl #16\n\t"
+            "str %[t0], [%[d]], #4\n\t"
+            "str %[t2], [%[d]], #4\n\t"
+            "ldrsb %[t0], [%[s], %[c4]]\n\t"
+            "ldrsb %[t1], [%[s], %[c5]]\n\t"
+            "ldrsb %[t2], [%[s], %[c6]]\n\t"
+            "ldrsb %[t3], [%[s], %[c7]]\n\t"
+            "add %[s], %[s], %[c8]\n\t"
+            "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+            "pkhbt %[t2], %[t2], %[t3], lsl #16\n\t"
+            "str %[t0], [%[d]], #4\n\t"
+            "str %[t2], [%[d]], #4\n\t"
+            "cmp %[s], %[e]\n\t"
+            "bne 1b"
+            : [s] "+r"(src), [d] "+r"(d), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+            : [e] "r"(end), [c1] "i"(c), [c2] "i"(2 * c), [c3] "i"(3 * c), [c4] "i"(4 * c), [c5] "i"(5 * c),
+              [c6] "i"(6 * c), [c7] "i"(7 * c), [c8] "r"(8 * c)
+            : "cc", "memory");
+        j = (w / 8) * 8;
+    }
     for (; j + 2 <= w; j += 2, src += 2 * c) { /* two LDRSB, PKHBT and STR per pair (GCC's own pairing: BFI each) */
         const int32_t v = mcu_pack16(src[0], src[c]);
         __builtin_memcpy(dst + j, &v, 4);
@@ -265,6 +304,11 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
             }
             continue;
         }
+        /* stride 1, four outputs per step: the weights read from memory where the step uses them (kept in
+         * registers with the ring pointers and the requantization constants, they were spilled and reloaded around
+         * the ring fill; over KWS's columns the registers still do better) */
+        const mcu_dw3x3_w* km = (const mcu_dw3x3_w*)(const void*)(wk + 6 * ch);
+        const mcu_dw3x3_w* kf = by_cols ? &k : km;
         /* (by_cols: the transposed image's) rows, columns, pads, row and column steps in bytes, in and out */
         const int32_t rh = by_cols ? w : h, rwid = by_cols ? h : w, rt = by_cols ? pl : pt, rl = by_cols ? pt : pl;
         const int32_t roh = by_cols ? ow : oh, row_ = by_cols ? oh : ow;
@@ -288,9 +332,10 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
             }
             int32_t o = 0;
             if (row_ >= 8) { /* (measured: on narrow rows the pairs below do better) */
+                MCU_DW3X3_NO_UNROLL /* (fully unrolled, a 12-wide row spilled its accumulators) */
                 for (; o + 4 <= row_; o += 4) {
                     int32_t a[4] = {b, b, b, b};
-                    mcu_dw3x3_four(r0, r1, r2, o, &k, a);
+                    mcu_dw3x3_four(r0, r1, r2, o, kf, a);
                     for (int32_t j = 0; j < 4; j++)
                         dst[j * osx] = (int8_t)mcu_requant_x2_s8(a[j], m, cc, sh, sign_fix, act_min, act_max);
                     dst += 4 * osx;
