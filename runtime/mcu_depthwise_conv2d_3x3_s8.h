@@ -217,6 +217,38 @@ MCU_DOT_INLINE int32_t mcu_dw3x3_s2_border(const int8_t* in, int32_t h, int32_t 
     return a;
 }
 
+/* stride 2, an output whose window starts inside the input (its top-left tap) but runs past the bottom or right
+ * edge: kernel rows [0, nr) and columns [0, nc) inside (1..3 each), the zero point at the other taps (the bias holds
+ * -zp * sum w); it costs what an inside output does. */
+MCU_DOT_INLINE int32_t mcu_dw3x3_s2_edge(const int8_t* p, int32_t row, int32_t c, const mcu_dw3x3_w* k, int32_t zp,
+                                         int32_t nr, int32_t nc, int32_t a)
+{
+    for (int32_t i = 0; i < 3; i++, p += row) {
+        const int32_t in_row = i < nr;
+        const int32_t x0 = in_row ? p[0] : zp, x1 = in_row && nc > 1 ? p[c] : zp;
+        const int32_t x2 = in_row && nc > 2 ? p[2 * c] : zp;
+#if MCU_DOT_SIMD32
+        a = __smlad(mcu_pack16(x0, x1), k->w01[i], a);
+        a = __smlabt(x2, k->w12[i], a);
+#else
+        a += x0 * MCU_DW_LO(k->w01[i]) + x1 * MCU_DW_HI(k->w01[i]) + x2 * MCU_DW_HI(k->w12[i]);
+#endif
+    }
+    return a;
+}
+
+/* stride 2, an output outside the interior: the edge form above where its window starts inside the input ("SAME"
+ * padding of an even-sized input pads only the last row and column: VWW's), else the per-tap test, which took
+ * about 4x the instructions */
+MCU_DOT_INLINE int32_t mcu_dw3x3_s2_side(const int8_t* in, int32_t h, int32_t w, int32_t c, int32_t iy0, int32_t ix0,
+                                         const mcu_dw3x3_w* k, int32_t zp, int32_t a)
+{
+    if (iy0 >= 0 && ix0 >= 0 && iy0 < h && ix0 < w)
+        return mcu_dw3x3_s2_edge(in + (iy0 * w + ix0) * c, w * c, c, k, zp, h - iy0 < 3 ? h - iy0 : 3,
+                                 w - ix0 < 3 ? w - ix0 : 3, a);
+    return mcu_dw3x3_s2_border(in, h, w, c, iy0, ix0, k, zp, a);
+}
+
 /* stride 2, outputs whose windows are inside the input, two at a time: p points at the first one's top-left tap;
  * per kernel row the taps (x0, x1) go into one word for SMLAD and x2 (the second output's x0) into SMLABT */
 MCU_DOT_INLINE void mcu_dw3x3_s2_two(const int8_t* p, int32_t row, int32_t c, const mcu_dw3x3_w* k, int32_t* a0,
@@ -282,7 +314,7 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                 const int32_t inside = iy0 >= 0 && iy0 + 2 < h;
                 int32_t ox = 0;
                 for (; ox < ow && (!inside || ox < ox_lo); ox++, d += c)
-                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_border(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b), m,
+                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b), m,
                                                    cc, sh, sign_fix, act_min, act_max);
                 if (inside) {
                     const int8_t* p = src + (iy0 * w + 2 * ox - pl) * c;
@@ -298,7 +330,7 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                         *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_one(p, w * c, c, &k, b), m, cc, sh, sign_fix,
                                                        act_min, act_max);
                     for (; ox < ow; ox++, d += c)
-                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_border(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b),
+                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b),
                                                        m, cc, sh, sign_fix, act_min, act_max);
                 }
             }
