@@ -239,11 +239,12 @@ MCU_DOT_INLINE int32_t mcu_dw3x3_s2_edge(const int8_t* p, int32_t row, int32_t c
 
 /* stride 2, an output outside the interior: the edge form above where its window starts inside the input ("SAME"
  * padding of an even-sized input pads only the last row and column: VWW's), else the per-tap test, which took
- * about 4x the instructions */
+ * about 4x the instructions. `edge` (a literal): the edge form is generated only where the layer has no top or
+ * left padding (with it, the extra code cost a 9x7 layer padded all round 25 % in the interior's registers). */
 MCU_DOT_INLINE int32_t mcu_dw3x3_s2_side(const int8_t* in, int32_t h, int32_t w, int32_t c, int32_t iy0, int32_t ix0,
-                                         const mcu_dw3x3_w* k, int32_t zp, int32_t a)
+                                         const mcu_dw3x3_w* k, int32_t zp, int32_t a, int32_t edge)
 {
-    if (iy0 >= 0 && ix0 >= 0 && iy0 < h && ix0 < w)
+    if (edge && iy0 >= 0 && ix0 >= 0 && iy0 < h && ix0 < w)
         return mcu_dw3x3_s2_edge(in + (iy0 * w + ix0) * c, w * c, c, k, zp, h - iy0 < 3 ? h - iy0 : 3,
                                  w - ix0 < 3 ? w - ix0 : 3, a);
     return mcu_dw3x3_s2_border(in, h, w, c, iy0, ix0, k, zp, a);
@@ -314,7 +315,7 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                 const int32_t inside = iy0 >= 0 && iy0 + 2 < h;
                 int32_t ox = 0;
                 for (; ox < ow && (!inside || ox < ox_lo); ox++, d += c)
-                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b), m,
+                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, pt == 0 && pl == 0), m,
                                                    cc, sh, sign_fix, act_min, act_max);
                 if (inside) {
                     const int8_t* p = src + (iy0 * w + 2 * ox - pl) * c;
@@ -330,7 +331,7 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                         *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_one(p, w * c, c, &k, b), m, cc, sh, sign_fix,
                                                        act_min, act_max);
                     for (; ox < ow; ox++, d += c)
-                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b),
+                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, pt == 0 && pl == 0),
                                                        m, cc, sh, sign_fix, act_min, act_max);
                 }
             }
