@@ -138,6 +138,65 @@ def test_fast_kernels_bit_exact_on_cortex_m7(case, tmp_path):
     assert k.macs / instructions >= M7_FLOORS[case], f"{k.macs / instructions:.3f} MAC/instruction"
 
 
+
+# ------------------------------------------------------------------------------ 1x1 convs over few input channels
+
+PW_CASES = {
+    # name: (in_shape, n_out, stride, zi, zo, (act_min, act_max), Cortex-M7 MAC/instr floor)
+    "pw_vww_8_16_relu": ((1, 12, 12, 8), 16, (1, 1), -128, -128, (-128, 127), 0.5),  # 0.581 measured
+    "pw_c4_o6_odd_width": ((1, 5, 7, 4), 6, (1, 1), 11, -3, (-128, 127), 0.0),
+    "pw_c12_o10_s2_clamped": ((1, 9, 8, 12), 10, (2, 2), -7, 5, (-100, 100), 0.0),
+    "pw_c8_o4_s2_odd": ((1, 7, 9, 8), 4, (2, 2), 30, -128, (-128, 60), 0.0),
+}
+
+
+def _pw_case(case):
+    in_shape, o, stride, zi, zo, (lo, hi), _ = PW_CASES[case]
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    w = rng.integers(-127, 128, (o, 1, 1, in_shape[3])).astype(np.int8)
+    bias = rng.integers(-3000, 3000, o)
+    xs = _inputs(rng, in_shape)
+    acc = _conv_acc(xs[:, 0], w, bias, zi, stride, (1, 1), (0, 0, 0, 0))
+    mult, shift = _pick_requant(acc[:-2], rng)
+    want = _requant(acc, mult, shift, zo, lo, hi)[:, None]
+    k = tvm_kernels.conv2d_s8(f"pw_{case}", in_shape, w, bias, mult, shift, input_zero_point=zi,
+                              output_zero_point=zo, act_min=lo, act_max=hi, stride=stride)
+    assert "mcu_conv1x1_small_s8(in, out, " in k.source and k.schedule.startswith("gemm|")
+    return k, xs, want, (lo, hi)
+
+
+@pytest.mark.parametrize("case", list(PW_CASES))
+def test_pointwise_small_bit_exact_on_host(case, tmp_path, monkeypatch):
+    """The plain-C path of runtime/mcu_conv1x1_small_s8.h, selected as on DSP cores (MCU_GEMM=1)."""
+    require_tool("gcc")
+    import test_tvm_kernels as T
+    k, xs, want, (lo, hi) = _pw_case(case)
+    monkeypatch.setattr(T, "CFLAGS", T.CFLAGS + ["-DMCU_GEMM=1"])
+    _check(T.run_on_host(k, xs, tmp_path), want, lo, hi)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", list(PW_CASES))
+def test_pointwise_small_bit_exact_on_cortex_m7(case, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    k, xs, want, _ = _pw_case(case)
+    for i in (0, len(xs) - 1):
+        got, instructions = run_on_cortex_m7(k, xs[i], tmp_path)
+        assert np.array_equal(got, want[i].reshape(got.shape)), f"{np.sum(got != want[i].reshape(got.shape))} differ"
+    print(f"{case}: {k.macs / instructions:.3f} MAC/instr")
+    assert k.macs / instructions >= PW_CASES[case][-1], f"{k.macs / instructions:.3f} MAC/instruction"
+
+
+def test_pointwise_small_only_below_16_channels():
+    """16 input channels and more keep the shared conv kernel (measured faster there), as do padded 1x1 convs."""
+    rng = np.random.default_rng(5)
+    for c, pads in ((16, (0, 0, 0, 0)), (8, (1, 1, 1, 1))):
+        w = rng.integers(-127, 128, (8, 1, 1, c)).astype(np.int8)
+        k = tvm_kernels.conv2d_s8("pw_kept", (1, 6, 6, c), w, None, [1 << 30] * 8, [-9] * 8, input_zero_point=3,
+                                  output_zero_point=-2, pads=pads)
+        assert "mcu_conv1x1_small_s8(" not in k.source and "mcu_conv_gemm_s8(in, out, &p, buf);" in k.source
+
 # ------------------------------------------------------------------------------ one-SMMLAR requantization
 
 _X2_CHECK = r"""

@@ -7,6 +7,11 @@ constant-array naming), so model.c and the in-place row bands (row_inplace.py) u
                        one channel at a time through a ring of 3 int16 rows padded with the zero point (no
                        border tests; the input offset folded into the bias), one SMLAD per two taps of a kernel
                        row, per-channel constants hoisted
+    pointwise_small    runtime/mcu_conv1x1_small_s8.h: a 1x1 conv (any stride, no padding) over 4, 8 or 12 input
+                       channels, each pixel's inputs widened into registers once, one SMLAD per weight word and
+                       pixel (weights pre-widened to int16: n_out x c x 2 B, in one record per channel with the
+                       bias and requantization constants); returned as a gemm_kernels.Gemm,
+                       the shared conv kernel's stand-in on cores with DSP (TVM's kernel elsewhere)
     conv2d_im2col_s8   runtime/mcu_conv2d_im2col_s8.h: a conv whose kernel rows are not whole words (kw * c % 4,
                        e.g. 3x3 over 3 colour channels) and whose window has at most IM2COL_MAX_TAPS taps: the
                        window gathered into a word-padded buffer per pixel, 4 output channels per SMLAD pass
@@ -182,3 +187,42 @@ def conv2d_im2col_s8(name, op, in_shape, weights, bias, mult, shift, *, input_ze
             f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, col);")
     return _kernel(name, op, in_shape, (1, oh, ow, o), oh * ow * o * taps, arrays, call,
                    f"  int8_t col[{2 * kp}];\n", 2 * kp, "mcu_conv2d_im2col_s8.h", "im2col_w16", const_attr)
+
+
+# input channels of the 1x1 convs that take runtime/mcu_conv1x1_small_s8.h (their widened inputs fit in registers;
+# 16 measured 0.50 MAC/instr there against the shared kernel's 0.60)
+POINTWISE_SMALL_C = (4, 8, 12)
+
+
+def applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads, dilation) -> bool:
+    o, kh, kw, c = weights.shape
+    return ((kh, kw) == (1, 1) and c in POINTWISE_SMALL_C and not any(int(p) for p in pads)
+            and tuple(int(d) for d in dilation) == (1, 1)
+            and x2_requant(weights.reshape(o, c), bias, mult, shift, in_zp, out_zp) is not None)
+
+
+def pointwise_small(name, in_shape, weights, bias, mult, shift, *, input_zero_point, output_zero_point, act_min,
+                    act_max, stride, out_hw, const_attr=""):
+    """The wrapper of a 1x1 conv over few input channels (`applies_pointwise_small`) around
+    runtime/mcu_conv1x1_small_s8.h, as a gemm_kernels.Gemm for gemm_kernels.merge (`#if MCU_GEMM`: cores with DSP;
+    the header is included with the constants, so the in-place row kernels, which rebuild a source from the
+    includes, constants and code, keep it)."""
+    from .gemm_kernels import Gemm
+
+    _, _h, w, c = (int(d) for d in in_shape)
+    o = weights.shape[0]
+    rows = weights.reshape(o, c)
+    w16 = tk._widen_weights(2 * rows.astype(np.int16)).astype(np.int64) & 0xFFFF
+    words = w16[:, 0::2] | (w16[:, 1::2] << 16)
+    words = np.where(words >= 1 << 31, words - (1 << 32), words)
+    req = _requant_arrays(rows, bias, mult, shift, input_zero_point, output_zero_point)
+    recs = np.concatenate([np.asarray(req["bias"][0], np.int64)[:, None], words]
+                          + [np.asarray(req[k][0], np.int64)[:, None] for k in ("mult", "cst", "e")], axis=1)
+    attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
+    consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_pr", recs.reshape(-1), "int32", attr)
+    sh, sw = (int(v) for v in stride)
+    oh, ow = (int(v) for v in out_hw)
+    code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
+            f"  mcu_conv1x1_small_s8(in, out, {w}, {c}, {sh}, {sw}, {oh}, {ow}, {o}, {-int(input_zero_point)}, "
+            f"{name}_pr, {_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)});\n}}\n")
+    return Gemm(consts, code, 0)

@@ -1,0 +1,97 @@
+/*
+ * mcu_conv1x1_small_s8.h - int8 1x1 conv (any stride, no padding) over few input channels (c = 4, 8 or 12),
+ * bit-exact with TFLite's reference kernel. Called by the shape-specialised wrappers that
+ * mcutool/codegen/fast_kernels.py generates (every shape argument a literal), in place of the shared conv kernel
+ * (mcu_conv_gemm_s8.h), whose fixed cost per block of 2 pixels x 2 channels (~45 instructions around a tap loop
+ * of c / 4 steps) held VWW's 8->16 layer at 0.33 MAC/instruction.
+ *
+ * A pixel's c inputs fit in registers once widened to int16 (c / 2 words, the input offset added by SXTAB16):
+ * two pixels at a time for c <= 8, one for 12. Then per output channel one record of c / 2 + 4 words, read in
+ * order: the (doubled) bias, the c / 2 weight words (pre-widened to int16 in SXTB16 lane order, doubled for
+ * mcu_requant_x2_s8), and mcu_requant_x2_s8's multiplier, rounding constant and shift; one SMLAD per weight word
+ * and pixel, one SMMLAR requantization per output. Without DSP (host under MCU_GEMM=1) the same loops in C.
+ */
+#ifndef MCU_CONV1X1_SMALL_S8_H
+#define MCU_CONV1X1_SMALL_S8_H
+
+#include <stdint.h>
+
+#include "mcu_dot_s8.h"
+#include "mcu_requant.h"
+
+/* the c / 2 widened words of the pixel at p (x + x_offset), in SXTB16 lane order */
+MCU_DOT_INLINE void mcu_conv1x1_widen(const int8_t* p, int32_t c, int32_t x_offset, int32_t* x)
+{
+#if MCU_DOT_SIMD32
+    const int16x2_t off = mcu_dup16(x_offset);
+    for (int32_t i = 0; i < c / 4; i++) {
+        const int8x4_t u = mcu_ld_s8x4(p + 4 * i);
+        x[2 * i] = (int32_t)__sxtab16(off, u);
+        x[2 * i + 1] = (int32_t)mcu_sxtab16_ror8(off, u);
+    }
+#else
+    for (int32_t i = 0; i < c / 4; i++) { /* (x0, x2), (x1, x3) as int32 pairs: the lane order */
+        const int32_t v[4] = {p[4 * i] + x_offset, p[4 * i + 1] + x_offset, p[4 * i + 2] + x_offset,
+                              p[4 * i + 3] + x_offset};
+        x[2 * i] = (int32_t)(((uint32_t)v[0] & 0xFFFFu) | ((uint32_t)v[2] << 16));
+        x[2 * i + 1] = (int32_t)(((uint32_t)v[1] & 0xFFFFu) | ((uint32_t)v[3] << 16));
+    }
+#endif
+}
+
+/* acc + the dot product of n widened input words and n weight words (pairs of int16 each) */
+MCU_DOT_INLINE int32_t mcu_conv1x1_dot(const int32_t* x, const int32_t* wd, int32_t n, int32_t acc)
+{
+    for (int32_t j = 0; j < n; j++) {
+        int32_t wj;
+        __builtin_memcpy(&wj, wd + j, 4);
+#if MCU_DOT_SIMD32
+        acc = __smlad(x[j], wj, acc);
+#else
+        acc += (int32_t)(int16_t)(x[j] & 0xFFFF) * (int32_t)(int16_t)(wj & 0xFFFF) + (x[j] >> 16) * (wj >> 16);
+#endif
+    }
+    return acc;
+}
+
+/*
+ * in (1, h, w, c) -> out (1, oh, ow, n_out), output pixel (oy, ox) reading input pixel (oy * sh, ox * sw);
+ * rec: n_out records of c / 2 + 4 words {bias2, weight words, mult, cst, e}; sign_fix, act_min, act_max:
+ * mcu_requant_x2_s8's.
+ */
+MCU_DOT_INLINE void mcu_conv1x1_small_s8(const int8_t* in, int8_t* out, int32_t w, int32_t c, int32_t sh,
+                                         int32_t sw, int32_t oh, int32_t ow, int32_t n_out, int32_t x_offset,
+                                         const int32_t* rec, int32_t sign_fix, int32_t act_min, int32_t act_max)
+{
+    const int32_t n = c / 2, stride = n + 4;
+    for (int32_t oy = 0; oy < oh; oy++) {
+        const int8_t* row = in + oy * sh * w * c;
+        int32_t ox = 0;
+        if (c <= 8) { /* two pixels: each weight word serves both */
+            for (; ox + 2 <= ow; ox += 2, out += 2 * n_out) {
+                int32_t xa[8], xb[8];
+                mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, xa);
+                mcu_conv1x1_widen(row + (ox + 1) * sw * c, c, x_offset, xb);
+                const int32_t* r = rec;
+                for (int32_t o = 0; o < n_out; o++, r += stride) {
+                    const int32_t a = mcu_conv1x1_dot(xa, r + 1, n, r[0]), b = mcu_conv1x1_dot(xb, r + 1, n, r[0]);
+                    const int32_t m = r[n + 1], cc = r[n + 2], e = r[n + 3];
+                    const int32_t ya = mcu_requant_x2_s8(a, m, cc, e, sign_fix, act_min, act_max);
+                    const int32_t yb = mcu_requant_x2_s8(b, m, cc, e, sign_fix, act_min, act_max);
+                    out[o] = (int8_t)ya;
+                    out[n_out + o] = (int8_t)yb;
+                }
+            }
+        }
+        for (; ox < ow; ox++, out += n_out) { /* one pixel (c > 8, or the last of an odd row) */
+            int32_t x[8];
+            mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, x);
+            const int32_t* r = rec;
+            for (int32_t o = 0; o < n_out; o++, r += stride)
+                out[o] = (int8_t)mcu_requant_x2_s8(mcu_conv1x1_dot(x, r + 1, n, r[0]), r[n + 1], r[n + 2], r[n + 3],
+                                                   sign_fix, act_min, act_max);
+        }
+    }
+}
+
+#endif /* MCU_CONV1X1_SMALL_S8_H */
