@@ -6,10 +6,16 @@
  * of c / 4 steps) held VWW's 8->16 layer at 0.33 MAC/instruction.
  *
  * A pixel's c inputs fit in registers once widened to int16 (c / 2 words, the input offset added by SXTAB16):
- * two pixels at a time for c <= 8, one for 12. Then per output channel one record of c / 2 + 4 words, read in
- * order: the (doubled) bias, the c / 2 weight words (pre-widened to int16 in SXTB16 lane order, doubled for
- * mcu_requant_x2_s8), and mcu_requant_x2_s8's multiplier, rounding constant and shift; one SMLAD per weight word
- * and pixel, one SMMLAR requantization per output. Without DSP (host under MCU_GEMM=1) the same loops in C.
+ * two pixels at a time for c <= 8, one for 12. Then per output channel one record of c / 2 + 4 words: the c / 2
+ * weight words (pre-widened to int16 in SXTB16 lane order, doubled for mcu_requant_x2_s8), the doubled bias, and
+ * mcu_requant_x2_s8's multiplier, rounding constant and shift; one SMLAD per weight word and pixel, one SMMLAR
+ * requantization per output. Without DSP (host under MCU_GEMM=1) the same loops in C.
+ *
+ * mcu_fc_w16_s8: a small fully connected layer (weights of at most a few KB, so that pre-widening them to int16
+ * costs little flash) with the same records: two output channels per pass over the input row, each 4 inputs
+ * widened once (LDR, 2 SXTAB16) for both, the two channels' weight words in one LDRD each, four SMLAD: 20
+ * instructions per 16 MACs (asm, 8 taps per branch), where the shared conv kernel's 4-channel rows paid its
+ * per-call and per-block fixed cost over as few as 2 outputs (VWW 256->2, ResNet-8 64->10, AD 128->8).
  */
 #ifndef MCU_CONV1X1_SMALL_S8_H
 #define MCU_CONV1X1_SMALL_S8_H
@@ -56,7 +62,7 @@ MCU_DOT_INLINE int32_t mcu_conv1x1_dot(const int32_t* x, const int32_t* wd, int3
 
 /*
  * in (1, h, w, c) -> out (1, oh, ow, n_out), output pixel (oy, ox) reading input pixel (oy * sh, ox * sw);
- * rec: n_out records of c / 2 + 4 words {bias2, weight words, mult, cst, e}; sign_fix, act_min, act_max:
+ * rec: n_out records of c / 2 + 4 words {weight words, bias2, mult, cst, e}; sign_fix, act_min, act_max:
  * mcu_requant_x2_s8's.
  */
 MCU_DOT_INLINE void mcu_conv1x1_small_s8(const int8_t* in, int8_t* out, int32_t w, int32_t c, int32_t sh,
@@ -74,7 +80,7 @@ MCU_DOT_INLINE void mcu_conv1x1_small_s8(const int8_t* in, int8_t* out, int32_t 
                 mcu_conv1x1_widen(row + (ox + 1) * sw * c, c, x_offset, xb);
                 const int32_t* r = rec;
                 for (int32_t o = 0; o < n_out; o++, r += stride) {
-                    const int32_t a = mcu_conv1x1_dot(xa, r + 1, n, r[0]), b = mcu_conv1x1_dot(xb, r + 1, n, r[0]);
+                    const int32_t a = mcu_conv1x1_dot(xa, r, n, r[n]), b = mcu_conv1x1_dot(xb, r, n, r[n]);
                     const int32_t m = r[n + 1], cc = r[n + 2], e = r[n + 3];
                     const int32_t ya = mcu_requant_x2_s8(a, m, cc, e, sign_fix, act_min, act_max);
                     const int32_t yb = mcu_requant_x2_s8(b, m, cc, e, sign_fix, act_min, act_max);
@@ -88,8 +94,74 @@ MCU_DOT_INLINE void mcu_conv1x1_small_s8(const int8_t* in, int8_t* out, int32_t 
             mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, x);
             const int32_t* r = rec;
             for (int32_t o = 0; o < n_out; o++, r += stride)
-                out[o] = (int8_t)mcu_requant_x2_s8(mcu_conv1x1_dot(x, r + 1, n, r[0]), r[n + 1], r[n + 2], r[n + 3],
+                out[o] = (int8_t)mcu_requant_x2_s8(mcu_conv1x1_dot(x, r, n, r[n]), r[n + 1], r[n + 2], r[n + 3],
                                                    sign_fix, act_min, act_max);
+        }
+    }
+}
+
+/* acc0 += x . (channel of w0), acc1 += x . (channel of w1) over k inputs (k % 8 == 0 under DSP) */
+MCU_DOT_INLINE void mcu_fc_w16_pair(const int8_t* x, const int32_t* w0, const int32_t* w1, int32_t k, int32_t x_offset,
+                                    int32_t* acc0, int32_t* acc1)
+{
+#if MCU_DOT_SIMD32 && defined(__GNUC__)
+    int32_t a0 = *acc0, a1 = *acc1, m = k / 8, u, xa, xb, p, q, r, t;
+    const int32_t off = (int32_t)mcu_dup16(x_offset);
+#define MCU_FC_W16_STEP                                                                                        \
+    "ldr %[u], [%[x]], #4\n\t"                                                                                 \
+    "sxtab16 %[xa], %[off], %[u]\n\t"                                                                          \
+    "sxtab16 %[xb], %[off], %[u], ror #8\n\t"                                                                  \
+    "ldrd %[p], %[q], [%[w0]], #8\n\t"                                                                         \
+    "ldrd %[r], %[t], [%[w1]], #8\n\t"                                                                         \
+    "smlad %[a0], %[xa], %[p], %[a0]\n\t"                                                                      \
+    "smlad %[a0], %[xb], %[q], %[a0]\n\t"                                                                      \
+    "smlad %[a1], %[xa], %[r], %[a1]\n\t"                                                                      \
+    "smlad %[a1], %[xb], %[t], %[a1]\n\t"
+    __asm__("1:\n\t" MCU_FC_W16_STEP MCU_FC_W16_STEP
+            "subs %[m], %[m], #1\n\t"
+            "bne 1b"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [m] "+r"(m), [u] "=&r"(u),
+              [xa] "=&r"(xa), [xb] "=&r"(xb), [p] "=&r"(p), [q] "=&r"(q), [r] "=&r"(r), [t] "=&r"(t)
+            : [off] "r"(off)
+            : "cc", "memory");
+#undef MCU_FC_W16_STEP
+    *acc0 = a0;
+    *acc1 = a1;
+#else
+    int32_t xw[2];
+    for (int32_t i = 0; i < k; i += 4) {
+        mcu_conv1x1_widen(x + i, 4, x_offset, xw);
+        *acc0 = mcu_conv1x1_dot(xw, w0 + i / 2, 2, *acc0);
+        *acc1 = mcu_conv1x1_dot(xw, w1 + i / 2, 2, *acc1);
+    }
+#endif
+}
+
+/*
+ * in (rows, k) -> out (rows, n_out); rec: n_out records of k / 2 + 4 words {weight words, bias2, mult, cst, e},
+ * 8-byte aligned; k % 8 == 0.
+ */
+MCU_DOT_INLINE void mcu_fc_w16_s8(const int8_t* in, int8_t* out, int32_t rows, int32_t k, int32_t n_out,
+                                  int32_t x_offset, const int32_t* rec, int32_t sign_fix, int32_t act_min,
+                                  int32_t act_max)
+{
+    const int32_t n = k / 2, stride = n + 4;
+    for (int32_t b = 0; b < rows; b++, in += k, out += n_out) {
+        const int32_t* r = rec;
+        int32_t o = 0;
+        for (; o + 2 <= n_out; o += 2, r += 2 * stride) {
+            int32_t a0 = r[n], a1 = r[stride + n];
+            mcu_fc_w16_pair(in, r, r + stride, k, x_offset, &a0, &a1);
+            const int32_t y0 = mcu_requant_x2_s8(a0, r[n + 1], r[n + 2], r[n + 3], sign_fix, act_min, act_max);
+            const int32_t y1 = mcu_requant_x2_s8(a1, r[stride + n + 1], r[stride + n + 2], r[stride + n + 3],
+                                                 sign_fix, act_min, act_max);
+            out[o] = (int8_t)y0;
+            out[o + 1] = (int8_t)y1;
+        }
+        if (o < n_out) { /* an odd channel count: the last one with itself */
+            int32_t a0 = r[n], a1 = r[n];
+            mcu_fc_w16_pair(in, r, r, k, x_offset, &a0, &a1);
+            out[o] = (int8_t)mcu_requant_x2_s8(a0, r[n + 1], r[n + 2], r[n + 3], sign_fix, act_min, act_max);
         }
     }
 }

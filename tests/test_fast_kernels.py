@@ -197,6 +197,68 @@ def test_pointwise_small_only_below_16_channels():
                                   output_zero_point=-2, pads=pads)
         assert "mcu_conv1x1_small_s8(" not in k.source and "mcu_conv_gemm_s8(in, out, &p, buf);" in k.source
 
+
+# ------------------------------------------------------------------------------ small fully connected layers
+
+FC_CASES = {
+    # name: (rows, inputs, outputs, zi, zo, (act_min, act_max), Cortex-M7 MAC/instr floor)
+    "fc_vww_256_2": (1, 256, 2, -128, 7, (-128, 127), 0.7),  # 0.800 measured
+    "fc_resnet8_64_10_relu": (1, 64, 10, 5, -128, (-128, 127), 0.65),  # 0.727
+    "fc_3_rows_24_6": (3, 24, 6, 2, -3, (-128, 127), 0.0),
+    "fc_odd_outputs_32_7_clamped": (1, 32, 7, -9, 4, (-90, 110), 0.0),
+}
+
+
+def _fc_case(case):
+    import test_tvm_kernels as T
+    rows, i, o, zi, zo, (lo, hi), _ = FC_CASES[case]
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    w = rng.integers(-127, 128, (o, i)).astype(np.int8)
+    w[0, 0] = -127
+    bias = rng.integers(-3000, 3000, o)
+    xs = _inputs(rng, (rows, i))
+    acc = np.stack([T._fc_acc(x, w, bias, zi) for x in xs])
+    mult, shift = _pick_requant(acc[:-2], rng, per_channel=False)
+    want = _requant(acc, mult, shift, zo, lo, hi)
+    k = tvm_kernels.fully_connected_s8(f"fc_{case}", (rows, i), w, bias, mult, shift, input_zero_point=zi,
+                                       output_zero_point=zo, act_min=lo, act_max=hi)
+    assert "mcu_fc_w16_s8(in, out, " in k.source and k.schedule.startswith("gemm|")
+    return k, xs, want.reshape((len(xs),) + k.out_shape), (lo, hi)
+
+
+@pytest.mark.parametrize("case", list(FC_CASES))
+def test_fc_w16_bit_exact_on_host(case, tmp_path, monkeypatch):
+    """The plain-C path of mcu_fc_w16_s8 (runtime/mcu_conv1x1_small_s8.h), selected as on DSP cores."""
+    require_tool("gcc")
+    import test_tvm_kernels as T
+    k, xs, want, (lo, hi) = _fc_case(case)
+    monkeypatch.setattr(T, "CFLAGS", T.CFLAGS + ["-DMCU_GEMM=1"])
+    got = T.run_on_host(k, xs, tmp_path)
+    assert np.array_equal(got, want), f"{np.sum(got != want)} of {want.size} differ"
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", list(FC_CASES))
+def test_fc_w16_bit_exact_on_cortex_m7(case, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    k, xs, want, _ = _fc_case(case)
+    for i in (0, len(xs) - 1):
+        got, instructions = run_on_cortex_m7(k, xs[i], tmp_path)
+        assert np.array_equal(got, want[i].reshape(got.shape)), f"{np.sum(got != want[i].reshape(got.shape))} differ"
+    print(f"{case}: {k.macs / instructions:.3f} MAC/instr")
+    assert k.macs / instructions >= FC_CASES[case][-1], f"{k.macs / instructions:.3f} MAC/instruction"
+
+
+def test_fc_w16_only_for_small_weights():
+    """int16 weights only where they cost at most 4 KB more flash: AD's 128x128 keeps int8 and the shared kernel."""
+    rng = np.random.default_rng(9)
+    for o, i in ((128, 128), (8, 1024)):
+        w = rng.integers(-127, 128, (o, i)).astype(np.int8)
+        k = tvm_kernels.fully_connected_s8("fc_big", (1, i), w, None, [1 << 30], [-9], input_zero_point=3,
+                                           output_zero_point=-2)
+        assert "mcu_fc_w16_s8(" not in k.source and "mcu_conv_gemm_s8(in, out, &p, buf);" in k.source
+
 # ------------------------------------------------------------------------------ one-SMMLAR requantization
 
 _X2_CHECK = r"""

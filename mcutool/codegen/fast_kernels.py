@@ -211,13 +211,7 @@ def pointwise_small(name, in_shape, weights, bias, mult, shift, *, input_zero_po
 
     _, _h, w, c = (int(d) for d in in_shape)
     o = weights.shape[0]
-    rows = weights.reshape(o, c)
-    w16 = tk._widen_weights(2 * rows.astype(np.int16)).astype(np.int64) & 0xFFFF
-    words = w16[:, 0::2] | (w16[:, 1::2] << 16)
-    words = np.where(words >= 1 << 31, words - (1 << 32), words)
-    req = _requant_arrays(rows, bias, mult, shift, input_zero_point, output_zero_point)
-    recs = np.concatenate([np.asarray(req["bias"][0], np.int64)[:, None], words]
-                          + [np.asarray(req[k][0], np.int64)[:, None] for k in ("mult", "cst", "e")], axis=1)
+    recs = _records(weights.reshape(o, c), bias, mult, shift, input_zero_point, output_zero_point)
     attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
     consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_pr", recs.reshape(-1), "int32", attr)
     sh, sw = (int(v) for v in stride)
@@ -225,4 +219,43 @@ def pointwise_small(name, in_shape, weights, bias, mult, shift, *, input_zero_po
     code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
             f"  mcu_conv1x1_small_s8(in, out, {w}, {c}, {sh}, {sw}, {oh}, {ow}, {o}, {-int(input_zero_point)}, "
             f"{name}_pr, {_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)});\n}}\n")
+    return Gemm(consts, code, 0)
+
+
+# fully connected layers whose int8 weights take at most this many bytes pre-widen them to int16 for
+# runtime/mcu_conv1x1_small_s8.h's mcu_fc_w16_s8 (at most 4 KB more flash per layer; larger ones keep the shared
+# conv kernel and int8 weights)
+FC_W16_MAX_WEIGHT_BYTES = 4096
+
+
+def applies_fc_w16(weights, bias, mult, shift, in_zp, out_zp) -> bool:
+    o, k = weights.shape
+    return (k % 8 == 0 and k >= 16 and o * k <= FC_W16_MAX_WEIGHT_BYTES
+            and x2_requant(weights, bias, mult, shift, in_zp, out_zp) is not None)
+
+
+def _records(rows, bias, mult, shift, in_zp, out_zp) -> np.ndarray:
+    """(O, K / 2 + 4) int32 records of runtime/mcu_conv1x1_small_s8.h: the weights doubled and widened to int16 in
+    SXTB16 lane order (two per word, low half first), the doubled bias, mult, cst, e."""
+    w16 = tk._widen_weights(2 * rows.astype(np.int16)).astype(np.int64) & 0xFFFF
+    words = w16[:, 0::2] | (w16[:, 1::2] << 16)
+    words = np.where(words >= 1 << 31, words - (1 << 32), words)
+    req = _requant_arrays(rows, bias, mult, shift, in_zp, out_zp)
+    return np.concatenate([words] + [np.asarray(req[k][0], np.int64)[:, None] for k in ("bias", "mult", "cst", "e")],
+                          axis=1)
+
+
+def fc_w16(name, n_rows, weights, bias, mult, shift, *, input_zero_point, output_zero_point, act_min, act_max,
+           const_attr=""):
+    """The wrapper of a small fully connected layer (`applies_fc_w16`, weights (O, K)) around mcu_fc_w16_s8, as a
+    gemm_kernels.Gemm for gemm_kernels.merge (`#if MCU_GEMM`)."""
+    from .gemm_kernels import Gemm
+
+    o, k = weights.shape
+    recs = _records(weights, bias, mult, shift, input_zero_point, output_zero_point)
+    attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
+    consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_fr", recs.reshape(-1), "int32", attr)
+    code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
+            f"  mcu_fc_w16_s8(in, out, {int(n_rows)}, {k}, {o}, {-int(input_zero_point)}, {name}_fr, "
+            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)});\n}}\n")
     return Gemm(consts, code, 0)
