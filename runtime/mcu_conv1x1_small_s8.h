@@ -15,7 +15,8 @@
  * costs little flash) with the same records: two output channels per pass over the input row, each 4 inputs
  * widened once (LDR, 2 SXTAB16) for both, the two channels' weight words in one LDRD each, four SMLAD: 20
  * instructions per 16 MACs (asm, 8 taps per branch), where the shared conv kernel's 4-channel rows paid its
- * per-call and per-block fixed cost over as few as 2 outputs (VWW 256->2, ResNet-8 64->10, AD 128->8).
+ * per-call and per-block fixed cost over as few as 2 outputs (VWW 256->2, ResNet-8 64->10, AD 128->8). Like the
+ * shared conv kernel it is one function in the image (shapes as arguments); a layer's wrapper is a call.
  */
 #ifndef MCU_CONV1X1_SMALL_S8_H
 #define MCU_CONV1X1_SMALL_S8_H
@@ -141,9 +142,15 @@ MCU_DOT_INLINE void mcu_fc_w16_pair(const int8_t* x, const int32_t* w0, const in
  * in (rows, k) -> out (rows, n_out); rec: n_out records of k / 2 + 4 words {weight words, bias2, mult, cst, e},
  * 8-byte aligned; k % 8 == 0.
  */
-MCU_DOT_INLINE void mcu_fc_w16_s8(const int8_t* in, int8_t* out, int32_t rows, int32_t k, int32_t n_out,
-                                  int32_t x_offset, const int32_t* rec, int32_t sign_fix, int32_t act_min,
-                                  int32_t act_max)
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, noclone, unused)) /* once in the image, shapes as arguments: the asm loop does not need
+                                               them as literals, and each layer's wrapper stays a call */
+#elif defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+MCU_KERNEL_OPT static void mcu_fc_w16_s8(const int8_t* in, int8_t* out, int32_t rows, int32_t k, int32_t n_out,
+                                         int32_t x_offset, const int32_t* rec, int32_t sign_fix, int32_t act_min,
+                                         int32_t act_max)
 {
     const int32_t n = k / 2, stride = n + 4;
     for (int32_t b = 0; b < rows; b++, in += k, out += n_out) {

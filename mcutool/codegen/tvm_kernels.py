@@ -430,7 +430,7 @@ def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_po
                        None, schedule, const_attr, tuning)
     if shared and fast_kernels.applies_pointwise_small(weights, bias, mult, shift, input_zero_point,
                                                        output_zero_point, pads, dilation):
-        # a 1x1 conv over 4..16 input channels: its inputs widened into registers (codegen/fast_kernels.py)
+        # a 1x1 conv over 4..12 input channels: its inputs widened into registers (codegen/fast_kernels.py)
         g = fast_kernels.pointwise_small(name, in_shape, weights, bias, mult, shift,
                                          input_zero_point=input_zero_point, output_zero_point=output_zero_point,
                                          act_min=act_min, act_max=act_max, stride=stride, out_hw=k.out_shape[1:3],
@@ -762,14 +762,7 @@ def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, inpu
     k = _assemble(name, "fully_connected", body, params, consts, tuple(in_shape), (n, o), n * o * i,
                   includes, schedule, tir, const_attr, helpers)
     from . import fast_kernels
-    if shared and fast_kernels.applies_pointwise_small(weights.reshape(o, 1, 1, i), bias, mult, shift,
-                                                       input_zero_point, output_zero_point, (0, 0, 0, 0), (1, 1)):
-        # 4..12 inputs: the rows as the pixels of a 1x1 conv over few channels (codegen/fast_kernels.py)
-        k = gemm_kernels.merge(k, fast_kernels.pointwise_small(
-            name, (1, 1, n, i), weights.reshape(o, 1, 1, i), bias, mult, shift, input_zero_point=input_zero_point,
-            output_zero_point=output_zero_point, act_min=act_min, act_max=act_max, stride=(1, 1), out_hw=(1, n),
-            const_attr=const_attr))
-    elif shared and fast_kernels.applies_fc_w16(weights, bias, mult, shift, input_zero_point, output_zero_point):
+    if shared and fast_kernels.applies_fc_w16(weights, bias, mult, shift, input_zero_point, output_zero_point):
         # a small layer: int16 weights, the input row widened once (codegen/fast_kernels.py)
         k = gemm_kernels.merge(k, fast_kernels.fc_w16(name, n, weights, bias, mult, shift,
                                                       input_zero_point=input_zero_point,
