@@ -7,10 +7,10 @@ constant-array naming), so model.c and the in-place row bands (row_inplace.py) u
                        one channel at a time through a ring of 3 int16 rows padded with the zero point (no
                        border tests; the input offset folded into the bias), one SMLAD per two taps of a kernel
                        row, per-channel constants hoisted
-    pointwise_small    runtime/mcu_conv1x1_small_s8.h: a 1x1 conv (any stride, no padding) over 4, 8 or 12 input
-                       channels, each pixel's inputs widened into registers once, one SMLAD per weight word and
-                       pixel (weights pre-widened to int16: n_out x c x 2 B, in one record per channel with the
-                       bias and requantization constants); returned as a gemm_kernels.Gemm,
+    pointwise_small    runtime/mcu_conv1x1_small_s8.h: a 1x1 conv (any stride, no padding) over 4, 8, 12 or 16
+                       input channels, each pixel's inputs widened once, one SMLAD per weight word and pixel
+                       (weights pre-widened to int16: n_out x c x 2 B, in one record per channel with the bias
+                       and requantization constants); returned as a gemm_kernels.Gemm,
                        the shared conv kernel's stand-in on cores with DSP (TVM's kernel elsewhere)
     conv2d_im2col_s8   runtime/mcu_conv2d_im2col_s8.h: a conv whose kernel rows are not whole words (kw * c % 4,
                        e.g. 3x3 over 3 colour channels) and whose window has at most IM2COL_MAX_TAPS taps: the
@@ -189,9 +189,9 @@ def conv2d_im2col_s8(name, op, in_shape, weights, bias, mult, shift, *, input_ze
                    f"  int8_t col[{2 * kp}];\n", 2 * kp, "mcu_conv2d_im2col_s8.h", "im2col_w16", const_attr)
 
 
-# input channels of the 1x1 convs that take runtime/mcu_conv1x1_small_s8.h (their widened inputs fit in registers;
-# 16 measured 0.50 MAC/instr there against the shared kernel's 0.60)
-POINTWISE_SMALL_C = (4, 8, 12)
+# input channels of the 1x1 convs that take runtime/mcu_conv1x1_small_s8.h (on stm32f746: 8 -> 16 0.58 MAC/instr
+# against the shared conv kernel's 0.39, 16 -> 32 0.72 against 0.60)
+POINTWISE_SMALL_C = (4, 8, 12, 16)
 
 
 def applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads, dilation) -> bool:
