@@ -15,8 +15,8 @@
  *
  * mcu_fc_w16_s8: a small fully connected layer (weights of at most a few KB, so that pre-widening them to int16
  * costs little flash) with the same records: two output channels per pass over the input row, each 4 inputs
- * widened once (LDR, 2 SXTAB16) for both, the two channels' weight words in one LDRD each, four SMLAD: 20
- * instructions per 16 MACs (asm, 8 taps per branch), where the shared conv kernel's 4-channel rows paid its
+ * widened once (LDR, 2 SXTAB16) for both, the two channels' weight words in one LDRD each, four SMLAD: 9.5
+ * instructions per 8 MACs (asm, 16 taps per branch where k % 16 == 0, else 8), where the shared conv kernel's 4-channel rows paid its
  * per-call and per-block fixed cost over as few as 2 outputs (VWW 256->2, ResNet-8 64->10, AD 128->8). Like the
  * shared conv kernel it is one function in the image (shapes as arguments); a layer's wrapper is a call.
  */
@@ -193,6 +193,12 @@ MCU_DOT_INLINE void mcu_conv1x1_small_s8(const int8_t* in, int8_t* out, int32_t 
     }
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define MCU_FC_NO_UNROLL _Pragma("GCC unroll 1")
+#else
+#define MCU_FC_NO_UNROLL
+#endif
+
 /* acc0 += x . (channel of w0), acc1 += x . (channel of w1) over k inputs (k % 8 == 0 under DSP) */
 MCU_DOT_INLINE void mcu_fc_w16_pair(const int8_t* x, const int32_t* w0, const int32_t* w1, int32_t k, int32_t x_offset,
                                     int32_t* acc0, int32_t* acc1)
@@ -210,13 +216,24 @@ MCU_DOT_INLINE void mcu_fc_w16_pair(const int8_t* x, const int32_t* w0, const in
     "smlad %[a0], %[xb], %[q], %[a0]\n\t"                                                                      \
     "smlad %[a1], %[xa], %[r], %[a1]\n\t"                                                                      \
     "smlad %[a1], %[xb], %[t], %[a1]\n\t"
-    __asm__("1:\n\t" MCU_FC_W16_STEP MCU_FC_W16_STEP
-            "subs %[m], %[m], #1\n\t"
-            "bne 1b"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [m] "+r"(m), [u] "=&r"(u),
-              [xa] "=&r"(xa), [xb] "=&r"(xb), [p] "=&r"(p), [q] "=&r"(q), [r] "=&r"(r), [t] "=&r"(t)
-            : [off] "r"(off)
-            : "cc", "memory");
+    if (k % 16 == 0) { /* 16 taps per branch */
+        m = k / 16;
+        __asm__("1:\n\t" MCU_FC_W16_STEP MCU_FC_W16_STEP MCU_FC_W16_STEP MCU_FC_W16_STEP
+                "subs %[m], %[m], #1\n\t"
+                "bne 1b"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [m] "+r"(m), [u] "=&r"(u),
+                  [xa] "=&r"(xa), [xb] "=&r"(xb), [p] "=&r"(p), [q] "=&r"(q), [r] "=&r"(r), [t] "=&r"(t)
+                : [off] "r"(off)
+                : "cc", "memory");
+    } else {
+        __asm__("1:\n\t" MCU_FC_W16_STEP MCU_FC_W16_STEP
+                "subs %[m], %[m], #1\n\t"
+                "bne 1b"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [m] "+r"(m), [u] "=&r"(u),
+                  [xa] "=&r"(xa), [xb] "=&r"(xb), [p] "=&r"(p), [q] "=&r"(q), [r] "=&r"(r), [t] "=&r"(t)
+                : [off] "r"(off)
+                : "cc", "memory");
+    }
 #undef MCU_FC_W16_STEP
     *acc0 = a0;
     *acc1 = a1;
@@ -236,7 +253,7 @@ MCU_DOT_INLINE void mcu_fc_w16_pair(const int8_t* x, const int32_t* w0, const in
  */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((noinline, noclone, unused)) /* once in the image, shapes as arguments: the asm loop does not need
-                                               them as literals, and each layer's wrapper stays a call */
+                                              them as literals, and each layer's wrapper stays a call */
 #elif defined(__GNUC__)
 __attribute__((noinline, unused))
 #endif
@@ -248,6 +265,7 @@ MCU_KERNEL_OPT static void mcu_fc_w16_s8(const int8_t* in, int8_t* out, int32_t 
     for (int32_t b = 0; b < rows; b++, in += k, out += n_out) {
         const int32_t* r = rec;
         int32_t o = 0;
+        MCU_FC_NO_UNROLL /* (GCC specialises the function for a single caller: unrolled, KWS's 64->12 took 1 KB) */
         for (; o + 2 <= n_out; o += 2, r += 2 * stride) {
             int32_t a0 = r[n], a1 = r[stride + n];
             mcu_fc_w16_pair(in, r, r + stride, k, x_offset, &a0, &a1);
