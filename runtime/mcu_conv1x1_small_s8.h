@@ -16,9 +16,10 @@
  * mcu_fc_w16_s8: a small fully connected layer (weights of at most a few KB, so that pre-widening them to int16
  * costs little flash) with the same records: two output channels per pass over the input row, each 4 inputs
  * widened once (LDR, 2 SXTAB16) for both, the two channels' weight words in one LDRD each, four SMLAD: 9.5
- * instructions per 8 MACs (asm, 16 taps per branch where k % 16 == 0, else 8), where the shared conv kernel's 4-channel rows paid its
- * per-call and per-block fixed cost over as few as 2 outputs (VWW 256->2, ResNet-8 64->10, AD 128->8). Like the
- * shared conv kernel it is one function in the image (shapes as arguments); a layer's wrapper is a call.
+ * instructions per 8 MACs (asm, 16 taps per branch where k % 16 == 0, else 8), where the shared conv kernel's
+ * 4-channel rows paid its per-call and per-block fixed cost over as few as 2 outputs (VWW 256->2, ResNet-8
+ * 64->10, AD 128->8). Like the shared conv kernel it is one function in the image (shapes as arguments); a
+ * layer's wrapper is a call.
  */
 #ifndef MCU_CONV1X1_SMALL_S8_H
 #define MCU_CONV1X1_SMALL_S8_H

@@ -309,14 +309,15 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
             const int32_t span = w - 3 + pl; /* windows inside: ox in [ox_lo, ox_end) */
             const int32_t ox_lo = (pl + 1) / 2, ox_end = span < 0 ? 0 : span / 2 + 1;
             const int32_t ox_hi = ox_end < ox_lo ? ox_lo : (ox_end > ow ? ow : ox_end);
+            const int32_t edge = pt == 0 && pl == 0; /* (a literal) mcu_dw3x3_s2_side's edge form */
             int8_t* d = out + ch;
             for (int32_t oy = 0; oy < oh; oy++) {
                 const int32_t iy0 = 2 * oy - pt;
                 const int32_t inside = iy0 >= 0 && iy0 + 2 < h;
                 int32_t ox = 0;
                 for (; ox < ow && (!inside || ox < ox_lo); ox++, d += c)
-                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, pt == 0 && pl == 0), m,
-                                                   cc, sh, sign_fix, act_min, act_max);
+                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, edge),
+                                                   m, cc, sh, sign_fix, act_min, act_max);
                 if (inside) {
                     const int8_t* p = src + (iy0 * w + 2 * ox - pl) * c;
                     for (; ox + 2 <= ox_hi; ox += 2, p += 4 * c, d += 2 * c) {
@@ -331,8 +332,9 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                         *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_one(p, w * c, c, &k, b), m, cc, sh, sign_fix,
                                                        act_min, act_max);
                     for (; ox < ow; ox++, d += c)
-                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, pt == 0 && pl == 0),
-                                                       m, cc, sh, sign_fix, act_min, act_max);
+                        *d = (int8_t)mcu_requant_x2_s8(
+                            mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, edge), m, cc, sh, sign_fix,
+                            act_min, act_max);
                 }
             }
             continue;
