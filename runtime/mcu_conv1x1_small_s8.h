@@ -1,14 +1,14 @@
 /*
- * mcu_conv1x1_small_s8.h - int8 1x1 conv (any stride, no padding) over few input channels (c = 4, 8, 12 or 16),
- * bit-exact with TFLite's reference kernel. Called by the shape-specialised wrappers that
+ * mcu_conv1x1_small_s8.h - int8 1x1 conv (any stride, no padding) over few input channels (c = 4, 8, 12, 16
+ * or 32), bit-exact with TFLite's reference kernel. Called by the shape-specialised wrappers that
  * mcutool/codegen/fast_kernels.py generates (every shape argument a literal), in place of the shared conv kernel
  * (mcu_conv_gemm_s8.h), whose fixed cost per block of 2 pixels x 2 channels (~45 instructions around a tap loop
  * of c / 4 steps) held VWW's 8->16 layer at 0.33 MAC/instruction and the 16->32 ones at 0.51-0.55.
  *
- * Each pixel's c inputs are widened to int16 once (c / 2 words, the input offset added by SXTAB16): four pixels
- * into a stack buffer for c = 8 and two for c = 16 on cores with DSP (then per channel LDRD pairs of inputs and
- * weights and SMLADs in asm, each weight pair serving all the pixels), else two pixels (c <= 8) or one (c = 12,
- * and the last pixels of a row) in registers. Per output channel one record of c / 2 + 4 words: the c / 2
+ * Each pixel's c inputs are widened to int16 once (c / 2 words, the input offset added by SXTAB16): four
+ * pixels into a stack buffer for c = 8 and two for c = 16 and 32 on cores with DSP (then per channel LDRD pairs
+ * of inputs and weights and SMLADs in asm, each weight pair serving all the pixels), else two pixels (c <= 8) or
+ * one (c = 12, and the last pixels of a row). Per output channel one record of c / 2 + 4 words: the c / 2
  * weight words (pre-widened to int16 in SXTB16 lane order, doubled for mcu_requant_x2_s8), the doubled bias, and
  * mcu_requant_x2_s8's multiplier, rounding constant and shift; one SMLAD per weight word and pixel, one SMMLAR
  * requantization per output. Without DSP (host under MCU_GEMM=1) the same loops in C.
@@ -86,6 +86,27 @@ MCU_DOT_INLINE void mcu_conv1x1_c16x2(const int32_t* xw, const int32_t* wd, int3
     *acc_b = b;
 }
 
+/* c = 32, two pixels: xw[0..15] and xw[16..31] against 16 weight words: 8 LDRD of weights, 16 of inputs, 32 SMLAD */
+MCU_DOT_INLINE void mcu_conv1x1_c32x2(const int32_t* xw, const int32_t* wd, int32_t* acc_a, int32_t* acc_b)
+{
+    int32_t a = *acc_a, b = *acc_b, p, q, u, v;
+#define MCU_C32_STEP(j)                                                                                        \
+    "ldrd %[p], %[q], [%[w], #" #j "*8]\n\t"                                                                   \
+    "ldrd %[u], %[v], [%[x], #" #j "*8]\n\t"                                                                   \
+    "smlad %[a], %[u], %[p], %[a]\n\t"                                                                         \
+    "smlad %[a], %[v], %[q], %[a]\n\t"                                                                         \
+    "ldrd %[u], %[v], [%[x], #64+" #j "*8]\n\t"                                                                \
+    "smlad %[b], %[u], %[p], %[b]\n\t"                                                                         \
+    "smlad %[b], %[v], %[q], %[b]\n\t"
+    __asm__(MCU_C32_STEP(0) MCU_C32_STEP(1) MCU_C32_STEP(2) MCU_C32_STEP(3) MCU_C32_STEP(4) MCU_C32_STEP(5)
+            MCU_C32_STEP(6) MCU_C32_STEP(7)
+            : [a] "+r"(a), [b] "+r"(b), [p] "=&r"(p), [q] "=&r"(q), [u] "=&r"(u), [v] "=&r"(v)
+            : [x] "r"(xw), [w] "r"(wd), "m"(*(const int32_t(*)[32])xw), "m"(*(const int32_t(*)[16])wd));
+#undef MCU_C32_STEP
+    *acc_a = a;
+    *acc_b = b;
+}
+
 /* c = 8, four pixels: their 4 widened words each, xw[4 * i .. 4 * i + 3] (8-byte aligned), against one channel's
  * 4 weight words: 2 LDRD of weights, 8 of inputs, 16 SMLAD */
 MCU_DOT_INLINE void mcu_conv1x1_c8x4(const int32_t* xw, const int32_t* wd, int32_t* acc)
@@ -131,15 +152,18 @@ MCU_DOT_INLINE void mcu_conv1x1_small_s8(const int8_t* in, int8_t* out, int32_t 
         const int8_t* row = in + oy * sh * w * c;
         int32_t ox = 0;
 #if MCU_DOT_SIMD32 && defined(__GNUC__)
-        if (c == 16) { /* two pixels widened into a buffer: LDRD pairs of inputs and weights */
+        if (c == 16 || c == 32) { /* two pixels widened into a buffer: LDRD pairs of inputs and weights */
             for (; ox + 2 <= ow; ox += 2, out += 2 * n_out) {
-                int32_t xw[16] __attribute__((aligned(8)));
+                int32_t xw[32] __attribute__((aligned(8)));
                 mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, xw);
-                mcu_conv1x1_widen(row + (ox + 1) * sw * c, c, x_offset, xw + 8);
+                mcu_conv1x1_widen(row + (ox + 1) * sw * c, c, x_offset, xw + n);
                 const int32_t* r = rec;
                 for (int32_t o = 0; o < n_out; o++, r += stride) {
                     int32_t a = r[n], b = r[n];
-                    mcu_conv1x1_c16x2(xw, r, &a, &b);
+                    if (c == 16)
+                        mcu_conv1x1_c16x2(xw, r, &a, &b);
+                    else
+                        mcu_conv1x1_c32x2(xw, r, &a, &b);
                     const int32_t m = r[n + 1], cc = r[n + 2], e = r[n + 3];
                     const int32_t ya = mcu_requant_x2_s8(a, m, cc, e, sign_fix, act_min, act_max);
                     const int32_t yb = mcu_requant_x2_s8(b, m, cc, e, sign_fix, act_min, act_max);
@@ -184,7 +208,7 @@ MCU_DOT_INLINE void mcu_conv1x1_small_s8(const int8_t* in, int8_t* out, int32_t 
             }
         }
         for (; ox < ow; ox++, out += n_out) { /* one pixel (c > 8, or the last of an odd row) */
-            int32_t x[8];
+            int32_t x[16];
             mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, x);
             const int32_t* r = rec;
             for (int32_t o = 0; o < n_out; o++, r += stride)

@@ -7,8 +7,8 @@ constant-array naming), so model.c and the in-place row bands (row_inplace.py) u
                        one channel at a time through a ring of 3 int16 rows padded with the zero point (no
                        border tests; the input offset folded into the bias), one SMLAD per two taps of a kernel
                        row, per-channel constants hoisted
-    pointwise_small    runtime/mcu_conv1x1_small_s8.h: a 1x1 conv (any stride, no padding) over 4, 8, 12 or 16
-                       input channels, each pixel's inputs widened once, one SMLAD per weight word and pixel
+    pointwise_small    runtime/mcu_conv1x1_small_s8.h: a 1x1 conv (any stride, no padding) over 4, 8, 12, 16 or
+                       32 input channels, each pixel's inputs widened once, one SMLAD per weight word and pixel
                        (weights pre-widened to int16: n_out x c x 2 B, in one record per channel with the bias
                        and requantization constants); returned as a gemm_kernels.Gemm,
                        the shared conv kernel's stand-in on cores with DSP (TVM's kernel elsewhere)
@@ -190,8 +190,9 @@ def conv2d_im2col_s8(name, op, in_shape, weights, bias, mult, shift, *, input_ze
 
 
 # input channels of the 1x1 convs that take runtime/mcu_conv1x1_small_s8.h (on stm32f746: 8 -> 16 0.58 MAC/instr
-# against the shared conv kernel's 0.39, 16 -> 32 0.72 against 0.60)
-POINTWISE_SMALL_C = (4, 8, 12, 16)
+# against the shared conv kernel's 0.39, 16 -> 32 0.72 against 0.60, 32 -> 32 0.87 against 0.75); their weights are
+# stored int16 (at most 2 B x 32 x n_out per layer); from 64 on the shared kernel keeps int8 weights
+POINTWISE_SMALL_C = (4, 8, 12, 16, 32)
 
 
 def applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads, dilation) -> bool:
