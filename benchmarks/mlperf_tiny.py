@@ -11,7 +11,8 @@ random input, and printed with: instructions, MACs/instruction, code bytes (the 
 runtime and kernels; the constants are not code) and flash bytes (everything the image stores in flash:
 code, weights, requantization constants). The TFLite Micro + CMSIS-NN figures are DESIGN.md section 6's and
 the issue's (.text: code and harness, its weights being in the flatbuffer in .rodata).
-`--layers` also prints each layer's instructions, grouped by kernel class.
+`--layers` also prints each layer's instructions, grouped by kernel class, and per model the totals of each
+kernel class (class MACs / class instructions).
 """
 from __future__ import annotations
 
@@ -99,6 +100,28 @@ def kernel_class(layer: dict, graph) -> str:
     return f"{op.kind} -> {out}"
 
 
+def class_of(layer_class: str) -> str | None:
+    """The issue's kernel class of a layer label of `kernel_class` (None: a layer without MACs)."""
+    for prefix in ("depthwise 3x3 s1", "depthwise 3x3 s2", "pointwise 1x1", "first conv", "conv 3x3",
+                   "fully connected"):
+        if layer_class.startswith(prefix):
+            if prefix == "first conv":  # over 3 channels (VWW, ResNet-8) or 1 (KWS)
+                return "first conv over " + layer_class.split(" over ")[1].split(" -> ")[0]
+            return {"conv 3x3": "regular 3x3 conv"}.get(prefix, prefix)
+    return None
+
+
+def class_totals(layers) -> dict[str, tuple[int, int, int]]:
+    """{kernel class: (layers, MACs, instructions)} over the layers with MACs."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for label, macs, n in layers:
+        cls = class_of(label)
+        if cls is not None and macs and n:
+            count, m, i = out.get(cls, (0, 0, 0))
+            out[cls] = (count + 1, m + macs, i + n)
+    return out
+
+
 def bench(key: str, board_name: str, layers: bool) -> dict:
     out = BUILD / f"{key}-{board_name}"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +170,10 @@ def main() -> None:
               "|---|---:|---:|---:|")
         for cls, macs, n in r["layers"]:
             print(f"| {cls} | {macs:,} | {n:,} | {macs / n:.3f} |" if macs and n else f"| {cls} | - | {n:,} | - |")
+        print(f"\n{NAMES[r['key']]}: per kernel class (class MACs / class instructions)\n\n"
+              "| kernel class | layers | MACs | instructions | MAC/instr |\n|---|---:|---:|---:|---:|")
+        for cls, (count, macs, n) in class_totals(r["layers"]).items():
+            print(f"| {cls} | {count} | {macs:,} | {n:,} | {macs / n:.3f} |")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,27 @@ MCU_DOT_INLINE void mcu_im2col_s8(const int8_t* in, int8_t* col, int32_t h, int3
     }
 }
 
+#if MCU_DOT_SIMD32
+/* two pixels (col, col + kp) x two output channels (weight rows w, w + kp): the 4 accumulators stay in
+ * registers from the bias to the requantization (4 channels per pass kept them in memory between passes) */
+MCU_DOT_INLINE void mcu_im2col_dot2x2(const int8_t* col, const int16_t* w, int32_t kp, int32_t x_offset,
+                                      int32_t* acc)
+{
+    const int16x2_t off = mcu_dup16(x_offset);
+    int32_t a0 = acc[0], a1 = acc[1], b0 = acc[2], b1 = acc[3];
+    MCU_DOT_UNROLL
+    for (int32_t i = 0; i + 4 <= kp; i += 4) {
+        const int8x4_t u = mcu_ld_s8x4(col + i), v = mcu_ld_s8x4(col + kp + i);
+        MCU_DOT_X2_STEP(MCU_DOT_X2_LO, mcu_ld_s16x2(w + i), mcu_ld_s16x2(w + kp + i))
+        MCU_DOT_X2_STEP(MCU_DOT_X2_HI, mcu_ld_s16x2(w + i + 2), mcu_ld_s16x2(w + kp + i + 2))
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = b0;
+    acc[3] = b1;
+}
+#endif
+
 /*
  * in (1, h, w, c) -> out (1, oh, ow, n_out); wts: n_out rows of kp int16 (lane order, doubled); bias2, mult,
  * cst, e per output channel and sign_fix (mcu_requant_x2_s8); col: 2 * kp bytes of scratch (two pixels).
@@ -62,6 +83,21 @@ MCU_DOT_INLINE void mcu_conv2d_im2col_s8(const int8_t* in, int8_t* out, int32_t 
             mcu_im2col_s8(in, col, h, w, c, kh, kw, oy * sh - pt, ox * sw - pl, zp);
             mcu_im2col_s8(in, col + kp, h, w, c, kh, kw, oy * sh - pt, (ox + 1) * sw - pl, zp);
             int32_t o = 0;
+#if MCU_DOT_SIMD32
+            for (; o + 2 <= n_out; o += 2) { /* pixels a, b x channels o, o + 1 */
+                int32_t acc[4] = {bias2[o], bias2[o + 1], bias2[o], bias2[o + 1]};
+                mcu_im2col_dot2x2(col, wts + o * kp, kp, x_offset, acc);
+                const int32_t m0 = mult[o], c0 = cst[o], e0 = e[o], m1 = mult[o + 1], c1 = cst[o + 1], e1 = e[o + 1];
+                const int32_t ya0 = mcu_requant_x2_s8(acc[0], m0, c0, e0, sign_fix, act_min, act_max);
+                const int32_t ya1 = mcu_requant_x2_s8(acc[1], m1, c1, e1, sign_fix, act_min, act_max);
+                const int32_t yb0 = mcu_requant_x2_s8(acc[2], m0, c0, e0, sign_fix, act_min, act_max);
+                const int32_t yb1 = mcu_requant_x2_s8(acc[3], m1, c1, e1, sign_fix, act_min, act_max);
+                out[o] = (int8_t)ya0;
+                out[o + 1] = (int8_t)ya1;
+                out[n_out + o] = (int8_t)yb0;
+                out[n_out + o + 1] = (int8_t)yb1;
+            }
+#endif
             for (; o + 4 <= n_out; o += 4) {
                 int32_t a[4] = {bias2[o], bias2[o + 1], bias2[o + 2], bias2[o + 3]};
                 int32_t b[4] = {bias2[o], bias2[o + 1], bias2[o + 2], bias2[o + 3]};

@@ -63,6 +63,11 @@ MCU_DOT_INLINE int32_t mcu_pack16(int32_t lo, int32_t hi)
 #define MCU_DW_LO(v) ((int32_t)(int16_t)((uint32_t)(v) & 0xFFFFu))
 #endif
 #define MCU_DW_HI(v) ((int32_t)(v) >> 16)
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define MCU_DW3X3_NO_UNROLL _Pragma("GCC unroll 1")
+#else
+#define MCU_DW3X3_NO_UNROLL
+#endif
 
 /* Input row iy of channel ch into `dst` (its columns [pl, pl + w)) as int16; the zero point outside the image.
  * Rows are sy bytes apart, columns sx (w * c and c; c and w * c when the kernel runs over columns). */
@@ -76,7 +81,41 @@ MCU_DOT_INLINE void mcu_dw3x3_fill_row(int16_t* dst, const int8_t* in, int32_t i
     }
     const int8_t* src = in + iy * sy + ch;
     int32_t j = 0;
-#if MCU_DOT_SIMD32
+#if MCU_DOT_SIMD32 && defined(__GNUC__)
+    /* 8 values per iteration in 8 LDRSB, 4 PKHBT, 4 STR and the loop step (19 instructions; GCC's own
+     * unrolling reloaded its end pointer from the stack and dispatched on the remainder at run time). The
+     * column step is an immediate offset: a literal after inlining, else the C loop below does it all. */
+    if (__builtin_constant_p(c) && c > 0 && c <= 256 && w >= 8) {
+        const int8_t* end = src + (w / 8) * 8 * c;
+        int16_t* d = dst;
+        int32_t t0, t1, t2, t3;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrsb %[t0], [%[s]]\n\t"
+            "ldrsb %[t1], [%[s], %[c1]]\n\t"
+            "ldrsb %[t2], [%[s], %[c2]]\n\t"
+            "ldrsb %[t3], [%[s], %[c3]]\n\t"
+            "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+            "pkhbt %[t2], %[t2], %[t3], lsl #16\n\t"
+            "str %[t0], [%[d]], #4\n\t"
+            "str %[t2], [%[d]], #4\n\t"
+            "ldrsb %[t0], [%[s], %[c4]]\n\t"
+            "ldrsb %[t1], [%[s], %[c5]]\n\t"
+            "ldrsb %[t2], [%[s], %[c6]]\n\t"
+            "ldrsb %[t3], [%[s], %[c7]]\n\t"
+            "add %[s], %[s], %[c8]\n\t"
+            "pkhbt %[t0], %[t0], %[t1], lsl #16\n\t"
+            "pkhbt %[t2], %[t2], %[t3], lsl #16\n\t"
+            "str %[t0], [%[d]], #4\n\t"
+            "str %[t2], [%[d]], #4\n\t"
+            "cmp %[s], %[e]\n\t"
+            "bne 1b"
+            : [s] "+r"(src), [d] "+r"(d), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+            : [e] "r"(end), [c1] "i"(c), [c2] "i"(2 * c), [c3] "i"(3 * c), [c4] "i"(4 * c), [c5] "i"(5 * c),
+              [c6] "i"(6 * c), [c7] "i"(7 * c), [c8] "r"(8 * c)
+            : "cc", "memory");
+        j = (w / 8) * 8;
+    }
     for (; j + 2 <= w; j += 2, src += 2 * c) { /* two LDRSB, PKHBT and STR per pair (GCC's own pairing: BFI each) */
         const int32_t v = mcu_pack16(src[0], src[c]);
         __builtin_memcpy(dst + j, &v, 4);
@@ -178,6 +217,39 @@ MCU_DOT_INLINE int32_t mcu_dw3x3_s2_border(const int8_t* in, int32_t h, int32_t 
     return a;
 }
 
+/* stride 2, an output whose window starts inside the input (its top-left tap) but runs past the bottom or right
+ * edge: kernel rows [0, nr) and columns [0, nc) inside (1..3 each), the zero point at the other taps (the bias holds
+ * -zp * sum w); it costs what an inside output does. */
+MCU_DOT_INLINE int32_t mcu_dw3x3_s2_edge(const int8_t* p, int32_t row, int32_t c, const mcu_dw3x3_w* k, int32_t zp,
+                                         int32_t nr, int32_t nc, int32_t a)
+{
+    for (int32_t i = 0; i < 3; i++, p += row) {
+        const int32_t in_row = i < nr;
+        const int32_t x0 = in_row ? p[0] : zp, x1 = in_row && nc > 1 ? p[c] : zp;
+        const int32_t x2 = in_row && nc > 2 ? p[2 * c] : zp;
+#if MCU_DOT_SIMD32
+        a = __smlad(mcu_pack16(x0, x1), k->w01[i], a);
+        a = __smlabt(x2, k->w12[i], a);
+#else
+        a += x0 * MCU_DW_LO(k->w01[i]) + x1 * MCU_DW_HI(k->w01[i]) + x2 * MCU_DW_HI(k->w12[i]);
+#endif
+    }
+    return a;
+}
+
+/* stride 2, an output outside the interior: the edge form above where its window starts inside the input ("SAME"
+ * padding of an even-sized input pads only the last row and column: VWW's), else the per-tap test, which took
+ * about 4x the instructions. `edge` (a literal): the edge form is generated only where the layer has no top or
+ * left padding (with it, the extra code cost a 9x7 layer padded all round 25 % in the interior's registers). */
+MCU_DOT_INLINE int32_t mcu_dw3x3_s2_side(const int8_t* in, int32_t h, int32_t w, int32_t c, int32_t iy0, int32_t ix0,
+                                         const mcu_dw3x3_w* k, int32_t zp, int32_t a, int32_t edge)
+{
+    if (edge && iy0 >= 0 && ix0 >= 0 && iy0 < h && ix0 < w)
+        return mcu_dw3x3_s2_edge(in + (iy0 * w + ix0) * c, w * c, c, k, zp, h - iy0 < 3 ? h - iy0 : 3,
+                                 w - ix0 < 3 ? w - ix0 : 3, a);
+    return mcu_dw3x3_s2_border(in, h, w, c, iy0, ix0, k, zp, a);
+}
+
 /* stride 2, outputs whose windows are inside the input, two at a time: p points at the first one's top-left tap;
  * per kernel row the taps (x0, x1) go into one word for SMLAD and x2 (the second output's x0) into SMLABT */
 MCU_DOT_INLINE void mcu_dw3x3_s2_two(const int8_t* p, int32_t row, int32_t c, const mcu_dw3x3_w* k, int32_t* a0,
@@ -255,14 +327,15 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
             const int32_t span = w - 3 + pl; /* windows inside: ox in [ox_lo, ox_end) */
             const int32_t ox_lo = (pl + 1) / 2, ox_end = span < 0 ? 0 : span / 2 + 1;
             const int32_t ox_hi = ox_end < ox_lo ? ox_lo : (ox_end > ow ? ow : ox_end);
+            const int32_t edge = pt == 0 && pl == 0; /* (a literal) mcu_dw3x3_s2_side's edge form */
             int8_t* d = out + ch;
             for (int32_t oy = 0; oy < oh; oy++) {
                 const int32_t iy0 = 2 * oy - pt;
                 const int32_t inside = iy0 >= 0 && iy0 + 2 < h;
                 int32_t ox = 0;
                 for (; ox < ow && (!inside || ox < ox_lo); ox++, d += c)
-                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_border(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b), m,
-                                                   cc, sh, sign_fix, act_min, act_max);
+                    *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, edge),
+                                                   m, cc, sh, sign_fix, act_min, act_max);
                 if (inside) {
                     const int8_t* p = src + (iy0 * w + 2 * ox - pl) * c;
                     for (; ox + 2 <= ox_hi; ox += 2, p += 4 * c, d += 2 * c) {
@@ -277,12 +350,18 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
                         *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_one(p, w * c, c, &k, b), m, cc, sh, sign_fix,
                                                        act_min, act_max);
                     for (; ox < ow; ox++, d += c)
-                        *d = (int8_t)mcu_requant_x2_s8(mcu_dw3x3_s2_border(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b),
-                                                       m, cc, sh, sign_fix, act_min, act_max);
+                        *d = (int8_t)mcu_requant_x2_s8(
+                            mcu_dw3x3_s2_side(src, h, w, c, iy0, 2 * ox - pl, &k, zp, b, edge), m, cc, sh, sign_fix,
+                            act_min, act_max);
                 }
             }
             continue;
         }
+        /* stride 1, four outputs per step: the weights read from memory where the step uses them (kept in
+         * registers with the ring pointers and the requantization constants, they were spilled and reloaded around
+         * the ring fill; over KWS's columns the registers still do better) */
+        const mcu_dw3x3_w* km = (const mcu_dw3x3_w*)(const void*)(wk + 6 * ch);
+        const mcu_dw3x3_w* kf = by_cols ? &k : km;
         /* (by_cols: the transposed image's) rows, columns, pads, row and column steps in bytes, in and out */
         const int32_t rh = by_cols ? w : h, rwid = by_cols ? h : w, rt = by_cols ? pl : pt, rl = by_cols ? pt : pl;
         const int32_t roh = by_cols ? ow : oh, row_ = by_cols ? oh : ow;
@@ -306,9 +385,10 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
             }
             int32_t o = 0;
             if (row_ >= 8) { /* (measured: on narrow rows the pairs below do better) */
+                MCU_DW3X3_NO_UNROLL /* (fully unrolled, a 12-wide row spilled its accumulators) */
                 for (; o + 4 <= row_; o += 4) {
                     int32_t a[4] = {b, b, b, b};
-                    mcu_dw3x3_four(r0, r1, r2, o, &k, a);
+                    mcu_dw3x3_four(r0, r1, r2, o, kf, a);
                     for (int32_t j = 0; j < 4; j++)
                         dst[j * osx] = (int8_t)mcu_requant_x2_s8(a[j], m, cc, sh, sign_fix, act_min, act_max);
                     dst += 4 * osx;

@@ -30,6 +30,9 @@ DW_CASES = {
     "pad2": ((1, 4, 4, 4), 1, (2, 2, 2, 2), 3, 1, (-128, 127)),
     "s2_same_w2": ((1, 6, 2, 8), 2, (0, 0, 1, 1), 9, -4, (-128, 127)),  # no window inside along x
     "s2_pad3": ((1, 8, 9, 4), 2, (3, 3, 2, 2), -7, 3, (-128, 127)),
+    # stride 2 without top/left padding: the windows past the bottom / right edge (1 or 2 rows and columns
+    # inside) take mcu_dw3x3_s2_edge
+    "s2_pads_b2_r2": ((1, 7, 7, 12), 2, (0, 0, 2, 2), 13, -5, (-128, 127)),
     # over the columns (fast_kernels.dw3x3_by_cols: rows shorter than 8, columns longer), asymmetric pads
     "cols_tall_pads_t1_l0_b2_r1": ((1, 13, 3, 8), 1, (1, 0, 2, 1), 11, -6, (-128, 127)),
     "cols_tall_valid_relu": ((1, 10, 6, 5), 1, (0, 0, 0, 0), -40, -128, (-128, 127)),
@@ -115,7 +118,7 @@ def test_explicit_schedules_keep_tvm_kernels():
 M7_FLOORS = {  # MAC/instruction floors on Cortex-M7 (QEMU -icount, -O3), about 10 % under what was measured
     # (0.414, 0.318, 0.319, 0.225; 0.511, 0.530, 0.440): the TVM kernels they replace ran at 0.18-0.27
     "dw:kws_25x5x64": 0.37, "dw:s2_same_vww": 0.28, "dw:odd_width_c6_relu6": 0.28, "dw:s2_pad1_odd": 0.2,
-    "dw:cols_tall_pads_t1_l0_b2_r1": 0.2,
+    "dw:cols_tall_pads_t1_l0_b2_r1": 0.2, "dw:s2_pads_b2_r2": 0.2,
     "conv:vww_first_s2_same": 0.46, "conv:resnet8_first_pad1": 0.47, "conv:c3_5x5_pad2_o6": 0.39,
 }
 
@@ -134,6 +137,136 @@ def test_fast_kernels_bit_exact_on_cortex_m7(case, tmp_path):
     print(f"{case}: {k.macs / instructions:.3f} MAC/instr")
     assert k.macs / instructions >= M7_FLOORS[case], f"{k.macs / instructions:.3f} MAC/instruction"
 
+
+
+# ------------------------------------------------------------------------------ 1x1 convs over few input channels
+
+PW_CASES = {
+    # name: (in_shape, n_out, stride, zi, zo, (act_min, act_max), Cortex-M7 MAC/instr floor)
+    "pw_vww_8_16_relu": ((1, 12, 12, 8), 16, (1, 1), -128, -128, (-128, 127), 0.5),  # 0.59 measured
+    "pw_c4_o6_odd_width": ((1, 5, 7, 4), 6, (1, 1), 11, -3, (-128, 127), 0.0),
+    "pw_c12_o10_s2_clamped": ((1, 9, 8, 12), 10, (2, 2), -7, 5, (-100, 100), 0.0),
+    "pw_c8_o4_s2_odd": ((1, 7, 9, 8), 4, (2, 2), 30, -128, (-128, 60), 0.0),
+    "pw_resnet8_16_32_s2": ((1, 16, 16, 16), 32, (2, 2), 17, -128, (-128, 127), 0.65),  # 0.72 measured
+    "pw_c16_o6_odd_width": ((1, 3, 5, 16), 6, (1, 1), -60, 20, (-128, 127), 0.0),
+    "pw_vww_32_32_relu": ((1, 12, 12, 32), 32, (1, 1), -128, -128, (-128, 127), 0.78),  # 0.87 measured
+    "pw_c32_o10_odd_width_s2": ((1, 5, 7, 32), 10, (2, 2), 3, -7, (-128, 127), 0.0),
+}
+
+
+def _pw_case(case):
+    in_shape, o, stride, zi, zo, (lo, hi), _ = PW_CASES[case]
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    w = rng.integers(-127, 128, (o, 1, 1, in_shape[3])).astype(np.int8)
+    bias = rng.integers(-3000, 3000, o)
+    xs = _inputs(rng, in_shape)
+    acc = _conv_acc(xs[:, 0], w, bias, zi, stride, (1, 1), (0, 0, 0, 0))
+    mult, shift = _pick_requant(acc[:-2], rng)
+    want = _requant(acc, mult, shift, zo, lo, hi)[:, None]
+    k = tvm_kernels.conv2d_s8(f"pw_{case}", in_shape, w, bias, mult, shift, input_zero_point=zi,
+                              output_zero_point=zo, act_min=lo, act_max=hi, stride=stride)
+    assert "mcu_conv1x1_small_s8(in, out, " in k.source and k.schedule.startswith("gemm|")
+    return k, xs, want, (lo, hi)
+
+
+@pytest.mark.parametrize("case", list(PW_CASES))
+def test_pointwise_small_bit_exact_on_host(case, tmp_path, monkeypatch):
+    """The plain-C path of runtime/mcu_conv1x1_small_s8.h, selected as on DSP cores (MCU_GEMM=1)."""
+    require_tool("gcc")
+    import test_tvm_kernels as T
+    k, xs, want, (lo, hi) = _pw_case(case)
+    monkeypatch.setattr(T, "CFLAGS", T.CFLAGS + ["-DMCU_GEMM=1"])
+    _check(T.run_on_host(k, xs, tmp_path), want, lo, hi)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", list(PW_CASES))
+def test_pointwise_small_bit_exact_on_cortex_m7(case, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    k, xs, want, _ = _pw_case(case)
+    for i in (0, len(xs) - 1):
+        got, instructions = run_on_cortex_m7(k, xs[i], tmp_path)
+        assert np.array_equal(got, want[i].reshape(got.shape)), f"{np.sum(got != want[i].reshape(got.shape))} differ"
+    print(f"{case}: {k.macs / instructions:.3f} MAC/instr")
+    assert k.macs / instructions >= PW_CASES[case][-1], f"{k.macs / instructions:.3f} MAC/instruction"
+
+
+def test_pointwise_small_only_up_to_32_channels():
+    """Other input channel counts keep the shared conv kernel and int8 weights (its tap loop amortizes the block
+    cost from 64 on), as do padded 1x1 convs."""
+    rng = np.random.default_rng(5)
+    for c, pads in ((64, (0, 0, 0, 0)), (20, (0, 0, 0, 0)), (8, (1, 1, 1, 1))):
+        w = rng.integers(-127, 128, (8, 1, 1, c)).astype(np.int8)
+        k = tvm_kernels.conv2d_s8("pw_kept", (1, 6, 6, c), w, None, [1 << 30] * 8, [-9] * 8, input_zero_point=3,
+                                  output_zero_point=-2, pads=pads)
+        assert "mcu_conv1x1_small_s8(" not in k.source and "mcu_conv_gemm_s8(in, out, &p, buf);" in k.source
+
+
+# ------------------------------------------------------------------------------ small fully connected layers
+
+FC_CASES = {
+    # name: (rows, inputs, outputs, zi, zo, (act_min, act_max), Cortex-M7 MAC/instr floor)
+    "fc_vww_256_2": (1, 256, 2, -128, 7, (-128, 127), 0.7),  # 0.800 measured (widened per channel pair)
+    "fc_resnet8_64_10_relu": (1, 64, 10, 5, -128, (-128, 127), 0.72),  # 0.800: its row widened once (10 outputs)
+    "fc_widened_row_2_rows_48_11": (2, 48, 11, -17, 9, (-128, 127), 0.0),  # widened rows, an odd last channel
+    "fc_3_rows_24_6": (3, 24, 6, 2, -3, (-128, 127), 0.0),
+    "fc_odd_outputs_32_7_clamped": (1, 32, 7, -9, 4, (-90, 110), 0.0),
+}
+
+
+def _fc_case(case):
+    import test_tvm_kernels as T
+    rows, i, o, zi, zo, (lo, hi), _ = FC_CASES[case]
+    rng = np.random.default_rng(zlib.crc32(case.encode()))
+    w = rng.integers(-127, 128, (o, i)).astype(np.int8)
+    w[0, 0] = -127
+    bias = rng.integers(-3000, 3000, o)
+    xs = _inputs(rng, (rows, i))
+    acc = np.stack([T._fc_acc(x, w, bias, zi) for x in xs])
+    mult, shift = _pick_requant(acc[:-2], rng, per_channel=False)
+    want = _requant(acc, mult, shift, zo, lo, hi)
+    k = tvm_kernels.fully_connected_s8(f"fc_{case}", (rows, i), w, bias, mult, shift, input_zero_point=zi,
+                                       output_zero_point=zo, act_min=lo, act_max=hi)
+    assert "mcu_fc_w16_s8(in, out, " in k.source and k.schedule.startswith("gemm|")
+    from mcutool.codegen import fast_kernels
+    widened = i <= fast_kernels.FC_W16_MAX_BUF_INPUTS and o >= fast_kernels.FC_W16_MIN_BUF_OUTPUTS
+    assert ("int32_t xbuf[" in k.source) == widened  # both paths are among the cases
+    return k, xs, want.reshape((len(xs),) + k.out_shape), (lo, hi)
+
+
+@pytest.mark.parametrize("case", list(FC_CASES))
+def test_fc_w16_bit_exact_on_host(case, tmp_path, monkeypatch):
+    """The plain-C path of mcu_fc_w16_s8 (runtime/mcu_conv1x1_small_s8.h), selected as on DSP cores."""
+    require_tool("gcc")
+    import test_tvm_kernels as T
+    k, xs, want, (lo, hi) = _fc_case(case)
+    monkeypatch.setattr(T, "CFLAGS", T.CFLAGS + ["-DMCU_GEMM=1"])
+    got = T.run_on_host(k, xs, tmp_path)
+    assert np.array_equal(got, want), f"{np.sum(got != want)} of {want.size} differ"
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("case", list(FC_CASES))
+def test_fc_w16_bit_exact_on_cortex_m7(case, tmp_path):
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    k, xs, want, _ = _fc_case(case)
+    for i in (0, len(xs) - 1):
+        got, instructions = run_on_cortex_m7(k, xs[i], tmp_path)
+        assert np.array_equal(got, want[i].reshape(got.shape)), f"{np.sum(got != want[i].reshape(got.shape))} differ"
+    print(f"{case}: {k.macs / instructions:.3f} MAC/instr")
+    assert k.macs / instructions >= FC_CASES[case][-1], f"{k.macs / instructions:.3f} MAC/instruction"
+
+
+def test_fc_w16_only_for_small_weights():
+    """int16 weights only where they cost at most 4 KB more flash: AD's 128x128 keeps int8 and the shared kernel."""
+    rng = np.random.default_rng(9)
+    for o, i in ((128, 128), (8, 1024)):
+        w = rng.integers(-127, 128, (o, i)).astype(np.int8)
+        k = tvm_kernels.fully_connected_s8("fc_big", (1, i), w, None, [1 << 30], [-9], input_zero_point=3,
+                                           output_zero_point=-2)
+        assert "mcu_fc_w16_s8(" not in k.source and "mcu_conv_gemm_s8(in, out, &p, buf);" in k.source
 
 # ------------------------------------------------------------------------------ one-SMMLAR requantization
 

@@ -7,6 +7,11 @@ constant-array naming), so model.c and the in-place row bands (row_inplace.py) u
                        one channel at a time through a ring of 3 int16 rows padded with the zero point (no
                        border tests; the input offset folded into the bias), one SMLAD per two taps of a kernel
                        row, per-channel constants hoisted
+    pointwise_small    runtime/mcu_conv1x1_small_s8.h: a 1x1 conv (any stride, no padding) over 4, 8, 12, 16 or
+                       32 input channels, each pixel's inputs widened once, one SMLAD per weight word and pixel
+                       (weights pre-widened to int16: n_out x c x 2 B, in one record per channel with the bias
+                       and requantization constants); returned as a gemm_kernels.Gemm,
+                       the shared conv kernel's stand-in on cores with DSP (TVM's kernel elsewhere)
     conv2d_im2col_s8   runtime/mcu_conv2d_im2col_s8.h: a conv whose kernel rows are not whole words (kw * c % 4,
                        e.g. 3x3 over 3 colour channels) and whose window has at most IM2COL_MAX_TAPS taps: the
                        window gathered into a word-padded buffer per pixel, 4 output channels per SMLAD pass
@@ -196,3 +201,84 @@ def conv2d_im2col_s8(name, op, in_shape, weights, bias, mult, shift, *, input_ze
             f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, col);")
     return _kernel(name, op, in_shape, (1, oh, ow, o), oh * ow * o * taps, arrays, call,
                    f"  int8_t col[{2 * kp}];\n", 2 * kp, "mcu_conv2d_im2col_s8.h", "im2col_w16", const_attr)
+
+
+# input channels of the 1x1 convs that take runtime/mcu_conv1x1_small_s8.h (on stm32f746: 8 -> 16 0.58 MAC/instr
+# against the shared conv kernel's 0.39, 16 -> 32 0.72 against 0.60, 32 -> 32 0.87 against 0.75); their weights are
+# stored int16 (at most 2 B x 32 x n_out per layer); from 64 on the shared kernel keeps int8 weights
+POINTWISE_SMALL_C = (4, 8, 12, 16, 32)
+
+
+def applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads, dilation) -> bool:
+    o, kh, kw, c = weights.shape
+    return ((kh, kw) == (1, 1) and c in POINTWISE_SMALL_C and not any(int(p) for p in pads)
+            and tuple(int(d) for d in dilation) == (1, 1)
+            and x2_requant(weights.reshape(o, c), bias, mult, shift, in_zp, out_zp) is not None)
+
+
+def pointwise_small(name, in_shape, weights, bias, mult, shift, *, input_zero_point, output_zero_point, act_min,
+                    act_max, stride, out_hw, const_attr=""):
+    """The wrapper of a 1x1 conv over few input channels (`applies_pointwise_small`) around
+    runtime/mcu_conv1x1_small_s8.h, as a gemm_kernels.Gemm for gemm_kernels.merge (`#if MCU_GEMM`: cores with DSP;
+    the header is included with the constants, so the in-place row kernels, which rebuild a source from the
+    includes, constants and code, keep it)."""
+    from .gemm_kernels import Gemm
+
+    _, _h, w, c = (int(d) for d in in_shape)
+    o = weights.shape[0]
+    recs = _records(weights.reshape(o, c), bias, mult, shift, input_zero_point, output_zero_point)
+    attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
+    consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_pr", recs.reshape(-1), "int32", attr)
+    sh, sw = (int(v) for v in stride)
+    oh, ow = (int(v) for v in out_hw)
+    code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
+            f"  mcu_conv1x1_small_s8(in, out, {w}, {c}, {sh}, {sw}, {oh}, {ow}, {o}, {-int(input_zero_point)}, "
+            f"{name}_pr, {_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)});\n}}\n")
+    return Gemm(consts, code, 0)
+
+
+# fully connected layers whose int8 weights take at most this many bytes pre-widen them to int16 for
+# runtime/mcu_conv1x1_small_s8.h's mcu_fc_w16_s8 (at most 4 KB more flash per layer; larger ones keep the shared
+# conv kernel and int8 weights)
+FC_W16_MAX_WEIGHT_BYTES = 4096
+# and with at most this many inputs and at least this many outputs widen their row once into a stack buffer of 2 B
+# per input (else per channel pair; on stm32f746 the buffer paid from 5 pairs on: 64->12 0.69 -> 0.80 MAC/instr,
+# 128->8 0.75 -> 0.71, 256->2 0.80 -> 0.44)
+FC_W16_MAX_BUF_INPUTS = 256
+FC_W16_MIN_BUF_OUTPUTS = 10
+
+
+def applies_fc_w16(weights, bias, mult, shift, in_zp, out_zp) -> bool:
+    o, k = weights.shape
+    return (k % 8 == 0 and k >= 16 and o * k <= FC_W16_MAX_WEIGHT_BYTES
+            and x2_requant(weights, bias, mult, shift, in_zp, out_zp) is not None)
+
+
+def _records(rows, bias, mult, shift, in_zp, out_zp) -> np.ndarray:
+    """(O, K / 2 + 4) int32 records of runtime/mcu_conv1x1_small_s8.h: the weights doubled and widened to int16 in
+    SXTB16 lane order (two per word, low half first), the doubled bias, mult, cst, e."""
+    w16 = tk._widen_weights(2 * rows.astype(np.int16)).astype(np.int64) & 0xFFFF
+    words = w16[:, 0::2] | (w16[:, 1::2] << 16)
+    words = np.where(words >= 1 << 31, words - (1 << 32), words)
+    req = _requant_arrays(rows, bias, mult, shift, in_zp, out_zp)
+    return np.concatenate([words] + [np.asarray(req[k][0], np.int64)[:, None] for k in ("bias", "mult", "cst", "e")],
+                          axis=1)
+
+
+def fc_w16(name, n_rows, weights, bias, mult, shift, *, input_zero_point, output_zero_point, act_min, act_max,
+           const_attr=""):
+    """The wrapper of a small fully connected layer (`applies_fc_w16`, weights (O, K)) around mcu_fc_w16_s8, as a
+    gemm_kernels.Gemm for gemm_kernels.merge (`#if MCU_GEMM`)."""
+    from .gemm_kernels import Gemm
+
+    o, k = weights.shape
+    buffered = k <= FC_W16_MAX_BUF_INPUTS and o >= FC_W16_MIN_BUF_OUTPUTS
+    recs = _records(weights, bias, mult, shift, input_zero_point, output_zero_point)
+    attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
+    consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_fr", recs.reshape(-1), "int32", attr)
+    code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
+            + (f"  int32_t xbuf[{k // 2}] __attribute__((aligned(8)));\n" if buffered else "")
+            + f"  mcu_fc_w16_s8(in, out, {int(n_rows)}, {k}, {o}, {-int(input_zero_point)}, {name}_fr, "
+            f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
+            f"{'xbuf' if buffered else '(int32_t*)0'});\n}}\n")
+    return Gemm(consts, code, 2 * k if buffered else 0)

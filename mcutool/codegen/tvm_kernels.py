@@ -428,7 +428,15 @@ def conv2d_s8(name, in_shape, weights, bias, multiplier, shift, *, input_zero_po
         k = _conv_like(name, op_label or "conv2d", tuple(int(d) for d in in_shape), weights, bias, mult, shift,
                        input_zero_point, output_zero_point, act_min, act_max, stride, dilation, pads,
                        None, schedule, const_attr, tuning)
-    if shared:
+    if shared and fast_kernels.applies_pointwise_small(weights, bias, mult, shift, input_zero_point,
+                                                       output_zero_point, pads, dilation):
+        # a 1x1 conv over 4..12 input channels: its inputs widened into registers (codegen/fast_kernels.py)
+        g = fast_kernels.pointwise_small(name, in_shape, weights, bias, mult, shift,
+                                         input_zero_point=input_zero_point, output_zero_point=output_zero_point,
+                                         act_min=act_min, act_max=act_max, stride=stride, out_hw=k.out_shape[1:3],
+                                         const_attr=const_attr)
+        k = gemm_kernels.merge(k, g)
+    elif shared:
         g = gemm_kernels.gemm_layer(name, in_shape, weights, bias, mult, shift, in_zp=input_zero_point,
                                     out_zp=output_zero_point, act_min=act_min, act_max=act_max, stride=stride,
                                     dilation=dilation, pads=pads, out_hw=k.out_shape[1:3], const_attr=const_attr)
@@ -753,7 +761,14 @@ def fully_connected_s8(name, in_shape, weights, bias, multiplier, shift, *, inpu
         body, params, tir = build(name, n, pairs)
     k = _assemble(name, "fully_connected", body, params, consts, tuple(in_shape), (n, o), n * o * i,
                   includes, schedule, tir, const_attr, helpers)
-    if shared:
+    from . import fast_kernels
+    if shared and fast_kernels.applies_fc_w16(weights, bias, mult, shift, input_zero_point, output_zero_point):
+        # a small layer: int16 weights, the input row widened once (codegen/fast_kernels.py)
+        k = gemm_kernels.merge(k, fast_kernels.fc_w16(name, n, weights, bias, mult, shift,
+                                                      input_zero_point=input_zero_point,
+                                                      output_zero_point=output_zero_point, act_min=act_min,
+                                                      act_max=act_max, const_attr=const_attr))
+    elif shared:
         g = gemm_kernels.gemm_layer(name, (1, 1, n, i), weights.reshape(o, 1, 1, i), bias, mult, shift,
                                     in_zp=input_zero_point, out_zp=output_zero_point, act_min=act_min,
                                     act_max=act_max, out_hw=(1, n), const_attr=const_attr, fully_connected=True)
