@@ -359,9 +359,8 @@ MCU_DOT_INLINE void mcu_depthwise_conv2d_3x3_s8(const int8_t* in, int8_t* out, i
         }
         /* stride 1, four outputs per step: the weights read from memory where the step uses them (kept in
          * registers with the ring pointers and the requantization constants, they were spilled and reloaded around
-         * the ring fill; over KWS's columns the registers still do better) */
-        const mcu_dw3x3_w* km = (const mcu_dw3x3_w*)(const void*)(wk + 6 * ch);
-        const mcu_dw3x3_w* kf = by_cols ? &k : km;
+         * the ring fill; over KWS's columns the registers still do better; int4 weights: the unpacked copy) */
+        const mcu_dw3x3_w* kf = by_cols || wk4 ? &k : (const mcu_dw3x3_w*)(const void*)(wk + 6 * ch);
         /* (by_cols: the transposed image's) rows, columns, pads, row and column steps in bytes, in and out */
         const int32_t rh = by_cols ? w : h, rwid = by_cols ? h : w, rt = by_cols ? pl : pt, rl = by_cols ? pt : pl;
         const int32_t roh = by_cols ? ow : oh, row_ = by_cols ? oh : ow;

@@ -51,7 +51,18 @@ CASES = {
     "fc_640_128": ("fc", (1, 640), 128, None, None, None, None, -5, 14, (-128, 127), 0.72),
     "fc_5_rows": ("fc", (5, 32), 8, None, None, None, None, -3, 1, (-128, 127), 0.0),
     "fc_6_outputs": ("fc", (1, 64), 6, None, None, None, None, 0, 3, (-50, 127), 0.0),
+    # the same edge shapes with input channels the small kernels of codegen/fast_kernels.py do not take (1x1 over
+    # 4..32 channels, FC rows that are a multiple of 8 with <= 4 KB of weights), so they stay on the shared kernel
+    "pointwise_20_odd_pixels_odd_groups": ("conv", (1, 5, 7, 20), 6, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), -20, 7,
+                                           (-128, 127), 0.0),
+    "pointwise_24_stride2": ("conv", (1, 9, 9, 24), 16, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), 17, -128,
+                             (-128, 127), 0.0),
+    "fc_36_relu": ("fc", (1, 36), 8, None, None, None, None, 2, -128, (-128, 127), 0.0),
+    "fc_5_rows_36": ("fc", (5, 36), 8, None, None, None, None, -3, 1, (-128, 127), 0.0),
+    "fc_6_outputs_68": ("fc", (1, 68), 6, None, None, None, None, 0, 3, (-50, 127), 0.0),
 }
+SHARED_ONLY = ("pointwise_20_odd_pixels_odd_groups", "pointwise_24_stride2", "fc_36_relu", "fc_5_rows_36",
+               "fc_6_outputs_68")
 
 
 def _kernel(case):
@@ -84,6 +95,8 @@ def test_shared_kernel_bit_exact_on_host(case, tmp_path, monkeypatch):
     # kernels of codegen/fast_kernels.py in its place, under the same MCU_GEMM)
     assert k.schedule.startswith("gemm|") and any(call in k.source for call in (
         "mcu_conv_gemm_s8(in, out, &p, buf);", "mcu_conv1x1_small_s8(in, out, ", "mcu_fc_w16_s8(in, out, "))
+    if case in SHARED_ONLY:
+        assert "mcu_conv_gemm_s8(in, out, &p, buf);" in k.source
     monkeypatch.setattr(T, "CFLAGS", T.CFLAGS + ["-DMCU_GEMM=1"])
     T._check(T.run_on_host(k, xs, tmp_path), want, lo, hi)
 
