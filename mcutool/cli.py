@@ -104,7 +104,7 @@ WEIGHTS_OPTION = click.option(
 ACTIVATIONS_OPTION = click.option(
     "--activations", type=click.Choice(["int8", "auto"]), default="int8", show_default=True,
     help="Float models: activation width: int8, or auto (int16 activations, TFLite's 16x8, on int8-weight "
-         "layers where that measures better, within the SRAM budget: compile's --sram-budget or the board's).")
+         "layers where that measures better; with compile, within --sram-budget or the board's SRAM).")
 FLASH_BUDGET_OPTION = click.option(
     "--flash-budget", "flash_budget", type=int, default=None, metavar="BYTES",
     help="Bytes the weights may take (every constant of the model) with --weights auto; compile's default is "

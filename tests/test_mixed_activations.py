@@ -8,24 +8,35 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import shared_model
+from conftest import assert_no_floating_point, require_board_tools, shared_model
 from structured_images import structured_images
 from tflite_builder import MicroInterpreter
 from mcutool import reference
+from mcutool.compiler import Options, compile_model, run_build
 from mcutool.frontends import load_model
 from mcutool.quantize import mixed
+from mcutool.quantize.ptq import integer_io
 
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
-def test_resnet8_with_int16_activations_and_int4_weights_equals_tflite_micro(tmp_path):
-    np.savez(tmp_path / "cal.npz", input_1=structured_images(24, 1))
-    out = tmp_path / "r8_mixed.tflite"
+@pytest.fixture(scope="module")
+def mixed_resnet8(tmp_path_factory):
+    """ResNet-8 quantized by `mcutool quantize --weights auto --flash-budget 47246 --activations auto` (60 % of
+    its int8 weight bytes), on 48 calibration images."""
+    tmp = tmp_path_factory.mktemp("mixed")
+    np.savez(tmp / "cal.npz", input_1=structured_images(48, 1))
+    out = tmp / "r8_mixed.tflite"
     done = subprocess.run([sys.executable, "-m", "mcutool", "quantize", str(shared_model("resnet8_float.tflite")),
-                           "--calib", str(tmp_path / "cal.npz"), "--weights", "auto", "--flash-budget", "47246",
+                           "--calib", str(tmp / "cal.npz"), "--weights", "auto", "--flash-budget", "47246",
                            "--activations", "auto", "-o", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "x16" in done.stdout  # the per-layer line marks int16-activation layers
+    return out, done.stdout
+
+
+def test_resnet8_with_int16_activations_and_int4_weights_equals_tflite_micro(mixed_resnet8):
+    out, stdout = mixed_resnet8
+    assert "x16" in stdout  # the per-layer line marks int16-activation layers
     g = load_model(out)
     weighted = [op for op in g.ops if op.kind in WEIGHTED]
     wide = [op for op in weighted if g.tensor(op.inputs[0]).dtype == "int16"]
@@ -65,12 +76,13 @@ def test_the_automatic_choice_is_never_worse_than_a_fixed_rule(resnet8_chooser):
         budget = int(frac * chooser.int8_bytes)
         choice = chooser.choose(budget)
         assert choice.weights_bytes <= budget
-        assert choice.act16 and all(choice.bits[n] == 8 for n in choice.act16)
+        assert all(choice.bits.get(n, 8) == 8 for n in choice.act16)
         for bits in mixed.fixed_rules(chooser.layers).values():
             if chooser.bytes_of(bits) <= budget:
                 assert choice.measured_sqnr_db >= chooser.measured_db(bits)
+                assert choice.measured_sqnr_db >= chooser.measured_db(bits, chooser.act16_for(bits))
         rows = choice.layers_json(g)
-        assert {r["activation_bits"] for r in rows} == {8, 16}
+        assert [r["name"] for r in rows if r["activation_bits"] == 16] == [n for n in choice.act16 if n in choice.bits]
         assert all(r["weight_bits"] == 8 for r in rows if r["activation_bits"] == 16)
 
 
@@ -85,3 +97,24 @@ def test_int16_activations_stay_within_the_sram_budget(resnet8_chooser):
     act16 = bounded.act16_for(all8)
     assert 0 < len(act16) < len(free.layers) and bounded.sram_of(all8, act16) <= budget
     assert mixed.WidthChooser(calib, cal, "auto", peak8 - 1).act16_for(all8) == []
+
+
+@pytest.mark.qemu
+def test_resnet8_with_int16_activations_is_bit_exact_on_stm32f746(mixed_resnet8, tmp_path):
+    board = require_board_tools("stm32f746")
+    path, _ = mixed_resnet8
+    g = load_model(path)
+    report = compile_model(path, "stm32f746", tmp_path / "proj", Options())
+    ig = integer_io(g)
+    assert ig.tensor(ig.outputs[0]).dtype == "int16"  # the int16 softmax's output
+    spec = report["io"]["inputs"][0]
+    outs = []
+    for x in structured_images(2, 2):
+        xq = reference.quantize_float(x[None].astype(np.float32), scale=spec["scale"],
+                                      zero_point=spec["zero_point"], out_dtype="int8").astype(np.int8)
+        ys, _ = run_build(tmp_path / "proj", [xq])
+        want = reference.run(ig, {ig.inputs[0]: xq})[ig.outputs[0]]
+        assert np.array_equal(ys[0], want)
+        outs.append(want)
+    assert not np.array_equal(outs[0], outs[1])
+    assert_no_floating_point(board, tmp_path / "proj" / "emulator.elf")

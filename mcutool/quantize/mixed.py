@@ -12,6 +12,12 @@ dynamic programming over bytes (`knapsack`), keeping at int8 the layers whose in
 bytes the budget leaves over all-int4. The optimum, and the fixed rules that fit the same budget (all int4;
 first and last weighted layer int8, the rest int4), are then measured on the calibration samples, and the best
 measured one is the choice: never worse there than a fixed rule.
+
+Activations (`activations="auto"`, `--activations auto`): every candidate is also measured with int16
+activations (TFLite's 16x8: int16 symmetric, int8 weights, int64 biases) on its int8-weight layers and every
+softmax, fewer where the activations' layerwise peak would pass the SRAM budget; never on an int4-weight layer
+(TFLite Micro runs int4 weights with int8 activations only). A second knapsack uses costs measured with the
+other layers at int16 activations. The best measured candidate, with or without int16 activations, wins.
 """
 from __future__ import annotations
 
