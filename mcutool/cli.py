@@ -121,9 +121,14 @@ def _weights_lines(q: dict) -> str:
     if a:
         pred = "-" if a["predicted_sqnr_db"] is None else f"{a['predicted_sqnr_db']:.1f} dB"
         meas = "-" if a["measured_sqnr_db"] is None else f"{a['measured_sqnr_db']:.1f} dB"
-        out.append(f"allocation: {a['rule']}, {a['weights_bytes']:,} B of --flash-budget {a['flash_budget_bytes']:,} "
-                   f"({a['weights_fraction_of_int8']:.0%} of int8); SQNR predicted {pred}, measured {meas} on the "
-                   "calibration samples")
+        budget = ("" if a["flash_budget_bytes"] is None
+                  else f" of --flash-budget {a['flash_budget_bytes']:,} ({a['weights_fraction_of_int8']:.0%} of int8)")
+        out.append(f"allocation: {a['rule']}, {a['weights_bytes']:,} B{budget}; SQNR predicted {pred}, measured "
+                   f"{meas} on the calibration samples")
+        if a.get("activations_sram_bytes") is not None:
+            limit = "" if a["sram_budget_bytes"] is None else f" of {a['sram_budget_bytes']:,} B"
+            out.append(f"activations: {a['activations_sram_bytes']:,} B layerwise peak{limit}; int16 in "
+                       + (", ".join(a["int16_activation_ops"]) or "none"))
     return "\n".join(out)
 
 
