@@ -8,7 +8,8 @@ structured_images.py, seed 1, as benchmarks/ptq_agreement.py does), then for wei
 50 % of the all-int8 model's constant bytes, quantizes as `mcutool quantize --weights` does (mixed.Calibration: the
 default auto ranges, GPTQ int4 rounding with its clip chosen by the layer's output error, each bias corrected for
 its layer's weights at their width) with the automatic choice (mcutool.quantize.mixed:
-sensitivity per layer, knapsack, the best measured of it and the fixed rules) and with each fixed rule that fits
+sensitivity per layer, knapsack, the best measured of it and the fixed rules, each also with int16 activations on
+its int8-weight layers unless --activations int8) and with each fixed rule that fits
 the same budget (all int4; first and last weighted layer int8, the rest int4; all int8 at 100 %), and measures
 output SQNR and top-1 agreement against the float model on 500 held-apart images (seed 2). int4 weights of conv
 and fully connected layers are rounded by GPTQ in every row. Prints a Markdown table per model.
@@ -36,11 +37,11 @@ def images(graph, n: int, seed: int, scale: float):
     return {graph.inputs[0]: structured_images(n, seed, size=shape[1], scale=scale)}
 
 
-def table(path: Path, scale: float) -> str:
+def table(path: Path, scale: float, activations: str) -> str:
     g = load_model(path)
     cal, test = images(g, 200, 1, scale), images(g, 500, 2, scale)
     calib = mixed.Calibration(g, cal)  # as quantize_mixed: auto ranges, GPTQ, bias correction per width
-    chooser = mixed.WidthChooser(calib, cal)
+    chooser = mixed.WidthChooser(calib, cal, activations)
     rules = mixed.fixed_rules(chooser.layers)
     lines = [f"{path.name}: {len(chooser.layers)} weighted layers, int8 constants {chooser.int8_bytes:,} B, "
              f"all-int4 {chooser.all4_bytes:,} B", "",
@@ -48,14 +49,16 @@ def table(path: Path, scale: float) -> str:
              "|---|---|---|---:|---:|---:|---:|"]
     measured = {}
 
-    def row(frac, budget, rule, bits):
-        key = tuple(sorted(bits.items()))
+    def row(frac, budget, rule, bits, act16=()):
+        key = (tuple(sorted(bits.items())), tuple(sorted(act16)))
         if key not in measured:
-            (r,) = agreement_report(g, calib.quantize(bits), test)
+            (r,) = agreement_report(g, calib.quantize(bits, act16=act16), test)
             measured[key] = r
         r = measured[key]
         nbytes = chooser.bytes_of(bits)
-        widths = "".join("8" if bits[n] == 8 else "4" for n in chooser.layers)
+        widths = "".join("H" if n in act16 else "8" if bits[n] == 8 else "4" for n in chooser.layers)
+        if act16:
+            rule += f", activations {chooser.sram_of(bits, act16):,} B"
         lines.append(f"| {frac:.0%} ({budget:,} B) | {widths} | {rule} | {nbytes:,} | {nbytes / chooser.int8_bytes:.3f} "
                      f"| {r['sqnr_db']:.2f} | {r.get('top1_agreement', float('nan')) * 100:.1f} % |")
 
@@ -67,26 +70,30 @@ def table(path: Path, scale: float) -> str:
             lines.append(f"| {frac:.0%} ({budget:,} B) | - | nothing fits (all int4 needs {chooser.all4_bytes:,} B) "
                          "| | | | |")
             continue
-        row(frac, budget, f"automatic ({choice.rule})", choice.bits)
+        row(frac, budget, f"automatic ({choice.rule})", choice.bits, choice.act16)
         for name, bits in rules.items():
             if chooser.bytes_of(bits) <= budget:
                 row(frac, budget, name, bits)
     lines.append("")
-    lines.append("weights: one digit per weighted layer in graph order (8 = int8, 4 = int4). Sensitivity (output "
-                 "SQNR on the calibration images with only that layer int4): "
-                 + ", ".join(f"{n} {chooser.measured_db({n: 4}):.1f} dB" for n in chooser.layers))
+    lines.append("weights: one digit per weighted layer in graph order (8 = int8, 4 = int4, H = int8 weights with "
+                 "int16 activations, TFLite's 16x8; activations: the layerwise peak of live activation bytes). "
+                 "Sensitivity (output SQNR on the calibration images with only that layer int4"
+                 + "): "
+                 + ", ".join(f"{n} {chooser.sensitivity_db(n):.1f} dB" for n in chooser.layers))
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", type=Path, default=None)
+    ap.add_argument("--activations", choices=mixed.ACTIVATION_MODES, default="auto",
+                    help="the automatic choice's activations: int8, or auto (int16 where it measures better)")
     args = ap.parse_args()
     for path in args.models or MODELS:
         if not path.exists():
             print(f"{path}: missing, skipped\n")
             continue
-        print(table(path, INPUT_SCALE.get(path.stem, 1.0)))
+        print(table(path, INPUT_SCALE.get(path.stem, 1.0), args.activations))
         print()
 
 

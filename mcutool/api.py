@@ -21,13 +21,14 @@ from .progress import quiet
 def options(*, emit: str = "firmware", build: bool = True, calib: str | None = None, io: str = "semihosting",
             patch="auto", sram_budget: float | None = None, max_overhead: float = 20.0, binarize: str = "auto",
             force: bool = False, input_shapes: dict | None = None, weights: str = "int8",
-            flash_budget: int | None = None):
+            flash_budget: int | None = None, activations: str = "int8"):
     """compiler.Options from the API's (and the CLI's) keyword arguments; patch: "auto", "off" or N."""
     from .compiler import Options
     from .schedule.patch import parse_mode
     return Options(emit=emit, build=build, calib=calib, io=io, patch=parse_mode(str(patch)),
                    sram_budget_kib=sram_budget, max_overhead=max_overhead, binarize=binarize, force=force,
-                   input_shapes=input_shapes, weights=weights, flash_budget=flash_budget)
+                   input_shapes=input_shapes, weights=weights, flash_budget=flash_budget,
+                   activations=activations)
 
 
 @dataclass

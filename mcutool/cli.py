@@ -101,6 +101,10 @@ WEIGHTS_OPTION = click.option(
     "--weights", type=click.Choice(["int8", "int4", "auto"]), default="int8", show_default=True,
     help="Float models: weight width of conv/depthwise/fully connected layers: int8, int4 (packed, two a byte), "
          "or auto (each layer int8 or int4, chosen by its measured sensitivity to fit --flash-budget).")
+ACTIVATIONS_OPTION = click.option(
+    "--activations", type=click.Choice(["int8", "auto"]), default="int8", show_default=True,
+    help="Float models: activation width: int8, or auto (int16 activations, TFLite's 16x8, on int8-weight "
+         "layers where that measures better; with compile, within --sram-budget or the board's SRAM).")
 FLASH_BUDGET_OPTION = click.option(
     "--flash-budget", "flash_budget", type=int, default=None, metavar="BYTES",
     help="Bytes the weights may take (every constant of the model) with --weights auto; compile's default is "
@@ -109,16 +113,22 @@ FLASH_BUDGET_OPTION = click.option(
 
 def _weights_lines(q: dict) -> str:
     """The per-layer weight widths of a quantization report, and the allocation under a budget."""
-    bits = [f"{r['name']} {r['weight_bits']}" for r in q.get("layers", [])]
+    bits = [f"{r['name']} {r['weight_bits']}" + ("x16" if r.get("activation_bits") == 16 else "")
+            for r in q.get("layers", [])]
     out = [f"weights: {q.get('weights', 'int8')}, {q.get('weights_bytes', 0):,} B; bits per layer: "
            + ", ".join(bits)]
     a = q.get("allocation")
     if a:
         pred = "-" if a["predicted_sqnr_db"] is None else f"{a['predicted_sqnr_db']:.1f} dB"
         meas = "-" if a["measured_sqnr_db"] is None else f"{a['measured_sqnr_db']:.1f} dB"
-        out.append(f"allocation: {a['rule']}, {a['weights_bytes']:,} B of --flash-budget {a['flash_budget_bytes']:,} "
-                   f"({a['weights_fraction_of_int8']:.0%} of int8); SQNR predicted {pred}, measured {meas} on the "
-                   "calibration samples")
+        budget = ("" if a["flash_budget_bytes"] is None
+                  else f" of --flash-budget {a['flash_budget_bytes']:,} ({a['weights_fraction_of_int8']:.0%} of int8)")
+        out.append(f"allocation: {a['rule']}, {a['weights_bytes']:,} B{budget}; SQNR predicted {pred}, measured "
+                   f"{meas} on the calibration samples")
+        if a.get("activations_sram_bytes") is not None:
+            limit = "" if a["sram_budget_bytes"] is None else f" of {a['sram_budget_bytes']:,} B"
+            out.append(f"activations: {a['activations_sram_bytes']:,} B layerwise peak{limit}; int16 in "
+                       + (", ".join(a["int16_activation_ops"]) or "none"))
     return "\n".join(out)
 
 
@@ -154,6 +164,7 @@ SHARED_OPTIONS = [
                        "or a comma-separated list of conv layers to binarize."),
     WEIGHTS_OPTION,
     FLASH_BUDGET_OPTION,
+    ACTIVATIONS_OPTION,
 ]
 COMPILE_ONLY = [
     click.option("--emit", type=click.Choice(["firmware", "library"]), default="firmware", show_default=True,
@@ -417,7 +428,8 @@ def _print_layer_profile(report: dict, counts: list[dict]) -> None:
                    "error it causes, with bias correction; never worse than minmax there) or one rule for all.")
 @WEIGHTS_OPTION
 @FLASH_BUDGET_OPTION
-def quantize(model, calib, out, method, weights, flash_budget):
+@ACTIVATIONS_OPTION
+def quantize(model, calib, out, method, weights, flash_budget, activations):
     """Quantize float MODEL to int8 and write it as a TFLite flatbuffer (float I/O with QUANTIZE/DEQUANTIZE at
     the border, as the TFLite converter writes it)."""
     from pathlib import Path
@@ -433,7 +445,8 @@ def quantize(model, calib, out, method, weights, flash_budget):
         raise UserError(f"{model} is already an integer model (float I/O, if any, only passes through "
                         "QUANTIZE/DEQUANTIZE); quantize takes a float model. Compile it as it is.")
     from .compiler import calibration_data_name
-    qgraph, report = quantize_mixed(graph, load_calibration(calib, graph), method, weights, flash_budget)
+    qgraph, report = quantize_mixed(graph, load_calibration(calib, graph), method, weights, flash_budget,
+                                    activations)
     report["data"] = calibration_data_name(calib)
     Path(out).write_bytes(write_tflite(qgraph))
     click.echo(_quantization_line(report))

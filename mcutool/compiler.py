@@ -69,6 +69,7 @@ class Options:
     input_shapes: dict[str, tuple[int, ...]] | None = None  # fixed sizes for dynamic input dims (--input-shape)
     weights: str = "int8"    # float models: int8 | int4 | auto weight widths (mcutool.quantize.mixed)
     flash_budget: int | None = None  # --weights auto: bytes the weights may take; None: internal flash less code
+    activations: str = "int8"  # float models: int8 | auto (int16 on int8-weight layers, within the SRAM budget)
 
 
 def default_out_dir(model: Path, board: str, command: str = "compile") -> Path:
@@ -93,9 +94,11 @@ def firmware_graph(model: Path, opts: Options) -> tuple[Graph, dict | None]:
     return graph, quantization
 
 
-def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None) -> tuple[Graph, dict | None, list[str]]:
+def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None,
+                    sram_bytes: int | None = None) -> tuple[Graph, dict | None, list[str]]:
     """firmware_graph, and the model's float inputs/outputs (the host converts them with their int8 scales).
-    `flash_bytes`: the board's internal flash, whose part left after code is --weights auto's default budget."""
+    `flash_bytes`: the board's internal flash, whose part left after code is --weights auto's default budget;
+    `sram_bytes`: the board's SRAM, --activations auto's default bound on the activations' layerwise peak."""
     from .quantize.ptq import has_integer_core, integer_io
     graph = load_model(model, input_shapes=opts.input_shapes)
     _check_constant_weights(graph)
@@ -125,7 +128,9 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None) 
     budget = opts.flash_budget
     if opts.weights == "auto" and budget is None and flash_bytes is not None:
         budget = internal_weight_budget(graph, flash_bytes)
-    qgraph, quantization = quantize_mixed(graph, load_calibration(opts.calib, graph), "auto", opts.weights, budget)
+    sram = opts.sram_budget_kib * 1024 if opts.sram_budget_kib is not None else sram_bytes
+    qgraph, quantization = quantize_mixed(graph, load_calibration(opts.calib, graph), "auto", opts.weights, budget,
+                                          opts.activations, None if sram is None else int(sram))
     quantization["data"] = calibration_data_name(opts.calib)
     return _with_sources(integer_io(qgraph), graph), quantization, floats
 
@@ -222,7 +227,7 @@ def plan_model(model: Path, board: Board, opts: Options, progress=None, graph: G
     step("importing")
     float_io: list[str] = []
     if graph is None:
-        graph, quantization, float_io = _firmware_graph(model, opts, board.flash_bytes)
+        graph, quantization, float_io = _firmware_graph(model, opts, board.flash_bytes, board.sram_bytes)
     sources = graph.sources
     graph = fuse_float_islands(graph)  # DEQUANTIZE -> float elementwise -> QUANTIZE: one table (islands.py)
     graph, binarized = _binarize(graph, opts.binarize, sources)

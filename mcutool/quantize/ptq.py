@@ -205,6 +205,19 @@ def activation_quant(r: Range) -> Quant:
     return Quant(np.float32(scale), zero_point)
 
 
+INT16_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool2d", "max_pool2d", "reshape",
+             "softmax", "relu", "relu6")  # ops mcutool's quantizer may run in TFLite's 16x8 scheme
+FIXED_OUTPUT_QUANT16 = {"softmax": 1.0 / 32768.0, "logistic": 1.0 / 32768.0, "tanh": 1.0 / 32768.0}
+
+
+def activation_quant16(r: Range) -> Quant:
+    """int16 parameters for [lo, hi] in TFLite's 16x8 scheme: symmetric, zero point 0."""
+    amax = max(abs(min(r.lo, 0.0)), abs(max(r.hi, 0.0)), 1e-8)
+    if not np.isfinite(amax):
+        activation_quant(r)  # its user error
+    return Quant(np.float32(amax / 32767.0), 0)
+
+
 def weight_quant(w: np.ndarray, axis: int | None, bias: np.ndarray | None = None,
                  input_scale: float | None = None, bits: int = 8,
                  hessian: np.ndarray | None = None) -> tuple[np.ndarray, Quant]:
@@ -270,10 +283,17 @@ def bias_safe_scale(scale: np.ndarray, bias: np.ndarray, input_scale: float) -> 
 
 
 def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str, int] | None = None,
-                   hessians: dict[str, np.ndarray] | None = None) -> Graph:
+                   hessians: dict[str, np.ndarray] | None = None, act16: set[str] | frozenset = frozenset(),
+                   ranges16: dict[str, Range] | None = None) -> Graph:
     """A new graph with int8 activations and weights; float graph inputs/outputs keep their float tensors.
     `weight_bits` (layer name -> 4) gives layers int4 weights (mcutool.quantize.mixed chooses them), rounded by
-    GPTQ where `hessians` has the layer's input second moments (mixed.layer_hessians)."""
+    GPTQ where `hessians` has the layer's input second moments (mixed.layer_hessians). The conv / depthwise /
+    fully connected layers (and other INT16_OPS) named in `act16` run in TFLite's 16x8 scheme (int16 input and output, symmetric,
+    int64 bias, int8 weights); the INT16_OPS after one take int16 while any activation input is int16, and a
+    QUANTIZE converts a tensor where a reader runs at the other width (`_at_width`). int16 tensors take their
+    range from `ranges16` (default `ranges`: a clip chosen for int8's 256 levels costs more than it saves in
+    int16, so mixed.Calibration passes min/max)."""
+    ranges16 = ranges16 or ranges
     q = Graph(name=graph.name, inputs=list(graph.inputs), outputs=list(graph.outputs))
     quant: dict[str, Quant] = {}
     for name in graph.inputs:
@@ -286,7 +306,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str
     renamed = {name: name + "/int8" for name in graph.inputs}
     for op in graph.ops:
         q.ops.append(_quantize_op(graph, q, op, ranges, quant, renamed, (weight_bits or {}).get(op.name, 8),
-                                  (hessians or {}).get(op.name)))
+                                  (hessians or {}).get(op.name), act16, ranges16))
     for name in graph.outputs:
         inner = renamed[name]
         t = graph.tensor(name)
@@ -296,18 +316,48 @@ def quantize_graph(graph: Graph, ranges: dict[str, Range], weight_bits: dict[str
     return q
 
 
-def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: int = 8, hessian=None) -> Op:
+def _op_width(graph: Graph, q: Graph, op: Op, renamed, act16) -> int:
+    """16 for a layer in act16 and for an INT16_OPS op without constant operands that is in act16 or reads an
+    int16 activation."""
+    if op.kind in WEIGHTED_OPS:
+        return 16 if op.name in act16 else 8
+    if op.kind not in INT16_OPS or any(n and graph.tensor(n).is_const for n in op.inputs):
+        return 8
+    return 16 if op.name in act16 or any(n and q.tensor(renamed[n]).dtype == "int16" for n in op.inputs) else 8
+
+
+def _at_width(q: Graph, name: str, width: int, quant: dict, ranges, ranges16, source: str) -> str:
+    """The activation `name` of q at `width` bits: itself, or the output of a QUANTIZE to int8 / int16 from the
+    range of the float tensor `source` it stands for (one per tensor and width)."""
+    dtype = f"int{width}"
+    if q.tensor(name).dtype == dtype:
+        return name
+    out = f"{name}/as_{dtype}"
+    if out not in q.tensors:
+        quant[out] = activation_quant16(ranges16[source]) if width == 16 else activation_quant(ranges[source])
+        q.add_tensor(Tensor(out, q.tensor(name).shape, dtype, quant[out]))
+        q.ops.append(Op(f"{name}_to_{dtype}_{len(q.ops)}", "quantize", [name], [out], NoAttrs()))
+    return out
+
+
+def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: int = 8, hessian=None,
+                 act16=frozenset(), ranges16=None) -> Op:
     if op.kind == "lstm":
         return _quantize_lstm(graph, q, op, ranges, quant, renamed)
     ins = []
-    x_name = renamed.get(op.inputs[0], op.inputs[0])
+    width = _op_width(graph, q, op, renamed, act16)
+    if width == 16 and bits != 8:
+        raise UserError(f"layer {op.name!r}: int4 weights run with int8 activations only (TFLite Micro).")
+    here = {n: _at_width(q, renamed[n], width, quant, ranges, ranges16 or ranges, n) for n in op.inputs  # activations at its width
+            if n and not graph.tensor(n).is_const}
+    x_name = here.get(op.inputs[0], op.inputs[0])
     for i, name in enumerate(op.inputs):
         if not name:
             ins.append("")
             continue
         t = graph.tensor(name)
         if not t.is_const:
-            ins.append(renamed[name])
+            ins.append(here[name])
             continue
         if op.kind in WEIGHTED_OPS and i == 1:
             bias = graph.tensor(op.inputs[2]).data if len(op.inputs) > 2 and op.inputs[2] else None
@@ -325,8 +375,9 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: i
                 raise UserError(f"layer {op.name!r} ({op.kind}): its float bias in output channel {c} is "
                                 f"{float(t.data.reshape(-1)[c]):g}, which no int32 bias can hold. Check the float "
                                 "model's biases for non-finite or huge values.")
-            data = real.astype(np.int32)
-            q.add_tensor(Tensor(name, t.shape, "int32", Quant(bias_scale, np.zeros(bias_scale.shape, np.int64),
+            bias_dtype = "int64" if width == 16 else "int32"  # TFLite's 16x8 layers take int64 biases
+            data = real.astype(bias_dtype)
+            q.add_tensor(Tensor(name, t.shape, bias_dtype, Quant(bias_scale, np.zeros(bias_scale.shape, np.int64),
                                                                0 if bias_scale.size > 1 else None), data))
         elif t.dtype == "float32" and op.kind in CONST_ACTIVATION_OPERANDS:
             data_f = t.data.astype(np.float32)
@@ -351,12 +402,18 @@ def _quantize_op(graph: Graph, q: Graph, op: Op, ranges, quant, renamed, bits: i
             oq = _shared_quant(graph, op, ranges)
         elif op.kind in SAME_QUANT_OPS:
             oq = copy.deepcopy(quant[x_name])
+        elif width == 16:
+            inner = name + "/int16"
+            oq = (Quant(np.float32(FIXED_OUTPUT_QUANT16[op.kind]), 0) if op.kind in FIXED_OUTPUT_QUANT16
+                  else activation_quant16((ranges16 or ranges)[name]))
         elif op.kind in FIXED_OUTPUT_QUANT:
             oq = Quant(np.float32(FIXED_OUTPUT_QUANT[op.kind][0]), FIXED_OUTPUT_QUANT[op.kind][1])
         else:
             oq = activation_quant(ranges[name])
+        if width == 16 and op.kind in SAME_QUANT_OPS:
+            inner = name + "/int16"
         quant[inner] = oq
-        q.add_tensor(Tensor(inner, t.shape, "int8", oq))
+        q.add_tensor(Tensor(inner, t.shape, f"int{width}", oq))
         renamed[name] = inner
         outs.append(inner)
     if op.kind == "float_function":  # an elementwise float function: its int8 table between the two scales
