@@ -816,10 +816,7 @@ def layer_builder(graph, op, name: str | None = None, schedule: str = "auto", co
     x_s, x_zp = ref.f32(x_t.quant.scale[0]), int(x_t.quant.zero_point[0])
     o_s, o_zp = ref.f32(out_t.quant.scale[0]), int(out_t.quant.zero_point[0])
     lo, hi = ref.activation_range(op.attrs.activation, o_s, o_zp, "int8")
-    if op.kind == "fully_connected" and not w_t.quant.per_channel:
-        mult, shift = ref.legacy_conv_output_multiplier(x_s, w_t.quant.scale[0], o_s)
-    else:
-        mult, shift = ref.conv_output_multipliers(x_s, w_t.quant.scale, o_s)
+    mult, shift = ref.weighted_op_multipliers(op.kind, x_t, w_t, out_t, op.attrs.rounding)
     bias = None if b_t is None else np.asarray(b_t.data, np.int64)
     w = np.asarray(w_t.data)
     if schedule == "auto" and _model_weight_bytes(graph) <= W16_AUTO_MAX_WEIGHT_BYTES:

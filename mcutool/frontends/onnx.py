@@ -1680,9 +1680,10 @@ class _Importer:
             w_ir = self._transposed(self._runtime_weight(w), (1, 2, 3, 0) if depthwise else NCHW_TO_NHWC,
                                     f"{w.name}_ohwi")
         if depthwise:
-            attrs = DepthwiseConv2DAttrs(s, d, tuple(pads), node.act, depth_multiplier=o // c_in)
+            attrs = DepthwiseConv2DAttrs(s, d, tuple(pads), node.act, depth_multiplier=o // c_in,
+                                         rounding=self._rounding(node, q))
         else:
-            attrs = Conv2DAttrs(s, d, tuple(pads), node.act)
+            attrs = Conv2DAttrs(s, d, tuple(pads), node.act, rounding=self._rounding(node, q))
         self._write(node, q, "nhwc", kind, [x_ir, w_ir, bias], attrs)
 
     def _weight_qop(self, node: _Node, idx: int, scale: np.ndarray, zp: np.ndarray | None, axis: int):
@@ -1753,7 +1754,15 @@ class _Importer:
             a_ir, _ = self._rep(a, ("same",))
             src = self._runtime_weight(w)
             w_ir = self._transposed(src, (1, 0), f"{w.name}_t") if w_transposed else src
-        self._write(node, q, "same", "fully_connected", [a_ir, w_ir, bias], FullyConnectedAttrs(node.act))
+        self._write(node, q, "same", "fully_connected", [a_ir, w_ir, bias],
+                    FullyConnectedAttrs(node.act, rounding=self._rounding(node, q)))
+
+    @staticmethod
+    def _rounding(node: _Node, q: _Node | None) -> str:
+        """ir.ROUNDINGS of a conv, fully connected, mul or mean: "single" where the model's own arithmetic
+        requantizes in float (DQ -> op -> Q, QLinearConv, QLinearMatMul: onnxruntime rounds acc * scale once),
+        TFLite's where mcutool quantizes a float layer."""
+        return "single" if q is not None or node.op.startswith("QLinear") else "tflite"
 
     def _batch_matmul(self, node: _Node) -> None:
         """MatMul of two run-time tensors (attention's Q K^T and P V) -> IR batch_matmul in ONNX's layout."""
@@ -1847,7 +1856,8 @@ class _Importer:
                 ins.append(self._const_operand(node, v.const, layout, len(out_shape), mode == "qdq"))
             else:
                 ins.append(self._rep(self._src(v, mode), (layout,))[0])
-        self._write(node, q, layout, kind, ins, ElementwiseAttrs(node.act))
+        rounding = self._rounding(node, q) if kind == "mul" else "tflite"  # add keeps TFLite's arithmetic
+        self._write(node, q, layout, kind, ins, ElementwiseAttrs(node.act, rounding=rounding))
 
     def _concat(self, node: _Node) -> None:
         mode, q = self._mode(node, node.inputs)
@@ -1957,7 +1967,7 @@ class _Importer:
                         keep_quant=x_ir)
         else:
             self._no_int(node, mode)
-            self._write(node, q, "nhwc", "mean", [x_ir], MeanAttrs((1, 2), True))
+            self._write(node, q, "nhwc", "mean", [x_ir], MeanAttrs((1, 2), True, rounding=self._rounding(node, q)))
 
     def _reduce_mean(self, node: _Node) -> None:
         mode, q = self._mode(node, node.inputs[:1])
@@ -1985,7 +1995,8 @@ class _Importer:
         x_ir, _ = self._rep(x, (layout,))
         perm = list(_layout_perm(layout, r))
         out_layout = layout if keep else "same"
-        self._write(node, q, out_layout, "mean", [x_ir], MeanAttrs(tuple(sorted(perm.index(a) for a in axes)), keep))
+        self._write(node, q, out_layout, "mean", [x_ir], MeanAttrs(tuple(sorted(perm.index(a) for a in axes)), keep,
+                                                                   rounding=self._rounding(node, q)))
 
     # shapes -------------------------------------------------------------------------------------------------------
     def _reshape(self, node: _Node) -> None:
