@@ -49,7 +49,7 @@ COMPUTE_OPS = (
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
     "Shape", "Size", "Gather", "Slice", "Cast", "ConstantOfShape", "Range", "Expand", "Equal", "Where", "Neg",
-    "Floor", "Ceil", "Sqrt", "Reciprocal", "ReduceProd", "Min", "Max", "Tile",
+    "Floor", "Ceil", "Sqrt", "Reciprocal", "ReduceProd", "Min", "Max", "Tile", "Mod",
 )
 
 _ELEM_TYPES = {TensorProto.FLOAT: "float32", TensorProto.INT8: "int8", TensorProto.UINT8: "uint8",
@@ -492,6 +492,17 @@ class _Importer:
         return name
 
     def _fold_constants(self) -> None:
+        """Evaluate what constants determine, in passes: a Shape whose input's shape inference could not fix yet
+        (it follows a Reshape whose target an earlier Shape -> Concat chain computes, as in the TorchScript export
+        of nn.MultiheadAttention) waits for shape inference with the constants folded so far."""
+        while True:
+            count = len(self.nodes)
+            self._fold_pass()
+            if len(self.nodes) == count:
+                return
+            self._reinfer_shapes()
+
+    def _fold_pass(self) -> None:
         from onnx.reference import ReferenceEvaluator
 
         read = {i for n in self.nodes for i in n.inputs} | set(self.graph_outputs)
@@ -508,7 +519,11 @@ class _Importer:
                 self.consts[node.outputs[0]] = _Const(self._constant_attr(node))
                 continue
             if op in ("Shape", "Size") and ins[0] not in self.consts:
-                shape = np.array(self._static_shape(ins[0]), dtype=np.int64)
+                known = self.shapes.get(ins[0])
+                if known is None or None in known:  # after the next shape inference (or an error in translation)
+                    kept.append(node)
+                    continue
+                shape = np.array(known, dtype=np.int64)
                 if op == "Size":
                     self.consts[node.outputs[0]] = _Const(np.array(int(np.prod(shape)), dtype=np.int64))
                 else:
@@ -1285,7 +1300,7 @@ class _Importer:
         return name
 
     def _const_tensor(self, base: str, data: np.ndarray, quant: Quant | None = None) -> str:
-        data = np.ascontiguousarray(data)
+        data = np.ascontiguousarray(data).reshape(np.shape(data))  # a 0-d one stays 0-d (a scalar Gather index)
         return self._tensor(self._fresh(base), data.shape, data.dtype.name, quant, data)
 
     def _op(self, name: str, kind: str, inputs, outputs, attrs=None) -> None:
