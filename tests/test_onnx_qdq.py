@@ -669,3 +669,24 @@ def test_single_rounding_rounds_acc_times_scale_once():
         tflite = multiply_by_quantized_multiplier(acc, mult, shift)
         assert np.array_equal(single, exact), e
         assert 0.5 * 20000 * 2.0 ** -(e + 1) < np.sum(tflite != exact) < 2 * 20000 * 2.0 ** -(e + 1), e
+
+
+def test_float_input_is_quantized_as_quantize_linear(qdq_models, tmp_path):
+    """The border QuantizeLinear of a QDQ model becomes the host's conversion of the float input (run_build):
+    rounded half to even as ONNX's QuantizeLinear (onnx's reference evaluator is the oracle), not half away from
+    zero as TFLite's QUANTIZE; inputs at exact half steps tell the two apart."""
+    from onnx.reference import ReferenceEvaluator
+    from mcutool.compiler import _to_firmware, compile_model, read_report
+    path = qdq_models["per_tensor_int8"]
+    compile_model(path, "stm32f746", tmp_path / "p", Options(build=False))
+    spec = read_report(tmp_path / "p")["io"]["inputs"][0]
+    assert spec["host_rounding"] == "half_to_even"
+    scale, zp = np.float32(spec["scale"]), np.int8(spec["zero_point"])
+    x = ((np.arange(-40, 40, dtype=np.float32) + np.float32(0.5)) * scale).astype(np.float32)
+    x = x[np.float32(x / scale) == np.arange(-40, 40) + 0.5]  # exactly half steps in float32
+    assert x.size > 20
+    node = onnx.helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])
+    want = ReferenceEvaluator(node).run(None, {"x": x, "s": scale, "z": zp})[0]
+    got = _to_firmware(x, spec)
+    assert got.dtype == np.int8 and np.array_equal(got, want)
+    assert not np.array_equal(want, np.clip(np.sign(x / scale) * np.floor(np.abs(x / scale) + 0.5) + zp, -128, 127))
