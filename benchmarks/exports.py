@@ -4,6 +4,7 @@ compiled for stm32f746 and run in QEMU.
     python benchmarks/exports.py                  # print the table (and the failures' messages)
     python benchmarks/exports.py --write-readme   # replace the table in README.md
     python benchmarks/exports.py --images 20 --only keras,qdq_per_channel
+    python benchmarks/exports.py --cells build/exports.json --only dynamo   # re-measure some cells, keep the rest
 
 Per form and model: `compiles` (yes, or the first line of mcutool's error), `bit-exact` (the firmware's int8
 outputs in QEMU == mcutool's reference on every test input; for Keras also the reference == TFLite's own kernels:
@@ -17,6 +18,7 @@ make them with tests/exporters/make_torch.py) are marked "not made".
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import tempfile
@@ -139,13 +141,18 @@ def main() -> None:
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--images", type=int, default=4, help="test inputs per untrained model (trained ones: 20)")
     ap.add_argument("--only", default="", help="comma-separated forms and/or models")
+    ap.add_argument("--cells", type=Path, help="a JSON file of measured cells: the cells --only leaves out are "
+                    "taken from it (and the table written in full); every measured cell is saved to it")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
+    saved = json.loads(args.cells.read_text()) if args.cells and args.cells.exists() else {}
     results = {}
     with tempfile.TemporaryDirectory(prefix="mcutool-exports-") as tmp:
         for form in cases.FORMS:
             for name in cases.MODELS:
                 if only and not ({form, name} & only):
+                    if f"{form}/{name}" in saved:
+                        results[form, name] = saved[f"{form}/{name}"]
                     continue
                 try:
                     results[form, name] = measure(form, name, args.images, Path(tmp))
@@ -153,6 +160,9 @@ def main() -> None:
                     traceback.print_exc()
                     results[form, name] = {"compiles": "no", "message": f"harness: {_first_line(exc)}"}
                 print(form, name, results[form, name], flush=True)
+                if args.cells:
+                    saved[f"{form}/{name}"] = results[form, name]
+                    args.cells.write_text(json.dumps(saved, indent=1) + "\n")
     text = table(results)
     if args.write_readme:
         write_readme(text)
