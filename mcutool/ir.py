@@ -231,6 +231,7 @@ class ResizeAttrs:  # resize_nearest_neighbor, resize_bilinear (the output size 
 class BatchMatMulAttrs:  # batch_matmul: output[..., i, j] = sum_k lhs[..., i, k] * rhs[..., k, j]
     adj_x: bool = False  # lhs stored transposed ([..., k, i])
     adj_y: bool = False  # rhs stored transposed ([..., j, k])
+    rounding: str = field(default="tflite", kw_only=True)  # ROUNDINGS
 
 
 @dataclass

@@ -1774,7 +1774,7 @@ class _Importer:
 
     @staticmethod
     def _rounding(node: _Node, q: _Node | None) -> str:
-        """ir.ROUNDINGS of a conv, fully connected, mul or mean: "single" where the model's own arithmetic
+        """ir.ROUNDINGS of a conv, fully connected, batch matmul, mul or mean: "single" where the model's own arithmetic
         requantizes in float (DQ -> op -> Q, QLinearConv, QLinearMatMul: onnxruntime rounds acc * scale once),
         TFLite's where mcutool quantizes a float layer."""
         return "single" if q is not None or node.op.startswith("QLinear") else "tflite"
@@ -1788,7 +1788,7 @@ class _Importer:
             raise self._err(node, "a MatMul of a 1-D run-time operand is not supported.")
         a_ir, _ = self._rep(a, ("same",))
         b_ir, _ = self._rep(b, ("same",))
-        self._write(node, q, "same", "batch_matmul", [a_ir, b_ir], BatchMatMulAttrs())
+        self._write(node, q, "same", "batch_matmul", [a_ir, b_ir], BatchMatMulAttrs(rounding=self._rounding(node, q)))
 
     def _matmul_weight_qop(self, node: _Node, scale, zp):
         b = node.inputs[3] if node.op == "QLinearMatMul" else node.inputs[1]
