@@ -4,7 +4,7 @@ compiled for stm32f746 and run in QEMU.
     python benchmarks/exports.py                  # print the table (and the failures' messages)
     python benchmarks/exports.py --write-readme   # replace the table in README.md
     python benchmarks/exports.py --images 20 --only keras,qdq_per_channel
-    python benchmarks/exports.py --cells build/exports.json --only dynamo   # re-measure some cells, keep the rest
+    python benchmarks/exports.py --cells build/exports.json [--only ...]    # resumable: measured cells are kept
 
 Per form and model: `compiles` (yes, or the first line of mcutool's error), `bit-exact` (the firmware's int8
 outputs in QEMU == mcutool's reference on the first --images test inputs; for Keras also the reference == TFLite's
@@ -144,8 +144,9 @@ def main() -> None:
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--images", type=int, default=4, help="test inputs per untrained model (trained ones: 20)")
     ap.add_argument("--only", default="", help="comma-separated forms and/or models")
-    ap.add_argument("--cells", type=Path, help="a JSON file of measured cells: the cells --only leaves out are "
-                    "taken from it (and the table written in full); every measured cell is saved to it")
+    ap.add_argument("--cells", type=Path, help="a JSON file of measured cells: every cell measured is saved to it, "
+                    "and the cells in it are taken from it, not measured again (the table is written in full; "
+                    "delete the file to measure everything anew)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     saved = json.loads(args.cells.read_text()) if args.cells and args.cells.exists() else {}
@@ -153,9 +154,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mcutool-exports-") as tmp:
         for form in cases.FORMS:
             for name in cases.MODELS:
+                if f"{form}/{name}" in saved:
+                    results[form, name] = saved[f"{form}/{name}"]
+                    continue
                 if only and not ({form, name} & only):
-                    if f"{form}/{name}" in saved:
-                        results[form, name] = saved[f"{form}/{name}"]
                     continue
                 try:
                     results[form, name] = measure(form, name, args.images, Path(tmp))
