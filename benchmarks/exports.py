@@ -131,7 +131,8 @@ def table(results: dict) -> str:
     exact = sum(c.get("bit_exact") == "yes" for c in results.values())
     made = sum(c["compiles"] not in ("not made", UNMEASURED) for c in results.values())
     unmeasured = sum(c["compiles"] == UNMEASURED for c in results.values())
-    head = (f"{ok} of {made} exported files measured compile for stm32f746; {exact} run bit-exact in QEMU "
+    head = (f"{ok} of {made} exported files{' measured' if unmeasured else ''} compile for stm32f746; {exact} run "
+            f"bit-exact in QEMU "
             f"(`python benchmarks/exports.py`, board stm32f746, QEMU mps2-an500)"
             + (f"; {unmeasured} not measured in this run" if unmeasured else "") + ".\n\n")
     return head + "\n".join(lines) + "\n"
