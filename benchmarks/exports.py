@@ -4,19 +4,23 @@ compiled for stm32f746 and run in QEMU.
     python benchmarks/exports.py                  # print the table (and the failures' messages)
     python benchmarks/exports.py --write-readme   # replace the table in README.md
     python benchmarks/exports.py --images 20 --only keras,qdq_per_channel
+    python benchmarks/exports.py --cells build/exports.json [--only ...]    # resumable: measured cells are kept
 
 Per form and model: `compiles` (yes, or the first line of mcutool's error), `bit-exact` (the firmware's int8
-outputs in QEMU == mcutool's reference on every test input; for Keras also the reference == TFLite's own kernels:
+outputs in QEMU == mcutool's reference on the first --images test inputs; for Keras also the reference == TFLite's
+own kernels on all of them:
 the tflite-micro interpreter, or the TensorFlow that converted the model (.expected.npz) where TFLite Micro has no
 kernel), and `agreement` against the exporter's own runtime on the test inputs: Keras: the TFLite outputs (so the
-same as bit-exact); ONNX: top-1 agreement with onnxruntime and max / mean |difference| in output LSB. Test inputs
-are structured images (tests/structured_images.py, seed 2000; 20 for the two trained models, --images for the
-rest); float exports are calibrated on 32 others (seed 1000). Files not present (the float exports not checked in:
+same as bit-exact); ONNX: top-1 agreement of mcutool's reference (what the firmware computes) with onnxruntime and
+max / mean |difference| in output LSB. Test inputs are structured images (tests/structured_images.py, seed 2000;
+20 for the two trained models' agreement, --images for the rest and for every QEMU run); float exports are
+calibrated on 32 others (seed 1000). Files not present (the float exports not checked in:
 make them with tests/exporters/make_torch.py) are marked "not made".
 """
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import tempfile
@@ -30,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "exporters"))
 import cases  # noqa: E402
 
+UNMEASURED = "not measured yet"  # a cell --cells resumes later
 BEGIN, END = "<!-- exporter table: python benchmarks/exports.py --write-readme -->", "<!-- end of exporter table -->"
 TITLES = {"keras": "Keras → TFLite int8 (c)", "torchscript": "torch.onnx dynamo=False, float (a)",
           "dynamo": "torch.onnx dynamo=True, float (a)", "qdq_per_channel": "ORT QDQ per-channel (b)",
@@ -71,14 +76,15 @@ def measure(form: str, name: str, images: int, work: Path) -> dict:
     xf = cases.float_inputs(form, name, n)
     xq = [cases.quantize_input(x, spec_in["scale"], spec_in["zero_point"]) for x in xf]
     cell = {"compiles": "yes", "arena": report["memory"]["arena_bytes"]}
-    firmware, exact = [], True
+    ours, exact = [], True
     try:
-        for x in xq:
-            (y,), info = run_build(out, [x])
+        for i, x in enumerate(xq):
             want = reference.run(graph, {graph.inputs[0]: x})[graph.outputs[0]]
-            exact &= np.array_equal(y, want)
-            firmware.append(y.astype(np.int64))
-            cell["instructions"] = info["instructions"]
+            ours.append(want.astype(np.int64))
+            if i < images:  # QEMU on the first `images`; the trained models' other inputs on the reference only
+                (y,), info = run_build(out, [x])
+                exact &= np.array_equal(y, want)
+                cell["instructions"] = info["instructions"]
     except Exception as exc:  # noqa: BLE001
         cell.update(bit_exact="no run", message=f"run: {type(exc).__name__}: {_first_line(exc)}")
         return cell
@@ -89,7 +95,7 @@ def measure(form: str, name: str, images: int, work: Path) -> dict:
         return cell
     cell["bit_exact"] = "yes" if exact else "no"
     ort = cases.onnxruntime_outputs(path, xf).reshape(n, -1)
-    ours = (np.stack(firmware).reshape(n, -1) - spec_out["zero_point"]) * spec_out["scale"]
+    ours = (np.stack(ours).reshape(n, -1) - spec_out["zero_point"]) * spec_out["scale"]
     lsb = np.abs(ours - ort) / spec_out["scale"]
     top1 = float(np.mean(ours.argmax(1) == ort.argmax(1)))
     cell["agreement"] = f"top-1 {top1:.0%} of {n}, LSB max {lsb.max():.1f} / mean {lsb.mean():.2f}"
@@ -116,16 +122,19 @@ def table(results: dict) -> str:
     lines = ["| exporter | model | compiles | bit-exact | agreement | arena | instructions |",
              "|---|---|---|---|---|---|---|"]
     for (form, name), c in results.items():
-        compiles = c["compiles"] if c["compiles"] in ("yes", "not made") else f"no: {c.get('message', '')}"
+        compiles = c["compiles"] if c["compiles"] in ("yes", "not made", UNMEASURED) else f"no: {c.get('message', '')}"
         arena = f"{c['arena']:,} B" if "arena" in c else "—"
         instr = f"{c['instructions']:,}" if c.get("instructions") else "—"
         lines.append(f"| {TITLES[form]} | {name} | {compiles} | {c.get('bit_exact', '—')} | "
                      f"{c.get('agreement', '—')} | {arena} | {instr} |")
     ok = sum(c["compiles"] == "yes" for c in results.values())
     exact = sum(c.get("bit_exact") == "yes" for c in results.values())
-    made = sum(c["compiles"] != "not made" for c in results.values())
-    head = (f"{ok} of {made} exported files compile for stm32f746; {exact} run bit-exact in QEMU "
-            f"(`python benchmarks/exports.py`, board stm32f746, QEMU mps2-an500).\n\n")
+    made = sum(c["compiles"] not in ("not made", UNMEASURED) for c in results.values())
+    unmeasured = sum(c["compiles"] == UNMEASURED for c in results.values())
+    head = (f"{ok} of {made} exported files{' measured' if unmeasured else ''} compile for stm32f746; {exact} run "
+            f"bit-exact in QEMU "
+            f"(`python benchmarks/exports.py`, board stm32f746, QEMU mps2-an500)"
+            + (f"; {unmeasured} not measured in this run" if unmeasured else "") + ".\n\n")
     return head + "\n".join(lines) + "\n"
 
 
@@ -139,12 +148,19 @@ def main() -> None:
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--images", type=int, default=4, help="test inputs per untrained model (trained ones: 20)")
     ap.add_argument("--only", default="", help="comma-separated forms and/or models")
+    ap.add_argument("--cells", type=Path, help="a JSON file of measured cells: every cell measured is saved to it, "
+                    "and the cells in it are taken from it, not measured again (the table is written in full; "
+                    "delete the file to measure everything anew)")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
+    saved = json.loads(args.cells.read_text()) if args.cells and args.cells.exists() else {}
     results = {}
     with tempfile.TemporaryDirectory(prefix="mcutool-exports-") as tmp:
         for form in cases.FORMS:
             for name in cases.MODELS:
+                if f"{form}/{name}" in saved:
+                    results[form, name] = saved[f"{form}/{name}"]
+                    continue
                 if only and not ({form, name} & only):
                     continue
                 try:
@@ -153,6 +169,11 @@ def main() -> None:
                     traceback.print_exc()
                     results[form, name] = {"compiles": "no", "message": f"harness: {_first_line(exc)}"}
                 print(form, name, results[form, name], flush=True)
+                if args.cells:
+                    saved[f"{form}/{name}"] = results[form, name]
+                    args.cells.write_text(json.dumps(saved, indent=1) + "\n")
+    if args.cells:  # the whole grid, in order: what neither the file nor this run measured is said so
+        results = {(f, n): results.get((f, n), {"compiles": UNMEASURED}) for f in cases.FORMS for n in cases.MODELS}
     text = table(results)
     if args.write_readme:
         write_readme(text)

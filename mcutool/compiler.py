@@ -294,6 +294,9 @@ def _generate_and_build(model: Path, board: Board, opts: Options, planned: Plann
         for spec in report["io"]["inputs"] + report["io"]["outputs"]:
             if spec["name"] in planned.float_io or quantization is not None:
                 spec["host_dtype"] = "float32"  # the model's own I/O is float: the host (de)quantizes with scale/zp
+            if spec["name"] in planned.float_io and Path(model).suffix.lower() == ".onnx":
+                spec["host_rounding"] = "half_to_even"  # a QDQ model's border QuantizeLinear rounds so (TFLite's
+                # QUANTIZE half away from zero)
         if not (opts.emit == "firmware" and opts.build):
             break
         step("building")
@@ -655,8 +658,8 @@ def _to_firmware(x: np.ndarray, spec: dict) -> np.ndarray:
     from .reference import quantize_float
     if spec.get("host_dtype") != "float32" or x.dtype != np.float32:
         return x
-    return quantize_float(x, scale=spec["scale"], zero_point=spec["zero_point"],
-                          out_dtype=spec["dtype"]).astype(spec["dtype"])
+    return quantize_float(x, scale=spec["scale"], zero_point=spec["zero_point"], out_dtype=spec["dtype"],
+                          half_to_even=spec.get("host_rounding") == "half_to_even").astype(spec["dtype"])
 
 
 def _from_firmware(y: np.ndarray, spec: dict) -> np.ndarray:

@@ -44,6 +44,11 @@ def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
 
 # Fused activations an op may carry; for quantized ops they become clamps of the output range.
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
+# The requantization of an int8 conv / depthwise conv / fully connected accumulator (mcutool/ops/conv.py
+# weighted_op_multipliers): "tflite" is TFLite's MultiplyByQuantizedMultiplier with its two roundings (a rounding
+# high multiply, then a rounding right shift); "single" rounds once (multiplier shift 0), which is what a float
+# requantization round(acc * scale) does -- the meaning of an ONNX QDQ / QLinear model (onnxruntime's kernels).
+ROUNDINGS = ("tflite", "single")
 
 
 @dataclass
@@ -106,6 +111,7 @@ class Conv2DAttrs:
     dilation: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
     activation: str = "none"
+    rounding: str = field(default="tflite", kw_only=True)  # ROUNDINGS: how the accumulator is requantized
 
 
 @dataclass
@@ -127,6 +133,7 @@ class TransposeConv2DAttrs:
 @dataclass
 class FullyConnectedAttrs:
     activation: str = "none"
+    rounding: str = field(default="tflite", kw_only=True)  # ROUNDINGS
 
 
 @dataclass
@@ -141,6 +148,7 @@ class Pool2DAttrs:
 @dataclass
 class ElementwiseAttrs:  # add, mul
     activation: str = "none"
+    rounding: str = field(default="tflite", kw_only=True)  # ROUNDINGS (mul; add keeps TFLite's arithmetic)
 
 
 @dataclass
@@ -192,6 +200,7 @@ class TransposeAttrs:
 class MeanAttrs:
     axes: tuple[int, ...] = ()
     keep_dims: bool = True
+    rounding: str = field(default="tflite", kw_only=True)  # ROUNDINGS
 
 
 # -- data movement (ops8b): values moved, never rescaled ----------------------------------------------------------
@@ -222,6 +231,7 @@ class ResizeAttrs:  # resize_nearest_neighbor, resize_bilinear (the output size 
 class BatchMatMulAttrs:  # batch_matmul: output[..., i, j] = sum_k lhs[..., i, k] * rhs[..., k, j]
     adj_x: bool = False  # lhs stored transposed ([..., k, i])
     adj_y: bool = False  # rhs stored transposed ([..., j, k])
+    rounding: str = field(default="tflite", kw_only=True)  # ROUNDINGS
 
 
 @dataclass

@@ -853,10 +853,7 @@ def layer_quant(graph, op, weight_dtype: str = "int8"):
     x_s, x_zp = ref.f32(x_t.quant.scale[0]), int(x_t.quant.zero_point[0])
     o_s, o_zp = ref.f32(out_t.quant.scale[0]), int(out_t.quant.zero_point[0])
     lo, hi = ref.activation_range(op.attrs.activation, o_s, o_zp, "int8")
-    if op.kind == "fully_connected" and not w_t.quant.per_channel:
-        mult, shift = ref.legacy_conv_output_multiplier(x_s, w_t.quant.scale[0], o_s)
-    else:
-        mult, shift = ref.conv_output_multipliers(x_s, w_t.quant.scale, o_s)
+    mult, shift = ref.weighted_op_multipliers(op.kind, x_t, w_t, out_t, op.attrs.rounding)
     bias = None if b_t is None else np.asarray(b_t.data, np.int64)
     w = np.asarray(w_t.data).astype(np.int8)
     return w, bias, mult, shift, dict(input_zero_point=x_zp, output_zero_point=o_zp, act_min=lo, act_max=hi)

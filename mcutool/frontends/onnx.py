@@ -50,7 +50,7 @@ COMPUTE_OPS = (
 # ops accepted only where they can be evaluated at import time (shape computations on constants)
 FOLD_ONLY_OPS = (
     "Shape", "Size", "Gather", "Slice", "Cast", "ConstantOfShape", "Range", "Expand", "Equal", "Where", "Neg",
-    "Floor", "Ceil", "Sqrt", "Reciprocal", "ReduceProd", "Min", "Max", "Tile",
+    "Floor", "Ceil", "Sqrt", "Reciprocal", "ReduceProd", "Min", "Max", "Tile", "Mod",
 )
 
 _ELEM_TYPES = {TensorProto.FLOAT: "float32", TensorProto.INT8: "int8", TensorProto.UINT8: "uint8",
@@ -494,6 +494,17 @@ class _Importer:
         return name
 
     def _fold_constants(self) -> None:
+        """Evaluate what constants determine, in passes: a Shape whose input's shape inference could not fix yet
+        (it follows a Reshape whose target an earlier Shape -> Concat chain computes, as in the TorchScript export
+        of nn.MultiheadAttention) waits for shape inference with the constants folded so far."""
+        while True:
+            count = len(self.nodes)
+            self._fold_pass()
+            if len(self.nodes) == count:
+                return
+            self._reinfer_shapes()
+
+    def _fold_pass(self) -> None:
         from onnx.reference import ReferenceEvaluator
 
         read = {i for n in self.nodes for i in n.inputs} | set(self.graph_outputs)
@@ -510,7 +521,11 @@ class _Importer:
                 self.consts[node.outputs[0]] = _Const(self._constant_attr(node))
                 continue
             if op in ("Shape", "Size") and ins[0] not in self.consts:
-                shape = np.array(self._static_shape(ins[0]), dtype=np.int64)
+                known = self.shapes.get(ins[0])
+                if known is None or None in known:  # after the next shape inference (or an error in translation)
+                    kept.append(node)
+                    continue
+                shape = np.array(known, dtype=np.int64)
                 if op == "Size":
                     self.consts[node.outputs[0]] = _Const(np.array(int(np.prod(shape)), dtype=np.int64))
                 else:
@@ -1287,7 +1302,7 @@ class _Importer:
         return name
 
     def _const_tensor(self, base: str, data: np.ndarray, quant: Quant | None = None) -> str:
-        data = np.ascontiguousarray(data)
+        data = np.ascontiguousarray(data).reshape(np.shape(data))  # a 0-d one stays 0-d (a scalar Gather index)
         return self._tensor(self._fresh(base), data.shape, data.dtype.name, quant, data)
 
     def _op(self, name: str, kind: str, inputs, outputs, attrs=None) -> None:
@@ -1744,9 +1759,10 @@ class _Importer:
             w_ir = self._transposed(self._runtime_weight(w), (1, 2, 3, 0) if depthwise else NCHW_TO_NHWC,
                                     f"{w.name}_ohwi")
         if depthwise:
-            attrs = DepthwiseConv2DAttrs(s, d, tuple(pads), node.act, depth_multiplier=o // c_in)
+            attrs = DepthwiseConv2DAttrs(s, d, tuple(pads), node.act, depth_multiplier=o // c_in,
+                                         rounding=self._rounding(node, q))
         else:
-            attrs = Conv2DAttrs(s, d, tuple(pads), node.act)
+            attrs = Conv2DAttrs(s, d, tuple(pads), node.act, rounding=self._rounding(node, q))
         self._write(node, q, "nhwc", kind, [x_ir, w_ir, bias], attrs)
 
     def _weight_qop(self, node: _Node, idx: int, scale: np.ndarray, zp: np.ndarray | None, axis: int):
@@ -1817,7 +1833,15 @@ class _Importer:
             a_ir, _ = self._rep(a, ("same",))
             src = self._runtime_weight(w)
             w_ir = self._transposed(src, (1, 0), f"{w.name}_t") if w_transposed else src
-        self._write(node, q, "same", "fully_connected", [a_ir, w_ir, bias], FullyConnectedAttrs(node.act))
+        self._write(node, q, "same", "fully_connected", [a_ir, w_ir, bias],
+                    FullyConnectedAttrs(node.act, rounding=self._rounding(node, q)))
+
+    @staticmethod
+    def _rounding(node: _Node, q: _Node | None) -> str:
+        """ir.ROUNDINGS of a conv, fully connected, batch matmul, mul or mean: "single" where the model's own arithmetic
+        requantizes in float (DQ -> op -> Q, QLinearConv, QLinearMatMul: onnxruntime rounds acc * scale once),
+        TFLite's where mcutool quantizes a float layer."""
+        return "single" if q is not None or node.op.startswith("QLinear") else "tflite"
 
     def _batch_matmul(self, node: _Node) -> None:
         """MatMul of two run-time tensors (attention's Q K^T and P V) -> IR batch_matmul in ONNX's layout."""
@@ -1828,7 +1852,7 @@ class _Importer:
             raise self._err(node, "a MatMul of a 1-D run-time operand is not supported.")
         a_ir, _ = self._rep(a, ("same",))
         b_ir, _ = self._rep(b, ("same",))
-        self._write(node, q, "same", "batch_matmul", [a_ir, b_ir], BatchMatMulAttrs())
+        self._write(node, q, "same", "batch_matmul", [a_ir, b_ir], BatchMatMulAttrs(rounding=self._rounding(node, q)))
 
     def _matmul_weight_qop(self, node: _Node, scale, zp):
         b = node.inputs[3] if node.op == "QLinearMatMul" else node.inputs[1]
@@ -1911,7 +1935,8 @@ class _Importer:
                 ins.append(self._const_operand(node, v.const, layout, len(out_shape), mode == "qdq"))
             else:
                 ins.append(self._rep(self._src(v, mode), (layout,))[0])
-        self._write(node, q, layout, kind, ins, ElementwiseAttrs(node.act))
+        rounding = self._rounding(node, q) if kind == "mul" else "tflite"  # add keeps TFLite's arithmetic
+        self._write(node, q, layout, kind, ins, ElementwiseAttrs(node.act, rounding=rounding))
 
     def _concat(self, node: _Node) -> None:
         mode, q = self._mode(node, node.inputs)
@@ -2021,7 +2046,7 @@ class _Importer:
                         keep_quant=x_ir)
         else:
             self._no_int(node, mode)
-            self._write(node, q, "nhwc", "mean", [x_ir], MeanAttrs((1, 2), True))
+            self._write(node, q, "nhwc", "mean", [x_ir], MeanAttrs((1, 2), True, rounding=self._rounding(node, q)))
 
     def _reduce_mean(self, node: _Node) -> None:
         mode, q = self._mode(node, node.inputs[:1])
@@ -2049,7 +2074,8 @@ class _Importer:
         x_ir, _ = self._rep(x, (layout,))
         perm = list(_layout_perm(layout, r))
         out_layout = layout if keep else "same"
-        self._write(node, q, out_layout, "mean", [x_ir], MeanAttrs(tuple(sorted(perm.index(a) for a in axes)), keep))
+        self._write(node, q, out_layout, "mean", [x_ir], MeanAttrs(tuple(sorted(perm.index(a) for a in axes)), keep,
+                                                                   rounding=self._rounding(node, q)))
 
     # shapes -------------------------------------------------------------------------------------------------------
     def _reshape(self, node: _Node) -> None:

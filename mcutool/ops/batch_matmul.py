@@ -13,7 +13,7 @@ from mcutool.ir import BatchMatMulAttrs, Graph, Op
 from mcutool.ops import register
 from mcutool.ops.common import kind_of, qparams, where
 from mcutool.ops.conv import legacy_conv_output_multiplier
-from mcutool.ops.fixedpoint import i64, requantize_accumulator
+from mcutool.ops.fixedpoint import i64, requantize_accumulator, single_rounding_multipliers
 from mcutool.ops.kernel import INT8_MAX, INT8_MIN, KernelParams, dims4, int8_qparams, kernel_error, quant
 
 
@@ -34,6 +34,12 @@ def _operands(graph: Graph, op: Op, lhs, rhs):
     return lhs, rhs
 
 
+def _multiplier(op: Op, sa, sb, so) -> tuple[int, int]:
+    """TFLite's (the float32 scale product, as FULLY_CONNECTED); one rounding for attrs.rounding "single"."""
+    m, s = legacy_conv_output_multiplier(sa, sb, so)
+    return single_rounding_multipliers(m, s) if op.attrs.rounding == "single" else (m, s)
+
+
 def _reference_batch_matmul(graph, op, args):
     lhs, rhs = _operands(graph, op, np.asarray(args[0]), np.asarray(args[1]))
     if kind_of(graph, op) == "float":
@@ -41,7 +47,7 @@ def _reference_batch_matmul(graph, op, args):
     a, b, y = (graph.tensor(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     (sa, za), (sb, zb), (so, zo) = (qparams(op, t, r) for t, r in ((a, "lhs"), (b, "rhs"), (y, "output")))
     acc = np.matmul(i64(lhs) - za, i64(rhs) - zb)
-    m, s = legacy_conv_output_multiplier(sa, sb, so)
+    m, s = _multiplier(op, sa, sb, so)
     return [requantize_accumulator(acc, m, s, zo, INT8_MIN, INT8_MAX)]
 
 
@@ -61,7 +67,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     for name, d in (("lhs", a4), ("rhs", b4)):
         size = d[2] * d[3]
         strides[name] = [0 if d[0] == 1 else d[1] * size, 0 if d[1] == 1 else size]
-    m, s = legacy_conv_output_multiplier(sa, sb, so)
+    m, s = _multiplier(op, sa, sb, so)
     fields = {"batch": [y4[0], y4[1]], "lhs_stride": strides["lhs"], "rhs_stride": strides["rhs"],
               "rows": rows, "cols": cols, "depth": depth, "adj_x": int(op.attrs.adj_x), "adj_y": int(op.attrs.adj_y),
               "lhs_offset": -za, "rhs_offset": -zb, "output_offset": zo, "quant": quant(m, s)}

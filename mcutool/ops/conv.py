@@ -18,7 +18,8 @@ from mcutool.ops.common import (check_window, float_activation, im2col, out_hw_o
 from mcutool.ops.kernel import CTYPES, CRef, KernelParams, act, dims, kernel_error, kernel_for
 from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, clamp, f32, i64,
                                     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
-                                    quantize_multiplier, quantize_multipliers, requantize_accumulator, wrap_int32)
+                                    quantize_multiplier, quantize_multipliers, requantize_accumulator,
+                                    single_rounding_multipliers, wrap_int32)
 
 
 def legacy_conv_output_multiplier(input_scale, weight_scale, output_scale) -> tuple[int, int]:
@@ -42,22 +43,25 @@ def conv_output_multipliers(input_scale, weight_scales, output_scale) -> tuple[n
     return quantize_multipliers(effective)
 
 
-def weighted_op_multipliers(kind: str, x: Tensor, w: Tensor, out: Tensor):
+def weighted_op_multipliers(kind: str, x: Tensor, w: Tensor, out: Tensor, rounding: str = "tflite"):
     """The requantization (multiplier, shift) of conv2d / depthwise_conv2d / fully_connected -- ints, or
     int64 vectors with one entry per output channel -- computed the way tflite-runtime 2.14 does for that
     layer (each rule verified against it):
       * per-channel weights (any of the three kinds): conv_output_multipliers, in double;
       * conv2d / depthwise_conv2d with int8 input: conv_output_multipliers, also for per-tensor weights;
       * fully_connected with per-tensor weights, and uint8 conv2d / depthwise_conv2d (per-tensor):
-        legacy_conv_output_multiplier (float32 scale product)."""
+        legacy_conv_output_multiplier (float32 scale product).
+    rounding "single" (the op's attrs.rounding, ir.ROUNDINGS: ONNX QDQ models) folds the right shift into the
+    multiplier so that the accumulator is rounded once (single_rounding_multipliers)."""
     x_scale, w_scales, o_scale = x.quant.scale[0], w.quant.scale, out.quant.scale[0]
     legacy = w_scales.size == 1 and (kind == "fully_connected" or x.dtype == "uint8")
     if legacy:
-        return legacy_conv_output_multiplier(x_scale, w_scales[0], o_scale)
-    mult, shift = conv_output_multipliers(x_scale, w_scales, o_scale)
-    if mult.size == 1:
-        return int(mult[0]), int(shift[0])
-    return mult, shift
+        mult, shift = legacy_conv_output_multiplier(x_scale, w_scales[0], o_scale)
+    else:
+        mult, shift = conv_output_multipliers(x_scale, w_scales, o_scale)
+        if mult.size == 1:
+            mult, shift = int(mult[0]), int(shift[0])
+    return single_rounding_multipliers(mult, shift) if rounding == "single" else (mult, shift)
 
 
 def conv2d_sums(x, x_zp, w, w_zp, stride, dilation, pads, out_hw) -> np.ndarray:
@@ -265,7 +269,7 @@ def _quantized_conv_like(graph, op, x_t, w_t, out_t, x, w, bias, geometry, depth
     elif out_t.dtype in QUANTIZED:
         o_s, out_zp = qparams(op, out_t, "output")
         lo, hi = activation_range(op.attrs.activation, o_s, out_zp, out_t.dtype)
-        mult, shift = weighted_op_multipliers(op.kind, x_t, w_t, out_t)
+        mult, shift = weighted_op_multipliers(op.kind, x_t, w_t, out_t, op.attrs.rounding)
     else:
         raise unsupported(op, f"output dtype {out_t.dtype} (expected int8/uint8, or int32 without quantization)")
     common = dict(x_zp=x_zp, w_zp=w_zp, multiplier=mult, shift=shift, out_zp=out_zp, act_min=lo, act_max=hi)

@@ -264,6 +264,30 @@ def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64))
 
 
+# The largest right shift single_rounding_multipliers folds into the multiplier: beyond it TFLite's second rounding
+# (off by at most 2^-(e+1) output LSB) is closer than the shortened multiplier (off by about 2^(e-23) LSB for
+# outputs within +-256).
+SINGLE_ROUNDING_MAX_SHIFT = 11
+
+
+def single_rounding_multipliers(multiplier, shift):
+    """(multiplier, shift) of MultiplyByQuantizedMultiplier that round once: a right shift e (1 <= e <=
+    SINGLE_ROUNDING_MAX_SHIFT) folded into the multiplier, round(multiplier / 2^e) with shift 0, so that
+    MultiplyByQuantizedMultiplier is one rounding high multiply, round(acc * real) (half away from zero), where
+    TFLite's is SaturatingRoundingDoublingHighMul then RoundingDivideByPOT: the first rounding moves the second's
+    threshold by up to 2^-(e+1) LSB (1 LSB off a float requantization on about 2^-e of the outputs). Scalars or
+    per-channel vectors, as given; the multiplier keeps >= 20 significant bits."""
+    m, s = np.asarray(multiplier, np.int64), np.asarray(shift, np.int64)
+    e = -s
+    fold = (e >= 1) & (e <= SINGLE_ROUNDING_MAX_SHIFT)
+    e_safe = np.where(fold, e, 1)
+    m = np.where(fold, (m + (np.int64(1) << (e_safe - 1))) >> e_safe, m)
+    s = np.where(fold, 0, s)
+    if np.ndim(multiplier) == 0:
+        return int(m), int(s)
+    return m, s
+
+
 def quantize_multiplier_smaller_than_one_exp(real: float) -> tuple[int, int]:
     """TFLite's QuantizeMultiplierSmallerThanOneExp: as quantize_multiplier, requiring 0 < real < 1."""
     if not 0.0 < real < 1.0:

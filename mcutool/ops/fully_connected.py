@@ -97,7 +97,7 @@ def _reference_fully_connected(graph, op, args):
         raise unsupported(op, f"output dtype {out_t.dtype}")
     o_s, out_zp = qparams(op, out_t, "output")
     lo, hi = activation_range(op.attrs.activation, o_s, out_zp, out_t.dtype)
-    mult, shift = weighted_op_multipliers(op.kind, x_t, w_t, out_t)
+    mult, shift = weighted_op_multipliers(op.kind, x_t, w_t, out_t, op.attrs.rounding)
     return [fully_connected_int8(x, w, bias, x_zp=x_zp, w_zp=w_zp, multiplier=mult, shift=shift,
                                  out_zp=out_zp, act_min=lo, act_max=hi)]
 

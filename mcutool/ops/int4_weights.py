@@ -53,7 +53,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     _, x_zp = qparams(op, x_t, "input")
     o_s, out_zp = qparams(op, out_t, "output")
     lo, hi = activation_range(op.attrs.activation, o_s, out_zp, "int8")
-    mult, shift = weighted_op_multipliers(op.kind, x_t, w_t, out_t)
+    mult, shift = weighted_op_multipliers(op.kind, x_t, w_t, out_t, op.attrs.rounding)
     common = dict(input_offset=-x_zp, output_offset=out_zp, lo=lo, hi=hi, multiplier=mult, shift=shift)
     if op.kind == "fully_connected":
         out_c, in_c = w_t.shape

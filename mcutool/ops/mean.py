@@ -11,7 +11,7 @@ from mcutool.ir import Graph, MeanAttrs, Op
 from mcutool.ops import register
 from mcutool.ops.common import kind_of, qparams
 from mcutool.ops.fixedpoint import (clamp, dtype_range, i64, multiply_by_quantized_multiplier, requantize_multiplier,
-                                    wrap_int32)
+                                    single_rounding_multipliers, wrap_int32)
 from mcutool.ops.kernel import CTYPES, KernelParams, dims, int_qparams, kernel_error, quant, rank_pad
 
 
@@ -26,13 +26,16 @@ def fold_mean_divisor(multiplier: int, shift: int, num_elements: int) -> tuple[i
     return folded, int(shift) - s
 
 
-def mean_multiplier(input_scale, output_scale, num_elements: int) -> tuple[int, int]:
-    """MEAN's complete requantization: reduce.cc's (double)s_in / (double)s_out with 1/num_elements folded in."""
-    return fold_mean_divisor(*requantize_multiplier(input_scale, output_scale), num_elements)
+def mean_multiplier(input_scale, output_scale, num_elements: int, rounding: str = "tflite") -> tuple[int, int]:
+    """MEAN's complete requantization: reduce.cc's (double)s_in / (double)s_out with 1/num_elements folded in;
+    rounding "single" (ir.ROUNDINGS, ONNX QDQ models) then folds the right shift in too, so the sum is rounded
+    once."""
+    m, s = fold_mean_divisor(*requantize_multiplier(input_scale, output_scale), num_elements)
+    return single_rounding_multipliers(m, s) if rounding == "single" else (m, s)
 
 
 def mean_int8(x, *, axes, keep_dims, in_zp, multiplier, shift, out_zp, out_dtype="int8",
-              compute_sum: bool = False) -> np.ndarray:
+              compute_sum: bool = False, rounding: str = "tflite") -> np.ndarray:
     """MEAN, quantized (`reference/reduce.h` QuantizedMeanOrSum with compute_sum=false, which TFLite 2.14's
     reference MEAN uses for every int8/uint8 case): integer sum, then one MultiplyByQuantizedMultiplier whose
     multiplier has 1/num_elements folded in. `multiplier`/`shift` are reduce.cc's (s_in / s_out).
@@ -42,6 +45,8 @@ def mean_int8(x, *, axes, keep_dims, in_zp, multiplier, shift, out_zp, out_dtype
     n = int(np.prod([x64.shape[a] for a in axes], dtype=np.int64))
     total = x64.sum(axis=axes, keepdims=keep_dims)
     m, s = (multiplier, shift) if compute_sum else fold_mean_divisor(multiplier, shift, n)
+    if rounding == "single":  # ir.ROUNDINGS (ONNX QDQ models): as mean_multiplier
+        m, s = single_rounding_multipliers(m, s)
     shifted_sum = wrap_int32(total - int(in_zp) * n)
     out = multiply_by_quantized_multiplier(shifted_sum, m, s) + int(out_zp)
     qmin, qmax = dtype_range(out_dtype)
@@ -57,7 +62,7 @@ def _reference_mean(graph, op, args):
     so, zo = qparams(op, out_t, "output")
     m, sh = requantize_multiplier(s, so)
     return [mean_int8(args[0], axes=axes, keep_dims=op.attrs.keep_dims, in_zp=z, multiplier=m, shift=sh,
-                      out_zp=zo, out_dtype=out_t.dtype)]
+                      out_zp=zo, out_dtype=out_t.dtype, rounding=op.attrs.rounding)]
 
 
 # ---- the runtime/ kernel's parameters (TFLite's Prepare, at compile time)
@@ -73,7 +78,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) if axes else 1
     if y.size * count != x.size:
         raise kernel_error(op, f"the mean of {x.shape} over axes {tuple(op.attrs.axes)} does not give {y.shape}")
-    m, sh = mean_multiplier(xq[0], yq[0], count)
+    m, sh = mean_multiplier(xq[0], yq[0], count, op.attrs.rounding)
     fields = {
         "input": dims(x.shape),
         "axis_mask": sum(1 << (a + k) for a in axes),

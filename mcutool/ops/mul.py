@@ -11,7 +11,7 @@ from mcutool.ir import ElementwiseAttrs, Graph, Op
 from mcutool.ops import register
 from mcutool.ops.common import float_activation, kind_of, qparams, unsupported
 from mcutool.ops.fixedpoint import (activation_range, clamp, f32, i64, multiply_by_quantized_multiplier,
-                                    quantize_multiplier)
+                                    quantize_multiplier, single_rounding_multipliers)
 from mcutool.ops.kernel import (CTYPES, KernelParams, act, check_broadcast, const_operands, dims, int8_qparams,
                                 int_qparams, kernel_error, quant)
 
@@ -25,6 +25,11 @@ def mul_output_multiplier(scale1, scale2, output_scale, dtype: str = "int8") -> 
     if dtype == "uint8":
         return quantize_multiplier(float(np.float32(np.float32(f32(scale1) * f32(scale2)) / f32(output_scale))))
     return quantize_multiplier(float(f32(scale1)) * float(f32(scale2)) / float(f32(output_scale)))
+
+
+def _rounded(op: Op, multiplier: int, shift: int) -> tuple[int, int]:
+    """The int8 multiplier as the op's attrs.rounding asks (ir.ROUNDINGS; "single": ONNX QDQ models)."""
+    return single_rounding_multipliers(multiplier, shift) if op.attrs.rounding == "single" else (multiplier, shift)
 
 
 def _int16_prepare(op: Op, a_t, b_t, out_t, error):
@@ -58,7 +63,7 @@ def _reference(graph, op, args):
     s2, z2 = qparams(op, b_t, "second input")
     so, zo = qparams(op, out_t, "output")
     lo, hi = activation_range(op.attrs.activation, so, zo, out_t.dtype)
-    m, sh = mul_output_multiplier(s1, s2, so, out_t.dtype)
+    m, sh = _rounded(op, *mul_output_multiplier(s1, s2, so, out_t.dtype))
     return [mul_int8(args[0], args[1], a_zp=z1, b_zp=z2, out_zp=zo, multiplier=m, shift=sh, act_min=lo, act_max=hi)]
 
 
@@ -76,7 +81,7 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
                                                       in_ctype=CTYPES["int16"], out_ctype=CTYPES["int16"]))
     aq, bq, yq = int8_qparams(op, a, "first input"), int8_qparams(op, b, "second input"), int8_qparams(op, y, "output")
     check_broadcast(op, a, b, y)
-    m, sh = mul_output_multiplier(aq[0], bq[0], yq[0])
+    m, sh = _rounded(op, *mul_output_multiplier(aq[0], bq[0], yq[0]))
     lo, hi = activation_range(op.attrs.activation, yq[0], yq[1], "int8")
     fields = {
         "input1": dims(a.shape), "input2": dims(b.shape), "output": dims(y.shape),

@@ -25,11 +25,12 @@ KERNELS = {
 REQUANTIZED = QUANTIZED_16 + ("int32",)
 
 
-def quantize_float(x, *, scale, zero_point, out_dtype) -> np.ndarray:
+def quantize_float(x, *, scale, zero_point, out_dtype, half_to_even: bool = False) -> np.ndarray:
     """float32 -> int8/uint8 (`reference/quantize.h` AffineQuantize): round(x / (float)scale) + zp, clamped;
-    the division in float32, rounding half away from zero."""
+    the division in float32, rounding half away from zero -- half to even with `half_to_even` (ONNX's
+    QuantizeLinear, for the host-side conversion of a QDQ model's float input)."""
     q = np.asarray(x, dtype=np.float32) / f32(scale)
-    r = tflite_round(q)
+    r = np.rint(q).astype(np.float64) if half_to_even else tflite_round(q)
     qmin, qmax = dtype_range(out_dtype)
     r = np.clip(r, INT32_MIN, INT32_MAX)  # out-of-range float -> int casts are undefined in C; saturate
     return clamp(r.astype(np.int64) + int(zero_point), qmin, qmax)

@@ -79,10 +79,13 @@ def batched(graph: Graph, n: int) -> Graph:
 
 
 def batches(graph: Graph, samples: dict[str, np.ndarray]):
-    """The samples BATCH at a time: yields (graph batched to the batch's size, the batch's inputs)."""
+    """The samples BATCH at a time: yields (graph batched to the batch's size, the batch's inputs). One at a time
+    when some activation's axis 0 is not a batch axis of 1 (a transformer's (tokens, 1, features) between the
+    transposes of PyTorch's nn.MultiheadAttention): stacking samples on it would mix them."""
     n = len(next(iter(samples.values())))
-    for start in range(0, n, BATCH):
-        stop = min(n, start + BATCH)
+    step = BATCH if all(t.shape and t.shape[0] == 1 for t in graph.tensors.values() if not t.is_const) else 1
+    for start in range(0, n, step):
+        stop = min(n, start + step)
         yield batched(graph, stop - start), {k: np.ascontiguousarray(samples[k][start:stop]).astype(np.float32)
                                              for k in graph.inputs}
 
