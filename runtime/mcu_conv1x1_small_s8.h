@@ -20,6 +20,9 @@
  * 4-channel rows paid its per-call and per-block fixed cost over as few as 2 outputs (VWW 256->2, ResNet-8
  * 64->10, AD 128->8). Like the shared conv kernel it is one function in the image (shapes as arguments); a
  * layer's wrapper is a call.
+ *
+ * mcu_conv1x1_small_w4 / mcu_fc_w4_s8: the int4-weight forms of both (the packed nibbles read from flash, one
+ * AND per SMLAD's weight word; see below).
  */
 #ifndef MCU_CONV1X1_SMALL_S8_H
 #define MCU_CONV1X1_SMALL_S8_H
@@ -361,6 +364,206 @@ MCU_KERNEL_OPT static void mcu_fc_w16_s8(const int8_t* in, int8_t* out, int32_t 
             int32_t a0 = r[n], a1 = r[n];
             mcu_fc_w16_pair(in, r, r, k, x_offset, &a0, &a1);
             out[o] = (int8_t)mcu_requant_x2_s8(a0, r[n + 1], r[n + 2], r[n + 3], sign_fix, act_min, act_max);
+        }
+    }
+}
+
+/*
+ * int4 weights (mcu_conv1x1_small_w4, mcu_fc_w4_s8): the same loops reading packed int4 weights from flash and
+ * unpacking them in registers. Each output channel's record holds c / 8 (k / 8) words of 8 nibbles, then
+ * {4096 x bias, mult, cst, e}. A word's nibbles are placed (mcutool/codegen/fast_kernels.py: W4_NIBBLE_TAPS) so
+ * that ((word << 4 j) & 0xF000F000), j = 0..3, is the j-th weight word of its 8 taps in SXTB16 lane order with
+ * each weight in the top 4 bits of its int16 lane, i.e. 4096 x w: one AND per SMLAD pair, no sign extension.
+ * The accumulators hold 4096 x the int8 layer's sums, exact (the generator checks 4096 (|bias| + max|x - zp|
+ * sum|w|) < 2^31 per channel, else the layer keeps the shared conv kernel), and ASR 11 gives back the doubled
+ * sum that mcu_requant_x2_s8 takes.
+ */
+#define MCU_W4_LANES 0xF000F000u
+
+/* acc + the dot product of n widened input words (n % 4 == 0) and the n / 4 nibble words at wd */
+MCU_DOT_INLINE int32_t mcu_conv1x1_dot_w4(const int32_t* x, const uint32_t* wd, int32_t n, int32_t acc)
+{
+    for (int32_t j = 0; j < n / 4; j++) {
+        const uint32_t u = wd[j];
+        const int32_t p[4] = {(int32_t)(u & MCU_W4_LANES), (int32_t)((u << 4) & MCU_W4_LANES),
+                              (int32_t)((u << 8) & MCU_W4_LANES), (int32_t)((u << 12) & MCU_W4_LANES)};
+        acc = mcu_conv1x1_dot(x + 4 * j, p, 4, acc);
+    }
+    return acc;
+}
+
+#if MCU_DOT_SIMD32 && defined(__GNUC__)
+/* 8 taps of two pixels (pixel b's words B bytes after pixel a's) against nibble word j: LDR, 4 AND, 4 LDRD,
+ * 8 SMLAD */
+#define MCU_W4X2_STEP(j, B)                                                                                    \
+    "ldr %[W], [%[w], #" #j "*4]\n\t"                                                                          \
+    "and %[p], %[mask], %[W]\n\t"                                                                              \
+    "and %[q], %[mask], %[W], lsl #4\n\t"                                                                      \
+    "ldrd %[u], %[v], [%[x], #" #j "*16]\n\t"                                                                  \
+    "smlad %[a], %[u], %[p], %[a]\n\t"                                                                         \
+    "smlad %[a], %[v], %[q], %[a]\n\t"                                                                         \
+    "ldrd %[u], %[v], [%[x], #" #B "+" #j "*16]\n\t"                                                           \
+    "smlad %[b], %[u], %[p], %[b]\n\t"                                                                         \
+    "smlad %[b], %[v], %[q], %[b]\n\t"                                                                         \
+    "and %[p], %[mask], %[W], lsl #8\n\t"                                                                      \
+    "and %[q], %[mask], %[W], lsl #12\n\t"                                                                     \
+    "ldrd %[u], %[v], [%[x], #8+" #j "*16]\n\t"                                                                \
+    "smlad %[a], %[u], %[p], %[a]\n\t"                                                                         \
+    "smlad %[a], %[v], %[q], %[a]\n\t"                                                                         \
+    "ldrd %[u], %[v], [%[x], #" #B "+8+" #j "*16]\n\t"                                                         \
+    "smlad %[b], %[u], %[p], %[b]\n\t"                                                                         \
+    "smlad %[b], %[v], %[q], %[b]\n\t"
+#define MCU_W4X2_OPERANDS(n)                                                                                   \
+    : [a] "+r"(a), [b] "+r"(b), [W] "=&r"(W), [p] "=&r"(p), [q] "=&r"(q), [u] "=&r"(u), [v] "=&r"(v)          \
+    : [x] "r"(xw), [w] "r"(wd), [mask] "r"(MCU_W4_LANES), "m"(*(const int32_t(*)[n])xw),                       \
+      "m"(*(const uint32_t(*)[n / 8])wd)
+
+/* c = 16 / 32, two pixels: xw[0 .. c / 2 - 1] and xw[c / 2 .. c - 1] against one channel's c / 8 nibble words */
+MCU_DOT_INLINE void mcu_conv1x1_c16x2_w4(const int32_t* xw, const uint32_t* wd, int32_t* acc_a, int32_t* acc_b)
+{
+    int32_t a = *acc_a, b = *acc_b, W, p, q, u, v;
+    __asm__(MCU_W4X2_STEP(0, 32) MCU_W4X2_STEP(1, 32) MCU_W4X2_OPERANDS(16));
+    *acc_a = a;
+    *acc_b = b;
+}
+
+MCU_DOT_INLINE void mcu_conv1x1_c32x2_w4(const int32_t* xw, const uint32_t* wd, int32_t* acc_a, int32_t* acc_b)
+{
+    int32_t a = *acc_a, b = *acc_b, W, p, q, u, v;
+    __asm__(MCU_W4X2_STEP(0, 64) MCU_W4X2_STEP(1, 64) MCU_W4X2_STEP(2, 64) MCU_W4X2_STEP(3, 64)
+            MCU_W4X2_OPERANDS(32));
+    *acc_a = a;
+    *acc_b = b;
+}
+#undef MCU_W4X2_STEP
+#undef MCU_W4X2_OPERANDS
+#endif
+
+/* mcu_conv1x1_small_s8 with int4 weights (c % 8 == 0; the two-pixel asm loop for c = 16 and 32 under DSP);
+ * rec: n_out records of c / 8 + 4 words {nibble words, 4096 bias, mult, cst, e} */
+MCU_DOT_INLINE void mcu_conv1x1_small_w4(const int8_t* in, int8_t* out, int32_t w, int32_t c, int32_t sh,
+                                         int32_t sw, int32_t oh, int32_t ow, int32_t n_out, int32_t x_offset,
+                                         const int32_t* rec, int32_t sign_fix, int32_t act_min, int32_t act_max)
+{
+    const int32_t n = c / 8, stride = n + 4;
+    for (int32_t oy = 0; oy < oh; oy++) {
+        const int8_t* row = in + oy * sh * w * c;
+        int32_t ox = 0;
+#if MCU_DOT_SIMD32 && defined(__GNUC__)
+        if (c == 16 || c == 32) {
+            for (; ox + 2 <= ow; ox += 2, out += 2 * n_out) {
+                int32_t xw[32] __attribute__((aligned(8)));
+                mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, xw);
+                mcu_conv1x1_widen(row + (ox + 1) * sw * c, c, x_offset, xw + c / 2);
+                const int32_t* r = rec;
+                for (int32_t o = 0; o < n_out; o++, r += stride) {
+                    int32_t a = r[n], b = r[n];
+                    if (c == 16)
+                        mcu_conv1x1_c16x2_w4(xw, (const uint32_t*)r, &a, &b);
+                    else
+                        mcu_conv1x1_c32x2_w4(xw, (const uint32_t*)r, &a, &b);
+                    const int32_t m = r[n + 1], cc = r[n + 2], e = r[n + 3];
+                    const int32_t ya = mcu_requant_x2_s8(a >> 11, m, cc, e, sign_fix, act_min, act_max);
+                    const int32_t yb = mcu_requant_x2_s8(b >> 11, m, cc, e, sign_fix, act_min, act_max);
+                    out[o] = (int8_t)ya;
+                    out[n_out + o] = (int8_t)yb;
+                }
+            }
+        }
+#endif
+        for (; ox < ow; ox++, out += n_out) {
+            int32_t x[16];
+            mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, x);
+            const int32_t* r = rec;
+            for (int32_t o = 0; o < n_out; o++, r += stride)
+                out[o] = (int8_t)mcu_requant_x2_s8(mcu_conv1x1_dot_w4(x, (const uint32_t*)r, c / 2, r[n]) >> 11,
+                                                   r[n + 1], r[n + 2], r[n + 3], sign_fix, act_min, act_max);
+        }
+    }
+}
+
+/* acc0 / acc1 += the row widened in xw (k / 2 words, 8-byte aligned) . two channels, whose k / 8 nibble words are
+ * interleaved at wp (channel 0's word i at wp[2 i], channel 1's at wp[2 i + 1]; 8-byte aligned): per 8 taps of both
+ * channels 3 LDRD, 8 AND, 8 SMLAD */
+MCU_DOT_INLINE void mcu_fc_w4_pair_w(const int32_t* xw, const uint32_t* wp, int32_t k, int32_t* acc0, int32_t* acc1)
+{
+#if MCU_DOT_SIMD32 && defined(__GNUC__)
+    int32_t a0 = *acc0, a1 = *acc1, m = k / 8, W0, W1, p, u, v;
+    const uint32_t mask = MCU_W4_LANES;
+#define MCU_FC_W4_STEP                                                                                         \
+    "ldrd %[W0], %[W1], [%[w]], #8\n\t"                                                                        \
+    "ldrd %[u], %[v], [%[x]], #8\n\t"                                                                          \
+    "and %[p], %[mask], %[W0]\n\t"                                                                             \
+    "smlad %[a0], %[u], %[p], %[a0]\n\t"                                                                       \
+    "and %[p], %[mask], %[W0], lsl #4\n\t"                                                                     \
+    "smlad %[a0], %[v], %[p], %[a0]\n\t"                                                                       \
+    "and %[p], %[mask], %[W1]\n\t"                                                                             \
+    "smlad %[a1], %[u], %[p], %[a1]\n\t"                                                                       \
+    "and %[p], %[mask], %[W1], lsl #4\n\t"                                                                     \
+    "smlad %[a1], %[v], %[p], %[a1]\n\t"                                                                       \
+    "ldrd %[u], %[v], [%[x]], #8\n\t"                                                                          \
+    "and %[p], %[mask], %[W0], lsl #8\n\t"                                                                     \
+    "smlad %[a0], %[u], %[p], %[a0]\n\t"                                                                       \
+    "and %[p], %[mask], %[W0], lsl #12\n\t"                                                                    \
+    "smlad %[a0], %[v], %[p], %[a0]\n\t"                                                                       \
+    "and %[p], %[mask], %[W1], lsl #8\n\t"                                                                     \
+    "smlad %[a1], %[u], %[p], %[a1]\n\t"                                                                       \
+    "and %[p], %[mask], %[W1], lsl #12\n\t"                                                                    \
+    "smlad %[a1], %[v], %[p], %[a1]\n\t"
+#define MCU_FC_W4_LOOP(steps)                                                                                  \
+    __asm__("1:\n\t" steps "subs %[m], %[m], #1\n\t"                                                           \
+            "bne 1b"                                                                                           \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(xw), [w] "+r"(wp), [m] "+r"(m), [W0] "=&r"(W0),             \
+              [W1] "=&r"(W1), [p] "=&r"(p), [u] "=&r"(u), [v] "=&r"(v)                                           \
+            : [mask] "r"(mask)                                                                                 \
+            : "cc", "memory")
+    if (k % 32 == 0) { /* 32 taps per branch */
+        m = k / 32;
+        MCU_FC_W4_LOOP(MCU_FC_W4_STEP MCU_FC_W4_STEP MCU_FC_W4_STEP MCU_FC_W4_STEP);
+    } else {
+        MCU_FC_W4_LOOP(MCU_FC_W4_STEP);
+    }
+#undef MCU_FC_W4_LOOP
+#undef MCU_FC_W4_STEP
+    *acc0 = a0;
+    *acc1 = a1;
+#else
+    for (int32_t i = 0; i < k / 8; i++) {
+        const uint32_t w0 = wp[2 * i], w1 = wp[2 * i + 1];
+        *acc0 = mcu_conv1x1_dot_w4(xw + 4 * i, &w0, 4, *acc0);
+        *acc1 = mcu_conv1x1_dot_w4(xw + 4 * i, &w1, 4, *acc1);
+    }
+#endif
+}
+
+/*
+ * mcu_fc_w16_s8 with int4 weights: in (rows, k) -> out (rows, n_out), k % 8 == 0; rec: one record per pair of
+ * output channels (an odd last channel paired with a copy of itself), k / 4 + 8 words: the two channels' nibble
+ * words interleaved, then {4096 bias, mult, cst, e} of each; xbuf: k / 2 words of scratch, 8-byte aligned (each
+ * row widened once for all its channels)
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((noinline, noclone, unused))
+#elif defined(__GNUC__)
+__attribute__((noinline, unused))
+#endif
+MCU_KERNEL_OPT static void mcu_fc_w4_s8(const int8_t* in, int8_t* out, int32_t rows, int32_t k, int32_t n_out,
+                                        int32_t x_offset, const int32_t* rec, int32_t sign_fix, int32_t act_min,
+                                        int32_t act_max, int32_t* xbuf)
+{
+    const int32_t n = k / 4, stride = n + 8;
+    for (int32_t b = 0; b < rows; b++, in += k, out += n_out) {
+        for (int32_t i = 0; i < k; i += 4)
+            mcu_conv1x1_widen(in + i, 4, x_offset, xbuf + i / 2);
+        const int32_t* r = rec;
+        MCU_FC_NO_UNROLL
+        for (int32_t o = 0; o < n_out; o += 2, r += stride) {
+            int32_t a0 = r[n], a1 = r[n + 4];
+            mcu_fc_w4_pair_w(xbuf, (const uint32_t*)r, k, &a0, &a1);
+            out[o] = (int8_t)mcu_requant_x2_s8(a0 >> 11, r[n + 1], r[n + 2], r[n + 3], sign_fix, act_min, act_max);
+            if (o + 1 < n_out)
+                out[o + 1] = (int8_t)mcu_requant_x2_s8(a1 >> 11, r[n + 5], r[n + 6], r[n + 7], sign_fix, act_min,
+                                                       act_max);
         }
     }
 }
