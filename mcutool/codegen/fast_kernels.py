@@ -334,7 +334,8 @@ def fc_w16(name, n_rows, weights, bias, mult, shift, *, input_zero_point, output
     consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_fr", recs.reshape(-1), "int32", attr)
     code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
             + (f"  int32_t xbuf[{k // 2}] __attribute__((aligned(8)));\n" if buffered else "")
-            + f"  mcu_fc_{'w4' if int4 else 'w16'}_s8(in, out, {int(n_rows)}, {k}, {o}, {-int(input_zero_point)}, {name}_fr, "
+            + f"  mcu_fc_{'w4' if int4 else 'w16'}_s8(in, out, {int(n_rows)}, {k}, {o}, {-int(input_zero_point)}, "
+            f"{name}_fr, "
             f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
             f"{'xbuf' if buffered else '(int32_t*)0'});\n}}\n")
     return Gemm(consts, code, 2 * k if buffered else 0)
