@@ -380,16 +380,19 @@ MCU_KERNEL_OPT static void mcu_fc_w16_s8(const int8_t* in, int8_t* out, int32_t 
  */
 #define MCU_W4_LANES 0xF000F000u
 
-/* acc + the dot product of n widened input words (n % 4 == 0) and the n / 4 nibble words at wd */
+/* the n weight words (n = c / 2, even) of one channel from its (n + 3) / 4 nibble words at wd */
+MCU_DOT_INLINE void mcu_w4_unpack(const uint32_t* wd, int32_t n, int32_t* p)
+{
+    for (int32_t j = 0; j < n; j++)
+        p[j] = (int32_t)((wd[j / 4] << (4 * (j % 4))) & MCU_W4_LANES);
+}
+
+/* acc + the dot product of n widened input words (n even, at most 16) and one channel's nibble words at wd */
 MCU_DOT_INLINE int32_t mcu_conv1x1_dot_w4(const int32_t* x, const uint32_t* wd, int32_t n, int32_t acc)
 {
-    for (int32_t j = 0; j < n / 4; j++) {
-        const uint32_t u = wd[j];
-        const int32_t p[4] = {(int32_t)(u & MCU_W4_LANES), (int32_t)((u << 4) & MCU_W4_LANES),
-                              (int32_t)((u << 8) & MCU_W4_LANES), (int32_t)((u << 12) & MCU_W4_LANES)};
-        acc = mcu_conv1x1_dot(x + 4 * j, p, 4, acc);
-    }
-    return acc;
+    int32_t p[16];
+    mcu_w4_unpack(wd, n, p);
+    return mcu_conv1x1_dot(x, p, n, acc);
 }
 
 #if MCU_DOT_SIMD32 && defined(__GNUC__)
@@ -437,20 +440,53 @@ MCU_DOT_INLINE void mcu_conv1x1_c32x2_w4(const int32_t* xw, const uint32_t* wd, 
 }
 #undef MCU_W4X2_STEP
 #undef MCU_W4X2_OPERANDS
+
+/* c = 8, four pixels: their 4 widened words each, xw[4 * i .. 4 * i + 3] (8-byte aligned), against one channel's
+ * nibble word: LDR, 4 AND, 8 LDRD of inputs, 16 SMLAD */
+MCU_DOT_INLINE void mcu_conv1x1_c8x4_w4(const int32_t* xw, const uint32_t* wd, int32_t* acc)
+{
+    int32_t a = acc[0], b = acc[1], c = acc[2], d = acc[3], W, p, q, u, v;
+#define MCU_W4X4_HALF(o)                                                                                       \
+    "ldrd %[u], %[v], [%[x], #" #o "]\n\t"                                                                     \
+    "smlad %[a], %[u], %[p], %[a]\n\t"                                                                         \
+    "smlad %[a], %[v], %[q], %[a]\n\t"                                                                         \
+    "ldrd %[u], %[v], [%[x], #16+" #o "]\n\t"                                                                  \
+    "smlad %[b], %[u], %[p], %[b]\n\t"                                                                         \
+    "smlad %[b], %[v], %[q], %[b]\n\t"                                                                         \
+    "ldrd %[u], %[v], [%[x], #32+" #o "]\n\t"                                                                  \
+    "smlad %[c], %[u], %[p], %[c]\n\t"                                                                         \
+    "smlad %[c], %[v], %[q], %[c]\n\t"                                                                         \
+    "ldrd %[u], %[v], [%[x], #48+" #o "]\n\t"                                                                  \
+    "smlad %[d], %[u], %[p], %[d]\n\t"                                                                         \
+    "smlad %[d], %[v], %[q], %[d]\n\t"
+    __asm__("ldr %[W], [%[w]]\n\t"
+            "and %[p], %[mask], %[W]\n\t"
+            "and %[q], %[mask], %[W], lsl #4\n\t" MCU_W4X4_HALF(0)
+            "and %[p], %[mask], %[W], lsl #8\n\t"
+            "and %[q], %[mask], %[W], lsl #12\n\t" MCU_W4X4_HALF(8)
+            : [a] "+r"(a), [b] "+r"(b), [c] "+r"(c), [d] "+r"(d), [W] "=&r"(W), [p] "=&r"(p), [q] "=&r"(q),
+              [u] "=&r"(u), [v] "=&r"(v)
+            : [x] "r"(xw), [w] "r"(wd), [mask] "r"(MCU_W4_LANES), "m"(*(const int32_t(*)[16])xw), "m"(*wd));
+#undef MCU_W4X4_HALF
+    acc[0] = a;
+    acc[1] = b;
+    acc[2] = c;
+    acc[3] = d;
+}
 #endif
 
-/* mcu_conv1x1_small_s8 with int4 weights (c % 8 == 0; the two-pixel asm loop for c = 16 and 32 under DSP);
- * rec: n_out records of c / 8 + 4 words {nibble words, 4096 bias, mult, cst, e} */
+/* mcu_conv1x1_small_s8 with int4 weights, the same loops; rec: n_out records of (c + 7) / 8 + 4 words {nibble
+ * words (c = 4, 12: the last one's upper 4 taps zero), 4096 bias, mult, cst, e} */
 MCU_DOT_INLINE void mcu_conv1x1_small_w4(const int8_t* in, int8_t* out, int32_t w, int32_t c, int32_t sh,
                                          int32_t sw, int32_t oh, int32_t ow, int32_t n_out, int32_t x_offset,
                                          const int32_t* rec, int32_t sign_fix, int32_t act_min, int32_t act_max)
 {
-    const int32_t n = c / 8, stride = n + 4;
+    const int32_t n = (c + 7) / 8, stride = n + 4;
     for (int32_t oy = 0; oy < oh; oy++) {
         const int8_t* row = in + oy * sh * w * c;
         int32_t ox = 0;
 #if MCU_DOT_SIMD32 && defined(__GNUC__)
-        if (c == 16 || c == 32) {
+        if (c == 16 || c == 32) { /* two pixels widened into a buffer, each unpacked weight word serving both */
             for (; ox + 2 <= ow; ox += 2, out += 2 * n_out) {
                 int32_t xw[32] __attribute__((aligned(8)));
                 mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, xw);
@@ -470,8 +506,45 @@ MCU_DOT_INLINE void mcu_conv1x1_small_w4(const int8_t* in, int8_t* out, int32_t 
                 }
             }
         }
+        if (c == 8) { /* four pixels widened into a buffer: each unpacked weight word serves all four */
+            for (; ox + 4 <= ow; ox += 4, out += 4 * n_out) {
+                int32_t xw[16] __attribute__((aligned(8)));
+                for (int32_t i = 0; i < 4; i++)
+                    mcu_conv1x1_widen(row + (ox + i) * sw * c, c, x_offset, xw + 4 * i);
+                const int32_t* r = rec;
+                for (int32_t o = 0; o < n_out; o++, r += stride) {
+                    int32_t acc[4] = {r[n], r[n], r[n], r[n]};
+                    mcu_conv1x1_c8x4_w4(xw, (const uint32_t*)r, acc);
+                    const int32_t m = r[n + 1], cc = r[n + 2], e = r[n + 3];
+                    int32_t y[4];
+                    for (int32_t i = 0; i < 4; i++)
+                        y[i] = mcu_requant_x2_s8(acc[i] >> 11, m, cc, e, sign_fix, act_min, act_max);
+                    for (int32_t i = 0; i < 4; i++)
+                        out[i * n_out + o] = (int8_t)y[i];
+                }
+            }
+        }
 #endif
-        for (; ox < ow; ox++, out += n_out) {
+        if (c <= 12) { /* two pixels: each unpacked weight word serves both (c = 12 too, unlike int8: its
+                          unpacking is paid once for two pixels) */
+            for (; ox + 2 <= ow; ox += 2, out += 2 * n_out) {
+                int32_t xa[6], xb[6];
+                mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, xa);
+                mcu_conv1x1_widen(row + (ox + 1) * sw * c, c, x_offset, xb);
+                const int32_t* r = rec;
+                for (int32_t o = 0; o < n_out; o++, r += stride) {
+                    int32_t p[6];
+                    mcu_w4_unpack((const uint32_t*)r, c / 2, p);
+                    const int32_t a = mcu_conv1x1_dot(xa, p, c / 2, r[n]), b = mcu_conv1x1_dot(xb, p, c / 2, r[n]);
+                    const int32_t m = r[n + 1], cc = r[n + 2], e = r[n + 3];
+                    const int32_t ya = mcu_requant_x2_s8(a >> 11, m, cc, e, sign_fix, act_min, act_max);
+                    const int32_t yb = mcu_requant_x2_s8(b >> 11, m, cc, e, sign_fix, act_min, act_max);
+                    out[o] = (int8_t)ya;
+                    out[n_out + o] = (int8_t)yb;
+                }
+            }
+        }
+        for (; ox < ow; ox++, out += n_out) { /* one pixel (the last of a row) */
             int32_t x[16];
             mcu_conv1x1_widen(row + ox * sw * c, c, x_offset, x);
             const int32_t* r = rec;

@@ -160,11 +160,15 @@ def test_int4_kernels_bit_exact_on_cortex_m7(case, tmp_path):
 # ------------------------------------------------------------------ the small kernels' int4 forms (the int8 twins'
 # fast paths: runtime/mcu_conv1x1_small_s8.h's mcu_conv1x1_small_w4 and mcu_fc_w4_s8)
 
-# name: (kind, in_shape, n_out, stride, zi, zo, (lo, hi)); pointwise: 16 / 32 input channels, odd widths (the
-# one-pixel tail), stride 2; fully connected: k % 32 == 0 (32 taps per branch) and not, odd output counts (the last
+# name: (kind, in_shape, n_out, stride, zi, zo, (lo, hi)); pointwise: 4, 8, 12, 16, 32 input channels (4 and 12:
+# a half nibble word), widths not a multiple of the pixel block (the tails), stride 2; fully connected: k % 32 == 0 (32 taps per branch) and not, odd output counts (the last
 # channel paired with its copy), several rows, clamps
 SMALL_W4_CASES = {
     "pw_resnet8_16_32_s2": ("pw", (1, 16, 16, 16), 32, (2, 2), 17, -128, (-128, 127)),
+    "pw_vww_8_16_width_7": ("pw", (1, 4, 7, 8), 16, (1, 1), -128, -128, (-128, 127)),
+    "pw_c8_o4_s2_odd_clamped": ("pw", (1, 7, 9, 8), 4, (2, 2), 30, -128, (-128, 60)),
+    "pw_c4_o6_odd_width": ("pw", (1, 5, 7, 4), 6, (1, 1), 11, -3, (-128, 127)),
+    "pw_c12_o10_s2_odd_width": ("pw", (1, 9, 9, 12), 10, (2, 2), -7, 5, (-128, 127)),
     "pw_c16_o6_odd_width": ("pw", (1, 3, 5, 16), 6, (1, 1), -60, 20, (-128, 127)),
     "pw_c32_o10_odd_width_s2_clamped": ("pw", (1, 5, 7, 32), 10, (2, 2), 3, -7, (-100, 110)),
     "pw_c32_o64_s2": ("pw", (1, 8, 8, 32), 64, (2, 2), -128, -128, (-128, 127)),
@@ -223,14 +227,14 @@ def test_small_int4_words_unpack_to_4096_w_in_the_int8_lane_order():
 
 def test_small_int4_kernels_refuse_what_could_overflow():
     """4096 (|bias| + max|x - zp| sum|w|) must stay below 2^31: 64 taps at -8 with zp = -128 (1.3e5) fit, a bias of
-    2^19 does not; input channels other than 16 and 32 keep the shared kernel."""
+    2^19 does not; input channels other than 4, 8, 12, 16 and 32 keep the shared kernel."""
     w = np.full((12, 64), -8, np.int8)
     m, s = np.full(12, 1 << 30), np.full(12, -9)
     assert fast_kernels.applies_fc_w4(w, np.zeros(12), m, s, -128, 0)
     assert not fast_kernels.applies_fc_w4(w, np.full(12, 1 << 19), m, s, -128, 0)
     pw = np.full((8, 1, 1, 16), 7, np.int8)
     assert fast_kernels.applies_pointwise_small_w4(pw, np.zeros(8), m[:8], s[:8], 0, 0, (0,) * 4, (1, 1))
-    pw8 = np.full((8, 1, 1, 8), 7, np.int8)
+    pw8 = np.full((8, 1, 1, 64), 7, np.int8)
     assert not fast_kernels.applies_pointwise_small_w4(pw8, np.zeros(8), m[:8], s[:8], 0, 0, (0,) * 4, (1, 1))
 
 

@@ -271,8 +271,6 @@ def _records(rows, bias, mult, shift, in_zp, out_zp) -> np.ndarray:
 # int4 forms (runtime/mcu_conv1x1_small_s8.h's mcu_conv1x1_small_w4 / mcu_fc_w4_s8): the taps of each 8 in nibbles
 # 0..7 of a word, so that (word << 4 j) & 0xF000F000 is weight word j (SXTB16 lane order, 4096 x w per lane)
 W4_NIBBLE_TAPS = (5, 4, 1, 0, 7, 6, 3, 2)
-# the int4 pointwise loop in asm takes these input channels (others keep the shared conv kernel's int4 entry)
-POINTWISE_SMALL_W4_C = (16, 32)
 
 
 def w4_sums_fit(rows, bias, in_zp) -> bool:
@@ -284,8 +282,7 @@ def w4_sums_fit(rows, bias, in_zp) -> bool:
 
 def applies_pointwise_small_w4(weights, bias, mult, shift, in_zp, out_zp, pads, dilation) -> bool:
     o, _, _, c = weights.shape
-    return (c in POINTWISE_SMALL_W4_C and applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads,
-                                                                  dilation)
+    return (applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads, dilation)
             and w4_sums_fit(weights.reshape(o, c), bias, in_zp))
 
 
@@ -296,10 +293,12 @@ def applies_fc_w4(weights, bias, mult, shift, in_zp, out_zp) -> bool:
 
 
 def _records_w4(rows, bias, mult, shift, in_zp, out_zp) -> np.ndarray:
-    """(O, K / 8 + 4) int32 records of the int4 kernels: K / 8 words of nibbles (W4_NIBBLE_TAPS), 4096 x bias,
-    mult, cst, e."""
+    """(O, ceil(K / 8) + 4) int32 records of the int4 kernels: the words of nibbles (W4_NIBBLE_TAPS; K % 8 == 4:
+    the last word's upper 4 taps zero), 4096 x bias, mult, cst, e."""
     o, k = rows.shape
-    g = (np.asarray(rows, np.int64) & 0xF).reshape(o, k // 8, 8)[..., list(W4_NIBBLE_TAPS)]
+    padded = np.zeros((o, -(-k // 8) * 8), np.int64)
+    padded[:, :k] = rows
+    g = (padded & 0xF).reshape(o, -1, 8)[..., list(W4_NIBBLE_TAPS)]
     words = sum(g[..., i] << (4 * i) for i in range(8))
     words = np.where(words >= 1 << 31, words - (1 << 32), words)
     req = _requant_arrays(rows, bias, mult, shift, in_zp, out_zp)

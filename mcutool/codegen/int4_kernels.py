@@ -4,7 +4,7 @@ TFLite Micro unpacks INT4 filters to int8 and runs the int8 kernel, so an int4 l
 unpacked values (ir.Tensor.data). In firmware the weights stay packed in flash and the fast kernels unpack them in
 registers:
 
-    1x1 conv over 16 / 32 ch.  runtime/mcu_conv1x1_small_s8.h's mcu_conv1x1_small_w4, small fully connected layers
+    1x1 conv over <= 32 ch.    runtime/mcu_conv1x1_small_s8.h's mcu_conv1x1_small_w4, small fully connected layers
                                its mcu_fc_w4_s8 (fast_kernels.pointwise_small / fc_w16 with `int4`: the int8
                                twins' kernels, nibbles unpacked by one AND per weight word), under DSP
     other conv2d / fully_conn. the shared conv kernel (gemm_kernels, runtime/mcu_conv_gemm_s8.h's
