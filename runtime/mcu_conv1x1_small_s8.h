@@ -609,11 +609,63 @@ MCU_DOT_INLINE void mcu_fc_w4_pair_w(const int32_t* xw, const uint32_t* wp, int3
 #endif
 }
 
+/* the same reading the int8 row x itself (each 4 inputs widened inline, for both channels: the channel pairs are
+ * few), x_offset added: per 8 taps of both channels 2 LDR, 4 SXTAB16, LDRD, 8 AND, 8 SMLAD */
+MCU_DOT_INLINE void mcu_fc_w4_pair(const int8_t* x, const uint32_t* wp, int32_t k, int32_t x_offset, int32_t* acc0,
+                                   int32_t* acc1)
+{
+#if MCU_DOT_SIMD32 && defined(__GNUC__)
+    int32_t a0 = *acc0, a1 = *acc1, m = k / 8, W0, W1, p, u, xa, xb;
+    const int32_t off = (int32_t)mcu_dup16(x_offset);
+    const uint32_t mask = MCU_W4_LANES;
+#define MCU_FC_W4_XSTEP(s0, s1)                                                                                \
+    "ldr %[u], [%[x]], #4\n\t"                                                                                 \
+    "sxtab16 %[xa], %[off], %[u]\n\t"                                                                          \
+    "sxtab16 %[xb], %[off], %[u], ror #8\n\t"                                                                  \
+    "and %[p], %[mask], %[W0]" s0 "\n\t"                                                                       \
+    "smlad %[a0], %[xa], %[p], %[a0]\n\t"                                                                      \
+    "and %[p], %[mask], %[W0]" s1 "\n\t"                                                                       \
+    "smlad %[a0], %[xb], %[p], %[a0]\n\t"                                                                      \
+    "and %[p], %[mask], %[W1]" s0 "\n\t"                                                                       \
+    "smlad %[a1], %[xa], %[p], %[a1]\n\t"                                                                      \
+    "and %[p], %[mask], %[W1]" s1 "\n\t"                                                                       \
+    "smlad %[a1], %[xb], %[p], %[a1]\n\t"
+#define MCU_FC_W4_X8                                                                                           \
+    "ldrd %[W0], %[W1], [%[w]], #8\n\t" MCU_FC_W4_XSTEP("", ", lsl #4") MCU_FC_W4_XSTEP(", lsl #8", ", lsl #12")
+#define MCU_FC_W4_XLOOP(steps)                                                                                 \
+    __asm__("1:\n\t" steps "subs %[m], %[m], #1\n\t"                                                          \
+            "bne 1b"                                                                                           \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [x] "+r"(x), [w] "+r"(wp), [m] "+r"(m), [W0] "=&r"(W0),              \
+              [W1] "=&r"(W1), [p] "=&r"(p), [u] "=&r"(u), [xa] "=&r"(xa), [xb] "=&r"(xb)                         \
+            : [mask] "r"(mask), [off] "r"(off)                                                                 \
+            : "cc", "memory")
+    if (k % 32 == 0) { /* 32 taps per branch */
+        m = k / 32;
+        MCU_FC_W4_XLOOP(MCU_FC_W4_X8 MCU_FC_W4_X8 MCU_FC_W4_X8 MCU_FC_W4_X8);
+    } else {
+        MCU_FC_W4_XLOOP(MCU_FC_W4_X8);
+    }
+#undef MCU_FC_W4_XLOOP
+#undef MCU_FC_W4_X8
+#undef MCU_FC_W4_XSTEP
+    *acc0 = a0;
+    *acc1 = a1;
+#else
+    int32_t xw[4];
+    for (int32_t i = 0; i < k / 8; i++) {
+        mcu_conv1x1_widen(x + 8 * i, 8, x_offset, xw);
+        const uint32_t w0 = wp[2 * i], w1 = wp[2 * i + 1];
+        *acc0 = mcu_conv1x1_dot_w4(xw, &w0, 4, *acc0);
+        *acc1 = mcu_conv1x1_dot_w4(xw, &w1, 4, *acc1);
+    }
+#endif
+}
+
 /*
  * mcu_fc_w16_s8 with int4 weights: in (rows, k) -> out (rows, n_out), k % 8 == 0; rec: one record per pair of
  * output channels (an odd last channel paired with a copy of itself), k / 4 + 8 words: the two channels' nibble
  * words interleaved, then {4096 bias, mult, cst, e} of each; xbuf: k / 2 words of scratch, 8-byte aligned (each
- * row widened once for all its channels)
+ * row widened once for all its channels), or 0 (widened per channel pair: few outputs)
  */
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((noinline, noclone, unused))
@@ -626,13 +678,17 @@ MCU_KERNEL_OPT static void mcu_fc_w4_s8(const int8_t* in, int8_t* out, int32_t r
 {
     const int32_t n = k / 4, stride = n + 8;
     for (int32_t b = 0; b < rows; b++, in += k, out += n_out) {
-        for (int32_t i = 0; i < k; i += 4)
-            mcu_conv1x1_widen(in + i, 4, x_offset, xbuf + i / 2);
+        if (xbuf)
+            for (int32_t i = 0; i < k; i += 4)
+                mcu_conv1x1_widen(in + i, 4, x_offset, xbuf + i / 2);
         const int32_t* r = rec;
         MCU_FC_NO_UNROLL
         for (int32_t o = 0; o < n_out; o += 2, r += stride) {
             int32_t a0 = r[n], a1 = r[n + 4];
-            mcu_fc_w4_pair_w(xbuf, (const uint32_t*)r, k, &a0, &a1);
+            if (xbuf)
+                mcu_fc_w4_pair_w(xbuf, (const uint32_t*)r, k, &a0, &a1);
+            else
+                mcu_fc_w4_pair(in, (const uint32_t*)r, k, x_offset, &a0, &a1);
             out[o] = (int8_t)mcu_requant_x2_s8(a0 >> 11, r[n + 1], r[n + 2], r[n + 3], sign_fix, act_min, act_max);
             if (o + 1 < n_out)
                 out[o + 1] = (int8_t)mcu_requant_x2_s8(a1 >> 11, r[n + 5], r[n + 6], r[n + 7], sign_fix, act_min,

@@ -160,9 +160,10 @@ def test_int4_kernels_bit_exact_on_cortex_m7(case, tmp_path):
 # ------------------------------------------------------------------ the small kernels' int4 forms (the int8 twins'
 # fast paths: runtime/mcu_conv1x1_small_s8.h's mcu_conv1x1_small_w4 and mcu_fc_w4_s8)
 
-# name: (kind, in_shape, n_out, stride, zi, zo, (lo, hi)); pointwise: 4, 8, 12, 16, 32 input channels (4 and 12:
-# a half nibble word), widths not a multiple of the pixel block (the tails), stride 2; fully connected: k % 32 == 0 (32 taps per branch) and not, odd output counts (the last
-# channel paired with its copy), several rows, clamps
+# name: (kind, in_shape, n_out, stride, zi, zo, (lo, hi)); pointwise: 4, 8, 12, 16, 32 input channels (4 and 12: a
+# half nibble word), widths not a multiple of the pixel block (the tails), stride 2; fully connected: the row widened
+# once (4 outputs or more) and per channel pair (fewer), k % 32 == 0 (32 taps per branch) and not, odd output
+# counts (the last channel paired with its copy), several rows, clamps
 SMALL_W4_CASES = {
     "pw_resnet8_16_32_s2": ("pw", (1, 16, 16, 16), 32, (2, 2), 17, -128, (-128, 127)),
     "pw_vww_8_16_width_7": ("pw", (1, 4, 7, 8), 16, (1, 1), -128, -128, (-128, 127)),
@@ -179,6 +180,9 @@ SMALL_W4_CASES = {
     "fc_64_12_kws": ("fc", (1, 64), 12, None, -128, 9, (-128, 127)),
     "fc_2_rows_40_11_odd": ("fc", (2, 40), 11, None, -17, 9, (-128, 127)),
     "fc_3_rows_96_13_clamped": ("fc", (3, 96), 13, None, 2, -3, (-90, 110)),
+    "fc_vww_256_2": ("fc", (1, 256), 2, None, -128, 7, (-128, 127)),
+    "fc_128_3_odd": ("fc", (1, 128), 3, None, 6, -1, (-128, 127)),
+    "fc_2_rows_24_2_clamped": ("fc", (2, 24), 2, None, -3, 11, (-70, 127)),
 }
 
 
