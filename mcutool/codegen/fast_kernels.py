@@ -217,22 +217,25 @@ def applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads, dil
 
 
 def pointwise_small(name, in_shape, weights, bias, mult, shift, *, input_zero_point, output_zero_point, act_min,
-                    act_max, stride, out_hw, const_attr=""):
+                    act_max, stride, out_hw, const_attr="", int4=False):
     """The wrapper of a 1x1 conv over few input channels (`applies_pointwise_small`) around
     runtime/mcu_conv1x1_small_s8.h, as a gemm_kernels.Gemm for gemm_kernels.merge (`#if MCU_GEMM`: cores with DSP;
     the header is included with the constants, so the in-place row kernels, which rebuild a source from the
-    includes, constants and code, keep it)."""
+    includes, constants and code, keep it). int4: packed weights for mcu_conv1x1_small_w4
+    (`applies_pointwise_small_w4`)."""
     from .gemm_kernels import Gemm
 
     _, _h, w, c = (int(d) for d in in_shape)
     o = weights.shape[0]
-    recs = _records(weights.reshape(o, c), bias, mult, shift, input_zero_point, output_zero_point)
+    recs = (_records_w4 if int4 else _records)(weights.reshape(o, c), bias, mult, shift, input_zero_point,
+                                               output_zero_point)
     attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
     consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_pr", recs.reshape(-1), "int32", attr)
     sh, sw = (int(v) for v in stride)
     oh, ow = (int(v) for v in out_hw)
     code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
-            f"  mcu_conv1x1_small_s8(in, out, {w}, {c}, {sh}, {sw}, {oh}, {ow}, {o}, {-int(input_zero_point)}, "
+            f"  mcu_conv1x1_small_{'w4' if int4 else 's8'}(in, out, {w}, {c}, {sh}, {sw}, {oh}, {ow}, {o}, "
+            f"{-int(input_zero_point)}, "
             f"{name}_pr, {_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)});\n}}\n")
     return Gemm(consts, code, 0)
 
@@ -246,6 +249,8 @@ FC_W16_MAX_WEIGHT_BYTES = 4096
 # 128->8 0.75 -> 0.71, 256->2 0.80 -> 0.44)
 FC_W16_MAX_BUF_INPUTS = 256
 FC_W16_MIN_BUF_OUTPUTS = 10
+# (int4: from 4 on, the unpacking making the widened row's LDRD pay sooner: 128->8 1.29x -> 1.24x of int8)
+FC_W4_MIN_BUF_OUTPUTS = 4
 
 
 def applies_fc_w16(weights, bias, mult, shift, in_zp, out_zp) -> bool:
@@ -265,20 +270,72 @@ def _records(rows, bias, mult, shift, in_zp, out_zp) -> np.ndarray:
                           axis=1)
 
 
+# int4 forms (runtime/mcu_conv1x1_small_s8.h's mcu_conv1x1_small_w4 / mcu_fc_w4_s8): the taps of each 8 in nibbles
+# 0..7 of a word, so that (word << 4 j) & 0xF000F000 is weight word j (SXTB16 lane order, 4096 x w per lane)
+W4_NIBBLE_TAPS = (5, 4, 1, 0, 7, 6, 3, 2)
+
+
+def w4_sums_fit(rows, bias, in_zp) -> bool:
+    """The int4 kernels' accumulators (4096 x (bias + sum)) stay within int32 on every channel."""
+    xmax = max(abs(-128 - int(in_zp)), abs(127 - int(in_zp)))
+    worst = np.abs(np.asarray(rows, np.int64)).sum(axis=1) * xmax + np.abs(np.asarray(bias, np.int64))
+    return bool((4096 * worst < 2**31).all())
+
+
+def applies_pointwise_small_w4(weights, bias, mult, shift, in_zp, out_zp, pads, dilation) -> bool:
+    o, _, _, c = weights.shape
+    return (applies_pointwise_small(weights, bias, mult, shift, in_zp, out_zp, pads, dilation)
+            and w4_sums_fit(weights.reshape(o, c), bias, in_zp))
+
+
+def applies_fc_w4(weights, bias, mult, shift, in_zp, out_zp) -> bool:
+    o, k = weights.shape
+    return (applies_fc_w16(weights, bias, mult, shift, in_zp, out_zp) and w4_sums_fit(weights, bias, in_zp))
+
+
+def _records_w4(rows, bias, mult, shift, in_zp, out_zp) -> np.ndarray:
+    """(O, ceil(K / 8) + 4) int32 records of the int4 kernels: the words of nibbles (W4_NIBBLE_TAPS; K % 8 == 4:
+    the last word's upper 4 taps zero), 4096 x bias, mult, cst, e."""
+    o, k = rows.shape
+    padded = np.zeros((o, -(-k // 8) * 8), np.int64)
+    padded[:, :k] = rows
+    g = (padded & 0xF).reshape(o, -1, 8)[..., list(W4_NIBBLE_TAPS)]
+    words = sum(g[..., i] << (4 * i) for i in range(8))
+    words = np.where(words >= 1 << 31, words - (1 << 32), words)
+    req = _requant_arrays(rows, bias, mult, shift, in_zp, out_zp)
+    return np.concatenate([words, 2048 * np.asarray(req["bias"][0], np.int64)[:, None]]
+                          + [np.asarray(req[k][0], np.int64)[:, None] for k in ("mult", "cst", "e")], axis=1)
+
+
+def _pair_records_w4(rows, bias, mult, shift, in_zp, out_zp) -> np.ndarray:
+    """(ceil(O / 2), K / 4 + 8) int32 records of mcu_fc_w4_s8: per pair of channels (an odd last one with a copy of
+    itself) their `_records_w4` nibble words interleaved, then the 4 constants of each."""
+    rec = _records_w4(rows, bias, mult, shift, in_zp, out_zp)
+    if len(rec) % 2:
+        rec = np.concatenate([rec, rec[-1:]])
+    n = rows.shape[1] // 8
+    c0, c1 = rec[0::2], rec[1::2]
+    words = np.stack([c0[:, :n], c1[:, :n]], axis=2).reshape(len(c0), 2 * n)
+    return np.concatenate([words, c0[:, n:], c1[:, n:]], axis=1)
+
+
 def fc_w16(name, n_rows, weights, bias, mult, shift, *, input_zero_point, output_zero_point, act_min, act_max,
-           const_attr=""):
+           const_attr="", int4=False):
     """The wrapper of a small fully connected layer (`applies_fc_w16`, weights (O, K)) around mcu_fc_w16_s8, as a
-    gemm_kernels.Gemm for gemm_kernels.merge (`#if MCU_GEMM`)."""
+    gemm_kernels.Gemm for gemm_kernels.merge (`#if MCU_GEMM`). int4: packed weights for mcu_fc_w4_s8
+    (`applies_fc_w4`)."""
     from .gemm_kernels import Gemm
 
     o, k = weights.shape
-    buffered = k <= FC_W16_MAX_BUF_INPUTS and o >= FC_W16_MIN_BUF_OUTPUTS
-    recs = _records(weights, bias, mult, shift, input_zero_point, output_zero_point)
+    buffered = k <= FC_W16_MAX_BUF_INPUTS and o >= (FC_W4_MIN_BUF_OUTPUTS if int4 else FC_W16_MIN_BUF_OUTPUTS)
+    recs = (_pair_records_w4 if int4 else _records)(weights, bias, mult, shift, input_zero_point,
+                                                    output_zero_point)
     attr = (const_attr + " " if const_attr else "") + "__attribute__((aligned(8)))"
     consts = '#include "mcu_conv1x1_small_s8.h"\n' + tk._c_array(f"{name}_fr", recs.reshape(-1), "int32", attr)
     code = (f"MCU_KERNEL_OPT void {name}(const int8_t* restrict in, int8_t* restrict out)\n{{\n"
             + (f"  int32_t xbuf[{k // 2}] __attribute__((aligned(8)));\n" if buffered else "")
-            + f"  mcu_fc_w16_s8(in, out, {int(n_rows)}, {k}, {o}, {-int(input_zero_point)}, {name}_fr, "
+            + f"  mcu_fc_{'w4' if int4 else 'w16'}_s8(in, out, {int(n_rows)}, {k}, {o}, {-int(input_zero_point)}, "
+            f"{name}_fr, "
             f"{_sign_fix(act_min, output_zero_point)}, {int(act_min)}, {int(act_max)}, "
             f"{'xbuf' if buffered else '(int32_t*)0'});\n}}\n")
     return Gemm(consts, code, 2 * k if buffered else 0)

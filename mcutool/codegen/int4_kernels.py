@@ -4,7 +4,10 @@ TFLite Micro unpacks INT4 filters to int8 and runs the int8 kernel, so an int4 l
 unpacked values (ir.Tensor.data). In firmware the weights stay packed in flash and the fast kernels unpack them in
 registers:
 
-    conv2d / fully_connected   the shared conv kernel (gemm_kernels, runtime/mcu_conv_gemm_s8.h's
+    1x1 conv over <= 32 ch.    runtime/mcu_conv1x1_small_s8.h's mcu_conv1x1_small_w4, small fully connected layers
+                               its mcu_fc_w4_s8 (fast_kernels.pointwise_small / fc_w16 with `int4`: the int8
+                               twins' kernels, nibbles unpacked by one AND per weight word), under DSP
+    other conv2d / fully_conn. the shared conv kernel (gemm_kernels, runtime/mcu_conv_gemm_s8.h's
                                `mcu_conv_gemm_s8_w4`) where it applies and the core has the DSP extension; the
                                `#else` branch (RV32 and other cores without it) calls runtime/mcu_conv2d_s4.c
     depthwise_conv2d 3x3       the hand-written kernel (fast_kernels.depthwise_3x3_s8 with `int4`), each channel's
@@ -43,7 +46,15 @@ def int4_layer(ctx: Context, op: Op, fallback) -> LayerCode:
                                               pads=tuple(a.pads), const_attr=attr, int4=True, **qp)
             return LayerCode(op.name, op.kind, k.source, call, "tvm")
         return fallback(ctx, op)
-    if op.kind == "fully_connected":
+    req = dict(act_min=qp["act_min"], act_max=qp["act_max"], const_attr=attr, int4=True)
+    if op.kind == "fully_connected" and fast_kernels.applies_fc_w4(w, bias, mult, shift, *zps):
+        gm = fast_kernels.fc_w16(name, x_t.size // w.shape[1], w, bias, mult, shift, input_zero_point=zps[0],
+                                 output_zero_point=zps[1], **req)
+    elif op.kind == "conv2d" and fast_kernels.applies_pointwise_small_w4(w, bias, mult, shift, *zps, a.pads,
+                                                                         a.dilation):
+        gm = fast_kernels.pointwise_small(name, x_t.shape, w, bias, mult, shift, input_zero_point=zps[0],
+                                          output_zero_point=zps[1], stride=a.stride, out_hw=out_t.shape[1:3], **req)
+    elif op.kind == "fully_connected":
         o, i = w.shape
         rows = x_t.size // i
         gm = gemm_kernels.gemm_layer(name, (1, 1, rows, i), w.reshape(o, 1, 1, i), bias, mult, shift,
