@@ -99,7 +99,9 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None,
     """firmware_graph, and the model's float inputs/outputs (the host converts them with their int8 scales).
     `flash_bytes`: the board's internal flash, whose part left after code is --weights auto's default budget;
     `sram_bytes`: the board's SRAM, --activations auto's default bound on the activations' layerwise peak."""
+    from .quantize.calibdata import load_calibration
     from .quantize.ptq import has_integer_core, integer_io
+    from .quantize.qdq_islands import island_ops, open_islands, quantize_islands
     graph = load_model(model, input_shapes=opts.input_shapes)
     _check_constant_weights(graph)
     if opts.weights != "int8" and (not _is_float_model(graph) or has_integer_core(graph)):
@@ -111,19 +113,21 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None,
                           "(calibration quantizes float models).", stacklevel=2)
         return graph, None, []
     floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
-    if has_integer_core(graph):  # already int8: QUANTIZE/DEQUANTIZE at the border only
+    if opts.calib and island_ops(graph) and not open_islands(graph):  # QDQ float islands, quantized from --calib
+        graph = _with_sources(quantize_islands(graph, load_calibration(opts.calib, graph)), graph)
+    elif has_integer_core(graph):  # already int8: QUANTIZE/DEQUANTIZE at the border only
         if opts.calib:
             warnings.warn(f"{graph.name}: --calib ignored: the model is already int8 (its float inputs/outputs "
                           "only pass through QUANTIZE/DEQUANTIZE, which the host does with the model's scales).",
                           stacklevel=2)
+    if has_integer_core(graph):
         return _with_sources(integer_io(graph), graph), None, floats
-    _refuse_float_islands(graph)
+    _refuse_float_islands(graph, opts.calib)
     if not opts.calib:
         raise UserError(f"{graph.name}: the model has float inputs/outputs ({', '.join(floats)}), i.e. it is a "
                         "float model; mcutool quantizes it to int8 with calibration data: pass --calib DATA.npz "
                         "(per input name, float32 samples stacked on the batch axis, in the model's own layout and "
                         "range), or --calib random (random calibration gives poor scales).")
-    from .quantize.calibdata import load_calibration
     from .quantize.mixed import quantize_mixed
     budget = opts.flash_budget
     if opts.weights == "auto" and budget is None and flash_bytes is not None:
@@ -141,26 +145,29 @@ def _with_sources(out: Graph, imported: Graph) -> Graph:
     return out
 
 
-def _refuse_float_islands(graph: Graph) -> None:
+def _refuse_float_islands(graph: Graph, calib: str | None) -> None:
     """A quantized (QDQ) model whose import left ops computing in float between its int8 tensors (no
-    QuantizeLinear after them says their output scale): the firmware is integer-only, and calibration quantizes
-    whole float models only, so name those ops and stop."""
-    def is_float(name):
-        return bool(name) and graph.tensor(name).dtype == "float32" and not graph.tensor(name).is_const
-
-    if not any(t.dtype in ("int8", "uint8") and not t.is_const for t in graph.tensors.values()):
-        return  # a float model
-    floats = [op for op in graph.ops if op.kind not in ("quantize", "dequantize")
-              and any(is_float(n) for n in op.inputs + op.outputs)]
-    if floats:
-        named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
-            + (" ..." if len(floats) > 3 else "")
-        raise UserError(f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float "
-                        f"between its int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear "
-                        "becomes an integer op (the QuantizeLinear gives its output's scale); these have no "
-                        "QuantizeLinear after them, and mcutool's firmware has no floating point. Quantize them in "
-                        "the model (onnxruntime's quantize_static: list their op types in op_types_to_quantize) "
-                        "or give mcutool the float model with --calib.")
+    QuantizeLinear after them says their output scale): the firmware is integer-only, so name those ops and say
+    what quantizes them -- --calib, unless an island ends at a float graph output (the model computes it in
+    float; nothing gives its output an int8 scale)."""
+    from .quantize.qdq_islands import island_ops, open_islands
+    floats = (open_islands(graph) if calib else []) or island_ops(graph)
+    if not floats:
+        return
+    named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
+        + (" ..." if len(floats) > 3 else "")
+    head = (f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float between its "
+            f"int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear becomes an integer op (the "
+            "QuantizeLinear gives its output's scale), and mcutool's firmware has no floating point. ")
+    if calib:
+        raise UserError(head + "These write the model's float output with no QuantizeLinear after them, so "
+                        "neither the model nor calibration gives them an int8 output: quantize them in the model "
+                        "(onnxruntime's quantize_static, their op types in op_types_to_quantize) or give mcutool "
+                        "the float model with --calib.")
+    raise UserError(head + "These have no QuantizeLinear after them: pass --calib DATA.npz (float32 samples per "
+                    "input name, in the model's own layout and range), and mcutool quantizes them from the ranges "
+                    "their values take on it, keeping the model's own scales everywhere else (or quantize them in "
+                    "the model: onnxruntime's quantize_static, their op types in op_types_to_quantize).")
 
 
 WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d")

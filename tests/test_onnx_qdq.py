@@ -693,3 +693,61 @@ def test_float_input_is_quantized_as_quantize_linear(qdq_models, tmp_path):
     got = _to_firmware(x, spec)
     assert got.dtype == np.int8 and np.array_equal(got, want)
     assert not np.array_equal(want, np.clip(np.sign(x / scale) * np.floor(np.abs(x / scale) + 0.5) + zp, -128, 127))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a float island with an internal tensor (the tiny ViT's decomposed LayerNorm, in small): quantized by --calib
+
+
+def _centring_model() -> onnx.ModelProto:
+    """x -> Q -> DQ -> Sub(x, ReduceMean(x)) -> Q -> DQ: quantize_static leaves ReduceMean and Sub in float, and
+    the mean, read by Sub only, has no QuantizeLinear (no scale) in the model."""
+    a = numpy_helper.from_array
+    nodes = [F("QuantizeLinear", ["x", "si", "z"], ["xq"]), F("DequantizeLinear", ["xq", "si", "z"], ["xf"]),
+             F("ReduceMean", ["xf"], ["m"], axes=[-1], keepdims=1, name="the_mean"), F("Sub", ["xf", "m"], ["d"]),
+             F("QuantizeLinear", ["d", "so", "z"], ["dq"]), F("DequantizeLinear", ["dq", "so", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "centre", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 32])],
+                              [a(np.float32(0.02), "si"), a(np.float32(0.015), "so"), a(np.int8(0), "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 10
+    return model
+
+
+def _centring_inputs(n: int) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return (rng.normal(0, 1, (n, 1, 8, 32)) * np.linspace(0.3, 1.5, 8)[None, None, :, None]
+            + rng.normal(0, 0.5, (n, 1, 8, 1))).astype(np.float32)
+
+
+@pytest.fixture
+def centring(tmp_path):
+    onnx.save(_centring_model(), tmp_path / "centre.onnx")
+    np.savez(tmp_path / "cal.npz", x=_centring_inputs(40)[:32, 0])
+    return tmp_path / "centre.onnx", Options(calib=str(tmp_path / "cal.npz"))
+
+
+def test_float_island_quantized_with_calib_keeps_model_scales_and_agrees_with_onnxruntime(centring, tmp_path):
+    """Without --calib the island is refused by name; with it, ReduceMean and Sub become int8 ops: Sub reads the
+    model's int8 input and writes at the model's output scale (the QuantizeLinear's 0.015, zero point 0), the
+    mean gets a calibrated scale. Against onnxruntime running the island in float (0.5 LSB of output rounding,
+    plus the int8 mean's rounding): within 1 LSB on 8 held-out inputs (measured: 1.0)."""
+    path, opts = centring
+    done = _mcutool("compile", path, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p")
+    assert done.returncode == 1 and "'the_mean' (mean)" in done.stderr and "pass --calib" in done.stderr
+    graph, _ = firmware_graph(path, opts)
+    assert [op.kind for op in graph.ops] == ["mean", "sub"]
+    assert all(t.dtype == "int8" for t in graph.tensors.values())
+    y = graph.tensor("y").quant
+    assert np.float32(y.scale[0]) == np.float32(0.015) and int(y.zero_point[0]) == 0
+    session = _session(path, optimize=False)
+    for x in _centring_inputs(40)[32:]:
+        xq = np.clip(np.round(x / 0.02), -128, 127).astype(np.int8)
+        ours = reference.run(graph, {"x": xq})["y"].astype(np.int64)
+        assert np.abs(ours - session.run(None, {"x": x})[0] / 0.015).max() <= 1.0001
+
+
+@pytest.mark.qemu
+def test_float_island_quantized_with_calib_bit_exact_in_qemu(centring, tmp_path):
+    path, opts = centring
+    _bit_exact_in_qemu(path, opts, _centring_inputs(3)[:, 0], tmp_path / "p")
