@@ -50,7 +50,10 @@ def quantize_islands(graph: Graph, samples: dict[str, np.ndarray]) -> Graph:
     dequantized = {op.outputs[0] for op in graph.ops if op.kind == "dequantize" and op.outputs[0] in renamed}
     taken = {}  # QUANTIZE after an island op whose output takes its place -> that output's inner name
     q = Graph(name=graph.name, inputs=list(graph.inputs), outputs=list(graph.outputs))
+    island_consts = {n for op in islands for n in op.inputs if n and graph.tensor(n).is_const}  # _quantize_op's
     for name, t in graph.tensors.items():
+        if name in island_consts:
+            continue
         if t.is_const or t.dtype != "float32" or name in graph.inputs or name in graph.outputs:
             q.add_tensor(copy.deepcopy(t) if not t.is_const else t)
     for op in graph.ops:
