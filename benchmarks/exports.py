@@ -15,8 +15,8 @@ same as bit-exact); ONNX: top-1 agreement of mcutool's reference (what the firmw
 max / mean |difference| in output LSB. Test inputs are structured images (tests/structured_images.py, seed 2000;
 20 for the two trained models' agreement, --images for the rest and for every QEMU run); float exports are
 calibrated on 32 others (seed 1000), and so are QDQ exports whose import leaves ops in float (the tiny ViT's
-LayerNorm): --calib quantizes those islands, marked in the compiles column. Files not present (the float exports not checked in:
-make them with tests/exporters/make_torch.py) are marked "not made".
+LayerNorm): --calib quantizes those islands, marked in the compiles column. Files not present (the float exports
+not checked in: make them with tests/exporters/make_torch.py) are marked "not made".
 """
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
-    calib: str | None = None  # float models: calibration samples, DATA.npz or "random" (DESIGN.md §3)
+    calib: str | None = None  # float models (and QDQ float islands): samples, DATA.npz or "random" (DESIGN.md §3)
     ext_flash: bool = True  # weights that do not fit internal flash may go to the board's ext_flash region
     io: str = "semihosting"  # the harness's I/O: semihosting (host files) | uart (frames on the serial port)
     patch: str = "auto"      # auto | off | N (an N x N grid); DESIGN.md section 3
@@ -155,7 +155,7 @@ def _refuse_float_islands(graph: Graph, calib: str | None) -> None:
     if not floats:
         return
     named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
-        + (" ..." if len(floats) > 3 else "")
+        + (f" and {len(floats) - 3} more" if len(floats) > 3 else "")
     head = (f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float between its "
             f"int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear becomes an integer op (the "
             "QuantizeLinear gives its output's scale), and mcutool's firmware has no floating point. ")
@@ -164,10 +164,11 @@ def _refuse_float_islands(graph: Graph, calib: str | None) -> None:
                         "neither the model nor calibration gives them an int8 output: quantize them in the model "
                         "(onnxruntime's quantize_static, their op types in op_types_to_quantize) or give mcutool "
                         "the float model with --calib.")
-    raise UserError(head + "These have no QuantizeLinear after them: pass --calib DATA.npz (float32 samples per "
-                    "input name, in the model's own layout and range), and mcutool quantizes them from the ranges "
-                    "their values take on it, keeping the model's own scales everywhere else (or quantize them in "
-                    "the model: onnxruntime's quantize_static, their op types in op_types_to_quantize).")
+    raise UserError(head + "The model gives some of their values no scale (no QuantizeLinear after them): pass "
+                    "--calib DATA.npz (float32 samples per input name, in the model's own layout and range), and "
+                    "mcutool quantizes them from the ranges their values take on it, keeping the model's own "
+                    "scales everywhere else (or quantize them in the model: onnxruntime's quantize_static, their "
+                    "op types in op_types_to_quantize).")
 
 
 WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d")
