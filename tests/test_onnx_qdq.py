@@ -699,7 +699,7 @@ def test_float_input_is_quantized_as_quantize_linear(qdq_models, tmp_path):
 # a float island with an internal tensor (the tiny ViT's decomposed LayerNorm, in small): quantized by --calib
 
 
-def _centring_model() -> onnx.ModelProto:
+def _centring_model(dtype=np.int8) -> onnx.ModelProto:
     """x -> Q -> DQ -> (x - ReduceMean(x)) * gamma -> Q -> DQ: a LayerNorm's centring and gamma, left in float as
     quantize_static leaves them; the mean and the difference have no QuantizeLinear (no scale) in the model, and
     gamma is a float constant of 32 values."""
@@ -710,7 +710,8 @@ def _centring_model() -> onnx.ModelProto:
              F("QuantizeLinear", ["e", "so", "z"], ["dq"]), F("DequantizeLinear", ["dq", "so", "z"], ["y"])]
     graph = helper.make_graph(nodes, "centre", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 32])],
-                              [a(np.float32(0.02), "si"), a(np.float32(0.015), "so"), a(np.int8(0), "z"),
+                              [a(np.float32(0.02), "si"), a(np.float32(0.015), "so"),
+                               a(dtype(0 if dtype == np.int8 else 128), "z"),
                                a(np.linspace(0.5, 1.5, 32).astype(np.float32), "gamma")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 10
@@ -723,19 +724,20 @@ def _centring_inputs(n: int) -> np.ndarray:
             + rng.normal(0, 0.5, (n, 1, 8, 1))).astype(np.float32)
 
 
-@pytest.fixture
-def centring(tmp_path):
-    onnx.save(_centring_model(), tmp_path / "centre.onnx")
+@pytest.fixture(params=[np.int8, np.uint8], ids=["int8", "uint8"])
+def centring(tmp_path, request):
+    onnx.save(_centring_model(request.param), tmp_path / "centre.onnx")
     np.savez(tmp_path / "cal.npz", x=_centring_inputs(40)[:32, 0])
     return tmp_path / "centre.onnx", Options(calib=str(tmp_path / "cal.npz"))
 
 
 def test_float_island_quantized_with_calib_keeps_model_scales_and_agrees_with_onnxruntime(centring, tmp_path):
-    """Without --calib the island is refused by name; with it, ReduceMean, Sub and Mul become int8 ops: the mean
-    and Sub read the model's int8 input, Mul writes at the model's output scale (the QuantizeLinear's 0.015, zero
-    point 0), the mean and the difference get calibrated scales, gamma int8. Against onnxruntime running the
-    island in float (0.5 LSB of output rounding, plus the int8 rounding of the mean, the difference -- its step,
-    ~0.03, is twice the output's -- and gamma): within 2 LSB on 8 held-out inputs (measured: 2.0 on each)."""
+    """Without --calib the island is refused by name; with it (int8 and uint8 QDQ), ReduceMean, Sub and Mul become
+    int8 ops: the mean and Sub read the model's int8 input, Mul writes at the model's output scale (the
+    QuantizeLinear's 0.015, zero point 0), the mean and the difference get calibrated scales, gamma int8. Against
+    onnxruntime running the island in float (0.5 LSB of output rounding, plus the int8 rounding of the mean, the
+    difference -- its step, ~0.03, is twice the output's -- and gamma): within 2 LSB on 8 held-out inputs
+    (measured: 2.0 on each)."""
     path, opts = centring
     done = _mcutool("compile", path, "--board", "stm32f746", "--no-build", "-o", tmp_path / "p")
     assert done.returncode == 1 and "'the_mean' (mean)" in done.stderr and "pass --calib" in done.stderr
@@ -743,7 +745,7 @@ def test_float_island_quantized_with_calib_keeps_model_scales_and_agrees_with_on
     assert [op.kind for op in graph.ops] == ["mean", "sub", "mul"]
     assert all(t.dtype == "int8" for t in graph.tensors.values())
     y = graph.tensor("y").quant
-    assert np.float32(y.scale[0]) == np.float32(0.015) and int(y.zero_point[0]) == 0
+    assert np.float32(y.scale[0]) == np.float32(0.015) and int(y.zero_point[0]) == 0  # uint8's 128, as int8
     session = _session(path, optimize=False)
     for x in _centring_inputs(40)[32:]:
         xq = np.clip(np.round(x / 0.02), -128, 127).astype(np.int8)
