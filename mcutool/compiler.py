@@ -114,15 +114,15 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None,
         return graph, None, []
     floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
     if opts.calib and island_ops(graph) and not open_islands(graph):  # QDQ float islands, quantized from --calib
-        graph = _with_sources(quantize_islands(graph, load_calibration(opts.calib, graph)), graph)
-    elif has_integer_core(graph):  # already int8: QUANTIZE/DEQUANTIZE at the border only
+        return _with_sources(integer_io(quantize_islands(graph, load_calibration(opts.calib, graph))), graph), \
+            None, floats
+    if has_integer_core(graph):  # already int8: QUANTIZE/DEQUANTIZE at the border only
         if opts.calib:
             warnings.warn(f"{graph.name}: --calib ignored: the model is already int8 (its float inputs/outputs "
                           "only pass through QUANTIZE/DEQUANTIZE, which the host does with the model's scales).",
                           stacklevel=2)
-    if has_integer_core(graph):
         return _with_sources(integer_io(graph), graph), None, floats
-    _refuse_float_islands(graph, opts.calib)
+    _refuse_float_islands(graph)
     if not opts.calib:
         raise UserError(f"{graph.name}: the model has float inputs/outputs ({', '.join(floats)}), i.e. it is a "
                         "float model; mcutool quantizes it to int8 with calibration data: pass --calib DATA.npz "
@@ -145,13 +145,14 @@ def _with_sources(out: Graph, imported: Graph) -> Graph:
     return out
 
 
-def _refuse_float_islands(graph: Graph, calib: str | None) -> None:
+def _refuse_float_islands(graph: Graph) -> None:
     """A quantized (QDQ) model whose import left ops computing in float between its int8 tensors (no
     QuantizeLinear after them says their output scale): the firmware is integer-only, so name those ops and say
-    what quantizes them -- --calib, unless an island ends at a float graph output (the model computes it in
-    float; nothing gives its output an int8 scale)."""
+    what quantizes them: --calib, unless an island reads a float graph input or writes a float graph output
+    (nothing in the model gives that tensor an int8 scale; those are named alone)."""
     from .quantize.qdq_islands import island_ops, open_islands
-    floats = (open_islands(graph) if calib else []) or island_ops(graph)
+    at_border = open_islands(graph)
+    floats = at_border or island_ops(graph)
     if not floats:
         return
     named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
@@ -159,9 +160,10 @@ def _refuse_float_islands(graph: Graph, calib: str | None) -> None:
     head = (f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float between its "
             f"int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear becomes an integer op (the "
             "QuantizeLinear gives its output's scale), and mcutool's firmware has no floating point. ")
-    if calib:
-        raise UserError(head + "These write the model's float output with no QuantizeLinear after them, so "
-                        "neither the model nor calibration gives them an int8 output: quantize them in the model "
+    if at_border:
+        raise UserError(head + "These read the model's float input or write its float output with no "
+                        "QuantizeLinear between, so the model gives that tensor no int8 scale and mcutool does not "
+                        "quantize them from --calib: quantize them in the model "
                         "(onnxruntime's quantize_static, their op types in op_types_to_quantize) or give mcutool "
                         "the float model with --calib.")
     raise UserError(head + "The model gives some of their values no scale (no QuantizeLinear after them): pass "

@@ -757,3 +757,20 @@ def test_float_island_quantized_with_calib_keeps_model_scales_and_agrees_with_on
 def test_float_island_quantized_with_calib_bit_exact_in_qemu(centring, tmp_path):
     path, opts = centring
     _bit_exact_in_qemu(path, opts, _centring_inputs(3)[:, 0], tmp_path / "p")
+
+
+def test_float_island_reading_the_float_input_is_refused_with_calib(tmp_path):
+    """The centring island fed by the model's float input itself (no QuantizeLinear before it): nothing gives that
+    input an int8 scale, so --calib does not quantize the island either; one message naming both ops."""
+    model = _centring_model()
+    nodes = list(model.graph.node)[2:]  # without the input's QuantizeLinear / DequantizeLinear
+    for node in nodes:
+        node.input[:] = ["x" if name == "xf" else name for name in node.input]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, tmp_path / "open.onnx")
+    np.savez(tmp_path / "cal.npz", x=_centring_inputs(8)[:, 0])
+    done = _mcutool("compile", tmp_path / "open.onnx", "--board", "stm32f746", "--no-build", "-o", tmp_path / "p",
+                    "--calib", tmp_path / "cal.npz")
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert "'the_mean' (mean)" in done.stderr and "(sub)" in done.stderr and "float input" in done.stderr

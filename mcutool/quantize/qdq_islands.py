@@ -31,9 +31,10 @@ def island_ops(graph: Graph) -> list[Op]:
 
 
 def open_islands(graph: Graph) -> list[Op]:
-    """The island ops writing a float graph output: no QuantizeLinear gives their output a scale, and the model
-    says to compute them in float, so calibration does not quantize them."""
-    return [op for op in island_ops(graph) if any(n in graph.outputs for n in op.outputs)]
+    """The island ops reading a float graph input or writing a float graph output: at the model's border, with no
+    QuantizeLinear / DequantizeLinear to give that tensor its int8 scale, so calibration does not quantize them."""
+    return [op for op in island_ops(graph) if any(n in graph.outputs for n in op.outputs)
+            or any(n in graph.inputs for n in op.inputs)]
 
 
 def quantize_islands(graph: Graph, samples: dict[str, np.ndarray]) -> Graph:
