@@ -14,8 +14,9 @@ kernel), and `agreement` against the exporter's own runtime on the test inputs: 
 same as bit-exact); ONNX: top-1 agreement of mcutool's reference (what the firmware computes) with onnxruntime and
 max / mean |difference| in output LSB. Test inputs are structured images (tests/structured_images.py, seed 2000;
 20 for the two trained models' agreement, --images for the rest and for every QEMU run); float exports are
-calibrated on 32 others (seed 1000). Files not present (the float exports not checked in:
-make them with tests/exporters/make_torch.py) are marked "not made".
+calibrated on 32 others (seed 1000), and so are QDQ exports whose import leaves ops in float (the tiny ViT's
+LayerNorm): --calib quantizes those islands, marked in the compiles column. Files not present (the float exports
+not checked in: make them with tests/exporters/make_torch.py) are marked "not made".
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def measure(form: str, name: str, images: int, work: Path) -> dict:
         return {"compiles": "not made"}
     out = work / f"{form}-{name}"
     opts = Options()
-    if form in ("torchscript", "dynamo"):
+    if form in ("torchscript", "dynamo") or form.startswith("qdq") and _has_float_islands(path):
         import onnx
         input_name = onnx.load(str(path), load_external_data=False).graph.input[0].name
         opts = Options(calib=str(cases.write_calibration(work / f"{form}-{name}-calib.npz", input_name, form, name)))
@@ -76,6 +77,8 @@ def measure(form: str, name: str, images: int, work: Path) -> dict:
     xf = cases.float_inputs(form, name, n)
     xq = [cases.quantize_input(x, spec_in["scale"], spec_in["zero_point"]) for x in xf]
     cell = {"compiles": "yes", "arena": report["memory"]["arena_bytes"]}
+    if opts.calib and form.startswith("qdq"):
+        cell["calib"] = True  # the table says the QDQ model's float islands were quantized with --calib
     ours, exact = [], True
     try:
         for i, x in enumerate(xq):
@@ -102,6 +105,13 @@ def measure(form: str, name: str, images: int, work: Path) -> dict:
     return cell
 
 
+def _has_float_islands(path: Path) -> bool:
+    """A QDQ model whose import leaves ops in float (compiled with --calib, which quantizes them)."""
+    from mcutool.frontends import load_model
+    from mcutool.quantize.qdq_islands import island_ops
+    return bool(island_ops(load_model(path)))
+
+
 def _tflite_oracle(path: Path, name: str, xq: list[np.ndarray]) -> str:
     """'equal' when mcutool's reference equals TFLite's kernels on the inputs, else what differs."""
     from mcutool import reference
@@ -123,6 +133,8 @@ def table(results: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for (form, name), c in results.items():
         compiles = c["compiles"] if c["compiles"] in ("yes", "not made", UNMEASURED) else f"no: {c.get('message', '')}"
+        if c.get("calib"):
+            compiles += " (--calib: its float islands quantized)"
         arena = f"{c['arena']:,} B" if "arena" in c else "—"
         instr = f"{c['instructions']:,}" if c.get("instructions") else "—"
         lines.append(f"| {TITLES[form]} | {name} | {compiles} | {c.get('bit_exact', '—')} | "

@@ -145,7 +145,8 @@ SHARED_OPTIONS = [
                  "write (its contents are deleted). Never '.' or a parent of the current folder."),
     click.option("--calib", default=None, metavar="DATA.npz|random",
                   help="Float models: calibration samples per input name (or random, with poor scales). Not "
-                       "used for an integer model."),
+                       "used for an integer model, except for the ops a QDQ model leaves in float between "
+                       "DequantizeLinear and QuantizeLinear, which it quantizes."),
     click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D0,D1,...",
                   help="ONNX inputs with dynamic dimensions: the shape to compile for, e.g. input=1,3,96,96 "
                        "(repeat for several inputs)."),

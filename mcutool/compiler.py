@@ -58,7 +58,7 @@ class Options:
     emit: str = "firmware"   # firmware | library
     build: bool = True
     stack_size: int | None = None  # None: sized from the call graph when building (STACK_RESERVE without)
-    calib: str | None = None  # float models: calibration samples, DATA.npz or "random" (DESIGN.md §3)
+    calib: str | None = None  # float models (and QDQ float islands): samples, DATA.npz or "random" (DESIGN.md §3)
     ext_flash: bool = True  # weights that do not fit internal flash may go to the board's ext_flash region
     io: str = "semihosting"  # the harness's I/O: semihosting (host files) | uart (frames on the serial port)
     patch: str = "auto"      # auto | off | N (an N x N grid); DESIGN.md section 3
@@ -99,7 +99,9 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None,
     """firmware_graph, and the model's float inputs/outputs (the host converts them with their int8 scales).
     `flash_bytes`: the board's internal flash, whose part left after code is --weights auto's default budget;
     `sram_bytes`: the board's SRAM, --activations auto's default bound on the activations' layerwise peak."""
+    from .quantize.calibdata import load_calibration
     from .quantize.ptq import has_integer_core, integer_io
+    from .quantize.qdq_islands import island_ops, open_islands, quantize_islands
     graph = load_model(model, input_shapes=opts.input_shapes)
     _check_constant_weights(graph)
     if opts.weights != "int8" and (not _is_float_model(graph) or has_integer_core(graph)):
@@ -111,6 +113,9 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None,
                           "(calibration quantizes float models).", stacklevel=2)
         return graph, None, []
     floats = [n for n in graph.inputs + graph.outputs if graph.tensor(n).dtype == "float32"]
+    if opts.calib and island_ops(graph) and not open_islands(graph):  # QDQ float islands, quantized from --calib
+        return _with_sources(integer_io(quantize_islands(graph, load_calibration(opts.calib, graph))), graph), \
+            None, floats
     if has_integer_core(graph):  # already int8: QUANTIZE/DEQUANTIZE at the border only
         if opts.calib:
             warnings.warn(f"{graph.name}: --calib ignored: the model is already int8 (its float inputs/outputs "
@@ -123,7 +128,6 @@ def _firmware_graph(model: Path, opts: Options, flash_bytes: int | None = None,
                         "float model; mcutool quantizes it to int8 with calibration data: pass --calib DATA.npz "
                         "(per input name, float32 samples stacked on the batch axis, in the model's own layout and "
                         "range), or --calib random (random calibration gives poor scales).")
-    from .quantize.calibdata import load_calibration
     from .quantize.mixed import quantize_mixed
     budget = opts.flash_budget
     if opts.weights == "auto" and budget is None and flash_bytes is not None:
@@ -143,24 +147,30 @@ def _with_sources(out: Graph, imported: Graph) -> Graph:
 
 def _refuse_float_islands(graph: Graph) -> None:
     """A quantized (QDQ) model whose import left ops computing in float between its int8 tensors (no
-    QuantizeLinear after them says their output scale): the firmware is integer-only, and calibration quantizes
-    whole float models only, so name those ops and stop."""
-    def is_float(name):
-        return bool(name) and graph.tensor(name).dtype == "float32" and not graph.tensor(name).is_const
-
-    if not any(t.dtype in ("int8", "uint8") and not t.is_const for t in graph.tensors.values()):
-        return  # a float model
-    floats = [op for op in graph.ops if op.kind not in ("quantize", "dequantize")
-              and any(is_float(n) for n in op.inputs + op.outputs)]
-    if floats:
-        named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
-            + (" ..." if len(floats) > 3 else "")
-        raise UserError(f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float "
-                        f"between its int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear "
-                        "becomes an integer op (the QuantizeLinear gives its output's scale); these have no "
-                        "QuantizeLinear after them, and mcutool's firmware has no floating point. Quantize them in "
-                        "the model (onnxruntime's quantize_static: list their op types in op_types_to_quantize) "
-                        "or give mcutool the float model with --calib.")
+    QuantizeLinear after them says their output scale): the firmware is integer-only, so name those ops and say
+    what quantizes them: --calib, unless an island reads a float graph input or writes a float graph output
+    (nothing in the model gives that tensor an int8 scale; those are named alone)."""
+    from .quantize.qdq_islands import island_ops, open_islands
+    at_border = open_islands(graph)
+    floats = at_border or island_ops(graph)
+    if not floats:
+        return
+    named = ", ".join(f"'{graph.sources.get(op.name, op.name)}' ({op.kind})" for op in floats[:3]) \
+        + (f" and {len(floats) - 3} more" if len(floats) > 3 else "")
+    head = (f"{graph.name}: the model is quantized (QDQ), but {len(floats)} op(s) compute in float between its "
+            f"int8 tensors: {named}. An op between DequantizeLinear and QuantizeLinear becomes an integer op (the "
+            "QuantizeLinear gives its output's scale), and mcutool's firmware has no floating point. ")
+    if at_border:
+        raise UserError(head + "These read the model's float input or write its float output with no "
+                        "QuantizeLinear between, so the model gives that tensor no int8 scale and mcutool does not "
+                        "quantize them from --calib: quantize them in the model "
+                        "(onnxruntime's quantize_static, their op types in op_types_to_quantize) or give mcutool "
+                        "the float model with --calib.")
+    raise UserError(head + "The model gives some of their values no scale (no QuantizeLinear after them): pass "
+                    "--calib DATA.npz (float32 samples per input name, in the model's own layout and range), and "
+                    "mcutool quantizes them from the ranges their values take on it, keeping the model's own "
+                    "scales everywhere else (or quantize them in the model: onnxruntime's quantize_static, their "
+                    "op types in op_types_to_quantize).")
 
 
 WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "transpose_conv2d")
