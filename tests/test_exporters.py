@@ -65,6 +65,59 @@ def test_keras_export_reference_equals_tflite(name):
     assert np.unique(np.stack(ours)).size > 2, f"{name}: the outputs hardly vary; the test would see no wrong layer"
 
 
+def _one_op_model(graph, op) -> bytes:
+    """`op` of `graph` alone as a .tflite flatbuffer: mcutool's writer, or for the two ops it has no TFLite form for
+    (int8 GELU, BATCH_MATMUL) a model built here from the op's tensors (shapes and quantization as imported)."""
+    from mcutool.export.tflite import write_tflite
+    from mcutool.ir import Graph
+    from tflite_builder import ModelBuilder
+
+    feeds = [n for n in op.inputs if n and not graph.tensor(n).is_const]
+    if op.kind not in ("gelu", "batch_matmul"):
+        names = [n for n in op.inputs if n] + list(op.outputs)
+        return write_tflite(Graph(name=op.name, tensors={n: graph.tensors[n] for n in names}, ops=[op],
+                                  inputs=feeds, outputs=list(op.outputs), sources={}))
+    b = ModelBuilder()
+
+    def tensor(name):
+        t = graph.tensor(name)
+        return b.tensor(name, t.shape, t.dtype, scale=t.quant.scale, zero_point=t.quant.zero_point,
+                        data=t.data if t.is_const else None)
+
+    ins, outs = [tensor(n) for n in op.inputs], [tensor(n) for n in op.outputs]
+    if op.kind == "gelu":
+        b.op("GELU", ins, outs, "GeluOptions", Approximate=op.attrs.approximate)
+    else:
+        b.op("BATCH_MATMUL", ins, outs, "BatchMatMulOptions", AdjX=op.attrs.adj_x, AdjY=op.attrs.adj_y)
+    b.inputs, b.outputs = [ins[op.inputs.index(n)] for n in feeds], outs
+    return b.build()
+
+
+def test_keras_tiny_vit_op_by_op_equals_tflite_micro(tmp_path):
+    """The Keras tiny ViT has no whole-model oracle of DESIGN.md §6's kind (TFLite Micro lacks int8 GELU, and
+    tflite-runtime 2.14 computes int8 MUL's multiplier in float32 where TFLite Micro uses double), so each of its
+    120 ops runs alone, as a one-op model, on the inputs mcutool's reference gave it: in the tflite-micro
+    interpreter, and GELU, which TFLite Micro lacks, in tflite-runtime 2.14 BUILTIN_REF (the oracle the issue names
+    there). Every op's output must equal mcutool's reference's, on two of the stored inputs."""
+    from tflite_builder import MicroInterpreter, RefInterpreter
+
+    _, graph, data = _keras("tiny_vit")
+    for i, x in enumerate(data["x"][:2]):
+        ours = reference.run(graph, {graph.inputs[0]: x}, keep=True)
+        for op in graph.ops:
+            feeds = [ours[n] for n in op.inputs if n and not graph.tensor(n).is_const]
+            model = _one_op_model(graph, op)
+            if op.kind == "gelu":
+                path = tmp_path / f"{op.name}.tflite"
+                path.write_bytes(model)
+                want, who = RefInterpreter(path)(*feeds)[0], "tflite-runtime"
+            else:
+                want, who = MicroInterpreter(model)(*feeds)[0], "tflite-micro"
+            got = ours[op.outputs[0]]
+            assert np.array_equal(got, want.reshape(got.shape)), f"input {i}: {op.name} ({op.kind}) != {who}"
+    assert sum(op.kind == "gelu" for op in graph.ops) == 2 and len(graph.ops) > 100
+
+
 def test_keras_efficientnet_equals_tflite_micro_on_20_images():
     """EfficientNet-B0 (64 px, 65 MULs in its swishes and squeeze-excitations) on the 20 structured images of
     benchmarks/exports.py: mcutool's reference equals the tflite-micro interpreter on all 20. tflite-runtime 2.14
