@@ -5,6 +5,8 @@ An op module (`mcutool/ops/<op>.py`) holds everything about one operator that is
     models), with the IR checks that make it well defined (shapes, dtypes, quantization) -- the golden model the
     generated C is compared with (mcutool/reference.py runs a graph through these);
   * its Prepare: every number TFLite computes once from scales and shapes (multipliers, clamps, tables);
+  * for the float ops calibration differentiates through, `vjp`: the gradient of each input from the
+    outputs' (quantize/output_hessians.py);
   * `kernel_params(graph, op)`: the parameter struct its runtime/ C kernel (`runtime/mcu_<op>_s8.c`, and
     `mcu_<op>_s16.c` where it runs in int16: a `KERNELS` table by (input, output) dtype, `kernel.kernel_for`)
     gets, for the ops whose kernel is hand-written (TVM generates conv, depthwise and fully connected;
@@ -29,20 +31,23 @@ class OpDef:
     reference: Callable              # (graph, op, args) -> [numpy outputs]
     kernel: Callable | None = None   # (graph, op) -> KernelParams of its runtime/ kernel; None: emitted elsewhere
     dtypes: tuple[str, ...] = ("int8",)  # activation dtypes its firmware runs (README's operator table)
+    vjp: Callable | None = None      # float only: (graph, op, args, outs, out_grads) -> a gradient per input
 
 
 OPS: dict[str, OpDef] = {}
 
 
 def register(kind: str, attrs: type, reference: Callable, kernel: Callable | None = None,
-             dtypes: tuple[str, ...] = ("int8",)) -> OpDef:
+             dtypes: tuple[str, ...] = ("int8",), vjp: Callable | None = None) -> OpDef:
     """Make `kind` an operator: its IR attributes, its reference, its runtime kernel's parameters (None when the
-    kernel is generated elsewhere: TVM, binary kernels, or no code), and the activation dtypes its firmware runs
-    (() for an op that never reaches firmware, e.g. a float-only or host-side one)."""
+    kernel is generated elsewhere: TVM, binary kernels, or no code), the activation dtypes its firmware runs
+    (() for an op that never reaches firmware, e.g. a float-only or host-side one) and, where calibration
+    needs the network's output error as a function of a layer's (quantize/output_hessians.py), the float
+    op's vector-Jacobian product: the gradient of each input (None: a constant) from its outputs'."""
     if kind in OPS:
         raise ValueError(f"op kind {kind!r} registered twice")
     ir.register_kind(kind, attrs)
-    OPS[kind] = OpDef(kind, attrs, reference, kernel, tuple(dtypes))
+    OPS[kind] = OpDef(kind, attrs, reference, kernel, tuple(dtypes), vjp)
     return OPS[kind]
 
 

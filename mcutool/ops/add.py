@@ -10,7 +10,7 @@ import numpy as np
 
 from mcutool.ir import ElementwiseAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import float_activation, kind_of, qparams
+from mcutool.ops.common import activation_grad, float_activation, kind_of, qparams, unbroadcast
 from mcutool.ops.fixedpoint import (activation_range, clamp, f32, i64, multiply_by_quantized_multiplier,
                                     quantize_multiplier_smaller_than_one_exp, wrap_int32)
 from mcutool.ops.kernel import (KernelParams, act, check_broadcast, const_operands, dims, int_qparams, kernel_for,
@@ -111,4 +111,14 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return elementwise_kernel(graph, op, add_params, subtract=False)
 
 
-register("add", ElementwiseAttrs, _reference, kernel_params, dtypes=("int8", "int16"))
+def elementwise_vjp(op, args, outs, grads, subtract: bool):
+    """ADD / SUB in float: the output gradient through the fused activation, to each (broadcast) input."""
+    g = grads[0] * activation_grad(outs[0], op.attrs.activation)
+    return [unbroadcast(g, np.shape(args[0])), unbroadcast(-g if subtract else g, np.shape(args[1]))]
+
+
+def _vjp(graph, op, args, outs, grads):
+    return elementwise_vjp(op, args, outs, grads, subtract=False)
+
+
+register("add", ElementwiseAttrs, _reference, kernel_params, dtypes=("int8", "int16"), vjp=_vjp)

@@ -87,6 +87,19 @@ def padded(x: np.ndarray, out_hw, stride, dilation, kernel, pads, fill) -> np.nd
     return canvas
 
 
+def unpadded(canvas: np.ndarray, x_shape, pads) -> np.ndarray:
+    """The adjoint of `padded`: the part of a canvas-shaped array that lies on the input x (shape `x_shape`),
+    positions outside it dropped (a gradient over the canvas becomes one over x)."""
+    n, h, w, c = x_shape
+    top, left = -pads[0], -pads[1]
+    out = np.zeros(x_shape, dtype=canvas.dtype)
+    y0, y1 = max(0, top), min(h, top + canvas.shape[1])
+    x0, x1 = max(0, left), min(w, left + canvas.shape[2])
+    if y1 > y0 and x1 > x0:
+        out[:, y0:y1, x0:x1, :] = canvas[:, y0 - top:y1 - top, x0 - left:x1 - left, :]
+    return out
+
+
 def taps(canvas: np.ndarray, out_hw, stride, dilation, kernel):
     """Yield (ky, kx, view) where view[n, oy, ox, c] = canvas[n, oy*sy + ky*dy, ox*sx + kx*dx, c]."""
     oh, ow = out_hw
@@ -115,6 +128,25 @@ def float_activation(y, activation: str):
     if activation == "relu_n1_to_1":
         return np.clip(y, np.float32(-1), np.float32(1))
     raise UserError(f"unknown fused activation {activation!r}")
+
+
+def activation_grad(y: np.ndarray, activation: str) -> np.ndarray:
+    """d activation / d pre-activation at the float output y of a fused activation (1 where it passes its input,
+    0 where it clamps), for the float ops' vector-Jacobian products (OpDef.vjp)."""
+    if activation == "none":
+        return np.ones_like(y)
+    lo, hi = {"relu": (0.0, np.inf), "relu6": (0.0, 6.0), "relu_n1_to_1": (-1.0, 1.0)}[activation]
+    return ((y > lo) & (y < hi)).astype(y.dtype)
+
+
+def unbroadcast(grad: np.ndarray, shape) -> np.ndarray:
+    """The adjoint of numpy broadcasting: `grad` summed over the axes along which an operand of `shape` was
+    broadcast to grad's shape."""
+    shape = tuple(shape)
+    extra = grad.ndim - len(shape)
+    g = grad.sum(axis=tuple(range(extra))) if extra > 0 else grad
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return (g.sum(axis=axes, keepdims=True) if axes else g).reshape(shape)
 
 
 def require_same_quant(graph, op):

@@ -13,8 +13,8 @@ import numpy as np
 from mcutool.errors import UserError
 from mcutool.ir import Conv2DAttrs, DepthwiseConv2DAttrs, Graph, Op, Tensor
 from mcutool.ops import register
-from mcutool.ops.common import (check_window, float_activation, im2col, out_hw_of, padded, qparams, taps,
-                                unsupported, weight_zero_point, weights_ok, where)
+from mcutool.ops.common import (activation_grad, check_window, float_activation, im2col, out_hw_of, padded, qparams,
+                                taps, unpadded, unsupported, weight_zero_point, weights_ok, where)
 from mcutool.ops.kernel import CTYPES, CRef, KernelParams, act, dims, kernel_error, kernel_for
 from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, clamp, f32, i64,
                                     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
@@ -371,6 +371,35 @@ def _reference_depthwise_conv2d(graph, op, args):
     return _conv_like(graph, op, args, depthwise=True)
 
 
-register("conv2d", Conv2DAttrs, _reference_conv2d, conv2d_kernel_params, dtypes=("int8", "int16"))
+def _vjp_conv_like(graph, op, args, outs, grads, depthwise: bool):
+    """The float conv's gradient with respect to its input x (the weights and bias are constants): the
+    output gradient through the fused activation, back through each tap of the window onto the padded canvas
+    (the adjoint of conv2d_float / depthwise_conv2d_float), cropped to x."""
+    a, x, w = op.attrs, np.asarray(args[0], np.float32), np.asarray(args[1], np.float32)
+    out_hw = out_hw_of(graph.tensor(op.outputs[0]))
+    g = grads[0] * activation_grad(outs[0], a.activation)
+    kh, kw = w.shape[1:3]
+    dm = a.depth_multiplier if depthwise else 1
+    canvas = np.zeros_like(padded(np.repeat(x, dm, axis=-1) if depthwise else x, out_hw, a.stride, a.dilation,
+                                  (kh, kw), a.pads, 0.0))
+    if not depthwise:
+        cols = (g.reshape(-1, w.shape[0]) @ w.reshape(w.shape[0], -1)).reshape(*g.shape[:3], kh, kw, -1)
+    for ky, kx, view in taps(canvas, out_hw, a.stride, a.dilation, (kh, kw)):
+        view += g * w[0, ky, kx] if depthwise else cols[:, :, :, ky, kx, :]
+    dx = unpadded(canvas, x.shape[:3] + canvas.shape[3:], a.pads)
+    if dm != 1:
+        dx = dx.reshape(*x.shape, dm).sum(axis=-1)
+    return [dx, None, None][:len(op.inputs)]
+
+
+def _vjp_conv2d(graph, op, args, outs, grads):
+    return _vjp_conv_like(graph, op, args, outs, grads, depthwise=False)
+
+
+def _vjp_depthwise_conv2d(graph, op, args, outs, grads):
+    return _vjp_conv_like(graph, op, args, outs, grads, depthwise=True)
+
+
+register("conv2d", Conv2DAttrs, _reference_conv2d, conv2d_kernel_params, dtypes=("int8", "int16"), vjp=_vjp_conv2d)
 register("depthwise_conv2d", DepthwiseConv2DAttrs, _reference_depthwise_conv2d, depthwise_conv2d_kernel_params,
-         dtypes=("int8", "int16"))
+         dtypes=("int8", "int16"), vjp=_vjp_depthwise_conv2d)

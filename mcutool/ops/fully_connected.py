@@ -9,7 +9,7 @@ import numpy as np
 from mcutool.errors import UserError
 from mcutool.ir import FullyConnectedAttrs, Graph, Op
 from mcutool.ops import register
-from mcutool.ops.common import float_activation, qparams, unsupported, weight_zero_point, weights_ok, where
+from mcutool.ops.common import activation_grad, float_activation, qparams, unsupported, weight_zero_point, weights_ok, where
 from mcutool.ops.fixedpoint import (INT32_MAX, INT32_MIN, QUANTIZED, activation_range, i64, requantize_accumulator,
                                     wrap_int32)
 from mcutool.ops.conv import (check_16x8, conv_kernel_params, kernel_operands_16x8, legacy_conv_output_multiplier,
@@ -123,4 +123,12 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
                               shapes=((batches, 1, 1, in_c), (out_c, 1, 1, in_c), (batches, 1, 1, out_c)))
 
 
-register("fully_connected", FullyConnectedAttrs, _reference_fully_connected, kernel_params, dtypes=("int8", "int16"))
+def _vjp_fully_connected(graph, op, args, outs, grads):
+    """The float layer's gradient with respect to its input (rows of x times the weights, reshaped to x)."""
+    w = np.asarray(args[1], np.float32)
+    g = grads[0] * activation_grad(outs[0], op.attrs.activation)
+    return [(g.reshape(-1, w.shape[0]) @ w).reshape(np.shape(args[0])), None, None][:len(op.inputs)]
+
+
+register("fully_connected", FullyConnectedAttrs, _reference_fully_connected, kernel_params, dtypes=("int8", "int16"),
+         vjp=_vjp_fully_connected)

@@ -9,8 +9,8 @@ import numpy as np
 from mcutool.errors import UserError
 from mcutool.ir import Graph, Op, Pool2DAttrs
 from mcutool.ops import register
-from mcutool.ops.common import (check_window, float_activation, kind_of, out_hw_of, padded, qparams, same_quant,
-                                taps, unsupported)
+from mcutool.ops.common import (activation_grad, check_window, float_activation, kind_of, out_hw_of, padded, qparams,
+                                same_quant, taps, unpadded, unsupported)
 from mcutool.ops.fixedpoint import activation_range, c_div, clamp, i64
 from mcutool.ops.kernel import CTYPES, KernelParams, act, dims, int_qparams, kernel_error, same_qparams
 
@@ -67,13 +67,31 @@ def max_pool2d_int8(x, *, filter, stride, pads, out_hw, act_min, act_max) -> np.
 def avg_pool2d_float(x, *, filter, stride, pads, out_hw, activation="none", count_include_pad=False):
     x = np.asarray(x, dtype=np.float32)
     canvas = padded(x, out_hw, stride, (1, 1), filter, pads, 0.0)
-    if count_include_pad:
-        counted = padded_area_mask(x.shape, out_hw, stride, filter, pads)
-    else:
-        counted = padded(np.ones_like(x[..., :1], dtype=np.int64), out_hw, stride, (1, 1), filter, pads, 0)
     acc = sum(v for _, _, v in taps(canvas, out_hw, stride, (1, 1), filter))
-    count = sum(v for _, _, v in taps(counted, out_hw, stride, (1, 1), filter))
+    count = _float_counts(x.shape, filter, stride, pads, out_hw, count_include_pad)
     return float_activation((acc / count).astype(np.float32), activation)
+
+
+def _float_counts(x_shape, filter, stride, pads, out_hw, count_include_pad) -> np.ndarray:
+    """The number of input positions each float average pool window averages (N, OH, OW, 1)."""
+    if count_include_pad:
+        counted = padded_area_mask(x_shape, out_hw, stride, filter, pads)
+    else:
+        counted = padded(np.ones(tuple(x_shape[:3]) + (1,), dtype=np.int64), out_hw, stride, (1, 1), filter, pads, 0)
+    return sum(v for _, _, v in taps(counted, out_hw, stride, (1, 1), filter))
+
+
+def _vjp_avg_pool2d(graph, op, args, outs, grads):
+    """The float average pool's input gradient: each window's output gradient (through the fused activation)
+    over its count, spread back over the window's taps (the adjoint of avg_pool2d_float)."""
+    a, x = op.attrs, np.asarray(args[0], np.float32)
+    out_hw = out_hw_of(graph.tensor(op.outputs[0]))
+    g = grads[0] * activation_grad(outs[0], a.activation)
+    g = g / _float_counts(x.shape, a.filter, a.stride, a.pads, out_hw, a.count_include_pad)
+    canvas = np.zeros_like(padded(x, out_hw, a.stride, (1, 1), a.filter, a.pads, 0.0))
+    for _, _, view in taps(canvas, out_hw, a.stride, (1, 1), a.filter):
+        view += g
+    return [unpadded(canvas, x.shape, a.pads)]
 
 
 def max_pool2d_float(x, *, filter, stride, pads, out_hw, activation="none"):
@@ -141,5 +159,5 @@ def pool_params(graph: Graph, op: Op) -> KernelParams:
     return KernelParams(fn, "mcu_pool_params", fields, in_ctype=CTYPES[x.dtype], out_ctype=CTYPES[y.dtype])
 
 
-register("avg_pool2d", Pool2DAttrs, _reference_avg_pool2d, pool_params, dtypes=("int8", "int16"))
+register("avg_pool2d", Pool2DAttrs, _reference_avg_pool2d, pool_params, dtypes=("int8", "int16"), vjp=_vjp_avg_pool2d)
 register("max_pool2d", Pool2DAttrs, _reference_max_pool2d, pool_params, dtypes=("int8", "int16"))

@@ -15,4 +15,8 @@ def _reference_reshape(graph, op, args):
     return [np.asarray(args[0]).reshape(graph.tensor(op.outputs[0]).shape)]
 
 
-register("reshape", NoAttrs, _reference_reshape, dtypes=("int8", "int16"))
+def _vjp_reshape(graph, op, args, outs, grads):
+    return [grads[0].reshape(np.shape(args[0]))] + [None] * (len(op.inputs) - 1)
+
+
+register("reshape", NoAttrs, _reference_reshape, dtypes=("int8", "int16"), vjp=_vjp_reshape)

@@ -188,4 +188,10 @@ def _int16_kernel_params(op: Op, x, y) -> KernelParams:
                         out_ctype=CTYPES["int16"])
 
 
-register("softmax", SoftmaxAttrs, _reference_softmax, kernel_params, dtypes=("int8", "int16"))
+def _vjp_softmax(graph, op, args, outs, grads):
+    """Float softmax(beta x): dx = beta y (g - sum(g y)) along the last axis."""
+    y, g = outs[0], grads[0]
+    return [np.float32(op.attrs.beta) * y * (g - np.sum(g * y, axis=-1, keepdims=True))]
+
+
+register("softmax", SoftmaxAttrs, _reference_softmax, kernel_params, dtypes=("int8", "int16"), vjp=_vjp_softmax)
