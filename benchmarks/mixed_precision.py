@@ -6,8 +6,9 @@ For each float model (default: MLPerf Tiny's ResNet-8 and the briefly trained VW
 tests/converter_models/vww_float.tflite, where present): calibrates on 200 structured images (tests/
 structured_images.py, seed 1, as benchmarks/ptq_agreement.py does), then for weight budgets of 100, 75, 60 and
 50 % of the all-int8 model's constant bytes, quantizes as `mcutool quantize --weights` does (mixed.Calibration: the
-default auto ranges, GPTQ int4 rounding with its clip chosen by the layer's output error, each bias corrected for
-its layer's weights at their width) with the automatic choice (mcutool.quantize.mixed:
+default auto ranges, GPTQ int4 rounding against each channel's error as the network's outputs see it
+(quantize/output_hessians.py) with its clip chosen by that error, each bias corrected for its layer's weights at
+their width) with the automatic choice (mcutool.quantize.mixed:
 sensitivity per layer, knapsack, the best measured of it and the fixed rules, each also with int16 activations on
 its int8-weight layers unless --activations int8) and with each fixed rule that fits
 the same budget (all int4; first and last weighted layer int8, the rest int4; all int8 at 100 %), and measures

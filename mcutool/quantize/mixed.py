@@ -126,9 +126,20 @@ def layer_hessians(graph: Graph, samples: dict[str, np.ndarray], layers: list[st
     return {name: sums[name] / max(count[name], 1) for name in sums}
 
 
+def rounding_hessians(graph: Graph, samples: dict[str, np.ndarray], layers: list[str]) -> dict[str, np.ndarray]:
+    """What GPTQ rounds each conv / fully connected layer's int4 weights against: per output channel, the
+    second moments of the layer's inputs as the network's output sees its error, blended with the layer's own
+    (output_hessians.py); the layer's own alone where the outputs are not reached through ops with a vjp."""
+    from .output_hessians import blended, output_hessians
+    plain = layer_hessians(graph, samples, layers)
+    seen = output_hessians(graph, samples, list(plain))
+    return {name: blended(seen[name], h) if name in seen else h for name, h in plain.items()}
+
+
 class Calibration:
     """What the int4 / auto paths quantize with, made once per model: the activation ranges of `method` ("auto":
-    autocalib's per-tensor choice on the bias-corrected int8 model), the layers' input second moments (GPTQ)
+    autocalib's per-tensor choice on the bias-corrected int8 model), the second moments GPTQ rounds each
+    layer's int4 weights against (rounding_hessians: per output channel, as the network's outputs see its error)
     and, for "auto", each bias's correction (Nagel) for its layer's int8 and for its int4 weights, so that every
     width assignment gets the correction of the weights it has (a layer's correction depends only on its own)."""
 
@@ -137,7 +148,7 @@ class Calibration:
         from .ptq import activation_stats, calibrate
         self.graph, self.method = graph, method
         self.layers = int4_layers(graph)
-        self.hessians = layer_hessians(graph, samples, self.layers)
+        self.hessians = rounding_hessians(graph, samples, self.layers)
         self.shifts: dict[int, dict[str, np.ndarray]] = {}
         self.summary: dict = {}
         if method != "auto":
