@@ -38,9 +38,9 @@ def images(graph, n: int, seed: int, scale: float):
     return {graph.inputs[0]: structured_images(n, seed, size=shape[1], scale=scale)}
 
 
-def table(path: Path, scale: float, activations: str) -> str:
+def table(path: Path, scale: float, activations: str, n_calib: int = 200, test_seed: int = 2) -> str:
     g = load_model(path)
-    cal, test = images(g, 200, 1, scale), images(g, 500, 2, scale)
+    cal, test = images(g, n_calib, 1, scale), images(g, 500, test_seed, scale)
     calib = mixed.Calibration(g, cal)  # as quantize_mixed: auto ranges, GPTQ, bias correction per width
     chooser = mixed.WidthChooser(calib, cal, activations)
     rules = mixed.fixed_rules(chooser.layers)
@@ -89,12 +89,14 @@ def main() -> None:
     ap.add_argument("models", nargs="*", type=Path, default=None)
     ap.add_argument("--activations", choices=mixed.ACTIVATION_MODES, default="auto",
                     help="the automatic choice's activations: int8, or auto (int16 where it measures better)")
+    ap.add_argument("--calib-images", type=int, default=200, help="calibration images (seed 1)")
+    ap.add_argument("--test-seed", type=int, default=2, help="the seed of the 500 held-apart images")
     args = ap.parse_args()
     for path in args.models or MODELS:
         if not path.exists():
             print(f"{path}: missing, skipped\n")
             continue
-        print(table(path, INPUT_SCALE.get(path.stem, 1.0), args.activations))
+        print(table(path, INPUT_SCALE.get(path.stem, 1.0), args.activations, args.calib_images, args.test_seed))
         print()
 
 
