@@ -167,3 +167,13 @@ def test_blended_scales_both_to_a_unit_mean_diagonal():
     h_out = np.stack([np.diag([2.0, 4.0]), np.zeros((2, 2))])
     h = blended(h_out, np.diag([1.0, 3.0]), 1.0)
     assert np.allclose(h[0], np.diag([2 / 3 + 0.5, 4 / 3 + 1.5])) and np.allclose(h[1], np.diag([0.5, 1.5]))
+
+
+def test_layers_past_the_memory_cap_keep_no_output_hessian(monkeypatch):
+    """MAX_ENTRIES bounds the values kept, in graph order: with room for c1's 4 x 18 x 18 only, c2 and fc get none."""
+    import mcutool.quantize.output_hessians as oh
+    rng = np.random.default_rng(7)
+    g = _small_cnn(rng)
+    monkeypatch.setattr(oh, "MAX_ENTRIES", 4 * 18 * 18)
+    h = oh.output_hessians(g, {"x": rng.normal(0, 1, (4, 6, 6, 2)).astype(np.float32)}, ["c1", "c2", "fc"])
+    assert set(h) == {"c1"}

@@ -34,14 +34,22 @@ from .. import reference
 
 SEEDS = 16           # seeds per output: one-hot up to this many values per sample, else random +-1 projections
 PLAIN_SHARE = 1.0    # the layer's own (GPTQ) second moments in `blended`, relative to the output ones
+MAX_ENTRIES = 1 << 27  # out x K x K float64 values kept over all layers (1 GiB), in graph order; the rest keep
+                       # GPTQ's own H (a MobileNetV2's 320 -> 1280 pointwise alone would take 1 GiB)
 
 
 def output_hessians(graph: Graph, samples: dict[str, np.ndarray], layers: list[str]) -> dict[str, np.ndarray]:
     """Per conv / fully connected layer in `layers` whose output reaches the graph's outputs through ops with a
-    vjp: H_c for each output channel c (module docstring), shape (out, K, K), averaged over the samples."""
+    vjp, while the layers' (out, K, K) values fit MAX_ENTRIES: H_c for each output channel c (module
+    docstring), shape (out, K, K), averaged over the samples."""
     from .mixed import _layer_inputs
     from .ptq import batches
-    ops = {op.name: op for op in graph.ops if op.name in layers and op.kind in ("conv2d", "fully_connected")}
+    ops, entries = {}, 0
+    for op in graph.ops:
+        if op.name in layers and op.kind in ("conv2d", "fully_connected"):
+            size = graph.tensor(op.inputs[1]).shape[0] * _width(graph, op) ** 2
+            if entries + size <= MAX_ENTRIES:
+                ops[op.name], entries = op, entries + size
     sums: dict[str, np.ndarray] = {}
     count = 0
     rng = np.random.default_rng(0)
