@@ -111,14 +111,10 @@ def kernel_params(graph: Graph, op: Op) -> KernelParams:
     return elementwise_kernel(graph, op, add_params, subtract=False)
 
 
-def elementwise_vjp(op, args, outs, grads, subtract: bool):
-    """ADD / SUB in float: the output gradient through the fused activation, to each (broadcast) input."""
-    g = grads[0] * activation_grad(outs[0], op.attrs.activation)
-    return [unbroadcast(g, np.shape(args[0])), unbroadcast(-g if subtract else g, np.shape(args[1]))]
-
-
 def _vjp(graph, op, args, outs, grads):
-    return elementwise_vjp(op, args, outs, grads, subtract=False)
+    """Float ADD: the output gradient through the fused activation, to each (broadcast) input."""
+    g = grads[0] * activation_grad(outs[0], op.attrs.activation)
+    return [unbroadcast(g, np.shape(args[0])), unbroadcast(g, np.shape(args[1]))]
 
 
 register("add", ElementwiseAttrs, _reference, kernel_params, dtypes=("int8", "int16"), vjp=_vjp)

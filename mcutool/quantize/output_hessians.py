@@ -57,10 +57,14 @@ def output_hessians(graph: Graph, samples: dict[str, np.ndarray], layers: list[s
         values = reference.run(g, x, keep=True)
         n = len(next(iter(x.values())))
         count += n
+        cols_of: dict[str, np.ndarray] = {}  # each layer's input vectors of this batch, made once for all seeds
         for seeds in _seeds(g, values, rng):
             for name, grad in _layer_output_grads(g, values, seeds, set(ops)).items():
                 op = ops[name]
-                cols = _layer_inputs(graph, op, values[op.inputs[0]].astype(np.float64)).reshape(n, -1, _width(graph, op))
+                if name not in cols_of:
+                    x_in = values[op.inputs[0]].astype(np.float64)
+                    cols_of[name] = _layer_inputs(graph, op, x_in).reshape(n, -1, _width(graph, op))
+                cols = cols_of[name]
                 z = np.matmul(grad.reshape(n, cols.shape[1], -1).transpose(0, 2, 1), cols)  # (n, out, K)
                 h = np.matmul(z.transpose(1, 2, 0), z.transpose(1, 0, 2))                     # (out, K, K)
                 sums[name] = sums[name] + h if name in sums else h
